@@ -1,0 +1,268 @@
+"""The public transformations: ``jit`` (signature -> cache -> executable), ``make_ir``, ``Lowered``."""
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+from collections import namedtuple
+
+import numpy as np
+
+from .errors import filter_traceback
+from .trace.trace import as_runtime_array, leaf_signature, trace, tree_flatten, tree_unflatten
+
+CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "size"])
+
+
+class _ArgSpec:
+    """Splits a call's arguments into static values and traced pytree leaves, and back."""
+
+    def __init__(self, fun, static_argnums, static_argnames):
+        self.fun = fun
+        try:
+            self.sig = inspect.signature(fun)
+        except (TypeError, ValueError):
+            self.sig = None
+        if isinstance(static_argnums, int):
+            static_argnums = (static_argnums,)
+        if isinstance(static_argnames, str):
+            static_argnames = (static_argnames,)
+        self.static_argnums = tuple(static_argnums)
+        self.static_argnames = tuple(static_argnames)
+        if self.sig is not None:
+            params = list(self.sig.parameters.values())
+            for n in self.static_argnames:
+                for i, p in enumerate(params):
+                    if p.name == n and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) \
+                            and i not in self.static_argnums:
+                        self.static_argnums += (i,)
+            for i in self.static_argnums:
+                if i < len(params) and params[i].kind in (p.POSITIONAL_OR_KEYWORD,) \
+                        and params[i].name not in self.static_argnames:
+                    self.static_argnames += (params[i].name,)
+
+    def split(self, args, kwargs):
+        if self.sig is not None:
+            try:
+                self.sig.bind(*args, **kwargs)
+            except TypeError as e:
+                raise TypeError(f"{getattr(self.fun, '__name__', 'function')}(): {e}") from None
+        nargs = len(args)
+        statics = []
+        dyn_args = []
+        for i, a in enumerate(args):
+            if i in self.static_argnums or (i - nargs) in self.static_argnums:
+                statics.append(("pos", i, _hashable(a, f"static argument {i}")))
+            else:
+                dyn_args.append(a)
+        dyn_kwargs = {}
+        for k in sorted(kwargs):
+            if k in self.static_argnames:
+                statics.append(("kw", k, _hashable(kwargs[k], f"static argument {k!r}")))
+            else:
+                dyn_kwargs[k] = kwargs[k]
+        return tuple(statics), (tuple(dyn_args), dyn_kwargs)
+
+    @staticmethod
+    def join(statics, dyn_args, dyn_kwargs):
+        args = list(dyn_args)
+        kwargs = dict(dyn_kwargs)
+        for kind, k, v in statics:
+            if kind == "pos":
+                args.insert(k, v)
+            else:
+                kwargs[k] = v
+        return args, kwargs
+
+
+def _hashable(v, what):
+    try:
+        hash(v)
+    except TypeError:
+        raise TypeError(f"{what} must be hashable to be static (it is baked into the trace), got an object of "
+                        f"type {type(v).__name__}; pass a tuple instead of a list, or make it a traced argument")
+    return v
+
+
+def _arg_names(treedef_args, n):
+    return [f"arg{i}" for i in range(n)]
+
+
+class Jitted:
+    """A function compiled per input signature. Calls with a known signature go straight to machine code."""
+
+    def __init__(self, fun, static_argnums=(), static_argnames=(), device="cpu", strict_ieee=False,
+                 passes=None, transform=None):
+        self.fun = fun
+        self.device = _check_device(device)
+        self.strict_ieee = strict_ieee
+        self.passes = passes
+        self.transform = transform  # Graph -> Graph applied after tracing (autodiff)
+        self.spec = _ArgSpec(fun, static_argnums, static_argnames)
+        self._cache: dict = {}
+        self._lock = threading.Lock()
+        self._hits = 0
+        self._misses = 0
+        functools.update_wrapper(self, fun)
+
+    # ------------------------------------------------------------------------------------------------ calls
+    def __call__(self, *args, **kwargs):
+        try:
+            return self._call(args, kwargs)
+        except Exception as e:
+            raise e.with_traceback(filter_traceback(e.__traceback__))
+
+    def _key(self, args, kwargs):
+        statics, dyn = self.spec.split(args, kwargs)
+        leaves, treedef = tree_flatten(dyn)
+        sig = tuple(leaf_signature(x, _leaf_name(i, treedef)) for i, x in enumerate(leaves))
+        return (statics, treedef, sig), statics, leaves, treedef
+
+    def _call(self, args, kwargs):
+        key, statics, leaves, treedef = self._key(args, kwargs)
+        entry = self._cache.get(key)
+        if entry is None:
+            entry = self._compile(key, statics, leaves, treedef)
+        else:
+            self._hits += 1
+        exe, out_tree = entry
+        outs = exe.run([as_runtime_array(x) for x in leaves])
+        return tree_unflatten(out_tree, outs)
+
+    def _compile(self, key, statics, leaves, treedef):
+        with self._lock:
+            entry = self._cache.get(key)
+            if entry is not None:
+                self._hits += 1
+                return entry
+            graph, out_tree = self._trace(statics, leaves, treedef)
+            from .passes.pipeline import optimize
+            from .codegen.runtime import compile_graph
+            opt = optimize(graph, strict_ieee=self.strict_ieee, passes=self.passes)
+            exe = compile_graph(opt, device=self.device)
+            exe.traced = graph
+            self._misses += 1
+            self._cache[key] = (exe, out_tree)
+            return exe, out_tree
+
+    def _trace(self, statics, leaves, treedef):
+        def rebuild(tracers):
+            dyn_args, dyn_kwargs = tree_unflatten(treedef, tracers)
+            return self.spec.join(statics, dyn_args, dyn_kwargs)
+        graph, out_tree = trace(self.fun, [as_runtime_array(x) for x in leaves], treedef, rebuild)
+        if self.transform is not None:
+            graph = self.transform(graph)
+        return graph, out_tree
+
+    # ------------------------------------------------------------------------------------------------ introspection
+    def cache_info(self) -> CacheInfo:
+        return CacheInfo(self._hits, self._misses, len(self._cache))
+
+    def cache_clear(self):
+        with self._lock:
+            self._cache.clear()
+            self._hits = self._misses = 0
+
+    def lower(self, *args, **kwargs) -> "Lowered":
+        try:
+            key, statics, leaves, treedef = self._key(args, kwargs)
+            graph, _ = self._trace(statics, leaves, treedef)
+            from .passes.pipeline import optimize_with_log
+            opt, log = optimize_with_log(graph, strict_ieee=self.strict_ieee, passes=self.passes)
+            return Lowered(graph, opt, log, self.device, [as_runtime_array(x) for x in leaves])
+        except Exception as e:
+            raise e.with_traceback(filter_traceback(e.__traceback__))
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        return functools.partial(self, obj)
+
+    def __repr__(self):
+        return f"<tracejit.jit of {getattr(self.fun, '__qualname__', self.fun)!r}>"
+
+
+def _leaf_name(i, treedef):
+    return f"argument leaf {i}"
+
+
+def _check_device(device):
+    if device in ("cpu", None):
+        return "cpu"
+    if isinstance(device, str) and device.startswith("cuda"):
+        from .codegen import cuda_check
+        cuda_check.require_cuda(device)
+        return device
+    raise ValueError(f"unknown device {device!r}: use 'cpu' or 'cuda' (see tj.devices())")
+
+
+class Lowered:
+    """A traced, optimized and compiled program for one signature, not yet run."""
+
+    def __init__(self, traced, optimized, log, device, example_args):
+        self.traced = traced
+        self.optimized = optimized
+        self.pass_log = log
+        self.device = device
+        self._exe = None
+        self._args = example_args
+
+    @property
+    def executable(self):
+        if self._exe is None:
+            from .codegen.runtime import compile_graph
+            self._exe = compile_graph(self.optimized, device=self.device)
+        return self._exe
+
+    @property
+    def num_kernels(self) -> int:
+        return self.executable.num_kernels
+
+    def as_text(self, stage="optimized") -> str:
+        if stage == "traced":
+            return str(self.traced)
+        if stage == "optimized":
+            return str(self.optimized)
+        if stage == "llvm":
+            return self.executable.llvm_ir()
+        if stage == "asm":
+            return self.executable.asm()
+        raise ValueError(f"unknown stage {stage!r}: use 'traced', 'optimized', 'llvm' or 'asm'")
+
+    def memory_plan(self):
+        return self.executable.memory_plan(self._args)
+
+    def __str__(self):
+        return self.as_text("optimized")
+
+    def _repr_html_(self):
+        from .ir.printing import graph_html
+        return graph_html(self.optimized)
+
+
+def jit(fun=None, *, static_argnums=(), static_argnames=(), device="cpu", strict_ieee=False, passes=None):
+    """Compile ``fun`` per input signature (dtype, rank, size-1 dims, layout); lengths stay symbolic."""
+    if fun is None:
+        return lambda f: jit(f, static_argnums=static_argnums, static_argnames=static_argnames, device=device,
+                             strict_ieee=strict_ieee, passes=passes)
+    if isinstance(fun, Jitted) and not static_argnums and not static_argnames and device == fun.device:
+        return fun
+    return Jitted(fun, static_argnums, static_argnames, device, strict_ieee, passes)
+
+
+def make_ir(fun, optimize=True, static_argnums=(), passes=None, strict_ieee=False):
+    """``make_ir(f)(*args)`` returns f's IR Graph (optimized by default; ``passes`` picks a subset)."""
+    j = fun if isinstance(fun, Jitted) else Jitted(fun, static_argnums, (), "cpu", strict_ieee, passes)
+
+    @functools.wraps(getattr(fun, "fun", fun))
+    def build(*args, **kwargs):
+        key, statics, leaves, treedef = j._key(args, kwargs)
+        graph, _ = j._trace(statics, leaves, treedef)
+        if not optimize:
+            return graph
+        from .passes.pipeline import optimize as opt
+        return opt(graph, strict_ieee=strict_ieee, passes=passes if passes is not None else j.passes)
+    return build
+
+
+_ = np

@@ -1,0 +1,1 @@
+"""Kernels -> machine code, one module per target."""

@@ -1,0 +1,1 @@
+"""The one language every stage speaks: types, primitives, graphs."""

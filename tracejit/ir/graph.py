@@ -1,0 +1,152 @@
+"""The SSA IR: a Graph of Equations over Values.
+
+Every Value is produced by exactly one Equation, is a graph input, or is a constant. Equations are hash-consed
+by the Builder as they are created (an equal equation returns the existing Value), which gives CSE for free.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .types import TensorType
+
+_ids = itertools.count()
+
+
+class Value:
+    """One SSA value. ``eqn`` is the producing Equation (None for inputs and constants)."""
+
+    __slots__ = ("type", "eqn", "const", "name", "id", "__weakref__")
+
+    def __init__(self, type: TensorType, eqn=None, const=None, name=None):
+        self.type = type
+        self.eqn = eqn
+        self.const = const
+        self.name = name
+        self.id = next(_ids)
+
+    @property
+    def dtype(self):
+        return self.type.dtype
+
+    @property
+    def shape(self):
+        return self.type.shape
+
+    @property
+    def ndim(self):
+        return len(self.type.shape)
+
+    @property
+    def is_const(self):
+        return self.const is not None
+
+    def __repr__(self):
+        return f"Value(%{self.id}: {self.type})"
+
+
+@dataclass(eq=False)
+class Equation:
+    prim: str
+    inputs: tuple
+    params: tuple  # sorted (key, value) pairs, hashable
+    out: Value = None
+
+    @property
+    def p(self) -> dict:
+        return dict(self.params)
+
+
+def freeze_params(params: dict) -> tuple:
+    def fz(v):
+        if isinstance(v, list):
+            return tuple(fz(x) for x in v)
+        if isinstance(v, np.dtype):
+            return v
+        return v
+    return tuple(sorted((k, fz(v)) for k, v in params.items()))
+
+
+def const_key(arr: np.ndarray):
+    """A hashable key identifying a constant's contents (small ones by value, large ones by identity)."""
+    if arr.size <= 64:
+        return ("c", arr.dtype.str, arr.shape, arr.tobytes())
+    return ("cid", id(arr))
+
+
+@dataclass(eq=False)
+class Graph:
+    """A closed program: inputs, outputs, equations in topological order, shape constraints to check."""
+    inputs: list
+    outputs: list
+    eqns: list = field(default_factory=list)
+    constraints: list = field(default_factory=list)  # (dim_a, dim_b, shapes) that must be equal at run time
+    symbols: dict = field(default_factory=dict)  # symbol name -> (input index, axis)
+
+    @property
+    def ops(self) -> list:
+        return [e.prim for e in self.eqns]
+
+    def __str__(self):
+        from .printing import graph_text
+        return graph_text(self)
+
+    def __repr__(self):
+        return self.__str__()
+
+    def _repr_html_(self):
+        from .printing import graph_html
+        return graph_html(self)
+
+    def constants(self):
+        seen, out = set(), []
+        for e in self.eqns:
+            for v in e.inputs:
+                if v.is_const and v.id not in seen:
+                    seen.add(v.id)
+                    out.append(v)
+        for v in self.outputs:
+            if v.is_const and v.id not in seen:
+                seen.add(v.id)
+                out.append(v)
+        return out
+
+    def users(self) -> dict:
+        """Value id -> list of equations that read it."""
+        out: dict = {}
+        for e in self.eqns:
+            for v in e.inputs:
+                out.setdefault(v.id, []).append(e)
+        return out
+
+
+def toposort(outputs) -> list:
+    """Equations needed for ``outputs``, in a topological order (dead code dropped)."""
+    order, seen = [], set()
+    stack = [(v, False) for v in reversed(outputs)]
+    while stack:
+        v, done = stack.pop()
+        e = v.eqn
+        if e is None:
+            continue
+        if done:
+            if id(e) not in seen:
+                seen.add(id(e))
+                order.append(e)
+            continue
+        if id(e) in seen:
+            continue
+        stack.append((v, True))
+        for x in reversed(e.inputs):
+            if x.eqn is not None and id(x.eqn) not in seen:
+                stack.append((x, False))
+    return order
+
+
+def rebuild(graph: Graph, outputs=None, inputs=None) -> Graph:
+    """A new Graph over the same inputs with the equations reachable from ``outputs`` (dead code elimination)."""
+    outs = list(graph.outputs if outputs is None else outputs)
+    return Graph(inputs=list(graph.inputs if inputs is None else inputs), outputs=outs, eqns=toposort(outs),
+                 constraints=list(graph.constraints), symbols=dict(graph.symbols))

@@ -1,0 +1,56 @@
+"""Reference evaluation of a Graph with each primitive's numpy implementation (constant folding, tests)."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import types as T
+from .primitives import PRIMS
+from .types import Dim
+
+
+def symbol_env(graph, arrays) -> dict:
+    """Symbol values read off the input arrays' shapes."""
+    return {s: arrays[i].shape[ax] for s, (i, ax) in graph.symbols.items()}
+
+
+def resolve(v, env):
+    """Replace symbolic dims inside a parameter value by their run-time values."""
+    if isinstance(v, Dim):
+        return T.eval_dim(v, env)
+    if isinstance(v, tuple):
+        return tuple(resolve(x, env) for x in v)
+    return v
+
+
+def check_constraints(graph, env):
+    """Raise numpy's exception when run-time lengths violate a constraint recorded while tracing."""
+    for kind, a, b, info in graph.constraints:
+        va, vb = T.eval_dim(a, env), T.eval_dim(b, env)
+        if kind == "eq":
+            if va != vb and va != 1 and vb != 1:
+                shapes = " ".join(T.shape_str(resolve(s, env)) for s in info)
+                raise ValueError(f"operands could not be broadcast together with shapes {shapes}")
+        elif kind == "reshape":
+            if va != vb:
+                raise ValueError(f"cannot reshape array of size {va} into shape {T.shape_str(resolve(info[1], env))}")
+        elif kind == "index":
+            if not -vb <= va < vb:
+                raise IndexError(f"index {va} is out of bounds for axis {info} with size {vb}")
+
+
+def evaluate(graph, arrays, check=True):
+    arrays = [np.asarray(a) for a in arrays]
+    env = symbol_env(graph, arrays)
+    if check:
+        check_constraints(graph, env)
+    vals = {v.id: a for v, a in zip(graph.inputs, arrays)}
+    for e in graph.eqns:
+        args = [vals[v.id] if v.id in vals else v.const for v in e.inputs]
+        params = {k: resolve(p, env) for k, p in e.params}
+        with np.errstate(all="ignore"):
+            out = PRIMS[e.prim].impl(*args, **params)
+        out = np.asarray(out)
+        if out.dtype != e.out.dtype:
+            out = out.astype(e.out.dtype)
+        vals[e.out.id] = out
+    return [np.array(vals[v.id] if v.id in vals else v.const) for v in graph.outputs]

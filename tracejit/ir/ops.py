@@ -1,0 +1,326 @@
+"""Building equations: ``bind`` (hash-consed), constants, and numpy-semantics helpers over Values.
+
+The tracer, the Theano-style API, autodiff rules and rewrites all build IR through these functions, so numpy's
+dtype promotion, broadcasting and axis rules are implemented once.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from numpy.exceptions import AxisError
+
+from . import types as T
+from .graph import Equation, Value, const_key, freeze_params
+from .primitives import PRIMS, elementwise_dtypes, reduce_dtype
+from .types import Dim, TensorType
+
+_state = threading.local()
+
+
+class Builder:
+    """Hash-cons table and shape constraints of the graph being built (one per trace or pass run)."""
+
+    def __init__(self):
+        self.table: dict = {}
+        self.consts: dict = {}
+        self.constraints: list = []
+
+    def __enter__(self):
+        stack = getattr(_state, "stack", None)
+        if stack is None:
+            stack = _state.stack = []
+        stack.append(self)
+        return self
+
+    def __exit__(self, *exc):
+        _state.stack.pop()
+
+
+_default_builder = None
+
+
+def current() -> Builder:
+    stack = getattr(_state, "stack", None)
+    if stack:
+        return stack[-1]
+    global _default_builder
+    if _default_builder is None:
+        _default_builder = Builder()
+    return _default_builder
+
+
+# ------------------------------------------------------------------------------------------------ core
+
+
+def constant(value, dtype=None, weak=False) -> Value:
+    arr = np.asarray(value, dtype=dtype)
+    if arr.dtype not in T.SUPPORTED_DTYPES:
+        if arr.dtype.kind in "iu" and arr.dtype.itemsize <= 8:
+            arr = arr.astype(np.int64)
+        elif arr.dtype == np.float16:
+            arr = arr.astype(np.float32)
+        else:
+            T.check_dtype(arr.dtype, "a constant")
+    b = current()
+    key = const_key(arr) + (weak,)
+    hit = b.consts.get(key)
+    if hit is not None:
+        return hit
+    arr = arr.copy() if arr.flags.writeable else arr
+    arr.flags.writeable = False
+    v = Value(TensorType(arr.dtype, arr.shape, weak), const=arr)
+    b.consts[key] = v
+    return v
+
+
+def _type_of(prim, inputs, params) -> TensorType:
+    P = PRIMS[prim]
+    if P.kind == "elementwise":
+        if prim == "convert":
+            return TensorType(params["dtype"], inputs[0].shape, False)
+        _, out_dt, weak = elementwise_dtypes(prim, [v.type for v in inputs])
+        shape = T.broadcast_shapes(*[v.shape for v in inputs], constraints=current().constraints)
+        return TensorType(out_dt, shape, weak and all(v.ndim == 0 for v in inputs))
+    if P.kind == "reduce":
+        axes = params["axes"]
+        shape = tuple(d for i, d in enumerate(inputs[0].shape) if i not in axes)
+        return TensorType(reduce_dtype(prim, inputs[0].dtype), shape)
+    x = inputs[0] if inputs else None
+    if prim in ("reshape", "broadcast_to"):
+        return TensorType(x.dtype, tuple(params["shape"]), x.type.weak and not params["shape"])
+    if prim == "transpose":
+        return TensorType(x.dtype, tuple(x.shape[p] for p in params["perm"]))
+    if prim == "slice":
+        return TensorType(x.dtype, tuple(params["shape"]))
+    if prim == "matmul":
+        return _matmul_type(*inputs)
+    if prim == "concatenate":
+        ax = params["axis"]
+        total = 0
+        for v in inputs:
+            total = total + v.shape[ax]
+        shape = list(inputs[0].shape)
+        shape[ax] = total
+        return TensorType(inputs[0].dtype, tuple(shape))
+    if prim == "gather":
+        idx = inputs[1]
+        ax = params["axis"]
+        return TensorType(x.dtype, x.shape[:ax] + idx.shape + x.shape[ax + 1:])
+    if prim == "scatter_add":
+        g, idx = inputs
+        ax = params["axis"]
+        return TensorType(g.dtype, g.shape[:ax] + (params["size"],) + g.shape[ax + idx.ndim:])
+    if prim == "dimsize":
+        return TensorType(T.INT64, (), weak=True)
+    raise NotImplementedError(prim)
+
+
+def bind(prim: str, *inputs: Value, **params) -> Value:
+    """Append (or find) the equation ``prim(*inputs, **params)`` and return its output Value."""
+    P = PRIMS[prim]
+    fparams = freeze_params(params)
+    ids = tuple(v.id for v in inputs)
+    if P.commutative:
+        ids = tuple(sorted(ids))
+    key = (prim, ids, fparams)
+    b = current()
+    hit = b.table.get(key)
+    if hit is not None:
+        return hit
+    out_type = _type_of(prim, inputs, params)
+    eqn = Equation(prim, tuple(inputs), fparams)
+    v = Value(out_type, eqn)
+    eqn.out = v
+    b.table[key] = v
+    return v
+
+
+# ------------------------------------------------------------------------------------------------ numpy-style
+
+
+def convert(x: Value, dtype) -> Value:
+    dtype = np.dtype(dtype)
+    if x.dtype == dtype:
+        if x.type.weak:
+            if x.is_const:
+                return constant(x.const, dtype)
+            return bind("convert", x, dtype=dtype)
+        return x
+    if x.is_const:
+        return constant(x.const.astype(dtype), weak=False)
+    return bind("convert", x, dtype=dtype)
+
+
+def ufunc(prim: str, *xs: Value) -> Value:
+    """Apply an elementwise primitive with numpy's promotion: inputs are converted to the compute dtype."""
+    xs = tuple(as_value(x) for x in xs)
+    ins, _, weak = elementwise_dtypes(prim, [x.type for x in xs])
+    if prim == "where":
+        conv = [convert(xs[0], T.BOOL) if xs[0].dtype != T.BOOL else xs[0]]
+        conv += [x if (x.dtype == d and (weak or not x.type.weak)) else convert(x, d) for x, d in zip(xs[1:], ins[1:])]
+    else:
+        conv = [x if (x.dtype == d and (weak or not x.type.weak)) else convert(x, d) for x, d in zip(xs, ins)]
+    return bind(prim, *conv)
+
+
+def normalize_axis(axis, ndim, what="axis") -> tuple:
+    if axis is None:
+        return tuple(range(ndim))
+    axes = axis if isinstance(axis, (tuple, list)) else (axis,)
+    out = []
+    for a in axes:
+        a = int(a)
+        if not -ndim <= a < ndim:
+            raise AxisError(a, ndim)
+        out.append(a % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"duplicate value in 'axis': {axis}")
+    return tuple(sorted(out))
+
+
+def reduce(prim: str, x: Value, axis=None, keepdims=False) -> Value:
+    axes = normalize_axis(axis, x.ndim)
+    if prim in ("argmax", "argmin") and axis is not None and isinstance(axis, (tuple, list)):
+        raise TypeError(f"np.{prim}: axis must be an integer or None, got {axis!r}")
+    for a in axes:
+        if x.shape[a] == 0 and prim in ("max", "min", "argmax", "argmin"):
+            raise ValueError(f"zero-size array to reduction operation {prim} which has no identity")
+    if not axes:
+        out = x if prim not in ("argmax", "argmin", "any", "all") else None
+        if out is None:
+            out = bind(prim, x, axes=())
+    else:
+        if prim in ("sum", "prod") and x.dtype in (T.BOOL, T.INT32):
+            pass  # reduce_dtype widens, as numpy does
+        out = bind(prim, x, axes=axes)
+    if keepdims:
+        shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape))
+        out = reshape(out, shape)
+    return out
+
+
+def reshape(x: Value, shape) -> Value:
+    shape = tuple(shape)
+    if shape == x.shape:
+        return x
+    if x.is_const:
+        return constant(x.const.reshape(shape))
+    return bind("reshape", x, shape=shape)
+
+
+def resolve_reshape(x: Value, newshape) -> tuple:
+    """numpy's reshape argument (with one -1) to a shape of DimLikes, checked against x's size."""
+    if isinstance(newshape, (int, np.integer, Dim)):
+        newshape = (newshape,)
+    newshape = tuple(int(d) if isinstance(d, (int, np.integer)) else d for d in newshape)
+    total = T.prod(x.shape)
+    neg = [i for i, d in enumerate(newshape) if isinstance(d, int) and d == -1]
+    if len(neg) > 1:
+        raise ValueError("can only specify one unknown dimension")
+    for d in newshape:
+        if isinstance(d, int) and d < -1:
+            raise ValueError(f"negative dimensions not allowed: {newshape}")
+    if neg:
+        known = T.prod([d for d in newshape if not (isinstance(d, int) and d == -1)])
+        if isinstance(known, int) and isinstance(total, int):
+            if known == 0 or total % known:
+                raise ValueError(f"cannot reshape array of size {total} into shape {_fmt(newshape)}")
+            missing = total // known
+        else:
+            missing = T.dim_floordiv(total, known)
+            if isinstance(missing, Dim) and any(isinstance(a, tuple) for m, _ in missing.terms for a in m):
+                raise ValueError(f"cannot infer the -1 in reshape {_fmt(newshape)} of an array of symbolic shape "
+                                 f"{T.shape_str(x.shape)}; give the lengths explicitly (e.g. x.shape[0])")
+        newshape = newshape[:neg[0]] + (missing,) + newshape[neg[0] + 1:]
+    new_total = T.prod(newshape)
+    if new_total != total:
+        if isinstance(new_total, int) and isinstance(total, int):
+            raise ValueError(f"cannot reshape array of size {total} into shape {_fmt(newshape)}")
+        current().constraints.append(("reshape", total, new_total, (x.shape, newshape)))
+    return newshape
+
+
+def _fmt(shape):
+    return T.shape_str(shape)
+
+
+def transpose(x: Value, perm=None) -> Value:
+    if perm is None:
+        perm = tuple(reversed(range(x.ndim)))
+    perm = tuple(a % x.ndim if -x.ndim <= a < x.ndim else _axis_error(a, x.ndim) for a in perm)
+    if sorted(perm) != list(range(x.ndim)):
+        raise ValueError(f"axes {perm} don't match array of {x.ndim} dimensions")
+    if perm == tuple(range(x.ndim)):
+        return x
+    return bind("transpose", x, perm=perm)
+
+
+def _axis_error(a, nd):
+    raise AxisError(a, nd)
+
+
+def broadcast_to(x: Value, shape) -> Value:
+    shape = tuple(shape)
+    if shape == x.shape:
+        return x
+    T.broadcast_shapes(x.shape, shape, constraints=current().constraints)
+    if len(shape) < x.ndim:
+        raise ValueError(f"cannot broadcast a {x.ndim}-d array of shape {_fmt(x.shape)} to {_fmt(shape)}")
+    for a, b in zip(x.shape[::-1], shape[::-1]):
+        if a != 1 and a != b and isinstance(a, int) and isinstance(b, int):
+            raise ValueError(f"cannot broadcast an array of shape {_fmt(x.shape)} to {_fmt(shape)}")
+    return bind("broadcast_to", x, shape=shape)
+
+
+def dimsize(d) -> Value:
+    if isinstance(d, int):
+        return constant(d, np.int64, weak=True)
+    return bind("dimsize", dim=d)
+
+
+def count(shape, axes) -> Value:
+    """The number of elements reduced over ``axes`` as a (weak) int64 value."""
+    n = T.prod([shape[a] for a in axes])
+    return dimsize(n)
+
+
+def as_value(x) -> Value:
+    """A Value for anything array-like: Values, tracers, numpy arrays and scalars, Python numbers (weak), lists."""
+    if isinstance(x, Value):
+        return x
+    v = getattr(x, "_tj_value", None)
+    if v is not None:
+        return v() if callable(v) else v
+    if isinstance(x, bool):
+        return constant(x, T.BOOL, weak=True)
+    if isinstance(x, int):
+        return constant(x, T.INT64, weak=True)
+    if isinstance(x, float):
+        return constant(x, T.FLOAT64, weak=True)
+    if isinstance(x, (np.ndarray, np.generic)):
+        arr = np.asarray(x)
+        if arr.dtype not in T.SUPPORTED_DTYPES:
+            T.check_dtype(arr.dtype, "an array used in the traced function")
+        return constant(arr)
+    if isinstance(x, (list, tuple)):
+        if any(isinstance(e, Value) or hasattr(e, "_tj_value") for e in _flat(x)):
+            from ..trace.numpy_api import stack
+            return stack([as_value(e) for e in x])
+        return as_value(np.asarray(x))
+    if isinstance(x, complex):
+        raise TypeError("complex numbers are not supported by tracejit")
+    raise TypeError(f"cannot use an object of type {type(x).__name__} as an array in a traced function")
+
+
+def _flat(x):
+    for e in x:
+        if isinstance(e, (list, tuple)):
+            yield from _flat(e)
+        else:
+            yield e
+
+
+def _matmul_type(a: Value, b: Value) -> TensorType:
+    """matmul primitive: (batch..., n, k) @ (batch..., k, m) with equal batch shapes (numpy_api broadcasts)."""
+    return TensorType(a.dtype, a.shape[:-1] + (b.shape[-1],))

@@ -1,0 +1,186 @@
+"""Every primitive, one row each: name, kind, type rule and numpy reference.
+
+Kinds:
+  elementwise  n-ary, numpy broadcasting, all inputs share one compute dtype (ops.py inserts ``convert``)
+  reduce       params ``axes`` (sorted tuple); the result drops those axes
+  view         reshape, transpose, broadcast_to, slice: change the index map, not the data
+  other        matmul, concatenate, gather, scatter_add, dimsize
+
+The VJP rules live beside the autodiff pass (``passes/autodiff.py``), one table keyed by these names.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import scipy.special
+
+from . import types as T
+from .types import TensorType
+
+
+@dataclass(frozen=True)
+class Primitive:
+    name: str
+    kind: str
+    impl: Callable  # numpy reference: impl(*arrays, **params) -> array
+    commutative: bool = False
+    nin: int = 1
+
+
+PRIMS: dict[str, Primitive] = {}
+
+
+def _reg(name, kind, impl, commutative=False, nin=1):
+    PRIMS[name] = Primitive(name, kind, impl, commutative, nin)
+
+
+def _softplus(x):
+    return np.logaddexp(np.zeros((), x.dtype), x)
+
+
+# ------------------------------------------------------------------------------------------------ elementwise
+UNARY_UFUNCS = {
+    "negative": np.negative, "positive": np.positive, "absolute": np.absolute, "sign": np.sign,
+    "square": np.square, "sqrt": np.sqrt, "cbrt": np.cbrt, "reciprocal": np.reciprocal, "exp": np.exp,
+    "exp2": np.exp2, "expm1": np.expm1, "log": np.log, "log2": np.log2, "log10": np.log10, "log1p": np.log1p,
+    "sin": np.sin, "cos": np.cos, "tan": np.tan, "arcsin": np.arcsin, "arccos": np.arccos, "arctan": np.arctan,
+    "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh, "arcsinh": np.arcsinh, "arccosh": np.arccosh,
+    "arctanh": np.arctanh, "floor": np.floor, "ceil": np.ceil, "trunc": np.trunc, "rint": np.rint,
+    "logical_not": np.logical_not, "invert": np.invert, "isnan": np.isnan, "isinf": np.isinf,
+    "isfinite": np.isfinite,
+}
+BINARY_UFUNCS = {
+    "add": np.add, "subtract": np.subtract, "multiply": np.multiply, "divide": np.divide,
+    "floor_divide": np.floor_divide, "remainder": np.remainder, "power": np.power, "arctan2": np.arctan2,
+    "maximum": np.maximum, "minimum": np.minimum, "fmax": np.fmax, "fmin": np.fmin, "logaddexp": np.logaddexp,
+    "hypot": np.hypot, "equal": np.equal, "not_equal": np.not_equal, "less": np.less,
+    "less_equal": np.less_equal, "greater": np.greater, "greater_equal": np.greater_equal,
+    "logical_and": np.logical_and, "logical_or": np.logical_or, "logical_xor": np.logical_xor,
+    "bitwise_and": np.bitwise_and, "bitwise_or": np.bitwise_or, "bitwise_xor": np.bitwise_xor,
+}
+COMMUTATIVE = {"add", "multiply", "maximum", "minimum", "fmax", "fmin", "logaddexp", "hypot", "equal",
+               "not_equal", "logical_and", "logical_or", "logical_xor", "bitwise_and", "bitwise_or",
+               "bitwise_xor"}
+# Non-ufunc elementwise primitives: numerically stable forms the stability pass and tracejit.nn produce.
+EXTRA_UNARY = {"sigmoid": scipy.special.expit, "softplus": _softplus}
+UFUNCS = {**UNARY_UFUNCS, **BINARY_UFUNCS}
+FLOAT_ONLY = {"sigmoid", "softplus"}
+
+for _n, _f in UNARY_UFUNCS.items():
+    _reg(_n, "elementwise", _f)
+for _n, _f in EXTRA_UNARY.items():
+    _reg(_n, "elementwise", lambda x, _f=_f: np.asarray(_f(x)).astype(x.dtype, copy=False))
+for _n, _f in BINARY_UFUNCS.items():
+    _reg(_n, "elementwise", _f, _n in COMMUTATIVE, 2)
+_reg("where", "elementwise", np.where, nin=3)
+_reg("convert", "elementwise", lambda x, dtype: np.asarray(x).astype(dtype))
+
+# ------------------------------------------------------------------------------------------------ reductions
+REDUCTIONS = {"sum": np.sum, "prod": np.prod, "max": np.max, "min": np.min, "any": np.any, "all": np.all,
+              "argmax": np.argmax, "argmin": np.argmin}
+
+
+def _reduce_impl(f, name):
+    def impl(x, axes):
+        if name in ("argmax", "argmin"):
+            return _arg_reduce(f, x, axes)
+        return np.asarray(f(x, axis=axes))
+    return impl
+
+
+def _arg_reduce(f, x, axes):
+    """argmax over several axes: the flat index within the reduced axes (C order)."""
+    keep = [a for a in range(x.ndim) if a not in axes]
+    xt = np.transpose(x, keep + list(axes))
+    xt = xt.reshape(xt.shape[:len(keep)] + (-1,))
+    return np.asarray(f(xt, axis=-1))
+
+
+for _n, _f in REDUCTIONS.items():
+    _reg(_n, "reduce", _reduce_impl(_f, _n))
+
+# ------------------------------------------------------------------------------------------------ views / other
+
+
+def _slice_impl(x, starts, steps, shape):
+    idx = tuple(slice(s, s + st * n if st > 0 else (s + st * n if s + st * n >= 0 else None), st)
+                for s, st, n in zip(starts, steps, shape))
+    return x[idx]
+
+
+_reg("reshape", "view", lambda x, shape: np.reshape(x, shape))
+_reg("transpose", "view", lambda x, perm: np.transpose(x, perm))
+_reg("broadcast_to", "view", lambda x, shape: np.broadcast_to(x, shape))
+_reg("slice", "view", _slice_impl)
+_reg("matmul", "other", np.matmul, nin=2)
+_reg("concatenate", "other", lambda *xs, axis: np.concatenate(xs, axis=axis), nin=-1)
+_reg("gather", "other", lambda x, idx, axis: np.take(x, idx, axis=axis), nin=2)
+
+
+def _scatter_add(g, idx, axis, size):
+    shape = list(g.shape)
+    shape[axis] = size
+    out = np.zeros(shape, g.dtype)
+    moved = np.moveaxis(out, axis, 0)
+    gm = np.moveaxis(g, list(range(axis, axis + idx.ndim)), list(range(idx.ndim)))
+    np.add.at(moved, idx, gm)
+    return out
+
+
+_reg("scatter_add", "other", _scatter_add, nin=2)
+_reg("dimsize", "other", lambda dim: np.asarray(dim, np.int64), nin=0)
+
+# ------------------------------------------------------------------------------------------------ type rules
+_resolve_cache: dict = {}
+
+
+def _probe(t: TensorType):
+    if t.weak:
+        return {"b": bool, "i": int, "f": float}[t.dtype.kind]
+    return t.dtype
+
+
+def elementwise_dtypes(prim: str, types) -> tuple[tuple, np.dtype, bool]:
+    """(compute dtypes of the inputs, output dtype, weak) for an elementwise primitive, by numpy's own rules."""
+    key = (prim,) + tuple((t.dtype, t.weak) for t in types)
+    hit = _resolve_cache.get(key)
+    if hit is not None:
+        return hit
+    weak = all(t.weak for t in types)
+    if prim == "where":
+        dt, _ = T.result_dtype(*types[1:])
+        res = ((T.BOOL, dt, dt), dt, all(t.weak for t in types[1:]))
+    elif prim in EXTRA_UNARY:
+        dt = T.default_float(types[0].dtype, prim)
+        res = ((dt,), dt, weak)
+    else:
+        uf = UFUNCS[prim]
+        probes = tuple(_probe(t) for t in types)
+        if weak:  # all Python scalars: compute as numpy does with default dtypes, stay weak
+            probes = tuple(t.dtype for t in types)
+        try:
+            dts = uf.resolve_dtypes(probes + (None,))
+        except Exception as e:  # numpy's UFuncTypeError and friends
+            names = ", ".join(("python " if t.weak else "") + t.dtype.name for t in types)
+            raise TypeError(f"np.{prim} is not supported for inputs of dtype ({names}) (numpy says: {e})") from None
+        ins, out = dts[:-1], dts[-1]
+        for d in tuple(ins) + (out,):
+            if d not in T.SUPPORTED_DTYPES:
+                names = ", ".join(t.dtype.name for t in types)
+                raise TypeError(f"np.{prim} of ({names}) computes in {d}, which tracejit does not support; "
+                                f"cast the operands first (e.g. .astype(np.float64))")
+        res = (tuple(ins), out, weak)
+    _resolve_cache[key] = res
+    return res
+
+
+def reduce_dtype(prim: str, dt: np.dtype) -> np.dtype:
+    if prim in ("argmax", "argmin"):
+        return T.INT64
+    if prim in ("any", "all"):
+        return T.BOOL
+    if prim in ("max", "min"):
+        return dt
+    return np.sum(np.ones(1, dt)).dtype if prim == "sum" else np.prod(np.ones(1, dt)).dtype

@@ -1,0 +1,44 @@
+"""numpy-named functions that work on tracers and on plain arrays (``import tracejit.numpy as tnp``)."""
+from __future__ import annotations
+
+import numpy as _np
+
+from .trace.numpy_api import IMPLS as _IMPLS
+from .trace.tracer import Tracer as _Tracer, call_numpy as _call_numpy
+
+
+def _has_tracer(x):
+    if isinstance(x, _Tracer):
+        return True
+    if isinstance(x, (list, tuple)):
+        return any(_has_tracer(e) for e in x)
+    return False
+
+
+def _make(name):
+    np_fun = getattr(_np, name, None)
+
+    def f(*args, **kwargs):
+        if _has_tracer(args) or _has_tracer(tuple(kwargs.values())):
+            return _call_numpy(name, args, kwargs)
+        if np_fun is not None:
+            return np_fun(*args, **kwargs)
+        from .ir.interpret import evaluate  # nn-style names without a numpy twin: trace and evaluate
+        from .api import make_ir
+        g = make_ir(lambda *a: _call_numpy(name, a, kwargs), optimize=False)(*args)
+        out = evaluate(g, [_np.asarray(a) for a in args])
+        return out[0]
+    f.__name__ = name
+    f.__qualname__ = name
+    f.__doc__ = f"tracejit version of numpy.{name}: works on traced values and on plain arrays."
+    return f
+
+
+for _name in _IMPLS:
+    if _name not in ("sigmoid", "softplus", "relu", "softmax", "log_softmax", "logsumexp", "expit"):
+        globals()[_name] = _make(_name)
+
+newaxis = None
+pi, e, inf, nan = _np.pi, _np.e, _np.inf, _np.nan
+float32, float64, int32, int64 = _np.float32, _np.float64, _np.int32, _np.int64
+bool_ = _np.bool_

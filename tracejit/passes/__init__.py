@@ -1,0 +1,1 @@
+"""IR -> IR passes. Each is a pure Graph -> Graph function; ``pipeline`` runs them in order."""

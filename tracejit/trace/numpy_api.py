@@ -1,0 +1,543 @@
+"""numpy function -> IR: one implementation per numpy name, over Values. ``tracejit.numpy`` is generated from it.
+
+Each entry takes Values (already converted from tracers, arrays and Python scalars by the caller) and numpy's
+keyword arguments, and returns a Value (or a tuple of Values).
+"""
+from __future__ import annotations
+
+import string
+
+import numpy as np
+from numpy.exceptions import AxisError
+
+from ..errors import UnsupportedError
+from ..ir import ops
+from ..ir import types as T
+from ..ir.primitives import BINARY_UFUNCS, UNARY_UFUNCS
+from ..ir.types import Dim
+
+IMPLS: dict = {}
+
+
+def impl(*names):
+    def deco(f):
+        for n in names:
+            IMPLS[n] = f
+        return f
+    return deco
+
+
+def _no(kw, *names, fn=""):
+    for n in names:
+        if kw.get(n) is not None:
+            raise UnsupportedError(f"np.{fn}: the {n}= argument is not supported by tracejit")
+
+
+# ------------------------------------------------------------------------------------------------ ufuncs
+def _make_ufunc(name):
+    def f(*xs, **kw):
+        _no(kw, "out", "where", fn=name)
+        dtype = kw.get("dtype")
+        if name == "positive":
+            return xs[0]
+        out = ops.ufunc(name, *xs)
+        return ops.convert(out, dtype) if dtype is not None else out
+    f.__name__ = name
+    return f
+
+
+for _n in list(UNARY_UFUNCS) + list(BINARY_UFUNCS):
+    IMPLS[_n] = _make_ufunc(_n)
+IMPLS["abs"] = IMPLS["absolute"]
+IMPLS["true_divide"] = IMPLS["divide"]
+IMPLS["mod"] = IMPLS["remainder"]
+IMPLS["pow"] = IMPLS["power"]
+IMPLS["conjugate"] = IMPLS["positive"]
+
+
+@impl("expit", "sigmoid")
+def sigmoid(x):
+    return ops.ufunc("sigmoid", x)
+
+
+@impl("softplus")
+def softplus(x):
+    return ops.ufunc("softplus", x)
+
+
+@impl("relu")
+def relu(x):
+    return ops.ufunc("maximum", x, ops.constant(0, x.dtype, weak=True))
+
+
+@impl("where")
+def where(cond, x=None, y=None):
+    if x is None or y is None:
+        raise UnsupportedError("np.where(cond) with one argument returns data-dependent shapes, which tracejit "
+                               "cannot trace; use np.where(cond, x, y)")
+    return ops.ufunc("where", cond, x, y)
+
+
+@impl("clip")
+def clip(x, a_min=None, a_max=None, **kw):
+    _no(kw, "out", fn="clip")
+    a_min = kw.get("min", a_min)
+    a_max = kw.get("max", a_max)
+    if a_min is not None and not _is_none(a_min):
+        x = ops.ufunc("maximum", x, a_min)
+    if a_max is not None and not _is_none(a_max):
+        x = ops.ufunc("minimum", x, a_max)
+    return x
+
+
+def _is_none(v):
+    return getattr(v, "const", 0) is None and False
+
+
+# ------------------------------------------------------------------------------------------------ reductions
+def _make_reduce(prim, npname):
+    def f(x, axis=None, dtype=None, out=None, keepdims=False, **kw):
+        _no({"out": out, "where": kw.get("where"), "initial": kw.get("initial")}, "out", "where", "initial",
+            fn=npname)
+        if dtype is not None:
+            x = ops.convert(x, np.dtype(dtype))
+        return ops.reduce(prim, x, axis, keepdims)
+    f.__name__ = npname
+    return f
+
+
+for _p, _names in {"sum": ("sum",), "prod": ("prod",), "max": ("max", "amax"), "min": ("min", "amin"),
+                   "any": ("any",), "all": ("all",)}.items():
+    for _nm in _names:
+        IMPLS[_nm] = _make_reduce(_p, _nm)
+
+
+@impl("argmax", "argmin")
+def _argreduce_placeholder(x, axis=None, out=None, keepdims=False):  # replaced below per name
+    raise AssertionError
+
+
+def _make_arg(prim):
+    def f(x, axis=None, out=None, keepdims=False):
+        _no({"out": out}, "out", fn=prim)
+        if axis is None:
+            return ops.reduce(prim, ops.reshape(x, (T.prod(x.shape),)) if x.ndim != 1 else x, 0, False) \
+                if not keepdims else ops.reshape(ops.reduce(prim, ops.reshape(x, (T.prod(x.shape),)), 0),
+                                                 (1,) * x.ndim)
+        return ops.reduce(prim, x, int(axis), keepdims)
+    f.__name__ = prim
+    return f
+
+
+IMPLS["argmax"] = _make_arg("argmax")
+IMPLS["argmin"] = _make_arg("argmin")
+
+
+@impl("mean")
+def mean(x, axis=None, dtype=None, out=None, keepdims=False, **kw):
+    _no({"out": out, "where": kw.get("where")}, "out", "where", fn="mean")
+    axes = ops.normalize_axis(axis, x.ndim)
+    if dtype is not None:
+        x = ops.convert(x, np.dtype(dtype))
+    elif x.dtype.kind != "f":
+        x = ops.convert(x, T.FLOAT64)
+    s = ops.reduce("sum", x, axis, keepdims)
+    return ops.ufunc("divide", s, ops.count(x.shape, axes))
+
+
+@impl("var")
+def var(x, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
+    _no({"out": out, "where": kw.get("where")}, "out", "where", fn="var")
+    axes = ops.normalize_axis(axis, x.ndim)
+    if dtype is not None:
+        x = ops.convert(x, np.dtype(dtype))
+    elif x.dtype.kind != "f":
+        x = ops.convert(x, T.FLOAT64)
+    m = mean(x, axis, keepdims=True)
+    d = ops.ufunc("subtract", x, m)
+    ss = ops.reduce("sum", ops.ufunc("square", d), axis, keepdims)
+    n = ops.count(x.shape, axes)
+    if ddof:
+        n = ops.ufunc("subtract", n, ops.constant(ddof, weak=True))
+        n = ops.ufunc("maximum", n, ops.constant(0, weak=True))
+    return ops.ufunc("divide", ss, n)
+
+
+@impl("std")
+def std(x, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
+    return ops.ufunc("sqrt", var(x, axis, dtype, out, ddof, keepdims, **kw))
+
+
+# ------------------------------------------------------------------------------------------------ shapes
+@impl("reshape")
+def reshape(x, *shape, newshape=None, order="C", **kw):
+    if newshape is None:
+        newshape = kw.get("shape", shape[0] if len(shape) == 1 else shape)
+    if order != "C":
+        raise UnsupportedError("np.reshape: only order='C' is supported by tracejit")
+    return ops.reshape(x, ops.resolve_reshape(x, newshape))
+
+
+@impl("ravel")
+def ravel(x, order="C"):
+    return reshape(x, -1, order=order) if x.ndim != 1 else x
+
+
+@impl("transpose", "permute_dims")
+def transpose(x, axes=None):
+    return ops.transpose(x, None if axes is None else tuple(axes))
+
+
+@impl("swapaxes")
+def swapaxes(x, axis1, axis2):
+    a, b = ops.normalize_axis(axis1, x.ndim)[0], ops.normalize_axis(axis2, x.ndim)[0]
+    perm = list(range(x.ndim))
+    perm[a], perm[b] = perm[b], perm[a]
+    return ops.transpose(x, tuple(perm))
+
+
+@impl("moveaxis")
+def moveaxis(x, source, destination):
+    src = [ops.normalize_axis(s, x.ndim)[0] for s in np.atleast_1d(source)]
+    dst = [ops.normalize_axis(d, x.ndim)[0] for d in np.atleast_1d(destination)]
+    if len(src) != len(dst):
+        raise ValueError("`source` and `destination` arguments must have the same number of elements")
+    order = [n for n in range(x.ndim) if n not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return ops.transpose(x, tuple(order))
+
+
+@impl("expand_dims")
+def expand_dims(x, axis):
+    axes = axis if isinstance(axis, (tuple, list)) else (axis,)
+    nd = x.ndim + len(axes)
+    axes = ops.normalize_axis(axes, nd)
+    shape, it = [], iter(x.shape)
+    for i in range(nd):
+        shape.append(1 if i in axes else next(it))
+    return ops.reshape(x, tuple(shape))
+
+
+@impl("squeeze")
+def squeeze(x, axis=None):
+    if axis is None:
+        axes = tuple(i for i, d in enumerate(x.shape) if isinstance(d, int) and d == 1)
+    else:
+        axes = ops.normalize_axis(axis, x.ndim)
+        for a in axes:
+            if x.shape[a] != 1:
+                raise ValueError("cannot select an axis to squeeze out which has size not equal to one")
+    return ops.reshape(x, tuple(d for i, d in enumerate(x.shape) if i not in axes))
+
+
+@impl("broadcast_to")
+def broadcast_to(x, shape):
+    if isinstance(shape, (int, Dim)):
+        shape = (shape,)
+    return ops.broadcast_to(x, tuple(shape))
+
+
+@impl("atleast_1d")
+def atleast_1d(x):
+    return ops.reshape(x, (1,)) if x.ndim == 0 else x
+
+
+@impl("concatenate", "concat")
+def concatenate(arrays, axis=0, out=None, dtype=None):
+    _no({"out": out}, "out", fn="concatenate")
+    arrays = list(arrays)
+    if not arrays:
+        raise ValueError("need at least one array to concatenate")
+    if axis is None:
+        arrays = [ravel(a) for a in arrays]
+        axis = 0
+    nd = arrays[0].ndim
+    if nd == 0:
+        raise ValueError("zero-dimensional arrays cannot be concatenated")
+    for a in arrays:
+        if a.ndim != nd:
+            raise ValueError(f"all the input array dimensions except for the concatenation axis must match exactly,"
+                             f" but the arrays have {nd} and {a.ndim} dimension(s)")
+    ax = ops.normalize_axis(axis, nd)[0]
+    dt = dtype or T.result_dtype(*[a.type for a in arrays])[0]
+    arrays = [ops.convert(a, dt) for a in arrays]
+    for a in arrays[1:]:
+        for i in range(nd):
+            if i != ax and a.shape[i] != arrays[0].shape[i]:
+                if isinstance(a.shape[i], int) and isinstance(arrays[0].shape[i], int):
+                    raise ValueError(
+                        f"all the input array dimensions except for the concatenation axis must match exactly, but"
+                        f" along dimension {i}, the array at index 0 has size {arrays[0].shape[i]} and another has "
+                        f"size {a.shape[i]}")
+                ops.current().constraints.append(("eq", arrays[0].shape[i], a.shape[i],
+                                                  tuple(v.shape for v in arrays)))
+    if len(arrays) == 1:
+        return arrays[0]
+    return ops.bind("concatenate", *arrays, axis=ax)
+
+
+@impl("stack")
+def stack(arrays, axis=0, out=None, dtype=None):
+    arrays = list(arrays)
+    if not arrays:
+        raise ValueError("need at least one array to stack")
+    nd = arrays[0].ndim + 1
+    ax = ops.normalize_axis(axis, nd)[0]
+    return concatenate([expand_dims(a, ax) for a in arrays], axis=ax, out=out, dtype=dtype)
+
+
+@impl("zeros_like", "ones_like")
+def _like_placeholder(x, dtype=None, **kw):
+    raise AssertionError
+
+
+def _make_like(fill):
+    def f(x, dtype=None, order="K", subok=True, shape=None):
+        dt = np.dtype(dtype) if dtype is not None else x.dtype
+        shp = x.shape if shape is None else tuple(shape)
+        return ops.broadcast_to(ops.constant(fill, dt), shp)
+    return f
+
+
+IMPLS["zeros_like"] = _make_like(0)
+IMPLS["ones_like"] = _make_like(1)
+
+
+@impl("full_like")
+def full_like(x, fill_value, dtype=None, order="K", subok=True, shape=None):
+    dt = np.dtype(dtype) if dtype is not None else x.dtype
+    shp = x.shape if shape is None else tuple(shape)
+    fill = fill_value if not isinstance(fill_value, (int, float, bool)) else ops.constant(fill_value, dt)
+    return ops.broadcast_to(ops.convert(fill, dt), shp)
+
+
+@impl("copy", "array", "asarray", "ascontiguousarray")
+def copy(x, *a, **kw):
+    dtype = kw.get("dtype")
+    return ops.convert(x, np.dtype(dtype)) if dtype is not None else x
+
+
+@impl("astype")
+def astype(x, dtype, copy=True):
+    dt = T.check_dtype(dtype, "astype's dtype")
+    return ops.convert(x, dt)
+
+
+@impl("shape")
+def shape(x):
+    return x.shape
+
+
+@impl("ndim")
+def ndim(x):
+    return x.ndim
+
+
+@impl("size")
+def size(x, axis=None):
+    return T.prod(x.shape) if axis is None else x.shape[axis]
+
+
+@impl("result_type")
+def result_type(*xs):
+    return T.result_dtype(*[x.type for x in xs])[0]
+
+
+# ------------------------------------------------------------------------------------------------ linear algebra
+@impl("matmul")
+def matmul(a, b, **kw):
+    _no(kw, "out", fn="matmul")
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError("matmul: Input operand does not have enough dimensions (has 0, gufunc core with "
+                         "signature (n?,k),(k,m?)->(n?,m?) requires 1)")
+    dt = T.result_dtype(a.type, b.type)[0]
+    if dt == T.BOOL:
+        raise TypeError("matmul of bool arrays is not supported by tracejit; cast to an integer or float dtype")
+    a, b = ops.convert(a, dt), ops.convert(b, dt)
+    squeeze_a = a.ndim == 1
+    squeeze_b = b.ndim == 1
+    if squeeze_a:
+        a = ops.reshape(a, (1,) + a.shape)
+    if squeeze_b:
+        b = ops.reshape(b, b.shape + (1,))
+    k1, k2 = a.shape[-1], b.shape[-2]
+    if k1 != k2:
+        if isinstance(k1, int) and isinstance(k2, int):
+            raise ValueError(f"matmul: Input operand 1 has a mismatch in its core dimension 0, with gufunc "
+                             f"signature (n?,k),(k,m?)->(n?,m?) (size {k2} is different from {k1})")
+        ops.current().constraints.append(("eq", k1, k2, (a.shape, b.shape)))
+    batch = T.broadcast_shapes(a.shape[:-2], b.shape[:-2], constraints=ops.current().constraints)
+    a = ops.broadcast_to(a, batch + a.shape[-2:]) if a.shape[:-2] != batch else a
+    b = ops.broadcast_to(b, batch + b.shape[-2:]) if b.shape[:-2] != batch else b
+    out = ops.bind("matmul", a, b)
+    if squeeze_a or squeeze_b:
+        shp = list(out.shape)
+        if squeeze_b:
+            del shp[-1]
+        if squeeze_a:
+            del shp[-1 if squeeze_b else -2]
+        out = ops.reshape(out, tuple(shp))
+    return out
+
+
+@impl("dot")
+def dot(a, b, out=None):
+    _no({"out": out}, "out", fn="dot")
+    if a.ndim == 0 or b.ndim == 0:
+        return ops.ufunc("multiply", a, b)
+    if b.ndim <= 2:
+        return matmul(a, b)
+    return tensordot(a, b, axes=([a.ndim - 1], [b.ndim - 2]))
+
+
+@impl("vdot", "inner")
+def inner(a, b):
+    if a.ndim == 0 or b.ndim == 0:
+        return ops.ufunc("multiply", a, b)
+    return tensordot(a, b, axes=([a.ndim - 1], [b.ndim - 1]))
+
+
+@impl("outer")
+def outer(a, b, out=None):
+    a, b = ravel(a), ravel(b)
+    return ops.ufunc("multiply", ops.reshape(a, a.shape + (1,)), ops.reshape(b, (1,) + b.shape))
+
+
+@impl("tensordot")
+def tensordot(a, b, axes=2):
+    if isinstance(axes, (int, np.integer)):
+        ax_a = list(range(a.ndim - axes, a.ndim))
+        ax_b = list(range(axes))
+    else:
+        ax_a, ax_b = axes
+        ax_a = [ax_a] if isinstance(ax_a, (int, np.integer)) else list(ax_a)
+        ax_b = [ax_b] if isinstance(ax_b, (int, np.integer)) else list(ax_b)
+    if len(ax_a) != len(ax_b):
+        raise ValueError("shape-mismatch for sum")
+    ax_a = [ops.normalize_axis(x, a.ndim)[0] for x in ax_a]
+    ax_b = [ops.normalize_axis(x, b.ndim)[0] for x in ax_b]
+    for i, j in zip(ax_a, ax_b):
+        if a.shape[i] != b.shape[j] and isinstance(a.shape[i], int) and isinstance(b.shape[j], int):
+            raise ValueError(f"shape-mismatch for sum: {T.shape_str(a.shape)} axis {i} vs "
+                             f"{T.shape_str(b.shape)} axis {j}")
+    free_a = [i for i in range(a.ndim) if i not in ax_a]
+    free_b = [j for j in range(b.ndim) if j not in ax_b]
+    at = ops.transpose(a, tuple(free_a + ax_a))
+    bt = ops.transpose(b, tuple(ax_b + free_b))
+    K = T.prod([a.shape[i] for i in ax_a])
+    M = T.prod([a.shape[i] for i in free_a])
+    N = T.prod([b.shape[j] for j in free_b])
+    a2 = ops.reshape(at, (M, K))
+    b2 = ops.reshape(bt, (K, N))
+    out = matmul(a2, b2)
+    return ops.reshape(out, tuple(a.shape[i] for i in free_a) + tuple(b.shape[j] for j in free_b))
+
+
+@impl("einsum")
+def einsum(subscripts, *operands, optimize=False, **kw):
+    _no(kw, "out", fn="einsum")
+    if not isinstance(subscripts, str):
+        raise UnsupportedError("np.einsum: only the subscripts-string form is supported by tracejit")
+    subscripts = subscripts.replace(" ", "")
+    if "..." in subscripts:
+        raise UnsupportedError("np.einsum: '...' in subscripts is not supported by tracejit")
+    if "->" in subscripts:
+        lhs, out = subscripts.split("->")
+    else:
+        lhs = subscripts
+        letters = lhs.replace(",", "")
+        out = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    terms = lhs.split(",")
+    if len(terms) != len(operands):
+        raise ValueError(f"np.einsum: {len(terms)} operand subscripts but {len(operands)} operands")
+    for t, op in zip(terms, operands):
+        if len(t) != op.ndim:
+            raise ValueError(f"np.einsum: operand subscripts '{t}' do not match an operand of rank {op.ndim}")
+        if len(set(t)) != len(t):
+            raise UnsupportedError("np.einsum: repeated subscripts within one operand (traces/diagonals) are not "
+                                   "supported by tracejit")
+    dims = {}
+    for t, op in zip(terms, operands):
+        for c, d in zip(t, op.shape):
+            if c in dims and dims[c] != d and d != 1 and dims[c] != 1:
+                if isinstance(d, int) and isinstance(dims[c], int):
+                    raise ValueError(f"np.einsum: size of label '{c}' differs between operands ({dims[c]} vs {d})")
+            dims.setdefault(c, d)
+    cur, cur_t = operands[0], terms[0]
+    for i in range(1, len(operands)):
+        later = set(out) | set("".join(terms[i + 1:]))
+        cur, cur_t = _einsum_pair(cur, cur_t, operands[i], terms[i], later)
+    # single-operand tail: sum letters not in the output, then permute
+    drop = [k for k, c in enumerate(cur_t) if c not in out]
+    if drop:
+        cur = ops.reduce("sum", cur, tuple(drop))
+        cur_t = "".join(c for c in cur_t if c in out)
+    return ops.transpose(cur, tuple(cur_t.index(c) for c in out))
+
+
+def _einsum_pair(a, ta, b, tb, keep):
+    # letters only in one operand and not needed later: sum them out first
+    for side in (0, 1):
+        x, t, other = (a, ta, tb) if side == 0 else (b, tb, ta)
+        drop = [k for k, c in enumerate(t) if c not in other and c not in keep]
+        if drop:
+            x = ops.reduce("sum", x, tuple(drop))
+            t = "".join(c for c in t if c not in [t[k] for k in drop])
+        if side == 0:
+            a, ta = x, t
+        else:
+            b, tb = x, t
+    batch = [c for c in ta if c in tb and c in keep]
+    contract = [c for c in ta if c in tb and c not in keep]
+    fa = [c for c in ta if c not in tb]
+    fb = [c for c in tb if c not in ta]
+    at = ops.transpose(a, tuple(ta.index(c) for c in batch + fa + contract))
+    bt = ops.transpose(b, tuple(tb.index(c) for c in batch + contract + fb))
+    sa = dict(zip(ta, a.shape))
+    sb = dict(zip(tb, b.shape))
+    bshape = tuple(sa[c] if sa[c] != 1 else sb[c] for c in batch)
+    A = ops.reshape(at, tuple(sa[c] for c in batch) + (T.prod([sa[c] for c in fa]), T.prod([sa[c] for c in contract])))
+    B = ops.reshape(bt, tuple(sb[c] for c in batch) + (T.prod([sb[c] for c in contract]), T.prod([sb[c] for c in fb])))
+    out = matmul(A, B)
+    out = ops.reshape(out, bshape + tuple(sa[c] for c in fa) + tuple(sb[c] for c in fb))
+    return out, "".join(batch + fa + fb)
+
+
+# ------------------------------------------------------------------------------------------------ nn
+@impl("logsumexp")
+def logsumexp(x, axis=None, keepdims=False, b=None, return_sign=False):
+    if b is not None or return_sign:
+        raise UnsupportedError("logsumexp: b= and return_sign= are not supported by tracejit")
+    if x.dtype.kind != "f":
+        x = ops.convert(x, T.FLOAT64)
+    m = ops.reduce("max", x, axis, keepdims=True)
+    m = ops.ufunc("where", ops.ufunc("isfinite", m), m, ops.constant(0.0, x.dtype))
+    s = ops.reduce("sum", ops.ufunc("exp", ops.ufunc("subtract", x, m)), axis, keepdims=True)
+    out = ops.ufunc("add", ops.ufunc("log", s), m)
+    if not keepdims:
+        axes = ops.normalize_axis(axis, x.ndim)
+        out = ops.reshape(out, tuple(d for i, d in enumerate(out.shape) if i not in axes))
+    return out
+
+
+@impl("softmax")
+def softmax(x, axis=-1):
+    if x.dtype.kind != "f":
+        x = ops.convert(x, T.FLOAT64)
+    m = ops.reduce("max", x, axis, keepdims=True)
+    e = ops.ufunc("exp", ops.ufunc("subtract", x, m))
+    return ops.ufunc("divide", e, ops.reduce("sum", e, axis, keepdims=True))
+
+
+@impl("log_softmax")
+def log_softmax(x, axis=-1):
+    if x.dtype.kind != "f":
+        x = ops.convert(x, T.FLOAT64)
+    m = ops.reduce("max", x, axis, keepdims=True)
+    sh = ops.ufunc("subtract", x, m)
+    lse = ops.ufunc("log", ops.reduce("sum", ops.ufunc("exp", sh), axis, keepdims=True))
+    return ops.ufunc("subtract", sh, lse)
+
+
+_ = (string, AxisError)

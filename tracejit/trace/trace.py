@@ -1,0 +1,159 @@
+"""Python function + example arguments -> Graph. Pytrees, signatures, symbolic input shapes."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import ops
+from ..ir import types as T
+from ..ir.graph import Graph, Value, rebuild
+from ..ir.types import Dim, TensorType
+from .tracer import Tracer, wrap
+
+
+# ------------------------------------------------------------------------------------------------ pytrees
+class Leaf:
+    __slots__ = ()
+
+    def __repr__(self):
+        return "*"
+
+
+LEAF = Leaf()
+
+
+def tree_flatten(x):
+    """(leaves, treedef): tuples, lists and dicts (sorted keys) are containers; None is an empty node."""
+    leaves = []
+
+    def rec(x):
+        if isinstance(x, tuple) and not hasattr(x, "_fields"):
+            return ("t", tuple(rec(e) for e in x))
+        if isinstance(x, tuple):  # namedtuple
+            return ("nt", type(x), tuple(rec(e) for e in x))
+        if isinstance(x, list):
+            return ("l", tuple(rec(e) for e in x))
+        if isinstance(x, dict):
+            keys = sorted(x, key=repr)
+            return ("d", tuple(keys), tuple(rec(x[k]) for k in keys))
+        if x is None:
+            return ("n",)
+        leaves.append(x)
+        return LEAF
+    return leaves, rec(x)
+
+
+def tree_unflatten(treedef, leaves):
+    it = iter(leaves)
+
+    def rec(t):
+        if t is LEAF:
+            return next(it)
+        kind = t[0]
+        if kind == "t":
+            return tuple(rec(e) for e in t[1])
+        if kind == "nt":
+            return t[1](*[rec(e) for e in t[2]])
+        if kind == "l":
+            return [rec(e) for e in t[1]]
+        if kind == "d":
+            return dict(zip(t[1], [rec(e) for e in t[2]]))
+        return None
+    return rec(treedef)
+
+
+# ------------------------------------------------------------------------------------------------ signatures
+_WEAK = {bool: T.BOOL, int: T.INT64, float: T.FLOAT64}
+
+
+def leaf_signature(x, what):
+    """The cache key of one argument leaf: dtype, rank, which dims are 1, C-contiguity (or a weak scalar kind)."""
+    t = type(x)
+    if t is np.ndarray:
+        dt = x.dtype
+        if dt not in T.SUPPORTED_DTYPES:
+            T.check_dtype(dt, what)
+            raise TypeError(f"{what} has dtype {dt}, which tracejit does not support; use one of bool, int32, "
+                            f"int64, float32, float64 (e.g. .astype(np.int64))")
+        shape = x.shape
+        return (dt.num, tuple(d == 1 for d in shape) if 1 in shape else len(shape), x.flags.c_contiguous)
+    if t in _WEAK:
+        return t
+    if isinstance(x, np.generic):
+        return leaf_signature(np.asarray(x), what)
+    if isinstance(x, (int, float, bool)) and not isinstance(x, np.generic):
+        return _WEAK[bool if isinstance(x, bool) else int if isinstance(x, int) else float]
+    if isinstance(x, complex):
+        raise TypeError(f"{what} is a complex number, which tracejit does not support")
+    try:
+        arr = np.asarray(x)
+    except Exception as e:
+        raise TypeError(f"{what} of type {type(x).__name__} cannot be converted to an array: {e}") from None
+    if arr.dtype == object:
+        raise TypeError(f"{what} of type {type(x).__name__} is not an array, a number or a pytree of them")
+    return leaf_signature(arr, what)
+
+
+def as_runtime_array(x):
+    """The array the compiled program reads for a leaf (weak scalars become 0-d arrays of their kind)."""
+    t = type(x)
+    if t is np.ndarray:
+        return x
+    if t in _WEAK:
+        return np.asarray(x, _WEAK[t])
+    return np.asarray(x)
+
+
+def make_input(x, index: int, symbols: dict, name: str | None = None) -> Value:
+    """A graph input for argument leaf ``x``; dims other than 1 become symbols recorded in ``symbols``."""
+    t = type(x)
+    if t in _WEAK or (isinstance(x, (int, float, bool)) and not isinstance(x, np.generic)):
+        k = bool if isinstance(x, bool) else int if isinstance(x, int) else float
+        return Value(TensorType(_WEAK[k], (), weak=True), name=name)
+    arr = np.asarray(x)
+    shape = []
+    for axis, d in enumerate(arr.shape):
+        if d == 1:
+            shape.append(1)
+        else:
+            sym = f"{_sym_prefix(index)}{axis}" if arr.ndim > 1 else _sym_prefix(index)
+            symbols[sym] = (index, axis)
+            shape.append(Dim.symbol(sym))
+    return Value(TensorType(arr.dtype, tuple(shape)), name=name)
+
+
+def _sym_prefix(i):
+    letters = "nmkpqrstuvw"
+    return letters[i] if i < len(letters) else f"n{i}_"
+
+
+# ------------------------------------------------------------------------------------------------ tracing
+def trace(fun, leaves, treedef, rebuild_args, names=None):
+    """Trace ``fun``: ``rebuild_args(tracers)`` turns the input tracers back into fun's (args, kwargs)."""
+    symbols: dict = {}
+    with ops.Builder() as b:
+        inputs = [make_input(x, i, symbols, names[i] if names else None) for i, x in enumerate(leaves)]
+        args, kwargs = rebuild_args([wrap(v) for v in inputs])
+        out = fun(*args, **kwargs)
+        out_leaves, out_tree = tree_flatten(out)
+        outs = []
+        for o in out_leaves:
+            try:
+                outs.append(ops.as_value(o))
+            except TypeError:
+                raise TypeError(f"the traced function returned an object of type {type(o).__name__}; tracejit "
+                                f"functions must return arrays or pytrees (tuples, lists, dicts) of arrays") from None
+        g = Graph(inputs=inputs, outputs=outs, constraints=_dedupe(b.constraints), symbols=symbols)
+    return rebuild(g), out_tree
+
+
+def _dedupe(cs):
+    out, seen = [], set()
+    for c in cs:
+        k = repr(c)
+        if k not in seen:
+            seen.add(k)
+            out.append(c)
+    return out
+
+
+_ = Tracer
