@@ -1,8 +1,12 @@
 """tracejit: a tracing JIT compiler for numerical Python built on LLVM."""
 from .api import Jitted, Lowered, jit, make_ir
 from .errors import ConcretizationError
-from . import numpy, nn
+from .transforms import grad, value_and_grad, vjp
+from .trace.symbolic import debugprint, function, pp, shared
+from .codegen.cuda_check import devices
+from . import numpy, nn, tensor
 
 __version__ = "0.1.0"
 
-__all__ = ["jit", "make_ir", "Jitted", "Lowered", "ConcretizationError", "numpy", "nn"]
+__all__ = ["jit", "make_ir", "grad", "value_and_grad", "vjp", "function", "shared", "pp", "debugprint",
+           "devices", "Jitted", "Lowered", "ConcretizationError", "numpy", "nn", "tensor"]

@@ -232,6 +232,11 @@ class Lowered:
     def memory_plan(self):
         return self.executable.memory_plan(self._args)
 
+    def explain(self):
+        """The graph after each pass with what each changed, then the kernels (see tracejit.inspect)."""
+        from .inspect import explain
+        return explain(self)
+
     def __str__(self):
         return self.as_text("optimized")
 
