@@ -149,7 +149,7 @@ class Jitted:
         def rebuild(tracers):
             dyn_args, dyn_kwargs = tree_unflatten(treedef, tracers)
             return self.spec.join(statics, dyn_args, dyn_kwargs)
-        graph, out_tree = trace(self.fun, [as_runtime_array(x) for x in leaves], treedef, rebuild)
+        graph, out_tree = trace(self.fun, list(leaves), treedef, rebuild)  # raw leaves: Python scalars stay weak
         if self.transform is not None:
             graph = self.transform(graph)
         return graph, out_tree
