@@ -37,7 +37,7 @@ class _ArgSpec:
                             and i not in self.static_argnums:
                         self.static_argnums += (i,)
             for i in self.static_argnums:
-                if i < len(params) and params[i].kind in (p.POSITIONAL_OR_KEYWORD,) \
+                if i < len(params) and params[i].kind == params[i].POSITIONAL_OR_KEYWORD \
                         and params[i].name not in self.static_argnames:
                     self.static_argnames += (params[i].name,)
 

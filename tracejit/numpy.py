@@ -1,6 +1,8 @@
 """numpy-named functions that work on tracers and on plain arrays (``import tracejit.numpy as tnp``)."""
 from __future__ import annotations
 
+import builtins as _builtins
+
 import numpy as _np
 
 from .trace.numpy_api import IMPLS as _IMPLS
@@ -11,7 +13,7 @@ def _has_tracer(x):
     if isinstance(x, _Tracer):
         return True
     if isinstance(x, (list, tuple)):
-        return any(_has_tracer(e) for e in x)
+        return _builtins.any(_has_tracer(e) for e in x)
     return False
 
 

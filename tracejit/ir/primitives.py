@@ -138,7 +138,7 @@ _resolve_cache: dict = {}
 
 def _probe(t: TensorType):
     if t.weak:
-        return {"b": bool, "i": int, "f": float}[t.dtype.kind]
+        return {"b": T.BOOL, "i": int, "f": float}[t.dtype.kind]  # numpy takes no Python bool here
     return t.dtype
 
 
