@@ -495,3 +495,371 @@ def test_exported_names():
                  "devices", "ConcretizationError"):
         assert hasattr(tj, name), name
     assert issubclass(tj.ConcretizationError, TypeError)
+
+
+# ================================================================================================ numpy coverage
+def check(f, *args, rtol=None, atol=None, **static):
+    """jit(f)(*args) equals f(*args) run by numpy: values, shape and dtype."""
+    with np.errstate(all="ignore"):
+        expected = f(*[np.copy(a) if isinstance(a, np.ndarray) else a for a in args], **static)  # may mutate
+        got = tj.jit(functools.partial(f, **static))(*args)
+    if isinstance(expected, (tuple, list)):
+        assert type(got) is type(expected) and len(got) == len(expected)
+        for g, e in zip(got, expected):
+            assert_same(g, e, rtol=rtol, atol=atol)
+    else:
+        assert_same(got, expected, rtol=rtol, atol=atol)
+
+
+A = rand(3, 4)
+B = rand(3, 4) + 3
+V = rand(4)
+I = rng.integers(-5, 6, size=(3, 4))
+J = rng.integers(1, 4, size=(3, 4)).astype(np.int32)
+M = A > 0
+N = B > 3
+
+OPERATORS = {
+    "add": lambda x, y: x + y, "sub": lambda x, y: x - y, "mul": lambda x, y: x * y,
+    "truediv": lambda x, y: x / y, "floordiv": lambda x, y: x // y, "mod": lambda x, y: x % y,
+    "pow": lambda x, y: np.abs(x) ** y, "lt": lambda x, y: x < y, "le": lambda x, y: x <= y,
+    "gt": lambda x, y: x > y, "ge": lambda x, y: x >= y, "eq": lambda x, y: x == y, "ne": lambda x, y: x != y,
+}
+
+
+@pytest.mark.parametrize("op", sorted(OPERATORS))
+@pytest.mark.parametrize("pair", ["ff", "fv", "ii", "ij", "if", "fs", "sf", "is", "si"])
+def test_binary_operators(op, pair):
+    vals = {"f": A, "v": V, "i": I, "j": J, "s": 2.5}
+    x, y = vals[pair[0]], vals[pair[1]]
+    if pair in ("is", "si"):
+        x, y = (I, 3) if pair == "is" else (3, J)
+    if op in ("floordiv", "mod", "pow") and pair in ("ii", "ij", "si"):
+        y = J  # no integer division by zero, no negative integer powers
+    f = OPERATORS[op]
+    if pair[0] == "s" or isinstance(x, (int, float)):
+        check(lambda y: f(x, y), y)          # reflected form: scalar on the left of a tracer
+    elif isinstance(y, (int, float)):
+        check(lambda x: f(x, y), x)
+    else:
+        check(f, x, y)
+
+
+@pytest.mark.parametrize("op", ["and", "or", "xor"])
+def test_bitwise_operators(op):
+    f = {"and": lambda x, y: x & y, "or": lambda x, y: x | y, "xor": lambda x, y: x ^ y}[op]
+    check(f, M, N)
+    check(f, I, J)
+    check(lambda x: f(x, True), M)
+    check(lambda x: f(True, x), M)
+    check(lambda x: f(x, 6), I)
+    check(lambda x: f(6, x), J)
+
+
+def test_unary_operators():
+    check(lambda x: -x, A)
+    check(lambda x: -x, J)
+    check(lambda x: +x, I)
+    check(lambda x: abs(x), I)
+    check(lambda x: abs(x), A)
+    check(lambda x: ~x, M)
+    check(lambda x: ~x, I)
+
+
+def test_matmul_operator_and_reflected():
+    check(lambda x, y: x @ y, A, B.T)
+    check(lambda y: A @ y, B.T)
+    check(lambda x, y: x @ y, A, V)
+    check(lambda x, y: x @ y, V, V)
+
+
+def test_inplace_operators_rebind():
+    def f(x, y):
+        x = x + 0
+        x += y
+        x -= 1
+        x *= y
+        x /= 2
+        x **= 2
+        x //= 1.5
+        x %= 7
+        return x
+    check(f, A, B)
+
+    def g(m, n):
+        m &= n
+        m |= n
+        m ^= n
+        return m
+    check(g, M, N)
+
+    def h(x, w):
+        x @= w
+        return x
+    check(h, A, rand(4, 4))
+
+    x = A.copy()
+    tj.jit(lambda x: h(x, np.eye(4) * 2))(x)
+    tj.jit(g)(M.copy(), N)
+    np.testing.assert_array_equal(x, A)  # the caller's array is never written
+
+
+UNARY = ["negative", "positive", "absolute", "sign", "square", "sqrt", "cbrt", "reciprocal", "exp", "exp2",
+         "expm1", "log", "log2", "log10", "log1p", "sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh",
+         "cosh", "tanh", "arcsinh", "arccosh", "arctanh", "floor", "ceil", "trunc", "rint", "isnan", "isinf",
+         "isfinite", "logical_not"]
+BINARY = ["add", "subtract", "multiply", "divide", "floor_divide", "remainder", "power", "arctan2", "maximum",
+          "minimum", "fmax", "fmin", "logaddexp", "hypot", "equal", "not_equal", "less", "less_equal", "greater",
+          "greater_equal", "logical_and", "logical_or", "logical_xor"]
+SPECIALS = np.array([0.0, -0.0, 0.5, -0.5, 1.0, -1.0, 2.0, 1e-310, -3.7, 700.0, -700.0, np.inf, -np.inf, np.nan])
+
+
+@pytest.mark.parametrize("name", UNARY)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_unary_ufuncs(name, dtype):
+    x = np.concatenate([rand(20) * 3, SPECIALS]).astype(dtype)
+    check(getattr(np, name), x, rtol=4e-6 if dtype == np.float32 else 1e-13,
+          atol=0 if dtype == np.float32 else 1e-300)
+
+
+@pytest.mark.parametrize("name", ["negative", "absolute", "sign", "square", "floor", "rint", "sqrt", "exp", "sin",
+                                  "isnan", "logical_not", "reciprocal"])
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.bool_])
+def test_unary_ufuncs_on_ints_and_bools(name, dtype):
+    x = np.arange(-3, 4).astype(dtype) if dtype != np.bool_ else np.array([True, False, True])
+    with np.errstate(all="ignore"):
+        try:
+            expected = getattr(np, name)(x)
+        except TypeError:
+            with pytest.raises(TypeError):
+                tj.jit(getattr(np, name))(x)
+            return
+    if expected.dtype not in (np.bool_, np.int32, np.int64, np.float32, np.float64):
+        with pytest.raises(TypeError, match=str(expected.dtype)):  # numpy computes in e.g. int8 or float16
+            tj.jit(getattr(np, name))(x)
+        return
+    if name == "reciprocal" and dtype != np.bool_:
+        x = x[x != 0]
+    check(getattr(np, name), x)
+
+
+@pytest.mark.parametrize("name", BINARY)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64, np.int32])
+def test_binary_ufuncs(name, dtype):
+    x = np.concatenate([rand(12) * 4, SPECIALS[:9]]).astype(dtype) if dtype in (np.float32, np.float64) \
+        else np.arange(-10, 11).astype(dtype)
+    y = np.roll(x, 3)[::-1].copy()
+    if dtype in (np.int32, np.int64) and name in ("floor_divide", "remainder", "power"):
+        y = np.where(y == 0, 3, np.abs(y) % 5 if name == "power" else y).astype(dtype)
+    check(getattr(np, name), x, y, rtol=4e-6 if dtype == np.float32 else 1e-13)
+    check(getattr(np, name), x.reshape(3, 7), y[:7])  # broadcasting
+
+
+def test_scipy_expit_ufunc():
+    x = np.concatenate([rand(20) * 30, SPECIALS])
+    check(scipy.special.expit, x)
+    check(scipy.special.expit, x.astype(np.float32))
+
+
+# ------------------------------------------------------------------------------------------------ reductions
+REDUCTIONS = ["sum", "prod", "mean", "var", "std", "max", "min", "amax", "amin", "argmax", "argmin", "any", "all"]
+X3 = rand(3, 4, 5)
+
+
+@pytest.mark.parametrize("name", REDUCTIONS)
+@pytest.mark.parametrize("axis", [None, 0, 1, -1, (0, 2), (1, 2)])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_reductions(name, axis, keepdims):
+    if name in ("argmax", "argmin") and isinstance(axis, tuple):
+        return
+    x = X3 if name not in ("any", "all") else X3 > 0.5
+    check(lambda x: getattr(np, name)(x, axis=axis, keepdims=keepdims), x)
+    if name not in ("amax", "amin"):
+        check(lambda x: getattr(x, name)(axis=axis, keepdims=keepdims), x)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.bool_, np.float32])
+@pytest.mark.parametrize("name", ["sum", "prod", "mean", "var", "max", "argmin", "any"])
+def test_reduction_dtypes(name, dtype):
+    x = (rng.integers(0, 3, size=(4, 6))).astype(dtype)
+    check(lambda x: getattr(np, name)(x), x, rtol=1e-6 if dtype == np.float32 else None)
+    check(lambda x: getattr(np, name)(x, axis=0), x, rtol=1e-6 if dtype == np.float32 else None)
+
+
+@pytest.mark.parametrize("ddof", [0, 1, 2])
+def test_var_std_ddof(ddof):
+    check(lambda x: np.var(x, ddof=ddof), X3)
+    check(lambda x: x.std(axis=1, ddof=ddof, keepdims=True), X3)
+    check(lambda x: np.std(x, axis=(0, 2), ddof=ddof), X3)
+
+
+def test_reduction_dtype_argument():
+    check(lambda x: np.sum(x, dtype=np.float32), I)
+    check(lambda x: np.mean(x, axis=0, dtype=np.float32), A)
+
+
+def test_ufunc_reduce_methods():
+    check(lambda x: np.add.reduce(x), A)
+    check(lambda x: np.maximum.reduce(x, axis=1), A)
+    check(lambda x: np.multiply.reduce(x, axis=None), A[:2])
+
+
+def test_reductions_over_empty_axis():
+    x = np.ones((0, 3))
+    check(lambda x: x.sum(axis=0), x)
+    check(lambda x: x.prod(axis=0), x)
+    check(lambda x: x.any(axis=0), x > 0)
+    check(lambda x: x.all(axis=0), x > 0)
+    check(lambda x: x.sum(), x)
+
+
+# ------------------------------------------------------------------------------------------------ array functions
+FUNCTIONS = {
+    "where": (lambda x, y: np.where(x > 0, x, y), (A, B)),
+    "where_scalar": (lambda x: np.where(x > 0, x, 0.0), (A,)),
+    "where_int_float": (lambda m, i: np.where(m, i, 0.5), (M, I)),
+    "clip": (lambda x: np.clip(x, -0.5, 0.5), (A,)),
+    "clip_method": (lambda x: x.clip(-0.5, None), (A,)),
+    "clip_arrays": (lambda x, lo: np.clip(x, lo, 1.0), (A, V - 1)),
+    "dot_mm": (lambda x, y: np.dot(x, y), (A, B.T)),
+    "dot_mv": (lambda x, y: np.dot(x, y), (A, V)),
+    "dot_vv": (lambda x, y: np.dot(x, y), (V, V)),
+    "dot_method": (lambda x, y: x.dot(y), (A, V)),
+    "dot_scalar": (lambda x: np.dot(x, 2.0), (A,)),
+    "matmul_batched": (lambda x, y: np.matmul(x, y), (X3, rand(5, 2))),
+    "matmul_broadcast": (lambda x, y: np.matmul(x, y), (X3, rand(1, 5, 2))),
+    "matmul_int": (lambda x, y: x @ y, (I, J.T)),
+    "outer": (lambda x, y: np.outer(x, y), (V, A[0])),
+    "tensordot": (lambda x, y: np.tensordot(x, y, axes=([1, 2], [0, 1])), (X3, rand(4, 5, 2))),
+    "tensordot_int": (lambda x, y: np.tensordot(x, y, 1), (A, B.T)),
+    "einsum_mm": (lambda x, y: np.einsum("ij,jk->ik", x, y), (A, B.T)),
+    "einsum_batch": (lambda x, y: np.einsum("bij,bjk->bik", x, y), (X3, rand(3, 5, 2))),
+    "einsum_implicit": (lambda x, y: np.einsum("ij,kj", x, y), (A, B)),
+    "einsum_three": (lambda x, y, z: np.einsum("ij,jk,k->i", x, y, z), (A, B.T, rand(3))),
+    "transpose": (lambda x: np.transpose(x), (X3,)),
+    "transpose_axes": (lambda x: np.transpose(x, (1, 0, 2)), (X3,)),
+    "transpose_method": (lambda x: x.transpose(2, 0, 1), (X3,)),
+    "T": (lambda x: x.T, (X3,)),
+    "swapaxes": (lambda x: np.swapaxes(x, 0, -1), (X3,)),
+    "swapaxes_method": (lambda x: x.swapaxes(1, 2), (X3,)),
+    "moveaxis": (lambda x: np.moveaxis(x, 0, -1), (X3,)),
+    "moveaxis_many": (lambda x: np.moveaxis(x, [0, 1], [2, 0]), (X3,)),
+    "reshape": (lambda x: np.reshape(x, (4, 15)), (X3,)),
+    "reshape_neg": (lambda x: x.reshape(-1, 5), (X3,)),
+    "reshape_args": (lambda x: x.reshape(3, 20), (X3,)),
+    "reshape_shape": (lambda x: x.reshape(x.shape[0], -1), (X3,)),
+    "ravel": (lambda x: np.ravel(x), (X3,)),
+    "ravel_method": (lambda x: x.T.ravel(), (X3,)),
+    "flatten": (lambda x: x.flatten(), (A,)),
+    "expand_dims": (lambda x: np.expand_dims(x, 1), (A,)),
+    "expand_dims_many": (lambda x: np.expand_dims(x, (0, -1)), (A,)),
+    "squeeze": (lambda x: np.squeeze(x), (rand(3, 1, 4, 1),)),
+    "squeeze_axis": (lambda x: x.squeeze(axis=1), (rand(3, 1, 4, 1),)),
+    "broadcast_to": (lambda x: np.broadcast_to(x, (3, 4)), (V,)),
+    "concatenate": (lambda x, y: np.concatenate([x, y]), (A, B)),
+    "concatenate_axis": (lambda x, y: np.concatenate((x, y), axis=1), (A, B)),
+    "concatenate_dtypes": (lambda x, y: np.concatenate([x, y], axis=-1), (I, A)),
+    "concatenate_none": (lambda x, y: np.concatenate([x, y], axis=None), (A, V)),
+    "stack": (lambda x, y: np.stack([x, y]), (A, B)),
+    "stack_axis": (lambda x, y: np.stack([x, y], axis=-1), (A, B)),
+    "zeros_like": (lambda x: np.zeros_like(x), (A,)),
+    "ones_like": (lambda x: np.ones_like(x, dtype=np.int32), (A,)),
+    "full_like": (lambda x: np.full_like(x, 7), (I,)),
+    "full_like_float": (lambda x: np.full_like(x, 2.5, dtype=np.float32), (A,)),
+    "astype": (lambda x: x.astype(np.int32), (A * 10,)),
+    "astype_bool": (lambda x: x.astype(bool), (I,)),
+    "astype_f32": (lambda x: x.astype(np.float32), (I,)),
+    "copy": (lambda x: x.copy(), (A,)),
+    "np_copy": (lambda x: np.copy(x) + 1, (A,)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_array_functions(name):
+    f, args = FUNCTIONS[name]
+    check(f, *args)
+
+
+def test_attributes():
+    @tj.jit
+    def f(x):
+        assert x.ndim == 3
+        assert x.dtype == np.float32
+        return x * x.shape[0] + x.size + x.shape[-1]
+
+    x = rand(3, 4, 5, dtype=np.float32)
+    expected = x * 3 + x.size + 5
+    got = f(x)
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    assert got.dtype == np.float32
+    assert_same(f(np.ones((6, 1, 2), np.float32)), np.ones((6, 1, 2), np.float32) * 6 + 12 + 2)
+    g = tj.jit(lambda x: x.shape[0] * x - x.shape[1])
+    assert_same(g(np.ones((3, 2), np.float32)), np.full((3, 2), 1.0, np.float32))
+
+
+# ------------------------------------------------------------------------------------------------ indexing
+Y = np.arange(60.0).reshape(3, 4, 5)
+INDEXES = {
+    "int": lambda x: x[1],
+    "neg_int": lambda x: x[-1],
+    "ints": lambda x: x[1, -2, 3],
+    "slice": lambda x: x[1:3],
+    "slice_step": lambda x: x[:, ::2],
+    "neg_step": lambda x: x[::-1],
+    "neg_step_bounds": lambda x: x[:, 3:0:-2],
+    "neg_step_neg_bounds": lambda x: x[..., -1:-4:-1],
+    "neg_start_only": lambda x: x[-2:],
+    "empty_slice": lambda x: x[2:1],
+    "past_end": lambda x: x[:, 2:100],
+    "none": lambda x: x[None],
+    "none_middle": lambda x: x[:, None, 1],
+    "ellipsis": lambda x: x[..., 0],
+    "ellipsis_mid": lambda x: x[1, ..., ::-1],
+    "ellipsis_none": lambda x: x[..., None],
+    "gather": lambda x: x[np.array([2, 0, 1, 0])],
+    "gather_neg": lambda x: x[np.array([-1, 0])],
+    "gather_axis1": lambda x: x[:, np.array([3, 1])],
+    "gather_2d": lambda x: x[np.array([[0, 1], [2, 2]])],
+    "gather_list": lambda x: x[[1, 0]],
+    "gather_after_int": lambda x: x[1, np.array([0, 3])],
+    "gather_int32": lambda x: x[:, :, np.array([4, 0], np.int32)],
+    "mixed": lambda x: x[1:, None, ::-2, -1],
+}
+
+
+@pytest.mark.parametrize("name", sorted(INDEXES))
+def test_indexing(name):
+    check(INDEXES[name], Y)
+
+
+def test_indexing_with_traced_integer_array():
+    f = tj.jit(lambda x, idx: x[idx] * 2)
+    idx = np.array([3, 0, 2])
+    x = rand(5, 2)
+    assert_same(f(x, idx), x[idx] * 2)
+    x, idx = rand(9, 2), np.array([8, -9, 0])
+    assert_same(f(x, idx), x[idx] * 2)
+    assert f.cache_info().misses == 1
+
+
+def test_indexing_with_traced_index_array_matches_numpy():
+    f = tj.jit(lambda x, idx: x[:, idx])
+    x, idx = rand(3, 7), np.array([[6, -7], [0, 3]])
+    assert_same(f(x, idx), x[:, idx])
+
+
+def test_index_symbolic_length():
+    f = tj.jit(lambda x: x[-1] + x[0] + x[1:-1].sum(axis=0))
+    for n in (2, 3, 9):
+        x = rand(n, 3)
+        assert_same(f(x), x[-1] + x[0] + x[1:-1].sum(axis=0))
+    assert f.cache_info().misses == 1
+
+
+@pytest.mark.parametrize("key", [slice(None, None, -1), slice(1, None, -2), slice(-2, 0, -1), slice(None, -3, -3),
+                                 slice(5, 2, -1), slice(0, None, 3), slice(-100, 100, 2)])
+def test_slices_on_symbolic_lengths(key):
+    f = tj.jit(lambda x: x[key])
+    for n in (2, 5, 6, 11):
+        x = np.arange(float(n))
+        assert_same(f(x), x[key], err_msg=f"n={n} key={key}")

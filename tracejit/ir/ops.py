@@ -228,10 +228,7 @@ def resolve_reshape(x: Value, newshape) -> tuple:
                 raise ValueError(f"cannot reshape array of size {total} into shape {_fmt(newshape)}")
             missing = total // known
         else:
-            missing = T.dim_floordiv(total, known)
-            if isinstance(missing, Dim) and any(isinstance(a, tuple) for m, _ in missing.terms for a in m):
-                raise ValueError(f"cannot infer the -1 in reshape {_fmt(newshape)} of an array of symbolic shape "
-                                 f"{T.shape_str(x.shape)}; give the lengths explicitly (e.g. x.shape[0])")
+            missing = T.dim_floordiv(total, known)  # may be opaque: the size check below then runs at call time
         newshape = newshape[:neg[0]] + (missing,) + newshape[neg[0] + 1:]
     new_total = T.prod(newshape)
     if new_total != total:
@@ -292,6 +289,8 @@ def as_value(x) -> Value:
     v = getattr(x, "_tj_value", None)
     if v is not None:
         return v() if callable(v) else v
+    if isinstance(x, Dim):  # x.shape[0] used as a number
+        return dimsize(x)
     if isinstance(x, bool):
         return constant(x, T.BOOL, weak=True)
     if isinstance(x, int):

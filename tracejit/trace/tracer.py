@@ -268,6 +268,7 @@ def getitem(x: Value, key) -> Value:
         key = key[:i] + (slice(None),) * (x.ndim - n_real) + key[i + 1:]
     else:
         key = key + (slice(None),) * (x.ndim - n_real)
+    # squeeze: axes of x indexed by an int; new_axes: positions of the None axes in the final result
     starts, steps, out_shape, squeeze, new_axes, arrays = [], [], [], [], [], []
     axis = 0
     out_axis = 0
@@ -291,7 +292,8 @@ def getitem(x: Value, key) -> Value:
             starts.append(start)
             steps.append(1)
             out_shape.append(1)
-            squeeze.append(out_axis)
+            squeeze.append(axis)
+            out_axis -= 1  # no result axis (undone by the increment below)
         elif isinstance(k, slice):
             st, ln = _slice_dims(k, n)
             starts.append(st)
@@ -304,7 +306,8 @@ def getitem(x: Value, key) -> Value:
                                        "trace; use np.where(mask, x, 0) or sum with a mask instead")
             if idx.dtype.kind not in "iu":
                 raise IndexError("arrays used as indices must be of integer (or boolean) type")
-            arrays.append((out_axis, idx))
+            arrays.append((axis, idx))
+            out_axis += idx.ndim - 1
             starts.append(0)
             steps.append(1)
             out_shape.append(n)
@@ -321,21 +324,16 @@ def getitem(x: Value, key) -> Value:
                                "axis at a time")
     # integer arrays: gather along their axis (positions counted before squeezing/new axes)
     if arrays:
-        pos, idx = arrays[0]
-        real_pos = pos - sum(1 for a in new_axes if a < pos)
+        real_pos, idx = arrays[0]
         if idx.dtype != T.INT64:
             idx = ops.convert(idx, T.INT64)
         v = ops.bind("gather", v, idx, axis=real_pos)
         shift = idx.ndim - 1
         squeeze = [s + shift if s > real_pos else s for s in squeeze]
-        real_new = [a + shift if a > pos else a for a in new_axes]
-    else:
-        real_new = new_axes
     shape = [d for i, d in enumerate(v.shape) if i not in squeeze]
-    # new axes are counted in the output index space
     shape_real = list(shape)
-    for a in sorted(real_new):
-        shape_real.insert(a if a <= len(shape_real) else len(shape_real), 1)
+    for a in sorted(new_axes):
+        shape_real.insert(a, 1)
     if tuple(shape_real) != v.shape:
         v = ops.reshape(v, tuple(shape_real))
     return v
