@@ -1,0 +1,517 @@
+"""Reverse-mode autodiff over the SSA IR: one VJP rule per primitive, and the backward walk.
+
+``backward(outputs, cotangents, wrt)`` appends, in the current ``ops.Builder``, the equations of
+d(sum_i <cotangent_i, output_i>) / d(wrt_j). Rules build their results with ``ops`` (the same IR primitives as any
+traced code), so the gradient graph is an ordinary graph: it can be optimized, fused, and differentiated again.
+
+Cotangents are kept *broadcastable* to the value they belong to (e.g. the scalar 1.0 seeded by ``sum`` is not
+materialized into an array of ones); they are materialized with ``broadcast_to`` only where a rule needs the exact
+shape, and for the values returned.
+
+Subgradient choices (documented, tested):
+  * ``maximum``/``minimum`` (and ``fmax``/``fmin``): on a tie each input gets half of the cotangent.
+  * ``max``/``min`` reductions: the cotangent is split equally among all positions equal to the extremum.
+  * ``absolute``: ``sign(x)`` (0 at 0).
+  * ``prod``: exact first derivative with zeros (one zero: only that position gets the product of the others;
+    two or more: all zero). Its own derivative is exact away from zeros.
+  * ``power(x, y)`` w.r.t. ``y`` is 0 where ``x == 0``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import ops
+from ..ir import types as T
+from ..ir.graph import Value, toposort
+
+# primitives whose result has zero derivative everywhere it exists (or carries no gradient: ints, bools)
+NON_DIFFERENTIABLE = {
+    "sign", "floor", "ceil", "trunc", "rint", "floor_divide", "equal", "not_equal", "less", "less_equal",
+    "greater", "greater_equal", "logical_and", "logical_or", "logical_xor", "logical_not", "bitwise_and",
+    "bitwise_or", "bitwise_xor", "invert", "isnan", "isinf", "isfinite", "argmax", "argmin", "any", "all",
+    "dimsize",
+}
+
+
+# ------------------------------------------------------------------------------------------------ small builders
+def _c(value, dtype) -> Value:
+    """A strong scalar constant of ``dtype`` (rules compute in their inputs' dtype)."""
+    return ops.constant(np.asarray(value, dtype=dtype))
+
+
+def _is_scalar_const(v: Value, value) -> bool:
+    return v.is_const and v.ndim == 0 and v.const == value
+
+
+def _mul(a, b):
+    if _is_scalar_const(a, 1) and a.dtype == b.dtype:
+        return b
+    if _is_scalar_const(b, 1) and a.dtype == b.dtype:
+        return a
+    return ops.ufunc("multiply", a, b)
+
+
+def _div(a, b):
+    if _is_scalar_const(b, 1) and a.dtype == b.dtype:
+        return a
+    return ops.ufunc("divide", a, b)
+
+
+def _add(a, b):
+    return ops.ufunc("add", a, b)
+
+
+def _sub(a, b):
+    return ops.ufunc("subtract", a, b)
+
+
+def _neg(a):
+    if a.eqn is not None and a.eqn.prim == "negative":
+        return a.eqn.inputs[0]
+    if a.is_const:
+        return ops.constant(-a.const)
+    return ops.ufunc("negative", a)
+
+
+def _u(name, a):
+    return ops.ufunc(name, a)
+
+
+def _where(c, a, b):
+    return ops.ufunc("where", c, a, b)
+
+
+def full(g: Value, shape) -> Value:
+    """Materialize a broadcastable cotangent to exactly ``shape``."""
+    shape = tuple(shape)
+    if g.shape == shape:
+        return g
+    return ops.broadcast_to(g, shape)
+
+
+def unbroadcast(g: Value, shape) -> Value:
+    """Sum ``g`` over the axes numpy broadcasting added to an operand of ``shape``; the result is broadcastable to
+    ``shape`` (axes where ``g`` already has length 1 stay lazy)."""
+    shape = tuple(shape)
+    if g.ndim == 0 or g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    axes = list(range(max(lead, 0)))
+    for i, d in enumerate(shape):
+        j = i + lead
+        if j >= 0 and d == 1 and g.shape[j] != 1:
+            axes.append(j)
+    if not axes:
+        return g
+    kept = tuple(g.shape[j] if j not in axes else 1 for j in range(max(lead, 0), g.ndim))
+    s = ops.reduce("sum", g, tuple(axes))
+    return ops.reshape(s, kept)
+
+
+def _keepdims(v: Value, in_shape, axes) -> Value:
+    """A reduction's result (or cotangent) reshaped with its reduced axes put back as length 1."""
+    if v.ndim == 0 and not axes:
+        return v
+    return ops.reshape(v, tuple(1 if i in axes else d for i, d in enumerate(in_shape)))
+
+
+def _reduced_ct(g: Value, out: Value, in_shape, axes) -> Value:
+    """The cotangent of a reduction output, broadcastable to the reduction's input."""
+    if g.ndim == 0:
+        return g
+    return _keepdims(full(g, out.shape), in_shape, axes)
+
+
+def _swap_last(v: Value) -> Value:
+    nd = v.ndim
+    return ops.transpose(v, tuple(range(nd - 2)) + (nd - 1, nd - 2))
+
+
+def _zeros(dtype, shape) -> Value:
+    return ops.broadcast_to(_c(0, dtype), tuple(shape))
+
+
+def _slice(v: Value, axis, start, step, length) -> Value:
+    starts = tuple(start if i == axis else 0 for i in range(v.ndim))
+    steps = tuple(step if i == axis else 1 for i in range(v.ndim))
+    shape = tuple(length if i == axis else d for i, d in enumerate(v.shape))
+    return ops.bind("slice", v, starts=starts, steps=steps, shape=shape)
+
+
+def _concat(parts, axis) -> Value:
+    parts = [p for p in parts if not (isinstance(p.shape[axis], int) and p.shape[axis] == 0)]
+    if len(parts) == 1:
+        return parts[0]
+    return ops.bind("concatenate", *parts, axis=axis)
+
+
+def _with_dim(shape, axis, d):
+    return tuple(d if i == axis else x for i, x in enumerate(shape))
+
+
+def _unslice_axis(g: Value, axis, start, step, n) -> Value:
+    """The VJP of taking ``start::step`` (length ``g.shape[axis]``) of an axis of length ``n``: place ``g`` back
+    into zeros. Built from slices, reshapes and concatenations only, so lengths stay symbolic."""
+    L = g.shape[axis]
+    if isinstance(L, int) and L == 0:
+        return _zeros(g.dtype, _with_dim(g.shape, axis, n))
+    if step < 0:  # reverse g, then it covers start + step*(L-1) ... start in increasing order
+        g = _slice(g, axis, L - 1, -1, L)
+        start, step = start + step * (L - 1), -step
+    if step > 1:  # interleave with step-1 zeros: (.., L, 1, ..) ++ (.., L, step-1, ..) -> (.., L*step, ..)
+        g1 = ops.reshape(g, g.shape[:axis + 1] + (1,) + g.shape[axis + 1:])
+        z = _zeros(g.dtype, g.shape[:axis + 1] + (step - 1,) + g.shape[axis + 1:])
+        inter = ops.bind("concatenate", g1, z, axis=axis + 1)
+        flat = ops.reshape(inter, _with_dim(g.shape, axis, L * step))
+        g = _slice(flat, axis, 0, 1, (L - 1) * step + 1)
+    M = g.shape[axis]
+    before, after = start, n - start - M
+    parts = []
+    if not (isinstance(before, int) and before == 0):
+        parts.append(_zeros(g.dtype, _with_dim(g.shape, axis, before)))
+    parts.append(g)
+    if not (isinstance(after, int) and after == 0):
+        parts.append(_zeros(g.dtype, _with_dim(g.shape, axis, after)))
+    return _concat(parts, axis)
+
+
+# ------------------------------------------------------------------------------------------------ VJP rules
+# Each rule: rule(eqn, g, need) -> one cotangent (or None) per input. ``g`` is broadcastable to eqn.out;
+# ``need[i]`` says whether input i wants a cotangent. Results may be broadcastable to the (elementwise) output:
+# the walk sums broadcast axes out.
+RULES: dict = {}
+
+
+def rule(*names):
+    def deco(f):
+        for n in names:
+            RULES[n] = f
+        return f
+    return deco
+
+
+def unary(name):
+    """Register an elementwise unary rule written as ``d(x, out, g) -> cotangent``."""
+    def deco(f):
+        RULES[name] = lambda e, g, need: [f(e.inputs[0], e.out, g)]
+        return f
+    return deco
+
+
+unary("negative")(lambda x, y, g: _neg(g))
+unary("positive")(lambda x, y, g: g)
+unary("absolute")(lambda x, y, g: _mul(g, _u("sign", x)))
+unary("square")(lambda x, y, g: _mul(g, _mul(_c(2, x.dtype), x)))
+unary("sqrt")(lambda x, y, g: _div(g, _mul(_c(2, x.dtype), y)))
+unary("cbrt")(lambda x, y, g: _div(g, _mul(_c(3, x.dtype), _u("square", y))))
+unary("reciprocal")(lambda x, y, g: _neg(_mul(g, _u("square", y))))
+unary("exp")(lambda x, y, g: _mul(g, y))
+unary("exp2")(lambda x, y, g: _mul(g, _mul(y, _c(np.log(2.0), x.dtype))))
+unary("expm1")(lambda x, y, g: _mul(g, _add(y, _c(1, x.dtype))))
+unary("log")(lambda x, y, g: _div(g, x))
+unary("log2")(lambda x, y, g: _div(g, _mul(x, _c(np.log(2.0), x.dtype))))
+unary("log10")(lambda x, y, g: _div(g, _mul(x, _c(np.log(10.0), x.dtype))))
+unary("log1p")(lambda x, y, g: _div(g, _add(x, _c(1, x.dtype))))
+unary("sin")(lambda x, y, g: _mul(g, _u("cos", x)))
+unary("cos")(lambda x, y, g: _neg(_mul(g, _u("sin", x))))
+unary("tan")(lambda x, y, g: _mul(g, _add(_c(1, x.dtype), _u("square", y))))
+unary("arcsin")(lambda x, y, g: _div(g, _u("sqrt", _sub(_c(1, x.dtype), _u("square", x)))))
+unary("arccos")(lambda x, y, g: _neg(_div(g, _u("sqrt", _sub(_c(1, x.dtype), _u("square", x))))))
+unary("arctan")(lambda x, y, g: _div(g, _add(_c(1, x.dtype), _u("square", x))))
+unary("sinh")(lambda x, y, g: _mul(g, _u("cosh", x)))
+unary("cosh")(lambda x, y, g: _mul(g, _u("sinh", x)))
+unary("tanh")(lambda x, y, g: _mul(g, _sub(_c(1, x.dtype), _u("square", y))))
+unary("arcsinh")(lambda x, y, g: _div(g, _u("sqrt", _add(_u("square", x), _c(1, x.dtype)))))
+unary("arccosh")(lambda x, y, g: _div(g, _u("sqrt", _sub(_u("square", x), _c(1, x.dtype)))))
+unary("arctanh")(lambda x, y, g: _div(g, _sub(_c(1, x.dtype), _u("square", x))))
+unary("sigmoid")(lambda x, y, g: _mul(g, _mul(y, _sub(_c(1, x.dtype), y))))
+unary("softplus")(lambda x, y, g: _mul(g, _u("sigmoid", x)))
+
+
+@rule("convert")
+def _convert(e, g, need):
+    x = e.inputs[0]
+    return [ops.convert(g, x.dtype) if T.is_float(x.dtype) else None]
+
+
+@rule("add")
+def _add_rule(e, g, need):
+    return [g, g]
+
+
+@rule("subtract")
+def _subtract(e, g, need):
+    return [g, _neg(g) if need[1] else None]
+
+
+@rule("multiply")
+def _multiply(e, g, need):
+    a, b = e.inputs
+    return [_mul(g, b) if need[0] else None, _mul(g, a) if need[1] else None]
+
+
+@rule("divide")
+def _divide(e, g, need):
+    a, b = e.inputs
+    return [_div(g, b) if need[0] else None, _neg(_div(_mul(g, e.out), b)) if need[1] else None]
+
+
+@rule("remainder")
+def _remainder(e, g, need):
+    a, b = e.inputs
+    return [g, _neg(_mul(g, ops.ufunc("floor_divide", a, b))) if need[1] else None]
+
+
+@rule("power")
+def _power(e, g, need):
+    x, y = e.inputs
+    dt = x.dtype
+    gx = gy = None
+    if need[0]:
+        if y.is_const:
+            ym1 = ops.constant(np.asarray(y.const - 1, dt))
+            xp = x if np.all(ym1.const == 1) else ops.ufunc("power", x, ym1)
+            gx = _mul(g, _mul(y, xp))
+        else:
+            gx = _mul(g, _mul(y, ops.ufunc("power", x, _sub(y, _c(1, dt)))))
+    if need[1]:
+        zero = ops.ufunc("equal", x, _c(0, dt))
+        safe_log = _u("log", _where(zero, _c(1, dt), x))
+        gy = _mul(g, _where(zero, _c(0, dt), _mul(e.out, safe_log)))
+    return [gx, gy]
+
+
+@rule("arctan2")
+def _arctan2(e, g, need):
+    a, b = e.inputs
+    denom = _add(_u("square", a), _u("square", b))
+    return [_div(_mul(g, b), denom) if need[0] else None, _neg(_div(_mul(g, a), denom)) if need[1] else None]
+
+
+@rule("hypot")
+def _hypot(e, g, need):
+    a, b = e.inputs
+    return [_mul(g, _div(a, e.out)) if need[0] else None, _mul(g, _div(b, e.out)) if need[1] else None]
+
+
+@rule("logaddexp")
+def _logaddexp(e, g, need):
+    a, b = e.inputs
+    return [_mul(g, _u("exp", _sub(a, e.out))) if need[0] else None,
+            _mul(g, _u("exp", _sub(b, e.out))) if need[1] else None]
+
+
+def _select_rule(first_wins, nan_aware):
+    """maximum/minimum (and fmax/fmin): the winner gets g, a tie gives each half."""
+    def f(e, g, need):
+        a, b = e.inputs
+        dt = e.out.dtype
+        a_wins, b_wins = first_wins(a, b), first_wins(b, a)
+        if nan_aware:  # fmax/fmin ignore a nan operand: the other one wins
+            a_wins = ops.ufunc("logical_or", a_wins, _u("isnan", b))
+            b_wins = ops.ufunc("logical_or", b_wins, _u("isnan", a))
+        tie = ops.ufunc("equal", a, b)
+        half = _mul(g, _c(0.5, dt))
+        zero = _c(0, dt)
+        ga = _where(a_wins, g, _where(tie, half, zero)) if need[0] else None
+        gb = _where(b_wins, g, _where(tie, half, zero)) if need[1] else None
+        return [ga, gb]
+    return f
+
+
+def _gt(a, b):
+    return ops.ufunc("greater", a, b)
+
+
+def _lt(a, b):
+    return ops.ufunc("less", a, b)
+
+
+RULES["maximum"] = _select_rule(_gt, False)
+RULES["minimum"] = _select_rule(_lt, False)
+RULES["fmax"] = _select_rule(_gt, True)
+RULES["fmin"] = _select_rule(_lt, True)
+
+
+@rule("where")
+def _where_rule(e, g, need):
+    c, a, b = e.inputs
+    zero = _c(0, e.out.dtype)
+    return [None, _where(c, g, zero) if need[1] else None, _where(c, zero, g) if need[2] else None]
+
+
+# reductions --------------------------------------------------------------------------------------------------
+@rule("sum")
+def _sum(e, g, need):
+    x = e.inputs[0]
+    return [_reduced_ct(g, e.out, x.shape, e.p["axes"])]
+
+
+@rule("max", "min")
+def _extremum(e, g, need):
+    """The cotangent is split equally among all positions equal to the max (min)."""
+    x = e.inputs[0]
+    axes = e.p["axes"]
+    dt = x.dtype
+    hit = ops.convert(ops.ufunc("equal", x, _keepdims(e.out, x.shape, axes)), dt)
+    count = _keepdims(ops.reduce("sum", hit, axes), x.shape, axes)
+    return [_mul(_reduced_ct(g, e.out, x.shape, axes), _div(hit, count))]
+
+
+@rule("prod")
+def _prod(e, g, need):
+    """prod_{j != i} x_j without dividing by zero: no zero -> prod/x_i; one zero -> the product of the others at
+    the zero, 0 elsewhere; two or more zeros -> 0."""
+    x = e.inputs[0]
+    axes = e.p["axes"]
+    dt = x.dtype
+    is_zero = ops.ufunc("equal", x, _c(0, dt))
+    x_nz = _where(is_zero, _c(1, dt), x)
+    prod_nz = _keepdims(ops.reduce("prod", x_nz, axes), x.shape, axes)
+    zeros = _keepdims(ops.reduce("sum", ops.convert(is_zero, dt), axes), x.shape, axes)
+    no_zero = ops.ufunc("equal", zeros, _c(0, dt))
+    one_zero_here = ops.ufunc("logical_and", ops.ufunc("equal", zeros, _c(1, dt)), is_zero)
+    d = _where(no_zero, _div(prod_nz, x_nz), _where(one_zero_here, prod_nz, _c(0, dt)))
+    return [_mul(_reduced_ct(g, e.out, x.shape, axes), d)]
+
+
+# views and data movement -------------------------------------------------------------------------------------
+@rule("reshape")
+def _reshape(e, g, need):
+    x = e.inputs[0]
+    return [g if g.ndim == 0 else ops.reshape(full(g, e.out.shape), x.shape)]
+
+
+@rule("transpose")
+def _transpose(e, g, need):
+    if g.ndim == 0:
+        return [g]
+    perm = e.p["perm"]
+    inv = tuple(int(i) for i in np.argsort(perm))
+    return [ops.transpose(full(g, e.out.shape), inv)]
+
+
+@rule("broadcast_to")
+def _broadcast_to(e, g, need):
+    return [unbroadcast(g, e.inputs[0].shape)]
+
+
+@rule("slice")
+def _slice_rule(e, g, need):
+    x = e.inputs[0]
+    p = e.p
+    g = full(g, e.out.shape)
+    for axis, (start, step, n) in enumerate(zip(p["starts"], p["steps"], x.shape)):
+        if start == 0 and step == 1 and e.out.shape[axis] == n:
+            continue
+        g = _unslice_axis(g, axis, start, step, n)
+    return [g]
+
+
+@rule("concatenate")
+def _concatenate(e, g, need):
+    axis = e.p["axis"]
+    out, offset = [], 0
+    for v, nd in zip(e.inputs, need):
+        n = v.shape[axis]
+        if nd:
+            out.append(g if g.ndim == 0 else _slice(full(g, e.out.shape), axis, offset, 1, n))
+        else:
+            out.append(None)
+        offset = offset + n
+    return out
+
+
+@rule("matmul")
+def _matmul(e, g, need):
+    a, b = e.inputs
+    g = full(g, e.out.shape)
+    ga = ops.bind("matmul", g, _swap_last(b)) if need[0] else None
+    gb = ops.bind("matmul", _swap_last(a), g) if need[1] else None
+    return [ga, gb]
+
+
+@rule("gather")
+def _gather(e, g, need):
+    """Rows taken several times get the sum of their cotangents: a scatter-add."""
+    x, idx = e.inputs
+    axis = e.p["axis"]
+    return [ops.bind("scatter_add", full(g, e.out.shape), idx, axis=axis, size=x.shape[axis]), None]
+
+
+@rule("scatter_add")
+def _scatter_add(e, g, need):
+    _, idx = e.inputs
+    return [ops.bind("gather", full(g, e.out.shape), idx, axis=e.p["axis"]), None]
+
+
+# ------------------------------------------------------------------------------------------------ the walk
+def _differentiable(e) -> bool:
+    return e.prim not in NON_DIFFERENTIABLE and T.is_float(e.out.dtype)
+
+
+def _active_values(eqns, wrt) -> set:
+    """Ids of the float values that depend on some ``wrt`` value through differentiable primitives."""
+    active = {v.id for v in wrt}
+    for e in eqns:
+        if _differentiable(e) and any(v.id in active for v in e.inputs):
+            active.add(e.out.id)
+    return active
+
+
+def _check_wrt(wrt):
+    for i, w in enumerate(wrt):
+        if not isinstance(w, Value):
+            raise TypeError(f"backward: wrt[{i}] must be an IR Value, got {type(w).__name__}")
+        if not T.is_float(w.dtype):
+            raise TypeError(f"cannot differentiate with respect to a value of dtype {w.dtype} (wrt[{i}] of type "
+                            f"{w.type}): gradients are defined only for float inputs; cast it with "
+                            f".astype(np.float64) if it is meant to be continuous")
+
+
+def backward(outputs: list, cotangents: list, wrt: list) -> list:
+    """Append the equations of d(sum_i <cotangents[i], outputs[i]>)/d(wrt[j]) to the current Builder and return
+    one Value per ``wrt`` (zeros of its shape and dtype where no differentiable path leads to the outputs)."""
+    outputs, cotangents, wrt = list(outputs), list(cotangents), list(wrt)
+    if len(outputs) != len(cotangents):
+        raise ValueError(f"backward: {len(outputs)} outputs but {len(cotangents)} cotangents")
+    _check_wrt(wrt)
+    eqns = toposort(outputs)
+    active = _active_values(eqns, wrt)
+    cts: dict = {}
+
+    def accumulate(v: Value, c: Value):
+        c = unbroadcast(c, v.shape)
+        if c.dtype != v.dtype:
+            c = ops.convert(c, v.dtype)
+        old = cts.get(v.id)
+        cts[v.id] = c if old is None else _add(old, c)
+
+    for o, c in zip(outputs, cotangents):
+        if o.id not in active:
+            continue
+        c = ops.as_value(c)
+        if c.dtype != o.dtype:
+            c = ops.convert(c, o.dtype)
+        accumulate(o, c)
+    for e in reversed(eqns):
+        g = cts.get(e.out.id)
+        if g is None or e.out.id not in active:
+            continue
+        need = [v.id in active for v in e.inputs]
+        if not any(need):
+            continue
+        fn = RULES.get(e.prim)
+        if fn is None:
+            raise NotImplementedError(f"tracejit has no gradient rule for the primitive {e.prim!r}")
+        for v, nd, c in zip(e.inputs, need, fn(e, g, need)):
+            if nd and c is not None:
+                accumulate(v, c)
+    result = []
+    for w in wrt:
+        c = cts.get(w.id)
+        result.append(_zeros(w.dtype, w.shape) if c is None else full(c, w.shape))
+    return result
+
+
+__all__ = ["backward", "RULES", "NON_DIFFERENTIABLE", "unbroadcast"]
