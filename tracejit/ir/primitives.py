@@ -120,8 +120,7 @@ _reg("gather", "other", lambda x, idx, axis: np.take(x, idx, axis=axis), nin=2)
 
 
 def _scatter_add(g, idx, axis, size):
-    shape = list(g.shape)
-    shape[axis] = size
+    shape = list(g.shape[:axis]) + [size] + list(g.shape[axis + idx.ndim:])
     out = np.zeros(shape, g.dtype)
     moved = np.moveaxis(out, axis, 0)
     gm = np.moveaxis(g, list(range(axis, axis + idx.ndim)), list(range(idx.ndim)))
