@@ -241,8 +241,8 @@ class Lowered:
         return self.as_text("optimized")
 
     def _repr_html_(self):
-        from .ir.printing import graph_html
-        return graph_html(self.optimized)
+        from .inspect import lowered_html
+        return lowered_html(self)
 
 
 def jit(fun=None, *, static_argnums=(), static_argnames=(), device="cpu", strict_ieee=False, passes=None):
