@@ -107,6 +107,7 @@ class Jitted:
 
     # ------------------------------------------------------------------------------------------------ calls
     def __call__(self, *args, **kwargs):
+        __tracebackhide__ = True  # IPython and pytest hide this re-raising frame
         try:
             return self._call(args, kwargs)
         except Exception as e:
@@ -164,6 +165,7 @@ class Jitted:
             self._hits = self._misses = 0
 
     def lower(self, *args, **kwargs) -> "Lowered":
+        __tracebackhide__ = True
         try:
             key, statics, leaves, treedef = self._key(args, kwargs)
             graph, _ = self._trace(statics, leaves, treedef)
