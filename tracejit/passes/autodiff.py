@@ -68,6 +68,12 @@ def _sub(a, b):
 def _neg(a):
     if a.eqn is not None and a.eqn.prim == "negative":
         return a.eqn.inputs[0]
+    if a.eqn is not None and a.eqn.prim in ("multiply", "divide"):  # -(-u * v) -> u * v
+        u, v = a.eqn.inputs
+        if u.eqn is not None and u.eqn.prim == "negative":
+            return ops.ufunc(a.eqn.prim, u.eqn.inputs[0], v)
+        if v.eqn is not None and v.eqn.prim == "negative":
+            return ops.ufunc(a.eqn.prim, u, v.eqn.inputs[0])
     if a.is_const:
         return ops.constant(-a.const)
     return ops.ufunc("negative", a)
