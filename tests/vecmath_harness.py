@@ -9,7 +9,17 @@ import functools
 import llvmlite.binding as llvm
 import numpy as np
 
-from tracejit.codegen import vecmath
+try:
+    from tracejit.codegen import vecmath
+except ImportError:     # the package is being edited concurrently: load the module file by itself
+    import importlib.util
+    import os
+    import sys
+    _path = os.path.join(os.path.dirname(__file__), os.pardir, "tracejit", "codegen", "vecmath.py")
+    _spec = importlib.util.spec_from_file_location("tracejit_codegen_vecmath", _path)
+    vecmath = importlib.util.module_from_spec(_spec)
+    sys.modules[_spec.name] = vecmath
+    _spec.loader.exec_module(vecmath)
 
 _LLTY = {"float64": "double", "float32": "float"}
 _CTY = {"float64": ctypes.c_double, "float32": ctypes.c_float}

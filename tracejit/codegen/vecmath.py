@@ -338,13 +338,30 @@ def _exp_reduce(b: _B, x, extra_lo=None):
     return n, rh, rl
 
 
-def _expm1_poly(b: _B, rh, rl):
-    """exp(rh + rl) - 1 for |rh| <= ~0.35, |rl| tiny."""
+def _expm1_parts(b: _B, rh, rl):
+    """exp(rh + rl) - 1 == rh + t (unevaluated) for |rh| <= ~0.35, |rl| tiny."""
     r2 = b.mul(rh, rh)
     q = b.horner(rh, _EXPM1_Q)
     p = b.mul(r2, q)
     em0 = b.add(rh, p)
-    return b.add(rh, b.add(p, b.fma(rl, em0, rl)))
+    return b.add(p, b.fma(rl, em0, rl))
+
+
+def _expm1_poly(b: _B, rh, rl):
+    """exp(rh + rl) - 1 for |rh| <= ~0.35, |rl| tiny."""
+    return b.add(rh, _expm1_parts(b, rh, rl))
+
+
+def _exp_finish(b: _B, eh, et, n, offset=0):
+    """(1 + eh + et) * 2**(n + offset) with one rounding of the sum and correct over/underflow."""
+    hi, e = b.fast_two_sum(1.0, eh)
+    p = b.add(hi, b.add(e, et))
+    ni = b.fptosi(n)
+    if offset:
+        ni = b.iop("add", ni, offset)
+    n1 = b.iop("ashr", ni, 1)
+    n2 = b.iop("sub", ni, n1)
+    return b.mul(b.mul(p, b.pow2i(n1)), b.pow2i(n2))
 
 
 def _scale_split(b: _B, p_em, n, offset=0):
@@ -365,8 +382,7 @@ def _exp_core(b: _B, x, lo=None, offset=0):
     if lo is not None:
         lo = b.sel(b.fcmp("oeq", x, xc), lo, 0.0)
     n, rh, rl = _exp_reduce(b, xc, lo)
-    em = _expm1_poly(b, rh, rl)
-    return _scale_split(b, em, n, offset)
+    return _exp_finish(b, rh, _expm1_parts(b, rh, rl), n, offset)
 
 
 def _log_core(b: _B, x, koff=None):
@@ -516,22 +532,23 @@ def _f_exp2(b, x):
     r = b.sub(xc, n)
     q = b.horner(r, _EXP2_C[1:])
     inner = b.fma(r, q, _EXP2_C1L)
-    em = b.fma(r, _EXP2_C1H, b.mul(r, inner))
-    res = _scale_split(b, em, n)
+    ph, pl = b.two_prod(r, _EXP2_C1H)
+    res = _exp_finish(b, ph, b.fma(r, inner, pl), n)
     return b.sel(b.isnan(x), x, res)
 
 
 def _f_expm1(b, x):
     xc = b.clamp(x, -45.0, 712.0)
     n, rh, rl = _exp_reduce(b, xc)
-    em = _expm1_poly(b, rh, rl)
+    et = _expm1_parts(b, rh, rl)
     ni = b.fptosi(n)
     h = b.icmp("sgt", ni, 1000)
     n1 = b.iop("sub", ni, b.emit(f"select i1 {h}, i64 8, i64 0"))
     s1 = b.pow2i(n1)
     cst = b.sel(h, 0.0, 1.0)
     s2 = b.sel(h, 256.0, 1.0)
-    res = b.mul(b.fma(s1, em, b.sub(s1, cst)), s2)
+    sA, sE = b.two_sum(b.sub(s1, cst), b.mul(s1, rh))
+    res = b.mul(b.add(sA, b.fma(s1, et, sE)), s2)
     tiny = b.fcmp("olt", b.fabs(x), 2.0 ** -54)
     res = b.sel(tiny, x, res)
     return b.sel(b.isnan(x), x, res)
@@ -698,6 +715,10 @@ def _f_arctan2(b, y, x):
     n = b.sel(ok, b.mul(ay, sc), 1.0)
     d = b.sel(ok, b.mul(ax, sc), 1.0)
     hi, lo = _atan_core(b, n, d)
+    # tiny ratio: atan(t) == t, computed unscaled so that an underflowing result is rounded once
+    tinyr = b.fcmp("olt", ay, b.mul(ax, 2.0 ** -30))
+    hi = b.sel(tinyr, b.div(ay, ax), hi)
+    lo = b.sel(tinyr, 0.0, lo)
     # special bases
     yinf = b.fcmp("oeq", ay, INF)
     xinf = b.fcmp("oeq", ax, INF)
@@ -872,8 +893,7 @@ def _f_power(b, x, y):
     phc = b.sel(okp, ph, b.sel(b.fcmp("ogt", ph, 0.0), 1300.0, -1300.0))
     plc = b.sel(okp, pl, 0.0)
     n, rh, rl = _exp_reduce(b, phc, plc)
-    em = _expm1_poly(b, rh, rl)
-    res = _scale_split(b, em, n)
+    res = _exp_finish(b, rh, _expm1_parts(b, rh, rl), n)
     # integer-ness of y
     fy = b.floor(y)
     yint = b.fcmp("oeq", fy, y)
@@ -892,7 +912,7 @@ def _f_power(b, x, y):
     # y == +-inf
     yinf = b.fcmp("oeq", b.fabs(y), INF)
     axlt1 = b.fcmp("olt", ax, 1.0)
-    ymag = b.sel(b.xor1(axlt1, yneg), INF, 0.0)
+    ymag = b.sel(b.xor1(axlt1, yneg), 0.0, INF)
     ymag = b.sel(b.fcmp("oeq", ax, 1.0), 1.0, ymag)
     res = b.sel(yinf, ymag, res)
     # nans
