@@ -30,10 +30,10 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import time
 import tracemalloc
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -375,6 +375,8 @@ def build(impl, w, args, peers, const=None):
 
 
 def _need(peers, name):
+    if name == "tracejit" and not peers.has(name):
+        raise RuntimeError(f"tracejit not importable ({peers.missing.get(name, '')})")
     if not peers.has(name):
         raise Unavailable(f"{name} not importable ({peers.missing.get(name, '')})")
     return peers.mods[name]
@@ -498,20 +500,20 @@ def compare(ref, got):
 
 # ----------------------------------------------------------------------------------------------- copy bandwidth
 def copy_bandwidth(st, peers):
-    """Best multi-threaded copy bandwidth (bytes read + written per second) and how it was reached."""
-    n = st.size(10**7, 10**6)
+    """Best multi-threaded copy bandwidth (bytes read + written per second) and how it was reached.
+
+    Always 10^7 float64 (80 MB each way, far beyond the caches), also with --quick, whose smaller workloads may
+    then run from cache and exceed 1.0 of it.
+    """
+    n = 10**7
     src, dst = _rand(n, np.float64), np.empty(n)
     dst[:] = 0.0  # touch every page first: a copy into fresh pages would measure page faults, not memory
     nthreads = os.cpu_count() or 1
+    bounds = [(c[0], c[-1] + 1) for c in np.array_split(np.arange(n), nthreads) if len(c)]
+    pool = ThreadPoolExecutor(nthreads)
 
-    def threaded_copyto():
-        chunks = np.array_split(np.arange(n), nthreads)
-        bounds = [(c[0], c[-1] + 1) for c in chunks if len(c)]
-        threads = [threading.Thread(target=np.copyto, args=(dst[a:b], src[a:b])) for a, b in bounds]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+    def threaded_copyto():  # np.copyto releases the GIL, so the halves copy in parallel
+        list(pool.map(lambda ab: np.copyto(dst[ab[0]:ab[1]], src[ab[0]:ab[1]]), bounds))
 
     candidates = {"np.copyto, 1 thread": lambda: np.copyto(dst, src),
                   f"np.copyto, {nthreads} threads": threaded_copyto}
@@ -529,6 +531,7 @@ def copy_bandwidth(st, peers):
             results[name] = 2 * src.nbytes / time_steady(fn, st)
         except Exception as e:  # noqa: BLE001
             print(f"copy bandwidth: {name} failed: {e}", file=sys.stderr)
+    pool.shutdown()
     best = max(results, key=results.get)
     return results[best], best, results
 
@@ -567,7 +570,7 @@ def disk_cache_times(st):
                     raise RuntimeError(p.stderr.strip().splitlines()[-1] if p.stderr.strip() else "child failed")
                 runs.append(json.loads(p.stdout.strip().splitlines()[-1])["first_call_s"])
                 if len(runs) == 1 and not any(os.scandir(cache_dir)):
-                    raise Unavailable("the cold run wrote nothing under TRACEJIT_CACHE_DIR")
+                    raise Unavailable("the cold run wrote nothing under TRACEJIT_CACHE_DIR (nothing compiled yet?)")
         finally:
             shutil.rmtree(cache_dir, ignore_errors=True)
         colds.append(runs[0])
@@ -731,6 +734,10 @@ def fmt_time(s, unit):
     return f"{v:.3g}" if v < 1000 else f"{v:.0f}"
 
 
+def fmt_ratio(r):
+    return f"{r:.2g}x" if r < 100 else f"{r:.0f}x"
+
+
 def _short(msg, n=48):
     msg = " ".join(msg.split())
     return msg if len(msg) <= n else msg[: n - 1] + "…"
@@ -757,7 +764,7 @@ def render(rows, copy_bw, notes):
                 continue
             text = fmt_time(c.seconds, w.unit)
             if impl != "tracejit" and tj_s:
-                text += f" ({c.seconds / tj_s:.2g}x)"
+                text += f" ({fmt_ratio(c.seconds / tj_s)})"
             if c.status == "mismatch":
                 text = f"**MISMATCH** {text}"
                 notes.append(f"!!! MISMATCH {w.name} / {impl}: {c.message}")
@@ -827,9 +834,10 @@ def main(argv=None):
         for w in wls:
             print(f"{w.name:14s} {w.title}")
         return 0
-    # in-process first calls must compile: a fresh, private cache directory (and fresh constants, see above)
+    # in-process first calls must compile: a fresh, private on-disk cache (and fresh constants, see
+    # _run_first_call), set before tracejit is imported
     tmp_cache = tempfile.mkdtemp(prefix="tracejit-bench-cache-")
-    os.environ.setdefault("TRACEJIT_CACHE_DIR", tmp_cache)
+    os.environ["TRACEJIT_CACHE_DIR"] = tmp_cache
     try:
         return _main(a, wls)
     finally:
