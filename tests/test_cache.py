@@ -229,3 +229,39 @@ def test_processes_racing_on_one_entry(cdir):
     assert [int(o) for o in outs] == [0, 0, 0, 0]
     assert cache.load("shared-entry") in {bytes([i]) * (50_000 + 997 * i) for i in range(4)}
     assert not list(cdir.glob(".tmp-*"))  # no writer left its temporary file behind
+
+
+def test_compiled_code_survives_a_restart(cdir):
+    """With a compiling backend: the first process stores machine code, the second loads it and compiles nothing.
+
+    Skipped while graphs run on the numpy reference interpreter (there is no machine code to cache)."""
+    probe = """
+        import numpy as np
+        from tracejit.codegen.runtime import InterpretedExecutable, compile_graph
+        import tracejit as tj
+        g = tj.make_ir(lambda x: x + 1.0)(np.ones(3))
+        print(isinstance(compile_graph(g), InterpretedExecutable))
+    """
+    if _run(probe, cdir).strip() == "True":
+        pytest.skip("no compiling backend yet: graphs run on the numpy interpreter")
+    cache.clear()
+    user = """
+        import numpy as np, tracejit as tj
+        from tracejit.codegen import cache
+
+        @tj.jit
+        def f(x, y):
+            for _ in range(5):
+                x = np.tanh(x * y + 1.0) - 0.5 * x
+            return x
+
+        x, y = np.linspace(-1, 1, 1000), np.linspace(0, 2, 1000)
+        before = cache.info()["entries"]
+        out = f(x, y)
+        print(before, cache.info()["entries"], repr(float(out.sum())))
+    """
+    cold = _run(user, cdir).split()
+    warm = _run(user, cdir).split()
+    assert cold[0] == "0" and int(cold[1]) >= 1  # the cold run stored its machine code
+    assert warm[0] == warm[1] == cold[1]  # the warm run found it and stored nothing new
+    assert warm[2] == cold[2]  # and computed the same result
