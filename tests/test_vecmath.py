@@ -241,3 +241,12 @@ def test_dense_random(name, dt):
         d = _check(name, dt, (x,))
     fin = d[np.isfinite(d)]
     print(f"\n{name:10s} {dt}: max {fin.max():.0f} ulp, mean {fin.mean():.3f} ulp over {d.size} values")
+
+
+def test_link_twice():
+    """Two modules defining overlapping functions/tables link into one kernel module (linkonce_odr)."""
+    import llvmlite.binding as llvm
+    mod = llvm.parse_assembly(H.kernel_ir("log", "float64"))
+    mod.link_in(llvm.parse_assembly(vecmath.module_ir([("log", "float64"), ("exp", "float32")])))
+    mod.link_in(llvm.parse_assembly(vecmath.module_ir([("log", "float64"), ("power", "float64")])))
+    mod.verify()
