@@ -80,7 +80,7 @@ def test_ir_before_and_after_is_displayed_richly(executed):
     for needle in ("traced = tj.make_ir", "optimized = tj.make_ir"):
         cell = _cell(executed, needle)
         html = [o.data["text/html"] for o in cell.outputs if "text/html" in o.get("data", {})]
-        assert html and "exp" in html[0] and "float64(n0, n1)" in html[0]
+        assert html and "sum[axes=(0,)]" in html[0] and "float64(n0, n1)" in html[0]
 
 
 def test_explain_is_collapsible_html(executed):

@@ -140,9 +140,9 @@ class Explanation:
     # ---------------------------------------------------------------------------------------- text
     def __str__(self):
         out = [f"== traced: {len(self.traced.eqns)} equations ==", printing.graph_text(self.traced), ""]
-        for i, s in enumerate(self.stages, 1):
-            out.append(f"== pass {i}/{len(self.stages)} {s.summary()} ==")
-            if s.diff:
+        for title, s in self._sections():
+            out.append(f"== {title} ==")
+            if s is not None and s.diff:
                 out.extend(s.diff)
             out.append("")
         out += [f"== optimized: {len(self.optimized.eqns)} equations ==", printing.graph_text(self.optimized), ""]
@@ -150,6 +150,26 @@ class Explanation:
         return "\n".join(out).rstrip() + "\n"
 
     __repr__ = __str__
+
+    def _sections(self):
+        """(title, stage) per pass that changed the graph; (title, None) per run of passes that did not."""
+        n, i, out = len(self.stages), 0, []
+        while i < n:
+            s = self.stages[i]
+            if s.changed:
+                out.append((f"pass {i + 1}/{n} {s.summary()}", s))
+                i += 1
+                continue
+            j = i
+            while j + 1 < n and not self.stages[j + 1].changed:
+                j += 1
+            if j == i:
+                out.append((f"pass {i + 1}/{n} {s.summary()}", None))
+            else:
+                names = ", ".join(st.name for st in self.stages[i:j + 1])
+                out.append((f"passes {i + 1}-{j + 1}/{n} ({names}): no change ({s.after} equations)", None))
+            i = j + 1
+        return out
 
     def _kernel_text(self):
         k = self.kernels
@@ -177,9 +197,8 @@ class Explanation:
     def _repr_html_(self):
         parts = ['<div class="tracejit-explain">',
                  _details(f"traced: {len(self.traced.eqns)} equations", printing.graph_html(self.traced))]
-        for i, s in enumerate(self.stages, 1):
-            title = f"pass {i}/{len(self.stages)} {s.summary()}"
-            if not s.changed:
+        for title, s in self._sections():
+            if s is None:
                 parts.append(f"<div style='margin-left:1.2em; color:#777'>{html.escape(title)}</div>")
                 continue
             body = _diff_html(s.diff) + _details("graph after this pass", printing.graph_html(s.graph))
@@ -224,18 +243,19 @@ def _diff_html(diff) -> str:
     return "<pre style='line-height:1.25'>" + "".join(rows) + "</pre>"
 
 
-def _diff(before, after) -> list:
-    a = printing.graph_text(before).splitlines()
-    b = printing.graph_text(after).splitlines()
+def _diff(before, after, name) -> list:
+    a = printing.graph_text(before, name).splitlines()
+    b = printing.graph_text(after, name).splitlines()
     return list(difflib.unified_diff(a, b, "before", "after", n=1, lineterm=""))
 
 
 def explain(lowered) -> Explanation:
     """The graph after each pass (what changed), then the kernels with LLVM IR and assembly."""
     stages, prev = [], lowered.traced
+    stable = printing.namer(lowered.traced)  # one namer for all diffs: a value keeps its name across passes
     for rec in getattr(lowered, "pass_log", None) or ():
         stages.append(Stage(rec.name, rec.graph, rec.before, rec.after, dict(rec.changes or {}),
-                            _diff(prev, rec.graph)))
+                            _diff(prev, rec.graph, stable)))
         prev = rec.graph
     count, groups, eqn_groups, llvm_ir, asm, error = 0, None, None, "", "", ""
     try:

@@ -72,8 +72,9 @@ def eqn_text(eqn, name) -> str:
             f"{'[' + params + ']' if params else ''} {args}").rstrip()
 
 
-def graph_text(graph) -> str:
-    name = namer(graph)
+def graph_text(graph, name=None) -> str:
+    """SSA text; ``name`` (a :func:`namer`) can be shared between graphs so unchanged values keep their names."""
+    name = name or namer(graph)
     lines = ["{ lambda " + ", ".join(f"{name(v)}:{type_str(v)}" for v in graph.inputs) + " ."]
     for e in graph.eqns:
         lines.append("    " + eqn_text(e, name))
