@@ -14,7 +14,6 @@ guarded, so an implementation that fails prints its error in its cell and the ru
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
 import datetime
 import gc
@@ -136,20 +135,6 @@ def scalar_namespace(numba):
             "np": np, "prange": numba.prange}
 
 
-def numexpr_inline(stmts, result):
-    """Fold ``a = ...; b = f(a)`` statements into one expression string, as numexpr needs."""
-    defs = {}
-
-    class Inline(ast.NodeTransformer):
-        def visit_Name(self, node):
-            return defs.get(node.id, node)
-
-    for st in stmts:
-        tree = ast.parse(st).body[0]
-        defs[tree.targets[0].id] = Inline().visit(tree.value)
-    return ast.unparse(defs[result])
-
-
 # ----------------------------------------------------------------------------------------------- workloads
 @dataclass
 class Workload:
@@ -159,7 +144,7 @@ class Workload:
     inputs: Callable                           # Settings -> list of arrays
     body: list | None = None                   # numpy-style source lines over PARAMS and the _XP_NAMES
     params: tuple = ("x",)
-    numexpr: tuple | None = None               # one string per output
+    numexpr: tuple | None = None               # numexpr strings: "name = expr" keeps a temporary, "expr" is an output
     loop: Callable | None = None               # (numba, consts) -> numba kernel: an explicit prange loop
     kind: str = "steady"                       # "steady", "first_call", "train" or "disk_cache"
     traffic: bool = True                       # effective bandwidth is meaningful
@@ -176,6 +161,12 @@ def _rand(shape, dtype, lo=-4.0, hi=4.0, seed=0):
 # The fixed 20-primitive elementwise expression (the first-call and chain workloads). Primitives, as numpy names
 # them: multiply, negative, exp, add, divide | subtract, tanh | absolute, add, sqrt | multiply, log1p | maximum |
 # greater, negative, where | sin, cos, multiply, add.
+CHAIN20_NUMEXPR = (  # numexpr has no CSE: reused values become temporaries, as a numexpr user writes it
+    "s = 1.0 / (1.0 + exp(-(x * C)))",
+    "t = tanh(x - y)",
+    "w = maximum(sqrt(abs(t) + 1.0), log1p(s * s))",
+    "where(x > y, w, -w) + sin(s) * cos(t)",
+)
 CHAIN20 = [
     "a = x * C",
     "s = 1.0 / (1.0 + exp(-a))",
@@ -272,7 +263,7 @@ def workloads():
                  loop=_hand_loop("add_one"), traffic=False),
         Workload("first_call", "first call (trace+passes+compile), 20-primitive expr", "ms",
                  lambda s: [_rand(1000, np.float64), _rand(1000, np.float64, seed=1)], CHAIN20 + ["return r"],
-                 params=("x", "y"), numexpr=(numexpr_inline(CHAIN20, "r"),), loop=_chain_loop, kind="first_call",
+                 params=("x", "y"), numexpr=CHAIN20_NUMEXPR, loop=_chain_loop, kind="first_call",
                  traffic=False),
         Workload("matmul", "matmul float64 (n x n) @ (n x n)", "ms",
                  lambda s: [_rand((s.size(1024, 256),) * 2, np.float64),
@@ -293,7 +284,7 @@ def workloads():
                  numexpr=("sum(1 / (1 + exp(-x)))",), loop=_hand_loop("sum_sigmoid"), memory=True),
         Workload("chain20", "20-primitive elementwise chain, float64", "ms",
                  lambda s: [_rand(n7(s), np.float64), _rand(n7(s), np.float64, seed=1)], CHAIN20 + ["return r"],
-                 params=("x", "y"), numexpr=(numexpr_inline(CHAIN20, "r"),), loop=_chain_loop, memory=True,
+                 params=("x", "y"), numexpr=CHAIN20_NUMEXPR, loop=_chain_loop, memory=True,
                  consts={"C": 0.75}),
         Workload("train_step", "Theano tutorial's training step: function + updates", "us",
                  lambda s: [np.array([1.0, 1.0], np.float32), np.float32(20.0)], kind="train", traffic=False),
@@ -342,10 +333,7 @@ def build(impl, w, args, peers, const=None):
         if w.numexpr is None:
             raise NotApplicable
         exprs = [re.sub(r"\bC\b", repr(consts["C"]), e) if "C" in consts else e for e in w.numexpr]
-        local = dict(zip(w.params, args))
-        if len(exprs) == 1:
-            return lambda: ne.evaluate(exprs[0], local_dict=local)
-        return lambda: tuple(ne.evaluate(e, local_dict=local) for e in exprs)
+        return lambda: _numexpr_program(ne, exprs, dict(zip(w.params, args)))
     if impl in ("numba", "numba-par"):
         numba = _need(peers, "numba")
         if impl == "numba-par" and not w.parallel_numba:
@@ -372,6 +360,19 @@ def build(impl, w, args, peers, const=None):
                                   mode="CVM" if impl == "pytensor-c" else None)
         return lambda: f(*args)
     raise ValueError(impl)
+
+
+def _numexpr_program(ne, exprs, local):
+    """Evaluate numexpr strings in order: ``name = expr`` binds a temporary, a bare expression is an output."""
+    outs = []
+    for e in exprs:
+        target, _, expr = e.partition("=") if re.match(r"^\s*\w+\s*=[^=]", e) else ("", "", e)
+        val = ne.evaluate(expr.strip(), local_dict=local)
+        if target:
+            local[target.strip()] = val
+        else:
+            outs.append(val)
+    return outs[0] if len(outs) == 1 else tuple(outs)
 
 
 def _need(peers, name):
@@ -857,6 +858,7 @@ def _main(a, wls):
     for k, v in peers.missing.items():
         print(f"not importable: {k} ({v})")
     print(f"tracejit backend: {peers.tracejit_backend()}")
+    print("load average at start: " + " ".join(f"{v:.2f}" for v in os.getloadavg()) + f" on {os.cpu_count()} cores")
     copy_bw, how, all_bw = copy_bandwidth(st, peers)
     print(f"copy bandwidth (read + write): {copy_bw / 1e9:.1f} GB/s, best of "
           + ", ".join(f"{k} {v / 1e9:.1f}" for k, v in all_bw.items()))
@@ -881,7 +883,8 @@ def _main(a, wls):
     mismatches = [n for n in notes if n.startswith("!!! MISMATCH")]
     if mismatches:
         print(f"\n!!! {len(mismatches)} RESULT MISMATCH(ES) AGAINST NUMPY: see the notes above !!!")
-    print(f"\ntotal time: {time.perf_counter() - t_start:.0f} s")
+    print(f"\ntotal time: {time.perf_counter() - t_start:.0f} s; load average at end: "
+          + " ".join(f"{v:.2f}" for v in os.getloadavg()))
     if a.json:
         _write_json(a.json, rows, copy_bw, how, st)
     return 1 if mismatches else 0
