@@ -190,6 +190,8 @@ def reduce(prim: str, x: Value, axis=None, keepdims=False) -> Value:
         out = x if prim not in ("argmax", "argmin", "any", "all") else None
         if out is None:
             out = bind(prim, x, axes=())
+        elif reduce_dtype(prim, x.dtype) != x.dtype:  # sum of a 0-d bool/int32 is int64, as in numpy
+            out = convert(x, reduce_dtype(prim, x.dtype))
     else:
         if prim in ("sum", "prod") and x.dtype in (T.BOOL, T.INT32):
             pass  # reduce_dtype widens, as numpy does
