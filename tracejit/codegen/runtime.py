@@ -1,9 +1,22 @@
-"""The executable: checks run-time shapes, allocates buffers, runs the compiled kernels."""
+"""The executable: checks run-time shapes, allocates buffers, runs the compiled steps.
+
+A call runs generated Python (read shapes, check constraints, ``np.empty`` the outputs) and then either the
+whole program in one METH_FASTCALL builtin (small work: about a microsecond in all) or, for large work, each
+kernel split across a thread pool through ctypes (which releases the GIL).
+"""
 from __future__ import annotations
+
+import ctypes
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ..ir import types as T
 from ..ir.interpret import evaluate
+
+PARALLEL_THRESHOLD = 1 << 17  # elements of the biggest kernel domain below which one thread runs everything
+KERNEL_CFUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
 
 
 class InterpretedExecutable:
@@ -28,8 +41,190 @@ def compile_graph(graph, device="cpu"):
     if device != "cpu":
         from .cuda import compile_graph_cuda
         return compile_graph_cuda(graph, device)
-    try:
-        from .llvm import compile_graph_llvm
-    except ImportError:
-        return InterpretedExecutable(graph)
-    return compile_graph_llvm(graph)
+    return LLVMExecutable(graph)
+
+
+# ------------------------------------------------------------------------------------------------ threads
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def _get_pool(n):
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._max_workers < n:
+            _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="tracejit")
+        return _pool
+
+
+# ------------------------------------------------------------------------------------------------ executable
+class LLVMExecutable:
+    """One compiled program for one input signature."""
+
+    def __init__(self, graph):
+        from ..passes.fusion import CopyStep, Kernel, MatmulStep, ScatterAddStep, plan as make_plan
+        from ..passes.memory import plan_memory
+        from . import llvm as L
+        self.graph = graph
+        self.plan = plan = make_plan(graph)
+        self.memory = plan_memory(plan)
+        from ..passes.fusion import DimCanon
+        canon = DimCanon(graph.constraints)
+        symbols = {s: i for i, s in enumerate(sorted(graph.symbols))}
+        self.symbols = symbols
+        module = L.ir.Module(name="tracejit")
+        math = L._Math(module)
+        fns, names, extents = [], [], []
+        for i, step in enumerate(plan.steps):
+            name = f"tj_step{i}"
+            em = L._Emitter(module, math, plan, symbols, name)
+            extent = None
+            if isinstance(step, Kernel):
+                flat = L.lower_kernel(em, plan, step, canon)
+                extent = L.outer_extent(step, flat)
+            elif isinstance(step, CopyStep):
+                L.lower_copy(em, plan, step)
+                extent = step.src.shape[0] if step.src.shape else None
+            elif isinstance(step, MatmulStep):
+                L.lower_matmul(em, plan, step)
+            elif isinstance(step, ScatterAddStep):
+                L.lower_scatter_add(em, plan, step)
+            else:
+                raise NotImplementedError(type(step).__name__)
+            fns.append(em.fn)
+            names.append(name)
+            extents.append(extent)
+        slot_of_input = {b.input_index: b.id for b in plan.buffers if b.kind == "input"}
+        L.emit_entry(module, plan, fns, symbols, slot_of_input, len(plan.buffers))
+        self.ir_text = str(module)
+        self.compiled = L.CompiledModule(self.ir_text, names + ["tj_entry"], math.vec_used)
+        self._entry, self._mdef = L.make_builtin(self.compiled.addresses["tj_entry"])
+        self._kernels = [KERNEL_CFUNC(self.compiled.addresses[n]) for n in names]
+        self._extents = extents
+        self.num_threads = L.num_threads()
+        self.run = self._make_driver()
+
+    @property
+    def num_kernels(self):
+        return len(self.plan.steps)
+
+    @property
+    def kernel_groups(self):
+        return self.plan.kernel_groups
+
+    def llvm_ir(self):
+        return self.compiled.optimized_ir
+
+    def asm(self):
+        return self.compiled.asm()
+
+    def memory_plan(self, example_args=None):
+        return self.memory.report(self.plan, example_args)
+
+    # driver -------------------------------------------------------------------------------------
+    def _make_driver(self):
+        plan, g = self.plan, self.graph
+        lines = ["def run(args):"]
+        n_in = len(g.inputs)
+        names = [f"a{i}" for i in range(n_in)]
+        if n_in:
+            lines.append(f"    {', '.join(names)}{',' if n_in == 1 else ''} = args")
+        for i, v in enumerate(g.inputs):
+            if v.ndim >= 2:
+                lines.append(f"    if not a{i}.flags.c_contiguous: a{i} = _contig(a{i})")
+        sym_src = {}
+        for s, (i, ax) in g.symbols.items():
+            lines.append(f"    s_{s} = a{i}.shape[{ax}]")
+            sym_src[s] = f"s_{s}"
+
+        def py(d):
+            return T.dim_py(d, lambda s: sym_src[s])
+        env_items = ", ".join(f"{s!r}: s_{s}" for s in g.symbols)
+        if g.constraints:
+            lines.append(f"    _check({{{env_items}}})")
+        slots = []
+        consts = {}
+        slot_vals = self.memory.slot_of
+        alloc_done = set()
+        for b in plan.buffers:
+            if b.kind == "input":
+                slots.append(f"a{b.input_index}")
+            elif b.kind == "const":
+                consts[f"c{b.id}"] = b.const
+                slots.append(f"c{b.id}")
+            elif b.kind == "flag":
+                lines.append(f"    f{b.id} = _zeros(1, _i64)")
+                slots.append(f"f{b.id}")
+            else:
+                root = slot_vals.get(b.id, b.id)
+                if root not in alloc_done:
+                    alloc_done.add(root)
+                    rb = plan.buffers[root]
+                    shape = "(" + ", ".join(py(d) for d in rb.shape) + ("," if len(rb.shape) == 1 else "") + ")"
+                    consts[f"dt{root}"] = rb.dtype
+                    lines.append(f"    b{root} = _empty({shape}, dt{root})")
+                slots.append(f"b{root}")
+        work = self._work_expr(py)
+        call_args = ", ".join(slots)
+        lines.append(f"    if {work} < {PARALLEL_THRESHOLD} or _nthreads == 1:")
+        lines.append(f"        _entry({call_args})")
+        lines.append("    else:")
+        lines.append(f"        _parallel([{call_args}], [{', '.join('s_' + s for s in sorted(g.symbols))}], "
+                     f"{{{env_items}}})")
+        if plan.flag is not None:
+            lines.append(f"    if f{plan.flag}[0]: _index_error()")
+        outs = []
+        for kind, bid in plan.outputs:
+            root = slot_vals.get(bid, bid)
+            outs.append(f"b{root}")
+        lines.append(f"    return [{', '.join(outs)}]")
+        src = "\n".join(lines)
+        ns = {"_entry": self._entry, "_empty": np.empty, "_zeros": np.zeros, "_i64": np.int64,
+              "_contig": np.ascontiguousarray, "_check": self._check, "_parallel": self._parallel,
+              "_nthreads": self.num_threads, "_index_error": _index_error, **consts}
+        exec(compile(src, "<tracejit driver>", "exec"), ns)
+        self.driver_source = src
+        return ns["run"]
+
+    def _work_expr(self, py):
+        best = None
+        for step, ext in zip(self.plan.steps, self._extents):
+            dom = getattr(step, "domain", None)
+            if dom is None and hasattr(step, "src"):
+                dom = step.src.shape
+            if not dom:
+                continue
+            n = 1
+            for d in dom:
+                n = n * d
+            best = n if best is None else best
+            if isinstance(n, int) and isinstance(best, int):
+                best = max(best, n)
+            elif not isinstance(n, int):
+                best = n
+        return py(best) if best is not None else "0"
+
+    def _check(self, env):
+        from ..ir.interpret import check_constraints
+        check_constraints(self.graph, env)
+
+    def _parallel(self, arrays, symvals, env):
+        nslots = len(arrays)
+        bufs = (ctypes.c_void_p * max(nslots, 1))(*[a.ctypes.data for a in arrays])
+        dims = (ctypes.c_int64 * max(len(symvals), 1))(*symvals)
+        nt = self.num_threads
+        pool = _get_pool(nt - 1) if nt > 1 else None
+        for fn, ext in zip(self._kernels, self._extents):
+            n = T.eval_dim(ext, env) if ext is not None else None
+            if n is None or n < 2 * nt or pool is None:
+                fn(bufs, dims, 0, -1)
+                continue
+            bounds = [n * t // nt for t in range(nt + 1)]
+            futs = [pool.submit(fn, bufs, dims, bounds[t], bounds[t + 1]) for t in range(1, nt)]
+            fn(bufs, dims, bounds[0], bounds[1])
+            for f in futs:
+                f.result()
+
+
+def _index_error():
+    raise IndexError("an integer-array index is out of bounds for the axis it indexes")

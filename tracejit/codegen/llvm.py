@@ -1,0 +1,1156 @@
+"""CPU code generation: each step of a fusion Plan becomes an LLVM function, optimized at O3 for the host.
+
+Kernel ABI: ``void k(ptr bufs, ptr dims, i64 start, i64 stop)``: ``bufs`` holds every buffer's data pointer,
+``dims`` the run-time value of every shape symbol; ``[start, stop)`` is the range of the first outer loop that
+this call runs (``stop < 0``: all of it), so the runtime can split a kernel across threads.
+
+The program entry is a CPython METH_FASTCALL function generated in IR: it reads the data pointers and shapes of
+the numpy arrays it is given straight from numpy's public ``PyArrayObject`` layout and runs every step, so a
+small call costs about as much as calling a builtin.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+
+import llvmlite.binding as llvm
+import llvmlite.ir as ir
+import numpy as np
+
+from ..ir import types as T
+from ..ir.types import Dim
+from ..passes.fusion import Access, CopyStep, Kernel, MatmulStep, ScatterAddStep, contiguous_strides
+
+I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
+F32, F64 = ir.FloatType(), ir.DoubleType()
+PTR = ir.PointerType()
+VOID = ir.VoidType()
+KERNEL_TY = ir.FunctionType(VOID, [PTR, PTR, I64, I64])
+
+_init_lock = threading.Lock()
+_target_machine = None
+
+
+def target_machine():
+    """A new host TargetMachine (MCJIT takes ownership of the one it is given, so each engine gets its own)."""
+    global _target_machine
+    with _init_lock:
+        if _target_machine is None:
+            llvm.initialize_native_target()
+            llvm.initialize_native_asmprinter()
+            _register_symbols()
+            _target_machine = True
+    target = llvm.Target.from_default_triple()
+    return target.create_target_machine(cpu=llvm.get_host_cpu_name(),
+                                        features=llvm.get_host_cpu_features().flatten(),
+                                        opt=3, codemodel="jitdefault")
+
+
+def _register_symbols():
+    from . import blas
+    llvm.add_symbol("tj_py_none", id(None))
+    for name, addr in blas.symbols().items():
+        llvm.add_symbol(name, addr)
+
+
+def lltype(dt: np.dtype):
+    dt = np.dtype(dt)
+    if dt == T.BOOL:
+        return I1
+    if dt.kind == "f":
+        return F64 if dt.itemsize == 8 else F32
+    return I64 if dt.itemsize == 8 else I32
+
+
+def memtype(dt: np.dtype):
+    return I8 if np.dtype(dt) == T.BOOL else lltype(dt)
+
+
+def _is_f(dt):
+    return np.dtype(dt).kind == "f"
+
+
+# ------------------------------------------------------------------------------------------------ math
+try:
+    from . import vecmath
+    VEC_FUNCS = vecmath.FUNCTIONS
+except Exception:  # the vector math library is optional; libm is the fallback
+    vecmath = None
+    VEC_FUNCS = frozenset()
+
+_INTRINSICS = {"sqrt": "llvm.sqrt", "floor": "llvm.floor", "ceil": "llvm.ceil", "trunc": "llvm.trunc",
+               "rint": "llvm.rint", "absolute": "llvm.fabs", "exp": "llvm.exp", "exp2": "llvm.exp2",
+               "log": "llvm.log", "log2": "llvm.log2", "log10": "llvm.log10", "sin": "llvm.sin", "cos": "llvm.cos"}
+_LIBM = {"expm1": "expm1", "log1p": "log1p", "tan": "tan", "arcsin": "asin", "arccos": "acos", "arctan": "atan",
+         "sinh": "sinh", "cosh": "cosh", "tanh": "tanh", "arcsinh": "asinh", "arccosh": "acosh",
+         "arctanh": "atanh", "cbrt": "cbrt", "arctan2": "atan2", "power": "pow", "hypot": "hypot"}
+
+
+class _Math:
+    """Per-module cache of declared math functions: vector library first, then LLVM intrinsics, then libm."""
+
+    def __init__(self, module):
+        self.m = module
+        self.decls = {}
+        self.vec_used = set()
+
+    def call(self, b, name, ty, *args):
+        key = (name, str(ty))
+        fn = self.decls.get(key)
+        if fn is None:
+            suffix = "f64" if ty == F64 else "f32"
+            if name in VEC_FUNCS:
+                sym = vecmath.symbol(name, np.float64 if ty == F64 else np.float32)
+                self.vec_used.add((name, np.dtype(np.float64 if ty == F64 else np.float32)))
+            elif name in _INTRINSICS:
+                sym = f"{_INTRINSICS[name]}.{suffix}"
+            elif name in _LIBM:
+                sym = _LIBM[name] + ("" if ty == F64 else "f")
+            else:
+                raise NotImplementedError(name)
+            fn = self.m.globals.get(sym) or ir.Function(self.m, ir.FunctionType(ty, [ty] * len(args)), sym)
+            self.decls[key] = fn
+        return b.call(fn, list(args))
+
+    def intrinsic(self, b, name, ty, *args):
+        sym = f"{name}.{'f64' if ty == F64 else 'f32'}"
+        fn = self.m.globals.get(sym) or ir.Function(self.m, ir.FunctionType(ty, [ty] * len(args)), sym)
+        return b.call(fn, list(args))
+
+
+# ------------------------------------------------------------------------------------------------ kernels
+class _Emitter:
+    """Emits one step function."""
+
+    def __init__(self, module, math, plan, symbols, name):
+        self.m = module
+        self.math = math
+        self.plan = plan
+        self.symbols = symbols  # symbol name -> index in dims
+        self.fn = ir.Function(module, KERNEL_TY, name)
+        self.fn.linkage = "internal" if False else "external"
+        self.entry = self.fn.append_basic_block("entry")
+        self.b = ir.IRBuilder(self.entry)
+        self.bufs, self.dims, self.start, self.stop = self.fn.args
+        self._dimcache = {}
+        self._bufcache = {}
+        self._body = self.fn.append_basic_block("body")
+
+    # entry-block helpers ----------------------------------------------------------------------------
+    def _in_entry(self, f):
+        saved = self.b.block
+        self.b.position_at_end(self.entry)
+        v = f()
+        self.b.position_at_end(saved)
+        return v
+
+    def dim(self, d) -> ir.Value:
+        if isinstance(d, int):
+            return ir.Constant(I64, d)
+        key = d
+        hit = self._dimcache.get(key)
+        if hit is not None:
+            return hit
+
+        def emit():
+            total = None
+            for mono, c in d.terms:
+                v = ir.Constant(I64, c)
+                for a in mono:
+                    if isinstance(a, str):
+                        p = self.b.gep(self.dims, [ir.Constant(I64, self.symbols[a])], source_etype=I64)
+                        av = self.b.load(p, typ=I64)
+                    else:
+                        op, x, y = a
+                        xv, yv = self.dim(x), self.dim(y)
+                        if op == "fdiv":
+                            safe = self.b.select(self.b.icmp_signed("==", yv, ir.Constant(I64, 0)),
+                                                 ir.Constant(I64, 1), yv)
+                            q = self.b.sdiv(xv, safe)
+                            r = self.b.srem(xv, safe)
+                            adj = self.b.and_(self.b.icmp_signed("!=", r, ir.Constant(I64, 0)),
+                                              self.b.icmp_signed("<", self.b.xor(xv, safe), ir.Constant(I64, 0)))
+                            av = self.b.sub(q, self.b.zext(adj, I64))
+                        elif op == "max":
+                            av = self.b.select(self.b.icmp_signed(">", xv, yv), xv, yv)
+                        else:
+                            av = self.b.select(self.b.icmp_signed("<", xv, yv), xv, yv)
+                    v = self.b.mul(v, av) if not (isinstance(v, ir.Constant) and v.constant == 1) else av
+                total = v if total is None else self.b.add(total, v)
+            return total if total is not None else ir.Constant(I64, 0)
+        v = self._in_entry(emit)
+        self._dimcache[key] = v
+        return v
+
+    def buf(self, bid) -> ir.Value:
+        hit = self._bufcache.get(bid)
+        if hit is None:
+            def emit():
+                p = self.b.gep(self.bufs, [ir.Constant(I64, bid)], source_etype=PTR)
+                return self.b.load(p, typ=PTR)
+            hit = self._bufcache[bid] = self._in_entry(emit)
+        return hit
+
+    def finish(self):
+        self.b.position_at_end(self.entry)
+        self.b.branch(self._body)
+
+    # loops ------------------------------------------------------------------------------------------
+    def loop(self, lo, hi, body, name="i"):
+        b = self.b
+        pre = b.block
+        header = self.fn.append_basic_block(f"{name}.head")
+        blk = self.fn.append_basic_block(f"{name}.body")
+        end = self.fn.append_basic_block(f"{name}.end")
+        b.branch(header)
+        b.position_at_end(header)
+        i = b.phi(I64, name=name)
+        i.add_incoming(lo, pre)
+        b.cbranch(b.icmp_signed("<", i, hi), blk, end)
+        b.position_at_end(blk)
+        body(i)
+        nxt = b.add(i, ir.Constant(I64, 1), flags=("nsw",))
+        i.add_incoming(nxt, b.block)
+        b.branch(header)
+        b.position_at_end(end)
+
+    # memory -----------------------------------------------------------------------------------------
+    def address(self, acc: Access, idx: dict, axes) -> ir.Value:
+        """Pointer to element of ``acc`` at domain indices ``idx``; ``axes[j]`` is the domain axis of dim j."""
+        off = self.dim(acc.offset) if not (isinstance(acc.offset, int) and acc.offset == 0) else None
+        for j, (d, s) in enumerate(zip(acc.shape, acc.strides)):
+            if d == 1 or (isinstance(s, int) and s == 0):
+                continue
+            a = axes[j]
+            if a is None:
+                continue
+            term = idx[a] if (isinstance(s, int) and s == 1) else self.b.mul(idx[a], self.dim(s))
+            off = term if off is None else self.b.add(off, term)
+        if off is None:
+            off = ir.Constant(I64, 0)
+        dt = self.plan.buffers[acc.buf].dtype
+        return self.b.gep(self.buf(acc.buf), [off], source_etype=memtype(dt), inbounds=True)
+
+    def load(self, acc: Access, idx, axes):
+        dt = self.plan.buffers[acc.buf].dtype
+        v = self.b.load(self.address(acc, idx, axes), typ=memtype(dt))
+        if dt == T.BOOL:
+            v = self.b.trunc(v, I1)
+        return v
+
+    def store(self, acc: Access, idx, axes, v):
+        dt = self.plan.buffers[acc.buf].dtype
+        if dt == T.BOOL:
+            v = self.b.zext(v, I8)
+        self.b.store(v, self.address(acc, idx, axes))
+
+
+def _const(dt, value):
+    ty = lltype(dt)
+    if dt == T.BOOL:
+        return ir.Constant(I1, int(bool(value)))
+    if _is_f(dt):
+        return ir.Constant(ty, float(value))
+    return ir.Constant(ty, int(value))
+
+
+# ------------------------------------------------------------------------------------------------ elementwise
+class _Ops:
+    """Scalar LLVM code for each elementwise primitive (the loop vectorizer widens it)."""
+
+    def __init__(self, em: _Emitter):
+        self.em = em
+        self.b = em.b
+        self.math = em.math
+
+    def emit(self, eqn, args):
+        prim = eqn.prim
+        out_dt = eqn.out.dtype
+        in_dt = eqn.inputs[0].dtype if eqn.inputs else out_dt
+        if prim == "convert":
+            return self.convert(args[0], in_dt, out_dt)
+        if prim == "where":
+            return self.b.select(args[0], args[1], args[2])
+        f = getattr(self, "op_" + prim, None)
+        if f is None:
+            raise NotImplementedError(f"no CPU lowering for {prim}")
+        return f(in_dt, *args)
+
+    # helpers
+    def fc(self, dt, v):
+        return ir.Constant(lltype(dt), v)
+
+    def isnan(self, x):
+        return self.b.fcmp_unordered("uno", x, x)
+
+    def convert(self, x, src, dst):
+        b = self.b
+        src, dst = np.dtype(src), np.dtype(dst)
+        if src == dst:
+            return x
+        if dst == T.BOOL:
+            if _is_f(src):
+                return b.fcmp_unordered("une", x, ir.Constant(lltype(src), 0.0))
+            return b.icmp_unsigned("!=", x, ir.Constant(lltype(src), 0))
+        if src == T.BOOL:
+            return b.uitofp(x, lltype(dst)) if _is_f(dst) else b.zext(x, lltype(dst))
+        if _is_f(src) and _is_f(dst):
+            return b.fpext(x, F64) if dst.itemsize > src.itemsize else b.fptrunc(x, F32)
+        if not _is_f(src) and not _is_f(dst):
+            return b.sext(x, lltype(dst)) if dst.itemsize > src.itemsize else b.trunc(x, lltype(dst))
+        if _is_f(dst):
+            return b.sitofp(x, lltype(dst))
+        # float -> int: numpy (x86) gives INT_MIN for nan and out-of-range values; LLVM's fptosi would be poison
+        bits = dst.itemsize * 8
+        lo, hi = -(2.0 ** (bits - 1)), 2.0 ** (bits - 1)
+        ok = b.and_(b.fcmp_ordered(">=", x, ir.Constant(lltype(src), lo)),
+                    b.fcmp_ordered("<", x, ir.Constant(lltype(src), hi)))
+        safe = b.select(ok, x, ir.Constant(lltype(src), 0.0))
+        return b.select(ok, b.fptosi(safe, lltype(dst)), ir.Constant(lltype(dst), -(2 ** (bits - 1))))
+
+    # arithmetic
+    def op_add(self, dt, x, y):
+        return self.b.fadd(x, y) if _is_f(dt) else (self.b.or_(x, y) if dt == T.BOOL else self.b.add(x, y))
+
+    def op_subtract(self, dt, x, y):
+        return self.b.fsub(x, y) if _is_f(dt) else self.b.sub(x, y)
+
+    def op_multiply(self, dt, x, y):
+        return self.b.fmul(x, y) if _is_f(dt) else (self.b.and_(x, y) if dt == T.BOOL else self.b.mul(x, y))
+
+    def op_divide(self, dt, x, y):
+        return self.b.fdiv(x, y)
+
+    def op_negative(self, dt, x):
+        return self.b.fneg(x) if _is_f(dt) else self.b.neg(x)
+
+    def op_positive(self, dt, x):
+        return x
+
+    def op_absolute(self, dt, x):
+        if _is_f(dt):
+            return self.math.intrinsic(self.b, "llvm.fabs", lltype(dt), x)
+        if dt == T.BOOL:
+            return x
+        return self.b.select(self.b.icmp_signed("<", x, ir.Constant(x.type, 0)), self.b.neg(x), x)
+
+    def op_sign(self, dt, x):
+        b = self.b
+        if _is_f(dt):
+            z = self.fc(dt, 0.0)
+            pos = b.uitofp(b.fcmp_ordered(">", x, z), x.type)
+            neg = b.uitofp(b.fcmp_ordered("<", x, z), x.type)
+            return b.select(self.isnan(x), x, b.fsub(pos, neg))
+        z = ir.Constant(x.type, 0)
+        return b.sub(b.zext(b.icmp_signed(">", x, z), x.type), b.zext(b.icmp_signed("<", x, z), x.type))
+
+    def op_square(self, dt, x):
+        return self.op_multiply(dt, x, x)
+
+    def op_reciprocal(self, dt, x):
+        if _is_f(dt):
+            return self.b.fdiv(self.fc(dt, 1.0), x)
+        one = ir.Constant(x.type, 1)
+        return self.op_floor_divide(dt, one, x) if False else self._int_div(one, x)
+
+    def _int_div(self, x, y):
+        """numpy integer division: floor, 0 for a zero divisor, no overflow trap."""
+        b = self.b
+        zero, one = ir.Constant(x.type, 0), ir.Constant(x.type, 1)
+        yz = b.icmp_signed("==", y, zero)
+        ym1 = b.icmp_signed("==", y, ir.Constant(x.type, -1))
+        safe = b.select(b.or_(yz, ym1), one, y)
+        q = b.sdiv(x, safe)
+        r = b.srem(x, safe)
+        adj = b.and_(b.icmp_signed("!=", r, zero), b.icmp_signed("<", b.xor(x, safe), zero))
+        q = b.sub(q, b.zext(adj, x.type))
+        q = b.select(ym1, b.sub(zero, x), q)
+        return b.select(yz, zero, q)
+
+    def op_floor_divide(self, dt, x, y):
+        if _is_f(dt):
+            b = self.b
+            # numpy: floor(x / y) computed through fmod so that x == (x // y) * y + x % y
+            mod = b.frem(x, y)
+            div = b.fdiv(b.fsub(x, mod), y)
+            z = self.fc(dt, 0.0)
+            fix = b.and_(b.fcmp_unordered("une", mod, z),
+                         b.xor(b.fcmp_ordered("<", y, z), b.fcmp_ordered("<", mod, z)))
+            div = b.select(fix, b.fsub(div, self.fc(dt, 1.0)), div)
+            fl = self.math.intrinsic(b, "llvm.floor", lltype(dt), div)
+            adj = b.select(b.fcmp_ordered(">", b.fsub(div, fl), self.fc(dt, 0.5)), b.fadd(fl, self.fc(dt, 1.0)), fl)
+            res = b.select(b.fcmp_unordered("une", div, z), adj,
+                           self.math.intrinsic(b, "llvm.copysign", lltype(dt), z, b.fdiv(x, y)))
+            return b.select(b.fcmp_ordered("==", y, z), b.fdiv(x, y), res)
+        return self._int_div(x, y)
+
+    def op_remainder(self, dt, x, y):
+        b = self.b
+        if _is_f(dt):
+            z = self.fc(dt, 0.0)
+            mod = b.frem(x, y)
+            fix = b.and_(b.fcmp_unordered("une", mod, z),
+                         b.xor(b.fcmp_ordered("<", y, z), b.fcmp_ordered("<", mod, z)))
+            r = b.select(fix, b.fadd(mod, y), mod)
+            return b.select(b.fcmp_ordered("==", mod, z), self.math.intrinsic(b, "llvm.copysign", lltype(dt), z, y), r)
+        zero, one = ir.Constant(x.type, 0), ir.Constant(x.type, 1)
+        bad = b.or_(b.icmp_signed("==", y, zero), b.icmp_signed("==", y, ir.Constant(x.type, -1)))
+        safe = b.select(bad, one, y)
+        r = b.srem(x, safe)
+        fix = b.and_(b.icmp_signed("!=", r, zero), b.icmp_signed("<", b.xor(r, safe), zero))
+        r = b.select(fix, b.add(r, safe), r)
+        return b.select(bad, zero, r)
+
+    def op_power(self, dt, x, y):
+        if _is_f(dt):
+            return self.math.call(self.b, "power", lltype(dt), x, y)
+        b = self.b
+        res = ir.Constant(x.type, 1)
+        base = x
+        e = y
+        for k in range(x.type.width - 1):
+            bit = b.trunc(b.lshr(e, ir.Constant(x.type, k)), I1)
+            res = b.select(bit, b.mul(res, base), res)
+            base = b.mul(base, base)
+        return res
+
+    def _minmax(self, dt, x, y, is_max, propagate=True):
+        b = self.b
+        if _is_f(dt):
+            if propagate:
+                return self.math.intrinsic(b, "llvm.maximum" if is_max else "llvm.minimum", lltype(dt), x, y)
+            return self.math.intrinsic(b, "llvm.maxnum" if is_max else "llvm.minnum", lltype(dt), x, y)
+        if dt == T.BOOL:
+            return b.or_(x, y) if is_max else b.and_(x, y)
+        return b.select(b.icmp_signed(">" if is_max else "<", x, y), x, y)
+
+    def op_maximum(self, dt, x, y):
+        return self._minmax(dt, x, y, True)
+
+    def op_minimum(self, dt, x, y):
+        return self._minmax(dt, x, y, False)
+
+    def op_fmax(self, dt, x, y):
+        return self._minmax(dt, x, y, True, False)
+
+    def op_fmin(self, dt, x, y):
+        return self._minmax(dt, x, y, False, False)
+
+    # comparisons and logic
+    def _cmp(self, dt, op, x, y):
+        if _is_f(dt):
+            return self.b.fcmp_unordered(op, x, y) if op == "!=" else self.b.fcmp_ordered(op, x, y)
+        if dt == T.BOOL:
+            return self.b.icmp_unsigned(op, x, y)
+        return self.b.icmp_signed(op, x, y)
+
+    def op_equal(self, dt, x, y):
+        return self._cmp(dt, "==", x, y)
+
+    def op_not_equal(self, dt, x, y):
+        return self._cmp(dt, "!=", x, y)
+
+    def op_less(self, dt, x, y):
+        return self._cmp(dt, "<", x, y)
+
+    def op_less_equal(self, dt, x, y):
+        return self._cmp(dt, "<=", x, y)
+
+    def op_greater(self, dt, x, y):
+        return self._cmp(dt, ">", x, y)
+
+    def op_greater_equal(self, dt, x, y):
+        return self._cmp(dt, ">=", x, y)
+
+    def _truth(self, dt, x):
+        return self.convert(x, dt, T.BOOL)
+
+    def op_logical_and(self, dt, x, y):
+        return self.b.and_(self._truth(dt, x), self._truth(dt, y))
+
+    def op_logical_or(self, dt, x, y):
+        return self.b.or_(self._truth(dt, x), self._truth(dt, y))
+
+    def op_logical_xor(self, dt, x, y):
+        return self.b.xor(self._truth(dt, x), self._truth(dt, y))
+
+    def op_logical_not(self, dt, x):
+        return self.b.not_(self._truth(dt, x))
+
+    def op_bitwise_and(self, dt, x, y):
+        return self.b.and_(x, y)
+
+    def op_bitwise_or(self, dt, x, y):
+        return self.b.or_(x, y)
+
+    def op_bitwise_xor(self, dt, x, y):
+        return self.b.xor(x, y)
+
+    def op_invert(self, dt, x):
+        return self.b.not_(x)
+
+    def op_isnan(self, dt, x):
+        return self.isnan(x) if _is_f(dt) else ir.Constant(I1, 0)
+
+    def op_isinf(self, dt, x):
+        if not _is_f(dt):
+            return ir.Constant(I1, 0)
+        ax = self.math.intrinsic(self.b, "llvm.fabs", lltype(dt), x)
+        return self.b.fcmp_ordered("==", ax, self.fc(dt, float("inf")))
+
+    def op_isfinite(self, dt, x):
+        if not _is_f(dt):
+            return ir.Constant(I1, 1)
+        ax = self.math.intrinsic(self.b, "llvm.fabs", lltype(dt), x)
+        return self.b.fcmp_ordered("<", ax, self.fc(dt, float("inf")))
+
+    # rounding
+    def _round(self, name, dt, x):
+        return x if not _is_f(dt) else self.math.intrinsic(self.b, name, lltype(dt), x)
+
+    def op_floor(self, dt, x):
+        return self._round("llvm.floor", dt, x)
+
+    def op_ceil(self, dt, x):
+        return self._round("llvm.ceil", dt, x)
+
+    def op_trunc(self, dt, x):
+        return self._round("llvm.trunc", dt, x)
+
+    def op_rint(self, dt, x):
+        return self._round("llvm.rint", dt, x)
+
+    def op_sqrt(self, dt, x):
+        return self.math.intrinsic(self.b, "llvm.sqrt", lltype(dt), x)
+
+    # transcendental
+    def _m(name):
+        def f(self, dt, *xs):
+            return self.math.call(self.b, name, lltype(dt), *xs)
+        return f
+
+    op_exp, op_exp2, op_expm1, op_log, op_log2 = _m("exp"), _m("exp2"), _m("expm1"), _m("log"), _m("log2")
+    op_log10, op_log1p, op_sin, op_cos, op_tan = _m("log10"), _m("log1p"), _m("sin"), _m("cos"), _m("tan")
+    op_arcsin, op_arccos, op_arctan, op_arctan2 = _m("arcsin"), _m("arccos"), _m("arctan"), _m("arctan2")
+    op_sinh, op_cosh, op_tanh, op_arcsinh = _m("sinh"), _m("cosh"), _m("tanh"), _m("arcsinh")
+    op_arccosh, op_arctanh, op_cbrt, op_hypot = _m("arccosh"), _m("arctanh"), _m("cbrt"), _m("hypot")
+    del _m
+
+    def op_logaddexp(self, dt, x, y):
+        if "logaddexp" in VEC_FUNCS:
+            return self.math.call(self.b, "logaddexp", lltype(dt), x, y)
+        b = self.b
+        mx = self._minmax(dt, x, y, True)
+        d = b.fsub(x, y)
+        ad = self.math.intrinsic(b, "llvm.fabs", lltype(dt), d)
+        r = b.fadd(mx, self.op_log1p(dt, self.op_exp(dt, b.fneg(ad))))
+        return b.select(b.fcmp_ordered("==", x, y), b.fadd(x, self.fc(dt, np.log(2.0))), r)
+
+    def op_sigmoid(self, dt, x):
+        b = self.b
+        ax = self.math.intrinsic(b, "llvm.fabs", lltype(dt), x)
+        e = self.op_exp(dt, b.fneg(ax))
+        one = self.fc(dt, 1.0)
+        d = b.fadd(one, e)
+        return b.select(b.fcmp_ordered(">=", x, self.fc(dt, 0.0)), b.fdiv(one, d), b.fdiv(e, d))
+
+    def op_softplus(self, dt, x):
+        b = self.b
+        ax = self.math.intrinsic(b, "llvm.fabs", lltype(dt), x)
+        mx = self.math.intrinsic(b, "llvm.maxnum", lltype(dt), x, self.fc(dt, 0.0))
+        r = b.fadd(mx, self.op_log1p(dt, self.op_exp(dt, b.fneg(ax))))
+        return b.select(self.isnan(x), x, r)
+
+
+# ------------------------------------------------------------------------------------------------ reductions
+_RED_INIT = {
+    "sum": lambda dt: 0, "prod": lambda dt: 1, "any": lambda dt: False, "all": lambda dt: True,
+    "max": lambda dt: -np.inf if _is_f(dt) else (False if dt == T.BOOL else np.iinfo(dt).min),
+    "min": lambda dt: np.inf if _is_f(dt) else (True if dt == T.BOOL else np.iinfo(dt).max),
+    "argmax": lambda dt: -np.inf if _is_f(dt) else (False if dt == T.BOOL else np.iinfo(dt).min),
+    "argmin": lambda dt: np.inf if _is_f(dt) else (True if dt == T.BOOL else np.iinfo(dt).max),
+}
+
+
+class _Reduction:
+    """Accumulator state of one reduction inside a kernel phase."""
+
+    def __init__(self, em: _Emitter, ops: _Ops, kop):
+        self.em, self.ops, self.kop = em, ops, kop
+        e = kop.eqn
+        self.prim = e.prim
+        self.in_dt = e.inputs[0].dtype
+        self.out_dt = e.out.dtype
+        # float32 sums accumulate in float64 (as accurate as numpy's pairwise summation, and still vectorized)
+        self.acc_dt = self.out_dt
+        if self.prim in ("sum", "prod") and self.out_dt == T.FLOAT32:
+            self.acc_dt = T.FLOAT64
+        if self.prim in ("argmax", "argmin"):
+            self.acc_dt = self.in_dt
+        self.blocked = self.prim == "sum" and _is_f(self.acc_dt)
+        b = em.b
+        ty = lltype(self.acc_dt)
+
+        def allocas():
+            acc = b.alloca(ty)
+            blk = b.alloca(ty) if self.blocked else None
+            idx = b.alloca(I64) if self.prim in ("argmax", "argmin") else None
+            return acc, blk, idx
+        self.acc, self.blk, self.idx = em._in_entry(allocas)
+
+    def init(self):
+        b = self.em.b
+        b.store(_const(self.acc_dt, _RED_INIT[self.prim](self.acc_dt)), self.acc)
+        if self.idx is not None:
+            b.store(ir.Constant(I64, 0), self.idx)
+
+    def init_block(self):
+        if self.blocked:
+            self.em.b.store(_const(self.acc_dt, 0.0), self.blk)
+
+    def flush_block(self):
+        if self.blocked:
+            b = self.em.b
+            ty = lltype(self.acc_dt)
+            b.store(b.fadd(b.load(self.acc, typ=ty), b.load(self.blk, typ=ty)), self.acc)
+
+    def update(self, v, counter):
+        b, ops = self.em.b, self.ops
+        ty = lltype(self.acc_dt)
+        p = self.prim
+        if p in ("argmax", "argmin"):
+            best = b.load(self.acc, typ=ty)
+            dt = self.acc_dt
+            if _is_f(dt):
+                better = b.fcmp_ordered(">" if p == "argmax" else "<", v, best)
+                better = b.or_(better, b.and_(ops.isnan(v), b.not_(ops.isnan(best))))
+            else:
+                better = ops._cmp(dt, ">" if p == "argmax" else "<", v, best)
+            b.store(b.select(better, v, best), self.acc)
+            b.store(b.select(better, counter, b.load(self.idx, typ=I64)), self.idx)
+            return
+        v = ops.convert(v, self.in_dt, self.acc_dt) if p not in ("any", "all") else ops._truth(self.in_dt, v)
+        target = self.blk if self.blocked else self.acc
+        cur = b.load(target, typ=ty)
+        if p == "sum":
+            new = b.fadd(cur, v, flags=("reassoc",)) if _is_f(self.acc_dt) else ops.op_add(self.acc_dt, cur, v)
+        elif p == "prod":
+            new = b.fmul(cur, v, flags=("reassoc",)) if _is_f(self.acc_dt) else ops.op_multiply(self.acc_dt, cur, v)
+        elif p == "max":
+            new = ops._minmax(self.acc_dt, cur, v, True)
+        elif p == "min":
+            new = ops._minmax(self.acc_dt, cur, v, False)
+        elif p == "any":
+            new = b.or_(cur, v)
+        else:
+            new = b.and_(cur, v)
+        b.store(new, target)
+
+    def result(self):
+        b = self.em.b
+        if self.prim in ("argmax", "argmin"):
+            return b.load(self.idx, typ=I64)
+        v = b.load(self.acc, typ=lltype(self.acc_dt))
+        return self.ops.convert(v, self.acc_dt, self.out_dt)
+
+
+# ------------------------------------------------------------------------------------------------ kernel lowering
+SUM_BLOCK = 1024
+
+
+def _collapsible(plan, k: Kernel, canon):
+    """An elementwise kernel whose every access is C-contiguous over the whole domain runs as one flat loop."""
+    if k.red_axes or len(k.domain) <= 1 or any(o.eqn.prim == "gather" for o in k.ops):
+        return False
+    full = contiguous_strides(k.domain)
+    accs = [acc for _, acc in k.stores]
+    for o in k.ops:
+        for x in o.eqn.inputs:
+            s = plan.sources.get(x.id)
+            if s is not None and s[0] == "buf" and not _produced_in(k, x):
+                accs.append(s[1])
+    for acc in accs:
+        if len(acc.shape) == 0 or all(isinstance(s, int) and s == 0 for s in acc.strides):
+            continue
+        if len(acc.shape) != len(k.domain):
+            return False
+        for d, dd, s, f in zip(acc.shape, k.domain, acc.strides, full):
+            if not canon.eq(d, dd) or not (d == 1 or canon.eq(s, f)):
+                return False
+    return True
+
+
+def _produced_in(k, x):
+    return any(o.eqn.out is x for o in k.ops)
+
+
+def lower_kernel(em: _Emitter, plan, k: Kernel, canon):
+    ops = _Ops(em)
+    b = em.b
+    b.position_at_end(em._body)
+    domain = tuple(k.domain)
+    flat = _collapsible(plan, k, canon)
+    producers = {o.eqn.out.id: o for o in k.ops}
+    stored = {}
+    for v, acc in k.stores:
+        stored.setdefault(v.id, []).append(acc)
+    nph = k.nphases
+    red = tuple(k.red_axes)
+    outer = tuple(a for a in range(len(domain)) if a not in red)
+    flag_ptr = em.buf(plan.flag) if plan.flag is not None else None
+
+    if flat:
+        n = domain[0]
+        for d in domain[1:]:
+            n = n * d
+        flat_n = em.dim(n)
+
+    def axes_for(x, consumer_axes, q):
+        """Domain axis of each dim of operand x as seen by an op whose output has axis map consumer_axes."""
+        off = q - x.ndim
+        return tuple(None if x.shape[j] == 1 else consumer_axes[j + off] for j in range(x.ndim))
+
+    def eval_op(o, idx, values, phase, level):
+        e = o.eqn
+        if e.prim == "reshape":
+            return values[e.inputs[0].id] if e.inputs[0].id in values else operand(e.inputs[0], o.axes, idx,
+                                                                                     values, phase, level, q=None)
+        q = e.out.ndim
+        args = [operand(x, o.axes, idx, values, phase, level, q) for x in e.inputs]
+        if e.prim == "gather":
+            return gather(e, o, idx, values)
+        return ops.emit(e, args)
+
+    def operand(x, cons_axes, idx, values, phase, level, q):
+        if x.id in values:
+            return values[x.id]
+        src = plan.sources.get(x.id)
+        p = producers.get(x.id)
+        if p is not None and x.id in stored and (p.phase < phase and p.level == "inner"):
+            acc = stored[x.id][0]
+            return em.load(acc, idx, _acc_axes(acc, x, cons_axes, q))
+        if p is not None:
+            raise AssertionError(f"value {x} used before it is computed in its kernel")
+        if src[0] == "scalar":
+            return _const(src[2], src[1])
+        if src[0] == "dim":
+            return em.dim(src[1])
+        acc = src[1]
+        return em.load(acc, idx, _acc_axes(acc, x, cons_axes, q))
+
+    def _acc_axes(acc, x, cons_axes, q):
+        if flat:
+            return tuple(None if (d == 1 or (isinstance(s, int) and s == 0)) else 0
+                         for d, s in zip(acc.shape, acc.strides))
+        if q is None:
+            q = len(cons_axes)
+        off = q - x.ndim
+        return tuple(None if x.shape[j] == 1 else cons_axes[j + off] for j in range(x.ndim))
+
+    def gather(e, o, idx, values):
+        x, ind = e.inputs
+        ax = e.p["axis"]
+        xacc = plan.sources[x.id][1]
+        iacc = plan.sources[ind.id][1]
+        q = e.out.ndim
+        iaxes = tuple(None if ind.shape[j] == 1 else o.axes[ax + j] for j in range(ind.ndim))
+        iv = em.load(iacc, idx, iaxes)
+        n = em.dim(x.shape[ax])
+        iv = b.select(b.icmp_signed("<", iv, ir.Constant(I64, 0)), b.add(iv, n), iv)
+        bad = b.or_(b.icmp_signed("<", iv, ir.Constant(I64, 0)), b.icmp_signed(">=", iv, n))
+        with b.if_then(bad, likely=False):
+            b.store(ir.Constant(I64, 1), flag_ptr)
+        iv = b.select(bad, ir.Constant(I64, 0), iv)
+        # address: x dims before ax map to out dims before ax; after ax to out dims after the index dims
+        local = dict(idx)
+        gath_axis = "g"
+        local[gath_axis] = iv
+        xaxes = []
+        for j in range(x.ndim):
+            if x.shape[j] == 1:
+                xaxes.append(None)
+            elif j < ax:
+                xaxes.append(o.axes[j])
+            elif j == ax:
+                xaxes.append(gath_axis)
+            else:
+                xaxes.append(o.axes[j - 1 + ind.ndim])
+        return em.load(xacc, local, tuple(xaxes))
+
+    def do_stores(o, idx, v):
+        for acc in stored.get(o.eqn.out.id, ()):
+            em.store(acc, idx, _acc_axes(acc, o.eqn.out, o.axes, None), v)
+
+    def run_body(idx):
+        values = {}
+        for phase in range(nph):
+            inner_ops = [o for o in k.ops if o.phase == phase and o.level == "inner"]
+            reds = [o for o in k.ops if o.phase == phase and PRIMS_KIND(o) == "reduce"]
+            tail_ops = [o for o in k.ops if o.phase == phase and o.level == "tail" and PRIMS_KIND(o) != "reduce"]
+            accs = [_Reduction(em, ops, o) for o in reds]
+            for a in accs:
+                a.init()
+            counter = em._in_entry(lambda: b.alloca(I64)) if reds else None
+            if counter is not None:
+                b.store(ir.Constant(I64, 0), counter)
+
+            def inner_body(iidx, ivalues):
+                for o in inner_ops:
+                    v = eval_op(o, iidx, ivalues, phase, "inner")
+                    ivalues[o.eqn.out.id] = v
+                    do_stores(o, iidx, v)
+                for a in accs:
+                    x = a.kop.eqn.inputs[0]
+                    q_axes = _red_input_axes(a.kop)
+                    v = operand(x, q_axes, iidx, ivalues, phase, "inner", x.ndim)
+                    c = b.load(counter, typ=I64)
+                    a.update(v, c)
+                    b.store(b.add(c, ir.Constant(I64, 1)), counter)
+
+            if red:
+                blocked = any(a.blocked for a in accs)
+                emit_inner(list(red), dict(idx), values, inner_body, blocked, accs)
+            else:
+                inner_body(idx, values)
+            for a in accs:
+                v = a.result()
+                values[a.kop.eqn.out.id] = v
+                do_stores(a.kop, idx, v)
+            for o in tail_ops:
+                v = eval_op(o, idx, values, phase, "tail")
+                values[o.eqn.out.id] = v
+                do_stores(o, idx, v)
+        # a kernel made only of stores of scalars / dims (e.g. a constant output)
+        for v, acc in k.stores:
+            if v.id not in producers:
+                em.store(acc, idx, tuple(None for _ in acc.shape), operand(v, (), idx, {}, 0, "tail", 0))
+
+    def _red_input_axes(kop):
+        e = kop.eqn
+        x = e.inputs[0]
+        raxes = e.p["axes"]
+        # reconstruct the input's axis map: kept dims from kop.axes, reduced dims are the kernel's reduced axes
+        it = iter(kop.axes)
+        red_it = iter(red)
+        out = []
+        for j in range(x.ndim):
+            if j in raxes:
+                out.append(None if x.shape[j] == 1 else next(red_it, None))
+            else:
+                out.append(next(it))
+        return tuple(out)
+
+    def emit_inner(axes_left, idx, values, body, blocked, accs):
+        a = axes_left[0]
+        n = em.dim(domain[a])
+        if len(axes_left) == 1:
+            if blocked:
+                nblk = b.sdiv(b.add(n, ir.Constant(I64, SUM_BLOCK - 1)), ir.Constant(I64, SUM_BLOCK))
+
+                def blk_body(jb):
+                    for r in accs:
+                        r.init_block()
+                    lo = b.mul(jb, ir.Constant(I64, SUM_BLOCK))
+                    hi = b.add(lo, ir.Constant(I64, SUM_BLOCK))
+                    hi = b.select(b.icmp_signed("<", hi, n), hi, n)
+
+                    def leaf(i):
+                        d = dict(idx)
+                        d[a] = i
+                        body(d, dict(values))
+                    em.loop(lo, hi, leaf, name=f"r{a}")
+                    for r in accs:
+                        r.flush_block()
+                em.loop(ir.Constant(I64, 0), nblk, blk_body, name=f"rb{a}")
+                return
+
+            def leaf(i):
+                d = dict(idx)
+                d[a] = i
+                body(d, dict(values))
+            em.loop(ir.Constant(I64, 0), n, leaf, name=f"r{a}")
+            return
+
+        def mid(i):
+            d = dict(idx)
+            d[a] = i
+            emit_inner(axes_left[1:], d, values, body, blocked, accs)
+        em.loop(ir.Constant(I64, 0), n, mid, name=f"r{a}")
+
+    def emit_outer(axes_left, idx, first):
+        if not axes_left:
+            run_body(idx)
+            return
+        a = axes_left[0]
+        n = flat_n if flat else em.dim(domain[a])
+        if first:
+            lo = em.start
+            hi = b.select(b.icmp_signed("<", em.stop, ir.Constant(I64, 0)), n, em.stop)
+        else:
+            lo, hi = ir.Constant(I64, 0), n
+
+        def body(i):
+            d = dict(idx)
+            d[a] = i
+            emit_outer(axes_left[1:], d, False)
+        em.loop(lo, hi, body, name=f"o{a}")
+
+    if flat:
+        emit_outer([0], {}, True)
+    else:
+        emit_outer(list(outer), {}, True)
+    b.ret_void()
+    em.finish()
+    return flat
+
+
+def PRIMS_KIND(o):
+    from ..ir.primitives import PRIMS
+    return PRIMS[o.eqn.prim].kind
+
+
+def outer_extent(k: Kernel, flat: bool):
+    """The dim split across threads (None: this kernel runs on one thread)."""
+    if flat:
+        n = k.domain[0]
+        for d in k.domain[1:]:
+            n = n * d
+        return n
+    outer = [a for a in range(len(k.domain)) if a not in k.red_axes]
+    return k.domain[outer[0]] if outer else None
+
+
+# ------------------------------------------------------------------------------------------------ other steps
+def lower_copy(em: _Emitter, plan, step: CopyStep):
+    b = em.b
+    b.position_at_end(em._body)
+    shape = step.src.shape
+    nd = len(shape)
+    axes = tuple(range(nd))
+
+    def rec(j, idx, first):
+        if j == nd:
+            v = em.load(step.src, idx, tuple(None if d == 1 else a for a, d in zip(axes, shape)))
+            em.store(step.dst, idx, tuple(None if d == 1 else a for a, d in zip(axes, step.dst.shape)), v)
+            return
+        n = em.dim(shape[j])
+        if first:
+            lo, hi = em.start, b.select(b.icmp_signed("<", em.stop, ir.Constant(I64, 0)), n, em.stop)
+        else:
+            lo, hi = ir.Constant(I64, 0), n
+
+        def body(i):
+            d = dict(idx)
+            d[j] = i
+            rec(j + 1, d, False)
+        em.loop(lo, hi, body, name=f"c{j}")
+    rec(0, {}, True)
+    b.ret_void()
+    em.finish()
+
+
+def lower_scatter_add(em: _Emitter, plan, step: ScatterAddStep):
+    b = em.b
+    b.position_at_end(em._body)
+    out = step.out
+    g = step.g
+    ax = step.axis
+    idx_nd = len(step.idx.shape)
+    dt = plan.buffers[out.buf].dtype
+    ops = _Ops(em)
+    flag_ptr = em.buf(plan.flag)
+    # zero the output
+    total = 1
+    for d in out.shape:
+        total = total * d
+    zero = _const(dt, 0)
+    em.loop(ir.Constant(I64, 0), em.dim(total),
+            lambda i: em.store(Access(out.buf, (total,), (1,), 0), {0: i}, (0,), zero), name="z")
+    nd = len(g.shape)
+
+    def rec(j, idx):
+        if j == nd:
+            iv = em.load(step.idx, idx, tuple(None if d == 1 else ax + k for k, d in enumerate(step.idx.shape)))
+            n = em.dim(out.shape[ax])
+            iv = b.select(b.icmp_signed("<", iv, ir.Constant(I64, 0)), b.add(iv, n), iv)
+            bad = b.or_(b.icmp_signed("<", iv, ir.Constant(I64, 0)), b.icmp_signed(">=", iv, n))
+            with b.if_then(bad, likely=False):
+                b.store(ir.Constant(I64, 1), flag_ptr)
+            iv = b.select(bad, ir.Constant(I64, 0), iv)
+            local = dict(idx)
+            local["s"] = iv
+            oaxes = []
+            for k in range(len(out.shape)):
+                if out.shape[k] == 1:
+                    oaxes.append(None)
+                elif k < ax:
+                    oaxes.append(k)
+                elif k == ax:
+                    oaxes.append("s")
+                else:
+                    oaxes.append(k - 1 + idx_nd)
+            ptr = em.address(out, local, tuple(oaxes))
+            gv = em.load(g, idx, tuple(None if d == 1 else k for k, d in enumerate(g.shape)))
+            cur = b.load(ptr, typ=memtype(dt))
+            if dt == T.BOOL:
+                b.store(b.zext(b.or_(b.trunc(cur, I1), gv), I8), ptr)
+            else:
+                b.store(ops.op_add(dt, cur, gv), ptr)
+            return
+        em.loop(ir.Constant(I64, 0), em.dim(g.shape[j]), lambda i: rec(j + 1, {**idx, j: i}), name=f"s{j}")
+    rec(0, {})
+    b.ret_void()
+    em.finish()
+
+
+def lower_matmul(em: _Emitter, plan, step: MatmulStep):
+    """C[b] = A[b] @ B[b] through BLAS gemm (floats) or a loop nest (integers)."""
+    from . import blas
+    b = em.b
+    b.position_at_end(em._body)
+    A, B, C = step.a, step.b, step.out
+    dt = step.dtype
+    nd = len(C.shape)
+    nbatch = nd - 2
+    M, N = C.shape[-2], C.shape[-1]
+    K = A.shape[-1]
+
+    def batch(j, idx):
+        if j == nbatch:
+            pa = em.address(Access(A.buf, A.shape[:nbatch], A.strides[:nbatch], A.offset), idx,
+                            tuple(None if d == 1 else k for k, d in enumerate(A.shape[:nbatch])))
+            pb = em.address(Access(B.buf, B.shape[:nbatch], B.strides[:nbatch], B.offset), idx,
+                            tuple(None if d == 1 else k for k, d in enumerate(B.shape[:nbatch])))
+            pc = em.address(Access(C.buf, C.shape[:nbatch], C.strides[:nbatch], C.offset), idx,
+                            tuple(None if d == 1 else k for k, d in enumerate(C.shape[:nbatch])))
+            if _is_f(dt):
+                blas.emit_gemm(em, dt, pa, A, pb, B, pc, M, N, K)
+            else:
+                _int_matmul(em, dt, pa, A, pb, B, pc, C, M, N, K)
+            return
+        em.loop(ir.Constant(I64, 0), em.dim(C.shape[j]), lambda i: batch(j + 1, {**idx, j: i}), name=f"b{j}")
+    batch(0, {})
+    b.ret_void()
+    em.finish()
+
+
+def _int_matmul(em, dt, pa, A, pb, B, pc, C, M, N, K):
+    b = em.b
+    ty = lltype(dt)
+
+    def st(acc, j):
+        return em.dim(acc.strides[j]) if acc.shape[j] != 1 else ir.Constant(I64, 0)
+    sa0, sa1, sb0, sb1 = st(A, -2), st(A, -1), st(B, -2), st(B, -1)
+    sc0, sc1 = st(C, -2), st(C, -1)
+    accp = em._in_entry(lambda: b.alloca(ty))
+
+    def row(i):
+        def col(j):
+            b.store(ir.Constant(ty, 0), accp)
+
+            def kk(k):
+                a = b.load(b.gep(pa, [b.add(b.mul(i, sa0), b.mul(k, sa1))], source_etype=ty), typ=ty)
+                bb = b.load(b.gep(pb, [b.add(b.mul(k, sb0), b.mul(j, sb1))], source_etype=ty), typ=ty)
+                b.store(b.add(b.load(accp, typ=ty), b.mul(a, bb)), accp)
+            em.loop(ir.Constant(I64, 0), em.dim(K), kk, name="k")
+            b.store(b.load(accp, typ=ty), b.gep(pc, [b.add(b.mul(i, sc0), b.mul(j, sc1))], source_etype=ty))
+        em.loop(ir.Constant(I64, 0), em.dim(N), col, name="j")
+    em.loop(ir.Constant(I64, 0), em.dim(M), row, name="i")
+
+
+# ------------------------------------------------------------------------------------------------ entry
+def emit_entry(module, plan, steps_fns, symbols, slot_of_input, nslots):
+    """``PyObject *entry(PyObject *self, PyObject *const *args, Py_ssize_t nargs)`` (METH_FASTCALL)."""
+    fnty = ir.FunctionType(PTR, [PTR, PTR, I64])
+    fn = ir.Function(module, fnty, "tj_entry")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    _, args, _ = fn.args
+    bufs = b.bitcast(b.alloca(PTR, size=max(nslots, 1)), PTR)
+    dims = b.bitcast(b.alloca(I64, size=max(len(symbols), 1)), PTR)
+    arrs = []
+    for i in range(nslots):
+        obj = b.load(b.gep(args, [ir.Constant(I64, i)], source_etype=PTR), typ=PTR)
+        arrs.append(obj)
+        data = b.load(b.gep(obj, [ir.Constant(I64, 16)], source_etype=I8), typ=PTR)  # PyArrayObject.data
+        b.store(data, b.gep(bufs, [ir.Constant(I64, i)], source_etype=PTR))
+    for name, k in symbols.items():
+        inp, axis = plan.graph.symbols[name]
+        obj = arrs[slot_of_input[inp]]
+        dimsp = b.load(b.gep(obj, [ir.Constant(I64, 32)], source_etype=I8), typ=PTR)  # PyArrayObject.dimensions
+        v = b.load(b.gep(dimsp, [ir.Constant(I64, axis)], source_etype=I64), typ=I64)
+        b.store(v, b.gep(dims, [ir.Constant(I64, k)], source_etype=I64))
+    bp = b.bitcast(bufs, PTR)
+    dp = b.bitcast(dims, PTR)
+    for f in steps_fns:
+        b.call(f, [bp, dp, ir.Constant(I64, 0), ir.Constant(I64, -1)])
+    none = ir.GlobalVariable(module, I64, "tj_py_none")
+    none.linkage = "external"
+    rc = b.load(none, typ=I64)
+    b.store(b.add(rc, ir.Constant(I64, 1)), none)
+    b.ret(b.bitcast(none, PTR))
+    return fn
+
+
+# ------------------------------------------------------------------------------------------------ compile
+class CompiledModule:
+    """A JIT-compiled LLVM module; keeps the engine alive as long as functions are in use."""
+
+    def __init__(self, ir_text, fn_names, vec_pairs):
+        tm = target_machine()
+        mod = llvm.parse_assembly(ir_text)
+        if vec_pairs:
+            mod.link_in(llvm.parse_assembly(vecmath.module_ir(sorted(vec_pairs, key=str))))
+        mod.triple = tm.triple
+        mod.data_layout = str(tm.target_data)
+        mod.verify()
+        pto = llvm.create_pipeline_tuning_options(speed_level=3)
+        pto.loop_vectorization = True
+        pto.slp_vectorization = True
+        pto.loop_unrolling = True
+        pb = llvm.create_pass_builder(tm, pto)
+        pm = pb.getModulePassManager()
+        pm.run(mod, pb)
+        self.optimized_ir = str(mod)
+        self.engine = llvm.create_mcjit_compiler(mod, tm)
+        self.engine.finalize_object()
+        self.engine.run_static_constructors()
+        self.addresses = {n: self.engine.get_function_address(n) for n in fn_names}
+        self._mod = mod
+
+    def asm(self):
+        return target_machine().emit_assembly(llvm.parse_assembly(self.optimized_ir))
+
+
+_MOD_LOCK = threading.Lock()
+PyCFunction_NewEx = ctypes.pythonapi.PyCFunction_NewEx
+PyCFunction_NewEx.restype = ctypes.py_object
+PyCFunction_NewEx.argtypes = [ctypes.c_void_p, ctypes.py_object, ctypes.c_void_p]
+
+
+class _PyMethodDef(ctypes.Structure):
+    _fields_ = [("ml_name", ctypes.c_char_p), ("ml_meth", ctypes.c_void_p), ("ml_flags", ctypes.c_int),
+                ("ml_doc", ctypes.c_char_p)]
+
+
+METH_FASTCALL = 0x80
+
+
+def make_builtin(address, name=b"tracejit_program"):
+    """Wrap a METH_FASTCALL function pointer as a Python builtin function (no ctypes on the call path)."""
+    mdef = _PyMethodDef(name, address, METH_FASTCALL, None)
+    fn = PyCFunction_NewEx(ctypes.addressof(mdef), None, None)
+    return fn, mdef
+
+
+def num_threads():
+    env = os.environ.get("TRACEJIT_NUM_THREADS")
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise ValueError(f"TRACEJIT_NUM_THREADS must be an integer, got {env!r}") from None
+    return os.cpu_count() or 1
+
+
+_ = (Dim,)

@@ -1,0 +1,113 @@
+"""Buffer reuse: temporaries whose lifetimes do not overlap share one allocation.
+
+A temp is live from the first step that writes it to the last step that reads it. Temps of equal dtype and
+(symbolic) shape reuse a dead one, so a chain of kernels needs at most a couple of intermediate buffers, and
+``memory_plan()`` reports peak bytes of intermediates as a function of the symbolic dims.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..ir import types as T
+from .fusion import CopyStep, DimCanon, Kernel, MatmulStep, Plan, ScatterAddStep
+
+
+@dataclass
+class MemoryPlan:
+    slot_of: dict = field(default_factory=dict)  # temp buffer id -> buffer id whose allocation it uses
+    lifetimes: dict = field(default_factory=dict)  # buffer id -> (first step, last step)
+
+    def report(self, plan: Plan, example_args=None):
+        """Bytes of intermediate buffers: symbolic, and for the example arguments' lengths when given."""
+        roots = sorted({self.slot_of.get(b.id, b.id) for b in plan.buffers if b.kind == "temp"})
+        sym = 0
+        for r in roots:
+            b = plan.buffers[r]
+            sym = sym + T.prod(b.shape) * b.dtype.itemsize
+        out = {"intermediate_buffers": len(roots), "temporaries": sum(1 for b in plan.buffers if b.kind == "temp"),
+               "intermediate_bytes": sym}
+        if example_args is not None:
+            env = {s: np.asarray(example_args[i]).shape[ax] for s, (i, ax) in plan.graph.symbols.items()}
+            out["intermediate_bytes_now"] = T.eval_dim(sym, env) if not isinstance(sym, int) else sym
+            outs = 0
+            for b in plan.buffers:
+                if b.kind == "output":
+                    outs += T.eval_dim(T.prod(b.shape), env) * b.dtype.itemsize
+            out["output_bytes_now"] = outs
+        return out
+
+
+def _accesses(step):
+    """(buffers read, buffers written) by a step."""
+    if isinstance(step, Kernel):
+        reads = set()
+        written = {acc.buf for _, acc in step.stores}
+        return reads, written
+    if isinstance(step, CopyStep):
+        return {step.src.buf}, {step.dst.buf}
+    if isinstance(step, MatmulStep):
+        return {step.a.buf, step.b.buf}, {step.out.buf}
+    if isinstance(step, ScatterAddStep):
+        return {step.g.buf, step.idx.buf}, {step.out.buf}
+    return set(), set()
+
+
+def _kernel_reads(plan: Plan, k: Kernel):
+    out = set()
+    produced = {o.eqn.out.id for o in k.ops}
+    for o in k.ops:
+        for x in o.eqn.inputs:
+            s = plan.sources.get(x.id)
+            if s is not None and s[0] in ("buf", "stored") and x.id not in produced:
+                out.add((s[1] if s[0] == "buf" else s[3]).buf)
+            if x.id in produced:
+                for v, acc in k.stores:
+                    if v.id == x.id:
+                        out.add(acc.buf)
+    return out
+
+
+def plan_memory(plan: Plan) -> MemoryPlan:
+    mp = MemoryPlan()
+    canon = DimCanon(plan.graph.constraints)
+    first, last = {}, {}
+    for i, step in enumerate(plan.steps):
+        reads, written = _accesses(step)
+        if isinstance(step, Kernel):
+            reads = _kernel_reads(plan, step)
+        for b in written:
+            first.setdefault(b, i)
+            last[b] = max(last.get(b, i), i)
+        for b in reads:
+            first.setdefault(b, i)
+            last[b] = i
+    mp.lifetimes = {b: (first[b], last[b]) for b in first}
+    free: list = []  # (root id, dtype, canonical shape, free after step)
+    active = []
+    temps = [b for b in plan.buffers if b.kind == "temp" and b.id in first]
+    temps.sort(key=lambda b: first[b.id])
+    for b in temps:
+        f, l = first[b.id], last[b.id]
+        still = []
+        for r, end in active:
+            if end < f:
+                free.append(r)
+            else:
+                still.append((r, end))
+        active = still
+        shape = canon.shape(b.shape)
+        chosen = None
+        for r in free:
+            rb = plan.buffers[r]
+            if rb.dtype == b.dtype and canon.shape(rb.shape) == shape:
+                chosen = r
+                break
+        if chosen is not None:
+            free.remove(chosen)
+            mp.slot_of[b.id] = chosen
+            active.append((chosen, l))
+        else:
+            active.append((b.id, l))
+    return mp
