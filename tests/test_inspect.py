@@ -4,6 +4,7 @@ import io
 import re
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -214,31 +215,38 @@ tj.jit(g)(np.ones(3))"""
 
 
 def _ipython_traceback(monkeypatch, filtering):
-    IPython = pytest.importorskip("IPython")
+    """Run BAD_CELL in an in-process IPython shell; return the traceback IPython printed and the exception."""
+    pytest.importorskip("IPython")
+    import builtins
     from IPython.core.interactiveshell import InteractiveShell
     monkeypatch.setenv("TRACEJIT_TRACEBACK_FILTERING", filtering)
+    had_display = hasattr(builtins, "display")
     shell = InteractiveShell.instance(colors="NoColor")
-    shell.run_cell("import numpy as np, tracejit as tj")
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        result = shell.run_cell(BAD_CELL)
+    try:
+        shell.run_cell("import numpy as np, tracejit as tj")
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            result = shell.run_cell(BAD_CELL)
+    finally:
+        InteractiveShell.clear_instance()
+        if not had_display and hasattr(builtins, "display"):
+            del builtins.display
     assert isinstance(result.error_in_exec, tj.ConcretizationError)
-    return buf.getvalue(), result.error_in_exec, IPython
+    return buf.getvalue(), result.error_in_exec
 
 
 def test_ipython_traceback_ends_at_users_line(monkeypatch):
-    text, err, _ = _ipython_traceback(monkeypatch, "on")
+    text, err = _ipython_traceback(monkeypatch, "on")
     frames = re.findall(r"^(?:Cell In\[\d+\], line \d+.*|File .*)$", text, re.M)
     assert len(frames) == 2 and frames[-1].endswith("line 2, in g(x)")
     assert "----> 2     if x.sum() > 0:" in text
     assert "tracejit" + "/" not in text.replace("tracejit as tj", "")  # no tracejit file is shown
     assert text.index("tj.jit(g)(np.ones(3))") < text.index("if x.sum() > 0")
-    last = [fr for fr in __import__("traceback").extract_tb(err.__traceback__)][-1]
-    assert last.line.strip() == "if x.sum() > 0:"
+    assert traceback.extract_tb(err.__traceback__)[-1].line.strip() == "if x.sum() > 0:"
 
 
 def test_traceback_filtering_off_shows_tracejit_frames(monkeypatch):
-    text, err, _ = _ipython_traceback(monkeypatch, "off")
+    text, _ = _ipython_traceback(monkeypatch, "off")
     assert str(Path("tracejit") / "trace") in text or "tracer.py" in text
 
 
