@@ -1,1 +1,225 @@
-"""Theano-style symbolic tensors (``from tracejit import tensor``). Owned by the Theano-API work."""
+"""Theano's ``tensor`` module (``from tracejit import tensor``): symbolic variable constructors, numpy-named
+math over them, Theano's own names (``sqr``, ``switch``, ``eq``, ``cast``, ...), ``grad`` and ``nnet``.
+
+Typed constructors follow Theano's prefixes: ``b`` int8, ``i`` int32, ``l`` int64, ``f`` float32, ``d`` float64
+(``dmatrix``, ``fvector``, ...); the plurals (``dmatrices('x', 'y')``) make several at once.
+"""
+from __future__ import annotations
+
+import warnings as _warnings
+
+import numpy as _np
+
+from . import tensor_nnet as nnet
+from .ir import ops as _ops
+from .ir import types as _T
+from .ir.graph import toposort as _toposort
+from .trace.numpy_api import IMPLS as _IMPLS
+from .trace.symbolic import (MissingInputError, SharedVariable, UnusedInputError, Variable, compute_dtype,
+                             constant, symbolic_apply, variable)
+from .trace.tracer import Tracer as _Tracer
+from .trace.tracer import call_numpy as _call_numpy
+
+
+# ------------------------------------------------------------------------------------------------ numpy names
+def _numpy_function(name):
+    def f(*args, **kwargs):
+        return symbolic_apply(_call_numpy, name, args, kwargs)
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = f"numpy.{name} over symbolic variables (builds an expression)."
+    return f
+
+
+for _name in _IMPLS:
+    globals()[_name] = _numpy_function(_name)
+
+
+# ------------------------------------------------------------------------------------------------ constructors
+_PREFIXES = {"b": "int8", "i": "int32", "l": "int64", "f": "float32", "d": "float64"}
+_RANKS = {"scalar": 0, "vector": 1, "matrix": 2, "tensor3": 3, "tensor4": 4}
+_PLURALS = {"scalar": "scalars", "vector": "vectors", "matrix": "matrices", "tensor3": "tensor3s",
+            "tensor4": "tensor4s"}
+
+
+def _constructor(kind, dtype=None):
+    ndim = _RANKS[kind]
+    if dtype is None:
+        def make(name=None, dtype=None):
+            return variable(dtype or "float64", ndim, name)
+        make.__doc__ = f"A symbolic {kind} (rank {ndim}) of ``dtype`` (default float64)."
+    else:
+        def make(name=None):
+            return variable(dtype, ndim, name)
+        make.__doc__ = f"A symbolic {dtype} {kind} (rank {ndim})."
+    return make
+
+
+def _plural(kind, dtype=None):
+    one = _constructor(kind, dtype)
+
+    def make(*names, dtype=None):
+        kw = {} if dtype is None else {"dtype": dtype}
+        if len(names) == 1 and isinstance(names[0], int) and not isinstance(names[0], bool):
+            return [one(**kw) for _ in range(names[0])]
+        if len(names) == 1 and isinstance(names[0], (list, tuple)):
+            names = tuple(names[0])
+        made = [one(n, **kw) for n in names]
+        return made[0] if len(made) == 1 else made
+    make.__doc__ = f"Several symbolic {kind}s: one per name (or ``n`` unnamed ones)."
+    return make
+
+
+for _kind in _RANKS:
+    globals()[_kind] = _constructor(_kind)
+    globals()[_PLURALS[_kind]] = _plural(_kind)
+    for _p, _dt in _PREFIXES.items():
+        globals()[_p + _kind] = _constructor(_kind, _dt)
+        globals()[_p + _PLURALS[_kind]] = _plural(_kind, _dt)
+
+
+def as_tensor_variable(x, name=None):
+    """A symbolic expression for ``x`` (a variable stays itself; numbers and arrays become constants)."""
+    if isinstance(x, Variable):
+        return x
+    if isinstance(x, _Tracer):
+        return Variable(x._tj_value)
+    return constant(x, name)
+
+
+# ------------------------------------------------------------------------------------------------ Theano's names
+def sqr(x):
+    """x * x (Theano's name for numpy.square)."""
+    return square(x)  # noqa: F821 (generated above)
+
+
+def switch(cond, ift, iff):
+    """Elementwise ``ift if cond else iff`` (numpy.where)."""
+    return where(cond, ift, iff)  # noqa: F821
+
+
+def lt(a, b):
+    return less(a, b)  # noqa: F821
+
+
+def le(a, b):
+    return less_equal(a, b)  # noqa: F821
+
+
+def gt(a, b):
+    return greater(a, b)  # noqa: F821
+
+
+def ge(a, b):
+    return greater_equal(a, b)  # noqa: F821
+
+
+def eq(a, b):
+    """Elementwise a == b."""
+    return equal(a, b)  # noqa: F821
+
+
+def neq(a, b):
+    """Elementwise a != b."""
+    return not_equal(a, b)  # noqa: F821
+
+
+def cast(x, dtype):
+    """``x`` converted to ``dtype`` ('floatX' is float64; int8 computes in int32)."""
+    return symbolic_apply(_call_numpy, "astype", (x, compute_dtype(dtype, "tensor.cast")), {})
+
+
+def sigmoid(x):
+    return nnet.sigmoid(x)
+
+
+def softplus(x):
+    return nnet.softplus(x)
+
+
+def abs_(x):
+    return absolute(x)  # noqa: F821
+
+
+def neg(x):
+    return negative(x)  # noqa: F821
+
+
+def inv(x):
+    return reciprocal(x)  # noqa: F821
+
+
+def mul(*xs):
+    out = xs[0]
+    for x in xs[1:]:
+        out = multiply(out, x)  # noqa: F821
+    return as_tensor_variable(out)
+
+
+def sub(a, b):
+    return subtract(a, b)  # noqa: F821
+
+
+def true_div(a, b):
+    return divide(a, b)  # noqa: F821
+
+
+def int_div(a, b):
+    return floor_divide(a, b)  # noqa: F821
+
+
+def flatten(x, ndim=1):
+    """``x`` reshaped to ``ndim`` dimensions, the trailing ones merged (Theano's flatten)."""
+    x = as_tensor_variable(x)
+    if ndim < 1 or ndim > max(x.ndim, 1):
+        raise ValueError(f"flatten: ndim must be between 1 and {max(x.ndim, 1)}, got {ndim}")
+    lead = tuple(x.shape[:ndim - 1])
+    rest = _T.prod(x.shape[ndim - 1:])
+    return reshape(x, lead + (rest,))  # noqa: F821
+
+
+# ------------------------------------------------------------------------------------------------ gradients
+class DisconnectedInputError(ValueError):
+    """``grad`` was asked for the gradient with respect to a variable the cost does not depend on."""
+
+
+def grad(cost, wrt, consider_constant=None, disconnected_inputs="raise"):
+    """d(cost)/d(wrt) for a scalar ``cost``; ``wrt`` a variable or a list (the result has the same structure).
+
+    Uses the reverse-mode pass of ``tj.grad`` (``passes.autodiff.backward``): the gradient is an ordinary
+    expression that ``function`` compiles with the rest of the graph.
+    """
+    from .passes.autodiff import backward
+    if consider_constant:
+        raise NotImplementedError("tensor.grad: consider_constant is not supported by tracejit")
+    if disconnected_inputs not in ("raise", "warn", "ignore"):
+        raise ValueError(f"disconnected_inputs must be 'raise', 'warn' or 'ignore', got {disconnected_inputs!r}")
+    c = as_tensor_variable(cost)
+    if c.ndim != 0:
+        raise TypeError(f"tensor.grad: the cost must be a scalar, got {c.label()} of shape {_T.shape_str(c.shape)}"
+                        f"; reduce it first (e.g. cost.sum() or cost.mean())")
+    if not _T.is_float(c.dtype):
+        raise TypeError(f"tensor.grad: the cost must be a float, got {c.label()} of dtype {c.dtype}")
+    single = not isinstance(wrt, (list, tuple))
+    ws = [wrt] if single else list(wrt)
+    vals = []
+    for i, w in enumerate(ws):
+        if not isinstance(w, _Tracer):
+            raise TypeError(f"tensor.grad: wrt[{i}] must be a symbolic variable, got {type(w).__name__}")
+        vals.append(w._tj_value)
+    cv = c._tj_value
+    reached = {cv.id} | {v.id for e in _toposort([cv]) for v in e.inputs}
+    for w, v in zip(ws, vals):
+        if v.id not in reached and disconnected_inputs != "ignore":
+            msg = (f"tensor.grad: the cost does not depend on {Variable(v).label()}; pass "
+                   f"disconnected_inputs='ignore' to get zeros")
+            if disconnected_inputs == "raise":
+                raise DisconnectedInputError(msg)
+            _warnings.warn(msg, stacklevel=2)
+    gs = symbolic_apply(lambda: backward([cv], [_ops.constant(_np.ones((), cv.dtype))], vals))
+    if single:
+        return gs[0]
+    return tuple(gs) if isinstance(wrt, tuple) else list(gs)
+
+
+__all__ = sorted(n for n in globals() if not n.startswith("_") and n not in ("annotations",))
+_ = (SharedVariable, MissingInputError, UnusedInputError)
