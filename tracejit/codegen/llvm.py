@@ -27,6 +27,7 @@ F32, F64 = ir.FloatType(), ir.DoubleType()
 PTR = ir.PointerType()
 VOID = ir.VoidType()
 KERNEL_TY = ir.FunctionType(VOID, [PTR, PTR, I64, I64])
+FLAT = "flat"  # axis map of an access inside a kernel whose domain was collapsed to one loop
 
 _init_lock = threading.Lock()
 _target_machine = None
@@ -219,7 +220,13 @@ class _Emitter:
     def address(self, acc: Access, idx: dict, axes) -> ir.Value:
         """Pointer to element of ``acc`` at domain indices ``idx``; ``axes[j]`` is the domain axis of dim j."""
         off = self.dim(acc.offset) if not (isinstance(acc.offset, int) and acc.offset == 0) else None
+        if axes is FLAT:  # a C-contiguous access over a collapsed domain: element i is at offset + i
+            if any(d != 1 and not (isinstance(s, int) and s == 0) for d, s in zip(acc.shape, acc.strides)):
+                off = idx[0] if off is None else self.b.add(off, idx[0])
+            axes = ()
         for j, (d, s) in enumerate(zip(acc.shape, acc.strides)):
+            if j >= len(axes):
+                break
             if d == 1 or (isinstance(s, int) and s == 0):
                 continue
             a = axes[j]
@@ -741,8 +748,7 @@ def lower_kernel(em: _Emitter, plan, k: Kernel, canon):
 
     def _acc_axes(acc, x, cons_axes, q):
         if flat:
-            return tuple(None if (d == 1 or (isinstance(s, int) and s == 0)) else 0
-                         for d, s in zip(acc.shape, acc.strides))
+            return FLAT
         if q is None:
             q = len(cons_axes)
         off = q - x.ndim
