@@ -126,8 +126,11 @@ class Jitted:
             entry = self._compile(key, statics, leaves, treedef)
         else:
             self._hits += 1
-        exe, out_tree = entry
-        outs = exe.run([as_runtime_array(x) for x in leaves])
+        exe, out_tree, shared = entry
+        arrays = [as_runtime_array(x) for x in leaves]
+        if shared:  # shared variables the function reads: their current values, at every call
+            arrays += [s.get_value(borrow=True) for s in shared]
+        outs = exe.run(arrays)
         return tree_unflatten(out_tree, outs)
 
     def _compile(self, key, statics, leaves, treedef):
@@ -143,8 +146,9 @@ class Jitted:
             exe = compile_graph(opt, device=self.device)
             exe.traced = graph
             self._misses += 1
-            self._cache[key] = (exe, out_tree)
-            return exe, out_tree
+            from .trace.symbolic import shared_inputs_of
+            self._cache[key] = (exe, out_tree, shared_inputs_of(graph))
+            return self._cache[key]
 
     def _trace(self, statics, leaves, treedef):
         def rebuild(tracers):
@@ -153,7 +157,8 @@ class Jitted:
         graph, out_tree = trace(self.fun, list(leaves), treedef, rebuild)  # raw leaves: Python scalars stay weak
         if self.transform is not None:
             graph = self.transform(graph)
-        return graph, out_tree
+        from .trace.symbolic import add_shared_inputs
+        return add_shared_inputs(graph), out_tree
 
     # ------------------------------------------------------------------------------------------------ introspection
     def cache_info(self) -> CacheInfo:
