@@ -231,6 +231,36 @@ def test_processes_racing_on_one_entry(cdir):
     assert not list(cdir.glob(".tmp-*"))  # no writer left its temporary file behind
 
 
+LLVM_PROGRAM = """
+    import ctypes
+    import llvmlite.binding as llvm
+    from tracejit.codegen import cache
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    ir = ("define double @poly(double %x) {\\n  %a = fmul double %x, %x\\n"
+          "  %b = fadd double %a, 3.0\\n  ret double %b\\n}\\n")
+    tm = llvm.Target.from_default_triple().create_target_machine(
+        cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=2)
+    key = cache.make_key(ir, cache.target_description(), *cache.versions())
+    obj = cache.load(key)
+    state = "warm" if obj is not None else "cold"
+    if obj is None:
+        obj = tm.emit_object(llvm.parse_assembly(ir))
+        cache.store(key, obj)
+    engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), tm)
+    engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+    engine.finalize_object()
+    poly = ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_double)(engine.get_function_address("poly"))
+    print(state, poly(2.0))
+"""
+
+
+def test_llvm_object_code_cold_then_warm_across_processes(cdir):
+    """Object code emitted by LLVM in one process is loaded from the cache and runs in the next."""
+    assert _run(LLVM_PROGRAM, cdir).split() == ["cold", "7.0"]
+    assert _run(LLVM_PROGRAM, cdir).split() == ["warm", "7.0"]
+
+
 def test_compiled_code_survives_a_restart(cdir):
     """With a compiling backend: the first process stores machine code, the second loads it and compiles nothing.
 
