@@ -12,6 +12,7 @@ the inner function with respect to its own argument only).
 from __future__ import annotations
 
 import functools
+import threading
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from .ir import types as T
 from .ir.graph import Value, toposort
 from .ir.interpret import evaluate
 from .passes.autodiff import backward
-from .trace.trace import as_runtime_array, leaf_signature, trace, tree_flatten, tree_unflatten
+from .trace.trace import as_runtime_array, leaf_signature, make_input, trace, tree_flatten, tree_unflatten
 from .trace.tracer import Tracer, wrap
 
 
@@ -67,8 +68,17 @@ def _leaf_value(x) -> Value:
     return ops.as_value(x)
 
 
+_concrete = threading.local()  # symbol -> length while an eager call traces, so errors show real shapes
+
+
+def _shape(v: Value) -> tuple:
+    """``v``'s shape with the lengths of an eager call filled in (symbolic inside jit)."""
+    env = getattr(_concrete, "env", None) or {}
+    return tuple(T.eval_dim(d, env) if isinstance(d, int) or d.atoms() <= set(env) else d for d in v.shape)
+
+
 def _describe(v: Value) -> str:
-    return f"shape {T.shape_str(v.shape)} and dtype {v.dtype}"
+    return f"shape {T.shape_str(_shape(v))} and dtype {v.dtype}"
 
 
 def _inline(outputs, mapping: dict) -> list:
@@ -96,7 +106,14 @@ def _run_eager(traced_fn, args, kwargs):
     def rebuild(tracers):
         a, k = tree_unflatten(treedef, tracers)
         return a, k
-    graph, out_tree = trace(traced_fn, arrays, treedef, rebuild)
+    symbols: dict = {}
+    for i, x in enumerate(leaves):
+        make_input(x, i, symbols)  # the names trace() gives each length, to print concrete shapes in errors
+    _concrete.env = {s: arrays[i].shape[ax] for s, (i, ax) in symbols.items()}
+    try:
+        graph, out_tree = trace(traced_fn, leaves, treedef, rebuild)  # Python scalars stay weak
+    finally:
+        _concrete.env = None
     return tree_unflatten(out_tree, evaluate(graph, arrays))
 
 
@@ -122,7 +139,7 @@ def _trace_fresh(fun, args, kwargs, argnums, what):
         for k, v in enumerate(vals):
             if not T.is_float(v.dtype):
                 where = f"argument {i}" + (f" (leaf {k})" if len(vals) > 1 else "")
-                kind = f" (a Python {type(leaves[k]).__name__})" if isinstance(leaves[k], (bool, int)) else ""
+                kind = f" (a Python {'bool' if v.dtype == T.BOOL else 'int'})" if v.type.weak else ""
                 raise TypeError(f"{what}: can only differentiate with respect to float arguments, but {where} has "
                                 f"dtype {v.dtype}{kind}; convert it with .astype(np.float64) or leave it out of "
                                 f"argnums")
@@ -237,10 +254,10 @@ def vjp(fun, *primals):
             cts = []
             for k, (o, c) in enumerate(zip(outs, ct_leaves)):
                 cv = _leaf_value(c)
-                if cv.shape != o.shape and not (cv.ndim == o.ndim and all(
-                        isinstance(a, T.Dim) or isinstance(b, T.Dim) or a == b for a, b in zip(cv.shape, o.shape))):
-                    raise ValueError(f"{what}: cotangent {k} has shape {T.shape_str(cv.shape)} but the output has "
-                                     f"shape {T.shape_str(o.shape)}")
+                cs, os_ = _shape(cv), _shape(o)
+                if cv.ndim != o.ndim or any(a != b for a, b in zip(cs, os_) if isinstance(a, int) and isinstance(b, int)):
+                    raise ValueError(f"{what}: cotangent {k} has shape {T.shape_str(cs)} but the output has "
+                                     f"shape {T.shape_str(os_)}")
                 cts.append(cv)
             grads = backward(outs, cts, fresh)
         ops.current().constraints.extend(builder.constraints)

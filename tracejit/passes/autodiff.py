@@ -23,6 +23,7 @@ import numpy as np
 from ..ir import ops
 from ..ir import types as T
 from ..ir.graph import Value, toposort
+from ..ir.primitives import PRIMS
 
 # primitives whose result has zero derivative everywhere it exists (or carries no gradient: ints, bools)
 NON_DIFFERENTIABLE = {
@@ -87,6 +88,14 @@ def _where(c, a, b):
     return ops.ufunc("where", c, a, b)
 
 
+def _reshape(v: Value, shape) -> Value:
+    """``ops.reshape`` that keeps a constant symbolic-shaped result as an equation (constants need int shapes)."""
+    shape = tuple(shape)
+    if v.is_const and any(isinstance(d, T.Dim) for d in shape):
+        return ops.bind("reshape", v, shape=shape)
+    return ops.reshape(v, shape)
+
+
 def full(g: Value, shape) -> Value:
     """Materialize a broadcastable cotangent to exactly ``shape``."""
     shape = tuple(shape)
@@ -95,30 +104,43 @@ def full(g: Value, shape) -> Value:
     return ops.broadcast_to(g, shape)
 
 
-def unbroadcast(g: Value, shape) -> Value:
-    """Sum ``g`` over the axes numpy broadcasting added to an operand of ``shape``; the result is broadcastable to
-    ``shape`` (axes where ``g`` already has length 1 stay lazy)."""
-    shape = tuple(shape)
-    if g.ndim == 0 or g.shape == shape:
+def unbroadcast(g: Value, out_shape, shape) -> Value:
+    """The cotangent of an operand of ``shape`` that numpy broadcast to ``out_shape``, given the cotangent ``g``
+    (broadcastable to ``out_shape``) of the result: broadcast axes are summed out. Where ``g`` itself is only
+    implicitly broadcast along such an axis, the sum is ``g`` times the axis length. The result is broadcastable
+    to ``shape``."""
+    out_shape, shape = tuple(out_shape), tuple(shape)
+    if g.shape == shape:
         return g
-    lead = g.ndim - len(shape)
-    axes = list(range(max(lead, 0)))
-    for i, d in enumerate(shape):
-        j = i + lead
-        if j >= 0 and d == 1 and g.shape[j] != 1:
-            axes.append(j)
-    if not axes:
-        return g
-    kept = tuple(g.shape[j] if j not in axes else 1 for j in range(max(lead, 0), g.ndim))
-    s = ops.reduce("sum", g, tuple(axes))
-    return ops.reshape(s, kept)
+    lead = len(out_shape) - len(shape)
+    g_lead = len(out_shape) - g.ndim
+    sum_axes, scale = [], []
+    for k, d_out in enumerate(out_shape):
+        i = k - lead
+        if (i >= 0 and shape[i] != 1) or (isinstance(d_out, int) and d_out == 1):
+            continue
+        j = k - g_lead
+        if j >= 0 and g.shape[j] != 1:
+            sum_axes.append(j)
+        else:
+            scale.append(d_out)
+    drop = [j for j in range(g.ndim) if j + g_lead - lead < 0]
+    if sum_axes or drop:
+        kept = tuple(1 if j in sum_axes else d for j, d in enumerate(g.shape) if j not in drop)
+        if sum_axes:
+            g = ops.reduce("sum", g, tuple(sum_axes))
+        g = _reshape(g, kept)
+    if scale:
+        n = T.prod(scale)
+        g = _mul(g, _c(n, g.dtype) if isinstance(n, int) else ops.dimsize(n))
+    return g
 
 
 def _keepdims(v: Value, in_shape, axes) -> Value:
     """A reduction's result (or cotangent) reshaped with its reduced axes put back as length 1."""
     if v.ndim == 0 and not axes:
         return v
-    return ops.reshape(v, tuple(1 if i in axes else d for i, d in enumerate(in_shape)))
+    return _reshape(v, tuple(1 if i in axes else d for i, d in enumerate(in_shape)))
 
 
 def _reduced_ct(g: Value, out: Value, in_shape, axes) -> Value:
@@ -165,10 +187,10 @@ def _unslice_axis(g: Value, axis, start, step, n) -> Value:
         g = _slice(g, axis, L - 1, -1, L)
         start, step = start + step * (L - 1), -step
     if step > 1:  # interleave with step-1 zeros: (.., L, 1, ..) ++ (.., L, step-1, ..) -> (.., L*step, ..)
-        g1 = ops.reshape(g, g.shape[:axis + 1] + (1,) + g.shape[axis + 1:])
+        g1 = _reshape(g, g.shape[:axis + 1] + (1,) + g.shape[axis + 1:])
         z = _zeros(g.dtype, g.shape[:axis + 1] + (step - 1,) + g.shape[axis + 1:])
         inter = ops.bind("concatenate", g1, z, axis=axis + 1)
-        flat = ops.reshape(inter, _with_dim(g.shape, axis, L * step))
+        flat = _reshape(inter, _with_dim(g.shape, axis, L * step))
         g = _slice(flat, axis, 0, 1, (L - 1) * step + 1)
     M = g.shape[axis]
     before, after = start, n - start - M
@@ -383,9 +405,9 @@ def _prod(e, g, need):
 
 # views and data movement -------------------------------------------------------------------------------------
 @rule("reshape")
-def _reshape(e, g, need):
+def _reshape_rule(e, g, need):
     x = e.inputs[0]
-    return [g if g.ndim == 0 else ops.reshape(full(g, e.out.shape), x.shape)]
+    return [g if g.ndim == 0 else _reshape(full(g, e.out.shape), x.shape)]
 
 
 @rule("transpose")
@@ -399,7 +421,7 @@ def _transpose(e, g, need):
 
 @rule("broadcast_to")
 def _broadcast_to(e, g, need):
-    return [unbroadcast(g, e.inputs[0].shape)]
+    return [unbroadcast(g, e.out.shape, e.inputs[0].shape)]
 
 
 @rule("slice")
@@ -486,8 +508,8 @@ def backward(outputs: list, cotangents: list, wrt: list) -> list:
     active = _active_values(eqns, wrt)
     cts: dict = {}
 
-    def accumulate(v: Value, c: Value):
-        c = unbroadcast(c, v.shape)
+    def accumulate(v: Value, c: Value, out_shape):
+        c = unbroadcast(c, out_shape, v.shape)
         if c.dtype != v.dtype:
             c = ops.convert(c, v.dtype)
         old = cts.get(v.id)
@@ -499,7 +521,7 @@ def backward(outputs: list, cotangents: list, wrt: list) -> list:
         c = ops.as_value(c)
         if c.dtype != o.dtype:
             c = ops.convert(c, o.dtype)
-        accumulate(o, c)
+        accumulate(o, c, o.shape)
     for e in reversed(eqns):
         g = cts.get(e.out.id)
         if g is None or e.out.id not in active:
@@ -510,9 +532,10 @@ def backward(outputs: list, cotangents: list, wrt: list) -> list:
         fn = RULES.get(e.prim)
         if fn is None:
             raise NotImplementedError(f"tracejit has no gradient rule for the primitive {e.prim!r}")
+        elementwise = PRIMS[e.prim].kind == "elementwise"
         for v, nd, c in zip(e.inputs, need, fn(e, g, need)):
             if nd and c is not None:
-                accumulate(v, c)
+                accumulate(v, c, e.out.shape if elementwise else v.shape)
     result = []
     for w in wrt:
         c = cts.get(w.id)
