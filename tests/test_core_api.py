@@ -863,3 +863,16 @@ def test_slices_on_symbolic_lengths(key):
     for n in (2, 5, 6, 11):
         x = np.arange(float(n))
         assert_same(f(x), x[key], err_msg=f"n={n} key={key}")
+
+
+# ------------------------------------------------------------------------------------------------ packaging
+def test_ci_runs_exactly_the_readme_test_command():
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text().splitlines()
+    fence = readme.index("```bash")
+    install_and_tour, install_and_test = readme[fence + 1], readme[fence + 2]
+    assert install_and_tour.startswith("pip install . && python -m tracejit")
+    ci = [ln for ln in (root / ".ci" / "run").read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    assert "set -euo pipefail" in ci
+    assert ci[-1] == install_and_test
