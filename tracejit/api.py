@@ -12,6 +12,8 @@ from .errors import filter_traceback
 from .trace.trace import as_runtime_array, leaf_signature, trace, tree_flatten, tree_unflatten
 
 CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "size"])
+_ndarray = np.ndarray
+LEAF_TREE = tree_flatten(0)[1]
 
 
 class _ArgSpec:
@@ -100,6 +102,7 @@ class Jitted:
         self.transform = transform  # Graph -> Graph applied after tracing (autodiff)
         self.spec = _ArgSpec(fun, static_argnums, static_argnames)
         self._cache: dict = {}
+        self._fast: dict = {}
         self._lock = threading.Lock()
         self._hits = 0
         self._misses = 0
@@ -108,6 +111,26 @@ class Jitted:
     # ------------------------------------------------------------------------------------------------ calls
     def __call__(self, *args, **kwargs):
         __tracebackhide__ = True  # IPython and pytest hide this re-raising frame
+        if not kwargs and self._fast:  # fast path: positional arrays and Python scalars with a known signature
+            key = []
+            for a in args:
+                t = type(a)
+                if t is _ndarray:
+                    shp = a.shape
+                    key.append((a.dtype, len(shp) if 1 not in shp else tuple(d == 1 for d in shp),
+                                a.flags.c_contiguous))
+                elif t is float or t is int or t is bool:
+                    key.append(t)
+                else:
+                    break
+            else:
+                run = self._fast.get(tuple(key))
+                if run is not None:
+                    self._hits += 1
+                    try:
+                        return run(args)
+                    except Exception as e:
+                        raise e.with_traceback(filter_traceback(e.__traceback__))
         try:
             return self._call(args, kwargs)
         except Exception as e:
@@ -127,11 +150,40 @@ class Jitted:
         else:
             self._hits += 1
         exe, out_tree, shared = entry
+        if not kwargs and not shared and not statics and len(self._fast) < 64 \
+                and not (self.spec.static_argnums or self.spec.static_argnames):
+            self._add_fast(args, exe, out_tree)
         arrays = [as_runtime_array(x) for x in leaves]
         if shared:  # shared variables the function reads: their current values, at every call
             arrays += [s.get_value(borrow=True) for s in shared]
         outs = exe.run(arrays)
         return tree_unflatten(out_tree, outs)
+
+    def _add_fast(self, args, exe, out_tree):
+        """Remember a direct runner for this all-positional signature (see the fast path in __call__)."""
+        key = []
+        for a in args:
+            t = type(a)
+            if t is _ndarray:
+                shp = a.shape
+                key.append((a.dtype, len(shp) if 1 not in shp else tuple(d == 1 for d in shp),
+                            a.flags.c_contiguous))
+            elif t is float or t is int or t is bool:
+                key.append(t)
+            else:
+                return
+        run_exe = exe.run
+        if all(type(a) is _ndarray for a in args):
+            if out_tree is LEAF_TREE:
+                def run(args):
+                    return run_exe(args)[0]
+            else:
+                def run(args):
+                    return tree_unflatten(out_tree, run_exe(args))
+        else:
+            def run(args):
+                return tree_unflatten(out_tree, run_exe([as_runtime_array(x) for x in args]))
+        self._fast[tuple(key)] = run
 
     def _compile(self, key, statics, leaves, treedef):
         with self._lock:
@@ -167,6 +219,7 @@ class Jitted:
     def cache_clear(self):
         with self._lock:
             self._cache.clear()
+            self._fast.clear()
             self._hits = self._misses = 0
 
     def lower(self, *args, **kwargs) -> "Lowered":
