@@ -132,8 +132,17 @@ def test_lowered_renders_with_kernel_clusters_when_backend_groups(monkeypatch):
 
 def test_lowered_without_kernel_groups_draws_no_clusters():
     low = tj.jit(f).lower(X, Y)
+    low._exe = BrokenExecutable()  # a backend that does not say how it grouped equations
     assert "cluster" not in tji.to_dot(low)
     assert low._repr_html_()
+
+
+def test_lowered_draws_the_real_backends_kernels():
+    low = tj.jit(f).lower(X, Y)
+    groups = getattr(low.executable, "kernel_groups", None)
+    if not groups:
+        pytest.skip("this backend does not expose kernel_groups")
+    assert tji.to_dot(low).count("subgraph cluster_kernel") == len([g for g in groups if g])
 
 
 def test_values_and_lists_of_values_render():
