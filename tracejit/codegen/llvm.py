@@ -829,8 +829,10 @@ def lower_kernel(em: _Emitter, plan, k: Kernel, canon):
                 do_stores(o, idx, v)
         # a kernel made only of stores of scalars / dims (e.g. a constant output)
         for v, acc in k.stores:
-            if v.id not in producers:
-                em.store(acc, idx, tuple(None for _ in acc.shape), operand(v, (), idx, {}, 0, "tail", 0))
+            if v.id in k.scalars:
+                src = k.scalars[v.id]
+                val = _const(src[2], src[1]) if src[0] == "scalar" else em.dim(src[1])
+                em.store(acc, idx, tuple(None for _ in acc.shape), val)
 
     def _red_input_axes(kop):
         e = kop.eqn

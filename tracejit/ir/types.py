@@ -86,7 +86,24 @@ class Dim:
     def _as_terms(self):
         return dict(self.terms)
 
+    def traced(self):
+        """This length as a traced int64 value (for arithmetic with floats and arrays: ``x.sum() / n``)."""
+        from ..trace.tracer import wrap
+        from . import ops
+        return wrap(ops.dimsize(self))
+
+    def __truediv__(self, other):
+        return self.traced() / other
+
+    def __rtruediv__(self, other):
+        return other / self.traced()
+
+    def __pow__(self, other):
+        return self.traced() ** other
+
     def __add__(self, other):
+        if not isinstance(other, (int, Dim)) or isinstance(other, bool):
+            return self.traced() + other
         t = _terms(self)
         for m, c in _terms(other).items():
             t[m] = t.get(m, 0) + c
@@ -98,14 +115,18 @@ class Dim:
         return Dim.make({m: -c for m, c in self.terms})
 
     def __sub__(self, other):
+        if not isinstance(other, (int, Dim)) or isinstance(other, bool):
+            return self.traced() - other
         return self + (-_terms_dim(other))
 
     def __rsub__(self, other):
+        if not isinstance(other, (int, Dim)) or isinstance(other, bool):
+            return other - self.traced()
         return (-self) + other
 
     def __mul__(self, other):
         if not isinstance(other, (int, Dim)) or isinstance(other, bool):
-            return NotImplemented
+            return self.traced() * other
         t: dict = {}
         for m1, c1 in _terms(self).items():
             for m2, c2 in _terms(other).items():

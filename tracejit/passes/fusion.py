@@ -72,6 +72,7 @@ class Kernel:
     ops: list = field(default_factory=list)
     stores: list = field(default_factory=list)  # (value, Access) in the value's phase/level
     closed: bool = False
+    scalars: dict = field(default_factory=dict)  # value id -> ('scalar', v, dt) | ('dim', d) stored by this kernel
 
     @property
     def outer_axes(self):
@@ -250,6 +251,7 @@ class _Planner:
             k = Kernel(domain=())
             self.add_kernel(k)
             k.stores.append((v, acc))
+            k.scalars[v.id] = s
             self.src[v.id] = ("buf", acc)
             return acc
         _, kernel, kop = s
@@ -572,6 +574,7 @@ class _Planner:
                 k = Kernel(domain=())
                 self.add_kernel(k)
                 k.stores.append((v, Access(nb.id, (), (), 0)))
+                k.scalars[v.id] = s
                 nb.output_indices.append(i)
                 outs.append(("buf", nb.id))
             seen[v.id] = outs[-1]
