@@ -1,5 +1,7 @@
 """examples/tour.ipynb runs top to bottom in a real Jupyter kernel and shows what it promises."""
+import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,13 +18,20 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory):
     """The notebook after running every cell (once for all tests here), with the cache in a temporary dir."""
+    # a kernel spec running this very interpreter, so the kernel sees the same packages as the tests
+    spec_dir = tmp_path_factory.mktemp("jupyter") / "kernels" / "tracejit-test"
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "tracejit tests", "language": "python"}))
     mp = pytest.MonkeyPatch()
+    mp.setenv("JUPYTER_PATH", str(spec_dir.parents[1]))
     mp.setenv("TRACEJIT_CACHE_DIR", str(tmp_path_factory.mktemp("nbcache")))
     mp.setenv("MPLBACKEND", "Agg")
     mp.delenv("TRACEJIT_TRACEBACK_FILTERING", raising=False)
     try:
         nb = nbformat.read(NOTEBOOK, as_version=4)
-        client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
+        client = nbclient.NotebookClient(nb, timeout=120, kernel_name="tracejit-test",
                                          resources={"metadata": {"path": str(EXAMPLES)}})
         client.execute()
     finally:
