@@ -586,6 +586,7 @@ class Function:
     def __init__(self, inputs, outputs=None, updates=None, givens=None, allow_input_downcast=None,
                  on_unused_input="raise", name=None):
         self.name = name
+        self._update_targets, self._shared, self.outputs = [], [], []
         if on_unused_input not in ("raise", "warn", "ignore", None):
             raise ValueError(f"on_unused_input must be 'raise', 'warn' or 'ignore', got {on_unused_input!r}")
         if not isinstance(inputs, (list, tuple)):
