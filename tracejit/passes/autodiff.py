@@ -324,9 +324,10 @@ def _hypot(e, g, need):
 
 @rule("logaddexp")
 def _logaddexp(e, g, need):
+    """d/da log(e^a + e^b) = sigmoid(a - b): one stable transcendental per needed input."""
     a, b = e.inputs
-    return [_mul(g, _u("exp", _sub(a, e.out))) if need[0] else None,
-            _mul(g, _u("exp", _sub(b, e.out))) if need[1] else None]
+    return [_mul(g, _u("sigmoid", _sub(a, b))) if need[0] else None,
+            _mul(g, _u("sigmoid", _sub(b, a))) if need[1] else None]
 
 
 def _select_rule(first_wins, nan_aware):
