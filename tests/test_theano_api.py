@@ -68,6 +68,13 @@ def test_example_training(capsys):
     np.testing.assert_allclose(ys[:3], [0.9, 8.54, 13.124], rtol=1e-9)
 
 
+def test_example_logistic_regression(capsys):
+    out = run_example("theano_logistic_regression.py", capsys)
+    cost, acc = numbers(out)
+    assert np.isfinite(cost) and cost < 10  # gradients of log(1 - sigmoid) stay finite in the saturated start
+    assert acc > 0.8
+
+
 # ------------------------------------------------------------------------------------------------ constructors
 KINDS = {"scalar": 0, "vector": 1, "matrix": 2, "tensor3": 3, "tensor4": 4}
 PREFIX = {"b": np.int8, "i": np.int32, "l": np.int64, "f": np.float32, "d": np.float64}

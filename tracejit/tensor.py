@@ -6,6 +6,7 @@ Typed constructors follow Theano's prefixes: ``b`` int8, ``i`` int32, ``l`` int6
 """
 from __future__ import annotations
 
+import builtins as _builtins
 import warnings as _warnings
 
 import numpy as _np
@@ -17,6 +18,7 @@ from .ir.graph import toposort as _toposort
 from .trace.numpy_api import IMPLS as _IMPLS
 from .trace.symbolic import (MissingInputError, SharedVariable, UnusedInputError, Variable, compute_dtype,
                              constant, symbolic_apply, variable)
+from .trace import symbolic as _sym
 from .trace.tracer import Tracer as _Tracer
 from .trace.tracer import call_numpy as _call_numpy
 
@@ -170,14 +172,34 @@ def int_div(a, b):
 def flatten(x, ndim=1):
     """``x`` reshaped to ``ndim`` dimensions, the trailing ones merged (Theano's flatten)."""
     x = as_tensor_variable(x)
-    if ndim < 1 or ndim > max(x.ndim, 1):
-        raise ValueError(f"flatten: ndim must be between 1 and {max(x.ndim, 1)}, got {ndim}")
+    top = _builtins.max(x.ndim, 1)
+    if ndim < 1 or ndim > top:
+        raise ValueError(f"flatten: ndim must be between 1 and {top}, got {ndim}")
     lead = tuple(x.shape[:ndim - 1])
     rest = _T.prod(x.shape[ndim - 1:])
     return reshape(x, lead + (rest,))  # noqa: F821
 
 
 # ------------------------------------------------------------------------------------------------ gradients
+def _stable_form(cv, wrt_values):
+    """The cost after the optimizer's passes, when every ``wrt`` is a leaf of its graph: differentiating
+    -softplus(z) instead of log(1 - sigmoid(z)) keeps the gradient finite where sigmoid(z) rounds to 1
+    (Theano's tutorial logistic regression starts there)."""
+    from .ir.graph import Graph
+    from .ir.printing import value_graph
+    from .passes.pipeline import optimize
+    g = value_graph([cv])
+    leaves = {v.id for v in g.inputs}
+    if not _builtins.all(v.id in leaves or v.eqn is None for v in wrt_values):
+        return cv  # gradient with respect to an intermediate value: keep the expression as written
+    g = Graph(inputs=g.inputs, outputs=g.outputs, eqns=g.eqns, symbols=_sym.symbols_of(g.inputs),
+              constraints=_sym.constraints_of(g.eqns, set(_sym.symbols_of(g.inputs))))
+    opt = symbolic_apply(lambda: optimize(g).outputs[0])._tj_value
+    if _builtins.any(v.id not in leaves for v in _sym.roots(_toposort([opt]), [opt])):
+        return cv
+    return opt
+
+
 class DisconnectedInputError(ValueError):
     """``grad`` was asked for the gradient with respect to a variable the cost does not depend on."""
 
@@ -215,6 +237,7 @@ def grad(cost, wrt, consider_constant=None, disconnected_inputs="raise"):
             if disconnected_inputs == "raise":
                 raise DisconnectedInputError(msg)
             _warnings.warn(msg, stacklevel=2)
+    cv = _stable_form(cv, vals)
     gs = symbolic_apply(lambda: backward([cv], [_ops.constant(_np.ones((), cv.dtype))], vals))
     if single:
         return gs[0]

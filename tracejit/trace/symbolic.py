@@ -15,7 +15,7 @@ import weakref
 
 import numpy as np
 
-from ..errors import ConcretizationError
+from ..errors import ConcretizationError, filter_traceback
 from ..ir import graph as G
 from ..ir import ops
 from ..ir import types as T
@@ -782,7 +782,11 @@ class Function:
 
     # -------------------------------------------------------------------------------------------- calling
     def __call__(self, *args, **kwargs):
-        return self._fast(*args, **kwargs)
+        __tracebackhide__ = True  # IPython and pytest hide this re-raising frame
+        try:
+            return self._fast(*args, **kwargs)
+        except Exception as e:
+            raise e.with_traceback(filter_traceback(e.__traceback__))
 
     def _call_general(self, arrays):
         """A call whose arrays have some symbolic length equal to 1 (a specialized executable)."""
@@ -830,7 +834,7 @@ class Function:
                       f"        _replace(_u{k}, n{k})"]
         lines.append("    return outs[0]" if self._single else f"    return outs[:{m}]")
         src = "\n".join(lines)
-        exec(compile(src, "<tracejit function call>", "exec"), ns)
+        exec(compile(src, __file__ + ":<generated call>", "exec"), ns)  # under the package: filtered
         self.call_source = src
         return ns["fast"]
 
@@ -907,7 +911,11 @@ def function(inputs, outputs=None, updates=None, givens=None, allow_input_downca
     ``(shared_variable, expression)``, all computed from the old values and then written. ``givens``: pairs
     ``(variable, replacement)`` substituted in the graph. Shared variables reached are read at every call.
     """
-    return Function(inputs, outputs, updates, givens, allow_input_downcast, on_unused_input, name)
+    __tracebackhide__ = True
+    try:
+        return Function(inputs, outputs, updates, givens, allow_input_downcast, on_unused_input, name)
+    except Exception as e:
+        raise e.with_traceback(filter_traceback(e.__traceback__))
 
 
 # ------------------------------------------------------------------------------------------------ pp, debugprint
@@ -1031,6 +1039,8 @@ def shared_inputs_of(graph: Graph) -> tuple:
             out.append(sv)
     return tuple(out)
 
+
+symbols_of, constraints_of, roots = _symbols_of, _constraints_of, _roots  # for tensor.grad
 
 __all__ = ["Variable", "SharedVariable", "Function", "function", "shared", "pp", "debugprint", "variable",
            "constant", "MissingInputError", "UnusedInputError", "symbolic_apply"]
