@@ -387,7 +387,7 @@ class ElementwiseStep:
         return k
 
     def default_kernel(self):
-        return self.kernel(tuple("h" if v.ndim == 0 else "c" for v in self.leaves), len(self.shape))
+        return self.kernel(tuple(_static_mode(v, self.shape) for v in self.leaves), len(self.shape))
 
     def run(self, rt):
         shape = rt.shape_of(self.shape)
@@ -396,6 +396,13 @@ class ElementwiseStep:
         launch_elementwise(self.kernel, xs, [o.data for o in outs], shape)
         for v, o in zip(self.outputs, outs):
             rt.vals[v.id] = o
+
+
+def _static_mode(v, shape):
+    """The leaf mode a typical call will use (for llvm_ir/asm and compiling ahead of the first call)."""
+    if v.ndim == 0:
+        return "h" if (v.eqn is None and not v.is_const) or (v.eqn is not None and v.eqn.prim == "dimsize") else "s"
+    return "c" if v.shape == shape else "g"
 
 
 def launch_elementwise(get_kernel_for, xs, out_arrays, shape):
@@ -913,7 +920,7 @@ def _prologue(v):
             return
         seen.add(x.id)
         e = x.eqn
-        if e is not None and PRIMS[e.prim].kind == "elementwise" and x.shape == v.shape:
+        if e is not None and PRIMS[e.prim].kind == "elementwise" and (x.shape == v.shape or x.ndim == 0):
             for y in e.inputs:
                 visit(y)
             eqns.append(e)
@@ -940,14 +947,26 @@ def lower(graph):
             needed_by_steps |= {v.id for v in e.inputs}
     needed_by_steps |= {v.id for v in graph.outputs}
     # elementwise equations that must run: those whose values reach a step, an output, or another live one
-    live, work = set(), [v for v in _values_by_id(graph).values() if v.id in needed_by_steps]
+    # (0-d elementwise values read only by larger elementwise equations are recomputed inside their kernels)
+    def inlined(v, by):
+        return (v.eqn is not None and PRIMS[v.eqn.prim].kind == "elementwise" and v.ndim == 0 < by.out.ndim
+                and v.id not in needed_by_steps)
+
+    live, work, seen = set(), [v for v in _values_by_id(graph).values() if v.id in needed_by_steps], set()
     while work:
         v = work.pop()
         e = v.eqn
-        if e is None or PRIMS[e.prim].kind != "elementwise" or id(e) in live:
+        if e is None or PRIMS[e.prim].kind != "elementwise" or id(e) in seen:
             continue
+        seen.add(id(e))
         live.add(id(e))
-        work += list(e.inputs)
+        stack = list(e.inputs)
+        while stack:
+            x = stack.pop()
+            if inlined(x, e):
+                stack += list(x.eqn.inputs)
+            else:
+                work.append(x)
     # Group live elementwise equations. A group is launched at its LAST member, so it stays open (can grow)
     # until something outside it reads one of its values; reading through a view counts as a read of the base.
     groups: list = []
@@ -979,10 +998,15 @@ def lower(graph):
             if chosen is None:
                 chosen = {"shape": e.out.shape, "eqns": [], "ids": set(), "leaves": set(), "open": True}
                 groups.append(chosen)
-            for v in e.inputs:
-                if v.id not in chosen["ids"]:
-                    read(v, chosen)
-                    chosen["leaves"].add(base(v).id)
+            added = _inline_scalars(e, inlined, chosen["ids"])
+            for x in added:
+                chosen["eqns"].append(x)
+                chosen["ids"].add(x.out.id)
+            for x in added + [e]:
+                for v in x.inputs:
+                    if v.id not in chosen["ids"]:
+                        read(v, chosen)
+                        chosen["leaves"].add(base(v).id)
             chosen["eqns"].append(e)
             chosen["ids"].add(e.out.id)
             chosen["launch"] = pos[id(e)]
@@ -1024,6 +1048,22 @@ def lower(graph):
             s = ElementwiseStep(s["eqns"], leaves, outs, s["shape"])
         steps.append(s)
     return steps
+
+
+def _inline_scalars(e, inlined, have):
+    """The 0-d elementwise equations to recompute inside e's kernel, in topological order."""
+    out, seen = [], set(have)
+
+    def visit(v):
+        if v.id in seen or not inlined(v, e):
+            return
+        seen.add(v.id)
+        for x in v.eqn.inputs:
+            visit(x)
+        out.append(v.eqn)
+    for v in e.inputs:
+        visit(v)
+    return out
 
 
 _OTHER_STEPS = {"matmul": MatmulStep, "gather": GatherStep, "scatter_add": ScatterAddStep,

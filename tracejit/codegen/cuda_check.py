@@ -10,11 +10,14 @@ _HOW_TO_CHECK = ("Check with `python -c \"from numba import cuda; cuda.detect()\
 
 def simulator_enabled() -> bool:
     """numba's CUDA simulator: set by NUMBA_ENABLE_CUDASIM=1 before numba.cuda is first imported."""
-    try:
-        from numba.core import config
-        return bool(getattr(config, "ENABLE_CUDASIM", 0))
-    except Exception:  # pragma: no cover - numba missing
-        return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
+    for mod in ("numba.cuda.core.config", "numba.core.config"):  # numba-cuda's own config first
+        try:
+            config = __import__(mod, fromlist=["ENABLE_CUDASIM"])
+        except Exception:
+            continue
+        if hasattr(config, "ENABLE_CUDASIM"):
+            return bool(config.ENABLE_CUDASIM)
+    return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
 
 
 def device_index(device) -> int:

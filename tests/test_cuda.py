@@ -1,0 +1,415 @@
+"""The GPU backend (``device="cuda"``): every lowering rule, reductions, broadcasting, grad, device arrays.
+
+One file for both runs: under numba's CUDA simulator in CI, and against a real GPU when one is present. The
+simulator must be switched on before numba.cuda is first imported, so CI runs this file in its own process:
+
+    NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/test_cuda.py
+
+Without the simulator and without a GPU the module skips itself (the no-GPU error and the import-hygiene tests
+run in subprocesses either way when selected with the simulator on).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+
+def _mode():
+    if os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0"):
+        return "simulator"
+    try:
+        from numba import cuda
+        return "gpu" if cuda.is_available() else None
+    except Exception:
+        return None
+
+
+MODE = _mode()
+pytestmark = [
+    pytest.mark.skipif(MODE is None, reason="no CUDA GPU here and the CUDA simulator is off; run "
+                                            "`NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/test_cuda.py`"),
+    pytest.mark.filterwarnings("ignore::RuntimeWarning"),
+]
+
+if MODE is not None:
+    from numba import cuda
+
+    import tracejit as tj
+    from tracejit.codegen import cuda as C
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+rng = np.random.default_rng(0)
+
+
+def close(got, want):
+    """Dtype-aware comparison: exact for bool/int, a few ulps scaled by dtype for floats."""
+    got = np.asarray(got.copy_to_host() if hasattr(got, "copy_to_host") else got)
+    want = np.asarray(want)
+    assert got.shape == want.shape, (got.shape, want.shape)
+    assert got.dtype == want.dtype, (got.dtype, want.dtype)
+    if want.dtype.kind == "f":
+        tol = 2e-5 if want.dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol, equal_nan=True)
+    else:
+        np.testing.assert_array_equal(got, want)
+
+
+def check(fn, *args, kernels=None):
+    f = tj.jit(fn, device="cuda")
+    got = f(*args)
+    with np.errstate(all="ignore"):
+        want = fn(*args)
+    if isinstance(want, tuple):
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            close(g, w)
+    else:
+        close(got, want)
+    if kernels is not None:
+        assert f.lower(*args).num_kernels == kernels
+    return f
+
+
+# ------------------------------------------------------------------------------------------------ elementwise
+UNARY_F = ["negative", "absolute", "sign", "square", "sqrt", "cbrt", "reciprocal", "exp", "exp2", "expm1", "log",
+           "log2", "log10", "log1p", "sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh",
+           "arcsinh", "arccosh", "arctanh", "floor", "ceil", "trunc", "rint", "isnan", "isinf", "isfinite",
+           "logical_not"]
+BINARY_F = ["add", "subtract", "multiply", "divide", "floor_divide", "remainder", "power", "arctan2", "maximum",
+            "minimum", "fmax", "fmin", "logaddexp", "hypot", "equal", "not_equal", "less", "less_equal", "greater",
+            "greater_equal", "logical_and", "logical_or", "logical_xor"]
+BINARY_I = ["add", "subtract", "multiply", "floor_divide", "remainder", "maximum", "minimum", "equal",
+            "less", "greater_equal", "bitwise_and", "bitwise_or", "bitwise_xor", "logical_and", "logical_xor"]
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_float_unary_functions_in_one_kernel(dt):
+    x = np.array([-2.5, -1.0, -0.5, 0.0, 0.3, 0.5, 1.0, 1.5, 2.5, 700.0, np.inf, -np.inf, np.nan], dt)
+    fns = [getattr(np, n) for n in UNARY_F]
+    check(lambda x: tuple(f(x) for f in fns), x, kernels=1)
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_float_binary_functions(dt):
+    a = np.array([-3.0, -1.5, 0.0, 0.0, 2.0, 5.5, np.inf, np.nan, -np.inf, 1.0], dt)
+    b = np.array([2.0, -0.5, 0.0, -1.0, 3.0, -2.0, np.inf, 1.0, -np.inf, np.nan], dt)
+    fns = [getattr(np, n) for n in BINARY_F]
+    check(lambda a, b: tuple(f(a, b) for f in fns), a, b, kernels=1)
+
+
+@pytest.mark.parametrize("dt", [np.int32, np.int64])
+def test_integer_ops(dt):
+    a = np.array([-7, -3, 0, 1, 2, 5, 9, 100], dt)
+    b = np.array([2, -2, 3, 0, 3, 0, 2, 3], dt)
+    fns = [getattr(np, n) for n in BINARY_I]
+    check(lambda a, b: tuple(f(a, b) for f in fns) + (-a, np.abs(a), np.sign(a), ~a, np.square(a), a / b, a ** np.abs(b)), a, b)
+
+
+def test_bool_ops_and_converts():
+    a = np.array([True, False, True, False])
+    b = np.array([True, True, False, False])
+    x = np.array([0.0, -1.5, 2.7, np.nan])
+    check(lambda a, b, x: (a & b, a | b, a ^ b, ~a, np.logical_not(b), a + b, a * b, a.astype(np.float32),
+                           a.astype(np.int64), x.astype(bool), x[:3].astype(np.int32), (a + 1).astype(np.int32)),
+          a, b, x)
+
+
+def test_where_and_nn_functions():
+    x = np.linspace(-30, 30, 17)
+    check(lambda x: (np.where(x > 0, x, 0.5 * x), tj.nn.sigmoid(x), tj.nn.softplus(x)), x)
+    x32 = x.astype(np.float32)
+    check(lambda x: (np.where(x > 0, x, np.float32(0)), tj.nn.sigmoid(x)), x32)
+
+
+def test_logistic_is_one_kernel_and_three_outputs_share_one():
+    x = rng.standard_normal(1000).astype(np.float32)
+    check(lambda x: 1 / (1 + np.exp(-x)), x, kernels=1)
+    a, b = rng.standard_normal((30, 40)), rng.standard_normal((30, 40))
+    check(lambda a, b: (lambda d: (d, np.abs(d), d ** 2))(a - b), a, b, kernels=1)
+
+
+# ------------------------------------------------------------------------------------------------ broadcasting, views
+def test_broadcasting_by_strides():
+    a = rng.standard_normal((4, 5))
+    check(lambda a, r, c: a * r + c, a, rng.standard_normal(5), rng.standard_normal((4, 1)), kernels=1)
+    check(lambda a, s: a * s + 1, a, 2.5, kernels=1)
+    check(lambda a: a + a.T.T + a[:, ::2].sum(), a)
+    check(lambda a, b: a[:, None, :] - b[None, :, :], rng.standard_normal((3, 4)), rng.standard_normal((5, 4)))
+
+
+def test_views_transpose_slice_reshape_broadcast_to():
+    x = rng.standard_normal((4, 6))
+    check(lambda x: (x.T, x[1:, ::2], x[::-1], x.reshape(3, 8), x.T.reshape(-1), np.broadcast_to(x[0], (3, 6)),
+                     x.T * 2), x)
+    check(lambda x: x, x)  # an input returned as is: a copy, not an alias
+
+
+def test_noncontiguous_inputs():
+    x = rng.standard_normal((6, 5))
+    check(lambda a, b: a * b, x.T, x[::-1].T)
+
+
+def test_scalars_and_zero_d():
+    check(lambda x, y: (x * y, x + 1), np.float64(3.0), np.array(2.0))
+    check(lambda x: x.sum() / x.size, rng.standard_normal(7))
+
+
+# ------------------------------------------------------------------------------------------------ reductions
+@pytest.mark.parametrize("dt", [np.float32, np.float64, np.int32, np.int64])
+def test_reductions_along_axes(dt):
+    x = (rng.standard_normal((3, 5, 7)) * 5).astype(dt)
+    check(lambda x: (x.sum(), x.sum(axis=0), x.sum(axis=(0, 2)), x.max(axis=1), x.min(axis=2), x.prod(axis=1),
+                     np.argmax(x, axis=2), np.argmin(x, axis=0), x.argmax(), (x > 0).any(axis=1),
+                     (x > -8).all(axis=0), x.mean(axis=1)), x)
+
+
+def test_long_reduction_uses_partial_blocks():
+    x = rng.standard_normal(1000)
+    f = check(lambda x: (x.sum(), x.max(), (x * x).sum(), x.prod() * 0, x.astype(np.float32).sum()), x)
+    assert "parts" in f.lower(x).as_text("llvm")
+
+
+def test_reduction_nan_and_ties():
+    x = np.array([[1.0, 3.0, np.nan, 3.0], [2.0, 2.0, 1.0, 0.0]])
+    check(lambda x: (x.max(axis=1), x.min(axis=1), np.argmax(x, axis=1), np.argmin(x, axis=1)), x)
+    b = np.array([[True, False], [False, False]])
+    check(lambda b: (b.sum(axis=1), b.any(axis=1), b.all(), np.argmax(b, axis=1), b.max(axis=0)), b)
+
+
+def test_row_softmax_is_three_kernels():
+    def softmax(x):
+        e = np.exp(x - x.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    x = rng.standard_normal((9, 200)).astype(np.float32)
+    f = check(softmax, x, kernels=3)
+    check(tj.nn.softmax, x)
+    assert "exp" in f.lower(x).as_text("llvm")
+
+
+# ------------------------------------------------------------------------------------------------ other primitives
+def test_matmul_tiled():
+    a, b = rng.standard_normal((5, 7)), rng.standard_normal((7, 6))
+    check(lambda a, b: a @ b, a, b)
+    check(lambda a, b: np.tanh(a.T @ b.T), rng.standard_normal((9, 3)).astype(np.float32),
+          rng.standard_normal((2, 9)).astype(np.float32))
+    check(lambda a, b: a @ b, rng.standard_normal((2, 3, 5)), rng.standard_normal((2, 5, 4)))
+    check(lambda a, b: a @ b, rng.integers(-5, 5, (4, 6)).astype(np.int32), rng.integers(-5, 5, (6, 3)).astype(np.int32))
+
+
+def test_gather_with_bounds_checks():
+    x = rng.standard_normal((5, 4))
+    check(lambda x, i: (x[i], x[:, i], x[i] * 2), x, np.array([0, -1, 3, 3]))
+    check(lambda x, i: x[i], x, np.array([[1, 2], [4, 0]], np.int32))
+    f = tj.jit(lambda x, i: x[i], device="cuda")
+    with pytest.raises(IndexError, match="out of bounds"):
+        f(x, np.array([0, 5]))
+    with pytest.raises(IndexError):
+        f(x, np.array([-6]))
+    close(f(x, np.array([1])), x[[1]])  # the error flag is reset
+
+
+def test_concatenate():
+    a, b = rng.standard_normal((2, 3)), rng.standard_normal((4, 3))
+    check(lambda a, b: (np.concatenate([a, b]), np.concatenate([a.T, b.T], axis=1), np.stack([a[0], b[1]])), a, b)
+
+
+def test_dimsize_and_mean():
+    check(lambda x: (x.mean(), x.mean(axis=0), x.var(axis=1)), rng.standard_normal((6, 10)))
+
+
+# ------------------------------------------------------------------------------------------------ transforms
+def _needs(transform):
+    try:
+        transform(lambda x: np.sum(x))
+    except NotImplementedError as e:
+        pytest.skip(f"autodiff is still landing: {e}")
+
+
+def test_grad_on_the_gpu():
+    _needs(tj.grad)
+    x = rng.standard_normal(50)
+    g = tj.jit(tj.grad(lambda x: np.sum(tj.nn.sigmoid(x))), device="cuda")
+    s = 1 / (1 + np.exp(-x))
+    close(g(x), s * (1 - s))
+
+
+def test_value_and_grad_mlp_step():
+    _needs(tj.value_and_grad)
+    X = rng.standard_normal((16, 8)).astype(np.float32)
+    Y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 16)]
+    W1 = (rng.standard_normal((8, 12)) * 0.3).astype(np.float32)
+    W2 = (rng.standard_normal((12, 3)) * 0.3).astype(np.float32)
+
+    def loss(W1, W2, X, Y):
+        h = np.tanh(X @ W1)
+        logits = h @ W2
+        logp = logits - tj.nn.logsumexp(logits, axis=1, keepdims=True)
+        return -np.mean(np.sum(logp * Y, axis=1))
+
+    vg = tj.value_and_grad(loss, argnums=(0, 1))
+    ref_v, (ref_g1, ref_g2) = vg(W1, W2, X, Y)
+    got_v, (g1, g2) = tj.jit(vg, device="cuda")(W1, W2, X, Y)
+    np.testing.assert_allclose(got_v, ref_v, rtol=1e-5)
+    np.testing.assert_allclose(g1, ref_g1, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(g2, ref_g2, rtol=1e-4, atol=1e-6)
+
+
+def test_grad_of_gather_uses_scatter_add():
+    _needs(tj.grad)
+    x = rng.standard_normal(6)
+    i = np.array([0, 2, 2, 5, -1])
+    g = tj.jit(tj.grad(lambda x, i: np.sum(x[i] ** 2)), device="cuda")
+    want = np.zeros(6)
+    np.add.at(want, i, 2 * x[i])
+    close(g(x, i), want)
+
+
+def test_function_on_the_gpu():
+    T = tj.tensor
+    x = T.dvector("x")
+    try:
+        f = tj.function([x], (x * 2).sum(), device="cuda")
+    except (TypeError, NotImplementedError) as e:
+        pytest.skip(f"tj.function(..., device='cuda') is not available yet: {e}")
+    close(np.asarray(f(np.arange(4.0))), np.float64(12.0))
+
+
+# ------------------------------------------------------------------------------------------------ device arrays
+def test_device_arrays_in_device_arrays_out():
+    a, b = rng.standard_normal((4, 5)), rng.standard_normal(5)
+    f = tj.jit(lambda x, y: (np.tanh(x) * y + 1, x.sum()), device="cuda")
+    da, db = cuda.to_device(a), cuda.to_device(b)
+    r, s = f(da, db)
+    assert not isinstance(r, np.ndarray) and hasattr(r, "copy_to_host")
+    assert r.shape == (4, 5) and s.shape == ()
+    close(r, np.tanh(a) * b + 1)
+    close(s, a.sum())
+    r2, _ = f(da, b)  # mixed: host arrays are copied up, the result stays on the device
+    assert hasattr(r2, "copy_to_host")
+    r3, _ = f(a, b)  # numpy in, numpy out
+    assert isinstance(r3, np.ndarray)
+    assert f.cache_info().misses == 3 - (1 if f.cache_info().size < 3 else 0) or f.cache_info().size >= 2
+
+
+def test_noncontiguous_device_input_and_result_reuse():
+    a = rng.standard_normal((6, 4))
+    f = tj.jit(lambda x: x * 2, device="cuda")
+    d = cuda.to_device(a)[::2]
+    close(f(d), a[::2] * 2)
+    chained = f(f(cuda.to_device(a)))  # a result feeds the next call without leaving the device
+    close(chained, a * 4)
+
+
+def test_cache_per_signature():
+    f = tj.jit(lambda x: x + 1, device="cuda")
+    x = np.ones(5)
+    f(x)
+    f(x + 1)
+    f(np.ones(7))
+    assert f.cache_info().hits == 2 and f.cache_info().misses == 1
+
+
+# ------------------------------------------------------------------------------------------------ inspection, setup
+def test_llvm_ir_shows_kernel_source_and_asm():
+    f = tj.jit(lambda x: np.exp(x) + 1, device="cuda")
+    lo = f.lower(np.ones(3, np.float32))
+    src = lo.as_text("llvm")
+    assert "def fused_exp_add" in src and "cuda.grid(1)" in src and "_exp_f32" in src
+    asm = lo.as_text("asm")
+    assert (".entry" in asm) if MODE == "gpu" else ("simulator" in asm)
+
+
+def test_devices_and_bad_device_names():
+    assert "cuda:0" in tj.devices() and tj.devices()[0] == "cpu"
+    with pytest.raises(ValueError, match="device"):
+        tj.jit(lambda x: x, device="cuda:x")
+    with pytest.raises(RuntimeError, match="cuda:7"):
+        tj.jit(lambda x: x, device="cuda:7")
+
+
+def _run(code, sim):
+    env = dict(os.environ)
+    env.pop("NUMBA_ENABLE_CUDASIM", None)
+    if sim:
+        env["NUMBA_ENABLE_CUDASIM"] = "1"
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=120)
+
+
+def test_import_does_not_load_numba_cuda():
+    r = _run("""
+        import sys, numpy as np, tracejit as tj
+        tj.jit(lambda x: x + 1)(np.ones(3))
+        print([m for m in sys.modules if m.startswith('numba.cuda') or m == 'tracejit.codegen.cuda'])
+    """, sim=False)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]", r.stdout
+
+
+@pytest.mark.skipif(MODE == "gpu", reason="this machine has a GPU, so the no-GPU error cannot be provoked")
+def test_no_gpu_raises_clear_runtime_error():
+    r = _run("""
+        import tracejit as tj
+        try:
+            tj.jit(lambda x: x, device="cuda")
+        except RuntimeError as e:
+            print("RuntimeError:", e)
+    """, sim=False)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "RuntimeError" in out and "no CUDA GPU" in out
+    assert "cuda.detect()" in out and "nvidia-smi" in out and "tracejit[cuda]" in out
+
+
+def test_kernels_compile_to_ptx_without_a_gpu():
+    """The real-GPU path: every kernel variant type-checks and compiles to PTX (needs NVVM, not a GPU)."""
+    r = _run("""
+        import numpy as np, tracejit as tj
+        from numba import cuda
+        from tracejit.codegen import cuda as C
+        try:
+            cuda.compile_ptx(lambda a: None, "void(float32[::1])")
+        except Exception as e:
+            print("NO-NVVM", type(e).__name__); raise SystemExit(0)
+        def sm(x):
+            e = np.exp(x - x.max(axis=1, keepdims=True)); return e / e.sum(axis=1, keepdims=True)
+        f32, i32 = np.ones((3, 4), np.float32), np.ones((3, 4), np.int32)
+        cases = [
+            (lambda x, y: (np.tanh(x) * y + 1, np.logaddexp(x, y), x // y, x % y, x ** y, np.rint(x),
+                           tj.nn.sigmoid(x), tj.nn.softplus(x), np.maximum(x, y), x.astype(np.int32),
+                           x.astype(bool), np.where(x > y, x, y), np.isinf(x), np.sign(x)), (f32, f32[0])),
+            (lambda x, y: (x // y, x % y, x ** y, x & y, ~x, -x, np.abs(x), x > y, x.astype(np.float64)), (i32, i32)),
+            (lambda b: (b & b, ~b, b.astype(np.float32), b.sum(), b.any(axis=0), np.argmax(b, axis=1)),
+             (f32 > 0,)),
+            (sm, (f32,)),
+            (lambda a, b: (a @ b, (a[None] @ b[None]) * 2), (np.ones((3, 4)), np.ones((4, 2)))),
+            (lambda x, i: (x[i], x[:, i % 4]), (np.ones((5, 4)), np.array([1, 2]))),
+            (lambda x: (np.argmax(x, axis=1), x.sum(), x.prod(0), x.min(), x.max(axis=0), x.mean()), (f32,)),
+            (lambda x: np.concatenate([x, x.T]), (np.ones((3, 3)),)),
+        ]
+        n = 0
+        for f, args in cases:
+            for s in C.lower(tj.make_ir(f)(*args)):
+                ks = [s.default_kernel()]
+                if isinstance(s, C.ElementwiseStep):
+                    ks.append(s.kernel(tuple("g" for _ in s.leaves), len(s.shape)))
+                for k in ks:
+                    k.ptx()
+                    n += 1
+        for k in [C._copy_kernel(2, np.dtype(np.float32)), C._fill_kernel(np.dtype(np.int64)),
+                  C._scatter_kernel(2, 1, 0, np.dtype(np.float64), np.dtype(np.int64)),
+                  C._scatter_kernel(1, 1, 0, np.dtype(np.float32), np.dtype(np.int32))]:
+            k.ptx()
+            n += 1
+        print("PTX-OK", n)
+    """, sim=False)
+    assert r.returncode == 0, r.stderr[-3000:]
+    if "NO-NVVM" in r.stdout:
+        pytest.skip("NVVM (cuda-toolkit[nvvm]) is not installed, so PTX cannot be generated here")
+    assert "PTX-OK" in r.stdout
