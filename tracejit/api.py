@@ -10,6 +10,7 @@ import numpy as np
 
 from .errors import filter_traceback
 from .trace.trace import as_runtime_array, leaf_signature, trace, tree_flatten, tree_unflatten
+from .trace.tracer import Tracer
 
 CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "size"])
 _ndarray = np.ndarray
@@ -143,6 +144,8 @@ class Jitted:
         return (statics, treedef, sig), statics, leaves, treedef
 
     def _call(self, args, kwargs):
+        if any(isinstance(x, Tracer) for x in tree_flatten((args, kwargs))[0]):
+            return self.fun(*args, **kwargs)  # called inside another trace (jit, grad): inline
         key, statics, leaves, treedef = self._key(args, kwargs)
         entry = self._cache.get(key)
         if entry is None:
