@@ -605,6 +605,9 @@ def test_grad_inside_and_around_jit():
     def step(x):
         return x - 0.1 * tj.grad(lambda x: np.sum(np.sin(x) * x))(x)
     np.testing.assert_allclose(step(x), x - 0.1 * want)
+    inner = tj.jit(lambda x: np.sin(x) * x)  # a jitted function called inside the differentiated one inlines
+    np.testing.assert_allclose(tj.grad(lambda x: np.sum(inner(x)))(x), want)
+    np.testing.assert_allclose(tj.jit(tj.grad(lambda x: np.sum(inner(x))))(x), want)
 
 
 def test_python_scalar_argument():

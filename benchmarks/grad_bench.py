@@ -1,0 +1,323 @@
+"""Gradients: tracejit beside JAX, autograd, PyTensor and a hand-written numpy gradient (issue 4), one run.
+
+    python benchmarks/grad_bench.py            # full sizes
+    python benchmarks/grad_bench.py --quick    # small sizes, few repeats
+
+Workloads:
+  sigmoid_grad   d/dx sum(1/(1+exp(-x))), x: 10^7 float64
+  logreg_step    one logistic-regression step with value_and_grad + update, X: 100000x100 float64
+  mlp_step       one SGD step of a 784 -> 256 tanh -> 10 softmax cross-entropy MLP, batch 256, float32
+Each cell is the median wall time of one call (ms); the ratio columns are peer time / tracejit time (> 1: tracejit
+is faster). Every result is checked against the numpy version; a peer that is missing prints n/a.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+import tracejit as tj  # noqa: E402
+
+PEERS = ["numpy", "jax", "autograd", "pytensor"]
+
+
+def median_ms(fn, repeats, warmup=2):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times)
+
+
+def _import(name):
+    try:
+        if name == "jax":
+            import jax
+            jax.config.update("jax_enable_x64", True)
+            return jax
+        if name == "autograd":
+            import autograd
+            return autograd
+        if name == "pytensor":
+            import pytensor
+            return pytensor
+    except Exception:
+        return None
+
+
+def _expit(z):
+    return 0.5 * (1 + np.tanh(0.5 * z))  # numpy's own stable logistic, no scipy call overhead
+
+
+# ------------------------------------------------------------------------------------------------ workloads
+def sigmoid_grad(n, mods):
+    x = np.random.default_rng(0).standard_normal(n)
+    impls = {}
+
+    def by_hand(x):
+        s = 1 / (1 + np.exp(-x))
+        return s * (1 - s)
+    impls["numpy"] = lambda: by_hand(x)
+    f = tj.jit(tj.grad(lambda x: np.sum(1 / (1 + np.exp(-x)))))
+    impls["tracejit"] = lambda: f(x)
+    if mods.get("jax"):
+        jax, jnp = mods["jax"], __import__("jax.numpy").numpy
+        jf = jax.jit(jax.grad(lambda x: jnp.sum(1 / (1 + jnp.exp(-x)))))
+        xj = jax.device_put(x)
+        impls["jax"] = lambda: jf(xj).block_until_ready()
+    if mods.get("autograd"):
+        import autograd
+        import autograd.numpy as anp
+        af = autograd.grad(lambda x: anp.sum(1 / (1 + anp.exp(-x))))
+        impls["autograd"] = lambda: af(x)
+    if mods.get("pytensor"):
+        import pytensor
+        import pytensor.tensor as pt
+        xs = pt.dvector("x")
+        pf = pytensor.function([xs], pytensor.grad(pt.sum(1 / (1 + pt.exp(-xs))), xs))
+        impls["pytensor"] = lambda: pf(x)
+    return impls, by_hand(x)
+
+
+def logreg_step(n, d, mods, lr=0.1):
+    r = np.random.default_rng(1)
+    X = r.standard_normal((n, d))
+    y = (X @ r.standard_normal(d) > 0).astype(np.float64)
+    w, b = np.zeros(d) + 0.01, np.asarray(0.0)
+    impls = {}
+
+    def by_hand():
+        z = X @ w + b
+        loss = np.mean(np.logaddexp(0.0, z) - y * z)
+        err = (_expit(z) - y) / n
+        return loss, w - lr * (X.T @ err), b - lr * np.sum(err)
+    impls["numpy"] = by_hand
+
+    def loss(w, b, X, y):
+        z = X @ w + b
+        return np.mean(np.logaddexp(0.0, z) - y * z)
+
+    @tj.jit
+    def step(w, b, X, y):
+        val, (gw, gb) = tj.value_and_grad(loss, argnums=(0, 1))(w, b, X, y)
+        return val, w - lr * gw, b - lr * gb
+    impls["tracejit"] = lambda: step(w, b, X, y)
+    if mods.get("jax"):
+        jax, jnp = mods["jax"], __import__("jax.numpy").numpy
+
+        def jloss(w, b, X, y):
+            z = X @ w + b
+            return jnp.mean(jnp.logaddexp(0.0, z) - y * z)
+
+        @jax.jit
+        def jstep(w, b, X, y):
+            val, (gw, gb) = jax.value_and_grad(jloss, argnums=(0, 1))(w, b, X, y)
+            return val, w - lr * gw, b - lr * gb
+        args = [jax.device_put(a) for a in (w, b, X, y)]
+        impls["jax"] = lambda: jax.block_until_ready(jstep(*args))
+    if mods.get("autograd"):
+        import autograd
+        import autograd.numpy as anp
+
+        def aloss(w, b):
+            z = anp.dot(X, w) + b
+            return anp.mean(anp.logaddexp(0.0, z) - y * z)
+        avg = autograd.value_and_grad(aloss, argnum=(0, 1))
+
+        def astep():
+            val, (gw, gb) = avg(w, b)
+            return val, w - lr * gw, b - lr * gb
+        impls["autograd"] = astep
+    if mods.get("pytensor"):
+        import pytensor
+        import pytensor.tensor as pt
+        ws, bs, Xs, ys = pt.dvector("w"), pt.dscalar("b"), pt.dmatrix("X"), pt.dvector("y")
+        z = Xs @ ws + bs
+        cost = pt.mean(pt.log1pexp(z) - ys * z)
+        gw, gb = pytensor.grad(cost, [ws, bs])
+        pf = pytensor.function([ws, bs, Xs, ys], [cost, ws - lr * gw, bs - lr * gb])
+        impls["pytensor"] = lambda: pf(w, b, X, y)
+    return impls, by_hand()
+
+
+def mlp_step(batch, mods, lr=np.float32(0.05)):
+    r = np.random.default_rng(2)
+    f32 = np.float32
+    X = r.standard_normal((batch, 784)).astype(f32)
+    labels = r.integers(0, 10, batch)
+    Y = np.eye(10, dtype=f32)[labels]
+    P = {"W1": (r.standard_normal((784, 256)) * 0.03).astype(f32), "b1": np.zeros(256, f32),
+         "W2": (r.standard_normal((256, 10)) * 0.06).astype(f32), "b2": np.zeros(10, f32)}
+    impls = {}
+
+    def by_hand():
+        h = np.tanh(X @ P["W1"] + P["b1"])
+        logits = h @ P["W2"] + P["b2"]
+        m = logits.max(axis=1, keepdims=True)
+        e = np.exp(logits - m)
+        s = e.sum(axis=1, keepdims=True)
+        loss = np.mean(np.log(s[:, 0]) + m[:, 0] - np.sum(Y * logits, axis=1))
+        dlogits = (e / s - Y) / f32(batch)
+        dh = (dlogits @ P["W2"].T) * (1 - h * h)
+        grads = {"W1": X.T @ dh, "b1": dh.sum(0), "W2": h.T @ dlogits, "b2": dlogits.sum(0)}
+        return loss, {k: P[k] - lr * grads[k] for k in P}
+    impls["numpy"] = by_hand
+
+    def loss(P, X, Y):
+        h = np.tanh(X @ P["W1"] + P["b1"])
+        logits = h @ P["W2"] + P["b2"]
+        return -np.mean(np.sum(Y * tj.nn.log_softmax(logits, axis=1), axis=1))
+
+    @tj.jit
+    def step(P, X, Y):
+        val, g = tj.value_and_grad(loss)(P, X, Y)
+        return val, {k: P[k] - lr * g[k] for k in P}
+    impls["tracejit"] = lambda: step(P, X, Y)
+    if mods.get("jax"):
+        jax, jnp = mods["jax"], __import__("jax.numpy").numpy
+
+        def jloss(P, X, Y):
+            h = jnp.tanh(X @ P["W1"] + P["b1"])
+            logits = h @ P["W2"] + P["b2"]
+            return -jnp.mean(jnp.sum(Y * jax.nn.log_softmax(logits, axis=1), axis=1))
+
+        @jax.jit
+        def jstep(P, X, Y):
+            val, g = jax.value_and_grad(jloss)(P, X, Y)
+            return val, {k: P[k] - lr * g[k] for k in P}
+        Pj, Xj, Yj = jax.device_put(P), jax.device_put(X), jax.device_put(Y)
+        impls["jax"] = lambda: jax.block_until_ready(jstep(Pj, Xj, Yj))
+    if mods.get("autograd"):
+        import autograd
+        import autograd.numpy as anp
+        from autograd.scipy.special import logsumexp
+
+        def aloss(P):
+            h = anp.tanh(anp.dot(X, P["W1"]) + P["b1"])
+            logits = anp.dot(h, P["W2"]) + P["b2"]
+            return anp.mean(logsumexp(logits, axis=1) - anp.sum(Y * logits, axis=1))
+        avg = autograd.value_and_grad(aloss)
+
+        def astep():
+            val, g = avg(P)
+            return val, {k: P[k] - lr * g[k] for k in P}
+        impls["autograd"] = astep
+    if mods.get("pytensor"):
+        import pytensor
+        import pytensor.tensor as pt
+        from pytensor.tensor.special import log_softmax
+        Xs, Ys = pt.fmatrix("X"), pt.fmatrix("Y")
+        W1, b1, W2, b2 = pt.fmatrix("W1"), pt.fvector("b1"), pt.fmatrix("W2"), pt.fvector("b2")
+        h = pt.tanh(Xs @ W1 + b1)
+        logits = h @ W2 + b2
+        cost = -pt.mean(pt.sum(Ys * log_softmax(logits, axis=1), axis=1))
+        grads = pytensor.grad(cost, [W1, b1, W2, b2])
+        pf = pytensor.function([W1, b1, W2, b2, Xs, Ys],
+                               [cost] + [p - lr * g for p, g in zip([W1, b1, W2, b2], grads)])
+        def pstep():
+            val, *new = pf(P["W1"], P["b1"], P["W2"], P["b2"], X, Y)
+            return val, dict(zip(["W1", "b1", "W2", "b2"], new))
+        impls["pytensor"] = pstep
+    return impls, by_hand()
+
+
+# ------------------------------------------------------------------------------------------------ checking
+def _flatten(res):
+    if isinstance(res, dict):
+        return [np.asarray(res[k]) for k in sorted(res)]
+    if isinstance(res, (tuple, list)):
+        out = []
+        for r in res:
+            out += _flatten(r)
+        return out
+    return [np.asarray(res)]
+
+
+def agrees(res, ref, rtol):
+    a, b = _flatten(res), _flatten(ref)
+    if len(a) != len(b):
+        return False
+    return all(x.shape == y.shape and np.allclose(x, y, rtol=rtol, atol=rtol * (1 + np.abs(y).max(initial=0)))
+               for x, y in zip(a, b))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--repeats", type=int, default=None)
+    args = ap.parse_args(argv)
+    repeats = args.repeats or (5 if args.quick else 15)
+    mods = {p: _import(p) for p in PEERS[1:]}
+    n_sig = 10 ** 6 if args.quick else 10 ** 7
+    n_lr = 10_000 if args.quick else 100_000
+    workloads = [
+        (f"sigmoid_grad 10^{int(np.log10(n_sig))} f64", lambda: sigmoid_grad(n_sig, mods), 1e-9),
+        (f"logreg_step {n_lr}x100 f64", lambda: logreg_step(n_lr, 100, mods), 1e-8),
+        ("mlp_step 256x784 f32", lambda: mlp_step(256, mods), 2e-3),
+    ]
+    cols = ["tracejit"] + PEERS
+    print(f"tracejit backend: {_backend()}; peers: " +
+          ", ".join(f"{p}={'yes' if p == 'numpy' or mods.get(p) else 'n/a'}" for p in PEERS))
+    print("| workload | " + " | ".join(f"{c} ms" for c in cols) + " | " +
+          " | ".join(f"{p}/tracejit" for p in PEERS) + " |")
+    print("|---" * (1 + len(cols) + len(PEERS)) + "|")
+    failed = False
+    for name, make, rtol in workloads:
+        try:
+            impls, ref = make()
+        except Exception as e:  # a peer's setup failing must not stop the run
+            print(f"| {name} | setup failed: {type(e).__name__}: {e} |")
+            failed = True
+            continue
+        times = {}
+        for c in cols:
+            fn = impls.get(c)
+            if fn is None:
+                times[c] = None
+                continue
+            try:
+                if not agrees(fn(), ref, rtol):
+                    times[c] = "wrong"
+                    failed = True
+                    continue
+                times[c] = median_ms(fn, repeats if c != "autograd" else max(3, repeats // 3))
+            except Exception as e:
+                times[c] = f"error: {type(e).__name__}"
+                failed = True
+        cells = [_fmt(times[c]) for c in cols]
+        t0 = times["tracejit"]
+        ratios = [f"{times[p] / t0:.2f}x" if isinstance(times[p], float) and isinstance(t0, float) else "n/a"
+                  for p in PEERS]
+        print(f"| {name} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |", flush=True)
+    return 1 if failed else 0
+
+
+def _fmt(t):
+    if t is None:
+        return "n/a"
+    if isinstance(t, str):
+        return t
+    return f"{t:.3g}"
+
+
+def _backend():
+    try:
+        from tracejit.codegen import llvm  # noqa: F401
+        return "llvm"
+    except ImportError:
+        return "numpy interpreter"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
