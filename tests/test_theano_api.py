@@ -212,6 +212,17 @@ def test_length_one_axes_get_their_own_executable():
         f(np.ones((1, 3)), np.zeros((4, 3)))
 
 
+def test_equal_axes_are_unified_and_checked():
+    x = tensor.dvector("xu")
+    W = tj.shared(np.ones(3), "Wu")
+    f = tj.function([x], (x * W).sum())
+    assert "Wu:float64(xu0,)" in tj.debugprint(f, file="str")  # one length, read once, no run-time check left
+    assert float(f(np.arange(3.0))) == 3.0
+    with pytest.raises(ValueError, match="'xu'.*|'Wu'.*") as e:
+        f(np.ones(4))
+    assert "'xu'" in str(e.value) and "'Wu'" in str(e.value)
+
+
 def test_argument_conversion():
     x = tensor.fvector("x")
     f = tj.function([x], x * 2)

@@ -474,8 +474,42 @@ def _symbols_of(inputs) -> dict:
         for ax, d in enumerate(v.shape):
             if isinstance(d, Dim):
                 (s,) = d.atoms()
-                syms[s] = (i, ax)
+                syms.setdefault(s, (i, ax))  # unified axes share a symbol: read it from its first input
     return syms
+
+
+def _pure_symbol(d):
+    """The name when ``d`` is exactly one symbol (``x0``), else None."""
+    if isinstance(d, Dim) and len(d.terms) == 1:
+        (mono, c), = d.terms
+        if c == 1 and len(mono) == 1 and isinstance(mono[0], str):
+            return mono[0]
+    return None
+
+
+def unify_equal_axes(constraints, env, position) -> dict:
+    """Symbol -> representative symbol, for symbols that 'eq' constraints say must be equal.
+
+    Declared axes do not broadcast (Theano's rule, checked before the call), so such symbols are one length:
+    the compiled graph reads it once, fuses over it, and has no run-time check left for it.
+    """
+    parent: dict = {}
+
+    def find(s):
+        while parent.get(s, s) != s:
+            s = parent[s]
+        return s
+    for kind, a, b, _ in constraints:
+        if kind != "eq":
+            continue
+        sa, sb = _pure_symbol(subst_dim(a, env)), _pure_symbol(subst_dim(b, env))
+        if sa is None or sb is None or sa not in position or sb not in position:
+            continue
+        ra, rb = find(sa), find(sb)
+        if ra != rb:
+            first, second = sorted((ra, rb), key=lambda s: position[s])
+            parent[second] = first
+    return {s: find(s) for s in parent if find(s) != s}
 
 
 def subst_dim(d, env: dict):
@@ -723,12 +757,13 @@ class Function:
     def _build(self, key):
         """Compile the executable for one signature: ``key`` lists the (input, axis) pairs whose length is 1."""
         graph = self.traced
-        if key:
-            env = {}
-            inv = {v: k for k, v in graph.symbols.items()}
+        inv = {v: k for k, v in graph.symbols.items()}
+        env = {inv[(i, ax)]: 1 for i, ax in key}
+        renamed = unify_equal_axes(graph.constraints, env, graph.symbols)
+        env.update({s: Dim.symbol(r) for s, r in renamed.items()})
+        checks = tuple((graph.symbols[s], graph.symbols[r]) for s, r in renamed.items())
+        if env:
             vmap = {}
-            for i, ax in key:
-                env[inv[(i, ax)]] = 1
             new_inputs = []
             for v in graph.inputs:
                 shape = tuple(subst_dim(d, env) for d in v.shape)
@@ -737,7 +772,8 @@ class Function:
                 new_inputs.append(nv)
             outs, cons = replay(graph.outputs, vmap, env, graph.constraints)
             symbols = _symbols_of(new_inputs)
-            cons = [c for c in cons if _atoms(c[1]) | _atoms(c[2]) <= set(symbols)]
+            cons = [c for c in cons if _atoms(c[1]) | _atoms(c[2]) <= set(symbols) and not
+                    (c[0] == "eq" and c[1] == c[2])]
             graph = Graph(inputs=new_inputs, outputs=outs, eqns=toposort(outs), constraints=cons, symbols=symbols)
         opt, exe = _compile(graph)
         in_ids = {v.id for v in opt.inputs}
@@ -746,7 +782,7 @@ class Function:
         alias_out = tuple(j for j in range(self._nout) if self._update_targets and _may_alias(opt.outputs[j], in_ids))
         alias_upd = tuple(k for k in range(len(self._update_targets))
                           if _may_alias(opt.outputs[self._nout + k], in_ids))
-        entry = (exe, alias_out, alias_upd)
+        entry = (exe, alias_out, alias_upd, checks)
         self._execs[key] = entry
         return entry
 
@@ -818,8 +854,12 @@ class Function:
         if self._sym_inputs:
             cond = " or ".join(f"1 in a{i}.shape" for i in self._sym_inputs)
             lines += [f"    if {cond}:", f"        return _general({arrays})"]
+        _, alias_out, alias_upd, checks = self._exe
+        if checks:  # axes unified at compile time must have equal lengths
+            ns["_mismatch"] = self._check_no_broadcast
+            cond = " or ".join(f"a{i}.shape[{ax}] != a{j}.shape[{bx}]" for (i, ax), (j, bx) in checks)
+            lines += [f"    if {cond}:", f"        _mismatch({arrays}, ())"]
         lines.append(f"    outs = _run({arrays})")
-        _, alias_out, alias_upd = self._exe
         for j in alias_out:
             lines.append(f"    outs[{j}] = outs[{j}].copy()")
         m = self._nout
@@ -829,7 +869,7 @@ class Function:
         for k in range(len(self._update_targets)):
             lines += [f"    st = _u{k}._storage",
                       f"    if n{k}.shape == st.shape:",
-                      f"        _copyto(st, n{k})",
+                      f"        st[...] = n{k}",  # in place; cheaper than np.copyto's dispatch
                       "    else:",
                       f"        _replace(_u{k}, n{k})"]
         lines.append("    return outs[0]" if self._single else f"    return outs[:{m}]")
@@ -840,7 +880,7 @@ class Function:
 
     def _write_updates(self, outs, entry):
         """All updates were computed from the old values; now write them (in place when the shape is unchanged)."""
-        _, alias_out, alias_upd = entry
+        _, alias_out, alias_upd, _ = entry
         n = self._nout
         for j in alias_out:
             outs[j] = outs[j].copy()
