@@ -160,12 +160,17 @@ def test_scalars_and_zero_d():
 
 
 # ------------------------------------------------------------------------------------------------ reductions
-@pytest.mark.parametrize("dt", [np.float32, np.float64, np.int32, np.int64])
-def test_reductions_along_axes(dt):
-    x = (rng.standard_normal((3, 5, 7)) * 5).astype(dt)
+def test_reductions_along_axes():
+    x = rng.standard_normal((3, 4, 5)) * 5
     check(lambda x: (x.sum(), x.sum(axis=0), x.sum(axis=(0, 2)), x.max(axis=1), x.min(axis=2), x.prod(axis=1),
                      np.argmax(x, axis=2), np.argmin(x, axis=0), x.argmax(), (x > 0).any(axis=1),
                      (x > -8).all(axis=0), x.mean(axis=1)), x)
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.int32, np.int64])
+def test_reductions_per_dtype(dt):
+    x = (rng.standard_normal((3, 5)) * 5).astype(dt)
+    check(lambda x: (x.sum(axis=1), x.max(axis=0), x.prod(), np.argmin(x, axis=1), x.mean()), x)
 
 
 def test_long_reduction_uses_partial_blocks():
@@ -374,7 +379,7 @@ def test_kernels_compile_to_ptx_without_a_gpu():
         from numba import cuda
         from tracejit.codegen import cuda as C
         try:
-            cuda.compile_ptx(lambda a: None, "void(float32[::1])")
+            cuda.compile_ptx(lambda a: None, "void(float32[::1])", cc=(9, 0))
         except Exception as e:
             print("NO-NVVM", type(e).__name__); raise SystemExit(0)
         def sm(x):

@@ -28,7 +28,7 @@ from ..ir.primitives import PRIMS
 from .cuda_check import device_index, simulator_enabled
 
 SIM = simulator_enabled()
-TPB = 32 if SIM else 256  # threads per block (a power of two: the tree reductions halve it)
+TPB = 8 if SIM else 256  # threads per block (a power of two: the tree reductions halve it)
 TILE = 4 if SIM else 16  # matmul tile edge
 MAX_BLOCKS = 2 if SIM else 65535
 _NUMBA = {T.BOOL: "boolean", T.INT32: "int32", T.INT64: "int64", T.FLOAT32: "float32", T.FLOAT64: "float64"}
@@ -101,10 +101,12 @@ class Kernel:
             self._fn = cuda.jit(self.pyfunc) if SIM else cuda.jit(self.sig)(self.pyfunc)
         return self._fn[config]
 
-    def ptx(self, cc=(9, 0)) -> str:
-        """PTX for this kernel (no GPU needed, only NVVM); '' under the simulator."""
+    def ptx(self, cc=None) -> str:
+        """PTX for this kernel (no GPU needed, only NVVM: sm_90 unless a GPU says otherwise); '' under the simulator."""
         if SIM:
             return ""
+        if cc is None:
+            cc = cuda.get_current_device().compute_capability if cuda.is_available() else (9, 0)
         ptx, _ = cuda.compile_ptx(self.pyfunc, self.sig, cc=cc)
         return ptx
 
