@@ -1,9 +1,16 @@
-"""The default pass order, and a log of what each pass did (for ``Lowered.explain`` and notebooks)."""
+"""The default pass order, run to a fixed point, and a log of what each pass did (``Lowered.explain``).
+
+``passes=[...]`` (``jit``, ``make_ir``) runs a chosen subset, by pass name or stage name
+(``canonicalize`` = simplify, fold, cse; ``stabilize``; ``cleanup`` = dce), in the order given.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from ..ir.graph import Graph, rebuild
+from .cse import cse
+from .simplify import fold, simplify
+from .stabilize import stabilize
 
 
 def dce(graph: Graph, **_) -> Graph:
@@ -11,9 +18,11 @@ def dce(graph: Graph, **_) -> Graph:
     return rebuild(graph)
 
 
-# name -> pass function; each takes (graph, strict_ieee=...) and returns a new Graph
-PASSES: dict = {"dce": dce}
-DEFAULT_ORDER = ["dce"]
+# name -> pass function; each takes (graph, strict_ieee=..., stats=dict) and returns a new Graph
+PASSES: dict = {"simplify": simplify, "fold": fold, "cse": cse, "stabilize": stabilize, "dce": dce}
+STAGES: dict = {"canonicalize": ["simplify", "fold", "cse"], "cleanup": ["dce"]}
+DEFAULT_ORDER = ["simplify", "fold", "cse", "stabilize", "simplify", "cse", "dce"]
+MAX_ROUNDS = 6  # the order is repeated until a round changes nothing (normally 1-2 rounds)
 
 
 @dataclass
@@ -22,19 +31,42 @@ class PassRecord:
     before: int
     after: int
     graph: Graph
-    changes: dict
+    changes: dict  # rule name -> times it fired
+
+
+def _expand(order) -> list:
+    out = []
+    for name in order:
+        if name in PASSES:
+            out.append(name)
+        elif name in STAGES:
+            out.extend(STAGES[name])
+        else:
+            raise ValueError(f"unknown pass {name!r}; available passes: {', '.join(PASSES)}; "
+                             f"stages: {', '.join(STAGES)}")
+    return out
 
 
 def optimize_with_log(graph: Graph, strict_ieee=False, passes=None):
-    order = DEFAULT_ORDER if passes is None else list(passes)
+    """(optimized graph, [PassRecord]): the order is rerun until no pass has anything left to change; a pass
+    that already ran clean on the current graph is skipped."""
+    order = _expand(DEFAULT_ORDER if passes is None else list(passes))
     log = []
-    for name in order:
-        if name not in PASSES:
-            raise ValueError(f"unknown pass {name!r}; available passes: {', '.join(PASSES)}")
-        before = len(graph.eqns)
-        stats: dict = {}
-        graph = PASSES[name](graph, strict_ieee=strict_ieee, stats=stats)
-        log.append(PassRecord(name, before, len(graph.eqns), graph, stats))
+    clean: set = set()  # passes that have seen the current graph and had nothing to change
+    for _ in range(MAX_ROUNDS):
+        for name in order:
+            if name in clean:
+                continue
+            before = len(graph.eqns)
+            stats: dict = {}
+            graph = PASSES[name](graph, strict_ieee=strict_ieee, stats=stats)
+            log.append(PassRecord(name, before, len(graph.eqns), graph, stats))
+            if any(stats.values()):
+                clean = {name}  # each pass runs to its own fixed point, so it is clean on its own output
+            else:
+                clean.add(name)
+        if clean.issuperset(order):
+            break
     return graph, log
 
 

@@ -1,0 +1,15 @@
+"""Common-subexpression elimination (merge): structurally equal equations become one.
+
+Two equations are equal when they have the same primitive, parameters and inputs (in any order for a
+commutative primitive); equal constants (by contents, large ones included) are one Value. Rebuilding the graph
+bottom-up through the Builder's hash-cons table does the merging: once the inputs of two equations are merged,
+the equations themselves hash alike, so whole equal subgraphs collapse in one sweep.
+"""
+from __future__ import annotations
+
+from .patterns import rewrite
+
+
+def cse(graph, strict_ieee=False, stats=None, **_):
+    """Merge structurally equal equations and equal constants (exact: never changes a result)."""
+    return rewrite(graph, {}, strict_ieee, stats)
