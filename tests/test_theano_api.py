@@ -152,6 +152,18 @@ def test_theano_math_names():
     np.testing.assert_allclose(_f([x, y], tensor.abs_(x) + tensor.neg(y) * 0, A, B), abs(A))
 
 
+def test_more_theano_names():
+    x = tensor.dmatrix("x")
+    p = tensor.nnet.sigmoid(x)
+    outs = [tensor.inv(x + 10), tensor.true_div(x, 2), tensor.int_div(x, 2), tensor.flatten(x), tensor.nnet.relu(x),
+            tensor.nnet.binary_crossentropy(p, 1.0), tensor.mul(x, x, 2)]
+    got = tj.function([x], outs)(A)
+    s = logistic(A)
+    ref = [1 / (A + 10), A / 2, A // 2, A.ravel(), np.maximum(A, 0), -np.log(s), A * A * 2]
+    for g, r in zip(got, ref):
+        np.testing.assert_allclose(g, r, rtol=1e-12)
+
+
 def test_numpy_named_functions():
     x = tensor.dmatrix("x")
     for name in ["exp", "log1p", "tanh", "sqrt", "sin", "floor"]:
@@ -248,7 +260,7 @@ def test_int8_inputs_are_range_checked():
         f(300)
 
 
-def test_not_noncontiguous_arrays():
+def test_noncontiguous_arrays():
     x = tensor.dmatrix("x")
     f = tj.function([x], x + 1)
     a = np.arange(12.0).reshape(3, 4)

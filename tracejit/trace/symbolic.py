@@ -11,7 +11,6 @@ import itertools
 import re
 import sys
 import warnings
-import weakref
 
 import numpy as np
 
@@ -21,7 +20,7 @@ from ..ir import ops
 from ..ir import types as T
 from ..ir.graph import Graph, Value, toposort
 from ..ir.types import Dim, TensorType
-from .tracer import Tracer, call_numpy
+from .tracer import Tracer
 
 
 class MissingInputError(ValueError):
@@ -106,8 +105,10 @@ def _fresh_symbol(name, axis) -> str:
     if base[0].isdigit():
         base = "v" + base
     base = f"{base}{axis}"
+    if _JIT_SYMBOL.match(base):
+        base = "s_" + base
     sym, k = base, 1
-    while sym in _USED_SYMBOLS or _JIT_SYMBOL.match(sym):
+    while sym in _USED_SYMBOLS:
         k += 1
         sym = f"{base}_{k}"
     _USED_SYMBOLS.add(sym)
@@ -289,7 +290,7 @@ def constant(value, name=None, dtype=None) -> Variable:
 
 
 # ------------------------------------------------------------------------------------------------ shared variables
-_SHARED = weakref.WeakValueDictionary()  # Value id -> SharedVariable
+_SHARED: dict = {}  # Value id -> SharedVariable; strong, since expressions hold only the Value
 
 
 class SharedVariable(Variable):
@@ -600,13 +601,6 @@ def _pairs(x, what) -> list:
         if not isinstance(p, (tuple, list)) or len(p) != 2:
             raise TypeError(f"{what} must be a list of (variable, expression) pairs or a dict, got an item {p!r}")
     return [tuple(p) for p in pairs]
-
-
-def _label_value(v: Value) -> str:
-    sv = shared_of(v)
-    if sv is not None:
-        return f"shared variable {sv.label()}"
-    return Variable(v).label()
 
 
 # ------------------------------------------------------------------------------------------------ function
