@@ -237,8 +237,16 @@ def grad(cost, wrt, consider_constant=None, disconnected_inputs="raise"):
             if disconnected_inputs == "raise":
                 raise DisconnectedInputError(msg)
             _warnings.warn(msg, stacklevel=2)
-    cv = _stable_form(cv, vals)
-    gs = symbolic_apply(lambda: backward([cv], [_ops.constant(_np.ones((), cv.dtype))], vals))
+
+    def differentiate(c):
+        return symbolic_apply(lambda: backward([c], [_ops.constant(_np.ones((), c.dtype))], vals))
+    stable = _stable_form(cv, vals)
+    try:
+        gs = differentiate(stable)
+    except NotImplementedError:  # a primitive the optimizer introduced has no gradient rule: use the original
+        if stable is cv:
+            raise
+        gs = differentiate(cv)
     if single:
         return gs[0]
     return tuple(gs) if isinstance(wrt, tuple) else list(gs)
