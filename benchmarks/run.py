@@ -57,13 +57,14 @@ class Settings:
     first_call_repeats: int
     train_calls: int
     cache_pairs: int
+    cell_budget_s: float       # slow cells take fewer samples (never under 3) to stay within about this time
 
     @classmethod
     def make(cls, quick, repeats=None):
         if quick:
-            s = cls(True, 3, 1, 0.01, 3, 1000, 1)
+            s = cls(True, 3, 1, 0.01, 3, 1000, 1, 2.0)
         else:
-            s = cls(False, 11, 2, 0.05, 5, 10_000, 3)
+            s = cls(False, 11, 2, 0.05, 5, 10_000, 3, 10.0)
         if repeats:
             s.repeats = repeats
             s.first_call_repeats = repeats
@@ -429,18 +430,27 @@ def build_train(impl, x, target, peers):
 
 # ----------------------------------------------------------------------------------------------- timing and checks
 def time_steady(thunk, st):
-    """Median seconds per call after warm-up; each sample loops until it lasts ``min_sample_s``."""
+    """Median seconds per call after warm-up; each sample loops until it lasts ``min_sample_s``; slow calls get
+    fewer samples (at least 3) so that one cell takes about ``cell_budget_s``."""
     for _ in range(st.warmup):
         thunk()
-    t0 = time.perf_counter()
-    thunk()
-    once = time.perf_counter() - t0
-    number = max(1, int(st.min_sample_s / max(once, 1e-9)))
+    number = 1
+    while True:  # calibrate on loops, not on one call: one lucky fast call must not make every sample huge
+        t0 = time.perf_counter()
+        for _ in range(number):
+            thunk()
+        elapsed = time.perf_counter() - t0
+        if elapsed >= st.min_sample_s / 4 or number >= 10**6:
+            break
+        number *= 10
+    per_call = max(elapsed / number, 1e-9)
+    number = max(1, math.ceil(st.min_sample_s / per_call))
+    repeats = max(min(3, st.repeats), min(st.repeats, int(st.cell_budget_s / (number * per_call))))
     samples = []
     gc.collect()
     gc.disable()
     try:
-        for _ in range(st.repeats):
+        for _ in range(repeats):
             t0 = time.perf_counter()
             for _ in range(number):
                 thunk()
@@ -571,7 +581,7 @@ def disk_cache_times(st):
                     raise RuntimeError(p.stderr.strip().splitlines()[-1] if p.stderr.strip() else "child failed")
                 runs.append(json.loads(p.stdout.strip().splitlines()[-1])["first_call_s"])
                 if len(runs) == 1 and not any(os.scandir(cache_dir)):
-                    raise Unavailable("the cold run wrote nothing under TRACEJIT_CACHE_DIR (nothing compiled yet?)")
+                    raise Unavailable("the cold run wrote nothing under TRACEJIT_CACHE_DIR (is the on-disk cache wired into codegen yet?)")
         finally:
             shutil.rmtree(cache_dir, ignore_errors=True)
         colds.append(runs[0])
@@ -862,7 +872,8 @@ def _main(a, wls):
     copy_bw, how, all_bw = copy_bandwidth(st, peers)
     print(f"copy bandwidth (read + write): {copy_bw / 1e9:.1f} GB/s, best of "
           + ", ".join(f"{k} {v / 1e9:.1f}" for k, v in all_bw.items()))
-    print(f"medians of {st.repeats} samples (first calls: {st.first_call_repeats}); ratio = peer time / tracejit time")
+    print(f"medians of {st.repeats} samples (3 or more for calls slower than {st.cell_budget_s / st.repeats:.2g} s; "
+          f"first calls: {st.first_call_repeats}); ratio = peer time / tracejit time")
     print(flush=True)
 
     needs_cache = any(w.kind == "disk_cache" for w in wls)
