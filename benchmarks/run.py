@@ -107,7 +107,12 @@ class Peers:
     def tracejit_backend(self):
         if not self.has("tracejit"):
             return "not importable"
-        return "LLVM" if importlib.util.find_spec("tracejit.codegen.llvm") else "numpy interpreter (no codegen/llvm.py yet)"
+        try:  # ask the runtime what it compiled a tiny function into: codegen falls back to the interpreter
+            exe = self.mods["tracejit"].jit(lambda x: x + 1).lower(np.ones(3)).executable
+        except Exception as e:  # noqa: BLE001
+            return f"unknown ({type(e).__name__}: {e})"
+        kind = "numpy interpreter" if "Interpret" in type(exe).__name__ else "compiled"
+        return f"{kind} ({type(exe).__module__}.{type(exe).__name__})"
 
 
 # ----------------------------------------------------------------------------------------------- function builders
@@ -384,7 +389,7 @@ def _need(peers, name):
     return peers.mods[name]
 
 
-# ----------------------------------------------------------------------------------------------- the tutorial's training step
+# ------------------------------------------------------------------------------------------ the tutorial's train step
 TRAIN_STEPS_CHECKED = 10
 
 
@@ -581,7 +586,8 @@ def disk_cache_times(st):
                     raise RuntimeError(p.stderr.strip().splitlines()[-1] if p.stderr.strip() else "child failed")
                 runs.append(json.loads(p.stdout.strip().splitlines()[-1])["first_call_s"])
                 if len(runs) == 1 and not any(os.scandir(cache_dir)):
-                    raise Unavailable("the cold run wrote nothing under TRACEJIT_CACHE_DIR (is the on-disk cache wired into codegen yet?)")
+                    raise Unavailable("the cold run wrote nothing under TRACEJIT_CACHE_DIR "
+                                      "(is the on-disk cache wired into codegen yet?)")
         finally:
             shutil.rmtree(cache_dir, ignore_errors=True)
         colds.append(runs[0])
@@ -819,7 +825,8 @@ def machine_line():
                 if ln.startswith("model name"):
                     cpu = ln.split(":", 1)[1].strip()
                     break
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}")
 
 
 # ----------------------------------------------------------------------------------------------- main
