@@ -5,8 +5,8 @@ simulator must be switched on before numba.cuda is first imported, so CI runs th
 
     NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/test_cuda.py
 
-Without the simulator and without a GPU the module skips itself (the no-GPU error and the import-hygiene tests
-run in subprocesses either way when selected with the simulator on).
+Without the simulator and without a GPU every test skips itself with that command as the reason, except the three
+that start their own interpreter (import hygiene, the no-GPU RuntimeError, PTX generation), which run anywhere.
 """
 from __future__ import annotations
 
@@ -29,12 +29,18 @@ def _mode():
         return None
 
 
-MODE = _mode()
-pytestmark = [
-    pytest.mark.skipif(MODE is None, reason="no CUDA GPU here and the CUDA simulator is off; run "
-                                            "`NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/test_cuda.py`"),
-    pytest.mark.filterwarnings("ignore::RuntimeWarning"),
-]
+MODE = _mode()  # "gpu", "simulator", or None
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the simulator's numpy scalars warn on inf/nan
+_SUBPROCESS_TESTS = {"test_import_does_not_load_numba_cuda", "test_no_gpu_raises_clear_runtime_error",
+                     "test_kernels_compile_to_ptx_without_a_gpu"}  # these start their own interpreter
+
+
+@pytest.fixture(autouse=True)
+def _gpu_or_simulator(request):
+    """Run on the real GPU when there is one, else under the simulator; skip (saying how to run) otherwise."""
+    if MODE is None and request.node.originalname not in _SUBPROCESS_TESTS:
+        pytest.skip("no CUDA GPU here and the CUDA simulator is off; run "
+                    "`NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/test_cuda.py`")
 
 if MODE is not None:
     from numba import cuda
