@@ -65,9 +65,41 @@ def tree_unflatten(treedef, leaves):
 _WEAK = {bool: T.BOOL, int: T.INT64, float: T.FLOAT64}
 
 
+def is_device_array(x) -> bool:
+    """A GPU array (``__cuda_array_interface__``, or numba's simulated one): kept on the device, never np.asarray'd."""
+    return not isinstance(x, np.ndarray) and (hasattr(x, "__cuda_array_interface__")
+                                              or type(x).__name__ == "FakeCUDAArray")
+
+
+def _device_meta(x):
+    """(shape, dtype, C-contiguous) of a device array, read without copying it to the host."""
+    cai = getattr(x, "__cuda_array_interface__", None)
+    if cai is None:  # numba's CUDA simulator
+        return tuple(x.shape), np.dtype(x.dtype), x.is_c_contiguous()
+    shape, dt = tuple(cai["shape"]), np.dtype(cai["typestr"])
+    strides = cai.get("strides")
+    contiguous = strides is None or all(s == c for s, c, d in zip(strides, _c_strides(shape, dt.itemsize), shape)
+                                        if d != 1)
+    return shape, dt, contiguous
+
+
+def _c_strides(shape, item):
+    out = []
+    for d in reversed(shape):
+        out.append(item)
+        item *= d
+    return out[::-1]
+
+
 def leaf_signature(x, what):
     """The cache key of one argument leaf: dtype, rank, which dims are 1, C-contiguity (or a weak scalar kind)."""
     t = type(x)
+    if t is not np.ndarray and t not in _WEAK and is_device_array(x):
+        shape, dt, contiguous = _device_meta(x)
+        if dt not in T.SUPPORTED_DTYPES:
+            raise TypeError(f"{what} is a device array of dtype {dt}, which tracejit does not support; use one of "
+                            f"bool, int32, int64, float32, float64")
+        return (dt.num, tuple(d == 1 for d in shape) if 1 in shape else len(shape), contiguous, "device")
     if t is np.ndarray:
         dt = x.dtype
         if dt not in T.SUPPORTED_DTYPES:
@@ -100,6 +132,8 @@ def as_runtime_array(x):
         return x
     if t in _WEAK:
         return np.asarray(x, _WEAK[t])
+    if is_device_array(x):
+        return x
     return np.asarray(x)
 
 
@@ -109,7 +143,11 @@ def make_input(x, index: int, symbols: dict, name: str | None = None) -> Value:
     if t in _WEAK or (isinstance(x, (int, float, bool)) and not isinstance(x, np.generic)):
         k = bool if isinstance(x, bool) else int if isinstance(x, int) else float
         return Value(TensorType(_WEAK[k], (), weak=True), name=name)
-    arr = np.asarray(x)
+    if is_device_array(x):  # only shape and dtype are read: a zero-stride stand-in, no host copy
+        shape, dt, _ = _device_meta(x)
+        arr = np.broadcast_to(np.empty((), dt), shape)
+    else:
+        arr = np.asarray(x)
     shape = []
     for axis, d in enumerate(arr.shape):
         if d == 1:
