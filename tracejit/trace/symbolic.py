@@ -101,7 +101,7 @@ _JIT_SYMBOL = re.compile(r"^([nmkpqrstuvw]\d*|n\d+_\d*)$")  # names jit gives it
 
 
 def _fresh_symbol(name, axis) -> str:
-    base = re.sub(r"\W", "_", name or "") or "v"
+    base = re.sub(r"\W", "_", name or "") or "a"
     if base[0].isdigit():
         base = "v" + base
     base = f"{base}{axis}"
@@ -648,7 +648,8 @@ class Function:
         self._sym_inputs = tuple(i for i, axes in self._sym_axes.items() if axes)
         self._execs: dict = {}
         self._exe = self._build(())
-        self._fast = self._make_fast()
+        # the call path is generated per function; a one-off subclass makes it the __call__ itself (no extra frame)
+        self.__class__ = type("Function", (Function,), {"__call__": self._make_fast(), "__module__": __name__})
 
     # -------------------------------------------------------------------------------------------- checks
     @staticmethod
@@ -811,12 +812,8 @@ class Function:
         return f"axis {ax} of shared variable {self._shared[i - self._nin].label()}"
 
     # -------------------------------------------------------------------------------------------- calling
-    def __call__(self, *args, **kwargs):
-        __tracebackhide__ = True  # IPython and pytest hide this re-raising frame
-        try:
-            return self._fast(*args, **kwargs)
-        except Exception as e:
-            raise e.with_traceback(filter_traceback(e.__traceback__))
+    def __call__(self, *args, **kwargs):  # each instance's class replaces this by its generated call path
+        raise RuntimeError("this function was not compiled completely")
 
     def _call_general(self, arrays):
         """A call whose arrays have some symbolic length equal to 1 (a specialized executable)."""
@@ -833,6 +830,7 @@ class Function:
         args = [f"a{i}" for i in range(n)]
         ns.update(_bind=self._bind_args, _general=self._call_general, _run=self._exe[0].run, _copyto=np.copyto,
                   _replace=_replace_storage)
+        ns["_filter"] = filter_traceback
         lines = ["def fast(*args, **kwargs):",
                  f"    if kwargs or len(args) != {n}:",
                  "        args = _bind(args, kwargs)"]
@@ -867,10 +865,15 @@ class Function:
                       "    else:",
                       f"        _replace(_u{k}, n{k})"]
         lines.append("    return outs[0]" if self._single else f"    return outs[:{m}]")
-        src = "\n".join(lines)
+        head = ["def __call__(self, *args, **kwargs):",
+                "    __tracebackhide__ = True  # IPython and pytest hide this frame",
+                "    try:"]
+        tail = ["    except Exception as e:",
+                "        raise e.with_traceback(_filter(e.__traceback__))"]
+        src = "\n".join(head + ["    " + ln for ln in lines[1:]] + tail)
         exec(compile(src, __file__ + ":<generated call>", "exec"), ns)  # under the package: filtered
         self.call_source = src
-        return ns["fast"]
+        return ns["__call__"]
 
     def _write_updates(self, outs, entry):
         """All updates were computed from the old values; now write them (in place when the shape is unchanged)."""
