@@ -1101,7 +1101,6 @@ def _device_input(x, dtype) -> Buf:
         flat = arr.reshape(max(n, 1)) if n else cuda.device_array(1, dtype)
         return Buf(flat, 0, shape, _cstrides(shape), dtype)
     out = _alloc(shape, dtype)
-    item = np.dtype(dtype).itemsize
     rank = len(shape)
     dims = [f"d{k}" for k in range(rank)]
     src = [f"def copy_nd(n, {', '.join(dims)}, O, A):", "    i = cuda.grid(1)", "    while i < n:"]
@@ -1109,7 +1108,6 @@ def _device_input(x, dtype) -> Buf:
     src += [f"        O[i] = A[{', '.join(f'j{k}' for k in range(rank))}]", "        i += cuda.gridsize(1)"]
     kern = get_kernel("copy_nd", "\n".join(src) + "\n",
                       ["int64"] * (rank + 1) + [f"{_NUMBA[np.dtype(dtype)]}[::1]", f"{_NUMBA[np.dtype(dtype)]}[{', '.join([':'] * rank)}]"])
-    _ = item
     kern[_blocks(n), TPB](n, *shape, out.data, arr)
     return out
 
