@@ -267,7 +267,8 @@ def main(argv=None):
         ("mlp_step 256x784 f32", lambda: mlp_step(256, mods), 2e-3),
     ]
     cols = ["tracejit"] + PEERS
-    print(f"tracejit backend: {_backend()}; peers: " +
+    print(f"tracejit backend: {_backend()}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
+          f"(compare only side by side); peers: " +
           ", ".join(f"{p}={'yes' if p == 'numpy' or mods.get(p) else 'n/a'}" for p in PEERS))
     print("| workload | " + " | ".join(f"{c} ms" for c in cols) + " | " +
           " | ".join(f"{p}/tracejit" for p in PEERS) + " |")
