@@ -100,9 +100,12 @@ def const_like(value, like):
 
 # ------------------------------------------------------------------------------------------------ conform
 def _broadcasts_to(small, big) -> bool:
+    """Can ``small`` broadcast to ``big``? Two different symbolic lengths can: the rewritten expression already
+    broadcast them together, which recorded a run-time constraint that they are equal."""
     if len(small) > len(big):
         return False
-    return all(s == 1 or s == b for s, b in zip(small[::-1], big[::-1]))
+    return all(s == 1 or s == b or (b != 1 and not (isinstance(s, int) and isinstance(b, int)))
+               for s, b in zip(small[::-1], big[::-1]))
 
 
 def conform(new, old):

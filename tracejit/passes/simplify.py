@@ -14,7 +14,9 @@ ring (wrap-around included), so they cancel freely; products are collected for f
 ``strict_ieee=True`` turns off the rewrites that change results only for inf, nan or signed zero:
   x - x -> 0, x * 0 -> 0, x + 0 -> x (float; -0 + 0 is +0), -(a - b) -> b - a (float; signed zero),
   exp(log(x)) -> x, log(exp(x)) -> x, x*y/x -> y and any sum or product where a term cancels (x + y - x -> y),
-  merging constants of opposite sign or several constant factors, and x / c -> x * (1/c) unless 1/c is exact.
+  merging constants of opposite sign or several constant factors, x / c -> x * (1/c) unless 1/c is exact, and
+  reassociating sums through subtract or negative (signed zeros): strict sums only merge ``x + x -> 2*x`` and
+  constants of one sign.
 Integer versions of these stay on (they are exact for integers). Everything else is exact or differs by rounding.
 A product never cancels a factor converted from an integer or bool (``x / x`` is nan for x = 0, an ordinary integer),
 and never turns ``x / c`` into ``x * (1/c)`` for such x unless 1/c is exact (``6 / 3`` stays exactly 2).
@@ -238,11 +240,13 @@ def _linear_children(x, c, strict):
     ins = x.eqn.inputs
     if p == "add":
         return [(ins[0], c), (ins[1], c)]
+    if strict:  # reassociating through a negation can flip the sign of a zero: -(a + b) is -0, -a - b is +0
+        return None
     if p == "subtract":
         return [(ins[0], c), (ins[1], -c)]
     if p == "negative":
         return [(ins[0], -c)]
-    if p == "multiply" and not strict:
+    if p == "multiply":
         ka, kb = scalar(ins[0]), scalar(ins[1])
         if (ka is None) == (kb is None):
             return None
@@ -326,11 +330,12 @@ def collect_product(v, ctx):
     if k == 0:
         return const_like(0, v)
     size = _product_size(live, k)
-    if size > nodes or (size == nodes and not has_divisor):
+    merged = any(len(p) > 1 for p in terms.parts.values())  # x * x -> square(x): reads x once
+    if size > nodes or (size == nodes and not (has_divisor or merged)):
         return None
     out = _build_product(live, k, v)
     new_nodes = _count_nodes(out, set(terms.vals))
-    if new_nodes < nodes or (new_nodes == nodes and has_divisor):
+    if new_nodes < nodes or (new_nodes == nodes and (has_divisor or merged)):
         return out
     return None
 
