@@ -54,9 +54,19 @@ def param(v, name):
 
 
 def scalar(v):
-    """The Python value of a one-element constant (any shape), else None."""
-    if v.is_const and v.const.size == 1:
-        return v.const.reshape(()).item()
+    """The Python value of a constant whose elements are all equal (a scalar of any shape), else None.
+
+    Rules may treat it as a 0-d scalar: ``conform`` broadcasts their result back to the shape it had."""
+    if not v.is_const:
+        return None
+    c = v.const
+    if c.size == 1:
+        return c.reshape(()).item()
+    if 1 < c.size <= 64 and c.dtype.kind != "f" and (c == c.flat[0]).all():
+        return c.flat[0].item()
+    if 1 < c.size <= 64 and c.dtype.kind == "f" and (c.view(np.dtype(f"u{c.itemsize}")) ==
+                                                   c.view(np.dtype(f"u{c.itemsize}")).flat[0]).all():
+        return c.flat[0].item()  # bitwise equal, so -0.0 and 0.0 or two nans are not mixed up
     return None
 
 

@@ -100,7 +100,7 @@ def _shifted_by_max(x, axes) -> bool:
     m = _strip_views(m)
     w = args(m, "where")
     if w is not None:
-        m = w[1]
+        m = _strip_views(w[1])
     mx = args(m, "max")
     return mx is not None and mx[0] is a and param(m, "axes") == axes
 
