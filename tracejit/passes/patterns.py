@@ -97,10 +97,15 @@ def is_num(v) -> bool:
     return v.dtype.kind in "iuf"
 
 
-def neg(x):
-    """-x, without building --y."""
+def neg(x, flip_differences=False):
+    """-x, without building --y; with ``flip_differences``, -(a - b) as b - a (not for strict IEEE: signed zero)."""
     inner = arg(x, "negative")
-    return inner if inner is not None else ops.ufunc("negative", x)
+    if inner is not None:
+        return inner
+    ab = args(x, "subtract") if flip_differences else None
+    if ab is not None:
+        return ops.ufunc("subtract", ab[1], ab[0])
+    return ops.ufunc("negative", x)
 
 
 def const_like(value, like):

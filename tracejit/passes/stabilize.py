@@ -41,7 +41,7 @@ def log_of_sigmoid(v, ctx):
     """log(sigmoid(x)) -> -softplus(-x)"""
     x = arg(arg(v, "log"), "sigmoid")
     if x is not None:
-        return neg(softplus(neg(x)))
+        return neg(softplus(neg(x, True)))
 
 
 @on("log")
@@ -134,7 +134,7 @@ def log_of_one_plus(v, ctx):
         return ops.ufunc("log1p", y)
     y = _one_minus(s)
     if y is not None:
-        return ops.ufunc("log1p", neg(y))
+        return ops.ufunc("log1p", neg(y, True))
 
 
 @on("subtract", "add")
@@ -159,7 +159,7 @@ def logistic(v, ctx):
     if e is None:
         return None
     if is_scalar(a, 1):
-        return ops.ufunc("sigmoid", neg(e))
+        return ops.ufunc("sigmoid", neg(e, True))
     if a is y:
         return ops.ufunc("sigmoid", e)
     return None
