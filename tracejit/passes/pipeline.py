@@ -22,6 +22,8 @@ def dce(graph: Graph, **_) -> Graph:
 PASSES: dict = {"simplify": simplify, "fold": fold, "cse": cse, "stabilize": stabilize, "dce": dce}
 STAGES: dict = {"canonicalize": ["simplify", "fold", "cse"], "cleanup": ["dce"]}
 DEFAULT_ORDER = ["simplify", "fold", "cse", "stabilize", "simplify", "cse", "dce"]
+# every rewrite pass rebuilds through the hash-cons table and drops dead code, so its output needs no cse or dce
+IMPLIED_CLEAN = {"simplify": {"cse", "dce"}, "stabilize": {"cse", "dce"}, "fold": {"cse", "dce"}, "cse": {"dce"}}
 MAX_ROUNDS = 6  # the order is repeated until a round changes nothing (normally 1-2 rounds)
 
 
@@ -65,6 +67,7 @@ def optimize_with_log(graph: Graph, strict_ieee=False, passes=None):
                 clean = {name}  # each pass runs to its own fixed point, so it is clean on its own output
             else:
                 clean.add(name)
+            clean |= IMPLIED_CLEAN.get(name, set())
         if clean.issuperset(order):
             break
     return graph, log
