@@ -358,8 +358,12 @@ class _Ops:
     def op_reciprocal(self, dt, x):
         if _is_f(dt):
             return self.b.fdiv(self.fc(dt, 1.0), x)
-        one = ir.Constant(x.type, 1)
-        return self.op_floor_divide(dt, one, x) if False else self._int_div(one, x)
+        b = self.b
+        one, zero = ir.Constant(x.type, 1), ir.Constant(x.type, 0)
+        m1 = ir.Constant(x.type, -1)
+        # C division as numpy does it: 1/x is 1, -1 or 0 (numpy's value for x == 0 is the INT_MIN pattern)
+        r = b.select(b.icmp_signed("==", x, one), one, b.select(b.icmp_signed("==", x, m1), m1, zero))
+        return b.select(b.icmp_signed("==", x, zero), ir.Constant(x.type, -(1 << (x.type.width - 1))), r)
 
     def _int_div(self, x, y):
         """numpy integer division: floor, 0 for a zero divisor, no overflow trap."""
@@ -743,7 +747,7 @@ def lower_kernel(em: _Emitter, plan, k: Kernel, canon):
             return _const(src[2], src[1])
         if src[0] == "dim":
             return em.dim(src[1])
-        acc = src[1]
+        acc = src[3] if src[0] == "stored" else src[1]
         return em.load(acc, idx, _acc_axes(acc, x, cons_axes, q))
 
     def _acc_axes(acc, x, cons_axes, q):

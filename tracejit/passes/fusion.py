@@ -246,6 +246,10 @@ class _Planner:
         s = self.src[v.id]
         if s[0] == "buf":
             return s[1]
+        if s[0] == "stored":  # already written to a buffer by its kernel (read back in a later phase)
+            if s[1] is self.cur:
+                self.close()
+            return s[3]
         if s[0] in ("scalar", "dim"):
             acc = self.fresh_access(v)
             k = Kernel(domain=())
@@ -404,7 +408,7 @@ class _Planner:
     def operand(self, x: Value, k: Kernel | None):
         """Make x usable by kernel k: fused in k stays, anything else becomes a buffer (or scalar)."""
         s = self.src[x.id]
-        if s[0] == "fused" and s[1] is not k:
+        if s[0] in ("fused", "stored") and s[1] is not k:
             self.access_of(x)
 
     def try_fuse_view(self, e, kop):
@@ -438,7 +442,7 @@ class _Planner:
         infos = []
         for x in e.inputs:
             s = self.src[x.id]
-            infos.append(s[2] if (s[0] == "fused" and s[1] is k) else None)
+            infos.append(s[2] if (s[0] in ("fused", "stored") and s[1] is k) else None)
         if kind == "elementwise":
             shape = e.out.shape
             q = len(shape)
