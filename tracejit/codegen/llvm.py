@@ -1106,9 +1106,25 @@ def emit_entry(module, plan, steps_fns, symbols, slot_of_input, nslots):
 
 # ------------------------------------------------------------------------------------------------ compile
 class CompiledModule:
-    """A JIT-compiled LLVM module; keeps the engine alive as long as functions are in use."""
+    """A JIT-compiled LLVM module; keeps the engine alive as long as functions are in use.
 
-    def __init__(self, ir_text, fn_names, vec_pairs):
+    With a ``cache_key``, the object code is looked up in the on-disk cache first (a hit skips LLVM's
+    optimizer and code generator) and stored there after a miss, together with the optimized IR for display.
+    """
+
+    def __init__(self, ir_text, fn_names, vec_pairs, cache_key=None):
+        from . import cache
+        self.from_cache = False
+        blob = cache.load(cache_key) if cache_key else None
+        if blob is not None:
+            try:
+                n = int.from_bytes(blob[:8], "little")
+                self.optimized_ir = blob[8:8 + n].decode()
+                self._load_object(blob[8 + n:], fn_names)
+                self.from_cache = True
+                return
+            except Exception:  # an unusable entry: compile afresh (and overwrite it below)
+                pass
         tm = target_machine()
         mod = llvm.parse_assembly(ir_text)
         if vec_pairs:
@@ -1124,14 +1140,48 @@ class CompiledModule:
         pm = pb.getModulePassManager()
         pm.run(mod, pb)
         self.optimized_ir = str(mod)
+        obj = tm.emit_object(mod) if cache_key else None
         self.engine = llvm.create_mcjit_compiler(mod, tm)
         self.engine.finalize_object()
-        self.engine.run_static_constructors()
         self.addresses = {n: self.engine.get_function_address(n) for n in fn_names}
         self._mod = mod
+        if cache_key and obj:
+            ir_bytes = self.optimized_ir.encode()
+            cache.store(cache_key, len(ir_bytes).to_bytes(8, "little") + ir_bytes + obj)
+
+    def _load_object(self, obj, fn_names):
+        tm = target_machine()
+        empty = llvm.parse_assembly("")
+        empty.triple = tm.triple
+        self.engine = llvm.create_mcjit_compiler(empty, tm)
+        self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+        self.engine.finalize_object()
+        self.addresses = {n: self.engine.get_function_address(n) for n in fn_names}
+        if not all(self.addresses.values()):
+            raise RuntimeError("cached object lacks a function")
 
     def asm(self):
         return target_machine().emit_assembly(llvm.parse_assembly(self.optimized_ir))
+
+
+def codegen_fingerprint() -> str:
+    """A hash of the code generator's own source, so cached machine code never outlives the code that made it."""
+    global _CODEGEN_FP
+    if _CODEGEN_FP is None:
+        import hashlib
+        here = os.path.dirname(os.path.abspath(__file__))
+        h = hashlib.sha256()
+        for rel in ("llvm.py", "vecmath.py", "blas.py", "../passes/fusion.py", "../passes/memory.py"):
+            try:
+                with open(os.path.join(here, rel), "rb") as f:
+                    h.update(f.read())
+            except OSError:
+                h.update(rel.encode())
+        _CODEGEN_FP = h.hexdigest()
+    return _CODEGEN_FP
+
+
+_CODEGEN_FP = None
 
 
 _MOD_LOCK = threading.Lock()

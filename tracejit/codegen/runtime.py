@@ -97,7 +97,9 @@ class LLVMExecutable:
         slot_of_input = {b.input_index: b.id for b in plan.buffers if b.kind == "input"}
         L.emit_entry(module, plan, fns, symbols, slot_of_input, len(plan.buffers))
         self.ir_text = str(module)
-        self.compiled = L.CompiledModule(self.ir_text, names + ["tj_entry"], math.vec_used)
+        from . import cache
+        key = cache.graph_key(graph, "cpu", L.codegen_fingerprint(), self.ir_text) if cache.enabled() else None
+        self.compiled = L.CompiledModule(self.ir_text, names + ["tj_entry"], math.vec_used, key)
         self._entry, self._mdef = L.make_builtin(self.compiled.addresses["tj_entry"])
         self._kernels = [KERNEL_CFUNC(self.compiled.addresses[n]) for n in names]
         self._extents = extents
