@@ -39,6 +39,9 @@ def _make_ufunc(name):
         _no(kw, "out", "where", fn=name)
         dtype = kw.get("dtype")
         if name == "positive":
+            if xs[0].dtype == T.BOOL:  # as numpy 2: no positive loop for bool
+                raise TypeError("np.positive is not supported for bool inputs (numpy has no such loop); use "
+                                "x.astype(np.int64) first")
             return xs[0]
         out = ops.ufunc(name, *xs)
         return ops.convert(out, dtype) if dtype is not None else out
