@@ -810,19 +810,25 @@ def lower_kernel(em: _Emitter, plan, k: Kernel, canon):
                     v = eval_op(o, iidx, ivalues, phase, "inner")
                     ivalues[o.eqn.out.id] = v
                     do_stores(o, iidx, v)
+                if accs:
+                    c = b.load(counter, typ=I64)
                 for a in accs:
                     x = a.kop.eqn.inputs[0]
                     q_axes = _red_input_axes(a.kop)
                     v = operand(x, q_axes, iidx, ivalues, phase, "inner", x.ndim)
-                    c = b.load(counter, typ=I64)
                     a.update(v, c)
+                if accs:
                     b.store(b.add(c, ir.Constant(I64, 1)), counter)
 
             if red:
                 blocked = any(a.blocked for a in accs)
                 emit_inner(list(red), dict(idx), values, inner_body, blocked, accs)
             else:
+                for a in accs:
+                    a.init_block()
                 inner_body(idx, values)
+                for a in accs:
+                    a.flush_block()
             for a in accs:
                 v = a.result()
                 values[a.kop.eqn.out.id] = v
@@ -839,19 +845,7 @@ def lower_kernel(em: _Emitter, plan, k: Kernel, canon):
                 em.store(acc, idx, tuple(None for _ in acc.shape), val)
 
     def _red_input_axes(kop):
-        e = kop.eqn
-        x = e.inputs[0]
-        raxes = e.p["axes"]
-        # reconstruct the input's axis map: kept dims from kop.axes, reduced dims are the kernel's reduced axes
-        it = iter(kop.axes)
-        red_it = iter(red)
-        out = []
-        for j in range(x.ndim):
-            if j in raxes:
-                out.append(None if x.shape[j] == 1 else next(red_it, None))
-            else:
-                out.append(next(it))
-        return tuple(out)
+        return kop.in_axes
 
     def emit_inner(axes_left, idx, values, body, blocked, accs):
         a = axes_left[0]

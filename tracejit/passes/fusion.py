@@ -63,6 +63,7 @@ class KOp:
     phase: int
     level: str  # inner | tail
     axes: tuple  # domain axis of each output dim (None for size-1 dims)
+    in_axes: tuple = None  # reductions: domain axis of each input dim
 
 
 @dataclass
@@ -389,11 +390,11 @@ class _Planner:
         if PRIMS[e.prim].kind == "reduce":
             x = e.inputs[0]
             self.operand(x, None)
-            k = Kernel(domain=tuple(x.shape), red_axes=tuple(e.p["axes"]))
+            red = tuple(a for a in e.p["axes"] if x.shape[a] != 1)  # size-1 axes need no loop
+            k = Kernel(domain=tuple(x.shape), red_axes=red)
             self.add_kernel(k)
             in_axes = tuple(None if d == 1 else j for j, d in enumerate(x.shape))
-            kop = KOp(e, 0, "tail", tuple(a for a in in_axes if True)[:0] or
-                      tuple(a for j, a in enumerate(in_axes) if j not in e.p["axes"]))
+            kop = KOp(e, 0, "tail", tuple(a for j, a in enumerate(in_axes) if j not in e.p["axes"]), in_axes)
             k.ops.append(kop)
             self.src[e.out.id] = ("fused", k, kop)
             return
@@ -513,8 +514,8 @@ class _Planner:
             return False
         if info.level != "inner":
             return False
-        dom_axes = [info.axes[a] for a in raxes]
-        if any(a is None for a in dom_axes):
+        dom_axes = [info.axes[a] for a in raxes if x.shape[a] != 1]  # size-1 axes reduce to themselves
+        if not dom_axes or any(a is None for a in dom_axes):
             return False
         if not k.red_axes:
             if r == 0 or (r - 1) not in dom_axes:
@@ -525,7 +526,7 @@ class _Planner:
         elif tuple(sorted(dom_axes)) != tuple(k.red_axes):
             return False
         out_axes = tuple(a for j, a in enumerate(info.axes) if j not in raxes)
-        kop = KOp(e, info.phase, "tail", out_axes)
+        kop = KOp(e, info.phase, "tail", out_axes, info.axes)
         k.ops.append(kop)
         self.src[e.out.id] = ("fused", k, kop)
         return True
