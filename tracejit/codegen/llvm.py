@@ -129,11 +129,24 @@ class _Emitter:
         self.math = math
         self.plan = plan
         self.symbols = symbols  # symbol name -> index in dims
-        self.fn = ir.Function(module, KERNEL_TY, name)
-        self.fn.linkage = "internal" if False else "external"
+        # The body lives in an internal function taking every buffer as its own noalias argument (buffers of
+        # one step never overlap), so loops vectorize without run-time alias checks; ``name`` is the ABI wrapper.
+        nslots = len(plan.buffers)
+        impl_ty = ir.FunctionType(VOID, [PTR, I64, I64] + [PTR] * nslots)
+        self.fn = ir.Function(module, impl_ty, name + "_impl")
+        self.fn.linkage = "internal"
+        for a in self.fn.args[3:]:
+            a.add_attribute("noalias")
+        self.dims, self.start, self.stop = self.fn.args[:3]
+        self._bufargs = self.fn.args[3:]
+        self.wrapper = ir.Function(module, KERNEL_TY, name)
+        wb = ir.IRBuilder(self.wrapper.append_basic_block("entry"))
+        bufs, dims, start, stop = self.wrapper.args
+        ptrs = [wb.load(wb.gep(bufs, [ir.Constant(I64, i)], source_etype=PTR), typ=PTR) for i in range(nslots)]
+        wb.call(self.fn, [dims, start, stop] + ptrs)
+        wb.ret_void()
         self.entry = self.fn.append_basic_block("entry")
         self.b = ir.IRBuilder(self.entry)
-        self.bufs, self.dims, self.start, self.stop = self.fn.args
         self._dimcache = {}
         self._bufcache = {}
         self._body = self.fn.append_basic_block("body")
@@ -185,13 +198,7 @@ class _Emitter:
         return v
 
     def buf(self, bid) -> ir.Value:
-        hit = self._bufcache.get(bid)
-        if hit is None:
-            def emit():
-                p = self.b.gep(self.bufs, [ir.Constant(I64, bid)], source_etype=PTR)
-                return self.b.load(p, typ=PTR)
-            hit = self._bufcache[bid] = self._in_entry(emit)
-        return hit
+        return self._bufargs[bid]
 
     def finish(self):
         self.b.position_at_end(self.entry)

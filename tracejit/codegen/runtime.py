@@ -91,7 +91,7 @@ class LLVMExecutable:
                 L.lower_scatter_add(em, plan, step)
             else:
                 raise NotImplementedError(type(step).__name__)
-            fns.append(em.fn)
+            fns.append(em.wrapper)
             names.append(name)
             extents.append(extent)
         slot_of_input = {b.input_index: b.id for b in plan.buffers if b.kind == "input"}
