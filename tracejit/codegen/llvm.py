@@ -11,6 +11,7 @@ small call costs about as much as calling a builtin.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import threading
 
@@ -1120,7 +1121,7 @@ class CompiledModule:
         if blob is not None:
             try:
                 n = int.from_bytes(blob[:8], "little")
-                self.optimized_ir = blob[8:8 + n].decode()
+                self._bitcode = blob[8:8 + n]
                 self._load_object(blob[8 + n:], fn_names)
                 self.from_cache = True
                 return
@@ -1129,7 +1130,7 @@ class CompiledModule:
         tm = target_machine()
         mod = llvm.parse_assembly(ir_text)
         if vec_pairs:
-            mod.link_in(llvm.parse_assembly(vecmath.module_ir(sorted(vec_pairs, key=str))))
+            mod.link_in(llvm.parse_assembly(_vecmath_ir(tuple(sorted(vec_pairs, key=str)))))
         mod.triple = tm.triple
         mod.data_layout = str(tm.target_data)
         mod.verify()
@@ -1140,15 +1141,19 @@ class CompiledModule:
         pb = llvm.create_pass_builder(tm, pto)
         pm = pb.getModulePassManager()
         pm.run(mod, pb)
-        self.optimized_ir = str(mod)
+        self._bitcode = mod.as_bitcode()
         obj = tm.emit_object(mod) if cache_key else None
         self.engine = llvm.create_mcjit_compiler(mod, tm)
         self.engine.finalize_object()
         self.addresses = {n: self.engine.get_function_address(n) for n in fn_names}
         self._mod = mod
         if cache_key and obj:
-            ir_bytes = self.optimized_ir.encode()
-            cache.store(cache_key, len(ir_bytes).to_bytes(8, "little") + ir_bytes + obj)
+            cache.store(cache_key, len(self._bitcode).to_bytes(8, "little") + self._bitcode + obj)
+
+    @property
+    def optimized_ir(self) -> str:
+        """The optimized module as text (kept as bitcode until someone asks: printing costs milliseconds)."""
+        return str(llvm.parse_bitcode(self._bitcode))
 
     def _load_object(self, obj, fn_names):
         tm = target_machine()
@@ -1163,6 +1168,11 @@ class CompiledModule:
 
     def asm(self):
         return target_machine().emit_assembly(llvm.parse_assembly(self.optimized_ir))
+
+
+@functools.lru_cache(maxsize=64)
+def _vecmath_ir(pairs) -> str:
+    return vecmath.module_ir(pairs)
 
 
 def codegen_fingerprint() -> str:
