@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-import scipy.special
 
 from . import types as T
 from .types import TensorType
@@ -34,6 +33,14 @@ PRIMS: dict[str, Primitive] = {}
 
 def _reg(name, kind, impl, commutative=False, nin=1):
     PRIMS[name] = Primitive(name, kind, impl, commutative, nin)
+
+
+def _sigmoid(x):
+    """Numerically stable logistic function (scipy.special.expit without importing scipy, which is slow)."""
+    x = np.asarray(x)
+    with np.errstate(over="ignore"):
+        e = np.exp(-np.abs(x))
+        return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
 def _softplus(x):
@@ -64,7 +71,7 @@ COMMUTATIVE = {"add", "multiply", "maximum", "minimum", "fmax", "fmin", "logadde
                "not_equal", "logical_and", "logical_or", "logical_xor", "bitwise_and", "bitwise_or",
                "bitwise_xor"}
 # Non-ufunc elementwise primitives: numerically stable forms the stability pass and tracejit.nn produce.
-EXTRA_UNARY = {"sigmoid": scipy.special.expit, "softplus": _softplus}
+EXTRA_UNARY = {"sigmoid": _sigmoid, "softplus": _softplus}
 UFUNCS = {**UNARY_UFUNCS, **BINARY_UFUNCS}
 FLOAT_ONLY = {"sigmoid", "softplus"}
 
