@@ -21,7 +21,8 @@ class MemoryPlan:
 
     def report(self, plan: Plan, example_args=None):
         """Bytes of intermediate buffers: symbolic, and for the example arguments' lengths when given."""
-        roots = sorted({self.slot_of.get(b.id, b.id) for b in plan.buffers if b.kind == "temp"})
+        roots = sorted({r for r in (self.slot_of.get(b.id, b.id) for b in plan.buffers if b.kind == "temp")
+                        if plan.buffers[r].kind == "temp"})
         sym = 0
         for r in roots:
             b = plan.buffers[r]
@@ -69,6 +70,68 @@ def _kernel_reads(plan: Plan, k: Kernel):
     return out
 
 
+def _kernel_buffer_uses(plan: Plan, k: Kernel):
+    """(reads, writes) of a kernel: buffer id -> list of (phase, level, Access)."""
+    producers = {o.eqn.out.id: o for o in k.ops}
+    stored = {}
+    for v, acc in k.stores:
+        stored.setdefault(v.id, []).append(acc)
+    reads, writes = {}, {}
+    for o in k.ops:
+        level = "inner" if (o.level == "inner" or o.eqn.prim in ("sum", "prod", "max", "min", "any", "all",
+                                                                   "argmax", "argmin")) else "tail"
+        for x in o.eqn.inputs:
+            p = producers.get(x.id)
+            if p is not None:
+                if x.id in stored and p.level == "inner" and p.phase < o.phase:
+                    for acc in stored[x.id]:
+                        reads.setdefault(acc.buf, []).append((o.phase, level, acc))
+                continue
+            s = plan.sources.get(x.id)
+            if s is not None and s[0] in ("buf", "stored"):
+                acc = s[1] if s[0] == "buf" else s[3]
+                reads.setdefault(acc.buf, []).append((o.phase, level, acc))
+    for v, acc in k.stores:
+        p = producers.get(v.id)
+        writes.setdefault(acc.buf, []).append((p.phase if p else 0, p.level if p else "tail", acc))
+    return reads, writes
+
+
+def _in_place_pairs(plan: Plan, lifetimes, canon):
+    """(dying temp, buffer written) pairs where the written buffer can take over the temp's memory: inside one
+    kernel, every read of the temp and the write use the same element at the same loop point (softmax's
+    ``exp(x - max)`` stored in phase 1, read in phase 2 where the output is written)."""
+    pairs = []
+    for i, step in enumerate(plan.steps):
+        if not isinstance(step, Kernel):
+            continue
+        reads, writes = _kernel_buffer_uses(plan, step)
+        taken = set()
+        for t, rs in reads.items():
+            tb = plan.buffers[t]
+            if tb.kind != "temp" or lifetimes.get(t, (0, -1))[1] != i or t in writes and len(writes[t]) > 1:
+                continue
+            for o, ws in writes.items():
+                ob = plan.buffers[o]
+                if o == t or o in taken or ob.kind not in ("output", "temp") or lifetimes[o][0] != i:
+                    continue
+                if ob.dtype != tb.dtype or canon.shape(ob.shape) != canon.shape(tb.shape) or len(ws) != 1:
+                    continue
+                wphase, wlevel, wacc = ws[0]
+                if wlevel != "inner" or not all(ph == wphase and lv == "inner" and _same(a, wacc, canon)
+                                                 for ph, lv, a in rs):
+                    continue
+                pairs.append((t, o))
+                taken.add(o)
+                break
+    return pairs
+
+
+def _same(a, b, canon):
+    return (canon.shape(a.shape) == canon.shape(b.shape) and canon.shape(a.strides) == canon.shape(b.strides)
+            and canon.dim(a.offset) == canon.dim(b.offset))
+
+
 def plan_memory(plan: Plan) -> MemoryPlan:
     mp = MemoryPlan()
     canon = DimCanon(plan.graph.constraints)
@@ -84,9 +147,10 @@ def plan_memory(plan: Plan) -> MemoryPlan:
             first.setdefault(b, i)
             last[b] = i
     mp.lifetimes = {b: (first[b], last[b]) for b in first}
+    in_place = dict(_in_place_pairs(plan, mp.lifetimes, canon))
     free: list = []  # (root id, dtype, canonical shape, free after step)
     active = []
-    temps = [b for b in plan.buffers if b.kind == "temp" and b.id in first]
+    temps = [b for b in plan.buffers if b.kind == "temp" and b.id in first and b.id not in in_place]
     temps.sort(key=lambda b: first[b.id])
     for b in temps:
         f, l = first[b.id], last[b.id]
@@ -110,4 +174,6 @@ def plan_memory(plan: Plan) -> MemoryPlan:
             active.append((chosen, l))
         else:
             active.append((b.id, l))
+    for t, o in in_place.items():
+        mp.slot_of[t] = mp.slot_of.get(o, o)
     return mp
