@@ -510,8 +510,13 @@ class _Planner:
         x = e.inputs[0]
         info = infos[0]
         raxes = tuple(e.p["axes"])
-        if info is None:
-            return False
+        if info is None:  # a buffer read over this kernel's whole domain can be reduced here too
+            src = self.src[x.id]
+            if src[0] != "buf" or not canon.shape_eq(x.shape, k.domain):
+                return False
+            info = KOp(None, 0, "inner", tuple(None if d == 1 else j for j, d in enumerate(x.shape)))
+            if k.red_axes:
+                info.phase = 0
         if info.level != "inner":
             return False
         dom_axes = [info.axes[a] for a in raxes if x.shape[a] != 1]  # size-1 axes reduce to themselves

@@ -148,6 +148,16 @@ def plan_memory(plan: Plan) -> MemoryPlan:
             last[b] = i
     mp.lifetimes = {b: (first[b], last[b]) for b in first}
     in_place = dict(_in_place_pairs(plan, mp.lifetimes, canon))
+
+
+    def taker(b):  # follow chains (a temp taken over by a temp that an output takes over)
+        while b in in_place:
+            b = in_place[b]
+        return b
+    for t in in_place:  # the taker's memory is live for every lifetime it absorbs
+        o = taker(t)
+        first[o] = min(first[o], first[t])
+        last[o] = max(last[o], last[t])
     free: list = []  # (root id, dtype, canonical shape, free after step)
     active = []
     temps = [b for b in plan.buffers if b.kind == "temp" and b.id in first and b.id not in in_place]
@@ -174,6 +184,7 @@ def plan_memory(plan: Plan) -> MemoryPlan:
             active.append((chosen, l))
         else:
             active.append((b.id, l))
-    for t, o in in_place.items():
+    for t in in_place:
+        o = taker(t)
         mp.slot_of[t] = mp.slot_of.get(o, o)
     return mp

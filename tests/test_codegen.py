@@ -1,0 +1,240 @@
+"""The LLVM backend: fusion into kernels, memory plans, vectorization, threads, BLAS, gathers, the entry point."""
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tracejit as tj
+from tracejit.passes.fusion import Kernel, MatmulStep
+
+rng = np.random.default_rng(0)
+
+
+def logistic(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def diff3(x, y):
+    d = x - y
+    return d, abs(d), d ** 2
+
+
+def softmax(x):
+    m = x.max(axis=1, keepdims=True)
+    e = np.exp(x - m)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("fun,args,kernels", [
+    (logistic, (rng.random(1000),), 1),
+    (diff3, (rng.random((40, 30)), rng.random((40, 30))), 1),
+    (softmax, (rng.random((50, 60)),), 1),
+    (lambda x: np.sum(logistic(x)), (rng.random(1000),), 1),
+    (lambda x, y: np.exp(-x) * y + x.sum(axis=-1, keepdims=True), (rng.random((20, 3)), rng.random(3)), 1),
+])
+def test_fusion_kernel_counts(fun, args, kernels):
+    lowered = tj.jit(fun).lower(*args)
+    assert lowered.num_kernels == kernels, lowered.as_text()
+    out = tj.jit(fun)(*args)
+    want = fun(*args)
+    for a, b in zip(out if isinstance(out, tuple) else (out,), want if isinstance(want, tuple) else (want,)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_fusion_does_not_duplicate_expensive_work():
+    # exp(x) feeds a reduction and an elementwise consumer in a later phase: it is computed once and stored
+    def f(x):
+        e = np.exp(x)
+        return e / e.sum(axis=1, keepdims=True)
+    lowered = tj.jit(f).lower(rng.random((8, 9)))
+    ir = lowered.as_text("llvm")
+    assert lowered.num_kernels == 1
+    # one inlined exp per vector/scalar loop body, not one per phase that uses it: count the ln2 reduction
+    kernel = [k for k in lowered.executable.plan.steps if isinstance(k, Kernel)][0]
+    assert [o.eqn.prim for o in kernel.ops].count("exp") == 1
+    assert ir
+
+
+def test_matmul_is_a_blas_step_and_breaks_no_fusion():
+    f = tj.jit(lambda a, b: np.tanh(a @ b) + 1)
+    a, b = rng.random((30, 20)), rng.random((20, 10))
+    steps = f.lower(a, b).executable.plan.steps
+    assert [type(s) for s in steps] == [MatmulStep, Kernel]
+    np.testing.assert_allclose(f(a, b), np.tanh(a @ b) + 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.int64])
+@pytest.mark.parametrize("case", ["nn", "tn", "nt", "tt", "vec", "vecl", "batch", "bcast"])
+def test_matmul_layouts(dtype, case):
+    a = (rng.random((7, 5)) * 10).astype(dtype)
+    b = (rng.random((5, 4)) * 10).astype(dtype)
+    fun = {
+        "nn": lambda a, b: a @ b, "tn": lambda a, b: a.T.T @ b, "nt": lambda a, b: a @ b.T.T,
+        "tt": lambda a, b: (b.T @ a.T).T, "vec": lambda a, b: a @ b[:, 0], "vecl": lambda a, b: a[0] @ b,
+        "batch": lambda a, b: np.stack([a, a * 2]) @ np.stack([b, b + 1]),
+        "bcast": lambda a, b: np.stack([a, a * 2]) @ b,
+    }[case]
+    got = tj.jit(fun)(a, b)
+    want = fun(a, b)
+    assert got.dtype == want.dtype
+    np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_matmul_of_sliced_and_transposed_operands():
+    x = rng.random((12, 9))
+    f = tj.jit(lambda x: x[::2, 1:].T @ x[1::2, :-1])
+    np.testing.assert_allclose(f(x), x[::2, 1:].T @ x[1::2, :-1], rtol=1e-12)
+
+
+def test_transcendentals_vectorize():
+    for fun in (np.exp, np.log, np.tanh, np.sin, np.log1p):
+        ir = tj.jit(fun).lower(rng.random(100)).as_text("llvm")
+        assert re.search(r"<(8|16) x double>", ir), fun.__name__
+        calls = set(re.findall(r"call [^@]*@([\w.]+)", ir))
+        assert all(c.startswith(("llvm.", "tj_")) for c in calls), (fun.__name__, calls)
+
+
+def test_asm_is_host_assembly():
+    asm = tj.jit(np.exp).lower(rng.random(10)).as_text("asm")
+    assert "zmm" in asm or "ymm" in asm or "xmm" in asm
+
+
+def test_float32_sum_is_accurate():
+    x = rng.random(10 ** 7).astype(np.float32)
+    got = tj.jit(np.sum)(x)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(float(got), x.astype(np.float64).sum(), rtol=1e-5)
+
+
+def test_float64_sum_is_as_accurate_as_numpy():
+    x = rng.standard_normal(10 ** 6) * 1e3 + 1e6
+    exact = np.float64(np.sum(x.astype(np.longdouble)))
+    err_tj = abs(float(tj.jit(np.sum)(x)) - exact)
+    err_np = abs(float(np.sum(x)) - exact)
+    assert err_tj <= max(4 * err_np, 1e-6 * abs(exact) * 1e-9 + 1e-3)
+
+
+def test_threads_split_large_kernels_with_the_same_result():
+    code = (
+        "import numpy as np, tracejit as tj\n"
+        "x = np.random.default_rng(1).random((700, 600))\n"
+        "f = tj.jit(lambda x: (np.exp(-x) * 2 + 1, x.sum(axis=1), np.argmax(x, axis=1), x.T.copy()))\n"
+        "outs = f(x)\n"
+        "want = (np.exp(-x) * 2 + 1, x.sum(axis=1), np.argmax(x, axis=1), x.T.copy())\n"
+        "assert all(np.allclose(a, b) for a, b in zip(outs, want))\n"
+        "print('ok')\n")
+    for n in ("1", "2", "3"):
+        env = dict(os.environ, TRACEJIT_NUM_THREADS=n, TRACEJIT_DISABLE_CACHE="1")
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_bad_num_threads_is_a_clear_error():
+    env = dict(os.environ, TRACEJIT_NUM_THREADS="many")
+    out = subprocess.run([sys.executable, "-c", "import numpy as np, tracejit as tj; tj.jit(np.exp)(np.ones(3))"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert "TRACEJIT_NUM_THREADS must be an integer" in out.stderr
+
+
+def test_gather_bounds_checked_at_run_time():
+    f = tj.jit(lambda x, i: x[i] * 2)
+    x = rng.random(5)
+    np.testing.assert_allclose(f(x, np.array([0, 4, -1, 2])), x[[0, 4, -1, 2]] * 2)
+    with pytest.raises(IndexError, match="out of bounds"):
+        f(x, np.array([0, 5]))
+    with pytest.raises(IndexError, match="out of bounds"):
+        f(x, np.array([-6]))
+    np.testing.assert_allclose(f(x, np.array([1])), x[[1]] * 2)  # still fine after the error
+
+
+def test_gather_on_inner_axis_and_2d_indices():
+    x = rng.random((4, 6))
+    idx = np.array([[0, 3], [2, 2]])
+    f = tj.jit(lambda x, i: (x[:, i], x[i]))
+    a, b = f(x, idx)
+    np.testing.assert_allclose(a, x[:, idx])
+    np.testing.assert_allclose(b, x[idx])
+
+
+def test_memory_plan_logistic_has_no_temporaries():
+    plan = tj.jit(logistic).lower(rng.random(1000)).memory_plan()
+    assert plan["intermediate_bytes"] == 0
+    assert plan["output_bytes_now"] == 8000
+
+
+def test_memory_plan_softmax_writes_its_output_in_place():
+    plan = tj.jit(softmax).lower(rng.random((30, 40))).memory_plan()
+    assert plan["intermediate_bytes_now"] == 0
+
+
+def test_temporaries_are_reused():
+    def f(a, b):
+        x = np.tanh(a @ b)
+        y = np.tanh(x @ b)  # x dies here; y can take its buffer
+        return (y @ b).sum()
+    a, b = rng.random((16, 16)), rng.random((16, 16))
+    lowered = tj.jit(f).lower(a, b)
+    plan = lowered.memory_plan()
+    assert plan["intermediate_buffers"] < plan["temporaries"]
+    np.testing.assert_allclose(tj.jit(f)(a, b), f(a, b), rtol=1e-12)
+
+
+def test_scalar_and_constant_outputs():
+    f = tj.jit(lambda x: (3, np.float32(2.5), x.shape[0] * 1.0, np.zeros_like(x), x))
+    x = rng.random(4)
+    a, b, c, d, e = f(x)
+    assert a == 3 and b == np.float32(2.5) and b.dtype == np.float32 and c == 4.0
+    np.testing.assert_array_equal(d, np.zeros(4))
+    np.testing.assert_array_equal(e, x)
+    assert e is not x  # outputs never alias the caller's arrays
+
+
+def test_entry_handles_many_buffers_and_empty_arrays():
+    f = tj.jit(lambda *xs: sum(np.sin(x) for x in xs))
+    xs = [rng.random(3) for _ in range(12)]
+    np.testing.assert_allclose(f(*xs), sum(np.sin(x) for x in xs))
+    np.testing.assert_array_equal(tj.jit(logistic)(np.zeros((0, 3))), np.zeros((0, 3)))
+
+
+def test_reductions_over_every_axis_combination():
+    x = rng.random((3, 4, 5))
+    for axis in (None, 0, 1, 2, (0, 1), (0, 2), (1, 2), (0, 1, 2)):
+        for name in ("sum", "max", "min", "prod", "mean"):
+            fun = getattr(np, name)
+            np.testing.assert_allclose(tj.jit(lambda x: fun(x, axis=axis))(x), fun(x, axis=axis), rtol=1e-12)
+    for axis in (0, 1, 2):
+        np.testing.assert_array_equal(tj.jit(lambda x: np.argmax(x, axis=axis))(x), np.argmax(x, axis=axis))
+        np.testing.assert_array_equal(tj.jit(lambda x: np.argmin(x.T, axis=axis))(x), np.argmin(x.T, axis=axis))
+
+
+def test_nan_propagation_in_max_and_argmax():
+    x = np.array([[1.0, np.nan, 3.0], [4.0, 5.0, 6.0]])
+    np.testing.assert_array_equal(tj.jit(lambda x: np.max(x, axis=1))(x), [np.nan, 6.0])
+    np.testing.assert_array_equal(tj.jit(lambda x: np.argmax(x, axis=1))(x), [1, 2])
+    np.testing.assert_array_equal(tj.jit(lambda x: np.maximum(x, 2.0))(x), np.maximum(x, 2.0))
+
+
+def test_float_to_int_conversion_never_traps():
+    x = np.array([np.nan, np.inf, -np.inf, 1e300, -3.7, 2.5])
+    with np.errstate(invalid="ignore"):
+        want = x.astype(np.int64)
+    np.testing.assert_array_equal(tj.jit(lambda x: x.astype(np.int64))(x), want)
+
+
+def test_integer_division_by_zero_and_overflow():
+    a = np.array([7, -7, 0, np.iinfo(np.int64).min, 5], np.int64)
+    b = np.array([0, 2, 0, -1, -3], np.int64)
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(tj.jit(lambda a, b: a // b)(a, b), a // b)
+        np.testing.assert_array_equal(tj.jit(lambda a, b: a % b)(a, b), a % b)
+
+
+def test_concatenate_and_stack_of_fused_values():
+    x = rng.random((3, 4))
+    f = tj.jit(lambda x: (np.concatenate([np.exp(x), x[:, ::-1]], axis=1), np.stack([x, -x], axis=1)))
+    a, b = f(x)
+    np.testing.assert_allclose(a, np.concatenate([np.exp(x), x[:, ::-1]], axis=1))
+    np.testing.assert_allclose(b, np.stack([x, -x], axis=1))
