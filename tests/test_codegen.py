@@ -238,3 +238,19 @@ def test_concatenate_and_stack_of_fused_values():
     a, b = f(x)
     np.testing.assert_allclose(a, np.concatenate([np.exp(x), x[:, ::-1]], axis=1))
     np.testing.assert_allclose(b, np.stack([x, -x], axis=1))
+
+
+@pytest.mark.parametrize("shapes", [((3, 0), (0,)), ((0,), (0, 4)), ((3, 0), (0, 4)), ((0, 5), (5,)), ((0, 5), (5, 2))])
+def test_matmul_with_empty_dimensions(shapes):
+    a, b = (np.ones(s) for s in shapes)
+    np.testing.assert_array_equal(tj.jit(lambda a, b: a @ b)(a, b), a @ b)
+
+
+def test_matrix_vector_products_use_gemv():
+    X, w = rng.random((50, 7)), rng.random(7)
+    ir = tj.jit(lambda X, w: (X @ w, w @ X.T, X.T @ X[:, 0])).lower(X, w).as_text("llvm")
+    assert "tj_dgemv" in ir and "tj_dgemm" not in ir
+    a, b, c = tj.jit(lambda X, w: (X @ w, w @ X.T, X.T @ X[:, 0]))(X, w)
+    np.testing.assert_allclose(a, X @ w)
+    np.testing.assert_allclose(b, w @ X.T)
+    np.testing.assert_allclose(c, X.T @ X[:, 0])

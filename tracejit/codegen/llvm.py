@@ -1038,7 +1038,9 @@ def lower_matmul(em: _Emitter, plan, step: MatmulStep):
                             tuple(None if d == 1 else k for k, d in enumerate(B.shape[:nbatch])))
             pc = em.address(Access(C.buf, C.shape[:nbatch], C.strides[:nbatch], C.offset), idx,
                             tuple(None if d == 1 else k for k, d in enumerate(C.shape[:nbatch])))
-            if _is_f(dt):
+            if _is_f(dt) and (N == 1 or M == 1):
+                blas.emit_gemv(em, dt, pa, A, pb, B, pc, C, M, N, K)
+            elif _is_f(dt):
                 blas.emit_gemm(em, dt, pa, A, pb, B, pc, M, N, K)
             else:
                 _int_matmul(em, dt, pa, A, pb, B, pc, C, M, N, K)

@@ -568,10 +568,11 @@ class _Planner:
             elif s[0] == "buf":
                 acc = s[1]
                 b = self.buffers[acc.buf]
-                fresh = b.kind == "temp" and acc.offset == 0 and tuple(acc.shape) == tuple(b.shape) \
-                    and _is_contiguous(acc, self.canon) and not b.output_indices
-                if fresh:
+                fresh = b.kind == "temp" and acc.offset == 0 and _is_contiguous(acc, self.canon) \
+                    and not b.output_indices and self.canon.dim(T.prod(acc.shape)) == self.canon.dim(T.prod(b.shape))
+                if fresh:  # a whole fresh buffer seen through a reshape: hand it out with the output's shape
                     b.kind = "output"
+                    b.shape = tuple(acc.shape)
                     b.output_indices.append(i)
                     outs.append(("buf", b.id))
                 else:
