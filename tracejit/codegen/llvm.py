@@ -50,10 +50,21 @@ def target_machine():
 
 
 def _register_symbols():
-    from . import blas
     llvm.add_symbol("tj_py_none", id(None))
-    for name, addr in blas.symbols().items():
-        llvm.add_symbol(name, addr)
+
+
+_blas_done = False
+
+
+def ensure_blas_symbols():
+    """Register the BLAS entry points (importing scipy.linalg costs ~0.3 s, so only programs with a matmul do)."""
+    global _blas_done
+    if not _blas_done:
+        from . import blas
+        target_machine()
+        for name, addr in blas.symbols().items():
+            llvm.add_symbol(name, addr)
+        _blas_done = True
 
 
 def lltype(dt: np.dtype):
@@ -1116,19 +1127,26 @@ class CompiledModule:
     optimizer and code generator) and stored there after a miss, together with the optimized IR for display.
     """
 
+    @classmethod
+    def from_cache(cls, cache_key, fn_names):
+        """The module stored under ``cache_key``, or None (a miss, or an unusable entry)."""
+        from . import cache
+        blob = cache.load(cache_key)
+        if blob is None:
+            return None
+        self = cls.__new__(cls)
+        try:
+            n = int.from_bytes(blob[:8], "little")
+            self._bitcode = blob[8:8 + n]
+            self._load_object(blob[8 + n:], fn_names)
+        except Exception:  # an unusable entry: the caller compiles afresh and overwrites it
+            return None
+        self.from_cache = True
+        return self
+
     def __init__(self, ir_text, fn_names, vec_pairs, cache_key=None):
         from . import cache
         self.from_cache = False
-        blob = cache.load(cache_key) if cache_key else None
-        if blob is not None:
-            try:
-                n = int.from_bytes(blob[:8], "little")
-                self._bitcode = blob[8:8 + n]
-                self._load_object(blob[8 + n:], fn_names)
-                self.from_cache = True
-                return
-            except Exception:  # an unusable entry: compile afresh (and overwrite it below)
-                pass
         tm = target_machine()
         mod = llvm.parse_assembly(ir_text)
         if vec_pairs:

@@ -70,36 +70,46 @@ class LLVMExecutable:
         self.memory = plan_memory(plan)
         from ..passes.fusion import DimCanon
         canon = DimCanon(graph.constraints)
+        if any(isinstance(st, MatmulStep) for st in plan.steps):
+            L.ensure_blas_symbols()
         symbols = {s: i for i, s in enumerate(sorted(graph.symbols))}
         self.symbols = symbols
-        module = L.ir.Module(name="tracejit")
-        math = L._Math(module)
-        fns, names, extents = [], [], []
-        for i, step in enumerate(plan.steps):
-            name = f"tj_step{i}"
-            em = L._Emitter(module, math, plan, symbols, name)
-            extent = None
+        names = [f"tj_step{i}" for i in range(len(plan.steps))]
+        extents = []
+        for step in plan.steps:
             if isinstance(step, Kernel):
-                flat = L.lower_kernel(em, plan, step, canon)
-                extent = L.outer_extent(step, flat)
+                extents.append(L.outer_extent(step, L._collapsible(plan, step, canon)))
             elif isinstance(step, CopyStep):
-                L.lower_copy(em, plan, step)
-                extent = step.src.shape[0] if step.src.shape else None
-            elif isinstance(step, MatmulStep):
-                L.lower_matmul(em, plan, step)
-            elif isinstance(step, ScatterAddStep):
-                L.lower_scatter_add(em, plan, step)
+                extents.append(step.src.shape[0] if step.src.shape else None)
             else:
-                raise NotImplementedError(type(step).__name__)
-            fns.append(em.wrapper)
-            names.append(name)
-            extents.append(extent)
-        slot_of_input = {b.input_index: b.id for b in plan.buffers if b.kind == "input"}
-        L.emit_entry(module, plan, fns, symbols, slot_of_input, len(plan.buffers))
-        self.ir_text = str(module)
+                extents.append(None)
         from . import cache
-        key = cache.graph_key(graph, "cpu", L.codegen_fingerprint(), self.ir_text) if cache.enabled() else None
-        self.compiled = L.CompiledModule(self.ir_text, names + ["tj_entry"], math.vec_used, key)
+        # the generated code is a pure function of the optimized graph and the code generator's source, so a
+        # cache hit skips building the IR as well as LLVM
+        key = cache.graph_key(graph, "cpu", L.codegen_fingerprint()) if cache.enabled() else None
+        self._ir_text = None
+        self.compiled = L.CompiledModule.from_cache(key, names + ["tj_entry"]) if key else None
+        if self.compiled is None:
+            module = L.ir.Module(name="tracejit")
+            math = L._Math(module)
+            fns = []
+            for name, step in zip(names, plan.steps):
+                em = L._Emitter(module, math, plan, symbols, name)
+                if isinstance(step, Kernel):
+                    L.lower_kernel(em, plan, step, canon)
+                elif isinstance(step, CopyStep):
+                    L.lower_copy(em, plan, step)
+                elif isinstance(step, MatmulStep):
+                    L.lower_matmul(em, plan, step)
+                elif isinstance(step, ScatterAddStep):
+                    L.lower_scatter_add(em, plan, step)
+                else:
+                    raise NotImplementedError(type(step).__name__)
+                fns.append(em.wrapper)
+            slot_of_input = {b.input_index: b.id for b in plan.buffers if b.kind == "input"}
+            L.emit_entry(module, plan, fns, symbols, slot_of_input, len(plan.buffers))
+            self._ir_text = str(module)
+            self.compiled = L.CompiledModule(self._ir_text, names + ["tj_entry"], math.vec_used, key)
         self._entry, self._mdef = L.make_builtin(self.compiled.addresses["tj_entry"])
         self._kernels = [KERNEL_CFUNC(self.compiled.addresses[n]) for n in names]
         self._extents = extents
@@ -109,6 +119,11 @@ class LLVMExecutable:
     @property
     def num_kernels(self):
         return len(self.plan.steps)
+
+    @property
+    def from_cache(self) -> bool:
+        """True when the machine code came from the on-disk cache."""
+        return self.compiled.from_cache
 
     @property
     def kernel_groups(self):
