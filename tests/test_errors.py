@@ -278,8 +278,10 @@ def test_matmul_core_dims():
         tj.jit(lambda a, b: a @ b)(np.ones((2, 1)), np.ones((3, 2)))  # 1 vs 3: static
     f = tj.jit(lambda a, b: a @ b)
     f(np.ones((2, 3)), np.ones((3, 2)))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="matmul.*size 4 is different from 3"):
         f(np.ones((2, 3)), np.ones((4, 2)))  # 3 vs 4: at call time
+    with pytest.raises(ValueError, match="matmul"):
+        f(np.ones(3), np.ones(2))
     _good_call_works(f, np.ones((2, 4)), np.ones((4, 5)))
 
 
@@ -332,3 +334,13 @@ def test_errors_leave_cache_consistent():
     assert_same(f(np.ones(3), np.ones(3)), np.full(3, 2.0))
     info = f.cache_info()
     assert info.size == info.misses
+
+
+def test_concatenate_mismatch_at_call_time():
+    f = tj.jit(lambda a, b: np.concatenate([a, b]))
+    assert_same(f(np.ones((2, 3)), np.ones((4, 3))), np.ones((6, 3)))
+    with pytest.raises(ValueError, match="concatenation axis must match exactly"):
+        f(np.ones((2, 3)), np.ones((4, 5)))
+    with pytest.raises(ValueError, match="concatenation axis must match exactly"):
+        tj.jit(lambda a, b: np.concatenate([a, b]))(np.ones((2, 1)), np.ones((3, 2)))  # 1 does not broadcast
+    _good_call_works(f, np.ones((1, 7)), np.ones((3, 7)))

@@ -33,6 +33,9 @@ def check_constraints(graph, env):
         elif kind == "reshape":
             if va != vb:
                 raise ValueError(f"cannot reshape array of size {va} into shape {T.shape_str(resolve(info[1], env))}")
+        elif kind == "same":  # exact equality, no broadcasting (matmul core dims, concatenate)
+            if va != vb:
+                raise ValueError(info[0].format(a=va, b=vb))
         elif kind == "index":
             if not -vb <= va < vb:
                 raise IndexError(f"index {va} is out of bounds for axis {info} with size {vb}")
