@@ -85,12 +85,11 @@ def _is_f(dt):
 
 
 # ------------------------------------------------------------------------------------------------ math
-try:
+def _vec():
+    """The vector math library, imported on first use (building its tables takes ~10 ms)."""
     from . import vecmath
-    VEC_FUNCS = vecmath.FUNCTIONS
-except Exception:  # the vector math library is optional; libm is the fallback
-    vecmath = None
-    VEC_FUNCS = frozenset()
+    return vecmath
+
 
 _INTRINSICS = {"sqrt": "llvm.sqrt", "floor": "llvm.floor", "ceil": "llvm.ceil", "trunc": "llvm.trunc",
                "rint": "llvm.rint", "absolute": "llvm.fabs", "exp": "llvm.exp", "exp2": "llvm.exp2",
@@ -113,8 +112,8 @@ class _Math:
         fn = self.decls.get(key)
         if fn is None:
             suffix = "f64" if ty == F64 else "f32"
-            if name in VEC_FUNCS:
-                sym = vecmath.symbol(name, np.float64 if ty == F64 else np.float32)
+            if name in _vec().FUNCTIONS:
+                sym = _vec().symbol(name, np.float64 if ty == F64 else np.float32)
                 self.vec_used.add((name, np.dtype(np.float64 if ty == F64 else np.float32)))
             elif name in _INTRINSICS:
                 sym = f"{_INTRINSICS[name]}.{suffix}"
@@ -568,7 +567,7 @@ class _Ops:
     del _m
 
     def op_logaddexp(self, dt, x, y):
-        if "logaddexp" in VEC_FUNCS:
+        if "logaddexp" in _vec().FUNCTIONS:
             return self.math.call(self.b, "logaddexp", lltype(dt), x, y)
         b = self.b
         mx = self._minmax(dt, x, y, True)
@@ -1192,7 +1191,7 @@ class CompiledModule:
 
 @functools.lru_cache(maxsize=64)
 def _vecmath_ir(pairs) -> str:
-    return vecmath.module_ir(pairs)
+    return _vec().module_ir(pairs)
 
 
 def codegen_fingerprint() -> str:
