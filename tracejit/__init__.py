@@ -5,6 +5,10 @@ from .transforms import grad, value_and_grad, vjp
 from .trace.symbolic import debugprint, function, pp, shared
 from .codegen.cuda_check import devices
 from . import numpy, nn, tensor
+from .ir import printing as _printing  # noqa: F401
+from .passes import pipeline as _pipeline  # noqa: F401  (the compiler proper, loaded with the package so that
+from .codegen import runtime as _runtime, llvm as _llvm  # noqa: F401   a first call, e.g. served by the disk
+#                                                            cache, pays no imports)
 
 __version__ = "0.1.0"
 
