@@ -1161,11 +1161,9 @@ class CompiledModule:
         pm = pb.getModulePassManager()
         pm.run(mod, pb)
         self._bitcode = mod.as_bitcode()
-        obj = tm.emit_object(mod) if cache_key else None
-        self.engine = llvm.create_mcjit_compiler(mod, tm)
-        self.engine.finalize_object()
-        self.addresses = {n: self.engine.get_function_address(n) for n in fn_names}
-        self._mod = mod
+        # machine code is generated once: the object file both runs here and goes to the disk cache
+        obj = tm.emit_object(mod)
+        self._load_object(obj, fn_names)
         if cache_key and obj:
             cache.store(cache_key, len(self._bitcode).to_bytes(8, "little") + self._bitcode + obj)
 
