@@ -77,23 +77,29 @@ def _kernel_buffer_uses(plan: Plan, k: Kernel):
     for v, acc in k.stores:
         stored.setdefault(v.id, []).append(acc)
     reads, writes = {}, {}
-    for o in k.ops:
-        level = "inner" if (o.level == "inner" or o.eqn.prim in ("sum", "prod", "max", "min", "any", "all",
-                                                                   "argmax", "argmin")) else "tail"
+    reductions = ("sum", "prod", "max", "min", "any", "all", "argmax", "argmin")
+    # ``order``: position in the loop body; reductions read their input after every elementwise store of
+    # their phase, so they count as later than all of them
+    for n, o in enumerate(k.ops):
+        is_red = o.eqn.prim in reductions
+        level = "inner" if (o.level == "inner" or is_red) else "tail"
+        order = len(k.ops) + n if is_red else n
         for x in o.eqn.inputs:
             p = producers.get(x.id)
             if p is not None:
                 if x.id in stored and p.level == "inner" and p.phase < o.phase:
                     for acc in stored[x.id]:
-                        reads.setdefault(acc.buf, []).append((o.phase, level, acc))
+                        reads.setdefault(acc.buf, []).append((o.phase, level, acc, order))
                 continue
             s = plan.sources.get(x.id)
             if s is not None and s[0] in ("buf", "stored"):
                 acc = s[1] if s[0] == "buf" else s[3]
-                reads.setdefault(acc.buf, []).append((o.phase, level, acc))
+                reads.setdefault(acc.buf, []).append((o.phase, level, acc, order))
+    position = {o.eqn.out.id: n for n, o in enumerate(k.ops)}
     for v, acc in k.stores:
         p = producers.get(v.id)
-        writes.setdefault(acc.buf, []).append((p.phase if p else 0, p.level if p else "tail", acc))
+        writes.setdefault(acc.buf, []).append((p.phase if p else 0, p.level if p else "tail", acc,
+                                               position.get(v.id, len(k.ops))))
     return reads, writes
 
 
@@ -117,9 +123,9 @@ def _in_place_pairs(plan: Plan, lifetimes, canon):
                     continue
                 if ob.dtype != tb.dtype or canon.shape(ob.shape) != canon.shape(tb.shape) or len(ws) != 1:
                     continue
-                wphase, wlevel, wacc = ws[0]
+                wphase, wlevel, wacc, worder = ws[0]
                 if wlevel != "inner" or not all(ph == wphase and lv == "inner" and _same(a, wacc, canon)
-                                                 for ph, lv, a in rs):
+                                                 and order <= worder for ph, lv, a, order in rs):
                     continue
                 pairs.append((t, o))
                 taken.add(o)
