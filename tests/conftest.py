@@ -7,9 +7,15 @@ with ``HYPOTHESIS_PROFILE=dev`` (more examples) or ``=quick``.
 from __future__ import annotations
 
 import os
+import tempfile
 
 import numpy as np
 from hypothesis import HealthCheck, settings
+
+# Every buffer the compiled programs allocate starts as 0xFF bytes, so reading memory no kernel wrote is a wrong
+# result in some test rather than a lucky zero; and the session compiles into its own disk cache.
+os.environ.setdefault("TRACEJIT_POISON_BUFFERS", "1")
+os.environ.setdefault("TRACEJIT_CACHE_DIR", tempfile.mkdtemp(prefix="tracejit-test-cache-"))
 
 settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True, print_blob=True,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -7,6 +7,7 @@ kernel split across a thread pool through ctypes (which releases the GIL).
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -196,7 +197,7 @@ class LLVMExecutable:
             outs.append(f"b{root}")
         lines.append(f"    return [{', '.join(outs)}]")
         src = "\n".join(lines)
-        ns = {"_entry": self._entry, "_empty": np.empty, "_zeros": np.zeros, "_i64": np.int64,
+        ns = {"_entry": self._entry, "_empty": _poisoned_empty if os.environ.get("TRACEJIT_POISON_BUFFERS") else np.empty, "_zeros": np.zeros, "_i64": np.int64,
               "_contig": np.ascontiguousarray, "_check": self._check, "_parallel": self._parallel,
               "_nthreads": self.num_threads, "_index_error": _index_error, **consts}
         exec(compile(src, "<tracejit driver>", "exec"), ns)
@@ -241,6 +242,14 @@ class LLVMExecutable:
             fn(bufs, dims, bounds[0], bounds[1])
             for f in futs:
                 f.result()
+
+
+def _poisoned_empty(shape, dtype):
+    """np.empty filled with 0xFF bytes (NaN, -1, True): with TRACEJIT_POISON_BUFFERS=1 a read of memory that no
+    kernel wrote shows up as a wrong result in the tests instead of passing by luck."""
+    out = np.empty(shape, dtype)
+    out.view(np.uint8).fill(0xFF)
+    return out
 
 
 def _index_error():

@@ -229,6 +229,7 @@ class _Planner:
         self.src: dict = {}  # value id -> ('buf', Access) | ('fused', Kernel, KOp) | ('scalar', v, dt) | ('dim', d)
         self.cur: Kernel | None = None
         self.flag = None
+        self.scalar_bufs: dict = {}
         self.out_ids = {v.id for v in graph.outputs}
         self.users = graph.users()
 
@@ -252,12 +253,15 @@ class _Planner:
                 self.close()
             return s[3]
         if s[0] in ("scalar", "dim"):
-            acc = self.fresh_access(v)
-            k = Kernel(domain=())
-            self.add_kernel(k)
-            k.stores.append((v, acc))
-            k.scalars[v.id] = s
-            self.src[v.id] = ("buf", acc)
+            # a 0-d buffer holding the scalar, for views (broadcast_to) that need memory; the scalar itself
+            # stays an immediate for every kernel, including ones placed earlier
+            acc = self.scalar_bufs.get(v.id)
+            if acc is None:
+                acc = self.scalar_bufs[v.id] = self.fresh_access(v)
+                k = Kernel(domain=())
+                self.add_kernel(k)
+                k.stores.append((v, acc))
+                k.scalars[v.id] = s
             return acc
         _, kernel, kop = s
         acc = self.fresh_access(v)
