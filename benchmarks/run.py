@@ -901,6 +901,14 @@ def _main(a, wls):
     mismatches = [n for n in notes if n.startswith("!!! MISMATCH")]
     if mismatches:
         print(f"\n!!! {len(mismatches)} RESULT MISMATCH(ES) AGAINST NUMPY: see the notes above !!!")
+    if not a.only:  # the gradient workloads (issue 4) and the Theano-API step (issue 5), same run
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        for mod in ("grad_bench", "theano_bench"):
+            print(f"\n## {mod}")
+            try:
+                __import__(mod).main(["--quick"] if st.quick else [])
+            except Exception as e:  # a failing extra table must not hide the main one
+                print(f"{mod} failed: {type(e).__name__}: {e}")
     print(f"\ntotal time: {time.perf_counter() - t_start:.0f} s; load average at end: "
           + " ".join(f"{v:.2f}" for v in os.getloadavg()))
     if a.json:

@@ -248,7 +248,7 @@ def _poisoned_empty(shape, dtype):
     """np.empty filled with 0xFF bytes (NaN, -1, True): with TRACEJIT_POISON_BUFFERS=1 a read of memory that no
     kernel wrote shows up as a wrong result in the tests instead of passing by luck."""
     out = np.empty(shape, dtype)
-    out.view(np.uint8).fill(0xFF)
+    out.reshape(-1).view(np.uint8).fill(0xFF)
     return out
 
 
