@@ -254,3 +254,23 @@ def test_matrix_vector_products_use_gemv():
     np.testing.assert_allclose(a, X @ w)
     np.testing.assert_allclose(b, w @ X.T)
     np.testing.assert_allclose(c, X.T @ X[:, 0])
+
+
+def test_big_outputs_are_recycled_only_when_the_caller_let_go():
+    f = tj.jit(lambda x: np.exp(x))
+    x = rng.random(1 << 18)
+    a = f(x)
+    b = f(x)  # a is still held: b must be new memory
+    assert not np.shares_memory(a, b)
+    view = b[:10]
+    del b
+    c = f(x)  # b's memory is still visible through view: not reused
+    assert not np.shares_memory(c, view)
+    np.testing.assert_allclose(view, np.exp(x[:10]))
+    addr = c.__array_interface__["data"][0]
+    del c
+    d = f(x * 2)  # c was dropped: its buffer is written again
+    assert d.__array_interface__["data"][0] == addr
+    np.testing.assert_allclose(d, np.exp(x * 2))
+    y = f(d)  # an input that is the pooled buffer itself is never overwritten
+    np.testing.assert_allclose(y, np.exp(np.exp(x * 2)))

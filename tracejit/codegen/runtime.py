@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+from sys import getrefcount as _getrefcount
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,7 +17,11 @@ import numpy as np
 from ..ir import types as T
 from ..ir.interpret import evaluate
 
-PARALLEL_THRESHOLD = 1 << 17  # elements of the biggest kernel domain below which one thread runs everything
+PARALLEL_THRESHOLD = 1 << 17
+# Buffers at least this big are recycled: a returned array the caller has dropped (only the executable's pool
+# still refers to it, as sys.getrefcount tells) is written again by the next call instead of a fresh np.empty,
+# whose first touch costs a page fault per page (and THP compaction stalls on these machines).
+POOL_MIN_BYTES = 1 << 20  # elements of the biggest kernel domain below which one thread runs everything
 KERNEL_CFUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
 
 
@@ -164,6 +169,7 @@ class LLVMExecutable:
         consts = {}
         slot_vals = self.memory.slot_of
         alloc_done = set()
+        pooled = []
         for b in plan.buffers:
             if b.kind == "input":
                 slots.append(f"a{b.input_index}")
@@ -180,7 +186,13 @@ class LLVMExecutable:
                     rb = plan.buffers[root]
                     shape = "(" + ", ".join(py(d) for d in rb.shape) + ("," if len(rb.shape) == 1 else "") + ")"
                     consts[f"dt{root}"] = rb.dtype
-                    lines.append(f"    b{root} = _empty({shape}, dt{root})")
+                    nbytes = f"{py(T.prod(rb.shape))} * {rb.dtype.itemsize}"
+                    if isinstance(T.prod(rb.shape), int) and T.prod(rb.shape) * rb.dtype.itemsize < POOL_MIN_BYTES:
+                        lines.append(f"    b{root} = _empty({shape}, dt{root})")
+                    else:  # big buffers come from the recycling pool (no page faults on reuse)
+                        lines.append(f"    b{root} = _take({root}, {shape}, dt{root}) if {nbytes} >= {POOL_MIN_BYTES}"
+                                     f" else _empty({shape}, dt{root})")
+                        pooled.append(root)
                 slots.append(f"b{root}")
         work = self._work_expr(py)
         call_args = ", ".join(slots)
@@ -195,9 +207,23 @@ class LLVMExecutable:
         for kind, bid in plan.outputs:
             root = slot_vals.get(bid, bid)
             outs.append(f"b{root}")
+        for root in pooled:
+            lines.append(f"    _pool[{root}] = b{root}")
         lines.append(f"    return [{', '.join(outs)}]")
         src = "\n".join(lines)
-        ns = {"_entry": self._entry, "_empty": _poisoned_empty if os.environ.get("TRACEJIT_POISON_BUFFERS") else np.empty, "_zeros": np.zeros, "_i64": np.int64,
+        self._pool = {}
+        empty = _poisoned_empty if os.environ.get("TRACEJIT_POISON_BUFFERS") else np.empty
+        pool = self._pool
+
+        def take(key, shape, dtype):
+            """A buffer the caller has let go of (only this pool refers to it), else a fresh one."""
+            a = pool.pop(key, None)
+            if a is not None and _getrefcount(a) == 2 and a.shape == shape:
+                if empty is not np.empty:
+                    a.reshape(-1).view(np.uint8).fill(0xFF)
+                return a
+            return empty(shape, dtype)
+        ns = {"_entry": self._entry, "_take": take, "_pool": pool, "_empty": _poisoned_empty if os.environ.get("TRACEJIT_POISON_BUFFERS") else np.empty, "_zeros": np.zeros, "_i64": np.int64,
               "_contig": np.ascontiguousarray, "_check": self._check, "_parallel": self._parallel,
               "_nthreads": self.num_threads, "_index_error": _index_error, **consts}
         exec(compile(src, "<tracejit driver>", "exec"), ns)
