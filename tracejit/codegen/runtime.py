@@ -21,7 +21,7 @@ PARALLEL_THRESHOLD = 1 << 17
 # Buffers at least this big are recycled: a returned array the caller has dropped (only the executable's pool
 # still refers to it, as sys.getrefcount tells) is written again by the next call instead of a fresh np.empty,
 # whose first touch costs a page fault per page (and THP compaction stalls on these machines).
-POOL_MIN_BYTES = 1 << 20  # elements of the biggest kernel domain below which one thread runs everything
+POOL_MIN_BYTES = 1 << 17  # elements of the biggest kernel domain below which one thread runs everything
 KERNEL_CFUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
 
 
