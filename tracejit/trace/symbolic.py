@@ -411,12 +411,15 @@ def _make_converter(var: Variable, label: str, downcast):
     exact = decl == comp
     python_floats = exact and comp.kind == "f" and downcast is not False
     asarray, ndarray = np.asarray, np.ndarray
+    scalar_type = comp.type if exact else None
 
     def convert(a):
         t = type(a)
         if t is ndarray:
             if exact and a.ndim == nd and (a.dtype is comp or a.dtype == comp) and a.flags.c_contiguous:
                 return a
+        elif t is scalar_type and nd == 0:  # a numpy scalar of exactly the input's dtype
+            return asarray(a)
         elif python_floats and (t is float or t is list):
             try:
                 arr = asarray(a, comp)
