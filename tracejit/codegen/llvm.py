@@ -659,9 +659,14 @@ class _Reduction:
             b.store(b.select(better, v, best), self.acc)
             b.store(b.select(better, counter, b.load(self.idx, typ=I64)), self.idx)
             return
-        v = ops.convert(v, self.in_dt, self.acc_dt) if p not in ("any", "all") else ops._truth(self.in_dt, v)
         target = self.blk if self.blocked else self.acc
-        cur = b.load(target, typ=ty)
+        b.store(self.combine(b.load(target, typ=ty), v), target)
+
+    def combine(self, cur, v):
+        """cur (of the accumulator dtype) combined with one input element v."""
+        b, ops = self.em.b, self.ops
+        p = self.prim
+        v = ops.convert(v, self.in_dt, self.acc_dt) if p not in ("any", "all") else ops._truth(self.in_dt, v)
         if p == "sum":
             new = b.fadd(cur, v, flags=("reassoc",)) if _is_f(self.acc_dt) else ops.op_add(self.acc_dt, cur, v)
         elif p == "prod":
@@ -674,7 +679,7 @@ class _Reduction:
             new = b.or_(cur, v)
         else:
             new = b.and_(cur, v)
-        b.store(new, target)
+        return new
 
     def result(self):
         b = self.em.b
@@ -920,13 +925,88 @@ def lower_kernel(em: _Emitter, plan, k: Kernel, canon):
             emit_outer(axes_left[1:], d, False)
         em.loop(lo, hi, body, name=f"o{a}")
 
-    if flat:
+    if k.column:
+        lower_column(em, plan, k, ops, eval_op, operand, do_stores)
+    elif flat:
         emit_outer([0], {}, True)
     else:
         emit_outer(list(outer), {}, True)
     b.ret_void()
     em.finish()
     return flat
+
+
+def lower_column(em, plan, k, ops, eval_op, operand, do_stores):
+    """Reductions over leading axes: init accumulators, then reduced loops outside and kept loops inside (unit
+    stride, vectorized), then the tail over the kept axes. Threads split the first kept axis."""
+    b = em.b
+    red = list(k.red_axes)
+    kept = [a for a in range(len(k.domain)) if a not in red]
+    kept_shape = tuple(k.domain[a] for a in kept)
+    acc_access = {vid: Access(bid, kept_shape, contiguous_strides(kept_shape), 0) for vid, bid in k.column_accs.items()}
+    acc_axes = tuple(None if d == 1 else a for a, d in zip(kept, kept_shape))
+    reds = [o for o in k.ops if PRIMS_KIND(o) == "reduce"]
+    inner_ops = [o for o in k.ops if o.level == "inner"]
+    tail_ops = [o for o in k.ops if o.level == "tail" and PRIMS_KIND(o) != "reduce"]
+    state = {o.eqn.out.id: _Reduction(em, ops, o) for o in reds}
+
+    def kept_loops(body, idx):
+        def rec(j, idx):
+            if j == len(kept):
+                body(idx)
+                return
+            a = kept[j]
+            n = em.dim(k.domain[a])
+            if j == 0:
+                lo, hi = em.start, b.select(b.icmp_signed("<", em.stop, ir.Constant(I64, 0)), n, em.stop)
+            else:
+                lo, hi = ir.Constant(I64, 0), n
+
+            def inner(i):
+                rec(j + 1, {**idx, a: i})
+            em.loop(lo, hi, inner, name=f"k{a}")
+        rec(0, idx)
+
+    def init(idx):
+        for o in reds:
+            r = state[o.eqn.out.id]
+            em.store(acc_access[o.eqn.out.id], idx, acc_axes, _const(r.acc_dt, _RED_INIT[r.prim](r.acc_dt)))
+    kept_loops(init, {})
+
+    def accumulate(idx):
+        values = {}
+        for o in inner_ops:
+            v = eval_op(o, idx, values, 0, "inner")
+            values[o.eqn.out.id] = v
+            do_stores(o, idx, v)
+        for o in reds:
+            r = state[o.eqn.out.id]
+            x = o.eqn.inputs[0]
+            v = operand(x, o.in_axes, idx, values, 0, "inner", x.ndim)
+            acc = acc_access[o.eqn.out.id]
+            cur = em.load(acc, idx, acc_axes)
+            em.store(acc, idx, acc_axes, r.combine(cur, v))
+
+    def red_loops(j, idx):
+        if j == len(red):
+            kept_loops(accumulate, idx)
+            return
+        a = red[j]
+        em.loop(ir.Constant(I64, 0), em.dim(k.domain[a]), lambda i: red_loops(j + 1, {**idx, a: i}), name=f"c{a}")
+    red_loops(0, {})
+
+    def finish(idx):
+        values = {}
+        for o in reds:
+            r = state[o.eqn.out.id]
+            v = ops.convert(em.load(acc_access[o.eqn.out.id], idx, acc_axes), r.acc_dt, r.out_dt)
+            values[o.eqn.out.id] = v
+            do_stores(o, idx, v)
+        for o in tail_ops:
+            v = eval_op(o, idx, values, 0, "tail")
+            values[o.eqn.out.id] = v
+            do_stores(o, idx, v)
+    kept_loops(finish, {})
 
 
 def PRIMS_KIND(o):

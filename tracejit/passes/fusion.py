@@ -74,6 +74,10 @@ class Kernel:
     stores: list = field(default_factory=list)  # (value, Access) in the value's phase/level
     closed: bool = False
     scalars: dict = field(default_factory=dict)  # value id -> ('scalar', v, dt) | ('dim', d) stored by this kernel
+    # column mode: the reduced axes lead and the kept ones trail (``x.sum(axis=0)``); the loops then run reduced
+    # axes outside and kept axes inside, over contiguous memory, accumulating into one buffer per reduction
+    column: bool = False
+    column_accs: dict = field(default_factory=dict)  # reduction output value id -> accumulator buffer id
 
     @property
     def outer_axes(self):
@@ -300,6 +304,14 @@ class _Planner:
             if v.is_const and v.id not in self.src:
                 self.add_const(v)
         outputs = self.finish_outputs()
+        for k in self.steps:
+            if isinstance(k, Kernel) and k.column:
+                kept = tuple(d for a, d in enumerate(k.domain) if a not in k.red_axes)
+                for o in k.ops:
+                    if PRIMS[o.eqn.prim].kind == "reduce":
+                        dt = o.eqn.out.dtype
+                        acc_dt = np.float64 if (o.eqn.prim in ("sum", "prod") and dt == T.FLOAT32) else dt
+                        k.column_accs[o.eqn.out.id] = self.new_buffer("temp", acc_dt, kept).id
         return Plan(g, self.buffers, self.steps, outputs, self.src, self.flag)
 
     def add_const(self, v: Value):
@@ -395,7 +407,7 @@ class _Planner:
             x = e.inputs[0]
             self.operand(x, None)
             red = tuple(a for a in e.p["axes"] if x.shape[a] != 1)  # size-1 axes need no loop
-            k = Kernel(domain=tuple(x.shape), red_axes=red)
+            k = Kernel(domain=tuple(x.shape), red_axes=red, column=_column_shape(x.shape, red, e.prim))
             self.add_kernel(k)
             in_axes = tuple(None if d == 1 else j for j, d in enumerate(x.shape))
             kop = KOp(e, 0, "tail", tuple(a for j, a in enumerate(in_axes) if j not in e.p["axes"]), in_axes)
@@ -497,6 +509,8 @@ class _Planner:
                 else:
                     phase = max(phase, info.phase)
             level = "inner" if inner else "tail"
+            if k.column and phase > 0:
+                return False  # a column kernel has one pass: a later inner phase starts a new kernel
             for x, info in zip(e.inputs, infos):
                 if info is not None and info.level == "inner" and info.phase < phase and level == "inner":
                     if info.eqn.prim in EXPENSIVE or True:
@@ -527,11 +541,15 @@ class _Planner:
         if not dom_axes or any(a is None for a in dom_axes):
             return False
         if not k.red_axes:
-            if r == 0 or (r - 1) not in dom_axes:
-                return False  # keep reductions over leading axes out of fast elementwise loops
+            column = _column_shape(k.domain, tuple(sorted(dom_axes)), e.prim)
+            if r == 0 or ((r - 1) not in dom_axes and not column):
+                return False  # reductions over leading axes of other shapes stay out of fast elementwise loops
             if any(o.level != "inner" for o in k.ops):
                 return False
             k.red_axes = tuple(sorted(dom_axes))
+            k.column = column
+        elif k.column and e.prim not in COLUMN_REDUCTIONS:
+            return False
         elif tuple(sorted(dom_axes)) != tuple(k.red_axes):
             return False
         out_axes = tuple(a for j, a in enumerate(info.axes) if j not in raxes)
@@ -594,6 +612,15 @@ class _Planner:
                 outs.append(("buf", nb.id))
             seen[v.id] = outs[-1]
         return outs
+
+
+COLUMN_REDUCTIONS = ("sum", "prod", "max", "min", "any", "all")
+
+
+def _column_shape(domain, red_axes, prim) -> bool:
+    """Reduced axes all before the kept ones, the last axis kept: loop reduced axes outside, kept inside."""
+    kept = [a for a in range(len(domain)) if a not in red_axes]
+    return bool(red_axes) and bool(kept) and prim in COLUMN_REDUCTIONS and max(red_axes) < min(kept)
 
 
 def plan(graph: Graph) -> Plan:

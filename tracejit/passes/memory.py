@@ -43,8 +43,8 @@ class MemoryPlan:
 def _accesses(step):
     """(buffers read, buffers written) by a step."""
     if isinstance(step, Kernel):
-        reads = set()
-        written = {acc.buf for _, acc in step.stores}
+        reads = set(step.column_accs.values())
+        written = {acc.buf for _, acc in step.stores} | set(step.column_accs.values())
         return reads, written
     if isinstance(step, CopyStep):
         return {step.src.buf}, {step.dst.buf}
@@ -145,7 +145,7 @@ def plan_memory(plan: Plan) -> MemoryPlan:
     for i, step in enumerate(plan.steps):
         reads, written = _accesses(step)
         if isinstance(step, Kernel):
-            reads = _kernel_reads(plan, step)
+            reads = _kernel_reads(plan, step) | set(step.column_accs.values())
         for b in written:
             first.setdefault(b, i)
             last[b] = max(last.get(b, i), i)
