@@ -581,8 +581,8 @@ class _Ops:
         ax = self.math.intrinsic(b, "llvm.fabs", lltype(dt), x)
         e = self.op_exp(dt, b.fneg(ax))
         one = self.fc(dt, 1.0)
-        d = b.fadd(one, e)
-        return b.select(b.fcmp_ordered(">=", x, self.fc(dt, 0.0)), b.fdiv(one, d), b.fdiv(e, d))
+        r = b.fdiv(one, b.fadd(one, e))  # one division: sigmoid(-|x|) = e * r
+        return b.select(b.fcmp_ordered(">=", x, self.fc(dt, 0.0)), r, b.fmul(e, r))
 
     def op_softplus(self, dt, x):
         b = self.b

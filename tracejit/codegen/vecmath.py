@@ -969,6 +969,9 @@ def _function_ir(name: str, dtname: str, b: _B) -> str:
         params = ", ".join(f"float {a}" for a in argnames)
         if name == "logaddexp":
             res = _logaddexp_f32(b, *argnames)
+        elif name in _F32_BODIES:  # float32 results need ~2^-30, not double-double: a plain float64 path
+            x64 = b.emit(f"fpext float {argnames[0]} to double")
+            res = b.emit(f"fptrunc double {_F32_BODIES[name](b, x64)} to float")
         else:
             args = [b.emit(f"fpext float {a} to double") for a in argnames]
             r64 = _BODIES[name](b, *args)
@@ -977,6 +980,38 @@ def _function_ir(name: str, dtname: str, b: _B) -> str:
         rtype = "float"
     body = "\n".join(b.lines)
     return (f"define linkonce_odr {rtype} @{sym}({params}) #0 {{\nentry:\n{body}\n{ret}\n}}\n")
+
+
+def _exp_plain(b: _B, x):
+    """exp(x) in plain float64 (relative error < 1e-9, enough for a float32 result), x finite in [-150, 90]."""
+    n = b.rint(b.mul(x, 1.4426950408889634))
+    r = b.fma(n, -0.6931471805599453, x)
+    r = b.fma(n, -2.3190468138462996e-17, r)
+    p = b.horner(r, [1.0, 1.0, 0.5, 1 / 6, 1 / 24, 1 / 120, 1 / 720, 1 / 5040, 1 / 40320, 1 / 362880])
+    return b.mul(p, b.pow2i(b.fptosi(n)))
+
+
+def _f32_exp(b: _B, x):
+    """exp for a float32 result, computed in float64: overflow, underflow and subnormals round correctly."""
+    xc = b.clamp(x, -150.0, 90.0)
+    res = _exp_plain(b, xc)
+    res = b.sel(b.fcmp("ogt", x, 89.0), float("inf"), res)
+    res = b.sel(b.fcmp("olt", x, -150.0), 0.0, res)
+    return b.sel(b.isnan(x), x, res)
+
+
+def _f32_tanh(b: _B, x):
+    """tanh for a float32 result: 1 - 2/(exp(2|x|) + 1) in float64, x - x^3/3 below 2^-13 (no cancellation)."""
+    a = b.fabs(x)
+    e = _exp_plain(b, b.mul(b.minnum(a, 20.0), 2.0))
+    t = b.sub(1.0, b.div(2.0, b.add(e, 1.0)))
+    small = b.fcmp("olt", a, 2.0 ** -13)
+    t = b.sel(small, b.fma(b.mul(a, a), b.mul(a, -1 / 3), a), t)
+    t = b.copysign(t, x)
+    return b.sel(b.isnan(x), x, t)
+
+
+_F32_BODIES = {"exp": _f32_exp, "tanh": _f32_tanh}
 
 
 def _logaddexp_f32(b: _B, x, y):
