@@ -197,6 +197,8 @@ def collect_sum(v, ctx):
     if not is_num(v):
         return None
     strict = ctx.strict_ieee and is_float(v)
+    if _nothing_to_collect(v, strict):
+        return None
     terms, consts, nodes = _Terms(), [], 0
     stack, budget = [(v, 1)], BUDGET
     while stack:
@@ -232,6 +234,20 @@ def collect_sum(v, ctx):
     if _count_nodes(out, set(terms.vals)) < nodes:
         return out
     return None
+
+
+def _nothing_to_collect(v, strict) -> bool:
+    """Cheap test that skips the tree walk: a binary node over two distinct operands that are neither constants
+    nor sums themselves has nothing to cancel or combine (most nodes of a big graph)."""
+    ins = v.eqn.inputs
+    if len(ins) != 2 or ins[0] is ins[1] or v.eqn.prim == "multiply":
+        return False
+    for x in ins:
+        if scalar(x) is not None:
+            return False
+        if x.eqn is not None and x.dtype == v.dtype and _linear_children(x, 1, strict) is not None:
+            return False
+    return True
 
 
 def _linear_children(x, c, strict):
