@@ -78,6 +78,21 @@ class _ArgSpec:
         return args, kwargs
 
 
+def _fast_key(args):
+    """The signature of all-positional array / Python-scalar arguments, computed cheaply (None otherwise)."""
+    key = []
+    for a in args:
+        t = type(a)
+        if t is _ndarray:
+            shp = a.shape
+            key.append((a.dtype, len(shp) if 1 not in shp else tuple(d == 1 for d in shp), a.flags.c_contiguous))
+        elif t is float or t is int or t is bool:
+            key.append(t)
+        else:
+            return None
+    return tuple(key)
+
+
 def _hashable(v, what):
     try:
         hash(v)
@@ -113,19 +128,9 @@ class Jitted:
     def __call__(self, *args, **kwargs):
         __tracebackhide__ = True  # IPython and pytest hide this re-raising frame
         if not kwargs and self._fast:  # fast path: positional arrays and Python scalars with a known signature
-            key = []
-            for a in args:
-                t = type(a)
-                if t is _ndarray:
-                    shp = a.shape
-                    key.append((a.dtype, len(shp) if 1 not in shp else tuple(d == 1 for d in shp),
-                                a.flags.c_contiguous))
-                elif t is float or t is int or t is bool:
-                    key.append(t)
-                else:
-                    break
-            else:
-                run = self._fast.get(tuple(key))
+            key = _fast_key(args)
+            if key is not None:
+                run = self._fast.get(key)
                 if run is not None:
                     self._hits += 1
                     try:
@@ -164,17 +169,9 @@ class Jitted:
 
     def _add_fast(self, args, exe, out_tree):
         """Remember a direct runner for this all-positional signature (see the fast path in __call__)."""
-        key = []
-        for a in args:
-            t = type(a)
-            if t is _ndarray:
-                shp = a.shape
-                key.append((a.dtype, len(shp) if 1 not in shp else tuple(d == 1 for d in shp),
-                            a.flags.c_contiguous))
-            elif t is float or t is int or t is bool:
-                key.append(t)
-            else:
-                return
+        key = _fast_key(args)
+        if key is None:
+            return
         run_exe = exe.run
         if all(type(a) is _ndarray for a in args):
             if out_tree is LEAF_TREE:
@@ -186,7 +183,7 @@ class Jitted:
         else:
             def run(args):
                 return tree_unflatten(out_tree, run_exe([as_runtime_array(x) for x in args]))
-        self._fast[tuple(key)] = run
+        self._fast[key] = run
 
     def _compile(self, key, statics, leaves, treedef):
         with self._lock:
