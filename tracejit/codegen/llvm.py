@@ -281,6 +281,10 @@ def _const(dt, value):
 
 
 # ------------------------------------------------------------------------------------------------ elementwise
+_COMPARISONS = {"equal": "==", "not_equal": "!=", "less": "<", "less_equal": "<=", "greater": ">",
+                "greater_equal": ">="}
+
+
 class _Ops:
     """Scalar LLVM code for each elementwise primitive (the loop vectorizer widens it)."""
 
@@ -297,6 +301,8 @@ class _Ops:
             return self.convert(args[0], in_dt, out_dt)
         if prim == "where":
             return self.b.select(args[0], args[1], args[2])
+        if prim in _COMPARISONS:
+            return self._cmp(in_dt, _COMPARISONS[prim], *args)
         f = getattr(self, "op_" + prim, None)
         if f is None:
             raise NotImplementedError(f"no CPU lowering for {prim}")
@@ -473,24 +479,6 @@ class _Ops:
         if dt == T.BOOL:
             return self.b.icmp_unsigned(op, x, y)
         return self.b.icmp_signed(op, x, y)
-
-    def op_equal(self, dt, x, y):
-        return self._cmp(dt, "==", x, y)
-
-    def op_not_equal(self, dt, x, y):
-        return self._cmp(dt, "!=", x, y)
-
-    def op_less(self, dt, x, y):
-        return self._cmp(dt, "<", x, y)
-
-    def op_less_equal(self, dt, x, y):
-        return self._cmp(dt, "<=", x, y)
-
-    def op_greater(self, dt, x, y):
-        return self._cmp(dt, ">", x, y)
-
-    def op_greater_equal(self, dt, x, y):
-        return self._cmp(dt, ">=", x, y)
 
     def _truth(self, dt, x):
         return self.convert(x, dt, T.BOOL)
