@@ -572,11 +572,11 @@ def _may_alias(v: Value, input_ids) -> bool:
         v = e.inputs[0]
 
 
-def _compile(graph):
+def _compile(graph, device="cpu"):
     from ..codegen.runtime import compile_graph
     from ..passes.pipeline import optimize
     opt = optimize(graph)
-    exe = compile_graph(opt)
+    exe = compile_graph(opt, device=device)
     return opt, exe
 
 
@@ -615,8 +615,10 @@ class Function:
     """
 
     def __init__(self, inputs, outputs=None, updates=None, givens=None, allow_input_downcast=None,
-                 on_unused_input="raise", name=None):
+                 on_unused_input="raise", name=None, device="cpu"):
+        from ..api import _check_device
         self.name = name
+        self.device = _check_device(device)
         self._update_targets, self._shared, self.outputs = [], [], []
         if on_unused_input not in ("raise", "warn", "ignore", None):
             raise ValueError(f"on_unused_input must be 'raise', 'warn' or 'ignore', got {on_unused_input!r}")
@@ -773,7 +775,7 @@ class Function:
             cons = [c for c in cons if _atoms(c[1]) | _atoms(c[2]) <= set(symbols) and not
                     (c[0] == "eq" and c[1] == c[2])]
             graph = Graph(inputs=new_inputs, outputs=outs, eqns=toposort(outs), constraints=cons, symbols=symbols)
-        opt, exe = _compile(graph)
+        opt, exe = _compile(graph, self.device)
         in_ids = {v.id for v in opt.inputs}
         if not key:
             self.graph = opt  # the optimized graph of the common signature (debugprint, _repr_html_)
@@ -944,7 +946,7 @@ def _replace_storage(target, new):
 
 
 def function(inputs, outputs=None, updates=None, givens=None, allow_input_downcast=None, on_unused_input="raise",
-             name=None, mode=None):
+             name=None, mode=None, device="cpu"):
     """Compile ``outputs`` as a function of ``inputs`` (Theano's ``theano.function``).
 
     ``outputs``: a variable (the call returns one array) or a list (the call returns a list). ``updates``: pairs
@@ -953,7 +955,7 @@ def function(inputs, outputs=None, updates=None, givens=None, allow_input_downca
     """
     __tracebackhide__ = True
     try:
-        return Function(inputs, outputs, updates, givens, allow_input_downcast, on_unused_input, name)
+        return Function(inputs, outputs, updates, givens, allow_input_downcast, on_unused_input, name, device)
     except Exception as e:
         raise e.with_traceback(filter_traceback(e.__traceback__))
 
