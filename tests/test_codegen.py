@@ -302,3 +302,19 @@ def test_column_reduction_is_one_kernel_split_across_threads():
     env = dict(os.environ, TRACEJIT_NUM_THREADS="2")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_results_in_pytrees_are_recycled_without_the_garbage_collector():
+    import gc
+    f = tj.jit(lambda x, y: {"d": (x - y, abs(x - y)), "s": [x * y]})
+    x, y = rng.random(1 << 16), rng.random(1 << 16)
+    gc.disable()
+    try:
+        first = f(x, y)
+        addrs = sorted(a.__array_interface__["data"][0] for a in (*first["d"], first["s"][0]))
+        del first
+        second = f(x, y)  # no reference cycle keeps the first outputs alive: their memory is reused
+        again = sorted(a.__array_interface__["data"][0] for a in (*second["d"], second["s"][0]))
+    finally:
+        gc.enable()
+    assert addrs == again

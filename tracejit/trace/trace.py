@@ -24,41 +24,44 @@ LEAF = Leaf()
 def tree_flatten(x):
     """(leaves, treedef): tuples, lists and dicts (sorted keys) are containers; None is an empty node."""
     leaves = []
+    return leaves, _flatten(x, leaves)
 
-    def rec(x):
-        if isinstance(x, tuple) and not hasattr(x, "_fields"):
-            return ("t", tuple(rec(e) for e in x))
-        if isinstance(x, tuple):  # namedtuple
-            return ("nt", type(x), tuple(rec(e) for e in x))
-        if isinstance(x, list):
-            return ("l", tuple(rec(e) for e in x))
-        if isinstance(x, dict):
-            keys = sorted(x, key=repr)
-            return ("d", tuple(keys), tuple(rec(x[k]) for k in keys))
-        if x is None:
-            return ("n",)
-        leaves.append(x)
-        return LEAF
-    return leaves, rec(x)
+
+def _flatten(x, leaves):
+    if isinstance(x, tuple) and not hasattr(x, "_fields"):
+        return ("t", tuple(_flatten(e, leaves) for e in x))
+    if isinstance(x, tuple):  # namedtuple
+        return ("nt", type(x), tuple(_flatten(e, leaves) for e in x))
+    if isinstance(x, list):
+        return ("l", tuple(_flatten(e, leaves) for e in x))
+    if isinstance(x, dict):
+        keys = sorted(x, key=repr)
+        return ("d", tuple(keys), tuple(_flatten(x[k], leaves) for k in keys))
+    if x is None:
+        return ("n",)
+    leaves.append(x)
+    return LEAF
 
 
 def tree_unflatten(treedef, leaves):
-    it = iter(leaves)
+    # a module-level recursion, not a self-referencing closure: that would be a reference cycle holding the
+    # leaves until the garbage collector runs (and keep big outputs from being recycled)
+    return _unflatten(treedef, iter(leaves))
 
-    def rec(t):
-        if t is LEAF:
-            return next(it)
-        kind = t[0]
-        if kind == "t":
-            return tuple(rec(e) for e in t[1])
-        if kind == "nt":
-            return t[1](*[rec(e) for e in t[2]])
-        if kind == "l":
-            return [rec(e) for e in t[1]]
-        if kind == "d":
-            return dict(zip(t[1], [rec(e) for e in t[2]]))
-        return None
-    return rec(treedef)
+
+def _unflatten(t, it):
+    if t is LEAF:
+        return next(it)
+    kind = t[0]
+    if kind == "t":
+        return tuple(_unflatten(e, it) for e in t[1])
+    if kind == "nt":
+        return t[1](*[_unflatten(e, it) for e in t[2]])
+    if kind == "l":
+        return [_unflatten(e, it) for e in t[1]]
+    if kind == "d":
+        return dict(zip(t[1], [_unflatten(e, it) for e in t[2]]))
+    return None
 
 
 # ------------------------------------------------------------------------------------------------ signatures
