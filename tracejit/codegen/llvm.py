@@ -135,7 +135,7 @@ class _Math:
 class _Emitter:
     """Emits one step function."""
 
-    def __init__(self, module, math, plan, symbols, name):
+    def __init__(self, module, math, plan, symbols, name, roots=None):
         self.m = module
         self.math = math
         self.plan = plan
@@ -148,6 +148,9 @@ class _Emitter:
         self.fn.linkage = "internal"
         for a in self.fn.args[3:]:
             a.add_attribute("noalias")
+        # buffers that share memory (reuse, in-place takeover) are all addressed through one argument, so that
+        # noalias stays true and LLVM sees one base pointer
+        self._roots = roots or {}
         self.dims, self.start, self.stop = self.fn.args[:3]
         self._bufargs = self.fn.args[3:]
         self.wrapper = ir.Function(module, KERNEL_TY, name)
@@ -209,7 +212,7 @@ class _Emitter:
         return v
 
     def buf(self, bid) -> ir.Value:
-        return self._bufargs[bid]
+        return self._bufargs[self._roots.get(bid, bid)]
 
     def finish(self):
         self.b.position_at_end(self.entry)

@@ -100,7 +100,7 @@ class LLVMExecutable:
             math = L._Math(module)
             fns = []
             for name, step in zip(names, plan.steps):
-                em = L._Emitter(module, math, plan, symbols, name)
+                em = L._Emitter(module, math, plan, symbols, name, self.memory.slot_of)
                 if isinstance(step, Kernel):
                     L.lower_kernel(em, plan, step, canon)
                 elif isinstance(step, CopyStep):
