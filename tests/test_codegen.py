@@ -318,3 +318,42 @@ def test_results_in_pytrees_are_recycled_without_the_garbage_collector():
     finally:
         gc.enable()
     assert addrs == again
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 63, 64, 65, 1000, 100003])
+def test_split_full_reductions(n):
+    x = rng.standard_normal(n)
+    f = lambda x: (np.sum(1 / (1 + np.exp(-x))), x.max() if n else x.sum(), np.log(np.sum(np.exp(x))),  # noqa: E731
+                   x.astype(np.float32).sum(), (x > 0).any(), (x > 0).all(), np.mean(x * 2))
+    with np.errstate(all="ignore"):
+        want = f(x)
+    got = tj.jit(f)(x)
+    for a, b in zip(got, want):
+        assert a.dtype == b.dtype
+        np.testing.assert_allclose(a, b, rtol=1e-5 if a.dtype == np.float32 else 1e-10)
+    steps = tj.jit(lambda x: np.sum(1 / (1 + np.exp(-x)))).lower(x).executable.plan.steps
+    if n >= 1000:  # one kernel of chunked partial sums for the threads, one that adds the partials
+        assert [s.chunks for s in steps] == [16, 0]
+
+
+def test_split_full_reduction_threads_agree():
+    code = (
+        "import numpy as np, tracejit as tj\n"
+        "x = np.random.default_rng(3).standard_normal(10**6)\n"
+        "f = tj.jit(lambda x: (np.sum(np.tanh(x)), x.max(), x.astype(np.float32).sum()))\n"
+        "a, b, c = f(x)\n"
+        "assert np.isclose(a, np.tanh(x).sum()) and b == x.max()\n"
+        "assert np.isclose(c, x.astype(np.float32).astype(np.float64).sum(), rtol=1e-6)\n"
+        "print('ok')\n")
+    for n in ("1", "2", "5"):
+        env = dict(os.environ, TRACEJIT_NUM_THREADS=n)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        assert out.stdout.strip() == "ok", out.stderr
+
+
+@pytest.mark.parametrize("shape", [(1,), (1, 1), (1, 5), (5, 1)])
+def test_reductions_over_size_one_axes_feed_later_work(shape):
+    x = rng.standard_normal(shape)
+    f = lambda x: (np.std(x), np.log(np.sum(np.exp(x))), x - x.max(axis=0), x / x.sum(axis=-1, keepdims=True))  # noqa
+    for a, b in zip(tj.jit(f)(x), f(x)):
+        np.testing.assert_allclose(a, b, rtol=1e-12)

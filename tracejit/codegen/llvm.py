@@ -843,6 +843,11 @@ def lower_kernel(em: _Emitter, plan, k: Kernel, canon):
                 inner_body(idx, values)
                 for a in accs:
                     a.flush_block()
+            if k.chunks:  # a split full reduction: this chunk's raw accumulators, combined by the next step
+                for a in accs:
+                    part = Access(k.partials[a.kop.eqn.out.id], (k.chunks,), (1,), 0)
+                    em.store(part, {"chunk": idx["chunk"]}, ("chunk",), b.load(a.acc, typ=lltype(a.acc_dt)))
+                continue
             for a in accs:
                 v = a.result()
                 values[a.kop.eqn.out.id] = v
@@ -861,17 +866,28 @@ def lower_kernel(em: _Emitter, plan, k: Kernel, canon):
     def _red_input_axes(kop):
         return kop.in_axes
 
+    def axis_range(a, idx):
+        """[lo, hi) of reduced axis a: all of it, or this chunk's share in a split full reduction."""
+        n = em.dim(domain[a])
+        if k.chunks and a == k.red_axes[0]:
+            per = b.sdiv(b.add(n, ir.Constant(I64, k.chunks - 1)), ir.Constant(I64, k.chunks))
+            lo = b.mul(idx["chunk"], per)
+            lo = b.select(b.icmp_signed("<", lo, n), lo, n)
+            hi = b.add(lo, per)
+            return lo, b.select(b.icmp_signed("<", hi, n), hi, n)
+        return ir.Constant(I64, 0), n
+
     def emit_inner(axes_left, idx, values, body, blocked, accs):
         a = axes_left[0]
-        n = em.dim(domain[a])
+        lo0, n = axis_range(a, idx)
         if len(axes_left) == 1:
             if blocked:
-                nblk = b.sdiv(b.add(n, ir.Constant(I64, SUM_BLOCK - 1)), ir.Constant(I64, SUM_BLOCK))
+                nblk = b.sdiv(b.add(b.sub(n, lo0), ir.Constant(I64, SUM_BLOCK - 1)), ir.Constant(I64, SUM_BLOCK))
 
                 def blk_body(jb):
                     for r in accs:
                         r.init_block()
-                    lo = b.mul(jb, ir.Constant(I64, SUM_BLOCK))
+                    lo = b.add(lo0, b.mul(jb, ir.Constant(I64, SUM_BLOCK)))
                     hi = b.add(lo, ir.Constant(I64, SUM_BLOCK))
                     hi = b.select(b.icmp_signed("<", hi, n), hi, n)
 
@@ -889,14 +905,14 @@ def lower_kernel(em: _Emitter, plan, k: Kernel, canon):
                 d = dict(idx)
                 d[a] = i
                 body(d, dict(values))
-            em.loop(ir.Constant(I64, 0), n, leaf, name=f"r{a}")
+            em.loop(lo0, n, leaf, name=f"r{a}")
             return
 
         def mid(i):
             d = dict(idx)
             d[a] = i
             emit_inner(axes_left[1:], d, values, body, blocked, accs)
-        em.loop(ir.Constant(I64, 0), n, mid, name=f"r{a}")
+        em.loop(lo0, n, mid, name=f"r{a}")
 
     def emit_outer(axes_left, idx, first):
         if not axes_left:
@@ -918,6 +934,9 @@ def lower_kernel(em: _Emitter, plan, k: Kernel, canon):
 
     if k.column:
         lower_column(em, plan, k, ops, eval_op, operand, do_stores)
+    elif k.chunks:
+        hi = b.select(b.icmp_signed("<", em.stop, ir.Constant(I64, 0)), ir.Constant(I64, k.chunks), em.stop)
+        em.loop(em.start, hi, lambda c: emit_outer(list(outer), {"chunk": c}, False), name="chunk")
     elif flat:
         emit_outer([0], {}, True)
     else:
@@ -1007,6 +1026,8 @@ def PRIMS_KIND(o):
 
 def outer_extent(k: Kernel, flat: bool):
     """The dim split across threads (None: this kernel runs on one thread)."""
+    if k.chunks:
+        return k.chunks
     if flat:
         n = k.domain[0]
         for d in k.domain[1:]:

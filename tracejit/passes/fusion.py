@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ir import types as T
-from ..ir.graph import Graph, Value
+from ..ir.graph import Equation, Graph, Value
+from ..ir.types import TensorType
 from ..ir.primitives import PRIMS
 from ..ir.types import Dim
 
@@ -78,6 +79,10 @@ class Kernel:
     # axes outside and kept axes inside, over contiguous memory, accumulating into one buffer per reduction
     column: bool = False
     column_accs: dict = field(default_factory=dict)  # reduction output value id -> accumulator buffer id
+    # split full reduction: the first reduced axis is cut into ``chunks`` pieces (threads take chunks); each
+    # reduction leaves one raw accumulator per chunk in ``partials`` and the next step combines them
+    chunks: int = 0
+    partials: dict = field(default_factory=dict)  # reduction output value id -> partials buffer id
 
     @property
     def outer_axes(self):
@@ -304,6 +309,7 @@ class _Planner:
             if v.is_const and v.id not in self.src:
                 self.add_const(v)
         outputs = self.finish_outputs()
+        self.split_full_reductions()
         for k in self.steps:
             if isinstance(k, Kernel) and k.column:
                 kept = tuple(d for a, d in enumerate(k.domain) if a not in k.red_axes)
@@ -383,6 +389,40 @@ class _Planner:
             self.src[e.out.id] = ("buf", out)
             return
         raise NotImplementedError(f"no lowering for primitive {e.prim}")
+
+    def split_full_reductions(self):
+        """A reduction to a scalar (no outer axis to give threads) becomes chunked partial reductions plus a
+        small kernel that combines the partials and runs what followed the reduction."""
+        steps = []
+        for k in self.steps:
+            steps.append(k)
+            if not isinstance(k, Kernel) or k.column or not k.red_axes or k.nphases != 1:
+                continue
+            if any(k.domain[a] != 1 for a in k.outer_axes):
+                continue
+            reds = [o for o in k.ops if PRIMS[o.eqn.prim].kind == "reduce"]
+            if not reds or any(o.eqn.prim not in COLUMN_REDUCTIONS for o in reds):
+                continue
+            if isinstance(k.domain[k.red_axes[0]], int) and k.domain[k.red_axes[0]] < 4 * SPLIT_CHUNKS:
+                continue
+            k.chunks = SPLIT_CHUNKS
+            k2 = Kernel(domain=(SPLIT_CHUNKS,), red_axes=(0,))
+            moved = {o.eqn.out.id for o in k.ops if o.level == "tail"}
+            for o in reds:
+                dt = o.eqn.out.dtype
+                acc_dt = np.dtype(np.float64) if (o.eqn.prim in ("sum", "prod") and dt == T.FLOAT32) else dt
+                pb = self.new_buffer("temp", acc_dt, (SPLIT_CHUNKS,))
+                k.partials[o.eqn.out.id] = pb.id
+                part = Value(TensorType(acc_dt, (SPLIT_CHUNKS,)))
+                self.src[part.id] = ("buf", Access(pb.id, (SPLIT_CHUNKS,), (1,), 0))
+                eqn = Equation(o.eqn.prim, (part,), (("axes", (0,)),), o.eqn.out)
+                k2.ops.append(KOp(eqn, 0, "tail", o.axes, (0,)))
+            k2.ops += [o for o in k.ops if o.level == "tail" and PRIMS[o.eqn.prim].kind != "reduce"]
+            k.ops = [o for o in k.ops if o.level != "tail" or PRIMS[o.eqn.prim].kind == "reduce"]
+            k2.stores = [(v, a) for v, a in k.stores if v.id in moved]
+            k.stores = [(v, a) for v, a in k.stores if v.id not in moved]
+            steps.append(k2)
+        self.steps = steps
 
     def blas_operand(self, v: Value) -> Access:
         acc = self.access_of(v)
@@ -504,7 +544,7 @@ class _Planner:
             for x, info in zip(e.inputs, infos):
                 if info is None:
                     continue
-                if info.level == "tail" and k.red_axes and inner:
+                if info.level == "tail" and inner:  # a reduction's result feeds the next phase's loop
                     phase = max(phase, info.phase + 1)
                 else:
                     phase = max(phase, info.phase)
@@ -615,6 +655,7 @@ class _Planner:
 
 
 COLUMN_REDUCTIONS = ("sum", "prod", "max", "min", "any", "all")
+SPLIT_CHUNKS = 16  # pieces of a split full reduction (threads take whole pieces)
 
 
 def _column_shape(domain, red_axes, prim) -> bool:

@@ -44,7 +44,7 @@ def _accesses(step):
     """(buffers read, buffers written) by a step."""
     if isinstance(step, Kernel):
         reads = set(step.column_accs.values())
-        written = {acc.buf for _, acc in step.stores} | set(step.column_accs.values())
+        written = {acc.buf for _, acc in step.stores} | set(step.column_accs.values()) | set(step.partials.values())
         return reads, written
     if isinstance(step, CopyStep):
         return {step.src.buf}, {step.dst.buf}
