@@ -124,7 +124,7 @@ class LLVMExecutable:
 
     @property
     def num_kernels(self):
-        return len(self.plan.steps)
+        return self.plan.num_kernels
 
     @property
     def from_cache(self) -> bool:

@@ -83,6 +83,7 @@ class Kernel:
     # reduction leaves one raw accumulator per chunk in ``partials`` and the next step combines them
     chunks: int = 0
     partials: dict = field(default_factory=dict)  # reduction output value id -> partials buffer id
+    epilogue: bool = False  # combines a split reduction's partials: part of the kernel before it
 
     @property
     def outer_axes(self):
@@ -133,12 +134,19 @@ class Plan:
 
     @property
     def kernel_groups(self):
-        return [s.eqns if isinstance(s, Kernel) else [s.eqn] if getattr(s, "eqn", None) else []
-                for s in self.steps]
+        groups = []
+        for s in self.steps:
+            eqns = s.eqns if isinstance(s, Kernel) else [s.eqn] if getattr(s, "eqn", None) else []
+            if getattr(s, "epilogue", False) and groups:
+                groups[-1] = groups[-1] + [e for e in eqns if e not in groups[-1]]
+            else:
+                groups.append(eqns)
+        return groups
 
     @property
     def num_kernels(self):
-        return len(self.steps)
+        """Loop nests over the data one call runs (a split reduction's 16-element epilogue is part of its kernel)."""
+        return sum(1 for s in self.steps if not getattr(s, "epilogue", False))
 
 
 # ------------------------------------------------------------------------------------------------ canonical dims
@@ -406,7 +414,7 @@ class _Planner:
             if isinstance(k.domain[k.red_axes[0]], int) and k.domain[k.red_axes[0]] < 4 * SPLIT_CHUNKS:
                 continue
             k.chunks = SPLIT_CHUNKS
-            k2 = Kernel(domain=(SPLIT_CHUNKS,), red_axes=(0,))
+            k2 = Kernel(domain=(SPLIT_CHUNKS,), red_axes=(0,), epilogue=True)
             moved = {o.eqn.out.id for o in k.ops if o.level == "tail"}
             for o in reds:
                 dt = o.eqn.out.dtype
