@@ -17,11 +17,13 @@ import numpy as np
 from ..ir import types as T
 from ..ir.interpret import evaluate
 
-PARALLEL_THRESHOLD = 1 << 17
+# Elements of the biggest loop nest below which one call of the native entry runs everything on this thread:
+# splitting costs ~5 us per step through ctypes plus ~20 us per thread hand-off, which pays off only above this.
+PARALLEL_THRESHOLD = 1 << 18
 # Buffers at least this big are recycled: a returned array the caller has dropped (only the executable's pool
 # still refers to it, as sys.getrefcount tells) is written again by the next call instead of a fresh np.empty,
 # whose first touch costs a page fault per page (and THP compaction stalls on these machines).
-POOL_MIN_BYTES = 1 << 17  # elements of the biggest kernel domain below which one thread runs everything
+POOL_MIN_BYTES = 1 << 17
 KERNEL_CFUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
 
 
@@ -231,22 +233,18 @@ class LLVMExecutable:
         return ns["run"]
 
     def _work_expr(self, py):
-        best = None
-        for step, ext in zip(self.plan.steps, self._extents):
+        """Python source of the biggest loop-nest size of the program (decides threads or one call)."""
+        sizes = []
+        for step in self.plan.steps:
             dom = getattr(step, "domain", None)
             if dom is None and hasattr(step, "src"):
                 dom = step.src.shape
-            if not dom:
-                continue
-            n = 1
-            for d in dom:
-                n = n * d
-            best = n if best is None else best
-            if isinstance(n, int) and isinstance(best, int):
-                best = max(best, n)
-            elif not isinstance(n, int):
-                best = n
-        return py(best) if best is not None else "0"
+            if dom:
+                sizes.append(py(T.prod(dom)))
+        sizes = list(dict.fromkeys(sizes))
+        if not sizes:
+            return "0"
+        return sizes[0] if len(sizes) == 1 else f"max({', '.join(sizes)})"
 
     def _check(self, env):
         from ..ir.interpret import check_constraints
