@@ -357,3 +357,44 @@ def test_reductions_over_size_one_axes_feed_later_work(shape):
     f = lambda x: (np.std(x), np.log(np.sum(np.exp(x))), x - x.max(axis=0), x / x.sum(axis=-1, keepdims=True))  # noqa
     for a, b in zip(tj.jit(f)(x), f(x)):
         np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_two_tiers_give_the_same_results_and_tier_up_after_work():
+    from tracejit.codegen import runtime
+    f = tj.jit(lambda x: np.tanh(x) * np.exp(-x) + np.sin(x))
+    x = rng.standard_normal(1000)
+    want = np.tanh(x) * np.exp(-x) + np.sin(x)
+    np.testing.assert_allclose(f(x), want, rtol=1e-13)
+    exe = next(iter(f._cache.values()))[0]
+    assert isinstance(exe, runtime.TieredExecutable)
+    first = exe.tier
+    big = rng.standard_normal(1 << 20)
+    for _ in range(20):
+        out = f(big)
+        if exe.tier == 1:
+            break
+    assert exe.tier == 1
+    np.testing.assert_allclose(out, np.tanh(big) * np.exp(-big) + np.sin(big), rtol=1e-13)
+    np.testing.assert_allclose(f(x), want, rtol=1e-13)
+    assert first in (0, 1)  # 1 when the optimized code was already in the disk cache
+    ir = exe.llvm_ir()
+    assert re.search(r"<(8|16) x double>", ir)
+
+
+def test_graphs_without_vector_math_compile_once_and_lower_is_optimized():
+    from tracejit.codegen import runtime
+    f = tj.jit(lambda x: x * 2 + 1)
+    f(rng.random(10))
+    assert isinstance(next(iter(f._cache.values()))[0], runtime.LLVMExecutable)
+    ir = tj.jit(np.exp).lower(rng.random(10)).as_text("llvm")  # lower() always shows the optimized tier
+    assert re.search(r"<(8|16) x double>", ir)
+
+
+def test_tiering_can_be_switched_off():
+    code = ("import numpy as np, tracejit as tj\n"
+            "from tracejit.codegen import runtime\n"
+            "f = tj.jit(np.exp); f(np.ones(3))\n"
+            "print(type(next(iter(f._cache.values()))[0]).__name__)\n")
+    env = dict(os.environ, TRACEJIT_TIERED="0")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "LLVMExecutable", out.stderr

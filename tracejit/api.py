@@ -195,7 +195,7 @@ class Jitted:
             from .passes.pipeline import optimize
             from .codegen.runtime import compile_graph
             opt = optimize(graph, strict_ieee=self.strict_ieee, passes=self.passes)
-            exe = compile_graph(opt, device=self.device)
+            exe = compile_graph(opt, device=self.device, tiered=True)
             exe.traced = graph
             self._misses += 1
             from .trace.symbolic import shared_inputs_of

@@ -102,17 +102,18 @@ _LIBM = {"expm1": "expm1", "log1p": "log1p", "tan": "tan", "arcsin": "asin", "ar
 class _Math:
     """Per-module cache of declared math functions: vector library first, then LLVM intrinsics, then libm."""
 
-    def __init__(self, module):
+    def __init__(self, module, vector=True):
         self.m = module
         self.decls = {}
         self.vec_used = set()
+        self.vector = vector  # False: scalar libm calls (the quick first tier: much less IR to optimize)
 
     def call(self, b, name, ty, *args):
         key = (name, str(ty))
         fn = self.decls.get(key)
         if fn is None:
             suffix = "f64" if ty == F64 else "f32"
-            if name in _vec().FUNCTIONS:
+            if self.vector and name in _vec().FUNCTIONS or name not in _INTRINSICS and name not in _LIBM:
                 sym = _vec().symbol(name, np.float64 if ty == F64 else np.float32)
                 self.vec_used.add((name, np.dtype(np.float64 if ty == F64 else np.float32)))
             elif name in _INTRINSICS:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import time
 from sys import getrefcount as _getrefcount
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +33,7 @@ class InterpretedExecutable:
 
     num_kernels = 0
 
-    def __init__(self, graph):
+    def __init__(self, graph, tier=1, cache_only=False):
         self.graph = graph
 
     def run(self, arrays):
@@ -45,11 +46,60 @@ class InterpretedExecutable:
         return ""
 
 
-def compile_graph(graph, device="cpu"):
+# Primitives whose machine code calls the vector math library (big inlined polynomial code, most of LLVM's time).
+VECTOR_MATH = {"exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "cos", "tan", "arcsin", "arccos",
+               "arctan", "arctan2", "sinh", "cosh", "tanh", "arcsinh", "arccosh", "arctanh", "cbrt", "hypot",
+               "power", "logaddexp", "sigmoid", "softplus"}
+TIER_UP_SECONDS = 0.02  # time spent in first-tier code after which the optimized tier is compiled
+
+
+def compile_graph(graph, device="cpu", tiered=False):
+    """An executable for ``graph``. ``tiered``: start with quick first-tier code when the optimized code would be
+    slow to compile (see TieredExecutable)."""
     if device != "cpu":
         from .cuda import compile_graph_cuda
         return compile_graph_cuda(graph, device)
+    if tiered and os.environ.get("TRACEJIT_TIERED", "1") != "0" \
+            and any(e.prim in VECTOR_MATH for e in graph.eqns):
+        return TieredExecutable(graph)
     return LLVMExecutable(graph)
+
+
+class TieredExecutable:
+    """Two-tier compilation, as JIT compilers for dynamic languages do: the first call runs code compiled in a
+    quarter of the time (transcendental functions as scalar libm calls instead of inlined vector polynomials);
+    once calls have spent TIER_UP_SECONDS in it, the optimized code is compiled and used from then on. A disk
+    cache hit for the optimized code skips the first tier."""
+
+    def __init__(self, graph):
+        self.graph = graph
+        fast = LLVMExecutable(graph, tier=1, cache_only=True)
+        self._exe = fast if fast.compiled is not None else LLVMExecutable(graph, tier=0)
+        self._spent = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def tier(self):
+        return self._exe.tier
+
+    def run(self, arrays):
+        exe = self._exe
+        if exe.tier >= 1:
+            return exe.run(arrays)
+        t0 = time.perf_counter()
+        out = exe.run(arrays)
+        self._spent += time.perf_counter() - t0
+        if self._spent >= TIER_UP_SECONDS:
+            self.tier_up()
+        return out
+
+    def tier_up(self):
+        with self._lock:
+            if self._exe.tier < 1:
+                self._exe = LLVMExecutable(self.graph, tier=1)
+
+    def __getattr__(self, name):  # num_kernels, llvm_ir, asm, plan, memory_plan, kernel_groups, ...
+        return getattr(self._exe, name)
 
 
 # ------------------------------------------------------------------------------------------------ threads
@@ -69,7 +119,7 @@ def _get_pool(n):
 class LLVMExecutable:
     """One compiled program for one input signature."""
 
-    def __init__(self, graph):
+    def __init__(self, graph, tier=1, cache_only=False):
         from ..passes.fusion import CopyStep, Kernel, MatmulStep, ScatterAddStep, plan as make_plan
         from ..passes.memory import plan_memory
         from . import llvm as L
@@ -94,12 +144,15 @@ class LLVMExecutable:
         from . import cache
         # the generated code is a pure function of the optimized graph and the code generator's source, so a
         # cache hit skips building the IR as well as LLVM
-        key = cache.graph_key(graph, "cpu", L.codegen_fingerprint()) if cache.enabled() else None
+        key = cache.graph_key(graph, "cpu", L.codegen_fingerprint(), f"tier{tier}") if cache.enabled() else None
+        self.tier = tier
         self._ir_text = None
         self.compiled = L.CompiledModule.from_cache(key, names + ["tj_entry"]) if key else None
+        if self.compiled is None and cache_only:
+            return
         if self.compiled is None:
             module = L.ir.Module(name="tracejit")
-            math = L._Math(module)
+            math = L._Math(module, vector=tier >= 1)
             fns = []
             for name, step in zip(names, plan.steps):
                 em = L._Emitter(module, math, plan, symbols, name, self.memory.slot_of)
