@@ -578,6 +578,7 @@ def disk_cache_times(st):
         try:
             env = {k: v for k, v in os.environ.items() if k != "TRACEJIT_DISABLE_CACHE"}
             env["TRACEJIT_CACHE_DIR"] = cache_dir
+            env["TRACEJIT_TIERED"] = "0"  # the optimized code the cache is for (the quick first tier is first_call)
             runs = []
             for _ in range(2):
                 p = subprocess.run([sys.executable, "-c", _CACHE_CHILD, REPO, os.path.dirname(__file__)],
