@@ -50,7 +50,8 @@ class InterpretedExecutable:
 VECTOR_MATH = {"exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "cos", "tan", "arcsin", "arccos",
                "arctan", "arctan2", "sinh", "cosh", "tanh", "arcsinh", "arccosh", "arctanh", "cbrt", "hypot",
                "power", "logaddexp", "sigmoid", "softplus"}
-TIER_UP_SECONDS = 0.02  # time spent in first-tier code after which the optimized tier is compiled
+TIER_UP_SECONDS = 0.02  # time spent in first-tier code after which the optimized tier is compiled ...
+TIER_UP_CALLS = 2  # ... or calls after which it is (a function called a third time is hot)
 
 
 def compile_graph(graph, device="cpu", tiered=False):
@@ -68,14 +69,15 @@ def compile_graph(graph, device="cpu", tiered=False):
 class TieredExecutable:
     """Two-tier compilation, as JIT compilers for dynamic languages do: the first call runs code compiled in a
     quarter of the time (transcendental functions as scalar libm calls instead of inlined vector polynomials);
-    once calls have spent TIER_UP_SECONDS in it, the optimized code is compiled and used from then on. A disk
-    cache hit for the optimized code skips the first tier."""
+    after TIER_UP_CALLS calls, or once calls have spent TIER_UP_SECONDS in it, the optimized code is compiled
+    and used from then on. A disk cache hit for the optimized code skips the first tier."""
 
     def __init__(self, graph):
         self.graph = graph
         fast = LLVMExecutable(graph, tier=1, cache_only=True)
         self._exe = fast if fast.compiled is not None else LLVMExecutable(graph, tier=0)
         self._spent = 0.0
+        self._calls = 0
         self._lock = threading.Lock()
 
     @property
@@ -89,7 +91,8 @@ class TieredExecutable:
         t0 = time.perf_counter()
         out = exe.run(arrays)
         self._spent += time.perf_counter() - t0
-        if self._spent >= TIER_UP_SECONDS:
+        self._calls += 1
+        if self._spent >= TIER_UP_SECONDS or self._calls >= TIER_UP_CALLS:
             self.tier_up()
         return out
 
