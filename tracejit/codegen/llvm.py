@@ -238,6 +238,17 @@ class _Emitter:
         b.branch(header)
         b.position_at_end(end)
 
+    def checked_index(self, iv, n, flag_ptr):
+        """numpy's index semantics: negative counts from the end; out of bounds sets the error flag (the
+        runtime raises IndexError) and reads element 0 instead, never outside the buffer."""
+        b = self.b
+        zero = ir.Constant(I64, 0)
+        iv = b.select(b.icmp_signed("<", iv, zero), b.add(iv, n), iv)
+        bad = b.or_(b.icmp_signed("<", iv, zero), b.icmp_signed(">=", iv, n))
+        with b.if_then(bad, likely=False):
+            b.store(ir.Constant(I64, 1), flag_ptr)
+        return b.select(bad, zero, iv)
+
     # memory -----------------------------------------------------------------------------------------
     def address(self, acc: Access, idx: dict, axes) -> ir.Value:
         """Pointer to element of ``acc`` at domain indices ``idx``; ``axes[j]`` is the domain axis of dim j."""
@@ -781,12 +792,7 @@ def lower_kernel(em: _Emitter, plan, k: Kernel, canon):
         q = e.out.ndim
         iaxes = tuple(None if ind.shape[j] == 1 else o.axes[ax + j] for j in range(ind.ndim))
         iv = em.load(iacc, idx, iaxes)
-        n = em.dim(x.shape[ax])
-        iv = b.select(b.icmp_signed("<", iv, ir.Constant(I64, 0)), b.add(iv, n), iv)
-        bad = b.or_(b.icmp_signed("<", iv, ir.Constant(I64, 0)), b.icmp_signed(">=", iv, n))
-        with b.if_then(bad, likely=False):
-            b.store(ir.Constant(I64, 1), flag_ptr)
-        iv = b.select(bad, ir.Constant(I64, 0), iv)
+        iv = em.checked_index(iv, em.dim(x.shape[ax]), flag_ptr)
         # address: x dims before ax map to out dims before ax; after ax to out dims after the index dims
         local = dict(idx)
         gath_axis = "g"
@@ -1089,12 +1095,7 @@ def lower_scatter_add(em: _Emitter, plan, step: ScatterAddStep):
     def rec(j, idx):
         if j == nd:
             iv = em.load(step.idx, idx, tuple(None if d == 1 else ax + k for k, d in enumerate(step.idx.shape)))
-            n = em.dim(out.shape[ax])
-            iv = b.select(b.icmp_signed("<", iv, ir.Constant(I64, 0)), b.add(iv, n), iv)
-            bad = b.or_(b.icmp_signed("<", iv, ir.Constant(I64, 0)), b.icmp_signed(">=", iv, n))
-            with b.if_then(bad, likely=False):
-                b.store(ir.Constant(I64, 1), flag_ptr)
-            iv = b.select(bad, ir.Constant(I64, 0), iv)
+            iv = em.checked_index(iv, em.dim(out.shape[ax]), flag_ptr)
             local = dict(idx)
             local["s"] = iv
             oaxes = []
