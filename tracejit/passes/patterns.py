@@ -154,6 +154,7 @@ class Context:
         self.changes = 0
         self.big_consts: dict = {}
         self.uses: dict = {}  # value id -> consumers in the graph being rebuilt (values made by rules: 1)
+        self.scratches: list = []  # one reusable scratch builder per rule nesting depth (see _try_rule)
 
     def shared(self, v) -> bool:
         """Does some other equation (or a graph output) also read v?"""
@@ -292,8 +293,23 @@ class _Scratch(ops.Builder):
         self.base.constraints.extend(self.constraints)
 
 
+def _scratch_for(ctx, depth):
+    """The scratch builder of this nesting depth, emptied (most rules build nothing: reuse beats allocating)."""
+    base = ops.current()
+    while len(ctx.scratches) <= depth:
+        ctx.scratches.append(None)
+    s = ctx.scratches[depth]
+    if s is None or s.base is not base:
+        s = ctx.scratches[depth] = _Scratch(base)
+    else:
+        s.table.clear()
+        s.consts.clear()
+        s.constraints.clear()
+    return s
+
+
 def _try_rule(rule, v, ctx, rules, any_rules, depth):
-    with _Scratch(ops.current()) as scratch:
+    with _scratch_for(ctx, depth) as scratch:
         r = rule(v, ctx)
         if r is None or r is v:
             return None
