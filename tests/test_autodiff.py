@@ -730,17 +730,6 @@ def test_gradient_of_logistic_has_no_redundant_work():
     assert len(g.ops) <= 6
 
 
-def _passes_landed():
-    from tracejit.passes.pipeline import PASSES
-    try:
-        import tracejit.codegen.llvm  # noqa: F401
-    except ImportError:
-        return False
-    return len(PASSES) > 1
-
-
-@pytest.mark.xfail(not _passes_landed(), reason="simplification/fusion passes and the LLVM backend have not landed "
-                                                "yet (issues 2 and 3)", strict=False)
 def test_gradient_of_logistic_simplifies_to_one_kernel():
     x = np.array([[0., 1.], [-1., -2.]])
     g = tj.make_ir(tj.grad(_tutorial_logistic))(x)
@@ -786,9 +775,6 @@ def test_mlp_gradient_matches_hand_written(dtype):
         np.testing.assert_allclose(g[k], want[k], rtol=tol, atol=tol)
 
 
-@pytest.mark.xfail(reason="LLVM backend (in progress): AttributeError 'Kernel' object has no attribute 'buf' when "
-                          "compiling this graph with both bias gradients; runs correctly in the interpreter",
-                   raises=AttributeError, strict=False)
 def test_mlp_gradient_compiled():
     P, X, Y = _mlp_problem(np.float64)
     g = tj.jit(tj.grad(_mlp_loss))(P, X, Y)

@@ -366,13 +366,11 @@ def test_lower_does_not_run_or_fill_the_cache():
     assert f.cache_info().hits == 0
 
 
-@pytest.mark.xfail(strict=False, reason="LLVM backend landing")
 def test_lower_llvm_text():
     text = _lowered().as_text("llvm")
     assert "define" in text
 
 
-@pytest.mark.xfail(strict=False, reason="LLVM backend landing")
 def test_lower_asm_text():
     text = _lowered().as_text("asm")
     assert text.strip()

@@ -139,9 +139,7 @@ def test_lowered_without_kernel_groups_draws_no_clusters():
 
 def test_lowered_draws_the_real_backends_kernels():
     low = tj.jit(f).lower(X, Y)
-    groups = getattr(low.executable, "kernel_groups", None)
-    if not groups:
-        pytest.skip("this backend does not expose kernel_groups")
+    groups = low.executable.kernel_groups
     assert tji.to_dot(low).count("subgraph cluster_kernel") == len([g for g in groups if g])
 
 
