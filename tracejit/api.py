@@ -44,12 +44,17 @@ class _ArgSpec:
                         and params[i].name not in self.static_argnames:
                     self.static_argnames += (params[i].name,)
 
-    def split(self, args, kwargs):
+    def check(self, args, kwargs):
+        """A TypeError as Python gives for arguments that do not fit fun's signature."""
         if self.sig is not None:
             try:
                 self.sig.bind(*args, **kwargs)
             except TypeError as e:
                 raise TypeError(f"{getattr(self.fun, '__name__', 'function')}(): {e}") from None
+
+    def split(self, args, kwargs, validate=True):
+        if validate:
+            self.check(args, kwargs)
         nargs = len(args)
         statics = []
         dyn_args = []
@@ -142,25 +147,30 @@ class Jitted:
         except Exception as e:
             raise e.with_traceback(filter_traceback(e.__traceback__))
 
-    def _key(self, args, kwargs):
-        statics, dyn = self.spec.split(args, kwargs)
+    def _key(self, args, kwargs, validate=True):
+        statics, dyn = self.spec.split(args, kwargs, validate)
         leaves, treedef = tree_flatten(dyn)
-        sig = tuple(leaf_signature(x, _leaf_name(i, treedef)) for i, x in enumerate(leaves))
+        if any(isinstance(x, Tracer) for x in leaves):
+            return None, statics, leaves, treedef
+        sig = tuple(leaf_signature(x, i) for i, x in enumerate(leaves))
         return (statics, treedef, sig), statics, leaves, treedef
 
     def _call(self, args, kwargs):
-        if any(isinstance(x, Tracer) for x in tree_flatten((args, kwargs))[0]):
+        # the arguments are checked against fun's signature only on a miss: a hit has a known-good structure
+        key, statics, leaves, treedef = self._key(args, kwargs, validate=False)
+        if key is None:
             return self.fun(*args, **kwargs)  # called inside another trace (jit, grad): inline
-        key, statics, leaves, treedef = self._key(args, kwargs)
         entry = self._cache.get(key)
         if entry is None:
+            self.spec.check(args, kwargs)
             entry = self._compile(key, statics, leaves, treedef)
+            exe, out_tree, shared = entry
+            if not kwargs and not shared and not statics and len(self._fast) < 64 \
+                    and not (self.spec.static_argnums or self.spec.static_argnames):
+                self._add_fast(args, exe, out_tree)
         else:
             self._hits += 1
         exe, out_tree, shared = entry
-        if not kwargs and not shared and not statics and len(self._fast) < 64 \
-                and not (self.spec.static_argnums or self.spec.static_argnames):
-            self._add_fast(args, exe, out_tree)
         arrays = [as_runtime_array(x) for x in leaves]
         if shared:  # shared variables the function reads: their current values, at every call
             arrays += [s.get_value(borrow=True) for s in shared]
@@ -172,17 +182,17 @@ class Jitted:
         key = _fast_key(args)
         if key is None:
             return
-        run_exe = exe.run
+        # exe.run is looked up at each call: a tiered executable swaps it when it tiers up
         if all(type(a) is _ndarray for a in args):
             if out_tree is LEAF_TREE:
                 def run(args):
-                    return run_exe(args)[0]
+                    return exe.run(args)[0]
             else:
                 def run(args):
-                    return tree_unflatten(out_tree, run_exe(args))
+                    return tree_unflatten(out_tree, exe.run(args))
         else:
             def run(args):
-                return tree_unflatten(out_tree, run_exe([as_runtime_array(x) for x in args]))
+                return tree_unflatten(out_tree, exe.run([as_runtime_array(x) for x in args]))
         self._fast[key] = run
 
     def _compile(self, key, statics, leaves, treedef):
@@ -240,10 +250,6 @@ class Jitted:
 
     def __repr__(self):
         return f"<tracejit.jit of {getattr(self.fun, '__qualname__', self.fun)!r}>"
-
-
-def _leaf_name(i, treedef):
-    return f"argument leaf {i}"
 
 
 def _check_device(device):

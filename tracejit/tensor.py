@@ -89,40 +89,11 @@ def as_tensor_variable(x, name=None):
 
 
 # ------------------------------------------------------------------------------------------------ Theano's names
-def sqr(x):
-    """x * x (Theano's name for numpy.square)."""
-    return square(x)  # noqa: F821 (generated above)
-
-
-def switch(cond, ift, iff):
-    """Elementwise ``ift if cond else iff`` (numpy.where)."""
-    return where(cond, ift, iff)  # noqa: F821
-
-
-def lt(a, b):
-    return less(a, b)  # noqa: F821
-
-
-def le(a, b):
-    return less_equal(a, b)  # noqa: F821
-
-
-def gt(a, b):
-    return greater(a, b)  # noqa: F821
-
-
-def ge(a, b):
-    return greater_equal(a, b)  # noqa: F821
-
-
-def eq(a, b):
-    """Elementwise a == b."""
-    return equal(a, b)  # noqa: F821
-
-
-def neq(a, b):
-    """Elementwise a != b."""
-    return not_equal(a, b)  # noqa: F821
+# Theano's names for numpy functions: the same functions under a second name
+_THEANO_NAMES = {"sqr": "square", "switch": "where", "lt": "less", "le": "less_equal", "gt": "greater",
+                 "ge": "greater_equal", "eq": "equal", "neq": "not_equal"}
+for _alias, _name in _THEANO_NAMES.items():
+    globals()[_alias] = globals()[_name]
 
 
 def cast(x, dtype):

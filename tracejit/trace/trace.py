@@ -95,19 +95,20 @@ def _c_strides(shape, item):
 
 
 def leaf_signature(x, what):
-    """The cache key of one argument leaf: dtype, rank, which dims are 1, C-contiguity (or a weak scalar kind)."""
+    """The cache key of one argument leaf: dtype, rank, which dims are 1, C-contiguity (or a weak scalar kind).
+    ``what`` names the leaf in errors: a string, or the leaf's index (formatted only when an error is raised)."""
     t = type(x)
     if t is not np.ndarray and t not in _WEAK and is_device_array(x):
         shape, dt, contiguous = _device_meta(x)
         if dt not in T.SUPPORTED_DTYPES:
-            raise TypeError(f"{what} is a device array of dtype {dt}, which tracejit does not support; use one of "
+            raise TypeError(f"{_desc(what)} is a device array of dtype {dt}, which tracejit does not support; use one of "
                             f"bool, int32, int64, float32, float64")
         return (dt.num, tuple(d == 1 for d in shape) if 1 in shape else len(shape), contiguous, "device")
     if t is np.ndarray:
         dt = x.dtype
         if dt not in T.SUPPORTED_DTYPES:
-            T.check_dtype(dt, what)
-            raise TypeError(f"{what} has dtype {dt}, which tracejit does not support; use one of bool, int32, "
+            T.check_dtype(dt, _desc(what))
+            raise TypeError(f"{_desc(what)} has dtype {dt}, which tracejit does not support; use one of bool, int32, "
                             f"int64, float32, float64 (e.g. .astype(np.int64))")
         shape = x.shape
         return (dt.num, tuple(d == 1 for d in shape) if 1 in shape else len(shape), x.flags.c_contiguous)
@@ -118,14 +119,18 @@ def leaf_signature(x, what):
     if isinstance(x, (int, float, bool)) and not isinstance(x, np.generic):
         return _WEAK[bool if isinstance(x, bool) else int if isinstance(x, int) else float]
     if isinstance(x, complex):
-        raise TypeError(f"{what} is a complex number, which tracejit does not support")
+        raise TypeError(f"{_desc(what)} is a complex number, which tracejit does not support")
     try:
         arr = np.asarray(x)
     except Exception as e:
-        raise TypeError(f"{what} of type {type(x).__name__} cannot be converted to an array: {e}") from None
+        raise TypeError(f"{_desc(what)} of type {type(x).__name__} cannot be converted to an array: {e}") from None
     if arr.dtype == object:
-        raise TypeError(f"{what} of type {type(x).__name__} is not an array, a number or a pytree of them")
+        raise TypeError(f"{_desc(what)} of type {type(x).__name__} is not an array, a number or a pytree of them")
     return leaf_signature(arr, what)
+
+
+def _desc(what) -> str:
+    return f"argument leaf {what}" if isinstance(what, int) else what
 
 
 def as_runtime_array(x):
