@@ -221,8 +221,13 @@ class LLVMExecutable:
         def py(d):
             return T.dim_py(d, lambda s: sym_src[s])
         env_items = ", ".join(f"{s!r}: s_{s}" for s in g.symbols)
-        if g.constraints:
-            lines.append(f"    _check({{{env_items}}})")
+        if g.constraints:  # inline comparisons; the dict of lengths is built only to word an error
+            conds = []
+            for kind, a, b, _ in g.constraints:
+                pa, pb = py(a), py(b)
+                conds.append(f"({pa} == {pb} or {pa} == 1 or {pb} == 1)" if kind == "eq" else
+                             f"(-{pb} <= {pa} < {pb})" if kind == "index" else f"({pa} == {pb})")
+            lines.append(f"    if not ({' and '.join(dict.fromkeys(conds))}): _check({{{env_items}}})")
         slots = []
         consts = {}
         slot_vals = self.memory.slot_of
