@@ -144,6 +144,11 @@ def _cstrides(shape):
     return tuple(reversed(out))
 
 
+def _offset(base, indices, strides) -> str:
+    """Source of a strided element offset: base + i0 * s0 + i1 * s1 + ..."""
+    return " + ".join([base] + [f"{i} * {s}" for i, s in zip(indices, strides)])
+
+
 def _unravel(index, dims, prefix, indent):
     """Lines splitting flat ``index`` over ``dims`` (names) into ``prefix0..``, C order."""
     pad = " " * indent
@@ -450,7 +455,7 @@ def _ew_kernel(name, lines, out_exprs, out_dtypes, leaf_dtypes, modes, rank):
             st = [f"a{j}s{k}" for k in range(rank)]
             params += st
             types += ["int64"] * rank
-            idx = " + ".join([f"a{j}o"] + [f"j{k} * {s}" for k, s in enumerate(st)])
+            idx = _offset(f"a{j}o", [f"j{k}" for k in range(len(st))], st)
         else:
             idx = f"a{j}o + i" if md == "c" else f"a{j}o"
         loads.append(f"x{j} = a{j}[{idx}]")
@@ -594,8 +599,8 @@ def _reduce_kernel(name, prim, lines, val, leaf_dtypes, modes, nkeep, nred, acc_
         rs = [f"a{j}r{k}" for k in range(nred)]
         params += [f"a{j}", f"a{j}o"] + ks + rs
         types += [f"{_NUMBA[dt]}[::1]", "int64"] + ["int64"] * (nkeep + nred)
-        bases.append(f"b{j} = " + " + ".join([f"a{j}o"] + [f"q{k} * {s}" for k, s in enumerate(ks)]))
-        loads.append(f"x{j} = a{j}[" + " + ".join([f"b{j}"] + [f"j{k} * {s}" for k, s in enumerate(rs)]) + "]")
+        bases.append(f"b{j} = " + _offset(f"a{j}o", [f"q{k}" for k in range(len(ks))], ks))
+        loads.append(f"x{j} = a{j}[" + _offset(f"b{j}", [f"j{k}" for k in range(len(rs))], rs) + "]")
     ident = _reduce_identity(prim, acc_dt)
     acc_t = f"_T_{_SUFFIX[acc_dt]}"
     src = [f"def {name}({', '.join(params)}):",
@@ -686,8 +691,8 @@ def _matmul_kernel(nbatch, dt):
            f"    sb = cuda.shared.array(({TILE}, {TILE}), {acc_t})",
            "    tx = cuda.threadIdx.x", "    ty = cuda.threadIdx.y", "    z = cuda.blockIdx.z", "    while z < nb:"]
     src += _unravel("z", bd, "q", 8)
-    src += ["        abase = " + " + ".join(["ao"] + [f"q{i} * {s}" for i, s in enumerate(acs)]),
-            "        bbase = " + " + ".join(["bo"] + [f"q{i} * {s}" for i, s in enumerate(bcs)]),
+    src += ["        abase = " + _offset("ao", [f"q{i}" for i in range(len(acs))], acs),
+            "        bbase = " + _offset("bo", [f"q{i}" for i in range(len(bcs))], bcs),
             "        bi = cuda.blockIdx.y", f"        while bi * {TILE} < n:", "            bj = cuda.blockIdx.x",
             f"            while bj * {TILE} < m:", f"                row = bi * {TILE} + ty",
             f"                col = bj * {TILE} + tx", f"                acc = {zero}", "                t0 = 0",
@@ -756,8 +761,8 @@ def _copy_kernel(rank, dt):
     src = [f"def copy_strided({', '.join(params)}):", "    i = cuda.grid(1)", "    step = cuda.gridsize(1)",
            "    while i < n:"]
     src += _unravel("i", dims, "j", 8)
-    src += ["        O[" + " + ".join(["oo"] + [f"j{k} * {s}" for k, s in enumerate(os_)]) + "] = A["
-            + " + ".join(["ao"] + [f"j{k} * {s}" for k, s in enumerate(as_)]) + "]", "        i += step"]
+    src += ["        O[" + _offset("oo", [f"j{k}" for k in range(len(os_))], os_) + "] = A["
+            + _offset("ao", [f"j{k}" for k in range(len(as_))], as_) + "]", "        i += step"]
     return get_kernel("copy_strided", "\n".join(src) + "\n", types)
 
 
@@ -822,9 +827,8 @@ def _gather_kernel(rx, ri, ax, dt, idt):
     pre = [f"j{k}" for k in range(ax)]
     mid = [f"j{k}" for k in range(ax, ax + ri)]
     post = [f"j{k}" for k in range(ax + ri, ro)]
-    iidx = " + ".join(["io"] + [f"{j} * {s}" for j, s in zip(mid, is_)])
-    xidx = " + ".join(["xo"] + [f"{j} * {s}" for j, s in zip(pre, xs[:ax])] + [f"w * {xs[ax]}"]
-                      + [f"{j} * {s}" for j, s in zip(post, xs[ax + 1:])])
+    iidx = _offset("io", mid, is_)
+    xidx = _offset("xo", pre + ["w"] + post, xs)
     src = [f"def gather({', '.join(params)}):", "    i = cuda.grid(1)", "    while i < n:"]
     src += _unravel("i", od, "j", 8)
     src += [f"        w = _cast_i64(I[{iidx}])", "        w0 = w", "        if w < 0:", "            w += xn",
@@ -876,10 +880,9 @@ def _scatter_kernel(rg, ri, ax, dt, idt):
              + ["int64"] * (ri + 2) + [f"{_NUMBA[dt]}[::1]"] + ["int64"] * ro)
     j = [f"j{k}" for k in range(rg)]
     pre, mid, post = j[:ax], j[ax:ax + ri], j[ax + ri:]
-    gidx = " + ".join(["go"] + [f"{a} * {s}" for a, s in zip(j, gs)])
-    iidx = " + ".join(["io"] + [f"{a} * {s}" for a, s in zip(mid, is_)])
-    oidx = " + ".join([f"{a} * {s}" for a, s in zip(pre, os_[:ax])] + [f"w * {os_[ax]}"]
-                      + [f"{a} * {s}" for a, s in zip(post, os_[ax + 1:])])
+    gidx = _offset("go", j, gs)
+    iidx = _offset("io", mid, is_)
+    oidx = _offset("0", pre + ["w"] + post, os_)
     src = [f"def scatter_add({', '.join(params)}):", "    i = cuda.grid(1)", "    while i < n:"]
     src += _unravel("i", gd, "j", 8)
     src += [f"        w = _cast_i64(I[{iidx}])", "        if w < 0:", "            w += size",
