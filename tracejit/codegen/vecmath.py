@@ -733,26 +733,28 @@ def _f_arctan2(b, y, x):
     return b.sel(b.or1(b.isnan(x), b.isnan(y)), b.add(x, y), res)
 
 
-def _f_arcsin(b, x):
+def _unit_circle(b, x):
+    """(|x| <= 1, |x| clamped into the domain, sqrt(1 - x^2)) for arcsin/arccos, which are atan2 of these."""
     ax = b.fabs(x)
     ok = b.fcmp("ole", ax, 1.0)
     axs = b.sel(ok, ax, 0.0)
-    d = b.sqrt(b.fma(b.neg(axs), axs, 1.0))
-    hi, lo = _atan_core(b, axs, d)
-    res = b.copysign(b.add(hi, lo), x)
-    res = b.sel(ok, res, NAN)
-    return b.sel(b.isnan(x), x, res)
+    return ok, axs, b.sqrt(b.fma(b.neg(axs), axs, 1.0))
+
+
+def _domain_checked(b, x, ok, res):
+    return b.sel(b.isnan(x), x, b.sel(ok, res, NAN))
+
+
+def _f_arcsin(b, x):
+    ok, axs, root = _unit_circle(b, x)
+    hi, lo = _atan_core(b, axs, root)
+    return _domain_checked(b, x, ok, b.copysign(b.add(hi, lo), x))
 
 
 def _f_arccos(b, x):
-    ax = b.fabs(x)
-    ok = b.fcmp("ole", ax, 1.0)
-    axs = b.sel(ok, ax, 0.0)
-    n = b.sqrt(b.fma(b.neg(axs), axs, 1.0))
-    hi, lo = _atan_core(b, n, axs)
-    res = b.sel(b.fcmp("olt", x, 0.0), _pi_minus(b, hi, lo), b.add(hi, lo))
-    res = b.sel(ok, res, NAN)
-    return b.sel(b.isnan(x), x, res)
+    ok, axs, root = _unit_circle(b, x)
+    hi, lo = _atan_core(b, root, axs)
+    return _domain_checked(b, x, ok, b.sel(b.fcmp("olt", x, 0.0), _pi_minus(b, hi, lo), b.add(hi, lo)))
 
 
 def _log_of(b, arg, ue=None, koff=None):
