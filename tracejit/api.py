@@ -336,4 +336,3 @@ def make_ir(fun, optimize=True, static_argnums=(), passes=None, strict_ieee=Fals
     return build
 
 
-_ = np

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import sys
 
 
 class ConcretizationError(TypeError):
@@ -41,4 +40,3 @@ def reraise_filtered(exc: BaseException):
 
 
 __all__ = ["ConcretizationError", "UnsupportedError", "filter_traceback", "reraise_filtered"]
-_ = sys

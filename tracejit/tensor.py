@@ -16,7 +16,7 @@ from .ir import ops as _ops
 from .ir import types as _T
 from .ir.graph import toposort as _toposort
 from .trace.numpy_api import IMPLS as _IMPLS
-from .trace.symbolic import (MissingInputError, SharedVariable, UnusedInputError, Variable, compute_dtype,
+from .trace.symbolic import (MissingInputError, SharedVariable, UnusedInputError, Variable, compute_dtype,  # noqa: F401 (re-exported)
                              constant, symbolic_apply, variable)
 from .trace import symbolic as _sym
 from .trace.tracer import Tracer as _Tracer
@@ -224,4 +224,3 @@ def grad(cost, wrt, consider_constant=None, disconnected_inputs="raise"):
 
 
 __all__ = sorted(n for n in globals() if not n.startswith("_") and n not in ("annotations",))
-_ = (SharedVariable, MissingInputError, UnusedInputError)

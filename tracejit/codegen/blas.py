@@ -41,13 +41,13 @@ def emit_gemv(em, dt, pa, A, pb, B, pc, C, M, N, K):
     name = "tj_dgemv" if np.dtype(dt) == np.float64 else "tj_sgemv"
     fn = em.m.globals.get(name) or ir.Function(em.m, ir.FunctionType(ir.VoidType(), [PTR] * 11), name)
     if N == 1:  # y (M) = A (MxK) x (K)
-        mat, vec, pm, pv = A, B, pa, pb
+        mat, pm, pv = A, pa, pb
         rows, cols = M, K
         vstride, ystride = B.strides[-2] if K != 1 else 1, C.strides[-2] if M != 1 else 1
     else:  # y (N) = B^T (NxK) x (K): x is A's only row
         mat = type(B)(B.buf, B.shape[:-2] + (B.shape[-1], B.shape[-2]), B.strides[:-2] + (B.strides[-1], B.strides[-2]),
                       B.offset)
-        vec, pm, pv = A, pb, pa
+        pm, pv = pb, pa
         rows, cols = N, K
         vstride, ystride = A.strides[-1] if K != 1 else 1, C.strides[-1] if N != 1 else 1
     s_r, s_c = mat.strides[-2], mat.strides[-1]
@@ -90,7 +90,7 @@ def emit_gemv(em, dt, pa, A, pb, B, pc, C, M, N, K):
 
 def emit_gemm(em, dt, pa, A, pb, B, pc, M, N, K):
     """Row-major C (MxN) = A (MxK) @ B (KxN) as column-major C^T = B^T A^T in one Fortran gemm call."""
-    from .llvm import F32, F64, I8, I32, I64, PTR, lltype
+    from .llvm import I8, I32, I64, PTR, lltype
     b = em.b
     fty = lltype(dt)
     name = "tj_dgemm" if np.dtype(dt) == np.float64 else "tj_sgemm"
@@ -131,4 +131,3 @@ def emit_gemm(em, dt, pa, A, pb, B, pc, M, N, K):
     with b.if_then(b.and_(b.icmp_signed(">", em.dim(M), ir.Constant(I64, 0)),
                           b.icmp_signed(">", em.dim(N), ir.Constant(I64, 0)))):
         b.call(fn, [tb_, ta_, m_, n_, k_, alpha, pb, ldb_, pa, lda_, beta, pc, ldc_])
-    _ = (F32, F64)

@@ -23,7 +23,7 @@ import numpy as np
 from numba import cuda
 
 from ..ir import types as T
-from ..ir.interpret import check_constraints, symbol_env
+from ..ir.interpret import check_constraints
 from ..ir.primitives import PRIMS
 from .cuda_check import device_index, simulator_enabled
 

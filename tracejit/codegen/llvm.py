@@ -20,7 +20,6 @@ import llvmlite.ir as ir
 import numpy as np
 
 from ..ir import types as T
-from ..ir.types import Dim
 from ..passes.fusion import Access, CopyStep, Kernel, MatmulStep, ScatterAddStep, contiguous_strides
 
 I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
@@ -789,7 +788,6 @@ def lower_kernel(em: _Emitter, plan, k: Kernel, canon):
         ax = e.p["axis"]
         xacc = plan.sources[x.id][1]
         iacc = plan.sources[ind.id][1]
-        q = e.out.ndim
         iaxes = tuple(None if ind.shape[j] == 1 else o.axes[ax + j] for j in range(ind.ndim))
         iv = em.load(iacc, idx, iaxes)
         iv = em.checked_index(iv, em.dim(x.shape[ax]), flag_ptr)
@@ -1337,4 +1335,3 @@ def num_threads():
     return os.cpu_count() or 1
 
 
-_ = (Dim,)

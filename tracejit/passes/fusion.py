@@ -19,13 +19,8 @@ import numpy as np
 
 from ..ir import types as T
 from ..ir.graph import Equation, Graph, Value
-from ..ir.types import TensorType
 from ..ir.primitives import PRIMS
-from ..ir.types import Dim
-
-EXPENSIVE = {"exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "cos", "tan", "arcsin", "arccos",
-             "arctan", "arctan2", "sinh", "cosh", "tanh", "arcsinh", "arccosh", "arctanh", "power", "sigmoid",
-             "softplus", "logaddexp", "cbrt", "hypot"}
+from ..ir.types import Dim, TensorType
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -561,8 +556,7 @@ class _Planner:
                 return False  # a column kernel has one pass: a later inner phase starts a new kernel
             for x, info in zip(e.inputs, infos):
                 if info is not None and info.level == "inner" and info.phase < phase and level == "inner":
-                    if info.eqn.prim in EXPENSIVE or True:
-                        self.store_in_kernel(x, k)
+                    self.store_in_kernel(x, k)  # stored once, never recomputed (cheap or expensive)
             for x, info in zip(e.inputs, infos):
                 if info is None:
                     self.operand(x, k)
@@ -624,7 +618,7 @@ class _Planner:
                 continue
             s = self.src[v.id]
             if s[0] == "fused" or s[0] == "stored":
-                k, kop = s[1], s[2]
+                k = s[1]
                 acc = s[3] if s[0] == "stored" else None
                 if acc is not None:
                     self.buffers[acc.buf].kind = "output"
@@ -677,4 +671,3 @@ def plan(graph: Graph) -> Plan:
     return _Planner(graph).run()
 
 
-_ = T

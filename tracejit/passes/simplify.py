@@ -35,7 +35,7 @@ from ..ir import ops
 from ..ir import types as T
 from ..ir.primitives import PRIMS
 from ..ir.types import Dim
-from .patterns import (arg, args, conform, const_like, eqn_of, is_float, is_num, is_scalar, neg, on,
+from .patterns import (arg, args, const_like, is_float, is_num, is_scalar, neg, on,
                        operands_with_scalar, param, rewrite, rule_table, scalar)
 
 BUDGET = 48  # nodes a sum/product collection looks through
@@ -534,4 +534,3 @@ def fold(graph, strict_ieee=False, stats=None, **_):
     return rewrite(graph, rule_table(fold_constants), strict_ieee, stats)
 
 
-_ = (eqn_of, conform)

@@ -5,10 +5,8 @@ keyword arguments, and returns a Value (or a tuple of Values).
 """
 from __future__ import annotations
 
-import string
 
 import numpy as np
-from numpy.exceptions import AxisError
 
 from ..errors import UnsupportedError
 from ..ir import ops
@@ -550,4 +548,3 @@ def log_softmax(x, axis=-1):
     return ops.ufunc("subtract", sh, lse)
 
 
-_ = (string, AxisError)

@@ -7,7 +7,7 @@ from ..ir import ops
 from ..ir import types as T
 from ..ir.graph import Graph, Value, rebuild
 from ..ir.types import Dim, TensorType
-from .tracer import Tracer, wrap
+from .tracer import wrap
 
 
 # ------------------------------------------------------------------------------------------------ pytrees
@@ -202,4 +202,3 @@ def _dedupe(cs):
     return out
 
 
-_ = Tracer
