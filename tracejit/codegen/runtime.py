@@ -66,6 +66,14 @@ def compile_graph(graph, device="cpu", tiered=False):
     return LLVMExecutable(graph)
 
 
+def plan_graph(graph):
+    """(fusion plan, memory plan) of an optimized graph: what every backend tier lowers."""
+    from ..passes.fusion import plan
+    from ..passes.memory import plan_memory
+    p = plan(graph)
+    return p, plan_memory(p)
+
+
 class TieredExecutable:
     """Two-tier compilation, as JIT compilers for dynamic languages do: the first call runs code compiled in a
     quarter of the time (transcendental functions as scalar libm calls instead of inlined vector polynomials);
@@ -74,8 +82,9 @@ class TieredExecutable:
 
     def __init__(self, graph):
         self.graph = graph
-        fast = LLVMExecutable(graph, tier=1, cache_only=True)
-        self._exe = fast if fast.compiled is not None else LLVMExecutable(graph, tier=0)
+        self._planned = plan_graph(graph)  # both tiers lower the same fusion and memory plan
+        fast = LLVMExecutable(graph, tier=1, cache_only=True, planned=self._planned)
+        self._exe = fast if fast.compiled is not None else LLVMExecutable(graph, tier=0, planned=self._planned)
         self._spent = 0.0
         self._calls = 0
         self._lock = threading.Lock()
@@ -98,7 +107,7 @@ class TieredExecutable:
     def tier_up(self):
         with self._lock:
             if self._exe.tier < 1:
-                self._exe = LLVMExecutable(self.graph, tier=1)
+                self._exe = LLVMExecutable(self.graph, tier=1, planned=self._planned)
                 self.run = self._exe.run
 
     def __getattr__(self, name):  # num_kernels, llvm_ir, asm, plan, memory_plan, kernel_groups, ...
@@ -122,14 +131,12 @@ def _get_pool(n):
 class LLVMExecutable:
     """One compiled program for one input signature."""
 
-    def __init__(self, graph, tier=1, cache_only=False):
-        from ..passes.fusion import CopyStep, Kernel, MatmulStep, ScatterAddStep, plan as make_plan
-        from ..passes.memory import plan_memory
+    def __init__(self, graph, tier=1, cache_only=False, planned=None):
+        from ..passes.fusion import CopyStep, DimCanon, Kernel, MatmulStep, ScatterAddStep
         from . import llvm as L
         self.graph = graph
-        self.plan = plan = make_plan(graph)
-        self.memory = plan_memory(plan)
-        from ..passes.fusion import DimCanon
+        self.plan, self.memory = planned or plan_graph(graph)
+        plan = self.plan
         canon = DimCanon(graph.constraints)
         if any(isinstance(st, MatmulStep) for st in plan.steps):
             L.ensure_blas_symbols()
