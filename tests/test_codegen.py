@@ -13,6 +13,12 @@ from tracejit.passes.fusion import Kernel, MatmulStep
 rng = np.random.default_rng(0)
 
 
+def _python(code, **env):
+    """Run ``code`` in a fresh interpreter with extra environment variables (threads, tiers are read at start)."""
+    return subprocess.run([sys.executable, "-c", code], env=dict(os.environ, **env), capture_output=True,
+                          text=True, timeout=120)
+
+
 def logistic(x):
     return 1 / (1 + np.exp(-x))
 
@@ -127,15 +133,12 @@ def test_threads_split_large_kernels_with_the_same_result():
         "assert all(np.allclose(a, b) for a, b in zip(outs, want))\n"
         "print('ok')\n")
     for n in ("1", "2", "3"):
-        env = dict(os.environ, TRACEJIT_NUM_THREADS=n, TRACEJIT_DISABLE_CACHE="1")
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        out = _python(code, TRACEJIT_NUM_THREADS=n, TRACEJIT_DISABLE_CACHE="1")
         assert out.stdout.strip() == "ok", out.stderr
 
 
 def test_bad_num_threads_is_a_clear_error():
-    env = dict(os.environ, TRACEJIT_NUM_THREADS="many")
-    out = subprocess.run([sys.executable, "-c", "import numpy as np, tracejit as tj; tj.jit(np.exp)(np.ones(3))"],
-                         env=env, capture_output=True, text=True, timeout=120)
+    out = _python("import numpy as np, tracejit as tj; tj.jit(np.exp)(np.ones(3))", TRACEJIT_NUM_THREADS="many")
     assert "TRACEJIT_NUM_THREADS must be an integer" in out.stderr
 
 
@@ -299,8 +302,7 @@ def test_column_reduction_is_one_kernel_split_across_threads():
         "assert f.lower(x).num_kernels == 1 and f.lower(x).executable.plan.steps[0].column\n"
         "assert np.allclose(f(x), np.tanh(x).sum(axis=0))\n"
         "print('ok')\n")
-    env = dict(os.environ, TRACEJIT_NUM_THREADS="2")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    out = _python(code, TRACEJIT_NUM_THREADS="2")
     assert out.stdout.strip() == "ok", out.stderr
 
 
@@ -346,8 +348,7 @@ def test_split_full_reduction_threads_agree():
         "assert np.isclose(c, x.astype(np.float32).astype(np.float64).sum(), rtol=1e-6)\n"
         "print('ok')\n")
     for n in ("1", "2", "5"):
-        env = dict(os.environ, TRACEJIT_NUM_THREADS=n)
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        out = _python(code, TRACEJIT_NUM_THREADS=n)
         assert out.stdout.strip() == "ok", out.stderr
 
 
@@ -395,6 +396,5 @@ def test_tiering_can_be_switched_off():
             "from tracejit.codegen import runtime\n"
             "f = tj.jit(np.exp); f(np.ones(3))\n"
             "print(type(next(iter(f._cache.values()))[0]).__name__)\n")
-    env = dict(os.environ, TRACEJIT_TIERED="0")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    out = _python(code, TRACEJIT_TIERED="0")
     assert out.stdout.strip() == "LLVMExecutable", out.stderr
