@@ -83,6 +83,10 @@ class _ArgSpec:
         return args, kwargs
 
 
+def _contiguous(x):
+    return np.ascontiguousarray(x) if type(x) is _ndarray and not x.flags.c_contiguous else x
+
+
 def _fast_key(args):
     """The signature of all-positional array / Python-scalar arguments, computed cheaply (None otherwise)."""
     key = []
@@ -171,7 +175,7 @@ class Jitted:
         else:
             self._hits += 1
         exe, out_tree, shared = entry
-        arrays = [as_runtime_array(x) for x in leaves]
+        arrays = [_contiguous(as_runtime_array(x)) for x in leaves]
         if shared:  # shared variables the function reads: their current values, at every call
             arrays += [s.get_value(borrow=True) for s in shared]
         outs = exe.run(arrays)
@@ -183,7 +187,10 @@ class Jitted:
         if key is None:
             return
         # exe.run is looked up at each call: a tiered executable swaps it when it tiers up
-        if all(type(a) is _ndarray for a in args):
+        if not all(k[2] for k in key if isinstance(k, tuple)):  # a non-contiguous layout: one copy per call
+            def run(args):
+                return tree_unflatten(out_tree, exe.run([_contiguous(as_runtime_array(x)) for x in args]))
+        elif all(type(a) is _ndarray for a in args):
             if out_tree is LEAF_TREE:
                 def run(args):
                     return exe.run(args)[0]

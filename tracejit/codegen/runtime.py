@@ -129,7 +129,8 @@ def _get_pool(n):
 
 # ------------------------------------------------------------------------------------------------ executable
 class LLVMExecutable:
-    """One compiled program for one input signature."""
+    """One compiled program for one input signature. ``run`` takes C-contiguous arrays (the caller, which knows
+    the signature, copies the others once)."""
 
     def __init__(self, graph, tier=1, cache_only=False, planned=None):
         from ..passes.fusion import CopyStep, DimCanon, Kernel, MatmulStep, ScatterAddStep
@@ -217,9 +218,6 @@ class LLVMExecutable:
         names = [f"a{i}" for i in range(n_in)]
         if n_in:
             lines.append(f"    {', '.join(names)}{',' if n_in == 1 else ''} = args")
-        for i, v in enumerate(g.inputs):
-            if v.ndim >= 2:
-                lines.append(f"    if not a{i}.flags.c_contiguous: a{i} = _contig(a{i})")
         sym_src = {}
         for s, (i, ax) in g.symbols.items():
             lines.append(f"    s_{s} = a{i}.shape[{ax}]")
@@ -294,7 +292,7 @@ class LLVMExecutable:
                 return a
             return empty(shape, dtype)
         ns = {"_entry": self._entry, "_take": take, "_pool": pool, "_empty": _poisoned_empty if os.environ.get("TRACEJIT_POISON_BUFFERS") else np.empty, "_zeros": np.zeros, "_i64": np.int64,
-              "_contig": np.ascontiguousarray, "_check": self._check, "_parallel": self._parallel,
+              "_check": self._check, "_parallel": self._parallel,
               "_nthreads": self.num_threads, "_index_error": _index_error, **consts}
         exec(compile(src, "<tracejit driver>", "exec"), ns)
         self.driver_source = src
