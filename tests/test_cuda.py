@@ -411,3 +411,13 @@ def test_kernels_compile_to_ptx_without_a_gpu():
     if "NO-NVVM" in r.stdout:
         pytest.skip("NVVM (cuda-toolkit[nvvm]) is not installed, so PTX cannot be generated here")
     assert "PTX-OK" in r.stdout
+
+
+def test_scatter_add_rejects_out_of_bounds_indices():
+    # grad of sum(x[i]) needs no forward gather: the scatter-add itself must check the indices
+    g = tj.jit(tj.grad(lambda x, i: np.sum(x[i])), device="cuda")
+    x = rng.standard_normal(4)
+    close(g(x, np.array([0, 3, 3])), np.array([1.0, 0.0, 0.0, 2.0]))
+    with pytest.raises(IndexError, match="out of bounds"):
+        g(x, np.array([0, 7]))
+    close(g(x, np.array([1])), np.array([0.0, 1.0, 0.0, 0.0]))  # the next good call works

@@ -865,8 +865,10 @@ class ScatterAddStep:
             return
         ax = self.axis
         kern = _scatter_kernel(len(g.shape), len(idx.shape), ax, g.dtype, idx.dtype)
+        err = rt.error_flag()
         kern[_blocks(n), TPB](n, *g.shape, g.data, g.off, *g.strides, idx.data, idx.off, *idx.strides,
-                              shape[ax], out.data, *out.strides)
+                              shape[ax], out.data, *out.strides, err)
+        rt.check_error(err, f"for axis {ax} with size {shape[ax]}")  # as the CPU backend: never dropped silently
 
 
 def _scatter_kernel(rg, ri, ax, dt, idt):
@@ -875,9 +877,9 @@ def _scatter_kernel(rg, ri, ax, dt, idt):
     is_ = [f"is{k}" for k in range(ri)]
     ro = rg - ri + 1
     os_ = [f"os{k}" for k in range(ro)]
-    params = ["n"] + gd + ["G", "go"] + gs + ["I", "io"] + is_ + ["size", "O"] + os_
+    params = ["n"] + gd + ["G", "go"] + gs + ["I", "io"] + is_ + ["size", "O"] + os_ + ["err"]
     types = (["int64"] * (1 + rg) + [f"{_NUMBA[dt]}[::1]"] + ["int64"] * (rg + 1) + [f"{_NUMBA[idt]}[::1]"]
-             + ["int64"] * (ri + 2) + [f"{_NUMBA[dt]}[::1]"] + ["int64"] * ro)
+             + ["int64"] * (ri + 2) + [f"{_NUMBA[dt]}[::1]"] + ["int64"] * ro + ["int64[::1]"])
     j = [f"j{k}" for k in range(rg)]
     pre, mid, post = j[:ax], j[ax:ax + ri], j[ax + ri:]
     gidx = _offset("go", j, gs)
@@ -885,8 +887,9 @@ def _scatter_kernel(rg, ri, ax, dt, idt):
     oidx = _offset("0", pre + ["w"] + post, os_)
     src = [f"def scatter_add({', '.join(params)}):", "    i = cuda.grid(1)", "    while i < n:"]
     src += _unravel("i", gd, "j", 8)
-    src += [f"        w = _cast_i64(I[{iidx}])", "        if w < 0:", "            w += size",
+    src += [f"        w = _cast_i64(I[{iidx}])", "        w0 = w", "        if w < 0:", "            w += size",
             "        if w >= 0 and w < size:", f"            cuda.atomic.add(O, {oidx}, G[{gidx}])",
+            "        else:", "            err[0] = 1", "            err[1] = w0",
             "        i += cuda.gridsize(1)"]
     return get_kernel("scatter_add", "\n".join(src) + "\n", types)
 
