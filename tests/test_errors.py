@@ -202,6 +202,14 @@ def test_astype_to_unsupported_dtype():
         tj.jit(lambda x: x.astype(np.float16))(np.ones(2))
 
 
+@pytest.mark.parametrize("conv", [lambda x: (x * 100).astype(np.int8), lambda x: x.astype(np.uint32),
+                                  lambda x: x.sum(dtype=np.int16), lambda x: np.multiply(x, 2).astype(np.uint8)])
+def test_conversion_to_a_dtype_the_backend_cannot_store(conv):
+    """Small and unsigned integers were once stored as int32 and wrote past the end of the output."""
+    with pytest.raises(TypeError, match=r"cannot convert a float64 value to u?int(8|16|32).*astype"):
+        tj.jit(conv)(np.ones(40))
+
+
 def test_returning_a_non_array():
     with pytest.raises(TypeError, match="str"):
         tj.jit(lambda x: "hello")(np.ones(2))

@@ -141,6 +141,10 @@ def bind(prim: str, *inputs: Value, **params) -> Value:
 
 def convert(x: Value, dtype) -> Value:
     dtype = np.dtype(dtype)
+    if dtype not in T.SUPPORTED_DTYPES:  # the backends store only these: anything else would be a wrong layout
+        raise TypeError(f"cannot convert a {x.dtype} value to {dtype} inside a traced function: tracejit computes "
+                        f"in bool, int32, int64, float32 and float64; convert the result after the call instead "
+                        f"(f(x).astype(np.{dtype.name}))")
     if x.dtype == dtype:
         if x.type.weak:
             if x.is_const:
