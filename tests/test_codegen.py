@@ -137,6 +137,43 @@ def test_threads_split_large_kernels_with_the_same_result():
         assert out.stdout.strip() == "ok", out.stderr
 
 
+def test_streaming_stores_only_in_one_loop_elementwise_kernels():
+    """Outputs far beyond the cache are written with non-temporal stores, in elementwise one-loop kernels only."""
+    assert "!nontemporal" in tj.jit(diff3).lower(rng.random((4, 5)), rng.random((4, 5))).as_text("llvm")
+    assert "!nontemporal" in tj.jit(logistic).lower(rng.random(10)).as_text("llvm")
+    assert "!nontemporal" not in tj.jit(softmax).lower(rng.random((4, 5))).as_text("llvm")
+
+
+def test_streaming_stores_write_every_element():
+    """Sizes just above the streaming threshold, odd lengths (partial blocks and vectors), several dtypes and
+    output counts, and 1 to 3 threads splitting the loop at arbitrary points."""
+    code = (
+        "import numpy as np, tracejit as tj\n"
+        "rng = np.random.default_rng(2)\n"
+        "def diff3(x, y):\n"
+        "    d = x - y\n"
+        "    return d, abs(d), d ** 2\n"
+        "x, y = rng.random((1001, 701)), rng.random((1001, 701))\n"
+        "want = diff3(x, y)\n"
+        "f = tj.jit(diff3)\n"
+        "for _ in range(3):\n"  # both tiers, and outputs recycled from the pool
+        "    got = f(x, y)\n"
+        "    assert all(np.array_equal(a, b) for a, b in zip(got, want))\n"
+        "    del got\n"
+        "z = rng.random((1 << 21) + 13)\n"
+        "g = tj.jit(lambda z: (z * 2, z > 0.5, (z * 100).astype(np.int32), z.astype(np.float32) + 1))\n"
+        "for _ in range(2):\n"
+        "    got = g(z)\n"
+        "    want = (z * 2, z > 0.5, (z * 100).astype(np.int32), z.astype(np.float32) + 1)\n"
+        "    assert all(a.dtype == b.dtype and np.array_equal(a, b) for a, b in zip(got, want))\n"
+        "h = tj.jit(lambda z: np.exp(z[::2] * 2) + 1)\n"  # the output takes over a dying intermediate
+        "np.testing.assert_allclose(h(z), np.exp(z[::2] * 2) + 1, rtol=1e-15)\n"
+        "print('ok')\n")
+    for n in ("1", "2", "3"):
+        out = _python(code, TRACEJIT_NUM_THREADS=n, TRACEJIT_DISABLE_CACHE="1")
+        assert out.stdout.strip() == "ok", out.stderr
+
+
 def test_bad_num_threads_is_a_clear_error():
     out = _python("import numpy as np, tracejit as tj; tj.jit(np.exp)(np.ones(3))", TRACEJIT_NUM_THREADS="many")
     assert "TRACEJIT_NUM_THREADS must be an integer" in out.stderr
