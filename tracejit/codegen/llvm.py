@@ -743,7 +743,8 @@ def _streamable(k: Kernel, flat) -> bool:
 
 
 class _StreamedStores:
-    """Stores of one loop redirected to stack blocks, copied out after each block (non-temporally when big)."""
+    """Stores of one loop, done a block at a time: straight to the outputs, or (when the kernel writes more than
+    STREAM_MIN_BYTES) to stack blocks copied out with non-temporal stores. One loop body serves both."""
 
     def __init__(self, em: _Emitter, plan, k: Kernel, total):
         self.em, self.plan = em, plan
@@ -757,6 +758,7 @@ class _StreamedStores:
         self.big = em._in_entry(lambda: b.icmp_signed(">=", b.mul(em.dim(total), ir.Constant(I64, nbytes)),
                                                       ir.Constant(I64, STREAM_MIN_BYTES)))
         self.base = None
+        self.dst = {}
         self.nt_md = em.m.add_metadata([ir.Constant(I32, 1)])
 
     def store(self, acc, i, v):
@@ -764,7 +766,7 @@ class _StreamedStores:
         if dt == T.BOOL:
             v = self.em.b.zext(v, I8)
         b = self.em.b
-        b.store(v, b.gep(self.scratch[id(acc)], [b.sub(i, self.base)], source_etype=memtype(dt), inbounds=True))
+        b.store(v, b.gep(self.dst[id(acc)], [b.sub(i, self.base)], source_etype=memtype(dt)))
 
     def loop(self, lo, hi, leaf, axes_of):
         """Run ``leaf(i)`` for i in [lo, hi), a block at a time; ``axes_of(acc)`` is the axis map of a store."""
@@ -776,10 +778,13 @@ class _StreamedStores:
             bhi = b.add(blo, ir.Constant(I64, STREAM_BLOCK))
             bhi = b.select(b.icmp_signed("<", bhi, hi), bhi, hi)
             self.base = blo
-            em.loop(blo, bhi, leaf, name="s")
-            cnt = b.sub(bhi, blo)
+            out = {id(acc): em.address(acc, {0: blo}, axes_of(acc)) for acc in self.accs}
             for acc in self.accs:
-                self._copy_out(acc, em.address(acc, {0: blo}, axes_of(acc)), cnt)
+                self.dst[id(acc)] = b.select(self.big, self.scratch[id(acc)], out[id(acc)])
+            em.loop(blo, bhi, leaf, name="s")
+            with b.if_then(self.big):
+                for acc in self.accs:
+                    self._copy_out(acc, out[id(acc)], b.sub(bhi, blo))
         em.loop(ir.Constant(I64, 0), nblk, block, name="sb")
         with b.if_then(self.big):
             _store_fence(em.m, b)
@@ -793,19 +798,11 @@ class _StreamedStores:
         src = self.scratch[id(acc)]
         nvec = b.sdiv(cnt, ir.Constant(I64, w))
 
-        def vec(nt):
-            def body(j):
-                off = b.mul(j, ir.Constant(I64, w))
-                v = b.load(b.gep(src, [off], source_etype=mt), typ=vty, align=64)
-                st = b.store(v, b.gep(dst, [off], source_etype=mt), align=size)
-                if nt:
-                    st.set_metadata("nontemporal", self.nt_md)
-            em.loop(ir.Constant(I64, 0), nvec, body, name="cv")
-        with b.if_else(self.big) as (then, otherwise):
-            with then:
-                vec(True)
-            with otherwise:
-                vec(False)
+        def vec(j):
+            off = b.mul(j, ir.Constant(I64, w))
+            v = b.load(b.gep(src, [off], source_etype=mt), typ=vty, align=64)
+            b.store(v, b.gep(dst, [off], source_etype=mt), align=size).set_metadata("nontemporal", self.nt_md)
+        em.loop(ir.Constant(I64, 0), nvec, vec, name="cv")
 
         def tail(j):
             b.store(b.load(b.gep(src, [j], source_etype=mt), typ=mt), b.gep(dst, [j], source_etype=mt))
