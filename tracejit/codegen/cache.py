@@ -18,7 +18,6 @@ No function here raises on I/O trouble: a broken cache only costs a recompile.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import re
@@ -92,28 +91,15 @@ def target_description(device: str = "cpu") -> str:
         return f"cpu:{platform.machine()}"
 
 
-@functools.lru_cache(maxsize=None)
 def versions() -> tuple:
-    """Versions that change generated code: tracejit and llvmlite, this cache's format, and a hash of the
-    compiler's own source (an edited or reinstalled checkout keeps its version number, and must not be served
-    code compiled by the old one)."""
+    """Versions that change generated code: tracejit and llvmlite (and this cache's format)."""
     from .. import __version__ as tj_version
     try:
         import llvmlite
         ll = llvmlite.__version__
     except ImportError:
         ll = "none"
-    return (f"tracejit={tj_version}", f"llvmlite={ll}", f"cache-format={FORMAT_VERSION}",
-            f"compiler={_compiler_source_hash()}")
-
-
-def _compiler_source_hash() -> str:
-    root = Path(__file__).resolve().parents[1]
-    h = hashlib.sha256()
-    for sub in ("ir", "passes", "codegen"):
-        for f in sorted((root / sub).glob("*.py")):
-            h.update(f.name.encode() + b"\0" + f.read_bytes())
-    return h.hexdigest()[:16]
+    return (f"tracejit={tj_version}", f"llvmlite={ll}", f"cache-format={FORMAT_VERSION}")
 
 
 def graph_fingerprint(graph) -> str:
