@@ -246,6 +246,20 @@ def test_broadcast_error_deep_in_the_program():
         f(np.ones((2, 3)), np.ones(4))
 
 
+@pytest.mark.parametrize("fun", [lambda a, d: a - d[:1], lambda a, d: d[:1] * 2 + a,
+                                 lambda a, d: a - d.reshape(-1, 300).reshape(-1, 10)[:1]])
+def test_lengths_that_are_one_only_at_run_time_raise_instead_of_misreading(fun):
+    """A slice whose length depends on the input is addressed as a full axis: when it is 1 at run time numpy
+    broadcasts it and the compiled program cannot, so the call raises (it used to read the wrong rows)."""
+    a, d = np.random.default_rng(0).random((30, 10)), np.random.default_rng(1).random((30, 10))
+    with pytest.raises(ValueError, match=r"broadcast.*\(30, 10\) \(1, 10\)|\(1, 10\) \(30, 10\)") as info:
+        tj.jit(fun)(a, d)
+    assert "x[0][np.newaxis] instead of x[:1]" in str(info.value)
+    fixed = tj.jit(lambda a, d: a - d[0][np.newaxis])
+    assert_same(fixed(a, d), a - d[:1])
+    assert_same(tj.jit(lambda a, d: a[:2] - d[:2])(a, d), a[:2] - d[:2])  # equal symbolic lengths still fine
+
+
 def test_reshape_impossible_size():
     with pytest.raises(ValueError, match="reshape"):
         tj.jit(lambda x: x.reshape(4, 2))(np.ones((1, 7)))

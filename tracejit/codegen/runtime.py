@@ -229,9 +229,10 @@ class LLVMExecutable:
         if g.constraints:  # inline comparisons; the dict of lengths is built only to word an error
             conds = []
             for kind, a, b, _ in g.constraints:
+                if kind == "eq" and (a == 1 or b == 1):
+                    continue  # a static 1 broadcasts (interpret.check_constraints words the rules)
                 pa, pb = py(a), py(b)
-                conds.append(f"({pa} == {pb} or {pa} == 1 or {pb} == 1)" if kind == "eq" else
-                             f"(-{pb} <= {pa} < {pb})" if kind == "index" else f"({pa} == {pb})")
+                conds.append(f"(-{pb} <= {pa} < {pb})" if kind == "index" else f"({pa} == {pb})")
             lines.append(f"    if not ({' and '.join(dict.fromkeys(conds))}): _check({{{env_items}}})")
         slots = []
         consts = {}

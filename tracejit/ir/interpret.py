@@ -27,9 +27,17 @@ def check_constraints(graph, env):
     for kind, a, b, info in graph.constraints:
         va, vb = T.eval_dim(a, env), T.eval_dim(b, env)
         if kind == "eq":
-            if va != vb and va != 1 and vb != 1:
+            # a static 1 broadcasts in the compiled code; two symbolic lengths must be equal: a symbolic length
+            # that is 1 at run time is addressed as a full axis, so letting it pass read the wrong elements
+            if va != vb and a != 1 and b != 1:
                 shapes = " ".join(T.shape_str(resolve(s, env)) for s in info)
-                raise ValueError(f"operands could not be broadcast together with shapes {shapes}")
+                if 1 not in (va, vb):
+                    raise ValueError(f"operands could not be broadcast together with shapes {shapes}")
+                raise ValueError(f"operands could not be broadcast together with shapes {shapes} in the traced "
+                                 f"program: numpy would broadcast the length-1 axis, but its length depends on the "
+                                 f"input (a slice like x[:1], a reshape with -1) and the program was traced "
+                                 f"without knowing it is 1; write it so that it is 1 while tracing, e.g. "
+                                 f"x[0][np.newaxis] instead of x[:1]")
         elif kind == "reshape":
             if va != vb:
                 raise ValueError(f"cannot reshape array of size {va} into shape {T.shape_str(resolve(info[1], env))}")
