@@ -89,6 +89,42 @@ def test_matmul_layouts(dtype, case):
     np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == np.float32 else 1e-12)
 
 
+_UPDATES = {  # name -> (function, folded into the gemm?)
+    "sgd": (lambda a, b, d: d - 0.05 * (a @ b), True), "residual": (lambda a, b, d: d + a @ b, True),
+    "scaled": (lambda a, b, d: (a @ b) * 2.0 + d, True), "minus": (lambda a, b, d: d - a @ b, True),
+    "gemv": (lambda a, b, d: d[:, :1] - 3 * (a @ b[:, :1]), True),
+    "transposed": (lambda a, b, d: d - 0.5 * (b.T @ a.T).T, True),
+    "product_minus_d": (lambda a, b, d: a @ b - d, False),  # would need beta = -1
+    "product_used_twice": (lambda a, b, d: (d - a @ b, a @ b), False),
+    "broadcast_d": (lambda a, b, d: d[:1] - a @ b, False), "array_scale": (lambda a, b, d: d - d * (a @ b), False),
+    "promoted": (lambda a, b, d: d.astype(np.float64) - a @ b, False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_UPDATES))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_updates_fold_into_the_gemm(name, dtype):
+    """``d + c * (a @ b)`` is one copy of d and a gemm with beta = 1 (BLAS neither zeroes the product nor does a
+    kernel read it back); everything else keeps a separate kernel."""
+    fun, folded = _UPDATES[name]
+    a, b, d = (rng.random(s).astype(dtype) for s in ((30, 20), (20, 10), (30, 10)))
+    f = tj.jit(fun)
+    got, want = f(a, b, d), fun(a, b, d)
+    for g, w in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
+        assert g.dtype == w.dtype
+        np.testing.assert_allclose(g, w, rtol=1e-5 if dtype == np.float32 else 1e-12)
+    steps = f.lower(a, b, d).executable.plan.steps
+    gemms = [s for s in steps if isinstance(s, MatmulStep)]
+    assert [s.beta for s in gemms] == [1.0 if folded else 0.0]
+    if folded:
+        assert not any(isinstance(s, Kernel) for s in steps)
+
+
+def test_folded_update_with_an_empty_contraction():
+    a, b, d = np.ones((3, 0)), np.ones((0, 4)), rng.random((3, 4))
+    np.testing.assert_array_equal(tj.jit(lambda a, b, d: d - 0.5 * (a @ b))(a, b, d), d)
+
+
 def test_matmul_of_sliced_and_transposed_operands():
     x = rng.random((12, 9))
     f = tj.jit(lambda x: x[::2, 1:].T @ x[1::2, :-1])

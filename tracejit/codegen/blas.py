@@ -33,7 +33,7 @@ def symbols() -> dict:
     return _SYMBOLS
 
 
-def emit_gemv(em, dt, pa, A, pb, B, pc, C, M, N, K):
+def emit_gemv(em, dt, pa, A, pb, B, pc, C, M, N, K, alpha=1.0, beta=0.0):
     """A matrix-vector product (N == 1 or M == 1) through gemv, which BLAS runs several times faster than gemm."""
     from .llvm import I8, I32, I64, PTR, lltype
     b = em.b
@@ -73,8 +73,8 @@ def emit_gemv(em, dt, pa, A, pb, B, pc, C, M, N, K):
         return b.trunc(b.select(b.icmp_signed(">", v, one64), v, one64), I32)
     ld = b.select(b.icmp_signed(">", ld, ld_min), ld, ld_min)
     args = [slot(I8, ir.Constant(I8, ord(trans))), slot(I32, b.trunc(fm, I32)), slot(I32, b.trunc(fn_, I32)),
-            slot(fty, ir.Constant(fty, 1.0)), pm, slot(I32, pos(ld)), pv, slot(I32, pos(vstride)),
-            slot(fty, ir.Constant(fty, 0.0)), pc, slot(I32, pos(ystride))]
+            slot(fty, ir.Constant(fty, alpha)), pm, slot(I32, pos(ld)), pv, slot(I32, pos(vstride)),
+            slot(fty, ir.Constant(fty, beta)), pc, slot(I32, pos(ystride))]
     zero_out = b.icmp_signed("==", em.dim(K), ir.Constant(I64, 0))
     with b.if_else(zero_out) as (then, otherwise):
         with then:  # an empty contraction: BLAS may leave y untouched, numpy gives zeros
@@ -88,7 +88,7 @@ def emit_gemv(em, dt, pa, A, pb, B, pc, C, M, N, K):
                 b.call(fn, args)
 
 
-def emit_gemm(em, dt, pa, A, pb, B, pc, M, N, K):
+def emit_gemm(em, dt, pa, A, pb, B, pc, M, N, K, alpha=1.0, beta=0.0):
     """Row-major C (MxN) = A (MxK) @ B (KxN) as column-major C^T = B^T A^T in one Fortran gemm call."""
     from .llvm import I8, I32, I64, PTR, lltype
     b = em.b
@@ -124,8 +124,8 @@ def emit_gemm(em, dt, pa, A, pb, B, pc, M, N, K):
     ldb_ = slot(I32, fix_ld(ldb, rb))
     lda_ = slot(I32, fix_ld(lda, ra))
     ldc_ = slot(I32, fix_ld(em.dim(N), ir.Constant(I64, 1)))
-    alpha = slot(fty, ir.Constant(fty, 1.0))
-    beta = slot(fty, ir.Constant(fty, 0.0))
+    alpha = slot(fty, ir.Constant(fty, alpha))
+    beta = slot(fty, ir.Constant(fty, beta))
     tb_ = slot(I8, ir.Constant(I8, ord(tb)))
     ta_ = slot(I8, ir.Constant(I8, ord(ta)))
     with b.if_then(b.and_(b.icmp_signed(">", em.dim(M), ir.Constant(I64, 0)),

@@ -370,6 +370,9 @@ class _Ops:
     def op_negative(self, dt, x):
         return self.b.fneg(x) if _is_f(dt) else self.b.neg(x)
 
+    def op_stop_gradient(self, dt, x):
+        return x
+
     def op_positive(self, dt, x):
         return x
 
@@ -1255,9 +1258,9 @@ def lower_matmul(em: _Emitter, plan, step: MatmulStep):
             pc = em.address(Access(C.buf, C.shape[:nbatch], C.strides[:nbatch], C.offset), idx,
                             tuple(None if d == 1 else k for k, d in enumerate(C.shape[:nbatch])))
             if _is_f(dt) and (N == 1 or M == 1):
-                blas.emit_gemv(em, dt, pa, A, pb, B, pc, C, M, N, K)
+                blas.emit_gemv(em, dt, pa, A, pb, B, pc, C, M, N, K, step.alpha, step.beta)
             elif _is_f(dt):
-                blas.emit_gemm(em, dt, pa, A, pb, B, pc, M, N, K)
+                blas.emit_gemm(em, dt, pa, A, pb, B, pc, M, N, K, step.alpha, step.beta)
             else:
                 _int_matmul(em, dt, pa, A, pb, B, pc, C, M, N, K)
             return

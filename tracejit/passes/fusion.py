@@ -102,11 +102,15 @@ class CopyStep:
 
 @dataclass
 class MatmulStep:
+    """out = alpha * (a @ b) + beta * out: beta is 1 when the matmul is folded into an update ``D - c * (a @ b)``
+    (a CopyStep writes D into out first), which saves BLAS zeroing out and a kernel pass over the product."""
     a: Access
     b: Access
     out: Access
     dtype: np.dtype
     eqn: object = None
+    alpha: float = 1.0
+    beta: float = 0.0
 
 
 @dataclass
@@ -244,6 +248,7 @@ class _Planner:
         self.scalar_bufs: dict = {}
         self.out_ids = {v.id for v in graph.outputs}
         self.users = graph.users()
+        self.absorbed: set = set()  # equations folded into an earlier step (a matmul's update epilogue)
 
     # buffers ----------------------------------------------------------------------------------
     def new_buffer(self, kind, dtype, shape, **kw) -> Buffer:
@@ -304,6 +309,8 @@ class _Planner:
             b = self.new_buffer("input", v.dtype, v.shape, input_index=i)
             self.src[v.id] = ("buf", Access(b.id, tuple(v.shape), contiguous_strides(v.shape), 0))
         for e in g.eqns:
+            if id(e) in self.absorbed:
+                continue
             for x in e.inputs:
                 if x.is_const and x.id not in self.src:
                     self.add_const(x)
@@ -368,6 +375,15 @@ class _Planner:
             return
         if e.prim == "matmul":
             a, b = (self.blas_operand(v) for v in e.inputs)
+            update = self.matmul_update(e)
+            if update is not None:
+                d, alpha, final, absorbed = update
+                out = self.fresh_access(final.out)
+                self.add_step(CopyStep(self.access_of(d), out))
+                self.add_step(MatmulStep(a, b, out, e.out.dtype, e, alpha=alpha, beta=1.0))
+                self.src[final.out.id] = ("buf", out)
+                self.absorbed |= {id(x) for x in absorbed}
+                return
             out = self.fresh_access(e.out)
             self.add_step(MatmulStep(a, b, out, e.out.dtype, e))
             self.src[e.out.id] = ("buf", out)
@@ -392,6 +408,37 @@ class _Planner:
             self.src[e.out.id] = ("buf", out)
             return
         raise NotImplementedError(f"no lowering for primitive {e.prim}")
+
+    def only_user(self, v: Value):
+        us = self.users.get(v.id, ())
+        return us[0] if len(us) == 1 and v.id not in self.out_ids else None
+
+    def matmul_update(self, e):
+        """(D, alpha, last equation, equations absorbed) when the product's only use is ``D + alpha * (a @ b)``
+        (written ``D - c * M``, ``D + M``, ``M * c + D``, ...) with D of the product's shape and dtype, already
+        computed, and c a scalar constant: SGD's weight update, a residual connection."""
+        m, dt = e.out, e.out.dtype
+        if not T.is_float(dt) or m.ndim < 2:
+            return None
+        u, absorbed, alpha = self.only_user(m), [], 1.0
+        if u is not None and u.prim in ("broadcast_to", "reshape") and self.canon.shape_eq(u.out.shape, m.shape):
+            absorbed.append(u)
+            m, u = u.out, self.only_user(u.out)
+        if u is not None and u.prim == "multiply":
+            c = u.inputs[1] if u.inputs[0] is m else u.inputs[0]
+            if not (c.is_const and c.ndim == 0 and u.out.dtype == dt):
+                return None
+            alpha = float(c.const)
+            absorbed.append(u)
+            m, u = u.out, self.only_user(u.out)
+        if u is None or u.prim not in ("add", "subtract") or u.out.dtype != dt:
+            return None
+        if u.prim == "subtract" and u.inputs[1] is not m:
+            return None  # M - D would need beta = -1
+        d = u.inputs[1] if u.inputs[0] is m else u.inputs[0]
+        if d is m or d.dtype != dt or d.id not in self.src or not self.canon.shape_eq(d.shape, u.out.shape):
+            return None
+        return d, (-alpha if u.prim == "subtract" else alpha), u, absorbed + [u]
 
     def split_full_reductions(self):
         """A reduction to a scalar (no outer axis to give threads) becomes chunked partial reductions plus a

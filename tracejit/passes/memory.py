@@ -49,7 +49,7 @@ def _accesses(step):
     if isinstance(step, CopyStep):
         return {step.src.buf}, {step.dst.buf}
     if isinstance(step, MatmulStep):
-        return {step.a.buf, step.b.buf}, {step.out.buf}
+        return {step.a.buf, step.b.buf} | ({step.out.buf} if step.beta else set()), {step.out.buf}
     if isinstance(step, ScatterAddStep):
         return {step.g.buf, step.idx.buf}, {step.out.buf}
     return set(), set()
