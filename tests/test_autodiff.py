@@ -25,6 +25,33 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 rng = np.random.default_rng(42)
 
 
+def test_stop_gradient():
+    x = rng.random(5)
+    assert tj.stop_gradient(x) is not None and np.array_equal(tj.stop_gradient(x), x)
+    tree = tj.stop_gradient({"a": x, "b": [1.0]})
+    assert np.array_equal(tree["a"], x) and tree["b"][0] == 1.0
+    f = lambda x: np.sum(x ** 2 * tj.stop_gradient(x))  # noqa: E731  d/dx = 2 x * x (the stopped factor is constant)
+    np.testing.assert_allclose(tj.grad(f)(x), 2 * x * x)
+    np.testing.assert_allclose(tj.jit(tj.grad(f))(x), 2 * x * x)
+    np.testing.assert_allclose(tj.jit(f)(x), np.sum(x ** 3))
+    g = lambda x: np.sum(tj.grad(f)(x))  # noqa: E731  grad f = 2 x * stop(x): the factor stays stopped (as in JAX)
+    np.testing.assert_allclose(tj.grad(g)(x), 2 * x)
+    assert "stop_gradient" not in tj.make_ir(tj.grad(f))(x).ops
+
+
+@pytest.mark.parametrize("fun", [lambda x: tj.nn.log_softmax(x, axis=1), lambda x: tj.nn.softmax(x, axis=1),
+                                 lambda x: tj.nn.logsumexp(x, axis=1)])
+def test_softmax_family_gradients_skip_the_max(fun):
+    """Their value does not depend on the max they subtract, so the gradient graph never differentiates it (no
+    tie-splitting mask, no extra kernels) and still matches finite differences."""
+    x = rng.standard_normal((4, 6))
+    w = rng.standard_normal(fun(x).shape)
+    loss = lambda x: np.sum(fun(x) * w)  # noqa: E731
+    ops_ = tj.make_ir(tj.grad(loss))(x).ops
+    assert "equal" not in ops_ and ops_.count("max") == 1
+    np.testing.assert_allclose(tj.jit(tj.grad(loss))(x), numeric_grad(loss, x), rtol=1e-6, atol=1e-8)
+
+
 def numeric_grad(f, x, h=1e-6):
     """Central differences of scalar ``f`` at float64 ``x`` (error ~h^2 * f''')."""
     x = np.array(x, dtype=np.float64)

@@ -5,6 +5,7 @@ from .transforms import grad, value_and_grad, vjp
 from .trace.symbolic import debugprint, function, pp, shared
 from .codegen.cuda_check import devices
 from . import numpy, nn, tensor
+from .numpy import stop_gradient
 from .ir import printing as _printing  # noqa: F401
 from .passes import pipeline as _pipeline  # noqa: F401  (the compiler proper, loaded with the package so that
 from .codegen import runtime as _runtime, llvm as _llvm  # noqa: F401   a first call, e.g. served by the disk
@@ -12,5 +13,5 @@ from .codegen import runtime as _runtime, llvm as _llvm  # noqa: F401   a first 
 
 __version__ = "0.1.0"
 
-__all__ = ["jit", "make_ir", "grad", "value_and_grad", "vjp", "function", "shared", "pp", "debugprint",
+__all__ = ["jit", "make_ir", "grad", "value_and_grad", "vjp", "stop_gradient", "function", "shared", "pp", "debugprint",
            "devices", "Jitted", "Lowered", "ConcretizationError", "numpy", "nn", "tensor"]

@@ -37,8 +37,17 @@ def _make(name):
 
 
 for _name in _IMPLS:
-    if _name not in ("sigmoid", "softplus", "relu", "softmax", "log_softmax", "logsumexp", "expit"):
+    if _name not in ("sigmoid", "softplus", "relu", "softmax", "log_softmax", "logsumexp", "expit", "stop_gradient"):
         globals()[_name] = _make(_name)
+
+def stop_gradient(x):
+    """``x`` (arrays or a pytree of them), through which no gradient flows, as JAX's ``lax.stop_gradient``: for
+    values a function uses but must not be differentiated through (targets, shifts, running statistics)."""
+    from .trace.trace import tree_flatten, tree_unflatten
+    leaves, tree = tree_flatten(x)
+    return tree_unflatten(tree, [_call_numpy("stop_gradient", (v,), {}) if _has_tracer((v,)) else _np.asarray(v)
+                                 for v in leaves])
+
 
 newaxis = None
 pi, e, inf, nan = _np.pi, _np.e, _np.inf, _np.nan

@@ -274,7 +274,7 @@ class ExprEmitter:
         raise NotImplementedError(f"the CUDA backend has no lowering for the elementwise primitive {prim!r}")
 
 
-_SIMPLE = {"negative": "(-{0})", "positive": "{0}", "square": "({0} * {0})", "add": "({0} + {1})",
+_SIMPLE = {"negative": "(-{0})", "positive": "{0}", "stop_gradient": "{0}", "square": "({0} * {0})", "add": "({0} + {1})",
            "subtract": "({0} - {1})", "multiply": "({0} * {1})", "divide": "({0} / {1})",
            "equal": "({0} == {1})", "not_equal": "({0} != {1})", "less": "({0} < {1})",
            "less_equal": "({0} <= {1})", "greater": "({0} > {1})", "greater_equal": "({0} >= {1})",

@@ -82,6 +82,9 @@ for _n, _f in EXTRA_UNARY.items():
 for _n, _f in BINARY_UFUNCS.items():
     _reg(_n, "elementwise", _f, _n in COMMUTATIVE, 2)
 _reg("where", "elementwise", np.where, nin=3)
+# identity whose gradient is zero (JAX's stop_gradient): the max shift of softmax/logsumexp is one, since their
+# value does not depend on it; the simplify pass removes it once differentiation is done
+_reg("stop_gradient", "elementwise", lambda x: np.array(x, copy=True))
 _reg("convert", "elementwise", lambda x, dtype: np.asarray(x).astype(dtype))
 
 # ------------------------------------------------------------------------------------------------ reductions
@@ -155,7 +158,9 @@ def elementwise_dtypes(prim: str, types) -> tuple[tuple, np.dtype, bool]:
     if hit is not None:
         return hit
     weak = all(t.weak for t in types)
-    if prim == "where":
+    if prim == "stop_gradient":
+        res = ((types[0].dtype,), types[0].dtype, types[0].weak)
+    elif prim == "where":
         dt, _ = T.result_dtype(*types[1:])
         res = ((T.BOOL, dt, dt), dt, all(t.weak for t in types[1:]))
     elif prim in EXTRA_UNARY:

@@ -228,6 +228,7 @@ def unary(name):
 
 unary("negative")(lambda x, y, g: _neg(g))
 unary("positive")(lambda x, y, g: g)
+RULES["stop_gradient"] = lambda e, g, need: [None]
 unary("absolute")(lambda x, y, g: _mul(g, _u("sign", x)))
 unary("square")(lambda x, y, g: _mul(g, _mul(_c(2, x.dtype), x)))
 unary("sqrt")(lambda x, y, g: _div(g, _mul(_c(2, x.dtype), y)))

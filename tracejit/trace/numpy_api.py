@@ -513,13 +513,24 @@ def _einsum_pair(a, ta, b, tb, keep):
 
 
 # ------------------------------------------------------------------------------------------------ nn
+@impl("stop_gradient")
+def stop_gradient(x):
+    return ops.ufunc("stop_gradient", x)
+
+
+def _shift(x, axis):
+    """The row max that softmax-like functions subtract; their value does not depend on it, so neither does their
+    gradient (differentiating through the max would cost kernels to compute a zero)."""
+    return stop_gradient(ops.reduce("max", x, axis, keepdims=True))
+
+
 @impl("logsumexp")
 def logsumexp(x, axis=None, keepdims=False, b=None, return_sign=False):
     if b is not None or return_sign:
         raise UnsupportedError("logsumexp: b= and return_sign= are not supported by tracejit")
     if x.dtype.kind != "f":
         x = ops.convert(x, T.FLOAT64)
-    m = ops.reduce("max", x, axis, keepdims=True)
+    m = _shift(x, axis)
     m = ops.ufunc("where", ops.ufunc("isfinite", m), m, ops.constant(0.0, x.dtype))
     s = ops.reduce("sum", ops.ufunc("exp", ops.ufunc("subtract", x, m)), axis, keepdims=True)
     out = ops.ufunc("add", ops.ufunc("log", s), m)
@@ -533,7 +544,7 @@ def logsumexp(x, axis=None, keepdims=False, b=None, return_sign=False):
 def softmax(x, axis=-1):
     if x.dtype.kind != "f":
         x = ops.convert(x, T.FLOAT64)
-    m = ops.reduce("max", x, axis, keepdims=True)
+    m = _shift(x, axis)
     e = ops.ufunc("exp", ops.ufunc("subtract", x, m))
     return ops.ufunc("divide", e, ops.reduce("sum", e, axis, keepdims=True))
 
@@ -542,7 +553,7 @@ def softmax(x, axis=-1):
 def log_softmax(x, axis=-1):
     if x.dtype.kind != "f":
         x = ops.convert(x, T.FLOAT64)
-    m = ops.reduce("max", x, axis, keepdims=True)
+    m = _shift(x, axis)
     sh = ops.ufunc("subtract", x, m)
     lse = ops.ufunc("log", ops.reduce("sum", ops.ufunc("exp", sh), axis, keepdims=True))
     return ops.ufunc("subtract", sh, lse)
