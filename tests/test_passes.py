@@ -1,5 +1,8 @@
 """The rewrite passes: each rewrite fires where it is right, stays put where it would be wrong (shapes,
 broadcasting, integers, strict_ieee), every pass is idempotent, and random programs still match numpy."""
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -10,6 +13,7 @@ from tracejit.ir import ops
 from tracejit.ir.graph import Graph, Value, toposort
 from tracejit.ir.interpret import evaluate
 from tracejit.ir.types import Dim, TensorType
+from tracejit.passes import patterns
 from tracejit.passes.cse import cse
 from tracejit.passes.pipeline import PASSES, optimize, optimize_with_log
 from tracejit.passes.simplify import fold, simplify
@@ -353,3 +357,49 @@ def test_random_expressions_match_numpy(expr, dtype, seed):
     assert got.dtype == want.dtype and got.shape == want.shape
     tol = (3e-4 if dtype == np.float32 else 1e-10) * max(scale)
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(expressions(), st.sampled_from([np.float32, np.float64]), st.booleans())
+def test_every_pass_is_idempotent_on_random_programs(expr, dtype, strict):
+    x = np.linspace(0.5, 2.0, 7).astype(dtype)
+    g = tj.make_ir(lambda x: build(expr, x, []) + np.exp(x), optimize=False)(x)
+    for name, run in PASSES.items():
+        once = run(g, strict_ieee=strict, stats={})
+        assert str(run(once, strict_ieee=strict, stats={})) == str(once), name
+    full = optimize(g, strict_ieee=strict)
+    assert str(optimize(full, strict_ieee=strict)) == str(full)
+
+
+def benchmark_program(steps, seed):
+    """The random program of benchmarks/passes_scaling.py (the rewrites' patterns, shared subexpressions)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "passes_scaling.py"
+    spec = importlib.util.spec_from_file_location("passes_scaling", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return tj.make_ir(module.chain(steps, seed), optimize=False)(M, M)
+
+
+def test_values_not_offered_again_are_declined_by_every_rule(monkeypatch):
+    """The driver does not offer a value its rules again once they all declined it, nor a copy of it far from
+    every rewrite (nor, in the next pass, one the same rules declined before): each such skip is checked here
+    against the rules themselves."""
+    skipped = []
+    is_settled = patterns._is_settled
+
+    def checked(v, ctx):
+        if not is_settled(v, ctx):
+            return False
+        with patterns._Scratch(ops.current()):
+            fired = [r.__name__ for r in ctx.rules[v.eqn.prim] if patterns._candidate(r, v, ctx) is not None]
+        assert not fired, (fired, v)
+        skipped.append(v)
+        return True
+
+    monkeypatch.setattr(patterns, "_is_settled", checked)
+    for steps, seed in [(150, 0), (150, 1), (300, 2)]:
+        g = benchmark_program(steps, seed)
+        for strict in (False, True):
+            once = optimize(g, strict_ieee=strict)
+            assert optimize(once, strict_ieee=strict).ops == once.ops
+    assert len(skipped) > 1000

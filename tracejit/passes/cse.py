@@ -10,6 +10,9 @@ from __future__ import annotations
 from .patterns import rewrite
 
 
-def cse(graph, strict_ieee=False, stats=None, **_):
+NO_RULES: dict = {}
+
+
+def cse(graph, strict_ieee=False, stats=None, memo=None, **_):
     """Merge structurally equal equations and equal constants (exact: never changes a result)."""
-    return rewrite(graph, {}, strict_ieee, stats)
+    return rewrite(graph, NO_RULES, strict_ieee, stats, memo)

@@ -18,7 +18,7 @@ def dce(graph: Graph, **_) -> Graph:
     return rebuild(graph)
 
 
-# name -> pass function; each takes (graph, strict_ieee=..., stats=dict) and returns a new Graph
+# name -> pass function; each takes (graph, strict_ieee=..., stats=dict, memo=dict) and returns a new Graph
 PASSES: dict = {"simplify": simplify, "fold": fold, "cse": cse, "stabilize": stabilize, "dce": dce}
 STAGES: dict = {"canonicalize": ["simplify", "fold", "cse"], "cleanup": ["dce"]}
 DEFAULT_ORDER = ["simplify", "fold", "cse", "stabilize", "simplify", "cse", "dce"]
@@ -55,13 +55,14 @@ def optimize_with_log(graph: Graph, strict_ieee=False, passes=None):
     order = _expand(DEFAULT_ORDER if passes is None else list(passes))
     log = []
     clean: set = set()  # passes that have seen the current graph and had nothing to change
+    memo: dict = {}  # what the rewrite passes remember between runs (values their rules already declined)
     for _ in range(MAX_ROUNDS):
         for name in order:
             if name in clean:
                 continue
             before = len(graph.eqns)
             stats: dict = {}
-            graph = PASSES[name](graph, strict_ieee=strict_ieee, stats=stats)
+            graph = PASSES[name](graph, strict_ieee=strict_ieee, stats=stats, memo=memo)
             log.append(PassRecord(name, before, len(graph.eqns), graph, stats))
             if any(stats.values()):
                 clean = {name}  # each pass runs to its own fixed point, so it is clean on its own output

@@ -35,7 +35,7 @@ from ..ir import ops
 from ..ir import types as T
 from ..ir.primitives import PRIMS
 from ..ir.types import Dim
-from .patterns import (arg, args, const_like, is_float, is_num, is_scalar, neg, on,
+from .patterns import (Walk, arg, args, const_like, is_float, is_num, is_scalar, neg, on,
                        operands_with_scalar, param, rewrite, rule_table, scalar)
 
 BUDGET = 48  # nodes a sum/product collection looks through
@@ -48,13 +48,19 @@ def _ieee_ok(v, ctx) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------ small rules
-@on("negative")
+@on("negative", reach=2)
 def double_negation(v, ctx):
     """--x -> x"""
     return arg(arg(v, "negative"), "negative")
 
 
-@on("negative")
+@on("stop_gradient", reach=1)
+def drop_stop_gradient(v, ctx):
+    """stop_gradient(x) -> x: it only matters to differentiation, which runs on traced graphs before any pass"""
+    return arg(v, "stop_gradient")
+
+
+@on("negative", reach=2)
 def negated_difference(v, ctx):
     """-(a - b) -> b - a"""
     ab = args(arg(v, "negative"), "subtract")
@@ -63,7 +69,7 @@ def negated_difference(v, ctx):
     return ops.ufunc("subtract", ab[1], ab[0])
 
 
-@on("subtract")
+@on("subtract", reach=2)
 def self_difference(v, ctx):
     """x - x -> 0"""
     a, b = args(v, "subtract")
@@ -71,7 +77,7 @@ def self_difference(v, ctx):
         return const_like(0, v)
 
 
-@on("subtract")
+@on("subtract", reach=2)
 def subtract_zero(v, ctx):
     """x - 0 -> x (exact, -0 - 0 is -0)"""
     a, b = args(v, "subtract")
@@ -79,7 +85,7 @@ def subtract_zero(v, ctx):
         return a
 
 
-@on("add")
+@on("add", reach=2)
 def add_zero(v, ctx):
     """x + 0 -> x"""
     x = operands_with_scalar(v, "add", 0)
@@ -87,7 +93,7 @@ def add_zero(v, ctx):
         return x
 
 
-@on("multiply")
+@on("multiply", reach=2)
 def multiply_one(v, ctx):
     """x * 1 -> x"""
     x = operands_with_scalar(v, "multiply", 1)
@@ -95,7 +101,7 @@ def multiply_one(v, ctx):
         return x
 
 
-@on("multiply")
+@on("multiply", reach=2)
 def multiply_zero(v, ctx):
     """x * 0 -> 0"""
     x = operands_with_scalar(v, "multiply", 0)
@@ -103,7 +109,7 @@ def multiply_zero(v, ctx):
         return const_like(0, v)
 
 
-@on("divide")
+@on("divide", reach=2)
 def divide_one(v, ctx):
     """x / 1 -> x"""
     a, b = args(v, "divide")
@@ -111,7 +117,7 @@ def divide_one(v, ctx):
         return a
 
 
-@on("power")
+@on("power", reach=2)
 def power_constant(v, ctx):
     """x ** 1 -> x, x ** 2 -> square(x), x ** 0.5 -> sqrt(x), x ** 0 -> 1, x ** -1 -> 1 / x (floats)"""
     x, p = args(v, "power")
@@ -131,7 +137,7 @@ def power_constant(v, ctx):
     return None
 
 
-@on("exp")
+@on("exp", reach=2)
 def exp_of_log(v, ctx):
     """exp(log(x)) -> x"""
     x = arg(arg(v, "exp"), "log")
@@ -139,7 +145,7 @@ def exp_of_log(v, ctx):
         return x
 
 
-@on("log")
+@on("log", reach=2)
 def log_of_exp(v, ctx):
     """log(exp(x)) -> x"""
     x = arg(arg(v, "log"), "exp")
@@ -147,7 +153,7 @@ def log_of_exp(v, ctx):
         return x
 
 
-@on("where")
+@on("where", reach=2)
 def where_same(v, ctx):
     """where(c, x, x) -> x"""
     c, a, b = args(v, "where")
@@ -191,7 +197,13 @@ class _Terms:
         return [(self.vals[i], self.total(i)) for i in self.vals if self.total(i) != 0]
 
 
-@on("add", "subtract", "negative", "multiply")
+# the collections read the trees they walk, and the operands where they stop (their primitive, whether they are
+# constants, and for a product whether they are converted from integers)
+SUM_WALK = Walk(frozenset({"add", "subtract", "negative", "multiply"}), 1)
+PRODUCT_WALK = Walk(frozenset({"multiply", "divide", "negative", "square", "power"}), 1)
+
+
+@on("add", "subtract", "negative", "multiply", reach=SUM_WALK)
 def collect_sum(v, ctx):
     """sums collected: x + y - x -> y, 2*x + 3*x -> 5*x, (x + 1) + 2 -> x + 3"""
     if not is_num(v):
@@ -199,23 +211,27 @@ def collect_sum(v, ctx):
     strict = ctx.strict_ieee and is_float(v)
     if _nothing_to_collect(v, strict):
         return None
-    terms, consts, nodes = _Terms(), [], 0
-    stack, budget = [(v, 1)], BUDGET
+    terms, consts, nodes, unary, occurrences = _Terms(), [], 0, 0, 0
+    stack, budget, dtype = [(v, 1)], BUDGET, v.dtype
     while stack:
         x, c = stack.pop()
-        s = scalar(x)
+        s = scalar(x) if x.const is not None else None
         if s is not None:
             consts.append(c * s)
             continue
-        inner = _linear_children(x, c, strict) if x.eqn is not None and x.dtype == v.dtype else None
+        inner = _linear_children(x, c, strict) if x.eqn is not None and x.type.dtype == dtype else None
         if inner is None:
             terms.add(x, c)
+            occurrences += 1
             continue
         if budget == 0:
             return None
         budget -= 1
         nodes += x is v or not ctx.shared(x)  # a node other users still need is not saved by rewriting
+        unary += len(inner) == 1
         stack.extend(reversed(inner))
+    if unary == 0 and occurrences == len(terms.vals) and (not consts or (len(consts) == 1 and consts[0] != 0)):
+        return None  # distinct terms joined by add and subtract alone: as few equations as a sum can have
     if nodes == 0 or not all(math.isfinite(c) for p in terms.parts.values() for c in p):
         return None
     if not all(math.isfinite(c) for c in consts):
@@ -237,8 +253,10 @@ def collect_sum(v, ctx):
 
 
 def _nothing_to_collect(v, strict) -> bool:
-    """Cheap test that skips the tree walk: a binary node over two distinct operands that are neither constants
-    nor sums themselves has nothing to cancel or combine (most nodes of a big graph)."""
+    """Cheap test that skips the tree walk: v is no sum (x * y), or a binary node over two distinct operands that
+    are neither constants nor sums themselves has nothing to cancel or combine (most nodes of a big graph)."""
+    if _linear_children(v, 1, strict) is None:
+        return True
     ins = v.eqn.inputs
     if len(ins) != 2 or ins[0] is ins[1] or v.eqn.prim == "multiply":
         return False
@@ -298,10 +316,10 @@ def _build_sum(live, const, v):
     return acc if acc is not None else const_like(0, v)
 
 
-@on("multiply", "divide", "square", "power", "negative")
+@on("multiply", "divide", "square", "power", "negative", reach=PRODUCT_WALK)
 def collect_product(v, ctx):
     """products collected: x*y/x -> y, x*x -> square(x), x / c -> x * (1/c), 2*(3*x) -> 6*x (floats)"""
-    if not is_float(v):
+    if not is_float(v) or _nothing_to_multiply(v):
         return None
     strict = ctx.strict_ieee
     terms, nodes, k = _Terms(), 0, 1.0
@@ -335,8 +353,7 @@ def collect_product(v, ctx):
     if nodes == 0 or not math.isfinite(k):
         return None
     has_divisor = v.eqn.prim == "divide" and scalar(v.eqn.inputs[1]) is not None
-    from_int = any(_from_int(t) for t in terms.vals.values())
-    if divisor_inexact and (strict or from_int):
+    if divisor_inexact and (strict or any(_from_int(t) for t in terms.vals.values())):
         return None
     if strict and (terms.mixed_signs() or k == 0 or len([f for f in factors if abs(f) != 1]) > 1):
         return None
@@ -354,6 +371,22 @@ def collect_product(v, ctx):
     if new_nodes < nodes or (new_nodes == nodes and (has_divisor or merged)):
         return out
     return None
+
+
+def _nothing_to_multiply(v) -> bool:
+    """Cheap test that skips the tree walk: v is no product (x ** y), or x * y, x / y, -x, square(x) over distinct
+    operands that are neither constants nor products themselves is as small as it gets."""
+    if _product_children(v, 1) is None:
+        return True
+    ins = v.eqn.inputs
+    if len(ins) == 2 and ins[0] is ins[1]:
+        return False
+    for x in ins:
+        if scalar(x) is not None:
+            return False
+        if x.eqn is not None and x.dtype == v.dtype and _product_children(x, 1) is not None:
+            return False
+    return True
 
 
 def _from_int(t) -> bool:
@@ -413,7 +446,7 @@ def _build_product(live, k, v):
 
 
 # ------------------------------------------------------------------------------------------------ shapes
-@on("transpose")
+@on("transpose", reach=3)
 def transpose_of_transpose(v, ctx):
     """x.transpose(p).transpose(q) -> x.transpose(p[q]) (or x)"""
     x = arg(v, "transpose")
@@ -428,7 +461,7 @@ def _swap_last(nd):
     return tuple(range(nd - 2)) + (nd - 1, nd - 2)
 
 
-@on("transpose")
+@on("transpose", reach=4)
 def transpose_of_matmul(v, ctx):
     """(A.T @ B.T).T -> B @ A (when at least one operand is a transpose, so transposes disappear)"""
     y = arg(v, "transpose")
@@ -452,7 +485,7 @@ def transpose_of_matmul(v, ctx):
     return ops.bind("matmul", left, right)
 
 
-@on("reshape")
+@on("reshape", reach=3)
 def reshape_of_reshape(v, ctx):
     """x.reshape(s1).reshape(s2) -> x.reshape(s2) (or x)"""
     y = arg(arg(v, "reshape"), "reshape")
@@ -460,7 +493,7 @@ def reshape_of_reshape(v, ctx):
         return ops.reshape(y, v.shape)
 
 
-@on("broadcast_to")
+@on("broadcast_to", reach=3)
 def broadcast_of_broadcast(v, ctx):
     """broadcast_to(broadcast_to(x, s1), s2) -> broadcast_to(x, s2)"""
     y = arg(arg(v, "broadcast_to"), "broadcast_to")
@@ -468,7 +501,7 @@ def broadcast_of_broadcast(v, ctx):
         return ops.broadcast_to(y, v.shape)
 
 
-@on("sum")
+@on("sum", reach=3)
 def sum_of_broadcast(v, ctx):
     """sum(broadcast_to(x, S), axes) -> x * (number of copies) (summing x's own axes first)"""
     b = arg(v, "sum")
@@ -492,15 +525,15 @@ def sum_of_broadcast(v, ctx):
     return ops.broadcast_to(out, v.shape) if out.shape != v.shape else out
 
 
-SIMPLIFY_RULES = rule_table(double_negation, negated_difference, self_difference, subtract_zero, add_zero,
+SIMPLIFY_RULES = rule_table(drop_stop_gradient, double_negation, negated_difference, self_difference, subtract_zero, add_zero,
                             multiply_one, multiply_zero, divide_one, power_constant, exp_of_log, log_of_exp,
                             where_same, collect_sum, collect_product, transpose_of_transpose,
                             transpose_of_matmul, reshape_of_reshape, broadcast_of_broadcast, sum_of_broadcast)
 
 
-def simplify(graph, strict_ieee=False, stats=None, **_):
+def simplify(graph, strict_ieee=False, stats=None, memo=None, **_):
     """Algebraic canonicalization (see the module docstring for the rewrites and what strict_ieee turns off)."""
-    return rewrite(graph, SIMPLIFY_RULES, strict_ieee, stats)
+    return rewrite(graph, SIMPLIFY_RULES, strict_ieee, stats, memo)
 
 
 # ------------------------------------------------------------------------------------------------ folding
@@ -512,7 +545,7 @@ def _has_dim(p) -> bool:
     return False
 
 
-@on("*")
+@on("*", reach=2)
 def fold_constants(v, ctx):
     """f(constants) -> constant, evaluated with f's numpy reference"""
     e = v.eqn
@@ -529,8 +562,11 @@ def fold_constants(v, ctx):
     return ctx.shared_constant(out, weak=v.type.weak)
 
 
-def fold(graph, strict_ieee=False, stats=None, **_):
+FOLD_RULES = rule_table(fold_constants)
+
+
+def fold(graph, strict_ieee=False, stats=None, memo=None, **_):
     """Constant folding: every equation whose inputs are all constants becomes a constant."""
-    return rewrite(graph, rule_table(fold_constants), strict_ieee, stats)
+    return rewrite(graph, FOLD_RULES, strict_ieee, stats, memo)
 
 

@@ -36,7 +36,7 @@ def softplus(x):
     return ops.ufunc("softplus", x)
 
 
-@on("log")
+@on("log", reach=2)
 def log_of_sigmoid(v, ctx):
     """log(sigmoid(x)) -> -softplus(-x)"""
     x = arg(arg(v, "log"), "sigmoid")
@@ -44,7 +44,7 @@ def log_of_sigmoid(v, ctx):
         return neg(softplus(neg(x, True)))
 
 
-@on("log")
+@on("log", reach=3)
 def log_of_one_minus_sigmoid(v, ctx):
     """log(1 - sigmoid(x)) -> -softplus(x)"""
     x = arg(_one_minus(arg(v, "log")), "sigmoid")
@@ -52,7 +52,7 @@ def log_of_one_minus_sigmoid(v, ctx):
         return neg(softplus(x))
 
 
-@on("log1p")
+@on("log1p", reach=3)
 def log1p_of_negated_sigmoid(v, ctx):
     """log1p(-sigmoid(x)) -> -softplus(x)"""
     x = arg(arg(arg(v, "log1p"), "negative"), "sigmoid")
@@ -60,7 +60,7 @@ def log1p_of_negated_sigmoid(v, ctx):
         return neg(softplus(x))
 
 
-@on("log")
+@on("log", reach=3)
 def log_of_one_plus_exp(v, ctx):
     """log(1 + exp(x)) -> softplus(x)"""
     x = arg(_one_plus(arg(v, "log")), "exp")
@@ -68,7 +68,7 @@ def log_of_one_plus_exp(v, ctx):
         return softplus(x)
 
 
-@on("log1p")
+@on("log1p", reach=2)
 def log1p_of_exp(v, ctx):
     """log1p(exp(x)) -> softplus(x)"""
     x = arg(arg(v, "log1p"), "exp")
@@ -76,7 +76,7 @@ def log1p_of_exp(v, ctx):
         return softplus(x)
 
 
-@on("log")
+@on("log", reach=3)
 def log_of_exp_ratio(v, ctx):
     """log(exp(a) / b) -> a - log(b)   (log of a softmax -> log_softmax)"""
     ab = args(arg(v, "log"), "divide")
@@ -105,7 +105,7 @@ def _shifted_by_max(x, axes) -> bool:
     return mx is not None and mx[0] is a and param(m, "axes") == axes
 
 
-@on("log")
+@on("log")  # no bounded reach: the max it looks for may sit behind any number of reshapes
 def log_sum_exp(v, ctx):
     """log(sum(exp(x))) -> log(sum(exp(x - m))) + m, m = max(x) where finite else 0"""
     s = arg(v, "log")
@@ -125,7 +125,7 @@ def log_sum_exp(v, ctx):
     return ops.reshape(lse, s.shape)
 
 
-@on("log")
+@on("log", reach=3)
 def log_of_one_plus(v, ctx):
     """log(1 + x) -> log1p(x), log(1 - x) -> log1p(-x)"""
     s = arg(v, "log")
@@ -137,7 +137,7 @@ def log_of_one_plus(v, ctx):
         return ops.ufunc("log1p", neg(y, True))
 
 
-@on("subtract", "add")
+@on("subtract", "add", reach=2)
 def exp_minus_one(v, ctx):
     """exp(x) - 1 -> expm1(x)  (and exp(x) + -1)"""
     ab = args(v, "subtract")
@@ -150,7 +150,7 @@ def exp_minus_one(v, ctx):
         return ops.ufunc("expm1", x)
 
 
-@on("divide")
+@on("divide", reach=4)
 def logistic(v, ctx):
     """1 / (1 + exp(-x)) -> sigmoid(x), exp(x) / (1 + exp(x)) -> sigmoid(x)"""
     a, b = args(v, "divide")
@@ -165,7 +165,7 @@ def logistic(v, ctx):
     return None
 
 
-@on("sqrt")
+@on("sqrt", reach=3)
 def sqrt_of_square(v, ctx):
     """sqrt(x ** 2) -> abs(x), sqrt(square(x)) -> abs(x)"""
     s = arg(v, "sqrt")
@@ -182,6 +182,6 @@ STABILIZE_RULES = rule_table(log_of_sigmoid, log_of_one_minus_sigmoid, log1p_of_
                              exp_minus_one, logistic, sqrt_of_square)
 
 
-def stabilize(graph, strict_ieee=False, stats=None, **_):
+def stabilize(graph, strict_ieee=False, stats=None, memo=None, **_):
     """Rewrite numerically fragile expressions into their stable forms (see the module docstring)."""
-    return rewrite(graph, STABILIZE_RULES, strict_ieee, stats)
+    return rewrite(graph, STABILIZE_RULES, strict_ieee, stats, memo)
