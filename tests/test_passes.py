@@ -380,6 +380,25 @@ def benchmark_program(steps, seed):
     return tj.make_ir(module.chain(steps, seed), optimize=False)(M, M)
 
 
+def view_program(steps, seed):
+    """A random program of square matrices over the view, matmul and stability patterns, values shared."""
+    rng = np.random.default_rng(seed)
+    forms = [lambda a, b: (a.T @ b.T).T, lambda a, b: a.T.T + b, lambda a, b: a.reshape(2, 8).reshape(4, 4) * b,
+             lambda a, b: np.sum(np.broadcast_to(a, (2, 4, 4)), axis=0) - b, lambda a, b: np.log(1 + np.exp(a - b)),
+             lambda a, b: 1 / (1 + np.exp(-a)) + np.log(1 - 1 / (1 + np.exp(-b))), lambda a, b: np.log1p(np.exp(a)),
+             lambda a, b: np.log(np.exp(a) / np.sum(np.exp(b), axis=1, keepdims=True)), lambda a, b: np.exp(a) - 1,
+             lambda a, b: np.sqrt(np.square(a)) + b ** 2.0, lambda a, b: np.where(a > b, a, a) / 2.0,
+             lambda a, b: np.log(np.sum(np.exp(a), axis=0)) + b, lambda a, b: -(a - b) * 1.0 + 0.0]
+
+    def f(x, y):
+        vals = [x, y]
+        for _ in range(steps):
+            a, b = (vals[rng.integers(len(vals))] for _ in range(2))
+            vals.append(forms[rng.integers(len(forms))](a, b))
+        return sum(vals[-6:])
+    return tj.make_ir(f, optimize=False)(M[:, :3].repeat(2, axis=1)[:, :4].T @ M[:, :4], M[:1, :4].T @ M[:1, :4])
+
+
 def test_values_not_offered_again_are_declined_by_every_rule(monkeypatch):
     """The driver does not offer a value its rules again once they all declined it, nor a copy of it far from
     every rewrite (nor, in the next pass, one the same rules declined before): each such skip is checked here
@@ -397,8 +416,8 @@ def test_values_not_offered_again_are_declined_by_every_rule(monkeypatch):
         return True
 
     monkeypatch.setattr(patterns, "_is_settled", checked)
-    for steps, seed in [(150, 0), (150, 1), (300, 2)]:
-        g = benchmark_program(steps, seed)
+    programs = [benchmark_program(150, 0), benchmark_program(300, 1), view_program(80, 0), view_program(80, 1)]
+    for g in programs:
         for strict in (False, True):
             once = optimize(g, strict_ieee=strict)
             assert optimize(once, strict_ieee=strict).ops == once.ops

@@ -48,7 +48,7 @@ def _ieee_ok(v, ctx) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------ small rules
-@on("negative", reach=2)
+@on("negative", reach=1)
 def double_negation(v, ctx):
     """--x -> x"""
     return arg(arg(v, "negative"), "negative")
@@ -60,7 +60,7 @@ def drop_stop_gradient(v, ctx):
     return arg(v, "stop_gradient")
 
 
-@on("negative", reach=2)
+@on("negative", reach=1)
 def negated_difference(v, ctx):
     """-(a - b) -> b - a"""
     ab = args(arg(v, "negative"), "subtract")
@@ -69,7 +69,7 @@ def negated_difference(v, ctx):
     return ops.ufunc("subtract", ab[1], ab[0])
 
 
-@on("subtract", reach=2)
+@on("subtract", reach=1)
 def self_difference(v, ctx):
     """x - x -> 0"""
     a, b = args(v, "subtract")
@@ -77,7 +77,7 @@ def self_difference(v, ctx):
         return const_like(0, v)
 
 
-@on("subtract", reach=2)
+@on("subtract", reach=1)
 def subtract_zero(v, ctx):
     """x - 0 -> x (exact, -0 - 0 is -0)"""
     a, b = args(v, "subtract")
@@ -85,7 +85,7 @@ def subtract_zero(v, ctx):
         return a
 
 
-@on("add", reach=2)
+@on("add", reach=1)
 def add_zero(v, ctx):
     """x + 0 -> x"""
     x = operands_with_scalar(v, "add", 0)
@@ -93,7 +93,7 @@ def add_zero(v, ctx):
         return x
 
 
-@on("multiply", reach=2)
+@on("multiply", reach=1)
 def multiply_one(v, ctx):
     """x * 1 -> x"""
     x = operands_with_scalar(v, "multiply", 1)
@@ -101,7 +101,7 @@ def multiply_one(v, ctx):
         return x
 
 
-@on("multiply", reach=2)
+@on("multiply", reach=1)
 def multiply_zero(v, ctx):
     """x * 0 -> 0"""
     x = operands_with_scalar(v, "multiply", 0)
@@ -109,7 +109,7 @@ def multiply_zero(v, ctx):
         return const_like(0, v)
 
 
-@on("divide", reach=2)
+@on("divide", reach=1)
 def divide_one(v, ctx):
     """x / 1 -> x"""
     a, b = args(v, "divide")
@@ -117,7 +117,7 @@ def divide_one(v, ctx):
         return a
 
 
-@on("power", reach=2)
+@on("power", reach=1)
 def power_constant(v, ctx):
     """x ** 1 -> x, x ** 2 -> square(x), x ** 0.5 -> sqrt(x), x ** 0 -> 1, x ** -1 -> 1 / x (floats)"""
     x, p = args(v, "power")
@@ -137,7 +137,7 @@ def power_constant(v, ctx):
     return None
 
 
-@on("exp", reach=2)
+@on("exp", reach=1)
 def exp_of_log(v, ctx):
     """exp(log(x)) -> x"""
     x = arg(arg(v, "exp"), "log")
@@ -145,7 +145,7 @@ def exp_of_log(v, ctx):
         return x
 
 
-@on("log", reach=2)
+@on("log", reach=1)
 def log_of_exp(v, ctx):
     """log(exp(x)) -> x"""
     x = arg(arg(v, "log"), "exp")
@@ -153,7 +153,7 @@ def log_of_exp(v, ctx):
         return x
 
 
-@on("where", reach=2)
+@on("where", reach=1)
 def where_same(v, ctx):
     """where(c, x, x) -> x"""
     c, a, b = args(v, "where")
@@ -197,10 +197,10 @@ class _Terms:
         return [(self.vals[i], self.total(i)) for i in self.vals if self.total(i) != 0]
 
 
-# the collections read the trees they walk, and the operands where they stop (their primitive, whether they are
-# constants, and for a product whether they are converted from integers)
-SUM_WALK = Walk(frozenset({"add", "subtract", "negative", "multiply"}), 1)
-PRODUCT_WALK = Walk(frozenset({"multiply", "divide", "negative", "square", "power"}), 1)
+# the collections read the trees they walk and the operands where they stop (whether they are constants, their
+# primitive); walking every multiply covers the operands of one that is no scaling (whether they are constants)
+SUM_WALK = Walk(frozenset({"add", "subtract", "negative", "multiply"}), 0)
+PRODUCT_WALK = Walk(frozenset({"multiply", "divide", "negative", "square", "power"}), 0)
 
 
 @on("add", "subtract", "negative", "multiply", reach=SUM_WALK)
@@ -255,8 +255,13 @@ def collect_sum(v, ctx):
 def _nothing_to_collect(v, strict) -> bool:
     """Cheap test that skips the tree walk: v is no sum (x * y), or a binary node over two distinct operands that
     are neither constants nor sums themselves has nothing to cancel or combine (most nodes of a big graph)."""
-    if _linear_children(v, 1, strict) is None:
+    inner = _linear_children(v, 1, strict)
+    if inner is None:
         return True
+    if len(inner) == 1:  # -x or k * x over a term x: already as small as it gets (x * 1 and x * 0 are not)
+        x, c = inner[0]
+        return (c not in (0, 1) and math.isfinite(c) and scalar(x) is None
+                and not (x.eqn is not None and x.dtype == v.dtype and _linear_children(x, 1, strict) is not None))
     ins = v.eqn.inputs
     if len(ins) != 2 or ins[0] is ins[1] or v.eqn.prim == "multiply":
         return False
@@ -446,7 +451,7 @@ def _build_product(live, k, v):
 
 
 # ------------------------------------------------------------------------------------------------ shapes
-@on("transpose", reach=3)
+@on("transpose", reach=1)
 def transpose_of_transpose(v, ctx):
     """x.transpose(p).transpose(q) -> x.transpose(p[q]) (or x)"""
     x = arg(v, "transpose")
@@ -461,7 +466,7 @@ def _swap_last(nd):
     return tuple(range(nd - 2)) + (nd - 1, nd - 2)
 
 
-@on("transpose", reach=4)
+@on("transpose", reach=2)
 def transpose_of_matmul(v, ctx):
     """(A.T @ B.T).T -> B @ A (when at least one operand is a transpose, so transposes disappear)"""
     y = arg(v, "transpose")
@@ -485,7 +490,7 @@ def transpose_of_matmul(v, ctx):
     return ops.bind("matmul", left, right)
 
 
-@on("reshape", reach=3)
+@on("reshape", reach=1)
 def reshape_of_reshape(v, ctx):
     """x.reshape(s1).reshape(s2) -> x.reshape(s2) (or x)"""
     y = arg(arg(v, "reshape"), "reshape")
@@ -493,7 +498,7 @@ def reshape_of_reshape(v, ctx):
         return ops.reshape(y, v.shape)
 
 
-@on("broadcast_to", reach=3)
+@on("broadcast_to", reach=1)
 def broadcast_of_broadcast(v, ctx):
     """broadcast_to(broadcast_to(x, s1), s2) -> broadcast_to(x, s2)"""
     y = arg(arg(v, "broadcast_to"), "broadcast_to")
@@ -501,7 +506,7 @@ def broadcast_of_broadcast(v, ctx):
         return ops.broadcast_to(y, v.shape)
 
 
-@on("sum", reach=3)
+@on("sum", reach=1)
 def sum_of_broadcast(v, ctx):
     """sum(broadcast_to(x, S), axes) -> x * (number of copies) (summing x's own axes first)"""
     b = arg(v, "sum")
@@ -525,8 +530,8 @@ def sum_of_broadcast(v, ctx):
     return ops.broadcast_to(out, v.shape) if out.shape != v.shape else out
 
 
-SIMPLIFY_RULES = rule_table(drop_stop_gradient, double_negation, negated_difference, self_difference, subtract_zero, add_zero,
-                            multiply_one, multiply_zero, divide_one, power_constant, exp_of_log, log_of_exp,
+SIMPLIFY_RULES = rule_table(drop_stop_gradient, double_negation, negated_difference, self_difference, subtract_zero,
+                            add_zero, multiply_one, multiply_zero, divide_one, power_constant, exp_of_log, log_of_exp,
                             where_same, collect_sum, collect_product, transpose_of_transpose,
                             transpose_of_matmul, reshape_of_reshape, broadcast_of_broadcast, sum_of_broadcast)
 
@@ -545,7 +550,7 @@ def _has_dim(p) -> bool:
     return False
 
 
-@on("*", reach=2)
+@on("*", reach=1)
 def fold_constants(v, ctx):
     """f(constants) -> constant, evaluated with f's numpy reference"""
     e = v.eqn

@@ -36,7 +36,7 @@ def softplus(x):
     return ops.ufunc("softplus", x)
 
 
-@on("log", reach=2)
+@on("log", reach=1)
 def log_of_sigmoid(v, ctx):
     """log(sigmoid(x)) -> -softplus(-x)"""
     x = arg(arg(v, "log"), "sigmoid")
@@ -44,7 +44,7 @@ def log_of_sigmoid(v, ctx):
         return neg(softplus(neg(x, True)))
 
 
-@on("log", reach=3)
+@on("log", reach=2)
 def log_of_one_minus_sigmoid(v, ctx):
     """log(1 - sigmoid(x)) -> -softplus(x)"""
     x = arg(_one_minus(arg(v, "log")), "sigmoid")
@@ -52,7 +52,7 @@ def log_of_one_minus_sigmoid(v, ctx):
         return neg(softplus(x))
 
 
-@on("log1p", reach=3)
+@on("log1p", reach=2)
 def log1p_of_negated_sigmoid(v, ctx):
     """log1p(-sigmoid(x)) -> -softplus(x)"""
     x = arg(arg(arg(v, "log1p"), "negative"), "sigmoid")
@@ -60,7 +60,7 @@ def log1p_of_negated_sigmoid(v, ctx):
         return neg(softplus(x))
 
 
-@on("log", reach=3)
+@on("log", reach=2)
 def log_of_one_plus_exp(v, ctx):
     """log(1 + exp(x)) -> softplus(x)"""
     x = arg(_one_plus(arg(v, "log")), "exp")
@@ -68,7 +68,7 @@ def log_of_one_plus_exp(v, ctx):
         return softplus(x)
 
 
-@on("log1p", reach=2)
+@on("log1p", reach=1)
 def log1p_of_exp(v, ctx):
     """log1p(exp(x)) -> softplus(x)"""
     x = arg(arg(v, "log1p"), "exp")
@@ -76,7 +76,7 @@ def log1p_of_exp(v, ctx):
         return softplus(x)
 
 
-@on("log", reach=3)
+@on("log", reach=2)
 def log_of_exp_ratio(v, ctx):
     """log(exp(a) / b) -> a - log(b)   (log of a softmax -> log_softmax)"""
     ab = args(arg(v, "log"), "divide")
@@ -125,7 +125,7 @@ def log_sum_exp(v, ctx):
     return ops.reshape(lse, s.shape)
 
 
-@on("log", reach=3)
+@on("log", reach=2)
 def log_of_one_plus(v, ctx):
     """log(1 + x) -> log1p(x), log(1 - x) -> log1p(-x)"""
     s = arg(v, "log")
@@ -137,7 +137,7 @@ def log_of_one_plus(v, ctx):
         return ops.ufunc("log1p", neg(y, True))
 
 
-@on("subtract", "add", reach=2)
+@on("subtract", "add", reach=1)
 def exp_minus_one(v, ctx):
     """exp(x) - 1 -> expm1(x)  (and exp(x) + -1)"""
     ab = args(v, "subtract")
@@ -150,7 +150,7 @@ def exp_minus_one(v, ctx):
         return ops.ufunc("expm1", x)
 
 
-@on("divide", reach=4)
+@on("divide", reach=2)
 def logistic(v, ctx):
     """1 / (1 + exp(-x)) -> sigmoid(x), exp(x) / (1 + exp(x)) -> sigmoid(x)"""
     a, b = args(v, "divide")
@@ -165,7 +165,7 @@ def logistic(v, ctx):
     return None
 
 
-@on("sqrt", reach=3)
+@on("sqrt", reach=2)
 def sqrt_of_square(v, ctx):
     """sqrt(x ** 2) -> abs(x), sqrt(square(x)) -> abs(x)"""
     s = arg(v, "sqrt")
