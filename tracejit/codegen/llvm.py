@@ -748,9 +748,10 @@ def _streamable(k: Kernel, flat) -> bool:
 
 
 class _StreamedStores:
-    """Stores of one loop, done a block at a time: straight to the outputs (one block: the plain loop), or, when the
-    kernel writes more than STREAM_MIN_BYTES, to stack blocks copied out with non-temporal stores. One loop body
-    serves both."""
+    """The stores of a one-loop kernel that writes more than STREAM_MIN_BYTES: computed a block at a time into
+    stack scratch, copied out with non-temporal stores. The kernel branches at run time between this loop and
+    the plain one (a store through a pointer chosen at run time kept LLVM from vectorizing math-heavy loops), so
+    only the optimized tier emits it: the quick first tier keeps its compile time."""
 
     def __init__(self, em: _Emitter, plan, k: Kernel, total):
         self.em, self.plan = em, plan
@@ -764,7 +765,7 @@ class _StreamedStores:
         self.big = em._in_entry(lambda: b.icmp_signed(">=", b.mul(em.dim(total), ir.Constant(I64, nbytes)),
                                                       ir.Constant(I64, STREAM_MIN_BYTES)))
         self.base = None
-        self.dst = {}
+        self.active = False
         self.nt_md = em.m.add_metadata([ir.Constant(I32, 1)])
 
     def store(self, acc, i, v):
@@ -772,31 +773,33 @@ class _StreamedStores:
         if dt == T.BOOL:
             v = self.em.b.zext(v, I8)
         b = self.em.b
-        b.store(v, b.gep(self.dst[id(acc)], [b.sub(i, self.base)], source_etype=memtype(dt)))
+        b.store(v, b.gep(self.scratch[id(acc)], [b.sub(i, self.base)], source_etype=memtype(dt), inbounds=True))
 
-    def loop(self, lo, hi, leaf, axes_of):
-        """Run ``leaf(i)`` for i in [lo, hi), a block at a time; ``axes_of(acc)`` is the axis map of a store."""
+    def loop(self, lo, hi, leaf, axes_of, name):
+        """``leaf(i)`` for i in [lo, hi): streamed when the kernel is big, else the plain loop."""
         em, b = self.em, self.em.b
-        one = ir.Constant(I64, 1)
-        n = b.sub(hi, lo)
-        size = b.select(self.big, ir.Constant(I64, STREAM_BLOCK), b.select(b.icmp_signed(">", n, one), n, one))
-        nblk = b.sdiv(b.add(n, b.sub(size, one)), size)
+        with b.if_else(self.big) as (then, otherwise):
+            with then:
+                self.active = True
+                self._blocks(lo, hi, leaf, axes_of)
+                self.active = False
+            with otherwise:
+                em.loop(lo, hi, leaf, name=name)
+
+    def _blocks(self, lo, hi, leaf, axes_of):
+        em, b = self.em, self.em.b
+        nblk = b.sdiv(b.add(b.sub(hi, lo), ir.Constant(I64, STREAM_BLOCK - 1)), ir.Constant(I64, STREAM_BLOCK))
 
         def block(jb):
-            blo = b.add(lo, b.mul(jb, size), flags=("nsw",))
-            bhi = b.add(blo, size)
+            blo = b.add(lo, b.mul(jb, ir.Constant(I64, STREAM_BLOCK)), flags=("nsw",))
+            bhi = b.add(blo, ir.Constant(I64, STREAM_BLOCK))
             bhi = b.select(b.icmp_signed("<", bhi, hi), bhi, hi)
             self.base = blo
-            out = {id(acc): em.address(acc, {0: blo}, axes_of(acc)) for acc in self.accs}
-            for acc in self.accs:
-                self.dst[id(acc)] = b.select(self.big, self.scratch[id(acc)], out[id(acc)])
             em.loop(blo, bhi, leaf, name="s")
-            with b.if_then(self.big):
-                for acc in self.accs:
-                    self._copy_out(acc, out[id(acc)], b.sub(bhi, blo))
+            for acc in self.accs:
+                self._copy_out(acc, em.address(acc, {0: blo}, axes_of(acc)), b.sub(bhi, blo))
         em.loop(ir.Constant(I64, 0), nblk, block, name="sb")
-        with b.if_then(self.big):
-            _store_fence(em.m, b)
+        _store_fence(em.m, b)
 
     def _copy_out(self, acc, dst, cnt):
         em, b = self.em, self.em.b
@@ -924,7 +927,7 @@ def lower_kernel(em: _Emitter, plan, k: Kernel, canon):
 
     def do_stores(o, idx, v):
         for acc in stored.get(o.eqn.out.id, ()):
-            if streamed is not None:
+            if streamed is not None and streamed.active:
                 streamed.store(acc, idx[0], v)
             else:
                 em.store(acc, idx, _acc_axes(acc, o.eqn.out, o.axes, None), v)
@@ -1054,7 +1057,7 @@ def lower_kernel(em: _Emitter, plan, k: Kernel, canon):
             d[a] = i
             emit_outer(axes_left[1:], d, False)
         if first and streamed is not None:
-            streamed.loop(lo, hi, body, lambda acc: FLAT if flat else (0,))
+            streamed.loop(lo, hi, body, lambda acc: FLAT if flat else (0,), f"o{a}")
         else:
             em.loop(lo, hi, body, name=f"o{a}")
 
@@ -1064,7 +1067,7 @@ def lower_kernel(em: _Emitter, plan, k: Kernel, canon):
         hi = b.select(b.icmp_signed("<", em.stop, ir.Constant(I64, 0)), ir.Constant(I64, k.chunks), em.stop)
         em.loop(em.start, hi, lambda c: emit_outer(list(outer), {"chunk": c}, False), name="chunk")
     elif flat or _streamable(k, flat):
-        if _streamable(k, flat):
+        if _streamable(k, flat) and em.math.vector:
             streamed = _StreamedStores(em, plan, k, flat_n_sym if flat else domain[0])
         emit_outer([0], {}, True)
     else:
