@@ -47,7 +47,7 @@ class Value:
         return f"Value(%{self.id}: {self.type})"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Equation:
     prim: str
     inputs: tuple
@@ -123,25 +123,23 @@ class Graph:
 
 
 def toposort(outputs) -> list:
-    """Equations needed for ``outputs``, in a topological order (dead code dropped)."""
-    order, seen = [], set()
-    stack = [(v, False) for v in reversed(outputs)]
+    """Equations needed for ``outputs``, in a topological order (dead code dropped): depth first, each equation
+    after its inputs' in input order."""
+    order, seen, opened = [], set(), set()
+    stack = [v.eqn for v in reversed(outputs) if v.eqn is not None]
     while stack:
-        v, done = stack.pop()
-        e = v.eqn
-        if e is None:
+        e = stack.pop()
+        if e in seen:
             continue
-        if done:
-            if id(e) not in seen:
-                seen.add(id(e))
-                order.append(e)
+        if e in opened:  # its inputs are done (in a DAG nothing above e on the stack can lead back to e)
+            seen.add(e)
+            order.append(e)
             continue
-        if id(e) in seen:
-            continue
-        stack.append((v, True))
+        opened.add(e)
+        stack.append(e)
         for x in reversed(e.inputs):
-            if x.eqn is not None and id(x.eqn) not in seen:
-                stack.append((x, False))
+            if x.eqn is not None and x.eqn not in seen:
+                stack.append(x.eqn)
     return order
 
 
