@@ -195,7 +195,8 @@ class Context:
         return hit
 
 
-_CLEAN = weakref.WeakKeyDictionary()  # graphs a rewrite returned, so built by a sweep: no two equal equations
+# graph a rewrite returned (at a fixed point, so no two equal equations or constants) -> its use counts
+_CLEAN = weakref.WeakKeyDictionary()
 
 
 def rewrite(graph: Graph, rules: dict, strict_ieee=False, stats=None, memo=None) -> Graph:
@@ -210,14 +211,14 @@ def rewrite(graph: Graph, rules: dict, strict_ieee=False, stats=None, memo=None)
     rules, settled = memo[key]
     ctx = Context(strict_ieee, stats, settled)
     ctx.rules, ctx.tables = rules, list(memo.values())
-    if graph in _CLEAN and _at_fixed_point(graph, rules, ctx):
+    if graph in _CLEAN and _all_decline(graph, rules, ctx):
         return _copy(graph)
     for _ in range(MAX_ROUNDS):
         before = ctx.changes
-        graph = _rewrite_once(graph, rules, ctx)
-        if ctx.changes == before or _at_fixed_point(graph, rules, ctx):
+        graph, constants_distinct = _rewrite_once(graph, rules, ctx)
+        if ctx.changes == before or (constants_distinct and _all_decline(graph, rules, ctx)):
+            _CLEAN[graph] = ctx.uses  # a sweep would change nothing
             break
-    _CLEAN[graph] = True
     return graph
 
 
@@ -259,7 +260,7 @@ class _RuleLists(dict):
 def _copy(graph):
     out = Graph(list(graph.inputs), list(graph.outputs), list(graph.eqns), list(graph.constraints),
                 dict(graph.symbols))
-    _CLEAN[out] = True
+    _CLEAN[out] = _CLEAN[graph]
     return out
 
 
@@ -273,13 +274,11 @@ def _use_counts(graph) -> dict:
     return uses
 
 
-def _at_fixed_point(graph, rules, ctx) -> bool:
-    """Would one more sweep over ``graph`` (the output of a sweep) change nothing? Its equations are already
-    distinct, so yes when its constants are too and every rule declines every value (settled ones are not asked
-    again; the others are asked in a throwaway builder, where a rule that only rebuilds v counts as firing)."""
-    if not _constants_distinct(graph):
-        return False
-    ctx.uses = _use_counts(graph)
+def _all_decline(graph, rules, ctx) -> bool:
+    """Does every rule decline every value of ``graph``? Then a sweep over it, whose equations and constants are
+    already distinct, would change nothing. Settled values are not asked again; the others are asked in a
+    throwaway builder, where a rule that only rebuilds v counts as firing."""
+    ctx.uses = _CLEAN.get(graph) or _use_counts(graph)
     ctx.uses_of = graph  # the next sweep, if any, starts from these counts
     with ops.Builder():
         for e in graph.eqns:
@@ -289,22 +288,17 @@ def _at_fixed_point(graph, rules, ctx) -> bool:
     return True
 
 
-def _constants_distinct(graph) -> bool:
-    """No two constants a sweep would merge (large ones are hashed only when their dtype and shape collide)."""
-    small, big = set(), {}
+def _constants_distinct(graph, consts, ctx) -> bool:
+    """Are the constants of ``graph``, which a sweep made with ``consts`` as its table of constants, all different?
+    Small ones are by construction (every constant is looked up by its contents), large ones are hashed (only
+    when their dtype and shape collide)."""
+    if not ctx.big_consts and all(v.const.size <= 64 for v in consts.values()):
+        return True
+    big: dict = {}
     for c in graph.constants():
-        arr = c.const
-        if arr.size <= 64:
-            key = const_key(arr) + (c.type.weak,)
-            if key in small:
-                return False
-            small.add(key)
-        else:
-            big.setdefault((arr.dtype.str, arr.shape, c.type.weak), []).append(arr)
-    for arrs in big.values():
-        if len(arrs) > 1 and len({_digest(a) for a in arrs}) < len(arrs):
-            return False
-    return True
+        if c.const.size > 64:
+            big.setdefault((c.dtype.str, c.shape, c.type.weak), []).append(c.const)
+    return all(len({_digest(a) for a in arrs}) == len(arrs) for arrs in big.values() if len(arrs) > 1)
 
 
 def _digest(arr) -> bytes:
@@ -346,10 +340,8 @@ def _rewrite_once(graph, rules, ctx):
         for e in graph.eqns:
             ins = tuple(map(get, e.inputs))
             new, copied = _rebind(e, ins, b, ctx)
-            if dirt.dist:  # something below may have been rewritten
-                d = dirt.note(e)
-                if copied:
-                    dirt.carry(e, d, new, env)
+            if copied:  # something below was rewritten (the same inputs leave nothing to note)
+                dirt.carry(e, dirt.note(e), new, env)
             out = _apply_rules(new, rules, ctx)
             if out is not new or (new is not e.out and not copied):
                 dirt.rewritten(e.out)
@@ -358,7 +350,8 @@ def _rewrite_once(graph, rules, ctx):
             env[e.out.id] = out
         outs = [get(v) for v in graph.outputs]
         constraints = list(dict.fromkeys(list(graph.constraints) + b.constraints))
-    return Graph(list(graph.inputs), outs, toposort(outs), constraints, dict(graph.symbols))
+    new_graph = Graph(list(graph.inputs), outs, toposort(outs), constraints, dict(graph.symbols))
+    return new_graph, _constants_distinct(new_graph, b.consts, ctx)
 
 
 def _canonical_constant(v, b, ctx):
