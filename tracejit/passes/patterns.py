@@ -324,7 +324,8 @@ def _declines(v, rules, ctx) -> bool:
 def _rewrite_once(graph, rules, ctx):
     old_uses = ctx.uses if ctx.uses_of is graph else _use_counts(graph)
     ctx.uses, ctx.uses_of = dict(old_uses), None
-    dirt = _Dirt(ctx.tables)
+    # with no value settled yet (a first sweep) there is nothing a copy could keep
+    dirt = _Dirt(ctx.tables) if any(settled for _, settled in ctx.tables) else None
     with ops.Builder() as b:
         env = {v.id: v for v in graph.inputs}
 
@@ -333,17 +334,17 @@ def _rewrite_once(graph, rules, ctx):
             if r is None:  # a constant: equal constants become one Value (first one seen is kept)
                 r = _canonical_constant(v, b, ctx)
                 env[v.id] = r
-                if r is not v:
+                if r is not v and dirt is not None:
                     dirt.rewritten(v)
             return r
 
         for e in graph.eqns:
-            ins = tuple(map(get, e.inputs))
+            ins = tuple([env.get(x.id) or get(x) for x in e.inputs])
             new, copied = _rebind(e, ins, b, ctx)
-            if copied:  # something below was rewritten (the same inputs leave nothing to note)
+            if copied and dirt is not None:  # something below was rewritten (the same inputs: nothing to note)
                 dirt.carry(e, dirt.note(e), new, env)
             out = _apply_rules(new, rules, ctx)
-            if out is not new or (new is not e.out and not copied):
+            if dirt is not None and (out is not new or (new is not e.out and not copied)):
                 dirt.rewritten(e.out)
             if out is not e.out:
                 ctx.uses[out.id] = ctx.uses.get(out.id, 0) + old_uses.get(e.out.id, 0)
@@ -378,11 +379,11 @@ def _rebind(e, ins, b, ctx):
     (and no equal equation exists yet), an existing equal one (CSE), or a new one, ``copied`` when that new one
     is e over the new inputs with e's type."""
     same = ins == e.inputs  # Values compare by identity
-    if not same and not all(x.type is y.type or x.type == y.type for x, y in zip(ins, e.inputs)):
+    if not same and [x.type for x in ins] != [x.type for x in e.inputs]:
         return ops.bind(e.prim, *ins, **dict(e.params)), False
     # inputs of the same types give the same output type: skip the type rules (the common case, by conform)
     ids = tuple([v.id for v in ins])
-    if PRIMS[e.prim].commutative:
+    if e.prim in _COMMUTATIVE:
         ids = tuple(sorted(ids))
     key = (e.prim, ids, e.params)
     hit = b.table.get(key)
@@ -398,6 +399,7 @@ def _rebind(e, ins, b, ctx):
     return hit, False
 
 
+_COMMUTATIVE = frozenset(name for name, prim in PRIMS.items() if prim.commutative)
 _FAR = 1 << 30
 
 

@@ -219,7 +219,9 @@ def collect_sum(v, ctx):
         if s is not None:
             consts.append(c * s)
             continue
-        inner = _linear_children(x, c, strict) if x.eqn is not None and x.type.dtype == dtype else None
+        e = x.eqn
+        inner = (_linear_children(x, c, strict) if e is not None and e.prim in SUM_WALK.prims
+                 and x.type.dtype == dtype else None)
         if inner is None:
             terms.add(x, c)
             occurrences += 1
@@ -330,10 +332,10 @@ def collect_product(v, ctx):
     terms, nodes, k = _Terms(), 0, 1.0
     factors = []  # the constant factors, as multiplied in (1/c for a divisor c)
     divisor_inexact = False
-    stack, budget = [(v, 1)], BUDGET
+    stack, budget, dtype = [(v, 1)], BUDGET, v.dtype
     while stack:
         x, p = stack.pop()
-        s = scalar(x)
+        s = scalar(x) if x.const is not None else None
         if s is not None:
             if p < 0:
                 if s == 0 or not math.isfinite(1 / s):
@@ -343,7 +345,9 @@ def collect_product(v, ctx):
             factors.append(f)
             k *= f
             continue
-        inner = _product_children(x, p) if x.eqn is not None and x.dtype == v.dtype else None
+        e = x.eqn
+        inner = (_product_children(x, p) if e is not None and e.prim in PRODUCT_WALK.prims
+                 and x.type.dtype == dtype else None)
         if inner is None:
             terms.add(x, p)
             continue
