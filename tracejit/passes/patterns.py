@@ -65,9 +65,9 @@ def scalar(v):
     """The Python value of a constant whose elements are all equal (a scalar of any shape), else None.
 
     Rules may treat it as a 0-d scalar: ``conform`` broadcasts their result back to the shape it had."""
-    if not v.is_const:
-        return None
     c = v.const
+    if c is None:
+        return None
     if c.size == 1:
         return c.reshape(()).item()
     if 1 < c.size <= 64 and c.dtype.kind != "f" and (c == c.flat[0]).all():
@@ -342,7 +342,7 @@ def _rewrite_once(graph, rules, ctx):
             ins = tuple([env.get(x.id) or get(x) for x in e.inputs])
             new, copied = _rebind(e, ins, b, ctx)
             if copied and dirt is not None:  # something below was rewritten (the same inputs: nothing to note)
-                dirt.carry(e, dirt.note(e), new, env)
+                dirt.copied(e, new, env)
             out = _apply_rules(new, rules, ctx)
             if dirt is not None and (out is not new or (new is not e.out and not copied)):
                 dirt.rewritten(e.out)
@@ -423,8 +423,10 @@ class _Dirt:
         for reached in self.reached.values():
             reached.add(v.id)
 
-    def note(self, e) -> int:
-        """Distances for e as if it is not rewritten (``rewritten`` corrects them); returns its distance."""
+    def copied(self, e, new, env):
+        """``new`` is e over rebuilt inputs: note its distance to the rewrites below (``rewritten`` corrects it
+        if a rule rewrites it after all), and settle it in every table where ``e.out`` is settled and nothing
+        within the reach of the table's rules was rewritten (the values found shared are carried to their copies)."""
         dist = self.dist
         d = _FAR
         for x in e.inputs:
@@ -437,7 +439,19 @@ class _Dirt:
         for w, reached in self.reached.items():
             if e.prim in w.prims and not self._walk_clean(e, w, reached):
                 reached.add(e.out.id)
-        return d
+        carriers = self.carriers.get(e.prim)
+        if carriers is None:
+            carriers = self._carriers(e.prim)
+        for settled, levels, walks in carriers:
+            deps = settled.get(e.out.id)
+            if deps is None or d <= levels or any(e.out.id in self.reached[w] for w in walks):
+                continue
+            if deps:
+                mapped = [env.get(x) for x in deps]
+                if None in mapped:
+                    continue
+                deps = tuple([v.id for v in mapped])
+            settled[new.id] = deps
 
     def _walk_clean(self, e, w, reached) -> bool:
         for x in e.inputs:
@@ -448,31 +462,13 @@ class _Dirt:
                 return False
         return True
 
-    def carry(self, e, d, new, env):
-        """Settle the copy ``new`` of ``e.out`` (at distance ``d`` from a rewrite) in every table where e.out is
-        settled and nothing in the reach of its rules was rewritten; the values found shared when they declined
-        are carried to their copies."""
-        for settled, levels, walks in self._carriers(e.prim):
-            deps = settled.get(e.out.id)
-            if deps is None or d <= levels:
-                continue
-            if walks and any(e.out.id in self.reached[w] for w in walks):
-                continue
-            if deps:
-                mapped = [env.get(x) for x in deps]
-                if None in mapped:
-                    continue
-                deps = tuple(v.id for v in mapped)
-            settled[new.id] = deps
-
     def _carriers(self, prim) -> list:
         """(settled, levels, walks) of the tables whose rules for ``prim`` have a bounded reach."""
-        if prim not in self.carriers:
-            self.carriers[prim] = []
-            for lists, settled in self.tables:
-                reach = lists.reach(prim)
-                if lists[prim] and reach is not None and all(prim in w.prims for w in reach[1]):
-                    self.carriers[prim].append((settled, *reach))
+        self.carriers[prim] = []
+        for lists, settled in self.tables:
+            reach = lists.reach(prim)
+            if lists[prim] and reach is not None and all(prim in w.prims for w in reach[1]):
+                self.carriers[prim].append((settled, *reach))
         return self.carriers[prim]
 
 
