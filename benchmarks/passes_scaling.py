@@ -3,6 +3,13 @@
 Run: ``python benchmarks/passes_scaling.py``. The graph is a random mix of elementwise arithmetic, the patterns
 the rewrites look for (x - x, x * 1, exp(log(x)), log(1 + exp(x)), repeated subexpressions), reductions and
 reshapes, built from a fixed seed so runs are comparable.
+
+Where the time goes at 10^4 equations (3 rounds of simplify and stabilize, 7 rebuilding sweeps): about 40% is the
+first simplify sweep over the raw graph (the sum and product collections, and its ~2000 rewrites); most of the
+rest rebuilds what lies above each later rewrite (every value above one is copied); about 15% is Python's
+garbage collector, for those copies. Values the rules already declined, and copies of them far from any rewrite,
+are not offered the rules again (see tracejit/passes/patterns.py), so a sweep costs a few microseconds per
+equation beyond the rules that do fire.
 """
 from __future__ import annotations
 

@@ -9,7 +9,8 @@ Values are immutable, so a value every rule declined stays declined: it is remem
 by the passes of one pipeline run through ``memo``) and not offered again. A rewrite rebuilds everything above it
 as copies over new inputs; a copy keeps what the rules decided for the original when nothing within the rules'
 ``reach`` (declared with ``@on``) was rewritten. The sweep that would only confirm a fixed point is replaced by a
-scan that offers the rules just the values not yet settled, without rebuilding.
+scan that offers the rules just the values not yet settled, without rebuilding; so is a whole pass over a graph
+another pass left at its fixed point, when its rules all decline.
 
 A rule's result must have the type of the value it replaces: ``conform`` inserts a ``broadcast_to`` where the
 result is smaller but broadcasts to the old shape, re-makes a constant with the old weak flag, and otherwise
@@ -195,7 +196,8 @@ class Context:
         return hit
 
 
-# graph a rewrite returned (at a fixed point, so no two equal equations or constants) -> its use counts
+# graph a rewrite returned (at a fixed point, so no two equal equations or constants) -> its use counts; like all
+# graphs, those are never changed once made
 _CLEAN = weakref.WeakKeyDictionary()
 
 
@@ -595,7 +597,8 @@ def on(*prims, reach=None):
     """Tag a rule with the primitives whose values it looks at, and its ``reach``: how deep below the value it
     looks (at primitives, parameters, which inputs are the same value, constants) to decide whether it fires:
     ``k`` levels (1: the value's inputs), a ``Walk``, or None for no bound. When nothing within the reach of any
-    of a value's rules was rewritten, a copy of the value is not offered the rules again."""
+    of a value's rules was rewritten, a copy of the value is not offered the rules again, so a reach declared
+    too short loses rewrites (tests/test_passes.py checks every skip against the rules on random programs)."""
     def deco(f):
         f.prims = prims
         f.reach = reach
