@@ -396,7 +396,8 @@ def view_program(steps, seed):
             a, b = (vals[rng.integers(len(vals))] for _ in range(2))
             vals.append(forms[rng.integers(len(forms))](a, b))
         return sum(vals[-6:])
-    return tj.make_ir(f, optimize=False)(M[:, :3].repeat(2, axis=1)[:, :4].T @ M[:, :4], M[:1, :4].T @ M[:1, :4])
+    square = np.linspace(0.5, 2.0, 16).reshape(4, 4)
+    return tj.make_ir(f, optimize=False)(square, square.T)
 
 
 def test_values_not_offered_again_are_declined_by_every_rule(monkeypatch):
@@ -416,7 +417,7 @@ def test_values_not_offered_again_are_declined_by_every_rule(monkeypatch):
         return True
 
     monkeypatch.setattr(patterns, "_is_settled", checked)
-    programs = [benchmark_program(150, 0), benchmark_program(300, 1), view_program(80, 0), view_program(80, 1)]
+    programs = [benchmark_program(150, 0), benchmark_program(600, 1), view_program(150, 0), view_program(150, 1)]
     for g in programs:
         for strict in (False, True):
             once = optimize(g, strict_ieee=strict)
