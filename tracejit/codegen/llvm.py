@@ -858,7 +858,6 @@ def lower_kernel(em: _Emitter, plan, k: Kernel, canon):
         for d in domain[1:]:
             n = n * d
         flat_n = em.dim(n)
-        flat_n_sym = n
 
     def axes_for(x, consumer_axes, q):
         """Domain axis of each dim of operand x as seen by an op whose output has axis map consumer_axes."""
@@ -1066,12 +1065,10 @@ def lower_kernel(em: _Emitter, plan, k: Kernel, canon):
     elif k.chunks:
         hi = b.select(b.icmp_signed("<", em.stop, ir.Constant(I64, 0)), ir.Constant(I64, k.chunks), em.stop)
         em.loop(em.start, hi, lambda c: emit_outer(list(outer), {"chunk": c}, False), name="chunk")
-    elif flat or _streamable(k, flat):
-        if _streamable(k, flat) and em.math.vector:
-            streamed = _StreamedStores(em, plan, k, flat_n_sym if flat else domain[0])
-        emit_outer([0], {}, True)
     else:
-        emit_outer(list(outer), {}, True)
+        if em.math.vector and _streamable(k, flat):
+            streamed = _StreamedStores(em, plan, k, T.prod(domain))
+        emit_outer([0] if flat else list(outer), {}, True)
     b.ret_void()
     em.finish()
     return flat
