@@ -477,7 +477,12 @@ def time_calls(thunk, calls, repeats):
 
 
 def peak_memory(thunk):
-    """Bytes allocated at the peak of one call (output included), as numpy reports them to tracemalloc."""
+    """Bytes allocated at the peak of one call (output included), as numpy reports them to tracemalloc.
+
+    The result of a first call is kept alive meanwhile, as a caller that stores results does: otherwise
+    tracejit hands the measured call the buffer the previous call returned and the peak would read 0.
+    """
+    held = thunk()
     gc.collect()
     tracemalloc.start()
     try:
@@ -487,7 +492,7 @@ def peak_memory(thunk):
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    del out
+    del out, held
     return peak - base
 
 
