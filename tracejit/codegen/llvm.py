@@ -1420,6 +1420,8 @@ def codegen_fingerprint() -> str:
                     h.update(f.read())
             except OSError:
                 h.update(rel.encode())
+        from . import blas
+        h.update(blas.fingerprint().encode())
         _CODEGEN_FP = h.hexdigest()
     return _CODEGEN_FP
 
