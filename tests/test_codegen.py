@@ -96,7 +96,15 @@ _UPDATES = {  # name -> (function, folded into the gemm?)
     "transposed": (lambda a, b, d: d - 0.5 * (b.T @ a.T).T, True),
     "product_minus_d": (lambda a, b, d: a @ b - d, False),  # would need beta = -1
     "product_used_twice": (lambda a, b, d: (d - a @ b, a @ b), False),
-    "broadcast_d": (lambda a, b, d: d[0] - a @ b, False), "array_scale": (lambda a, b, d: d - d * (a @ b), False),
+    "array_scale": (lambda a, b, d: d - d * (a @ b), False),
+    # a bias broadcast onto the product: its rows (or columns) are copied into the output first
+    "bias_row": (lambda a, b, d: d[0] + a @ b, True), "bias_row_keepdims": (lambda a, b, d: d[0][None] + a @ b, True),
+    "bias_column": (lambda a, b, d: d[:, 0][:, None] + a @ b, True),
+    "bias_1x1": (lambda a, b, d: d[0, 0].reshape(1, 1) + a @ b, True),
+    "minus_bias_row": (lambda a, b, d: d[3] - 2.0 * (a @ b), True),
+    # the sum is bigger than a @ b: folding would update only the product's rows (it once did, silently)
+    "product_broadcast": (lambda a, b, d: np.stack([d, d]) - a @ b, False),
+    "product_row_broadcast": (lambda a, b, d: d - a[0][None] @ b, False),
     "promoted": (lambda a, b, d: d.astype(np.float64) - a @ b, None),  # folds only when a @ b is float64 too
 }
 
@@ -104,8 +112,9 @@ _UPDATES = {  # name -> (function, folded into the gemm?)
 @pytest.mark.parametrize("name", sorted(_UPDATES))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_matmul_updates_fold_into_the_gemm(name, dtype):
-    """``d + c * (a @ b)`` is one copy of d and a gemm with beta = 1 (BLAS neither zeroes the product nor does a
-    kernel read it back); everything else keeps a separate kernel."""
+    """``d + c * (a @ b)`` (d of the product's shape or broadcasting to it) is one copy of d and a gemm with
+    beta = 1 (BLAS neither zeroes the product nor does a kernel read it back); everything else keeps a separate
+    kernel."""
     fun, folded = _UPDATES[name]
     folded = dtype == np.float64 if folded is None else folded
     a, b, d = (rng.random(s).astype(dtype) for s in ((30, 20), (20, 10), (30, 10)))
@@ -473,3 +482,15 @@ def test_tiering_can_be_switched_off():
             "print(type(next(iter(f._cache.values()))[0]).__name__)\n")
     out = _python(code, TRACEJIT_TIERED="0")
     assert out.stdout.strip() == "LLVMExecutable", out.stderr
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_layer_bias_folds_into_the_gemm(dtype):
+    """``x @ W + b`` with b an argument (a dense layer): b's rows are copied into the output and BLAS adds the
+    product onto them, so the tanh that follows reads the output alone."""
+    x, w, bias = (rng.random(s).astype(dtype) for s in ((40, 30), (30, 20), (20,)))
+    f = tj.jit(lambda x, w, bias: np.tanh(x @ w + bias))
+    np.testing.assert_allclose(f(x, w, bias), np.tanh(x @ w + bias), rtol=1e-5 if dtype == np.float32 else 1e-12)
+    steps = f.lower(x, w, bias).executable.plan.steps
+    assert [type(s).__name__ for s in steps] == ["CopyStep", "MatmulStep", "Kernel"]
+    assert steps[1].beta == 1.0 and [o.eqn.prim for o in steps[2].ops] == ["tanh"]

@@ -153,15 +153,21 @@ class DimCanon:
     """Symbols that run-time checks force equal are compared as one (``n1 == m`` after broadcasting)."""
 
     def __init__(self, constraints):
-        self.parent = {}
-        for kind, a, b, _ in constraints:
-            if kind == "eq" and isinstance(a, Dim) and isinstance(b, Dim):
-                sa, sb = _single_symbol(a), _single_symbol(b)
-                if sa and sb:
-                    ra, rb = self.find(sa), self.find(sb)
-                    if ra != rb:
-                        lo, hi = sorted((ra, rb))
-                        self.parent[hi] = lo
+        self.parent = {}  # symbol -> a symbol it equals
+        self.alias = {}   # other expression (``max(0, min(1, k1))`` of a slice) -> an expression it equals
+        eqs = [(a, b) for kind, a, b, _ in constraints if kind == "eq" and isinstance(a, Dim) and isinstance(b, Dim)]
+        for a, b in eqs:
+            sa, sb = _single_symbol(a), _single_symbol(b)
+            if sa and sb:
+                ra, rb = self.find(sa), self.find(sb)
+                if ra != rb:
+                    lo, hi = sorted((ra, rb))
+                    self.parent[hi] = lo
+        for a, b in eqs:
+            ra, rb = self.dim(a), self.dim(b)
+            if ra != rb:
+                lo, hi = sorted((ra, rb), key=repr)
+                self.alias[hi] = lo
 
     def find(self, s):
         while s in self.parent:
@@ -169,13 +175,16 @@ class DimCanon:
         return s
 
     def dim(self, d):
-        if not isinstance(d, Dim) or not self.parent:
+        if not isinstance(d, Dim) or not (self.parent or self.alias):
             return d
         terms = {}
         for mono, c in d.terms:
             m = tuple(sorted((self.find(a) if isinstance(a, str) else a for a in mono), key=repr))
             terms[m] = terms.get(m, 0) + c
-        return Dim.make(terms)
+        d = Dim.make(terms)
+        while isinstance(d, Dim) and d in self.alias:
+            d = self.alias[d]
+        return d
 
     def shape(self, s):
         return tuple(self.dim(d) for d in s)
@@ -228,6 +237,15 @@ def view_access(eqn, acc: Access, canon: DimCanon):
             return Access(acc.buf, new, contiguous_strides(new), acc.offset)
         return None
     raise NotImplementedError(eqn.prim)
+
+
+def broadcast_access(acc: Access, shape) -> Access:
+    """``acc`` read as ``shape`` (numpy broadcasting): stride 0 along the dims it is repeated over."""
+    pad = len(shape) - len(acc.shape)
+    if pad == 0 and all(not (isinstance(d, int) and d == 1) or t == 1 for d, t in zip(acc.shape, shape)):
+        return acc
+    strides = [0] * pad + [0 if (isinstance(d, int) and d == 1) else s for d, s in zip(acc.shape, acc.strides)]
+    return Access(acc.buf, tuple(shape), tuple(strides), acc.offset)
 
 
 def _is_contiguous(acc: Access, canon: DimCanon):
@@ -379,7 +397,7 @@ class _Planner:
             if update is not None:
                 d, alpha, final, absorbed = update
                 out = self.fresh_access(final.out)
-                self.add_step(CopyStep(self.access_of(d), out))
+                self.add_step(CopyStep(broadcast_access(self.access_of(d), out.shape), out))
                 self.add_step(MatmulStep(a, b, out, e.out.dtype, e, alpha=alpha, beta=1.0))
                 self.src[final.out.id] = ("buf", out)
                 self.absorbed |= {id(x) for x in absorbed}
@@ -415,8 +433,9 @@ class _Planner:
 
     def matmul_update(self, e):
         """(D, alpha, last equation, equations absorbed) when the product's only use is ``D + alpha * (a @ b)``
-        (written ``D - c * M``, ``D + M``, ``M * c + D``, ...) with D of the product's shape and dtype, already
-        computed, and c a scalar constant: SGD's weight update, a residual connection."""
+        (written ``D - c * M``, ``D + M``, ``M * c + D``, ...) with D of the product's dtype and shape or
+        broadcasting to it, already computed, and c a scalar constant: SGD's weight update, a residual
+        connection, a layer's bias (``x @ W + b``: the bias rows are copied into the output, BLAS adds onto them)."""
         m, dt = e.out, e.out.dtype
         if not T.is_float(dt) or m.ndim < 2:
             return None
@@ -436,9 +455,16 @@ class _Planner:
         if u.prim == "subtract" and u.inputs[1] is not m:
             return None  # M - D would need beta = -1
         d = u.inputs[1] if u.inputs[0] is m else u.inputs[0]
-        if d is m or d.dtype != dt or d.id not in self.src or not self.canon.shape_eq(d.shape, u.out.shape):
+        if d is m or d.dtype != dt or d.id not in self.src or not self.canon.shape_eq(m.shape, u.out.shape) \
+                or not self.broadcasts_to(d.shape, u.out.shape):
             return None
         return d, (-alpha if u.prim == "subtract" else alpha), u, absorbed + [u]
+
+    def broadcasts_to(self, shape, target):
+        """``shape`` reaches ``target`` by numpy broadcasting alone (a bias row added to a product)."""
+        pad = len(target) - len(shape)
+        return pad >= 0 and all((isinstance(d, int) and d == 1) or self.canon.eq(d, t)
+                                for d, t in zip(shape, target[pad:]))
 
     def split_full_reductions(self):
         """A reduction to a scalar (no outer axis to give threads) becomes chunked partial reductions plus a
