@@ -189,6 +189,9 @@ def test_streaming_stores_only_in_one_loop_elementwise_kernels():
     assert "!nontemporal" in tj.jit(diff3).lower(rng.random((4, 5)), rng.random((4, 5))).as_text("llvm")
     assert "!nontemporal" in tj.jit(logistic).lower(rng.random(10)).as_text("llvm")
     assert "!nontemporal" not in tj.jit(softmax).lower(rng.random((4, 5))).as_text("llvm")
+    # compute-bound (more than two math functions per element): one loop only, compiled once
+    heavy = tj.jit(lambda x: np.sin(x) * np.cos(x) + np.tanh(x)).lower(rng.random(10)).as_text("llvm")
+    assert "!nontemporal" not in heavy
 
 
 def test_streaming_stores_write_every_element():
