@@ -53,3 +53,22 @@ def test_provider_is_part_of_the_cache_key():
     """Code compiled for one integer width must never be loaded for the other: the fingerprint names it."""
     assert blas.fingerprint().endswith(("/i32", "/i64"))
     assert blas.fingerprint() == f"{blas.provider().name}/i{blas.provider().int_bits}"
+
+
+def test_lengths_beyond_a_32_bit_blas_raise():
+    """With scipy's LP64 BLAS a length of 2**31 or more would wrap around: the driver refuses it before any work
+    (the limit is lowered here so that small arrays reach it)."""
+    code = """
+import numpy as np, pytest, tracejit as tj
+from tracejit.codegen import runtime
+runtime.LP64_MAX = 50
+f = tj.jit(lambda a, b: a @ b)
+np.testing.assert_allclose(f(np.ones((40, 30)), np.ones((30, 20))), np.full((40, 20), 30.0))
+with pytest.raises(ValueError, match=r"above 50.*32-bit integers.*scipy.linalg.cython_blas.*TRACEJIT_BLAS=numpy"):
+    f(np.ones((60, 30)), np.ones((30, 20)))
+np.testing.assert_allclose(f(np.ones((40, 30)), np.ones((30, 20))), np.full((40, 20), 30.0))  # no state left
+print("ok")
+"""
+    env = dict(os.environ, TRACEJIT_BLAS="scipy", TRACEJIT_CACHE_DIR=os.devnull, PYTHONPATH=REPO)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "ok", out.stderr

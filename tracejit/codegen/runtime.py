@@ -25,6 +25,8 @@ PARALLEL_THRESHOLD = 1 << 18
 # still refers to it, as sys.getrefcount tells) is written again by the next call instead of a fresh np.empty,
 # whose first touch costs a page fault per page (and THP compaction stalls on these machines).
 POOL_MIN_BYTES = 1 << 17
+# The largest length or leading dimension a 32-bit-integer (LP64) BLAS takes; longer ones would wrap around.
+LP64_MAX = (1 << 31) - 1
 KERNEL_CFUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
 
 
@@ -234,6 +236,7 @@ class LLVMExecutable:
                 pa, pb = py(a), py(b)
                 conds.append(f"(-{pb} <= {pa} < {pb})" if kind == "index" else f"({pa} == {pb})")
             lines.append(f"    if not ({' and '.join(dict.fromkeys(conds))}): _check({{{env_items}}})")
+        lines += self._blas_limit_check(py)
         slots = []
         consts = {}
         slot_vals = self.memory.slot_of
@@ -294,10 +297,23 @@ class LLVMExecutable:
             return empty(shape, dtype)
         ns = {"_entry": self._entry, "_take": take, "_pool": pool, "_empty": _poisoned_empty if os.environ.get("TRACEJIT_POISON_BUFFERS") else np.empty, "_zeros": np.zeros, "_i64": np.int64,
               "_check": self._check, "_parallel": self._parallel,
-              "_nthreads": self.num_threads, "_index_error": _index_error, **consts}
+              "_nthreads": self.num_threads, "_index_error": _index_error, "_blas_limit": _blas_limit, **consts}
         exec(compile(src, "<tracejit driver>", "exec"), ns)
         self.driver_source = src
         return ns["run"]
+
+    def _blas_limit_check(self, py):
+        """Driver lines refusing, before any work, a matmul whose lengths a 32-bit BLAS cannot take."""
+        from ..passes.fusion import MatmulStep
+        steps = [st for st in self.plan.steps if isinstance(st, MatmulStep)]
+        if not steps:
+            return []
+        from . import blas
+        if blas.provider().int_bits >= 64:
+            return []
+        dims = {d for st in steps for acc in (st.a, st.b, st.out) for d in acc.shape[-2:] + acc.strides[-2:]}
+        conds = [f"{py(d)} > {LP64_MAX}" for d in dims if not isinstance(d, int) or d > LP64_MAX]
+        return [f"    if {' or '.join(conds)}: _blas_limit({blas.provider().name!r}, {LP64_MAX})"] if conds else []
 
     def _work_expr(self, py):
         """Python source of the biggest loop-nest size of the program (decides threads or one call)."""
@@ -341,6 +357,12 @@ def _poisoned_empty(shape, dtype):
     out = np.empty(shape, dtype)
     out.reshape(-1).view(np.uint8).fill(0xFF)
     return out
+
+
+def _blas_limit(name, limit):
+    raise ValueError(f"a matmul operand has a length or row stride above {limit}, more than the 32-bit integers of "
+                     f"the BLAS in use ({name}) can hold; use numpy's bundled ILP64 OpenBLAS (TRACEJIT_BLAS=numpy, "
+                     f"the default when numpy's wheel ships it) or split the product into smaller blocks")
 
 
 def _index_error():
