@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import glob
 import os
+from typing import NamedTuple
 
 import llvmlite.ir as ir
 import numpy as np
@@ -23,11 +24,11 @@ ROUTINES = ("dgemm", "sgemm", "dgemv", "sgemv")
 _PROVIDER = None
 
 
-class Provider:
+class Provider(NamedTuple):
     """Where the BLAS routines come from: a name, the width of their integer arguments, routine -> address."""
-
-    def __init__(self, name, int_bits, addresses):
-        self.name, self.int_bits, self.addresses = name, int_bits, addresses
+    name: str
+    int_bits: int
+    addresses: dict
 
 
 def _capsule_address(capsule):
@@ -91,7 +92,8 @@ def fingerprint() -> str:
     """Which BLAS ABI compiled code calls (for the disk cache's key); imports scipy only if kernels would call it."""
     if _PROVIDER is None and (_choice() == "scipy" or _numpy_openblas_path() is None):
         return "scipy.linalg.cython_blas/i32"
-    return f"{provider().name}/i{provider().int_bits}"
+    p = provider()
+    return f"{p.name}/i{p.int_bits}"
 
 
 def symbols() -> dict:

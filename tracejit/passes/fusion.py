@@ -212,12 +212,7 @@ def view_access(eqn, acc: Access, canon: DimCanon):
         perm = p["perm"]
         return Access(acc.buf, tuple(acc.shape[i] for i in perm), tuple(acc.strides[i] for i in perm), acc.offset)
     if eqn.prim == "broadcast_to":
-        shape = p["shape"]
-        nd = len(shape)
-        pad = nd - len(acc.shape)
-        strides = [0] * pad + [0 if (d == 1 and shape[pad + i] != 1) else s
-                               for i, (d, s) in enumerate(zip(acc.shape, acc.strides))]
-        return Access(acc.buf, tuple(shape), tuple(strides), acc.offset)
+        return broadcast_access(acc, p["shape"])
     if eqn.prim == "slice":
         off = acc.offset
         strides = []
@@ -242,9 +237,7 @@ def view_access(eqn, acc: Access, canon: DimCanon):
 def broadcast_access(acc: Access, shape) -> Access:
     """``acc`` read as ``shape`` (numpy broadcasting): stride 0 along the dims it is repeated over."""
     pad = len(shape) - len(acc.shape)
-    if pad == 0 and all(not (isinstance(d, int) and d == 1) or t == 1 for d, t in zip(acc.shape, shape)):
-        return acc
-    strides = [0] * pad + [0 if (isinstance(d, int) and d == 1) else s for d, s in zip(acc.shape, acc.strides)]
+    strides = [0] * pad + [0 if (d == 1 and t != 1) else s for d, s, t in zip(acc.shape, acc.strides, shape[pad:])]
     return Access(acc.buf, tuple(shape), tuple(strides), acc.offset)
 
 
