@@ -145,7 +145,7 @@ def test_matmul_of_sliced_and_transposed_operands():
 def test_transcendentals_vectorize():
     for fun in (np.exp, np.log, np.tanh, np.sin, np.log1p):
         ir = tj.jit(fun).lower(rng.random(100)).as_text("llvm")
-        assert re.search(r"<(8|16) x double>", ir), fun.__name__
+        assert re.search(r"<(4|8|16) x double>", ir)  # the vector width follows the host (AVX2: 4), fun.__name__
         calls = set(re.findall(r"call [^@]*@([\w.]+)", ir))
         assert all(c.startswith(("llvm.", "tj_")) for c in calls), (fun.__name__, calls)
 
@@ -466,7 +466,7 @@ def test_two_tiers_give_the_same_results_and_tier_up_after_work():
     np.testing.assert_allclose(f(x), want, rtol=1e-13)
     assert first in (0, 1)  # 1 when the optimized code was already in the disk cache
     ir = exe.llvm_ir()
-    assert re.search(r"<(8|16) x double>", ir)
+    assert re.search(r"<(4|8|16) x double>", ir)  # the vector width follows the host (AVX2: 4)
 
 
 def test_graphs_without_vector_math_compile_once_and_lower_is_optimized():
@@ -475,7 +475,7 @@ def test_graphs_without_vector_math_compile_once_and_lower_is_optimized():
     f(rng.random(10))
     assert isinstance(next(iter(f._cache.values()))[0], runtime.LLVMExecutable)
     ir = tj.jit(np.exp).lower(rng.random(10)).as_text("llvm")  # lower() always shows the optimized tier
-    assert re.search(r"<(8|16) x double>", ir)
+    assert re.search(r"<(4|8|16) x double>", ir)  # the vector width follows the host (AVX2: 4)
 
 
 def test_tiering_can_be_switched_off():

@@ -110,8 +110,8 @@ def unbroadcast(g: Value, out_shape, shape) -> Value:
     implicitly broadcast along such an axis, the sum is ``g`` times the axis length. The result is broadcastable
     to ``shape``."""
     out_shape, shape = tuple(out_shape), tuple(shape)
-    if g.shape == shape:
-        return g
+    if out_shape == shape:  # nothing was broadcast (g equal to ``shape`` alone is not enough: a 0-d g seeded by a
+        return g            # reduction may stand for every element of a broadcast 0-d operand)
     lead = len(out_shape) - len(shape)
     g_lead = len(out_shape) - g.ndim
     sum_axes, scale = [], []
