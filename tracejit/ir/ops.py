@@ -12,7 +12,7 @@ from numpy.exceptions import AxisError
 
 from . import types as T
 from .graph import Equation, Value, const_key, freeze_params
-from .primitives import PRIMS, elementwise_dtypes, reduce_dtype
+from .primitives import PRIMS, UFUNCS, elementwise_dtypes, reduce_dtype
 from .types import Dim, TensorType
 
 _state = threading.local()
@@ -25,6 +25,7 @@ class Builder:
         self.table: dict = {}
         self.consts: dict = {}
         self.constraints: list = []
+        self.checks: list = []  # (bool Value, exception type, message): raise when the value is true at run time
 
     def __enter__(self):
         stack = getattr(_state, "stack", None)
@@ -136,6 +137,25 @@ def bind(prim: str, *inputs: Value, **params) -> Value:
     return v
 
 
+def add_check(flag: Value, exc: type, message: str) -> None:
+    """Raise ``exc(message)`` from the call when the 0-d bool ``flag`` is true at run time (a failure only the data
+    can show, such as a negative integer exponent); the traced program computes the flag as an extra output, and
+    the caller raises before handing any output back."""
+    b = current()
+    if not any(f is flag and m == message for f, _, m in b.checks):
+        b.checks.append((flag, exc, message))
+
+
+def require_nonempty(n, what: str) -> None:
+    """numpy's error when a length ``n`` (static or symbolic) that must not be 0 is 0: at trace time when it is
+    known, else a run-time check on the input lengths (``min(n, 1) == 1``)."""
+    if isinstance(n, int):
+        if n == 0:
+            raise ValueError(what)
+        return
+    current().constraints.append(("same", T.dim_min(n, 1), 1, (what.replace("{", "{{").replace("}", "}}"), ())))
+
+
 # ------------------------------------------------------------------------------------------------ numpy-style
 
 
@@ -156,16 +176,110 @@ def convert(x: Value, dtype) -> Value:
     return bind("convert", x, dtype=dtype)
 
 
-def ufunc(prim: str, *xs: Value) -> Value:
-    """Apply an elementwise primitive with numpy's promotion: inputs are converted to the compute dtype."""
+def ufunc(prim: str, *xs) -> Value:
+    """Apply an elementwise primitive with numpy's promotion: inputs are converted to the compute dtype, and Python
+    ints that do not fit it raise OverflowError as in numpy 2 (NEP 50)."""
+    prim, xs = _python_int_operands(prim, xs)
     xs = tuple(as_value(x) for x in xs)
+    if prim in COMPARISONS:
+        xs = _widen_for_weak_int(xs)
     ins, _, weak = elementwise_dtypes(prim, [x.type for x in xs])
     if prim == "where":
         conv = [convert(xs[0], T.BOOL) if xs[0].dtype != T.BOOL else xs[0]]
         conv += [x if (x.dtype == d and (weak or not x.type.weak)) else convert(x, d) for x, d in zip(xs[1:], ins[1:])]
-    else:
-        conv = [x if (x.dtype == d and (weak or not x.type.weak)) else convert(x, d) for x, d in zip(xs, ins)]
-    return bind(prim, *conv)
+        return bind(prim, *conv)
+    if prim in UFUNCS:
+        for x, d in zip(xs, ins):
+            check_weak_int(x, d, prim)
+    conv = [x if (x.dtype == d and (weak or not x.type.weak)) else convert(x, d) for x, d in zip(xs, ins)]
+    out = bind(prim, *conv)
+    if prim == "power" and ins[1].kind in "iu":
+        _check_int_exponent(conv[1], out.shape)
+    return out
+
+
+COMPARISONS = ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal")
+_MIRROR = {"less": "greater", "less_equal": "greater_equal", "greater": "less", "greater_equal": "less_equal",
+           "equal": "equal", "not_equal": "not_equal"}
+# ``x OP v`` for an int v above (below) every value of x's dtype has the answer of ``x OP' max`` (``x OP' min``)
+_ABOVE = {"less": "less_equal", "less_equal": "less_equal", "greater": "greater", "greater_equal": "greater",
+          "equal": "greater", "not_equal": "less_equal"}
+_BELOW = {"less": "less", "less_equal": "less", "greater": "greater_equal", "greater_equal": "greater_equal",
+          "equal": "less", "not_equal": "greater_equal"}
+
+
+def _is_pyint(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, (bool, np.generic))
+
+
+def _python_int_operands(prim, xs):
+    """numpy 2 compares an int array with any Python int exactly, and adds a too-big-for-int64 Python int to a
+    float array as a float; everything else about a Python int that does not fit is an OverflowError (later)."""
+    if len(xs) != 2 or prim not in UFUNCS or not any(_is_pyint(x) for x in xs):
+        return prim, xs
+    i = 0 if _is_pyint(xs[0]) else 1
+    v, other = xs[i], as_value(xs[1 - i])
+    if prim in COMPARISONS and other.dtype.kind == "i" and not other.type.weak:
+        info = np.iinfo(other.dtype)
+        if not info.min <= v <= info.max:
+            if i == 0:
+                prim = _MIRROR[prim]
+            prim, v = (_ABOVE[prim], int(info.max)) if v > info.max else (_BELOW[prim], int(info.min))
+            return prim, (other, v)
+    if other.dtype.kind == "f" and not -2 ** 63 <= v < 2 ** 63:
+        v = float(v) if abs(v) < 2 ** 1024 else (np.inf if v > 0 else -np.inf)
+        return prim, ((v, other) if i == 0 else (other, v))
+    return prim, xs
+
+
+def _widen_for_weak_int(xs):
+    """A comparison of a narrow int array with a Python int known only at run time is computed in int64: numpy
+    answers it exactly whatever the int's size."""
+    if not any(x.type.weak and x.dtype.kind == "i" and not x.is_const for x in xs):
+        return xs
+    return tuple(convert(x, T.INT64) if x.dtype.kind == "i" and not x.type.weak and x.dtype.itemsize < 8 else x
+                 for x in xs)
+
+
+def check_weak_int(x: Value, dtype, what: str) -> None:
+    """numpy 2 (NEP 50) raises OverflowError when a Python int is used with an array of a narrower int dtype it
+    does not fit; a constant is checked now, a Python int argument (or value computed from them) at each call."""
+    dtype = np.dtype(dtype)
+    if not (x.type.weak and x.dtype.kind == "i" and dtype.kind == "i" and dtype.itemsize < x.dtype.itemsize):
+        return
+    info = np.iinfo(dtype)
+    if x.is_const:
+        v = int(x.const)
+        if not info.min <= v <= info.max:
+            raise OverflowError(f"Python integer {v} out of bounds for {dtype} (np.{what} of {dtype} values and "
+                                f"a Python int computes in {dtype}, as in numpy 2); use np.int64({v}) or convert "
+                                f"the array first (x.astype(np.int64))")
+        return
+    if x.eqn is not None and x.eqn.prim == "dimsize":
+        return  # an array length: it fits any index type the array it measures could have
+    lo, hi = constant(int(info.min), T.INT64, weak=True), constant(int(info.max), T.INT64, weak=True)
+    flag = ufunc("logical_or", ufunc("less", x, lo), ufunc("greater", x, hi))
+    add_check(flag, OverflowError, f"a Python int argument is out of bounds for {dtype}, the dtype np.{what} computes "
+                                   f"in with the {dtype} array it meets (numpy 2 raises here too, NEP 50); pass it "
+                                   f"as np.int64(k), or convert the array first (x.astype(np.int64))")
+
+
+_NEG_POWER = "Integers to negative integer powers are not allowed."
+
+
+def _check_int_exponent(e: Value, out_shape) -> None:
+    """numpy raises ValueError for a negative integer exponent: at trace time for a constant exponent, else a
+    run-time check over the exponents actually used (none for an empty result)."""
+    hint = (" (np.power of an integer base); use a float base for negative powers, e.g. "
+            "x.astype(np.float64) ** y")
+    if e.is_const:
+        if np.any(np.asarray(e.const) < 0) and 0 not in out_shape:
+            raise ValueError(_NEG_POWER + hint)
+        return
+    neg = ufunc("less", e, constant(0, e.dtype, weak=True))
+    if neg.shape != tuple(out_shape):
+        neg = broadcast_to(neg, out_shape)
+    add_check(reduce("any", neg) if neg.ndim else neg, ValueError, _NEG_POWER + hint)
 
 
 def normalize_axis(axis, ndim, what="axis") -> tuple:
@@ -187,9 +301,6 @@ def reduce(prim: str, x: Value, axis=None, keepdims=False) -> Value:
     axes = normalize_axis(axis, x.ndim)
     if prim in ("argmax", "argmin") and axis is not None and isinstance(axis, (tuple, list)):
         raise TypeError(f"np.{prim}: axis must be an integer or None, got {axis!r}")
-    for a in axes:
-        if x.shape[a] == 0 and prim in ("max", "min", "argmax", "argmin"):
-            raise ValueError(f"zero-size array to reduction operation {prim} which has no identity")
     if not axes:
         out = x if prim not in ("argmax", "argmin", "any", "all") else None
         if out is None:
@@ -229,6 +340,10 @@ def resolve_reshape(x: Value, newshape) -> tuple:
             raise ValueError(f"negative dimensions not allowed: {newshape}")
     if neg:
         known = T.prod([d for d in newshape if not (isinstance(d, int) and d == -1)])
+        # numpy: -1 is ambiguous when the other lengths multiply to 0 (whatever the array's size)
+        require_nonempty(known, f"cannot reshape an array of shape {_fmt(x.shape)} into shape {_fmt(newshape)}: "
+                                f"the -1 is ambiguous when the other lengths ({known}) multiply to 0, as in "
+                                f"numpy; give every length explicitly")
         if isinstance(known, int) and isinstance(total, int):
             if known == 0 or total % known:
                 raise ValueError(f"cannot reshape array of size {total} into shape {_fmt(newshape)}")
@@ -297,14 +412,16 @@ def as_value(x) -> Value:
         return v() if callable(v) else v
     if isinstance(x, Dim):  # x.shape[0] used as a number
         return dimsize(x)
+    if isinstance(x, np.generic):  # numpy scalars are strong (np.float64 is a float subclass: test it first)
+        return constant(check_scalar(x))
     if isinstance(x, bool):
         return constant(x, T.BOOL, weak=True)
     if isinstance(x, int):
         return constant(x, T.INT64, weak=True)
     if isinstance(x, float):
         return constant(x, T.FLOAT64, weak=True)
-    if isinstance(x, (np.ndarray, np.generic)):
-        arr = np.asarray(x)
+    if isinstance(x, np.ndarray):
+        arr = x
         if arr.dtype not in T.SUPPORTED_DTYPES:
             T.check_dtype(arr.dtype, "an array used in the traced function")
         return constant(arr)
@@ -316,6 +433,14 @@ def as_value(x) -> Value:
     if isinstance(x, complex):
         raise TypeError("complex numbers are not supported by tracejit")
     raise TypeError(f"cannot use an object of type {type(x).__name__} as an array in a traced function")
+
+
+def check_scalar(x: np.generic) -> np.ndarray:
+    """A numpy scalar as a 0-d array of a dtype tracejit computes in (its own dtype: numpy scalars are not weak)."""
+    arr = np.asarray(x)
+    if arr.dtype not in T.SUPPORTED_DTYPES:
+        T.check_dtype(arr.dtype, f"the numpy scalar {x!r} used in the traced function")
+    return arr
 
 
 def _flat(x):

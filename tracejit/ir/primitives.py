@@ -187,6 +187,19 @@ def elementwise_dtypes(prim: str, types) -> tuple[tuple, np.dtype, bool]:
     return res
 
 
+def forced_dtypes(prim: str, types, dtype, casting="same_kind") -> tuple[tuple, np.dtype]:
+    """(input dtypes, output dtype) of ufunc ``prim`` called with ``dtype=``: numpy's loop for that output
+    (``signature=(None, ..., dtype)``); numpy's own error when the inputs cannot be cast by ``casting``."""
+    uf = UFUNCS[prim]
+    probes = tuple(_probe(t) for t in types)
+    dts = uf.resolve_dtypes(probes + (None,), signature=(None,) * len(types) + (np.dtype(dtype),), casting=casting)
+    for d in dts:
+        if d not in T.SUPPORTED_DTYPES:
+            raise TypeError(f"np.{prim} with dtype={np.dtype(dtype)} computes in {d}, which tracejit does not "
+                            f"support; use one of bool, int32, int64, float32, float64")
+    return tuple(dts[:-1]), dts[-1]
+
+
 def reduce_dtype(prim: str, dt: np.dtype) -> np.dtype:
     if prim in ("argmax", "argmin"):
         return T.INT64

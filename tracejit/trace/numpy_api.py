@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..ir import ops
 from ..ir import types as T
-from ..ir.primitives import BINARY_UFUNCS, UNARY_UFUNCS
+from ..ir.primitives import BINARY_UFUNCS, UNARY_UFUNCS, forced_dtypes
 from ..ir.types import Dim
 
 IMPLS: dict = {}
@@ -33,18 +33,52 @@ def _no(kw, *names, fn=""):
 
 # ------------------------------------------------------------------------------------------------ ufuncs
 def _make_ufunc(name):
-    def f(*xs, **kw):
-        _no(kw, "out", "where", fn=name)
-        dtype = kw.get("dtype")
+    nin = 1 if name in UNARY_UFUNCS else 2
+
+    def f(*xs, out=None, where=True, dtype=None, casting="same_kind", order="K", subok=True, signature=None):
+        if len(xs) > nin:  # numpy takes extra positional arguments as out=
+            out, xs = xs[nin:], xs[:nin]
+        if len(xs) < nin:
+            raise TypeError(f"np.{name} expects {nin} input(s), got {len(xs)}")
+        _no({"out": out, "signature": signature}, "out", "signature", fn=name)
+        _ufunc_options(name, where, casting, order, dtype)
         if name == "positive":
-            if xs[0].dtype == T.BOOL:  # as numpy 2: no positive loop for bool
+            x = ops.as_value(xs[0])
+            if x.dtype == T.BOOL:  # as numpy 2: no positive loop for bool
                 raise TypeError("np.positive is not supported for bool inputs (numpy has no such loop); use "
                                 "x.astype(np.int64) first")
-            return xs[0]
-        out = ops.ufunc(name, *xs)
-        return ops.convert(out, dtype) if dtype is not None else out
+            return x if dtype is None else _ufunc_with_dtype(name, (x,), dtype, casting)
+        if dtype is not None:
+            return _ufunc_with_dtype(name, xs, dtype, casting)
+        return ops.ufunc(name, *xs)
     f.__name__ = name
+    f.takes_scalars = True
     return f
+
+
+def _ufunc_options(name, where, casting, order, dtype):
+    """Refuse the ufunc options whose effect tracejit does not reproduce (rather than ignore them)."""
+    if where is not True:
+        raise UnsupportedError(f"np.{name}: the where= argument is not supported by tracejit; use "
+                               f"np.where(mask, np.{name}(...), fallback)")
+    if order not in ("K", "A", "C", None):
+        raise UnsupportedError(f"np.{name}: order={order!r} is not supported by tracejit (results are C-ordered)")
+    if casting not in ("same_kind", "unsafe") and dtype is None:
+        raise UnsupportedError(f"np.{name}: casting={casting!r} without dtype= is not supported by tracejit")
+
+
+def _ufunc_with_dtype(name, xs, dtype, casting):
+    """``np.<ufunc>(..., dtype=dt)``: numpy picks the loop that computes in ``dt`` (inputs cast by ``casting``),
+    so int32 + int32 with dtype=int64 does not wrap around."""
+    dt = T.check_dtype(dtype, f"np.{name}'s dtype=")
+    vals = [ops.as_value(x) for x in xs]
+    ins, out_dt = forced_dtypes(name, [v.type for v in vals], dt, casting)
+    conv = []
+    for v, d in zip(vals, ins):
+        ops.check_weak_int(v, d, name)
+        conv.append(ops.convert(v, d))
+    out = ops.ufunc(name, *conv)
+    return out if out.dtype == out_dt else ops.convert(out, out_dt)
 
 
 for _n in list(UNARY_UFUNCS) + list(BINARY_UFUNCS):
@@ -80,29 +114,86 @@ def where(cond, x=None, y=None):
 
 
 @impl("clip")
-def clip(x, a_min=None, a_max=None, **kw):
-    _no(kw, "out", fn="clip")
-    a_min = kw.get("min", a_min)
-    a_max = kw.get("max", a_max)
-    if a_min is not None and not _is_none(a_min):
-        x = ops.ufunc("maximum", x, a_min)
-    if a_max is not None and not _is_none(a_max):
-        x = ops.ufunc("minimum", x, a_max)
+def clip(x, a_min=None, a_max=None, out=None, *, min=None, max=None, dtype=None, **kw):
+    _no({"out": out, **kw}, "out", *kw, fn="clip")
+    if (a_min is not None and min is not None) or (a_max is not None and max is not None):
+        raise TypeError("np.clip: pass each bound once, as a_min/a_max or as min=/max=")
+    lo, hi = (a_min if min is None else min), (a_max if max is None else max)
+    if dtype is not None:
+        dt = T.check_dtype(dtype, "np.clip's dtype=")
+        _require_cast(x.dtype, dt, "same_kind", "np.clip")
+        x = ops.convert(x, dt)
+    if lo is not None:
+        x = ops.ufunc("maximum", x, _clip_bound(lo, x))
+    if hi is not None:
+        x = ops.ufunc("minimum", x, _clip_bound(hi, x))
     return x
 
 
-def _is_none(v):
-    return getattr(v, "const", 0) is None and False
+def _clip_bound(b, x):
+    """A Python int bound beyond x's int dtype clips nothing on that side (numpy 2 clips, it does not raise)."""
+    if x.dtype.kind != "i" or not isinstance(b, int) or isinstance(b, (bool, np.generic)):
+        return b
+    info = np.iinfo(x.dtype)
+    return int(info.max) if b > info.max else int(info.min) if b < info.min else b
+
+
+def _require_cast(src, dst, casting, what):
+    if not np.can_cast(src, dst, casting):
+        raise TypeError(f"{what}: cannot cast {np.dtype(src)} to {np.dtype(dst)} according to the rule "
+                        f"{casting!r} (as numpy); pass casting='unsafe' or convert first with .astype")
 
 
 # ------------------------------------------------------------------------------------------------ reductions
+_NP_REDUCE_NAME = {"max": "maximum", "min": "minimum"}
+_COMBINE = {"sum": "add", "prod": "multiply", "max": "maximum", "min": "minimum"}
+
+
+def _legacy_0d_axis(x, axis):
+    """numpy accepts an int axis 0 or -1 (not a tuple) for these reductions of a 0-d array."""
+    if x.ndim == 0 and isinstance(axis, (int, np.integer)) and not isinstance(axis, bool) and axis in (0, -1):
+        return None
+    return axis
+
+
+def _reduced_size(x, axis):
+    return T.prod([x.shape[a] for a in ops.normalize_axis(axis, x.ndim)])
+
+
+def _reduction(prim, name, x, axis, dtype=None, out=None, keepdims=False, initial=None, where=True):
+    """sum/prod/max/min/any/all with numpy's keywords: dtype= is the accumulation and result dtype, initial= is
+    combined into the result, and max/min of nothing raise numpy's ValueError (at call time if lengths are
+    symbolic)."""
+    _no({"out": out}, "out", fn=name)
+    if where is not True:
+        raise UnsupportedError(f"np.{name}: the where= argument is not supported by tracejit; use "
+                               f"np.where(mask, x, identity) before reducing")
+    axis = _legacy_0d_axis(x, axis)
+    dt = None
+    if dtype is not None:
+        dt = T.check_dtype(dtype, f"np.{name}'s dtype=")
+        x = ops.convert(x, dt)
+    if prim in ("max", "min") and initial is None:
+        ops.require_nonempty(_reduced_size(x, axis), f"zero-size array to reduction operation "
+                                                     f"{_NP_REDUCE_NAME[prim]} which has no identity")
+    r = ops.reduce(prim, x, axis, keepdims)
+    if dt is not None and r.dtype != dt:  # int sum/prod accumulate in int64: the same bits modulo 2**32
+        r = ops.convert(r, dt)
+    if initial is not None:
+        r = ops.ufunc(_COMBINE[prim], r, ops.convert(ops.as_value(initial), r.dtype))
+    return r
+
+
 def _make_reduce(prim, npname):
-    def f(x, axis=None, dtype=None, out=None, keepdims=False, **kw):
-        _no({"out": out, "where": kw.get("where"), "initial": kw.get("initial")}, "out", "where", "initial",
-            fn=npname)
-        if dtype is not None:
-            x = ops.convert(x, np.dtype(dtype))
-        return ops.reduce(prim, x, axis, keepdims)
+    if prim in ("sum", "prod"):
+        def f(x, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=True):
+            return _reduction(prim, npname, x, axis, dtype, out, keepdims, initial, where)
+    elif prim in ("max", "min"):
+        def f(x, axis=None, out=None, keepdims=False, initial=None, where=True):
+            return _reduction(prim, npname, x, axis, None, out, keepdims, initial, where)
+    else:
+        def f(x, axis=None, out=None, keepdims=False, *, where=True):
+            return _reduction(prim, npname, x, axis, None, out, keepdims, None, where)
     f.__name__ = npname
     return f
 
@@ -113,18 +204,19 @@ for _p, _names in {"sum": ("sum",), "prod": ("prod",), "max": ("max", "amax"), "
         IMPLS[_nm] = _make_reduce(_p, _nm)
 
 
-@impl("argmax", "argmin")
-def _argreduce_placeholder(x, axis=None, out=None, keepdims=False):  # replaced below per name
-    raise AssertionError
-
-
 def _make_arg(prim):
-    def f(x, axis=None, out=None, keepdims=False):
+    def f(x, axis=None, out=None, *, keepdims=False):
         _no({"out": out}, "out", fn=prim)
+        axis = _legacy_0d_axis(x, axis)
+        if isinstance(axis, (tuple, list)):
+            raise TypeError(f"np.{prim}: axis must be an integer or None, got {axis!r}")
+        empty = f"attempt to get {prim} of an empty sequence"
         if axis is None:
-            return ops.reduce(prim, ops.reshape(x, (T.prod(x.shape),)) if x.ndim != 1 else x, 0, False) \
-                if not keepdims else ops.reshape(ops.reduce(prim, ops.reshape(x, (T.prod(x.shape),)), 0),
-                                                 (1,) * x.ndim)
+            n = T.prod(x.shape)
+            ops.require_nonempty(n, empty)
+            r = ops.reduce(prim, ops.reshape(x, (n,)) if x.ndim != 1 else x, 0, False)
+            return ops.reshape(r, (1,) * x.ndim) if keepdims else r
+        ops.require_nonempty(_reduced_size(x, int(axis)), empty)
         return ops.reduce(prim, x, int(axis), keepdims)
     f.__name__ = prim
     return f
@@ -135,38 +227,54 @@ IMPLS["argmin"] = _make_arg("argmin")
 
 
 @impl("mean")
-def mean(x, axis=None, dtype=None, out=None, keepdims=False, **kw):
-    _no({"out": out, "where": kw.get("where")}, "out", "where", fn="mean")
+def mean(x, axis=None, dtype=None, out=None, keepdims=False, *, where=True):
+    _no({"out": out}, "out", fn="mean")
+    if where is not True:
+        raise UnsupportedError("np.mean: the where= argument is not supported by tracejit")
     axes = ops.normalize_axis(axis, x.ndim)
     if dtype is not None:
-        x = ops.convert(x, np.dtype(dtype))
-    elif x.dtype.kind != "f":
+        dt = T.check_dtype(dtype, "np.mean's dtype=")
+        s = _reduction("sum", "mean", x, axis, dt, keepdims=keepdims)
+        m = ops.ufunc("divide", s, ops.count(x.shape, axes))
+        return m if m.dtype == dt else ops.convert(m, dt)  # an int dtype= truncates, as numpy's unsafe cast
+    if x.dtype.kind != "f":
         x = ops.convert(x, T.FLOAT64)
     s = ops.reduce("sum", x, axis, keepdims)
     return ops.ufunc("divide", s, ops.count(x.shape, axes))
 
 
 @impl("var")
-def var(x, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
-    _no({"out": out, "where": kw.get("where")}, "out", "where", fn="var")
+def var(x, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=True, mean=None, correction=None):
+    _no({"out": out, "mean": mean}, "out", "mean", fn="var")
+    if where is not True:
+        raise UnsupportedError("np.var/np.std: the where= argument is not supported by tracejit")
+    if correction is not None:
+        if ddof != 0:
+            raise ValueError("ddof and correction can't be provided simultaneously.")
+        ddof = correction
     axes = ops.normalize_axis(axis, x.ndim)
     if dtype is not None:
-        x = ops.convert(x, np.dtype(dtype))
+        dt = T.check_dtype(dtype, "np.var/np.std's dtype=")
+        if dt.kind != "f":
+            raise UnsupportedError(f"np.var/np.std with dtype={dt} (an integer accumulation) is not supported by "
+                                   f"tracejit; use a float dtype")
+        x = ops.convert(x, dt)
     elif x.dtype.kind != "f":
         x = ops.convert(x, T.FLOAT64)
-    m = mean(x, axis, keepdims=True)
+    m = ops.ufunc("divide", ops.reduce("sum", x, axis, True), ops.count(x.shape, axes))
     d = ops.ufunc("subtract", x, m)
     ss = ops.reduce("sum", ops.ufunc("square", d), axis, keepdims)
     n = ops.count(x.shape, axes)
     if ddof:
-        n = ops.ufunc("subtract", n, ops.constant(ddof, weak=True))
+        n = ops.ufunc("subtract", n, ops.as_value(ddof))
         n = ops.ufunc("maximum", n, ops.constant(0, weak=True))
     return ops.ufunc("divide", ss, n)
 
 
 @impl("std")
-def std(x, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
-    return ops.ufunc("sqrt", var(x, axis, dtype, out, ddof, keepdims, **kw))
+def std(x, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=True, mean=None, correction=None):
+    return ops.ufunc("sqrt", var(x, axis, dtype, out, ddof, keepdims, where=where, mean=mean,
+                                 correction=correction))
 
 
 # ------------------------------------------------------------------------------------------------ shapes

@@ -61,7 +61,24 @@ def _unflatten(t, it):
         return [_unflatten(e, it) for e in t[1]]
     if kind == "d":
         return dict(zip(t[1], [_unflatten(e, it) for e in t[2]]))
+    if kind == "chk":
+        return _checked(t, it)
     return None
+
+
+def _checked(t, it):
+    """The outputs of ``("chk", tree, ((exception, message), ...))``: the run-time checks' flags follow the
+    outputs; any flag set raises its error, so the caller never sees outputs of a failed call."""
+    out = _unflatten(t[1], it)
+    for exc, message in t[2]:
+        if _truthy(next(it)):
+            raise exc(message)
+    return out
+
+
+def _truthy(flag) -> bool:
+    host = getattr(flag, "copy_to_host", None) or getattr(flag, "get", None)  # a device array: read it back
+    return bool(np.asarray(host() if host is not None else flag))
 
 
 # ------------------------------------------------------------------------------------------------ signatures
@@ -188,6 +205,9 @@ def trace(fun, leaves, treedef, rebuild_args, names=None):
             except TypeError:
                 raise TypeError(f"the traced function returned an object of type {type(o).__name__}; tracejit "
                                 f"functions must return arrays or pytrees (tuples, lists, dicts) of arrays") from None
+        if b.checks:  # their flags are extra outputs, read by tree_unflatten
+            outs += [flag for flag, _, _ in b.checks]
+            out_tree = ("chk", out_tree, tuple((exc, msg) for _, exc, msg in b.checks))
         g = Graph(inputs=inputs, outputs=outs, constraints=_dedupe(b.constraints), symbols=symbols)
     return rebuild(g), out_tree
 

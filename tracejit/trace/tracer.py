@@ -52,7 +52,8 @@ def call_numpy(name, args, kwargs):
     f = npi.IMPLS.get(name)
     if f is None:
         raise UnsupportedError(f"np.{name} is not supported on traced values by tracejit")
-    spec = _ARRAY_ARGS.get(name, 1)
+    # ufuncs take Python scalars as they are: whether a Python int fits is decided against the other operand
+    spec = _ARRAY_ARGS.get(name, 0 if getattr(f, "takes_scalars", False) else 1)
     args = list(args)
     if spec == "list":
         args[0] = [ops.as_value(unwrap(a)) for a in args[0]]
@@ -79,7 +80,7 @@ class Tracer:
     # numpy protocols ----------------------------------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         if method == "__call__":
-            return call_numpy(ufunc.__name__, [ops.as_value(unwrap(x)) for x in inputs], kwargs)
+            return call_numpy(ufunc.__name__, [unwrap(x) for x in inputs], kwargs)
         if method == "reduce" and ufunc.__name__ in ("add", "multiply", "maximum", "minimum", "logical_and",
                                                       "logical_or"):
             red = {"add": "sum", "multiply": "prod", "maximum": "max", "minimum": "min", "logical_and": "all",
@@ -168,7 +169,7 @@ class Tracer:
             if isinstance(other, (str, bytes, dict, set)) or other is None:
                 return NotImplemented
             a, b = (other, self) if reflected else (self, other)
-            return call_numpy(name, [ops.as_value(unwrap(a)), ops.as_value(unwrap(b))], {})
+            return call_numpy(name, [unwrap(a), unwrap(b)], {})
         return f
 
     __add__, __radd__ = _bin("add"), _bin("add", True)
