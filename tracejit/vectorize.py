@@ -159,6 +159,14 @@ def _batch_length(mapped, axis_size):
     return size
 
 
+def _with_length(v: Value, axis: int, size) -> Value:
+    """``v`` typed with the one batch length (a run-time check already says they agree), so that every batched
+    value of the program carries the same length and work that depends on it (e.g. ``arange``) is shared."""
+    if v.shape[axis] == size:
+        return v
+    return ops.bind("reshape", v, shape=v.shape[:axis] + (size,) + v.shape[axis + 1:])
+
+
 # ------------------------------------------------------------------------------------------------ the core
 def _leaf_value(x) -> Value:
     if isinstance(x, Tracer):
@@ -202,6 +210,7 @@ def _vmap_traced(fun, in_axes, out_axes, axis_size, args, kwargs):
                              f"axis_size must be specified, got empty *args={tuple(args)} and **kwargs={kwargs}")
         raise ValueError("vmap must have at least one non-None value in in_axes or axis_size must be specified")
     size = _batch_length(mapped, axis_size)
+    mapped = [(_with_length(v, a, size), a, path) for v, a, path in mapped]
     builder, fresh = ops.Builder(), {}
     with builder:
         it = iter(mapped)
