@@ -428,11 +428,19 @@ def as_value(x) -> Value:
     if isinstance(x, (list, tuple)):
         if any(isinstance(e, Value) or hasattr(e, "_tj_value") for e in _flat(x)):
             from ..trace.numpy_api import stack
-            return stack([as_value(e) for e in x])
+            parts = [as_value(e) for e in x]
+            if len({p.shape for p in parts}) > 1:
+                raise ValueError(f"setting an array element with a sequence: the nested list is ragged (its items "
+                                 f"have shapes {', '.join(T.shape_str(p.shape) for p in parts)}). {LIST_HINT}")
+            return stack(parts)
         return as_value(np.asarray(x))
     if isinstance(x, complex):
         raise TypeError("complex numbers are not supported by tracejit")
     raise TypeError(f"cannot use an object of type {type(x).__name__} as an array in a traced function")
+
+
+LIST_HINT = ("tracejit takes a list or tuple argument as a pytree (each item a separate leaf, each number a "
+             "scalar), not as an array: convert it before the call, f(np.asarray(x)), if it is an array")
 
 
 def check_scalar(x: np.generic) -> np.ndarray:

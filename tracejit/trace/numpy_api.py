@@ -279,9 +279,12 @@ def std(x, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Tru
 
 # ------------------------------------------------------------------------------------------------ shapes
 @impl("reshape")
-def reshape(x, *shape, newshape=None, order="C", **kw):
+def reshape(x, shape=None, order="C", *, newshape=None, copy=None):
+    if shape is not None and newshape is not None:
+        raise TypeError("np.reshape: pass the new shape once (shape= or the deprecated newshape=)")
+    newshape = shape if newshape is None else newshape
     if newshape is None:
-        newshape = kw.get("shape", shape[0] if len(shape) == 1 else shape)
+        raise TypeError("np.reshape: missing the new shape")
     if order != "C":
         raise UnsupportedError("np.reshape: only order='C' is supported by tracejit")
     return ops.reshape(x, ops.resolve_reshape(x, newshape))
@@ -353,7 +356,7 @@ def atleast_1d(x):
 
 
 @impl("concatenate", "concat")
-def concatenate(arrays, axis=0, out=None, dtype=None):
+def concatenate(arrays, axis=0, out=None, *, dtype=None, casting="same_kind"):
     _no({"out": out}, "out", fn="concatenate")
     arrays = list(arrays)
     if not arrays:
@@ -369,7 +372,12 @@ def concatenate(arrays, axis=0, out=None, dtype=None):
             raise ValueError(f"all the input array dimensions except for the concatenation axis must match exactly,"
                              f" but the arrays have {nd} and {a.ndim} dimension(s)")
     ax = ops.normalize_axis(axis, nd)[0]
-    dt = dtype or T.result_dtype(*[a.type for a in arrays])[0]
+    if dtype is not None:
+        dt = T.check_dtype(dtype, "np.concatenate's dtype=")
+        for a in arrays:
+            _require_cast(a.dtype, dt, casting, "np.concatenate")
+    else:
+        dt = T.result_dtype(*[a.type for a in arrays])[0]
     arrays = [ops.convert(a, dt) for a in arrays]
     for a in arrays[1:]:
         for i in range(nd):
@@ -391,13 +399,13 @@ def concatenate(arrays, axis=0, out=None, dtype=None):
 
 
 @impl("stack")
-def stack(arrays, axis=0, out=None, dtype=None):
+def stack(arrays, axis=0, out=None, *, dtype=None, casting="same_kind"):
     arrays = list(arrays)
     if not arrays:
         raise ValueError("need at least one array to stack")
     nd = arrays[0].ndim + 1
     ax = ops.normalize_axis(axis, nd)[0]
-    return concatenate([expand_dims(a, ax) for a in arrays], axis=ax, out=out, dtype=dtype)
+    return concatenate([expand_dims(a, ax) for a in arrays], axis=ax, out=out, dtype=dtype, casting=casting)
 
 
 @impl("zeros_like", "ones_like")
@@ -425,10 +433,37 @@ def full_like(x, fill_value, dtype=None, order="K", subok=True, shape=None):
     return ops.broadcast_to(ops.convert(fill, dt), shp)
 
 
-@impl("copy", "array", "asarray", "ascontiguousarray")
-def copy(x, *a, **kw):
-    dtype = kw.get("dtype")
-    return ops.convert(x, np.dtype(dtype)) if dtype is not None else x
+def _as(x, dtype, order, what):
+    """x in ``dtype`` (numpy's array constructors cast unsafely, as astype); results are always C-ordered."""
+    if order not in (None, "K", "A", "C"):
+        raise UnsupportedError(f"{what}: order={order!r} is not supported by tracejit (results are C-ordered)")
+    return ops.convert(x, T.check_dtype(dtype, f"{what}'s dtype=")) if dtype is not None else x
+
+
+@impl("copy")
+def copy(x, order="K", subok=False):
+    return _as(x, None, order, "np.copy")
+
+
+@impl("array")
+def array(x, dtype=None, *, copy=True, order="K", subok=False, ndmin=0, ndmax=0, like=None):
+    _no({"like": like}, "like", fn="array")
+    x = _as(x, dtype, order, "np.array")
+    return ops.reshape(x, (1,) * (ndmin - x.ndim) + x.shape) if ndmin > x.ndim else x
+
+
+@impl("asarray")
+def asarray(x, dtype=None, order=None, *, device=None, copy=None, like=None):
+    _no({"like": like}, "like", fn="asarray")
+    if device not in (None, "cpu"):
+        raise UnsupportedError(f"np.asarray: device={device!r} is not supported by tracejit")
+    return _as(x, dtype, order, "np.asarray")
+
+
+@impl("ascontiguousarray")
+def ascontiguousarray(x, dtype=None, *, like=None):
+    _no({"like": like}, "like", fn="ascontiguousarray")
+    return _as(ops.reshape(x, (1,)) if x.ndim == 0 else x, dtype, "C", "np.ascontiguousarray")
 
 
 @impl("astype")
@@ -459,8 +494,14 @@ def result_type(*xs):
 
 # ------------------------------------------------------------------------------------------------ linear algebra
 @impl("matmul")
-def matmul(a, b, **kw):
-    _no(kw, "out", fn="matmul")
+def matmul(a, b, out=None, *, dtype=None, casting="same_kind", order="K", subok=True, **kw):
+    _no({"out": out, **kw}, "out", *kw, fn="matmul")
+    _ufunc_options("matmul", True, casting, order, dtype)
+    if dtype is not None:  # the product is computed in dtype (numpy's loop for that output)
+        dt = T.check_dtype(dtype, "np.matmul's dtype=")
+        _require_cast(a.dtype, dt, casting, "np.matmul")
+        _require_cast(b.dtype, dt, casting, "np.matmul")
+        a, b = ops.convert(a, dt), ops.convert(b, dt)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError("matmul: Input operand does not have enough dimensions (has 0, gufunc core with "
                          "signature (n?,k),(k,m?)->(n?,m?) requires 1)")
@@ -516,6 +557,7 @@ def inner(a, b):
 
 @impl("outer")
 def outer(a, b, out=None):
+    _no({"out": out}, "out", fn="outer")
     a, b = ravel(a), ravel(b)
     return ops.ufunc("multiply", ops.reshape(a, a.shape + (1,)), ops.reshape(b, (1,) + b.shape))
 
@@ -551,8 +593,15 @@ def tensordot(a, b, axes=2):
 
 
 @impl("einsum")
-def einsum(subscripts, *operands, optimize=False, **kw):
-    _no(kw, "out", fn="einsum")
+def einsum(subscripts, *operands, out=None, optimize=False, dtype=None, order="K", casting="safe"):
+    _no({"out": out}, "out", fn="einsum")  # optimize= picks a contraction order: the result is the same
+    if order not in ("K", "A", "C"):
+        raise UnsupportedError(f"np.einsum: order={order!r} is not supported by tracejit (results are C-ordered)")
+    if dtype is not None:  # the whole contraction runs in dtype, operands cast by ``casting`` (numpy: 'safe')
+        dt = T.check_dtype(dtype, "np.einsum's dtype=")
+        for op in operands:
+            _require_cast(op.dtype, dt, casting, "np.einsum")
+        operands = tuple(ops.convert(op, dt) for op in operands)
     if not isinstance(subscripts, str):
         raise UnsupportedError("np.einsum: only the subscripts-string form is supported by tracejit")
     subscripts = subscripts.replace(" ", "")
@@ -633,7 +682,7 @@ def _shift(x, axis):
 
 
 @impl("logsumexp")
-def logsumexp(x, axis=None, keepdims=False, b=None, return_sign=False):
+def logsumexp(x, axis=None, b=None, keepdims=False, return_sign=False):  # scipy.special's argument order
     if b is not None or return_sign:
         raise UnsupportedError("logsumexp: b= and return_sign= are not supported by tracejit")
     if x.dtype.kind != "f":

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ConcretizationError
 from ..ir import ops
 from ..ir import types as T
 from ..ir.graph import Graph, Value, rebuild
@@ -196,7 +197,14 @@ def trace(fun, leaves, treedef, rebuild_args, names=None):
     with ops.Builder() as b:
         inputs = [make_input(x, i, symbols, names[i] if names else None) for i, x in enumerate(leaves)]
         args, kwargs = rebuild_args([wrap(v) for v in inputs])
-        out = fun(*args, **kwargs)
+        try:
+            out = fun(*args, **kwargs)
+        except ConcretizationError as e:
+            hint = _number_sequences(treedef, leaves) if getattr(e, "from_asarray", False) else None
+            if hint is None:
+                raise
+            raise ConcretizationError(f"numpy tried to convert a list of traced numbers into an array: {hint}. "
+                                      f"{ops.LIST_HINT}").with_traceback(e.__traceback__) from e  # the user's line
         out_leaves, out_tree = tree_flatten(out)
         outs = []
         for o in out_leaves:
@@ -210,6 +218,31 @@ def trace(fun, leaves, treedef, rebuild_args, names=None):
             out_tree = ("chk", out_tree, tuple((exc, msg) for _, exc, msg in b.checks))
         g = Graph(inputs=inputs, outputs=outs, constraints=_dedupe(b.constraints), symbols=symbols)
     return rebuild(g), out_tree
+
+
+def _number_sequences(treedef, leaves):
+    """Which arguments are lists or tuples of Python numbers (each a pytree of scalars, not an array), worded
+    for an error; None when there are none."""
+    if not (isinstance(treedef, tuple) and treedef[0] == "t" and len(treedef[1]) == 2):
+        return None
+    (targs, tkwargs), pos, found = treedef[1], 0, []
+    named = [(f"argument {i}", t) for i, t in enumerate(targs[1])] if targs[0] == "t" else []
+    if tkwargs[0] == "d":
+        named += [(f"argument {k!r}", t) for k, t in zip(tkwargs[1], tkwargs[2])]
+    for name, t in named:  # args, then kwargs: the order tree_flatten gave the leaves
+        n = _count_leaves(t)
+        mine = leaves[pos:pos + n]
+        pos += n
+        if t is not LEAF and t[0] in ("l", "t") and mine and all(type(x) in _WEAK for x in mine):
+            found.append(f"{name} is a {'list' if t[0] == 'l' else 'tuple'} of {n} Python numbers")
+    return "; ".join(found) or None
+
+
+def _count_leaves(t) -> int:
+    if t is LEAF:
+        return 1
+    kids = t[2] if t[0] in ("d", "nt") else t[1] if t[0] in ("t", "l") else ()
+    return sum(_count_leaves(k) for k in kids)
 
 
 def _dedupe(cs):

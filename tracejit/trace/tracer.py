@@ -86,6 +86,11 @@ class Tracer:
             red = {"add": "sum", "multiply": "prod", "maximum": "max", "minimum": "min", "logical_and": "all",
                    "logical_or": "any"}[ufunc.__name__]
             kwargs.setdefault("axis", 0)
+            if red in ("max", "min", "all", "any") and kwargs.get("dtype") is not None:
+                if red in ("all", "any"):
+                    raise UnsupportedError(f"np.{ufunc.__name__}.reduce with dtype= is not supported by tracejit")
+                inputs = (call_numpy("astype", [inputs[0], kwargs.pop("dtype")], {}),)  # reduced in dtype
+            kwargs = {k: v for k, v in kwargs.items() if not (k == "dtype" and v is None and red not in ("sum", "prod"))}
             return call_numpy(red, inputs, kwargs)
         raise UnsupportedError(f"np.{ufunc.__name__}.{method} is not supported on traced values by tracejit")
 
@@ -93,7 +98,9 @@ class Tracer:
         return call_numpy(func.__name__, args, kwargs)
 
     def __array__(self, dtype=None, copy=None):
-        raise _concretization("np.asarray() (conversion to a concrete numpy array)", self._tj_value)
+        e = _concretization("np.asarray() (conversion to a concrete numpy array)", self._tj_value)
+        e.from_asarray = True  # trace() adds a hint when a list argument of numbers was the cause
+        raise e
 
     # properties ---------------------------------------------------------------------------------
     @property
