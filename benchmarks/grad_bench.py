@@ -7,6 +7,7 @@ Workloads:
   sigmoid_grad   d/dx sum(1/(1+exp(-x))), x: 10^7 float64
   logreg_step    one logistic-regression step with value_and_grad + update, X: 100000x100 float64
   mlp_step       one SGD step of a 784 -> 256 tanh -> 10 softmax cross-entropy MLP, batch 256, float32
+  per_example_grads  the same MLP's per-example gradients, vmap(grad(loss), in_axes=(None, 0, 0)), batch 256
 Each cell is the median wall time of one call (ms); the ratio columns are peer time / tracejit time (> 1: tracejit
 is faster). Every result is checked against the numpy version; a peer that is missing prints n/a.
 """
@@ -232,6 +233,46 @@ def mlp_step(batch, mods, lr=np.float32(0.05)):
     return impls, by_hand()
 
 
+def per_example_grads(batch, mods):
+    """Per-example gradients of the mlp_step loss (one example's loss each): vmap(grad(loss), in_axes=(None, 0, 0)).
+    The W1 gradients alone are batch x 784 x 256 floats (205 MB at batch 256): a memory-bound workload."""
+    r = np.random.default_rng(3)
+    f32 = np.float32
+    X = r.standard_normal((batch, 784)).astype(f32)
+    Y = np.eye(10, dtype=f32)[r.integers(0, 10, batch)]
+    P = {"W1": (r.standard_normal((784, 256)) * 0.03).astype(f32), "b1": np.zeros(256, f32),
+         "W2": (r.standard_normal((256, 10)) * 0.06).astype(f32), "b2": np.zeros(10, f32)}
+    impls = {}
+
+    def by_hand():
+        h = np.tanh(X @ P["W1"] + P["b1"])
+        logits = h @ P["W2"] + P["b2"]
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        dlogits = e / e.sum(axis=1, keepdims=True) - Y
+        dh = (dlogits @ P["W2"].T) * (1 - h * h)
+        return {"W1": X[:, :, None] * dh[:, None, :], "b1": dh, "W2": h[:, :, None] * dlogits[:, None, :],
+                "b2": dlogits}
+    impls["numpy"] = by_hand
+
+    def loss(P, x, y):
+        h = np.tanh(x @ P["W1"] + P["b1"])
+        logits = h @ P["W2"] + P["b2"]
+        return -np.sum(y * tj.nn.log_softmax(logits, axis=-1))
+    f = tj.jit(tj.vmap(tj.grad(loss), in_axes=(None, 0, 0)))
+    impls["tracejit"] = lambda: f(P, X, Y)
+    if mods.get("jax"):
+        jax, jnp = mods["jax"], __import__("jax.numpy").numpy
+
+        def jloss(P, x, y):
+            h = jnp.tanh(x @ P["W1"] + P["b1"])
+            logits = h @ P["W2"] + P["b2"]
+            return -jnp.sum(y * jax.nn.log_softmax(logits, axis=-1))
+        jf = jax.jit(jax.vmap(jax.grad(jloss), in_axes=(None, 0, 0)))
+        Pj, Xj, Yj = jax.device_put(P), jax.device_put(X), jax.device_put(Y)
+        impls["jax"] = lambda: jax.block_until_ready(jf(Pj, Xj, Yj))
+    return impls, by_hand()
+
+
 # ------------------------------------------------------------------------------------------------ checking
 def _flatten(res):
     if isinstance(res, dict):
@@ -265,6 +306,7 @@ def main(argv=None):
         (f"sigmoid_grad 10^{int(np.log10(n_sig))} f64", lambda: sigmoid_grad(n_sig, mods), 1e-9),
         (f"logreg_step {n_lr}x100 f64", lambda: logreg_step(n_lr, 100, mods), 1e-8),
         ("mlp_step 256x784 f32", lambda: mlp_step(256, mods), 2e-3),
+        ("per_example_grads vmap(grad) 256x784 f32", lambda: per_example_grads(256, mods), 2e-3),
     ]
     cols = ["tracejit"] + PEERS
     print(f"tracejit backend: {_backend()}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
