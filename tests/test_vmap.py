@@ -61,13 +61,14 @@ def test_every_primitive_has_a_batching_rule():
     assert [n for n in PRIMS if n not in RULES] == []
 
 
-@pytest.mark.parametrize("n", [1, 2, 5])
-def test_arange_of_a_symbolic_length(n):
-    """The positions used to offset batched indices, counted with views only when the length is symbolic."""
+@pytest.mark.parametrize("n,levels,block", [(0, 2, 4), (1, 2, 256), (2, 1, 4), (5, 0, 4), (5, 1, 4), (4, 1, 4),
+                                            (300, 2, 256), (70000, 2, 256), (97, 2, 3)])
+def test_arange_of_a_symbolic_length(n, levels, block):
+    """The positions used to offset batched indices: blocks of a static arange over a symbolic number of rows."""
     sym = Dim.symbol("n")
     with ops.Builder():
         x = Value(TensorType(np.dtype(np.float64), (sym,)))
-        out = arange(sym)
+        out = arange(sym, levels, block)
     g = Graph(inputs=[x], outputs=[out], eqns=toposort([out]), symbols={"n": (0, 0)})
     np.testing.assert_array_equal(evaluate(g, [np.zeros(n)])[0], np.arange(n))
 
@@ -222,9 +223,17 @@ def test_gather_all_batching_combinations():
     check(lambda a, i: a[:, i], x, idx, in_axes=(0, 0), jit=True)
 
 
-def test_gather_with_scalar_batched_index_under_jit():
-    x, i = R.standard_normal((6, 10)), R.integers(-10, 10, 6)
-    check(lambda a, k: a[k], x, i, jit=True)
+def test_gather_and_scatter_with_batched_index_under_jit_across_blocks():
+    """Batch lengths on both sides of arange's block of 256, one compilation for all."""
+    f = tj.jit(tj.vmap(lambda a, k: a[k]))
+    g = tj.jit(tj.vmap(tj.grad(lambda a, k: np.sin(a[k]))))
+    for n in (6, 256, 300):
+        x, i = R.standard_normal((n, 10)), R.integers(-10, 10, n)
+        _same(f(x, i), x[np.arange(n), i], 1e-12)
+        want = np.zeros_like(x)
+        want[np.arange(n), i % 10] = np.cos(x[np.arange(n), i])
+        _same(g(x, i), want, 1e-12)
+    assert f.cache_info().misses == 1 and g.cache_info().misses == 1
 
 
 def test_out_of_range_batched_index_still_raises():
