@@ -172,7 +172,8 @@ def convert(x: Value, dtype) -> Value:
             return bind("convert", x, dtype=dtype)
         return x
     if x.is_const:
-        return constant(x.const.astype(dtype), weak=False)
+        with np.errstate(over="ignore", invalid="ignore"):  # as numpy's astype: 1e300 -> inf in float32
+            return constant(x.const.astype(dtype), weak=False)
     return bind("convert", x, dtype=dtype)
 
 

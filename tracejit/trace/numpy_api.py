@@ -132,10 +132,14 @@ def clip(x, a_min=None, a_max=None, out=None, *, min=None, max=None, dtype=None,
 
 def _clip_bound(b, x):
     """A Python int bound beyond x's int dtype clips nothing on that side (numpy 2 clips, it does not raise)."""
-    if x.dtype.kind != "i" or not isinstance(b, int) or isinstance(b, (bool, np.generic)):
+    b = ops.as_value(b)
+    if x.dtype.kind != "i" or not (b.type.weak and b.dtype.kind == "i") or x.dtype.itemsize >= b.dtype.itemsize:
         return b
     info = np.iinfo(x.dtype)
-    return int(info.max) if b > info.max else int(info.min) if b < info.min else b
+    if b.is_const:
+        return ops.constant(int(np.clip(int(b.const), info.min, info.max)), x.dtype)
+    lo, hi = ops.constant(int(info.min), T.INT64, weak=True), ops.constant(int(info.max), T.INT64, weak=True)
+    return ops.convert(ops.ufunc("minimum", ops.ufunc("maximum", b, lo), hi), x.dtype)
 
 
 def _require_cast(src, dst, casting, what):
@@ -279,12 +283,8 @@ def std(x, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Tru
 
 # ------------------------------------------------------------------------------------------------ shapes
 @impl("reshape")
-def reshape(x, shape=None, order="C", *, newshape=None, copy=None):
-    if shape is not None and newshape is not None:
-        raise TypeError("np.reshape: pass the new shape once (shape= or the deprecated newshape=)")
-    newshape = shape if newshape is None else newshape
-    if newshape is None:
-        raise TypeError("np.reshape: missing the new shape")
+def reshape(x, shape, order="C", *, copy=None):  # numpy 2's signature (newshape= is gone)
+    newshape = shape
     if order != "C":
         raise UnsupportedError("np.reshape: only order='C' is supported by tracejit")
     return ops.reshape(x, ops.resolve_reshape(x, newshape))
