@@ -286,8 +286,10 @@ class _Planner:
             acc = self.scalar_bufs.get(v.id)
             if acc is None:
                 acc = self.scalar_bufs[v.id] = self.fresh_access(v)
-                k = Kernel(domain=())
-                self.add_kernel(k)
+                k = Kernel(domain=(), closed=True)
+                # first of all steps (it reads nothing), never the open kernel: work fused into that kernel
+                # would read the buffer before the kernel's closing store writes it
+                self.steps.insert(0, k)
                 k.stores.append((v, acc))
                 k.scalars[v.id] = s
             return acc
