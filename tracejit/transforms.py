@@ -212,7 +212,18 @@ def _make(fun, argnums, has_aux, with_value, what):
 
     @functools.wraps(fun)
     def transformed(*args, **kwargs):
-        return _dispatch(traced, args, kwargs)
+        if _has_tracer((args, kwargs)):
+            return _dispatch(traced, args, kwargs)
+        # eager: only the differentiated arguments are traced; the others (an int counter, a list of batches,
+        # keyword options) reach ``fun`` as the Python values they are, as in JAX and autograd
+        single, nums = _normalize_argnums(argnums, len(args), what)
+
+        def on_diff_args(*diff):
+            full = list(args)
+            for i, x in zip(nums, diff):
+                full[i] = x
+            return traced(*full, **kwargs)
+        return _dispatch(on_diff_args, tuple(args[i] for i in nums), {})
     return transformed
 
 
