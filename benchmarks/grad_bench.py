@@ -8,6 +8,8 @@ Workloads:
   logreg_step    one logistic-regression step with value_and_grad + update, X: 100000x100 float64
   mlp_step       one SGD step of a 784 -> 256 tanh -> 10 softmax cross-entropy MLP, batch 256, float32
   per_example_grads  the same MLP's per-example gradients, vmap(grad(loss), in_axes=(None, 0, 0)), batch 256
+  logreg_hvp     a Hessian-vector product of the logistic-regression loss, jvp(grad(loss)), X: 100000x100 f64
+  jacfwd_100     the 100 x 100 Jacobian of tanh(A @ x) * x + sin(x) by forward mode
 Each cell is the median wall time of one call (ms); the ratio columns are peer time / tracejit time (> 1: tracejit
 is faster). Every result is checked against the numpy version; a peer that is missing prints n/a.
 """
@@ -273,6 +275,57 @@ def per_example_grads(batch, mods):
     return impls, by_hand()
 
 
+def logreg_hvp(n, d, mods):
+    """A Hessian-vector product of the logistic-regression loss: jvp(grad(loss)) (forward over reverse)."""
+    r = np.random.default_rng(4)
+    X = r.standard_normal((n, d))
+    y = (X @ r.standard_normal(d) > 0).astype(np.float64)
+    w, v = r.standard_normal(d) * 0.1, r.standard_normal(d)
+    impls = {}
+
+    def by_hand():
+        p = _expit(X @ w)
+        return X.T @ (p * (1 - p) * (X @ v)) / n
+    impls["numpy"] = by_hand
+
+    def loss(w, X, y):
+        z = X @ w
+        return np.mean(np.logaddexp(0.0, z) - y * z)
+    f = tj.jit(lambda w, v, X, y: tj.jvp(lambda w: tj.grad(loss)(w, X, y), (w,), (v,))[1])
+    impls["tracejit"] = lambda: f(w, v, X, y)
+    if mods.get("jax"):
+        jax, jnp = mods["jax"], __import__("jax.numpy").numpy
+
+        def jloss(w, X, y):
+            z = X @ w
+            return jnp.mean(jnp.logaddexp(0.0, z) - y * z)
+        jf = jax.jit(lambda w, v, X, y: jax.jvp(lambda w: jax.grad(jloss)(w, X, y), (w,), (v,))[1])
+        args = [jax.device_put(a) for a in (w, v, X, y)]
+        impls["jax"] = lambda: jax.block_until_ready(jf(*args))
+    return impls, by_hand()
+
+
+def jacfwd_100(mods):
+    """The 100 x 100 Jacobian of x -> tanh(A @ x) * x + sin(x) by forward mode (jacfwd)."""
+    r = np.random.default_rng(5)
+    A = r.standard_normal((100, 100)) / 10
+    x = r.standard_normal(100)
+    impls = {}
+
+    def by_hand():
+        t = np.tanh(A @ x)
+        return (1 - t * t)[:, None] * A * x[:, None] + np.diag(t + np.cos(x))
+    impls["numpy"] = by_hand
+    f = tj.jit(tj.jacfwd(lambda x: np.tanh(A @ x) * x + np.sin(x)))
+    impls["tracejit"] = lambda: f(x)
+    if mods.get("jax"):
+        jax, jnp = mods["jax"], __import__("jax.numpy").numpy
+        jf = jax.jit(jax.jacfwd(lambda x: jnp.tanh(A @ x) * x + jnp.sin(x)))
+        xj = jax.device_put(x)
+        impls["jax"] = lambda: jax.block_until_ready(jf(xj))
+    return impls, by_hand()
+
+
 # ------------------------------------------------------------------------------------------------ checking
 def _flatten(res):
     if isinstance(res, dict):
@@ -307,6 +360,8 @@ def main(argv=None):
         (f"logreg_step {n_lr}x100 f64", lambda: logreg_step(n_lr, 100, mods), 1e-8),
         ("mlp_step 256x784 f32", lambda: mlp_step(256, mods), 2e-3),
         ("per_example_grads vmap(grad) 256x784 f32", lambda: per_example_grads(256, mods), 2e-3),
+        (f"logreg_hvp jvp(grad) {n_lr}x100 f64", lambda: logreg_hvp(n_lr, 100, mods), 1e-8),
+        ("jacfwd 100->100 f64", lambda: jacfwd_100(mods), 1e-9),
     ]
     cols = ["tracejit"] + PEERS
     print(f"tracejit backend: {_backend()}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "

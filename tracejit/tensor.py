@@ -223,4 +223,48 @@ def grad(cost, wrt, consider_constant=None, disconnected_inputs="raise"):
     return tuple(gs) if isinstance(wrt, tuple) else list(gs)
 
 
+def _as_list(x):
+    return (list(x), False) if isinstance(x, (list, tuple)) else ([x], True)
+
+
+def Lop(f, wrt, eval_points):
+    """Theano's L-operator: ``eval_points^T (df/dwrt)`` (a vector-Jacobian product; ``eval_points`` shaped like
+    ``f``), with the structure of ``wrt``. The reverse pass of ``tj.grad``."""
+    from .passes.autodiff import backward
+    fs, _ = _as_list(f)
+    ws, single = _as_list(wrt)
+    es, _ = _as_list(eval_points)
+    if len(es) != len(fs):
+        raise ValueError(f"tensor.Lop: {len(fs)} expression(s) but {len(es)} eval_points; give one per expression")
+    fv = [as_tensor_variable(x)._tj_value for x in fs]
+    ev = [as_tensor_variable(x)._tj_value for x in es]
+    wv = [as_tensor_variable(x)._tj_value for x in ws]
+    out = symbolic_apply(lambda: backward(fv, ev, wv))
+    return out[0] if single else list(out)
+
+
+def Rop(f, wrt, eval_points):
+    """Theano's R-operator: ``(df/dwrt) eval_points`` (a Jacobian-vector product; ``eval_points`` shaped like
+    ``wrt``), with the structure of ``f``. Forward mode as ``tj.jvp`` computes it: the transpose of the pullback."""
+    from .ir.graph import Value
+    from .passes.autodiff import backward
+    from .transforms import _inline
+    fs, single = _as_list(f)
+    ws, _ = _as_list(wrt)
+    es, _ = _as_list(eval_points)
+    if len(es) != len(ws):
+        raise ValueError(f"tensor.Rop: {len(ws)} wrt variable(s) but {len(es)} eval_points; give one per variable")
+    fv = [as_tensor_variable(x)._tj_value for x in fs]
+    ev = [as_tensor_variable(x)._tj_value for x in es]
+    wv = [as_tensor_variable(x)._tj_value for x in ws]
+
+    def build():
+        us = [Value(_T.TensorType(v.dtype, tuple(v.shape))) for v in fv]
+        pushed = backward(backward(fv, us, wv), ev, us)
+        zeros = {u.id: _ops.broadcast_to(_ops.constant(_np.zeros((), u.dtype)), tuple(u.shape)) for u in us}
+        return _inline(pushed, zeros)
+    out = symbolic_apply(build)
+    return out[0] if single else list(out)
+
+
 __all__ = sorted(n for n in globals() if not n.startswith("_") and n not in ("annotations",))
