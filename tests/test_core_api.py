@@ -901,3 +901,21 @@ def test_ci_runs_exactly_the_readme_test_command():
     ci = [ln for ln in (root / ".ci" / "run").read_text().splitlines() if ln.strip() and not ln.startswith("#")]
     assert "set -euo pipefail" in ci
     assert ci[-1] == install_and_test
+
+
+def test_result_type_with_tracers_follows_numpy():
+    """np.result_type(tracer, float) crashed inside tracejit (issue 12); scipy and user code call it to pick a
+    dtype. A traced array counts like a 0-d array of its dtype; a Python type like ``float`` is float64."""
+    seen = []
+
+    def f(x):
+        seen.append((np.result_type(x, float), np.result_type(x, 1.0), np.result_type(x, 2), np.result_type(x, np.int64),
+                     np.result_type(x, x * 2.0)))
+        return x * np.result_type(x, float).type(2)
+    x32 = np.ones(3, np.float32)
+    out = tj.jit(f)(x32)
+    want = (np.result_type(np.empty((), np.float32), float), np.float32, np.float32, np.float64, np.float32)
+    assert seen[-1] == tuple(np.dtype(w) for w in want)
+    assert out.dtype == np.float64 and np.all(out == 2)
+    np.testing.assert_allclose(tj.grad(lambda x: np.sum(np.reshape(x, (-1,), order=None) ** 2))(np.ones((2, 2))),
+                               2 * np.ones((2, 2)))

@@ -285,7 +285,7 @@ def std(x, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Tru
 @impl("reshape")
 def reshape(x, shape, order="C", *, copy=None):  # numpy 2's signature (newshape= is gone)
     newshape = shape
-    if order != "C":
+    if order not in ("C", None):  # numpy reads None as the default, 'C'
         raise UnsupportedError("np.reshape: only order='C' is supported by tracejit")
     return ops.reshape(x, ops.resolve_reshape(x, newshape))
 
@@ -487,9 +487,21 @@ def size(x, axis=None):
     return T.prod(x.shape) if axis is None else x.shape[axis]
 
 
+_WEAK_STANDIN = {"b": True, "i": 0, "u": 0, "f": 0.0, "c": 0j}
+
+
 @impl("result_type")
 def result_type(*xs):
-    return T.result_dtype(*[x.type for x in xs])[0]
+    """numpy's result_type with traced operands: a traced array counts by its dtype (strong, as a 0-d array
+    would), a traced Python scalar as the weak scalar it is; types, dtypes and values are numpy's to judge
+    (``np.result_type(x, float)`` is float64 even beside float32)."""
+    args = []
+    for x in xs:
+        if isinstance(x, ops.Value):
+            args.append(_WEAK_STANDIN[np.dtype(x.dtype).kind] if x.type.weak else np.empty((), x.dtype))
+        else:
+            args.append(x)
+    return np.result_type(*args)
 
 
 # ------------------------------------------------------------------------------------------------ linear algebra
