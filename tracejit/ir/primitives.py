@@ -140,6 +140,9 @@ def _scatter_add(g, idx, axis, size):
 
 _reg("scatter_add", "other", _scatter_add, nin=2)
 _reg("dimsize", "other", lambda dim: np.asarray(dim, np.int64), nin=0)
+# identity on its first input that carries a user's derivative rule (tracejit/custom.py); its other inputs are the
+# call's arguments and residuals, so rewrites keep them in the graph until the optimizer drops the mark
+_reg("custom_vjp_call", "other", lambda x, *rest, **p: np.array(x, copy=True), nin=1)
 
 # ------------------------------------------------------------------------------------------------ type rules
 _resolve_cache: dict = {}

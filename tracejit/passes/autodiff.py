@@ -229,6 +229,13 @@ def unary(name):
 unary("negative")(lambda x, y, g: _neg(g))
 unary("positive")(lambda x, y, g: g)
 RULES["stop_gradient"] = lambda e, g, need: [None]
+
+
+def _walk_only(e, g, need):
+    raise AssertionError("custom_vjp_call is differentiated by the backward walk itself (_CustomCalls)")
+
+
+RULES["custom_vjp_call"] = _walk_only
 unary("absolute")(lambda x, y, g: _mul(g, _u("sign", x)))
 unary("square")(lambda x, y, g: _mul(g, _mul(_c(2, x.dtype), x)))
 unary("sqrt")(lambda x, y, g: _div(g, _mul(_c(2, x.dtype), y)))
@@ -476,6 +483,31 @@ def _scatter_add(e, g, need):
 
 
 # ------------------------------------------------------------------------------------------------ the walk
+class _CustomCalls:
+    """The marks of custom-rule calls (tracejit/custom.py). Each output of a call has a mark; every use of any mark
+    comes after the call's first mark in the topological order, so when the reverse walk reaches that first mark
+    all of the call's cotangents are known: the rule runs there, once."""
+
+    def __init__(self, eqns):
+        self.first, self.pending = {}, {}
+        for e in eqns:
+            if e.prim == "custom_vjp_call":
+                self.first.setdefault(id(e.p["call"]), e)
+
+    def visit(self, e, g, active):
+        call = e.p["call"]
+        got = self.pending.setdefault(id(call), {})
+        if g is not None and e.out.id in active:
+            got[e.p["index"]] = full(g, e.out.shape)
+        if self.first[id(call)] is not e or not got:
+            return []
+        n_in = call.n_in
+        ins, res = list(e.inputs[1:1 + n_in]), list(e.inputs[1 + n_in:])
+        cts = [got.get(k) for k in range(len(call.out_types))]
+        return [(v, c) for v, c in zip(ins, call.pullback(ins, res, cts))
+                if c is not None and v.id in active and T.is_float(v.dtype)]
+
+
 def _differentiable(e) -> bool:
     return e.prim not in NON_DIFFERENTIABLE and T.is_float(e.out.dtype)
 
@@ -524,8 +556,13 @@ def backward(outputs: list, cotangents: list, wrt: list) -> list:
         if c.dtype != o.dtype:
             c = ops.convert(c, o.dtype)
         accumulate(o, c, o.shape)
+    custom = _CustomCalls(eqns)
     for e in reversed(eqns):
         g = cts.get(e.out.id)
+        if e.prim == "custom_vjp_call":  # the user's rule, run once per call at its first mark
+            for v, c in custom.visit(e, g, active):
+                accumulate(v, c, v.shape)
+            continue
         if g is None or e.out.id not in active:
             continue
         need = [v.id in active for v in e.inputs]

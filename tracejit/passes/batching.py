@@ -268,6 +268,16 @@ def _dimsize(eqn, args, dims):
     return ops.bind("dimsize", **eqn.p), None
 
 
+@rule("custom_vjp_call")
+def _custom_call(eqn, args, dims):
+    """A custom rule's mark: every operand gets its batch axis in front, the rule is batched with it."""
+    n = batch_size(args, dims)
+    operands = [to_front(a, d) if d is not None else a for a, d in zip(args[1:], dims[1:])]
+    call = eqn.p["call"].batched(operands, [None if d is None else 0 for d in dims[1:]], n)
+    return ops.bind("custom_vjp_call", materialize(args[0], dims[0], n), *operands, call=call,
+                    index=eqn.p["index"]), 0
+
+
 # ------------------------------------------------------------------------------------------------ the walk
 def _per_example_shape(v: Value, d):
     return v.shape if d is None else v.shape[:d] + v.shape[d + 1:]

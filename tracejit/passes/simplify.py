@@ -35,7 +35,7 @@ from ..ir import ops
 from ..ir import types as T
 from ..ir.primitives import PRIMS
 from ..ir.types import Dim
-from .patterns import (Walk, arg, args, const_like, is_float, is_num, is_scalar, neg, on,
+from .patterns import (Walk, arg, args, const_like, eqn_of, is_float, is_num, is_scalar, neg, on,
                        operands_with_scalar, param, rewrite, rule_table, scalar)
 
 BUDGET = 48  # nodes a sum/product collection looks through
@@ -58,6 +58,14 @@ def double_negation(v, ctx):
 def drop_stop_gradient(v, ctx):
     """stop_gradient(x) -> x: it only matters to differentiation, which runs on traced graphs before any pass"""
     return arg(v, "stop_gradient")
+
+
+@on("custom_vjp_call", reach=1)
+def drop_custom_rule(v, ctx):
+    """custom_vjp_call(x, args..., residuals...) -> x: the rule, like stop_gradient, only matters to
+    differentiation"""
+    e = eqn_of(v, "custom_vjp_call")
+    return e.inputs[0] if e is not None else None
 
 
 @on("negative", reach=1)
@@ -534,7 +542,7 @@ def sum_of_broadcast(v, ctx):
     return ops.broadcast_to(out, v.shape) if out.shape != v.shape else out
 
 
-SIMPLIFY_RULES = rule_table(drop_stop_gradient, double_negation, negated_difference, self_difference, subtract_zero,
+SIMPLIFY_RULES = rule_table(drop_stop_gradient, drop_custom_rule, double_negation, negated_difference, self_difference, subtract_zero,
                             add_zero, multiply_one, multiply_zero, divide_one, power_constant, exp_of_log, log_of_exp,
                             where_same, collect_sum, collect_product, transpose_of_transpose,
                             transpose_of_matmul, reshape_of_reshape, broadcast_of_broadcast, sum_of_broadcast)

@@ -595,11 +595,11 @@ def tensordot(a, b, axes=2):
     free_b = [j for j in range(b.ndim) if j not in ax_b]
     at = ops.transpose(a, tuple(free_a + ax_a))
     bt = ops.transpose(b, tuple(ax_b + free_b))
-    K = T.prod([a.shape[i] for i in ax_a])
     M = T.prod([a.shape[i] for i in free_a])
     N = T.prod([b.shape[j] for j in free_b])
-    a2 = ops.reshape(at, (M, K))
-    b2 = ops.reshape(bt, (K, N))
+    # each side's contracted length from its own dims (a constant operand has static ones); matmul checks they agree
+    a2 = ops.reshape(at, (M, T.prod([a.shape[i] for i in ax_a])))
+    b2 = ops.reshape(bt, (T.prod([b.shape[j] for j in ax_b]), N))
     out = matmul(a2, b2)
     return ops.reshape(out, tuple(a.shape[i] for i in free_a) + tuple(b.shape[j] for j in free_b))
 
