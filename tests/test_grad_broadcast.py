@@ -347,3 +347,39 @@ def test_random_graphs_with_views_and_reuse_against_finite_differences(program):
 @given(graph_programs())
 def test_random_graphs_with_views_and_reuse_long(program):
     _graph_case(program)
+
+
+# ------------------------------------------------------------------------------------------------ Theano's T.grad
+THEANO_TYPES = {0: T.dscalar, 1: T.dvector, 2: T.dmatrix}
+
+
+@st.composite
+def theano_cases(draw):
+    ranks = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    out_shape = (3, 4)[2 - max(ranks):]
+    return (ranks, draw(st.sampled_from(sorted(BINARY))), draw(reduction(out_shape)),
+            draw(st.integers(0, 2 ** 31 - 1)))
+
+
+def _theano_case(ranks, name, red, seed):
+    """The same check through Theano's entry point: symbolic variables, T.grad, tj.function."""
+    r = np.random.default_rng(seed)
+    shapes = [(3, 4)[2 - k:] for k in ranks]
+    f, jf = BINARY[name]
+    a = _operand(r, shapes[0], np.float64, "array", "pos" if name in ("power", "remainder") else "any")
+    b = _operand(r, shapes[1], np.float64, "array", "gt1" if name == "remainder" else "any")
+    rn, axis, keepdims, ddof = _differentiable(red, f(a, b))
+    sa, sb = THEANO_TYPES[ranks[0]]("a"), THEANO_TYPES[ranks[1]]("b")
+    cost = _reduce(np, rn, f(sa, sb), axis, keepdims, ddof)
+    fn = tj.function([sa, sb], T.grad(cost, [sa, sb]), on_unused_input="ignore")
+    got = fn(a, b)
+    want = jax.grad(lambda a, b: _reduce(jnp, rn, jf(a, b), axis, keepdims, ddof), argnums=(0, 1))(
+        _jax_arg(a), _jax_arg(b))
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, np.asarray(w), rtol=1e-9, atol=1e-11 * (1 + float(np.max(np.abs(w)))))
+
+
+@FAST
+@given(theano_cases())
+def test_theano_grad_under_every_broadcast(case):
+    _theano_case(*case)
