@@ -421,3 +421,19 @@ def test_scatter_add_rejects_out_of_bounds_indices():
     with pytest.raises(IndexError, match="out of bounds"):
         g(x, np.array([0, 7]))
     close(g(x, np.array([1])), np.array([0.0, 1.0, 0.0, 0.0]))  # the next good call works
+
+
+def test_custom_rules_and_checkpoint_marks_on_the_gpu():
+    """Identity marks (custom rules, checkpoint barriers) are aliased away before the GPU lowering."""
+    @tj.custom_vjp
+    def f(x):
+        return np.sin(x)
+    f.defvjp(lambda x: (np.sin(x), np.cos(x)), lambda c, g: (np.clip(g * c, -0.5, 0.5),))
+    x = np.linspace(-1, 1, 6)
+    close(tj.jit(tj.grad(lambda x: np.sum(f(x) * 3)), device="cuda")(x), np.clip(3 * np.cos(x), -0.5, 0.5))
+    layer = tj.checkpoint(lambda h: np.tanh(h) * 2)
+    got = tj.jit(tj.grad(lambda x: np.sum(layer(layer(x)))), device="cuda")(x)
+    want = tj.jit(tj.grad(lambda x: np.sum(layer(layer(x)))))(x)
+    np.testing.assert_allclose(np.asarray(got.copy_to_host() if hasattr(got, "copy_to_host") else got), want,
+                               rtol=1e-12)
+    close(tj.jit(f, device="cuda", passes=())(x), np.sin(x))

@@ -4,7 +4,7 @@ from .errors import ConcretizationError
 from .transforms import grad, value_and_grad, vjp
 from .vectorize import vmap
 from .forward import hessian, hvp, jacfwd, jacrev, jvp, linearize
-from .custom import custom_jvp, custom_vjp
+from .custom import checkpoint, custom_jvp, custom_vjp, remat
 from .trace.symbolic import debugprint, function, pp, shared
 from .codegen.cuda_check import devices
 from . import numpy, nn, tensor
@@ -16,5 +16,5 @@ from .codegen import runtime as _runtime, llvm as _llvm  # noqa: F401   a first 
 
 __version__ = "0.1.0"
 
-__all__ = ["jit", "make_ir", "grad", "value_and_grad", "vjp", "vmap", "jvp", "linearize", "hvp", "jacfwd", "jacrev", "hessian", "custom_vjp", "custom_jvp", "stop_gradient", "function", "shared", "pp",
+__all__ = ["jit", "make_ir", "grad", "value_and_grad", "vjp", "vmap", "jvp", "linearize", "hvp", "jacfwd", "jacrev", "hessian", "custom_vjp", "custom_jvp", "checkpoint", "remat", "stop_gradient", "function", "shared", "pp",
            "debugprint", "devices", "Jitted", "Lowered", "ConcretizationError", "numpy", "nn", "tensor"]

@@ -1301,4 +1301,5 @@ def _device_output(x: Buf, shape):
 
 
 def compile_graph_cuda(graph, device="cuda"):
-    return CudaExecutable(graph, device)
+    from ..passes.pipeline import strip_identity_marks
+    return CudaExecutable(strip_identity_marks(graph), device)

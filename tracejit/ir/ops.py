@@ -114,7 +114,7 @@ def _type_of(prim, inputs, params) -> TensorType:
         return TensorType(g.dtype, g.shape[:ax] + (params["size"],) + g.shape[ax + idx.ndim:])
     if prim == "dimsize":
         return TensorType(T.INT64, (), weak=True)
-    if prim == "custom_vjp_call":
+    if prim in ("custom_vjp_call", "remat_barrier"):
         return x.type
     raise NotImplementedError(prim)
 

@@ -143,6 +143,10 @@ _reg("dimsize", "other", lambda dim: np.asarray(dim, np.int64), nin=0)
 # identity on its first input that carries a user's derivative rule (tracejit/custom.py); its other inputs are the
 # call's arguments and residuals, so rewrites keep them in the graph until the optimizer drops the mark
 _reg("custom_vjp_call", "other", lambda x, *rest, **p: np.array(x, copy=True), nin=1)
+# identity on its first input, ordered after the others (a checkpoint's recomputation waits for the backward pass's
+# cotangents) and opaque to CSE (the recomputation is not merged back into the forward pass); lowered as an alias
+_reg("remat_barrier", "other", lambda x, *rest: np.array(x, copy=True), nin=1)
+IDENTITY_MARKS = ("custom_vjp_call", "remat_barrier")  # identities on input 0 that backends may alias away
 
 # ------------------------------------------------------------------------------------------------ type rules
 _resolve_cache: dict = {}

@@ -278,6 +278,12 @@ def _custom_call(eqn, args, dims):
                     index=eqn.p["index"]), 0
 
 
+@rule("remat_barrier")
+def _remat_barrier(eqn, args, dims):
+    """Still an identity on its first input, still after the others."""
+    return ops.bind("remat_barrier", *args), dims[0]
+
+
 # ------------------------------------------------------------------------------------------------ the walk
 def _per_example_shape(v: Value, d):
     return v.shape if d is None else v.shape[:d] + v.shape[d + 1:]

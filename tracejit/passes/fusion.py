@@ -19,7 +19,7 @@ import numpy as np
 
 from ..ir import types as T
 from ..ir.graph import Equation, Graph, Value
-from ..ir.primitives import PRIMS
+from ..ir.primitives import IDENTITY_MARKS, PRIMS
 from ..ir.types import Dim, TensorType
 
 
@@ -355,9 +355,12 @@ class _Planner:
         if e.prim == "dimsize":
             self.src[e.out.id] = ("dim", e.p["dim"])
             return
-        if e.prim == "custom_vjp_call":  # an identity (simplify drops it; kept here when it runs switched off)
+        if e.prim in IDENTITY_MARKS:  # identities: a remat barrier, or a rule's mark simplify did not drop
             x = e.inputs[0]
-            self.src[e.out.id] = self.src[x.id] if x.id in self.src else ("buf", self.access_of(x))
+            s = self.src.get(x.id)
+            # a value in memory is shared as it is; one still inside a kernel is stored first (the kernel's ops
+            # compute x, not the mark, so the mark cannot stand for a fused value)
+            self.src[e.out.id] = s if s is not None and s[0] in ("buf", "scalar", "dim") else ("buf", self.access_of(x))
             return
         if kind == "view":
             x = e.inputs[0]

@@ -76,3 +76,20 @@ def optimize_with_log(graph: Graph, strict_ieee=False, passes=None):
 
 def optimize(graph: Graph, strict_ieee=False, passes=None) -> Graph:
     return optimize_with_log(graph, strict_ieee, passes)[0]
+
+
+def strip_identity_marks(graph: Graph) -> Graph:
+    """The graph with every identity mark (a checkpoint's barrier, a rule's mark) replaced by its first input,
+    for a backend that schedules on its own and so gains nothing from them."""
+    from ..ir import ops
+    from ..ir.primitives import IDENTITY_MARKS
+    if not any(e.prim in IDENTITY_MARKS for e in graph.eqns):
+        return graph
+    memo: dict = {}
+    with ops.Builder():
+        for e in graph.eqns:
+            if e.prim in IDENTITY_MARKS:
+                memo[e.out.id] = memo.get(e.inputs[0].id, e.inputs[0])
+            elif any(v.id in memo for v in e.inputs):
+                memo[e.out.id] = ops.bind(e.prim, *[memo.get(v.id, v) for v in e.inputs], **e.p)
+    return rebuild(graph, outputs=[memo.get(o.id, o) for o in graph.outputs])
