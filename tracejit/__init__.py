@@ -7,6 +7,7 @@ from .forward import hessian, hvp, jacfwd, jacrev, jvp, linearize
 from .custom import checkpoint, custom_jvp, custom_vjp, remat
 from .trace.symbolic import debugprint, function, pp, shared
 from .codegen.cuda_check import devices
+from .codegen.runtime import clear_caches
 from . import numpy, nn, tensor
 from .numpy import stop_gradient
 from .ir import printing as _printing  # noqa: F401
@@ -16,5 +17,7 @@ from .codegen import runtime as _runtime, llvm as _llvm  # noqa: F401   a first 
 
 __version__ = "0.1.0"
 
-__all__ = ["jit", "make_ir", "grad", "value_and_grad", "vjp", "vmap", "jvp", "linearize", "hvp", "jacfwd", "jacrev", "hessian", "custom_vjp", "custom_jvp", "checkpoint", "remat", "stop_gradient", "function", "shared", "pp",
-           "debugprint", "devices", "Jitted", "Lowered", "ConcretizationError", "numpy", "nn", "tensor"]
+__all__ = ["jit", "make_ir", "grad", "value_and_grad", "vjp", "vmap", "jvp", "linearize", "hvp", "jacfwd", "jacrev",
+           "hessian", "custom_vjp", "custom_jvp", "checkpoint", "remat", "stop_gradient", "function", "shared", "pp",
+           "debugprint", "devices", "clear_caches", "Jitted", "Lowered", "ConcretizationError", "numpy", "nn",
+           "tensor"]

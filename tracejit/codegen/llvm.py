@@ -1369,23 +1369,8 @@ class CompiledModule:
     def __init__(self, ir_text, fn_names, vec_pairs, cache_key=None):
         from . import cache
         self.from_cache = False
-        tm = target_machine()
-        mod = llvm.parse_assembly(ir_text)
-        if vec_pairs:
-            mod.link_in(llvm.parse_assembly(_vecmath_ir(tuple(sorted(vec_pairs, key=str)))))
-        mod.triple = tm.triple
-        mod.data_layout = str(tm.target_data)
-        mod.verify()
-        pto = llvm.create_pipeline_tuning_options(speed_level=3)
-        pto.loop_vectorization = True
-        pto.slp_vectorization = True
-        pto.loop_unrolling = True
-        pb = llvm.create_pass_builder(tm, pto)
-        pm = pb.getModulePassManager()
-        pm.run(mod, pb)
-        self._bitcode = mod.as_bitcode()
+        self._bitcode, obj = _optimize_and_emit(ir_text, vec_pairs)
         # machine code is generated once: the object file both runs here and goes to the disk cache
-        obj = tm.emit_object(mod)
         self._load_object(obj, fn_names)
         if cache_key and obj:
             cache.store(cache_key, len(self._bitcode).to_bytes(8, "little") + self._bitcode + obj)
@@ -1393,7 +1378,13 @@ class CompiledModule:
     @property
     def optimized_ir(self) -> str:
         """The optimized module as text (kept as bitcode until someone asks: printing costs milliseconds)."""
-        return str(llvm.parse_bitcode(self._bitcode))
+        ctx = llvm.create_context()  # a context of its own, freed with the module: printing leaves nothing behind
+        mod = llvm.parse_bitcode(self._bitcode, context=ctx)
+        try:
+            return str(mod)
+        finally:
+            mod.close()
+            ctx.close()
 
     def _load_object(self, obj, fn_names):
         tm = target_machine()
@@ -1408,6 +1399,49 @@ class CompiledModule:
 
     def asm(self):
         return target_machine().emit_assembly(llvm.parse_assembly(self.optimized_ir))
+
+
+def _optimize_and_emit(ir_text, vec_pairs):
+    """(optimized bitcode, object code) of a module, built in an LLVM context of its own that is freed here: the
+    constants, types and metadata that optimization adds to a context would otherwise accumulate, compile after
+    compile, in llvmlite's global one."""
+    tm = target_machine()
+    ctx = llvm.create_context()
+    mod = llvm.parse_assembly(ir_text, context=ctx)
+    try:
+        if vec_pairs:
+            mod.link_in(llvm.parse_assembly(_vecmath_ir(tuple(sorted(vec_pairs, key=str))), context=ctx))
+        mod.triple = tm.triple
+        mod.data_layout = str(tm.target_data)
+        mod.verify()
+        pto = llvm.create_pipeline_tuning_options(speed_level=3)
+        pto.loop_vectorization = True
+        pto.slp_vectorization = True
+        pto.loop_unrolling = True
+        pb = llvm.create_pass_builder(tm, pto)
+        pm = pb.getModulePassManager()
+        try:
+            pm.run(mod, pb)
+        finally:
+            _free_pass_manager(pm)
+        return mod.as_bitcode(), tm.emit_object(mod)
+    finally:
+        mod.close()  # before its context
+        ctx.close()
+
+
+def _free_pass_manager(pm):
+    """Free a module pass manager and the state of every pass in it (~170 KB after an O3 run).
+
+    llvmlite 0.47's ModulePassManager lists ObjectRef before NewPassManager among its bases, so ``close()`` finds
+    ObjectRef's empty ``_dispose`` and frees nothing: every compile leaked its whole pipeline."""
+    from llvmlite.binding import ffi, newpassmanagers
+    dispose = getattr(newpassmanagers, "NewPassManager", None)
+    if type(pm)._dispose is ffi.ObjectRef._dispose and dispose is not None and not pm.closed:
+        dispose._dispose(pm)
+        pm.detach()
+    else:
+        pm.close()
 
 
 @functools.lru_cache(maxsize=64)
@@ -1451,10 +1485,14 @@ class _PyMethodDef(ctypes.Structure):
 METH_FASTCALL = 0x80
 
 
-def make_builtin(address, name=b"tracejit_program"):
-    """Wrap a METH_FASTCALL function pointer as a Python builtin function (no ctypes on the call path)."""
+def make_builtin(address, owner=None, name=b"tracejit_program"):
+    """Wrap a METH_FASTCALL function pointer as a Python builtin function (no ctypes on the call path).
+
+    The builtin's ``self`` slot (passed to the entry, which ignores it) holds ``owner`` (the CompiledModule whose
+    machine code ``address`` points into) and the method definition: whoever keeps the builtin, even after the
+    executable is gone, keeps the code and the definition it points to alive, so a call never runs freed code."""
     mdef = _PyMethodDef(name, address, METH_FASTCALL, None)
-    fn = PyCFunction_NewEx(ctypes.addressof(mdef), None, None)
+    fn = PyCFunction_NewEx(ctypes.addressof(mdef), (owner, mdef), None)
     return fn, mdef
 
 

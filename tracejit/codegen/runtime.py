@@ -6,9 +6,12 @@ kernel split across a thread pool through ctypes (which releases the GIL).
 """
 from __future__ import annotations
 
+import collections
 import ctypes
+import gc
 import os
 import time
+import weakref
 from sys import getrefcount as _getrefcount
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -21,9 +24,9 @@ from ..ir.interpret import evaluate
 # Elements of the biggest loop nest below which one call of the native entry runs everything on this thread:
 # splitting costs ~5 us per step through ctypes plus ~20 us per thread hand-off, which pays off only above this.
 PARALLEL_THRESHOLD = 1 << 18
-# Buffers at least this big are recycled: a returned array the caller has dropped (only the executable's pool
-# still refers to it, as sys.getrefcount tells) is written again by the next call instead of a fresh np.empty,
-# whose first touch costs a page fault per page (and THP compaction stalls on these machines).
+# Buffers at least this big are recycled (see RecyclePool): the memory of an array the caller has dropped is
+# written again by a later call instead of a fresh np.empty, whose first touch costs a page fault per page (and THP
+# compaction stalls on these machines).
 POOL_MIN_BYTES = 1 << 17
 # The largest length or leading dimension a 32-bit-integer (LP64) BLAS takes; longer ones would wrap around.
 LP64_MAX = (1 << 31) - 1
@@ -129,6 +132,175 @@ def _get_pool(n):
         return _pool
 
 
+# ------------------------------------------------------------------------------------------------ recycling
+class RecycledMemory(np.ndarray):
+    """The bytes behind a recycled buffer. A subclass so that numpy's view chains stop at the array handed out:
+    ``out[1:].base is out``, so every view, memoryview or ctypes pointer of an output keeps the output itself
+    alive, and the pool's weakref to the output fires only when none of them is left."""
+
+
+def default_recycle_bytes() -> int:
+    """``TRACEJIT_RECYCLE_BYTES`` if set (0 turns recycling off), else 1/32 of the RAM, at most 1 GiB."""
+    env = os.environ.get("TRACEJIT_RECYCLE_BYTES", "").strip()
+    if env:
+        try:
+            return max(0, int(float(env)))
+        except ValueError:
+            raise ValueError(f"TRACEJIT_RECYCLE_BYTES must be a number of bytes, got {env!r}") from None
+    try:
+        ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        ram = 8 << 30
+    return min(ram // 32, 1 << 30)
+
+
+class RecyclePool:
+    """Memory of big buffers whose arrays have died, kept for the next call that needs as many bytes.
+
+    A call gets a fresh ndarray over a RecycledMemory block; a weakref callback hands the block back once that
+    array and all its views are gone (so a caller who still holds an output, a view of it or a weakref that still
+    resolves never sees it overwritten). Idle blocks are bounded by ``limit`` bytes, the least recently freed
+    leave first; those an executable used last leave when it is garbage-collected; ``clear`` drops them all.
+    """
+
+    def __init__(self, limit=None):
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._idle = collections.OrderedDict()  # id(block) -> (block, owner), least recently freed first
+        self._by_size = {}  # nbytes -> [id(block)], most recently freed last
+        self._leased = {}  # id(weakref to the array handed out) -> (weakref, block, owner)
+        self._returned = collections.deque()  # (block, owner) whose array died, not yet idle
+        self._dead_owners = collections.deque()
+        self._owners = {}  # id -> weakref to each live executable (kept here, so the callback outlives a cycle)
+        self.idle_bytes = 0
+
+    @property
+    def limit(self) -> int:
+        if self._limit is None:
+            self._limit = default_recycle_bytes()
+        return self._limit
+
+    @limit.setter
+    def limit(self, nbytes):
+        self._limit = nbytes
+        self._settle()
+
+    def take(self, shape, dtype, nbytes, owner):
+        """An uninitialized array of ``shape``: recycled memory when some is idle, else fresh memory."""
+        block = self._reuse(nbytes)
+        if block is None:
+            if not self.limit:
+                return np.empty(shape, dtype)
+            block = np.ndarray.__new__(RecycledMemory, (nbytes,), np.uint8)
+        out = np.ndarray(shape, dtype, buffer=block)
+        ref = weakref.ref(out, self._array_died)
+        self._leased[id(ref)] = (ref, block, owner)
+        return out
+
+    def take_poisoned(self, shape, dtype, nbytes, owner):
+        """``take`` with every byte 0xFF (TRACEJIT_POISON_BUFFERS), so reads of unwritten memory show."""
+        out = self.take(shape, dtype, nbytes, owner)
+        out.reshape(-1).view(np.uint8).fill(0xFF)
+        return out
+
+    def _reuse(self, nbytes):
+        """An idle block of ``nbytes`` that nothing else refers to, or None."""
+        if not self._by_size:
+            return None
+        with self._lock:
+            ids = self._by_size.get(nbytes)
+            while ids:
+                block, _ = self._idle.pop(ids.pop())
+                self.idle_bytes -= nbytes
+                if not ids:
+                    del self._by_size[nbytes]
+                # two references: ``block`` and getrefcount's argument. More: someone kept the block itself
+                # (``out.base``) after the array died; it is theirs now, never handed out again
+                if _getrefcount(block) == 2:
+                    return block
+        self._settle()  # callbacks that came while this thread held the lock
+        return None
+
+    def _array_died(self, ref):
+        item = self._leased.pop(id(ref), None)
+        if item is not None:
+            self._returned.append(item[1:])
+            self._settle()
+
+    def owner(self, executable):
+        """The weakref by which recycled blocks remember the ``executable`` that used them last."""
+        ref = weakref.ref(executable, self._owner_died)
+        self._owners[id(ref)] = ref
+        return ref
+
+    def _owner_died(self, ref):
+        """The executable was garbage-collected: the idle blocks it used last are given back."""
+        self._owners.pop(id(ref), None)
+        self._dead_owners.append(ref)
+        self._settle()
+
+    def _settle(self):
+        """Make returned blocks idle and trim to the limit. Weakref callbacks call this at any moment, on any
+        thread, maybe while this thread holds the lock: whoever holds it finishes the work."""
+        while (self._returned or self._dead_owners or self.idle_bytes > self.limit) and self._lock.acquire(False):
+            try:
+                self._settle_locked()
+            finally:
+                self._lock.release()
+
+    def _settle_locked(self):
+        while self._dead_owners:
+            dead = self._dead_owners.popleft()
+            for key in [k for k, (_, o) in self._idle.items() if o is dead]:
+                self._drop(key)
+        while self._returned:
+            block, owner = self._returned.popleft()
+            if owner() is not None and block.nbytes <= self.limit:
+                self._idle[id(block)] = (block, owner)
+                self._by_size.setdefault(block.nbytes, []).append(id(block))
+                self.idle_bytes += block.nbytes
+        while self.idle_bytes > self.limit:
+            self._drop(next(iter(self._idle)))
+
+    def _drop(self, key):
+        block, _ = self._idle.pop(key)
+        ids = self._by_size[block.nbytes]
+        ids.remove(key)
+        if not ids:
+            del self._by_size[block.nbytes]
+        self.idle_bytes -= block.nbytes
+
+    def clear(self):
+        """Give every idle block back (arrays still in use are untouched)."""
+        with self._lock:
+            self._returned.clear()
+            self._idle.clear()
+            self._by_size.clear()
+            self.idle_bytes = 0
+        self._settle()
+
+    def stats(self) -> dict:
+        """Idle blocks and bytes, and arrays handed out that are still alive (for tests and benchmarks)."""
+        return {"idle_blocks": len(self._idle), "idle_bytes": self.idle_bytes, "leased": len(self._leased),
+                "limit": self.limit}
+
+
+recycler = RecyclePool()
+
+
+def clear_caches():
+    """Give back what tracejit keeps for speed: idle recycled buffers, and every jitted function's compiled
+    executables (the next call traces again; the disk cache spares it LLVM). Arrays still held are untouched."""
+    from ..api import Jitted
+    for obj in gc.get_objects():  # jitted functions keep no registry; this rare call walks the heap once
+        if isinstance(obj, Jitted):
+            obj.cache_clear()
+    from . import llvm
+    llvm._vecmath_ir.cache_clear()
+    gc.collect()  # executables are freed with their machine code (a driver and its executable form a cycle)
+    recycler.clear()
+
+
 # ------------------------------------------------------------------------------------------------ executable
 class LLVMExecutable:
     """One compiled program for one input signature. ``run`` takes C-contiguous arrays (the caller, which knows
@@ -184,7 +356,7 @@ class LLVMExecutable:
             L.emit_entry(module, plan, fns, symbols, slot_of_input, len(plan.buffers))
             self._ir_text = str(module)
             self.compiled = L.CompiledModule(self._ir_text, names + ["tj_entry"], math.vec_used, key)
-        self._entry, self._mdef = L.make_builtin(self.compiled.addresses["tj_entry"])
+        self._entry, self._mdef = L.make_builtin(self.compiled.addresses["tj_entry"], owner=self.compiled)
         self._kernels = [KERNEL_CFUNC(self.compiled.addresses[n]) for n in names]
         self._extents = extents
         self.num_threads = L.num_threads()
@@ -241,7 +413,6 @@ class LLVMExecutable:
         consts = {}
         slot_vals = self.memory.slot_of
         alloc_done = set()
-        pooled = []
         for b in plan.buffers:
             if b.kind == "input":
                 slots.append(f"a{b.input_index}")
@@ -262,9 +433,8 @@ class LLVMExecutable:
                     if isinstance(T.prod(rb.shape), int) and T.prod(rb.shape) * rb.dtype.itemsize < POOL_MIN_BYTES:
                         lines.append(f"    b{root} = _empty({shape}, dt{root})")
                     else:  # big buffers come from the recycling pool (no page faults on reuse)
-                        lines.append(f"    b{root} = _take({root}, {shape}, dt{root}) if {nbytes} >= {POOL_MIN_BYTES}"
-                                     f" else _empty({shape}, dt{root})")
-                        pooled.append(root)
+                        lines.append(f"    b{root} = _take({shape}, dt{root}, {nbytes}, _owner) if {nbytes} >= "
+                                     f"{POOL_MIN_BYTES} else _empty({shape}, dt{root})")
                 slots.append(f"b{root}")
         work = self._work_expr(py)
         call_args = ", ".join(slots)
@@ -279,23 +449,13 @@ class LLVMExecutable:
         for kind, bid in plan.outputs:
             root = slot_vals.get(bid, bid)
             outs.append(f"b{root}")
-        for root in pooled:
-            lines.append(f"    _pool[{root}] = b{root}")
         lines.append(f"    return [{', '.join(outs)}]")
         src = "\n".join(lines)
-        self._pool = {}
-        empty = _poisoned_empty if os.environ.get("TRACEJIT_POISON_BUFFERS") else np.empty
-        pool = self._pool
-
-        def take(key, shape, dtype):
-            """A buffer the caller has let go of (only this pool refers to it), else a fresh one."""
-            a = pool.pop(key, None)
-            if a is not None and _getrefcount(a) == 2 and a.shape == shape:
-                if empty is not np.empty:
-                    a.reshape(-1).view(np.uint8).fill(0xFF)
-                return a
-            return empty(shape, dtype)
-        ns = {"_entry": self._entry, "_take": take, "_pool": pool, "_empty": _poisoned_empty if os.environ.get("TRACEJIT_POISON_BUFFERS") else np.empty, "_zeros": np.zeros, "_i64": np.int64,
+        poison = bool(os.environ.get("TRACEJIT_POISON_BUFFERS"))
+        # recycled buffers remember this executable weakly: they are given back when it is garbage-collected
+        owner = recycler.owner(self)
+        ns = {"_entry": self._entry, "_take": recycler.take_poisoned if poison else recycler.take, "_owner": owner,
+              "_empty": _poisoned_empty if poison else np.empty, "_zeros": np.zeros, "_i64": np.int64,
               "_check": self._check, "_parallel": self._parallel,
               "_nthreads": self.num_threads, "_index_error": _index_error, "_blas_limit": _blas_limit, **consts}
         exec(compile(src, "<tracejit driver>", "exec"), ns)
