@@ -430,6 +430,7 @@ def full_like(x, fill_value, dtype=None, order="K", subok=True, shape=None):
     dt = np.dtype(dtype) if dtype is not None else x.dtype
     shp = x.shape if shape is None else tuple(shape)
     fill = fill_value if not isinstance(fill_value, (int, float, bool)) else ops.constant(fill_value, dt)
+    ops.check_weak_int(ops.as_value(fill), dt, "full_like")  # a Python int argument that dt cannot hold
     return ops.broadcast_to(ops.convert(fill, dt), shp)
 
 
