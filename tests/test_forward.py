@@ -158,3 +158,25 @@ def test_grad_passes_non_differentiated_arguments_through_as_python_values():
     assert seen[-1] == (int, list)
     val, (gw,) = tj.value_and_grad(loss, argnums=(0,))(np.ones(3), 0, B)
     assert val == 18.0 and np.allclose(gw, 12.0)
+
+
+@pytest.mark.parametrize("run", ["grad", "jit_grad", "vmap", "jit_vmap", "jvp", "vjp"])
+def test_run_time_checks_inside_transformations_still_raise(run):
+    """A check recorded while a transformation traced its body privately (a negative integer power known only
+    at run time) reaches the program that runs it (it was dropped with the private trace)."""
+    base = np.array([2, 3, 4])
+    bad, good = np.array([1, -1, 2]), np.array([1, 1, 2])
+
+    def f(x, e):
+        return np.sum(x ** 2.0 * (base ** e))
+    cases = {
+        "grad": lambda e: tj.grad(f)(np.ones(3), e),
+        "jit_grad": lambda e: tj.jit(tj.grad(f))(np.ones(3), e),
+        "vmap": lambda e: tj.vmap(lambda e: base ** e)(np.stack([good, e])),
+        "jit_vmap": lambda e: tj.jit(tj.vmap(lambda e: base ** e))(np.stack([good, e])),
+        "jvp": lambda e: tj.jvp(lambda x: x * np.sum(base ** e), (np.ones(3),), (np.ones(3),)),
+        "vjp": lambda e: tj.vjp(lambda x: x * np.sum(base ** e), np.ones(3))[1](np.ones(3)),
+    }
+    cases[run](good)
+    with pytest.raises(ValueError, match="Integers to negative integer powers are not allowed"):
+        cases[run](bad)

@@ -20,7 +20,7 @@ from .passes.autodiff import backward
 from .passes.batching import arange
 from .trace.trace import tree_flatten, tree_unflatten
 from .trace.tracer import Tracer, wrap
-from .transforms import (_check_argnums_type, _dispatch, _inline, _leaf_value, _normalize_argnums,
+from .transforms import (_adopt_checks, _check_argnums_type, _dispatch, _inline, _leaf_value, _normalize_argnums,
                          _shape, _trace_fresh, vjp)
 
 
@@ -63,8 +63,8 @@ def _jvp_traced(fun, primals, tangents, what):
         tans = [_leaf_value(t) for t in tree_flatten(tuple(tangents))[0]]
         tans = [ops.convert(t, f.dtype) if t.dtype != f.dtype else t for t, f in zip(tans, fresh)]
         pushed = backward(pulled, tans, us) if us else []  # (J^T)^T v = J v
-    ops.current().constraints.extend(builder.constraints)
     mapping = {f.id: a for f, a in zip(fresh, actual)}
+    _adopt_checks(builder, mapping)
     mapping.update({u.id: _zeros(u) for u in us})  # J v does not depend on u; leftovers read it as 0
     results = _inline(outs + pushed, mapping)
     outs, pushed = results[:len(outs)], results[len(outs):]

@@ -91,6 +91,26 @@ def _inline(outputs, mapping: dict) -> list:
     return [memo.get(o.id, o) if isinstance(o, Value) else o for o in outputs]
 
 
+def _adopt_checks(builder, mapping: dict, batched: dict | None = None) -> None:
+    """Carry a private Builder's shape constraints and run-time checks (a negative integer power, an empty max)
+    into the enclosing one: the checks' flags are re-bound over the enclosing values (``mapping``), or batched
+    (``batched``, vmap: the flag of any example fails the call)."""
+    outer = ops.current()
+    outer.constraints.extend(builder.constraints)
+    if not builder.checks:
+        return
+    flags = [f for f, _, _ in builder.checks]
+    if batched is not None:
+        from .passes.batching import batch
+        new = []
+        for v, d in batch(flags, batched):
+            new.append(v if d is None else ops.reduce("any", v, (d,)))
+    else:
+        new = _inline(flags, mapping)
+    for v, (_, exc, msg) in zip(new, builder.checks):
+        ops.add_check(v, exc, msg)
+
+
 def _has_tracer(tree) -> bool:
     leaves, _ = tree_flatten(tree)
     return any(isinstance(x, Tracer) for x in leaves)
@@ -183,8 +203,7 @@ def _value_and_grad_traced(fun, argnums, has_aux, single, what, args, kwargs):
         grads = backward([value], [ops.constant(np.ones((), value.dtype))], fresh)
         aux_leaves, aux_tree = tree_flatten(aux)
         aux_vals = [x._tj_value if isinstance(x, Tracer) else x for x in aux_leaves]
-    outer = ops.current()
-    outer.constraints.extend(builder.constraints)
+    _adopt_checks(builder, {f.id: a for f, a in zip(fresh, actual)})
     results = _inline([value] + grads + aux_vals, {f.id: a for f, a in zip(fresh, actual)})
     value, grads, aux_vals = results[0], results[1:1 + len(grads)], results[1 + len(grads):]
     grads = [ops.convert(g, a.dtype) if g.dtype != a.dtype or g.type.weak != a.type.weak else g
@@ -271,7 +290,7 @@ def vjp(fun, *primals):
                                      f"shape {T.shape_str(os_)}")
                 cts.append(cv)
             grads = backward(outs, cts, fresh)
-        ops.current().constraints.extend(builder.constraints)
+        _adopt_checks(builder, {f.id: a for f, a in zip(fresh, actual)})
         grads = _inline(grads, {f.id: a for f, a in zip(fresh, actual)})
         per_arg, pos = [], 0
         for tree, n in trees:

@@ -25,7 +25,7 @@ from .ir.graph import Value
 from .passes.batching import batch, move
 from .trace.trace import tree_flatten, tree_unflatten
 from .trace.tracer import Tracer, wrap
-from .transforms import _dispatch, _fun_name, _shape, _unwrap_jit
+from .transforms import _adopt_checks, _dispatch, _fun_name, _shape, _unwrap_jit
 
 _IN_AXES_MSG = ("vmap in_axes must be an int, None, or a tuple of entries corresponding to the positional "
                 "arguments passed to the function")
@@ -226,7 +226,7 @@ def _vmap_traced(fun, in_axes, out_axes, axis_size, args, kwargs):
         new_args, new_kwargs = tree_unflatten(treedef, new_leaves)
         out = _unwrap_jit(fun)(*new_args, **new_kwargs)
         outs, out_tree = _out_leaves(out, fun)
-    ops.current().constraints.extend(builder.constraints)
+    _adopt_checks(builder, {}, batched=fresh)
     results = batch(outs, fresh)
     axes = _prefix_leaves(out_axes, out, "", "out_axes") if not _is_axis(out_axes) else [(out_axes, "")] * len(outs)
     placed = [_place_output(v, d, ax, size, p) for (v, d), (ax, p) in zip(results, axes)]
