@@ -161,16 +161,20 @@ class RecyclePool:
     array and all its views are gone (so a caller who still holds an output, a view of it or a weakref that still
     resolves never sees it overwritten). Idle blocks are bounded by ``limit`` bytes, the least recently freed
     leave first; those an executable used last leave when it is garbage-collected; ``clear`` drops them all.
+
+    Weakref callbacks run at any moment, on any thread, even inside this pool's own critical sections (a garbage
+    collection started by an allocation there), so nothing here waits for the lock: a thread that cannot take it
+    queues its work, and whoever holds the lock does the queued work before letting go.
     """
 
     def __init__(self, limit=None):
         self._limit = limit
         self._lock = threading.Lock()
-        self._idle = collections.OrderedDict()  # id(block) -> (block, owner), least recently freed first
-        self._by_size = {}  # nbytes -> [id(block)], most recently freed last
-        self._leased = {}  # id(weakref to the array handed out) -> (weakref, block, owner)
-        self._returned = collections.deque()  # (block, owner) whose array died, not yet idle
-        self._dead_owners = collections.deque()
+        self._free = {}  # nbytes -> [id(block)] of idle blocks, most recently freed last
+        self._lru = collections.OrderedDict()  # id(block) -> (block, owner) of every idle block, oldest first
+        self._leased = {}  # id(weakref to an array handed out) -> (weakref, block, owner)
+        self._returned = collections.deque()  # (block, owner) handed back while the lock was taken
+        self._dead = collections.deque()  # owners garbage-collected while the lock was taken
         self._owners = {}  # id -> weakref to each live executable (kept here, so the callback outlives a cycle)
         self.idle_bytes = 0
 
@@ -187,7 +191,7 @@ class RecyclePool:
 
     def take(self, shape, dtype, nbytes, owner):
         """An uninitialized array of ``shape``: recycled memory when some is idle, else fresh memory."""
-        block = self._reuse(nbytes)
+        block = self._reuse(nbytes) if nbytes in self._free else None
         if block is None:
             if not self.limit:
                 return np.empty(shape, dtype)
@@ -204,27 +208,40 @@ class RecyclePool:
         return out
 
     def _reuse(self, nbytes):
-        """An idle block of ``nbytes`` that nothing else refers to, or None."""
-        if not self._by_size:
+        """An idle block of ``nbytes`` that nothing else refers to, or None (also when the lock is taken)."""
+        if not self._lock.acquire(False):
             return None
-        with self._lock:
-            ids = self._by_size.get(nbytes)
+        block = None
+        try:
+            ids = self._free.get(nbytes)
             while ids:
-                block, _ = self._idle.pop(ids.pop())
+                block, _ = self._lru.pop(ids.pop())
                 self.idle_bytes -= nbytes
-                if not ids:
-                    del self._by_size[nbytes]
                 # two references: ``block`` and getrefcount's argument. More: someone kept the block itself
                 # (``out.base``) after the array died; it is theirs now, never handed out again
                 if _getrefcount(block) == 2:
-                    return block
-        self._settle()  # callbacks that came while this thread held the lock
-        return None
+                    break
+                block = None
+            if not ids:
+                self._free.pop(nbytes, None)
+        finally:
+            self._unlock()
+        return block
 
     def _array_died(self, ref):
+        """Weakref callback: the array handed out and all its views are gone; its block becomes idle."""
         item = self._leased.pop(id(ref), None)
-        if item is not None:
-            self._returned.append(item[1:])
+        if item is None:
+            return
+        block, owner = item[1], item[2]
+        nbytes = block.nbytes
+        if nbytes <= self.limit and owner() is not None and self._lock.acquire(False):
+            self._lru[id(block)] = (block, owner)  # the common case, inline: it runs once per array handed out
+            self._free.setdefault(nbytes, []).append(id(block))
+            self.idle_bytes += nbytes
+            self._unlock()
+        else:
+            self._returned.append((block, owner))
             self._settle()
 
     def owner(self, executable):
@@ -234,54 +251,62 @@ class RecyclePool:
         return ref
 
     def _owner_died(self, ref):
-        """The executable was garbage-collected: the idle blocks it used last are given back."""
+        """Weakref callback: the executable was garbage-collected; the idle blocks it used last go."""
         self._owners.pop(id(ref), None)
-        self._dead_owners.append(ref)
+        self._dead.append(ref)
         self._settle()
 
     def _settle(self):
-        """Make returned blocks idle and trim to the limit. Weakref callbacks call this at any moment, on any
-        thread, maybe while this thread holds the lock: whoever holds it finishes the work."""
-        while (self._returned or self._dead_owners or self.idle_bytes > self.limit) and self._lock.acquire(False):
+        """Do the queued work now, unless the lock is taken (then its holder does it)."""
+        if self._lock.acquire(False):
+            self._unlock()
+
+    def _unlock(self):
+        """Do the queued work, then release the lock; again if more came meanwhile and the lock is free."""
+        if not (self._returned or self._dead) and self.idle_bytes <= self.limit:
+            self._lock.release()
+            if not (self._returned or self._dead):
+                return
+            if not self._lock.acquire(False):
+                return
+        while True:
             try:
-                self._settle_locked()
+                while self._returned:
+                    block, owner = self._returned.popleft()
+                    if owner() is not None and block.nbytes <= self.limit:
+                        self._lru[id(block)] = (block, owner)
+                        self._free.setdefault(block.nbytes, []).append(id(block))
+                        self.idle_bytes += block.nbytes
+                while self._dead:
+                    dead = self._dead.popleft()
+                    for key in [k for k, (_, o) in self._lru.items() if o is dead]:
+                        self._drop(key)
+                while self.idle_bytes > self.limit:
+                    self._drop(next(iter(self._lru)))
             finally:
                 self._lock.release()
-
-    def _settle_locked(self):
-        while self._dead_owners:
-            dead = self._dead_owners.popleft()
-            for key in [k for k, (_, o) in self._idle.items() if o is dead]:
-                self._drop(key)
-        while self._returned:
-            block, owner = self._returned.popleft()
-            if owner() is not None and block.nbytes <= self.limit:
-                self._idle[id(block)] = (block, owner)
-                self._by_size.setdefault(block.nbytes, []).append(id(block))
-                self.idle_bytes += block.nbytes
-        while self.idle_bytes > self.limit:
-            self._drop(next(iter(self._idle)))
+            if not (self._returned or self._dead) or not self._lock.acquire(False):
+                return
 
     def _drop(self, key):
-        block, _ = self._idle.pop(key)
-        ids = self._by_size[block.nbytes]
+        block, _ = self._lru.pop(key)
+        ids = self._free[block.nbytes]
         ids.remove(key)
         if not ids:
-            del self._by_size[block.nbytes]
+            del self._free[block.nbytes]
         self.idle_bytes -= block.nbytes
 
     def clear(self):
         """Give every idle block back (arrays still in use are untouched)."""
         with self._lock:
             self._returned.clear()
-            self._idle.clear()
-            self._by_size.clear()
+            self._lru.clear()
+            self._free.clear()
             self.idle_bytes = 0
-        self._settle()
 
     def stats(self) -> dict:
         """Idle blocks and bytes, and arrays handed out that are still alive (for tests and benchmarks)."""
-        return {"idle_blocks": len(self._idle), "idle_bytes": self.idle_bytes, "leased": len(self._leased),
+        return {"idle_blocks": len(self._lru), "idle_bytes": self.idle_bytes, "leased": len(self._leased),
                 "limit": self.limit}
 
 
@@ -293,7 +318,7 @@ def clear_caches():
     executables (the next call traces again; the disk cache spares it LLVM). Arrays still held are untouched."""
     from ..api import Jitted
     for obj in gc.get_objects():  # jitted functions keep no registry; this rare call walks the heap once
-        if isinstance(obj, Jitted):
+        if issubclass(type(obj), Jitted):  # (type(), not isinstance: a dead weakproxy raises on __class__)
             obj.cache_clear()
     from . import llvm
     llvm._vecmath_ir.cache_clear()
