@@ -10,11 +10,13 @@ from .codegen.cuda_check import devices
 from .codegen.runtime import clear_caches
 from . import numpy, nn, tensor
 from .numpy import stop_gradient
+from . import scipy_hooks as _scipy_hooks  # scipy.special / scipy.stats on tracers (see that module)
 from .ir import printing as _printing  # noqa: F401
 from .passes import pipeline as _pipeline  # noqa: F401  (the compiler proper, loaded with the package so that
 from .codegen import runtime as _runtime, llvm as _llvm  # noqa: F401   a first call, e.g. served by the disk
 #                                                            cache, pays no imports)
 
+_scipy_hooks.install()
 __version__ = "0.1.0"
 
 __all__ = ["jit", "make_ir", "grad", "value_and_grad", "vjp", "vmap", "jvp", "linearize", "hvp", "jacfwd", "jacrev",

@@ -42,6 +42,17 @@ _MATH = {"fabs": np.fabs, "sqrt": np.sqrt, "cbrt": np.cbrt, "exp": np.exp, "exp2
          "atan2": np.arctan2, "hypot": np.hypot, "fmod": np.fmod}
 
 
+def _scipy_special(name):
+    def f(x):
+        import scipy.special  # the simulator's stand-in for libdevice's special functions, imported on first use
+        return getattr(scipy.special, name)(x)
+    return f
+
+
+_MATH.update({"erf": _scipy_special("erf"), "erfc": _scipy_special("erfc"), "lgamma": _scipy_special("gammaln"),
+              "tgamma": _scipy_special("gamma")})
+
+
 # ================================================================================================ helpers
 
 def _quiet(f):
@@ -284,7 +295,7 @@ _FLOAT_FN = {"sqrt": "sqrt", "cbrt": "cbrt", "exp": "exp", "exp2": "exp2", "expm
              "log2": "log2", "log10": "log10", "log1p": "log1p", "sin": "sin", "cos": "cos", "tan": "tan",
              "arcsin": "asin", "arccos": "acos", "arctan": "atan", "sinh": "sinh", "cosh": "cosh", "tanh": "tanh",
              "arcsinh": "asinh", "arccosh": "acosh", "arctanh": "atanh", "floor": "floor", "ceil": "ceil",
-             "trunc": "trunc", "rint": "rint"}
+             "trunc": "trunc", "rint": "rint", "erf": "erf", "erfc": "erfc", "lgamma": "lgamma", "tgamma": "tgamma"}
 _BOOL_NATIVE = {"equal", "not_equal", "less", "less_equal", "greater", "greater_equal", "logical_not",
                 "logical_and", "logical_or", "logical_xor", "isnan", "isinf", "isfinite"}
 

@@ -95,7 +95,8 @@ _INTRINSICS = {"sqrt": "llvm.sqrt", "floor": "llvm.floor", "ceil": "llvm.ceil", 
                "log": "llvm.log", "log2": "llvm.log2", "log10": "llvm.log10", "sin": "llvm.sin", "cos": "llvm.cos"}
 _LIBM = {"expm1": "expm1", "log1p": "log1p", "tan": "tan", "arcsin": "asin", "arccos": "acos", "arctan": "atan",
          "sinh": "sinh", "cosh": "cosh", "tanh": "tanh", "arcsinh": "asinh", "arccosh": "acosh",
-         "arctanh": "atanh", "cbrt": "cbrt", "arctan2": "atan2", "power": "pow", "hypot": "hypot"}
+         "arctanh": "atanh", "cbrt": "cbrt", "arctan2": "atan2", "power": "pow", "hypot": "hypot",
+         "erf": "erf", "erfc": "erfc", "lgamma": "lgamma", "tgamma": "tgamma"}  # last row: C99 special functions
 
 
 class _Math:
@@ -569,6 +570,7 @@ class _Ops:
     op_arcsin, op_arccos, op_arctan, op_arctan2 = _m("arcsin"), _m("arccos"), _m("arctan"), _m("arctan2")
     op_sinh, op_cosh, op_tanh, op_arcsinh = _m("sinh"), _m("cosh"), _m("tanh"), _m("arcsinh")
     op_arccosh, op_arctanh, op_cbrt, op_hypot = _m("arccosh"), _m("arctanh"), _m("cbrt"), _m("hypot")
+    op_erf, op_erfc, op_lgamma, op_tgamma = _m("erf"), _m("erfc"), _m("lgamma"), _m("tgamma")  # libm calls
     del _m
 
     def op_logaddexp(self, dt, x, y):

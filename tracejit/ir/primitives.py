@@ -72,8 +72,25 @@ COMMUTATIVE = {"add", "multiply", "maximum", "minimum", "fmax", "fmin", "logadde
                "bitwise_xor"}
 # Non-ufunc elementwise primitives: numerically stable forms the stability pass and tracejit.nn produce.
 EXTRA_UNARY = {"sigmoid": _sigmoid, "softplus": _softplus}
+
+
+def _scipy_special(name):
+    """Reference of a special function that backends take from a math library (C libm, CUDA libdevice); scipy is
+    imported on first use only (it costs ~0.2 s)."""
+    def f(x):
+        import scipy.special
+        with np.errstate(all="ignore"):
+            return getattr(scipy.special, name)(x)
+    return f
+
+
+# The special functions tracejit.scipy_special builds the others from (erf, erfc, log|gamma|, gamma): each is a call
+# into a well-kept math library, so they are primitives rather than decompositions.
+SPECIAL_UNARY = {"erf": _scipy_special("erf"), "erfc": _scipy_special("erfc"), "lgamma": _scipy_special("gammaln"),
+                 "tgamma": _scipy_special("gamma")}
+EXTRA_UNARY.update(SPECIAL_UNARY)
 UFUNCS = {**UNARY_UFUNCS, **BINARY_UFUNCS}
-FLOAT_ONLY = {"sigmoid", "softplus"}
+FLOAT_ONLY = {"sigmoid", "softplus", *SPECIAL_UNARY}
 
 for _n, _f in UNARY_UFUNCS.items():
     _reg(_n, "elementwise", _f)

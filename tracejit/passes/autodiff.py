@@ -265,6 +265,19 @@ unary("sigmoid")(lambda x, y, g: _mul(g, _mul(y, _sub(_c(1, x.dtype), y))))
 unary("softplus")(lambda x, y, g: _mul(g, _u("sigmoid", x)))
 
 
+def _digamma(x):
+    """digamma of a Value, the derivative of lgamma: a decomposition into primitives (tracejit/scipy_special.py)
+    with its own exact derivative rule, so second derivatives work too."""
+    from ..scipy_special import digamma_value
+    return digamma_value(x)
+
+
+unary("erf")(lambda x, y, g: _mul(g, _mul(_c(2 / np.sqrt(np.pi), x.dtype), _u("exp", _neg(_u("square", x))))))
+unary("erfc")(lambda x, y, g: _mul(g, _mul(_c(-2 / np.sqrt(np.pi), x.dtype), _u("exp", _neg(_u("square", x))))))
+unary("lgamma")(lambda x, y, g: _mul(g, _digamma(x)))
+unary("tgamma")(lambda x, y, g: _mul(g, _mul(y, _digamma(x))))
+
+
 @rule("convert")
 def _convert(e, g, need):
     x = e.inputs[0]

@@ -1,0 +1,275 @@
+"""scipy.stats densities and distribution functions on traced values, built on tracejit.scipy_special.
+
+Each supported distribution is a row: its shape-parameter names and, per method, a function of the standardized
+value ``z = (x - loc) / scale`` (continuous) or ``k - loc`` (discrete) and the shapes. ``call`` binds scipy's
+calling conventions (shapes positionally or by name, then ``loc``, ``scale``), applies the location-scale family,
+and returns nan for an invalid parameter as scipy does. A method tracejit cannot compute on traced values (a cdf
+that needs an incomplete gamma or beta function, ``ppf``, ``rvs``, another distribution) raises UnsupportedError
+naming it, never a wrong value. How scipy's own entry points reach this module: tracejit/scipy_hooks.py.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .errors import UnsupportedError
+from .trace.tracer import Tracer
+from . import scipy_special as sps
+from .scipy_special import betaln, log_ndtr, ndtr, xlog1py, xlogy
+
+_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+_LOG2 = math.log(2.0)
+
+
+def _lg(x):
+    return sps._lgamma(x)
+
+
+def _where_in(lo_ok, hi_ok, inside, outside):
+    return np.where(lo_ok & hi_ok, inside, outside)
+
+
+def _log1mexp(a):
+    """log(1 - exp(-a)) for a > 0, accurate for small and large a (log(-expm1(-a)) / log1p(-exp(-a)))."""
+    small = a < _LOG2
+    return np.where(small, np.log(-np.expm1(-np.where(small, a, 1.0))), np.log1p(-np.exp(-np.where(small, 1.0, a))))
+
+
+# ------------------------------------------------------------------------------------------------ continuous
+def _norm_logpdf(z):
+    return -0.5 * z * z - _LOG_SQRT_2PI
+
+
+def _t_logpdf(z, df):
+    return (_lg(0.5 * (df + 1.0)) - _lg(0.5 * df) - 0.5 * np.log(df * math.pi)
+            - 0.5 * (df + 1.0) * np.log1p(z * z / df))
+
+
+def _gamma_logpdf(z, a):
+    pos = z >= 0
+    return np.where(pos, xlogy(a - 1.0, np.where(pos, z, 1.0)) - z - _lg(a), -np.inf)
+
+
+def _beta_logpdf(z, a, b):
+    inside = (z >= 0) & (z <= 1)
+    zs = np.where(inside, z, 0.5)
+    return np.where(inside, xlogy(a - 1.0, zs) + xlog1py(b - 1.0, -zs) - betaln(a, b), -np.inf)
+
+
+def _cauchy_cdf(z):
+    return np.arctan2(1.0, -z) / math.pi  # 1/2 + atan(z)/pi without cancelling in the left tail
+
+
+def _laplace_logcdf(z):
+    neg = z < 0
+    return np.where(neg, np.where(neg, z, 0.0) - _LOG2, np.log1p(-0.5 * np.exp(-np.where(neg, 0.0, z))))
+
+
+def _logistic_logpdf(z):
+    a = np.abs(z)
+    return -a - 2.0 * np.log1p(np.exp(-a))
+
+
+def _expon_logcdf(z):
+    pos = z > 0
+    return np.where(pos, _log1mexp(np.where(pos, z, 1.0)), -np.inf)
+
+
+def _uniform_logpdf(z):
+    return np.where((z >= 0) & (z <= 1), 0.0 * z, -np.inf)
+
+
+# ------------------------------------------------------------------------------------------------ discrete
+def _is_count(k, upper=None):
+    ok = (k >= 0) & (k == np.floor(k))
+    return ok if upper is None else ok & (k <= upper)
+
+
+def _poisson_logpmf(k, mu):
+    ok = _is_count(k)
+    ks = np.where(ok, k, 0.0)
+    return np.where(ok, xlogy(ks, mu) - mu - _lg(ks + 1.0), -np.inf)
+
+
+def _bernoulli_logpmf(k, p):
+    ok = _is_count(k, 1.0)
+    ks = np.where(ok, k, 0.0)
+    return np.where(ok, xlogy(ks, p) + xlog1py(1.0 - ks, -p), -np.inf)
+
+
+def _bernoulli_cdf(k, p):
+    return np.where(k < 0, 0.0 * p, np.where(k < 1, 1.0 - p, 1.0 + 0.0 * p))
+
+
+def _binom_logpmf(k, n, p):
+    ok = _is_count(k, n)
+    ks = np.where(ok, k, 0.0)
+    comb = _lg(n + 1.0) - _lg(ks + 1.0) - _lg(n - ks + 1.0)
+    return np.where(ok, comb + xlogy(ks, p) + xlog1py(n - ks, -p), -np.inf)
+
+
+# name -> (shape names, {method: function of (z, *shapes)}, parameter check of the shapes (True where valid))
+CONTINUOUS = {
+    "norm": ((), {"logpdf": _norm_logpdf, "cdf": ndtr, "logcdf": log_ndtr}, None),
+    "t": (("df",), {"logpdf": _t_logpdf}, lambda df: df > 0),
+    "gamma": (("a",), {"logpdf": _gamma_logpdf}, lambda a: a > 0),
+    "beta": (("a", "b"), {"logpdf": _beta_logpdf}, lambda a, b: (a > 0) & (b > 0)),
+    "cauchy": ((), {"logpdf": lambda z: -math.log(math.pi) - np.log1p(z * z), "cdf": _cauchy_cdf,
+                    "logcdf": lambda z: np.log(_cauchy_cdf(z))}, None),
+    "laplace": ((), {"logpdf": lambda z: -_LOG2 - np.abs(z), "logcdf": _laplace_logcdf,
+                     "cdf": lambda z: np.exp(_laplace_logcdf(z))}, None),
+    "logistic": ((), {"logpdf": _logistic_logpdf, "cdf": lambda z: _logistic_cdf(z),
+                      "logcdf": lambda z: -np.logaddexp(0.0, -z)}, None),
+    "expon": ((), {"logpdf": lambda z: np.where(z >= 0, -z, -np.inf), "logcdf": _expon_logcdf,
+                   "cdf": lambda z: np.where(z > 0, -np.expm1(-np.where(z > 0, z, 0.0)), 0.0 * z)}, None),
+    "uniform": ((), {"logpdf": _uniform_logpdf, "cdf": lambda z: np.clip(z, 0.0, 1.0),
+                     "logcdf": lambda z: np.log(np.clip(z, 0.0, 1.0))}, None),
+}
+DISCRETE = {
+    "poisson": (("mu",), {"logpmf": _poisson_logpmf}, lambda mu: mu >= 0),
+    "bernoulli": (("p",), {"logpmf": _bernoulli_logpmf, "cdf": _bernoulli_cdf,
+                           "logcdf": lambda k, p: np.log(_bernoulli_cdf(k, p))}, lambda p: (p >= 0) & (p <= 1)),
+    "binom": (("n", "p"), {"logpmf": _binom_logpmf},
+              lambda n, p: (n >= 0) & (n == np.floor(n)) & (p >= 0) & (p <= 1)),
+}
+
+
+def _logistic_cdf(z):
+    import scipy.special
+    return scipy.special.expit(z)
+
+_EXP = {"pdf": "logpdf", "pmf": "logpmf"}  # pdf = exp(logpdf)
+
+
+def _unsupported(name, method, why=""):
+    return UnsupportedError(
+        f"scipy.stats.{name}.{method} is not supported on traced values by tracejit{why}. Supported on traced "
+        f"values: {supported()}. Compute it outside the traced function (pass the result in), or write it with "
+        f"numpy and scipy.special functions")
+
+
+def supported() -> str:
+    rows = [f"{n}.{'/'.join(sorted(set(m) | {k for k, v in _EXP.items() if v in m}))}"
+            for n, (_, m, _) in {**CONTINUOUS, **DISCRETE}.items()]
+    return ", ".join(rows) + ", multivariate_normal.logpdf/pdf, dirichlet.logpdf/pdf"
+
+
+def _bind(name, method, shapes, discrete, args, kwds):
+    """scipy's argument conventions: ``(x, *shapes, loc=0, scale=1)``, shapes and loc/scale also by keyword."""
+    names = ("x",) + shapes + (("loc",) if discrete else ("loc", "scale"))
+    if len(args) > len(names):
+        raise TypeError(f"scipy.stats.{name}.{method}() takes at most {len(names)} arguments ({', '.join(names)}), "
+                        f"got {len(args)}")
+    vals = dict(zip(names, args))
+    for k, v in kwds.items():
+        if k not in names or k in vals:
+            raise TypeError(f"scipy.stats.{name}.{method}() got an unexpected or repeated argument {k!r}")
+        vals[k] = v
+    missing = [n for n in names[:1 + len(shapes)] if n not in vals]
+    if missing:
+        raise TypeError(f"scipy.stats.{name}.{method}() missing argument(s): {', '.join(missing)}")
+    return ([sps._float(vals[n]) for n in names[:1 + len(shapes)]], sps._float(vals.get("loc", 0.0)),
+            sps._float(vals.get("scale", 1.0)))
+
+
+def call(name, method, args, kwds):
+    """``scipy.stats.<name>.<method>(*args, **kwds)`` where some argument is traced."""
+    discrete = name in DISCRETE
+    table = DISCRETE if discrete else CONTINUOUS
+    if name not in table:
+        raise _unsupported(name, method)
+    shapes, methods, valid = table[name]
+    base = _EXP.get(method, method)
+    if base not in methods:
+        raise _unsupported(name, method, " (it needs a special function tracejit does not have, e.g. an "
+                                         "incomplete gamma or beta function)" if method in ("cdf", "logcdf") else "")
+    (x, *params), loc, scale = _bind(name, method, shapes, discrete, args, kwds)
+    z = x - loc if discrete else (x - loc) / scale
+    out = methods[base](z, *params)
+    if base in ("logpdf",):
+        out = out - np.log(scale)
+    if base != method:
+        out = np.exp(out)
+    ok = True if discrete else scale > 0
+    if valid is not None:
+        ok = ok & valid(*params)
+    return np.where(ok, out, np.nan)
+
+
+# ------------------------------------------------------------------------------------------------ multivariate
+def mvn_logpdf(x, mean=None, cov=1, allow_singular=False):
+    """multivariate_normal.logpdf with traced x / mean. The covariance must be concrete (factored once at trace
+    time by a Cholesky decomposition: tracejit has no traced Cholesky) or, if traced, a scalar or 1-D (diagonal),
+    as scipy reads those."""
+    if isinstance(cov, Tracer):
+        if cov.ndim > 1:
+            raise UnsupportedError(
+                "scipy.stats.multivariate_normal.logpdf: a traced 2-D covariance is not supported by tracejit (it "
+                "has no traced Cholesky factorization); pass cov as a concrete array, or a traced 1-D diagonal")
+        return _mvn_diag(x, mean, cov)
+    cov = np.asarray(cov, dtype=np.float64)
+    if cov.ndim < 2:
+        return _mvn_diag(x, mean, cov)
+    d = cov.shape[0]
+    try:
+        chol = np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        raise UnsupportedError("scipy.stats.multivariate_normal.logpdf: the covariance is not positive definite; "
+                               "tracejit supports positive definite covariances only") from None
+    inv = np.linalg.inv(chol)
+    logdet = 2.0 * float(np.sum(np.log(np.diag(chol))))
+    dev = _deviation(x, mean, d)
+    w = np.matmul(dev, inv.T.astype(np.result_type(dev.dtype, np.float32)))  # rows of L^-1 (x - mean)
+    maha = np.sum(w * w, axis=-1)
+    return _squeeze(-0.5 * (d * math.log(2 * math.pi) + logdet + maha))
+
+
+def _deviation(x, mean, d):
+    x = sps._float(x)
+    if np.ndim(x) == 0 or (d > 1 and x.shape[-1] != d) or (d == 1 and np.ndim(x) >= 1 and x.shape[-1] != 1):
+        x = x[..., None]  # scipy reads a scalar (or, in 1-D, a vector of scalars) as points of dimension 1
+    return x if mean is None else x - sps._float(mean)
+
+
+def _mvn_diag(x, mean, cov):
+    var = sps._float(cov)
+    d = np.shape(mean)[-1] if mean is not None and np.ndim(mean) else (np.shape(var)[-1] if np.ndim(var) else 1)
+    dev = _deviation(x, mean, d)
+    v = var * np.ones(d) if np.ndim(var) == 0 else var
+    maha = np.sum(dev * dev / v, axis=-1)
+    return _squeeze(-0.5 * (d * math.log(2 * math.pi) + np.sum(np.log(v), axis=-1) + maha))
+
+
+def _squeeze(v):
+    """scipy squeezes every length-1 axis out of a multivariate density (one point gives a scalar)."""
+    axes = tuple(i for i, n in enumerate(np.shape(v)) if isinstance(n, int) and n == 1)
+    return np.squeeze(v, axis=axes) if axes else v
+
+
+def mvn_pdf(x, mean=None, cov=1, allow_singular=False):
+    return np.exp(mvn_logpdf(x, mean, cov, allow_singular))
+
+
+def dirichlet_logpdf(x, alpha):
+    """dirichlet.logpdf with components along the first axis of x (scipy's layout); K - 1 components get the last
+    one appended as 1 - sum."""
+    alpha = sps._float(alpha)
+    x = sps._float(x)
+    k = np.shape(alpha)[0]
+    if np.shape(x)[0] == k - 1:
+        x = np.concatenate([x, (1.0 - np.sum(x, axis=0))[None]], axis=0)
+    if np.shape(x)[0] != k:
+        raise ValueError(f"scipy.stats.dirichlet.logpdf: x has {np.shape(x)[0]} components along its first axis, "
+                         f"alpha has {k}")
+    a = np.reshape(alpha, (k,) + (1,) * (np.ndim(x) - 1))
+    norm = np.sum(_lg(alpha)) - _lg(np.sum(alpha))
+    return np.sum(xlogy(a - 1.0, x), axis=0) - norm
+
+
+def dirichlet_pdf(x, alpha):
+    return np.exp(dirichlet_logpdf(x, alpha))
+
+
+MULTIVARIATE = {("multivariate_normal", "logpdf"): mvn_logpdf, ("multivariate_normal", "pdf"): mvn_pdf,
+                ("dirichlet", "logpdf"): dirichlet_logpdf, ("dirichlet", "pdf"): dirichlet_pdf}
