@@ -4,17 +4,35 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
+import warnings
 from collections import namedtuple
 
 import numpy as np
 
 from .errors import filter_traceback
+from .trace import guards as _guards
 from .trace.trace import as_runtime_array, leaf_signature, trace, tree_flatten, tree_unflatten
 from .trace.tracer import Tracer
 
 CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "size"])
 _ndarray = np.ndarray
 LEAF_TREE = tree_flatten(0)[1]
+_MISS = object()
+
+
+class _Entry(tuple):
+    """(exe, out_tree, shared): one compiled specialization of a signature: it serves a call when ``check`` (its guards) holds. ``mutated``:
+    the argument leaves the function writes into; their final values follow the outputs and are copied back into
+    the caller's arrays after the call (numpy's in-place meaning; a copy, not yet a write into the caller's
+    buffer)."""
+    def __new__(cls, exe, out_tree, shared, guards, check, mutated):
+        self = super().__new__(cls, (exe, out_tree, shared))
+        self.exe, self.out_tree, self.shared = exe, out_tree, shared
+        self.guards, self.check, self.mutated = guards, check, mutated
+        return self
+
+    def serves(self, leaves) -> bool:
+        return self.check is None or self.check(leaves)
 
 
 class _ArgSpec:
@@ -126,8 +144,12 @@ class Jitted:
         self.passes = passes
         self.transform = transform  # Graph -> Graph applied after tracing (autodiff)
         self.spec = _ArgSpec(fun, static_argnums, static_argnames)
-        self._cache: dict = {}
+        self._cache: dict = {}  # signature (or (signature, n) for further specializations) -> _Entry
+        self._specs: dict = {}  # signature -> [_Entry], tried in order
+        self._count = 0
         self._fast: dict = {}
+        self._tables: dict = {}  # fast key -> [(guard check, runner)] of guarded entries
+        self._warned = False
         self._lock = threading.Lock()
         self._hits = 0
         self._misses = 0
@@ -141,11 +163,13 @@ class Jitted:
             if key is not None:
                 run = self._fast.get(key)
                 if run is not None:
-                    self._hits += 1
                     try:
-                        return run(args)
+                        out = run(args)
                     except Exception as e:
                         raise e.with_traceback(filter_traceback(e.__traceback__))
+                    if out is not _MISS:
+                        self._hits += 1
+                        return out
         try:
             return self._call(args, kwargs)
         except Exception as e:
@@ -164,28 +188,56 @@ class Jitted:
         key, statics, leaves, treedef = self._key(args, kwargs, validate=False)
         if key is None:
             return self.fun(*args, **kwargs)  # called inside another trace (jit, grad): inline
-        entry = self._cache.get(key)
+        entry = self._lookup(key, leaves)
         if entry is None:
             self.spec.check(args, kwargs)
             entry = self._compile(key, statics, leaves, treedef)
-            exe, out_tree, shared = entry
-            if not kwargs and not shared and not statics and len(self._fast) < 64 \
+            if not kwargs and not entry.shared and not statics and not entry.mutated and len(self._fast) < 64 \
                     and not (self.spec.static_argnums or self.spec.static_argnames):
-                self._add_fast(args, exe, out_tree)
+                self._add_fast(args, entry)
         else:
             self._hits += 1
-        exe, out_tree, shared = entry
         arrays = [_contiguous(as_runtime_array(x)) for x in leaves]
-        if shared:  # shared variables the function reads: their current values, at every call
-            arrays += [s.get_value(borrow=True) for s in shared]
-        outs = exe.run(arrays)
-        return tree_unflatten(out_tree, outs)
+        if entry.shared:  # shared variables the function reads: their current values, at every call
+            arrays += [s.get_value(borrow=True) for s in entry.shared]
+        outs = entry.exe.run(arrays)
+        out = tree_unflatten(entry.out_tree, outs)
+        if entry.mutated:  # numpy's in-place meaning: the written arguments are updated for the caller
+            out, finals = out
+            for i, v in zip(entry.mutated, finals):
+                np.copyto(leaves[i], v)
+        return out
 
-    def _add_fast(self, args, exe, out_tree):
-        """Remember a direct runner for this all-positional signature (see the fast path in __call__)."""
+    def _lookup(self, key, leaves):
+        for entry in self._specs.get(key, ()):
+            if entry.serves(leaves):
+                return entry
+        return None
+
+    def _add_fast(self, args, entry):
+        """Remember a direct runner for this all-positional signature (see the fast path in __call__); a guarded
+        entry joins the signature's table of (guard check, runner), tried in order."""
         key = _fast_key(args)
         if key is None:
             return
+        run = self._runner(args, key, entry.exe, entry.out_tree)
+        if entry.check is None:
+            self._fast[key] = run
+            return
+        table = self._tables.get(key)
+        if table is None or self._fast.get(key) is None:
+            table = self._tables[key] = []
+
+            def run_guarded(args, table=table):
+                for check, r in table:
+                    if check(args):
+                        return r(args)
+                return _MISS
+            self._fast[key] = run_guarded
+        table.append((entry.check, run))
+
+    @staticmethod
+    def _runner(args, key, exe, out_tree):
         # exe.run is looked up at each call: a tiered executable swaps it when it tiers up
         if not all(k[2] for k in key if isinstance(k, tuple)):  # a non-contiguous layout: one copy per call
             def run(args):
@@ -200,15 +252,16 @@ class Jitted:
         else:
             def run(args):
                 return tree_unflatten(out_tree, exe.run([as_runtime_array(x) for x in args]))
-        self._fast[key] = run
+        return run
 
     def _compile(self, key, statics, leaves, treedef):
         with self._lock:
-            entry = self._cache.get(key)
+            entry = self._lookup(key, leaves)
             if entry is not None:
                 self._hits += 1
                 return entry
-            graph, out_tree = self._trace(statics, leaves, treedef)
+            info: dict = {}
+            graph, out_tree = self._trace(statics, leaves, treedef, info)
             from .passes.pipeline import optimize
             from .codegen.runtime import compile_graph
             opt = optimize(graph, strict_ieee=self.strict_ieee, passes=self.passes)
@@ -216,14 +269,40 @@ class Jitted:
             exe.traced = graph
             self._misses += 1
             from .trace.symbolic import shared_inputs_of
-            self._cache[key] = (exe, out_tree, shared_inputs_of(graph))
-            return self._cache[key]
+            entry = _Entry(exe, out_tree, shared_inputs_of(graph), info["guards"],
+                           _guards.compile_check(info["guards"], graph.symbols), info["mutated"])
+            self._store(key, entry)
+            return entry
 
-    def _trace(self, statics, leaves, treedef):
+    def _store(self, key, entry):
+        """Add a specialization; past TRACEJIT_MAX_SPECIALIZATIONS the oldest is dropped (warned once)."""
+        entries = self._specs.setdefault(key, [])
+        limit = _guards.max_specializations()
+        if len(entries) >= limit:
+            old = entries.pop(0)
+            self._cache = {k: e for k, e in self._cache.items() if e is not old}
+            table = self._tables.get(key)
+            if table:
+                table[:] = [(c, r) for c, r in table if c is not old.check]
+            if not self._warned:
+                self._warned = True
+                lines = sorted({g.line for g in entry.guards if g.line})
+                warnings.warn(f"tracejit: {getattr(self.fun, '__qualname__', self.fun)} was specialized more than "
+                              f"{limit} times for one signature (the trace needed concrete values at "
+                              f"{', '.join(lines) or 'an unknown line'}: len(), range(), int() or an `if` on a length "
+                              f"or int argument); the oldest specialization is dropped at each new one. Keep such "
+                              f"values symbolic, make the argument static, or raise TRACEJIT_MAX_SPECIALIZATIONS.",
+                              RuntimeWarning, stacklevel=4)
+        entries.append(entry)
+        self._count += 1
+        self._cache[key if key not in self._cache else (key, self._count)] = entry
+
+    def _trace(self, statics, leaves, treedef, info=None):
         def rebuild(tracers):
             dyn_args, dyn_kwargs = tree_unflatten(treedef, tracers)
             return self.spec.join(statics, dyn_args, dyn_kwargs)
-        graph, out_tree = trace(self.fun, list(leaves), treedef, rebuild)  # raw leaves: Python scalars stay weak
+        # raw leaves: Python scalars stay weak
+        graph, out_tree = trace(self.fun, list(leaves), treedef, rebuild, info=info)
         if self.transform is not None:
             graph = self.transform(graph)
         from .trace.symbolic import add_shared_inputs
@@ -236,17 +315,20 @@ class Jitted:
     def cache_clear(self):
         with self._lock:
             self._cache.clear()
+            self._specs.clear()
             self._fast.clear()
+            self._tables.clear()
             self._hits = self._misses = 0
 
     def lower(self, *args, **kwargs) -> "Lowered":
         __tracebackhide__ = True
         try:
             key, statics, leaves, treedef = self._key(args, kwargs)
-            graph, _ = self._trace(statics, leaves, treedef)
+            info: dict = {}
+            graph, _ = self._trace(statics, leaves, treedef, info)
             from .passes.pipeline import optimize_with_log
             opt, log = optimize_with_log(graph, strict_ieee=self.strict_ieee, passes=self.passes)
-            return Lowered(graph, opt, log, self.device, [as_runtime_array(x) for x in leaves])
+            return Lowered(graph, opt, log, self.device, [as_runtime_array(x) for x in leaves], info["guards"])
         except Exception as e:
             raise e.with_traceback(filter_traceback(e.__traceback__))
 
@@ -272,7 +354,8 @@ def _check_device(device):
 class Lowered:
     """A traced, optimized and compiled program for one signature, not yet run."""
 
-    def __init__(self, traced, optimized, log, device, example_args):
+    def __init__(self, traced, optimized, log, device, example_args, guards=()):
+        self.guards = list(guards)  # what this specialization relies on (guards.Guard), shown by as_text
         self.traced = traced
         self.optimized = optimized
         self.pass_log = log
@@ -292,10 +375,11 @@ class Lowered:
         return self.executable.num_kernels
 
     def as_text(self, stage="optimized") -> str:
+        head = "".join(f"# guard: {g}\n" for g in self.guards)
         if stage == "traced":
-            return str(self.traced)
+            return head + str(self.traced)
         if stage == "optimized":
-            return str(self.optimized)
+            return head + str(self.optimized)
         if stage == "llvm":
             return self.executable.llvm_ir()
         if stage == "asm":
@@ -335,7 +419,7 @@ def make_ir(fun, optimize=True, static_argnums=(), passes=None, strict_ieee=Fals
     @functools.wraps(getattr(fun, "fun", fun))
     def build(*args, **kwargs):
         key, statics, leaves, treedef = j._key(args, kwargs)
-        graph, _ = j._trace(statics, leaves, treedef)
+        graph, _ = j._trace(statics, leaves, treedef, {})
         if not optimize:
             return graph
         from .passes.pipeline import optimize as opt

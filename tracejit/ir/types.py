@@ -54,6 +54,11 @@ def _atom_key(a):
     return (0, a) if isinstance(a, str) else (1, repr(a))
 
 
+# Set by tracejit.trace.guards while a specializing trace runs: hook(dim, op, other) gives the concrete int/bool
+# that Python needs (recording a guard), or None to keep the default (structural == / ConcretizationError).
+CONCRETE_HOOK = None
+
+
 class Dim:
     """A symbolic length: ``sum(coef * prod(atoms))``. Immutable and hashable; compare structurally."""
 
@@ -145,31 +150,48 @@ class Dim:
     def __eq__(self, other):
         if isinstance(other, Dim):
             return self.terms == other.terms
+        if CONCRETE_HOOK is not None and isinstance(other, int):  # the user's `n == 3` while tracing
+            r = CONCRETE_HOOK(self, "==", other)
+            if r is not None:
+                return r
         return False
+
+    def __ne__(self, other):
+        r = self.__eq__(other)
+        return r if r is NotImplemented else not r
 
     def __hash__(self):
         return self._hash
 
     # misuse as a concrete integer ---------------------------------------------------------------
-    def _concrete(self, what):
+    def _concrete(self, what, op=None, other=None):
+        if CONCRETE_HOOK is not None:  # a specializing trace: the actual length, with a guard
+            r = CONCRETE_HOOK(self, op or what, other)
+            if r is not None:
+                return r
         raise ConcretizationError(
             f"{what} of the symbolic length {self} : lengths other than 1 are traced (read at run time), so "
             f"Python cannot use them as integers here. Use the symbolic value in array expressions "
             f"(x.reshape(x.shape[0], -1), np.where, ...) or mark the argument static (static_argnums).")
 
     def __index__(self):
-        self._concrete("int()/index use")
+        return self._concrete("int()/index use", "int")
 
     def __int__(self):
-        self._concrete("int()")
+        return self._concrete("int()", "int")
 
     def __bool__(self):
-        self._concrete("bool()")
+        return self._concrete("bool()", "bool")
 
-    def __lt__(self, other):
-        self._concrete("comparison")
+    def _cmp(op):
+        def f(self, other):
+            if not isinstance(other, (int, Dim)):
+                return NotImplemented
+            return self._concrete("comparison", op, other)
+        return f
 
-    __le__ = __gt__ = __ge__ = __lt__
+    __lt__, __le__, __gt__, __ge__ = _cmp("<"), _cmp("<="), _cmp(">"), _cmp(">=")
+    del _cmp
 
     def __repr__(self):
         parts = []

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ConcretizationError
+from ..errors import ConcretizationError, UnsupportedError
 from ..ir import ops
 from ..ir import types as T
 from ..ir.graph import Graph, Value, rebuild
 from ..ir.types import Dim, TensorType
-from .tracer import wrap
+from . import creation, guards
+from .tracer import Tracer, wrap
 
 
 # ------------------------------------------------------------------------------------------------ pytrees
@@ -191,14 +192,21 @@ def _sym_prefix(i):
 
 
 # ------------------------------------------------------------------------------------------------ tracing
-def trace(fun, leaves, treedef, rebuild_args, names=None):
-    """Trace ``fun``: ``rebuild_args(tracers)`` turns the input tracers back into fun's (args, kwargs)."""
+def trace(fun, leaves, treedef, rebuild_args, names=None, info=None):
+    """Trace ``fun``: ``rebuild_args(tracers)`` turns the input tracers back into fun's (args, kwargs).
+
+    With an ``info`` dict (``api.jit`` passes one) the trace may specialize where Python needs a concrete length
+    or int/bool argument (``info["guards"]``, see guards.py), and arguments the function writes into become extra
+    outputs (``info["mutated"]``: their leaf indices) that the caller copies back into the caller's arrays."""
     symbols: dict = {}
     with ops.Builder() as b:
         inputs = [make_input(x, i, symbols, names[i] if names else None) for i, x in enumerate(leaves)]
-        args, kwargs = rebuild_args([wrap(v) for v in inputs])
+        tracers = [wrap(v) for v in inputs]
+        args, kwargs = rebuild_args(tracers)
+        ctx = guards.Context(leaves, symbols, inputs) if info is not None else None
         try:
-            out = fun(*args, **kwargs)
+            with guards.active(ctx), creation.patched(ctx is not None):
+                out = fun(*args, **kwargs)
         except ConcretizationError as e:
             hint = _number_sequences(treedef, leaves) if getattr(e, "from_asarray", False) else None
             if hint is None:
@@ -213,11 +221,38 @@ def trace(fun, leaves, treedef, rebuild_args, names=None):
             except TypeError:
                 raise TypeError(f"the traced function returned an object of type {type(o).__name__}; tracejit "
                                 f"functions must return arrays or pytrees (tuples, lists, dicts) of arrays") from None
+        mutated = _mutated(tracers, inputs, leaves)
+        if mutated and info is None:
+            raise UnsupportedError("this transformation does not support functions that write into their arguments; "
+                                   "copy the argument first (x = x.copy())")
+        if mutated:  # the written arguments' final values follow the outputs
+            outs += [tracers[i]._tj_value for i in mutated]
+            out_tree = ("t", (out_tree, ("t", (LEAF,) * len(mutated))))
+        if info is not None:
+            info["mutated"] = mutated
+            info["guards"] = list(ctx.guards)
         if b.checks:  # their flags are extra outputs, read by tree_unflatten
             outs += [flag for flag, _, _ in b.checks]
             out_tree = ("chk", out_tree, tuple((exc, msg) for _, exc, msg in b.checks))
         g = Graph(inputs=inputs, outputs=outs, constraints=_dedupe(b.constraints), symbols=symbols)
     return rebuild(g), out_tree
+
+
+def _mutated(tracers, inputs, leaves) -> list:
+    """Indices of the argument leaves the function wrote into (numpy arrays only: numbers cannot be mutated)."""
+    out = []
+    for i, (t, v) in enumerate(zip(tracers, inputs)):
+        if not isinstance(t, Tracer) or t._v is v and t._stale is None:
+            continue
+        if t._stale is not None:
+            raise UnsupportedError(f"argument leaf {i}: {t._stale}")
+        if type(leaves[i]) is not np.ndarray:
+            raise TypeError(f"argument leaf {i} of type {type(leaves[i]).__name__} was written into; only numpy "
+                            f"arrays can be updated in place for the caller")
+        if not leaves[i].flags.writeable:
+            raise ValueError(f"argument leaf {i}: assignment destination is read-only")
+        out.append(i)
+    return out
 
 
 def _number_sequences(treedef, leaves):

@@ -11,6 +11,7 @@ from ..errors import ConcretizationError, UnsupportedError
 from ..ir import ops
 from ..ir import types as T
 from ..ir.graph import Value
+from . import guards, masked, writes
 from . import numpy_api as npi
 
 # how many leading positional arguments of a numpy function are arrays ("list": the first is a sequence of arrays)
@@ -48,7 +49,24 @@ def unwrap(x):
 
 
 def call_numpy(name, args, kwargs):
-    """Run tracejit's implementation of numpy function ``name`` on tracers / arrays / scalars."""
+    """Run tracejit's implementation of numpy function ``name`` on tracers / arrays / scalars. ``out=`` writes the
+    result into the given (traced) array, as numpy; results of numpy's view functions remember their base."""
+    out = kwargs.get("out")
+    if out is not None:
+        kwargs = {k: v for k, v in kwargs.items() if k != "out"}
+        res = call_numpy(name, args, kwargs)
+        return _write_out(name, out, res)
+    if name in _SPECIAL:
+        return _SPECIAL[name](*args, **kwargs)
+    res = _call_impl(name, args, kwargs)
+    if name in _VIEW_FUNCS and args and isinstance(args[0], Tracer) and isinstance(res, Tracer):
+        if res._v is args[0]._tj_value and name in ("asarray", "asanyarray", "ascontiguousarray"):
+            return args[0]  # numpy returns the very same array object
+        res._link = _Link(args[0], None, None)  # writes into it make the base unreadable (see _Link)
+    return res
+
+
+def _call_impl(name, args, kwargs):
     f = npi.IMPLS.get(name)
     if f is None:
         raise UnsupportedError(f"np.{name} is not supported on traced values by tracejit")
@@ -68,14 +86,111 @@ def call_numpy(name, args, kwargs):
     return wrap(f(*args, **kwargs))
 
 
+# numpy functions whose result may share memory with their first argument: writing into such a result updates the
+# base in numpy only when the result is a view (it depends on the layout), so tracejit does not guess: the base
+# becomes unreadable instead (an error at its next use), never silently stale. Basic indexing and .T/transpose are
+# exact views (see _Link).
+_VIEW_FUNCS = {"transpose", "flip", "fliplr", "flipud", "rot90", "reshape", "ravel", "squeeze", "expand_dims", "swapaxes", "moveaxis", "broadcast_to", "atleast_1d",
+               "atleast_2d", "atleast_3d", "asarray", "asanyarray", "ascontiguousarray", "diagonal", "real"}
+
+
+def _write_out(name, out, res):
+    """``np.<f>(..., out=o)``: the result cast into ``o`` (numpy's same_kind rule), ``o`` returned."""
+    tup = isinstance(out, tuple)
+    outs = out if tup else (out,)
+    ress = res if isinstance(res, tuple) else (res,)
+    if len(outs) != len(ress):
+        raise ValueError(f"np.{name}: out= has {len(outs)} arrays but the function returns {len(ress)}")
+    for o, r in zip(outs, ress):
+        if o is None:
+            continue
+        if not isinstance(o, Tracer):
+            raise UnsupportedError(f"np.{name}(..., out=a) with a numpy array made outside the traced function "
+                                   f"cannot be written by tracejit; create it inside (np.empty/np.zeros) or return "
+                                   f"the result")
+        _check_same_kind(name, r.dtype, o.dtype)
+        o[...] = r
+    return outs[0] if len(outs) == 1 and not isinstance(res, tuple) else out
+
+
+def _check_same_kind(name, src, dst):
+    if not np.can_cast(src, dst, "same_kind"):
+        raise TypeError(
+            f"Cannot cast ufunc '{name}' output from dtype('{src}') to dtype('{dst}') with casting rule 'same_kind'")
+
+
+def _copyto(dst, src, casting="same_kind", where=True):
+    if not isinstance(dst, Tracer):
+        raise UnsupportedError("np.copyto into a numpy array made outside the traced function cannot be written by "
+                               "tracejit; create the destination inside the function or return the result")
+    s = ops.as_value(unwrap(src))
+    if not np.can_cast(s.dtype, dst.dtype, casting):
+        raise TypeError(f"Cannot cast array data from dtype('{s.dtype}') to dtype('{dst.dtype}') according to the "
+                        f"rule '{casting}'")
+    if where is True:
+        dst[...] = wrap(s)
+    else:
+        s = ops.broadcast_to(ops.convert(s, dst.dtype), dst.shape) if s.dtype != dst.dtype else s
+        dst[...] = call_numpy("where", [where, wrap(s), dst], {})
+
+
+_SPECIAL = {"copyto": _copyto}
+
+
+class _Link:
+    """How a traced array derives from another one (its base). ``fwd(base) -> view`` and ``bwd(base, view) ->
+    base`` make an exact view: a write into it rebuilds the base, and it is recomputed when the base changes.
+    Without them it is an untracked view: writing into it marks the base unreadable."""
+    __slots__ = ("base", "fwd", "bwd", "seen")
+
+    def __init__(self, base, fwd, bwd):
+        self.base, self.fwd, self.bwd = base, fwd, bwd
+        self.seen = base._tj_value
+
+
 class Tracer:
     """An array under tracing, backed by an IR Value."""
 
-    __slots__ = ("_tj_value", "__weakref__")
+    __slots__ = ("_v", "_link", "_stale", "__weakref__")
     __array_priority__ = 1000
 
-    def __init__(self, value: Value):
-        self._tj_value = value
+    def __init__(self, value: Value, link=None):
+        self._v = value
+        self._link = link
+        self._stale = None
+
+    @property
+    def _tj_value(self) -> Value:
+        """The array's current value: a view is recomputed from its base when the base was written."""
+        link = self._link
+        if link is not None and link.fwd is not None:
+            bv = link.base._tj_value
+            if bv is not link.seen:
+                self._v = link.fwd(bv)
+                link.seen = bv
+        if self._stale is not None:
+            raise UnsupportedError(self._stale)
+        return self._v
+
+    def _assign(self, new: Value):
+        """Rebind this array to ``new`` (a write), and its base through the view chain."""
+        if new.dtype != self._v.dtype or new.shape != self._v.shape:
+            new = ops.broadcast_to(ops.convert(new, self._v.dtype) if new.dtype != self._v.dtype else new,
+                                   self._v.shape)
+        link = self._link
+        self._v = new
+        if link is None:
+            return
+        if link.fwd is None:
+            link.base._stale = (
+                f"this array was read after a write into the result of a function that may return a view of it "
+                f"(reshape, ravel, squeeze, ...): numpy updates it only when that result is a view, which depends on "
+                f"the memory layout, so tracejit does not guess. Write into the array itself (x[...] = ...), or "
+                f"copy the result first (.copy()). The write was at {guards.user_line()}")
+            return
+        base = link.base
+        base._assign(link.bwd(base._tj_value, new))
+        link.seen = base._v
 
     # numpy protocols ----------------------------------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
@@ -92,6 +207,14 @@ class Tracer:
                 inputs = (call_numpy("astype", [inputs[0], kwargs.pop("dtype")], {}),)  # reduced in dtype
             kwargs = {k: v for k, v in kwargs.items() if not (k == "dtype" and v is None and red not in ("sum", "prod"))}
             return call_numpy(red, inputs, kwargs)
+        if method == "at" and ufunc.__name__ in ("add", "subtract") and len(inputs) == 3:
+            x, idx, v = inputs
+            if not isinstance(x, Tracer):
+                raise UnsupportedError(f"np.{ufunc.__name__}.at into a numpy array made outside the traced function "
+                                       f"cannot be written by tracejit; create it inside the function")
+            x._assign(writes.add_at(x._tj_value, unwrap(idx), ops.as_value(unwrap(v)),
+                                    negate=ufunc.__name__ == "subtract"))
+            return None
         raise UnsupportedError(f"np.{ufunc.__name__}.{method} is not supported on traced values by tracejit")
 
     def __array_function__(self, func, types, args, kwargs):
@@ -121,7 +244,8 @@ class Tracer:
 
     @property
     def T(self):
-        return wrap(ops.transpose(self._tj_value))
+        return Tracer(ops.transpose(self._tj_value),
+                      _Link(self, lambda b: ops.transpose(b), lambda b, v: ops.transpose(v)))
 
     @property
     def mT(self):
@@ -132,17 +256,24 @@ class Tracer:
         return f"Tracer<{self._tj_value.type}>"
 
     # concreteness -------------------------------------------------------------------------------
+    def _concrete(self, what):
+        """The value Python needs, when it depends only on int/bool arguments (specialized, with a guard)."""
+        c = guards.concrete_value(self._tj_value, what)
+        if c is None:
+            raise _concretization(what, self._tj_value)
+        return c
+
     def __bool__(self):
-        raise _concretization("bool() (an `if`, `while`, `and`/`or` or assert on an array)", self._tj_value)
+        return bool(self._concrete("bool() (an `if`, `while`, `and`/`or` or assert on an array)"))
 
     def __float__(self):
-        raise _concretization("float()", self._tj_value)
+        return float(self._concrete("float()"))
 
     def __int__(self):
-        raise _concretization("int()", self._tj_value)
+        return int(self._concrete("int()"))
 
     def __index__(self):
-        raise _concretization("int() / use as an index", self._tj_value)
+        return int(self._concrete("int() / use as an index"))
 
     def __complex__(self):
         raise _concretization("complex()", self._tj_value)
@@ -157,6 +288,8 @@ class Tracer:
         if self.ndim == 0:
             raise TypeError("len() of unsized object")
         d = self.shape[0]
+        if isinstance(d, T.Dim) and guards.current() is not None:
+            return guards.dim_value(d)  # the traced call's length, with a guard on the cache entry
         if isinstance(d, T.Dim):
             raise ConcretizationError(
                 f"len() of a traced array whose first dimension has the symbolic length {d}: lengths other than 1 "
@@ -254,11 +387,41 @@ class Tracer:
 
     # indexing -----------------------------------------------------------------------------------
     def __getitem__(self, key):
-        return wrap(getitem(self._tj_value, key))
+        if masked.is_mask_key(key):  # usable only to be written back through the mask (x[m] -= v)
+            return masked.MaskedSelection(self._tj_value, masked.mask_of(key))
+        value = getitem(self._tj_value, key)
+        if _is_basic(key):  # an exact view: writes into it reach this array, and it sees this array's writes
+            k = key
+            return Tracer(value, _Link(self, lambda b: getitem(b, k), lambda b, v: writes.set_item(b, k, v)))
+        return wrap(value)
 
     def __setitem__(self, key, value):
-        raise TypeError("traced arrays are immutable: x[idx] = y is not supported inside tracejit functions; use "
-                        "np.where(mask, y, x) or build the result with np.concatenate")
+        if isinstance(value, masked.MaskedSelection):
+            if not masked.is_mask_key(key):
+                raise masked._refuse("a write through an index other than the mask")
+            self._assign(masked.write_back(self._tj_value, masked.mask_of(key), value))
+            return
+        self._assign(writes.set_item(self._tj_value, key, ops.as_value(unwrap(value))))
+
+    def fill(self, value):
+        self[...] = value
+
+    # in-place operators: the result cast into this array (numpy's same_kind rule), which every alias sees
+    def _inplace(name):
+        def f(self, other):
+            if isinstance(other, (str, bytes, dict, set)) or other is None:
+                return NotImplemented
+            r = call_numpy(name, [self, unwrap(other)], {})
+            _check_same_kind(name, r.dtype, self.dtype)
+            self[...] = r
+            return self
+        return f
+
+    __iadd__, __isub__, __imul__ = _inplace("add"), _inplace("subtract"), _inplace("multiply")
+    __itruediv__, __ifloordiv__, __imod__ = _inplace("divide"), _inplace("floor_divide"), _inplace("remainder")
+    __ipow__, __imatmul__ = _inplace("power"), _inplace("matmul")
+    __iand__, __ior__, __ixor__ = _inplace("bitwise_and"), _inplace("bitwise_or"), _inplace("bitwise_xor")
+    del _inplace
 
 
 def getitem(x: Value, key) -> Value:
@@ -288,7 +451,14 @@ def getitem(x: Value, key) -> Value:
         n = x.shape[axis]
         if isinstance(k, (bool, np.bool_)):
             raise UnsupportedError("boolean scalar indices are not supported by tracejit")
-        if isinstance(k, (int, np.integer)):
+        if isinstance(k, T.Dim):  # a computed length used as an index (x[n // 2])
+            ops.current().constraints.append(("index", k, n, axis))
+            starts.append(k if guards.nonnegative(k) else n + k)
+            steps.append(1)
+            out_shape.append(1)
+            squeeze.append(axis)
+            out_axis -= 1
+        elif isinstance(k, (int, np.integer)):
             k = int(k)
             if isinstance(n, int):
                 if not -n <= k < n:
@@ -305,13 +475,15 @@ def getitem(x: Value, key) -> Value:
         elif isinstance(k, slice):
             st, ln = _slice_dims(k, n)
             starts.append(st)
-            steps.append(k.step if k.step is not None else 1)
+            steps.append(int(k.step) if k.step is not None else 1)
             out_shape.append(ln)
         elif isinstance(k, (np.ndarray, list, Value)):
             idx = ops.as_value(k)
             if idx.dtype == T.BOOL:
-                raise UnsupportedError("boolean mask indexing gives a data-dependent shape, which tracejit cannot "
-                                       "trace; use np.where(mask, x, 0) or sum with a mask instead")
+                raise UnsupportedError(
+                    f"reading x[mask] gives an array whose length depends on the data, which tracejit does not "
+                    f"trace yet (at {guards.user_line()}). Keep the shape instead: np.where(mask, x, 0), "
+                    f"(x * mask).sum(), or write through the mask (x[mask] = v and x[mask] -= v work)")
             if idx.dtype.kind not in "iu":
                 raise IndexError("arrays used as indices must be of integer (or boolean) type")
             arrays.append((axis, idx))
@@ -352,23 +524,55 @@ def _slice_dims(k: slice, n):
     step = 1 if k.step is None else int(k.step)
     if step == 0:
         raise ValueError("slice step cannot be zero")
-    if isinstance(n, int):
-        start, stop, step = k.indices(n)
+    start, stop = _bound(k.start), _bound(k.stop)
+    if isinstance(n, int) and not isinstance(start, T.Dim) and not isinstance(stop, T.Dim):
+        start, stop, step = slice(start, stop, step).indices(n)
         return start, len(range(start, stop, step))
-    start, stop = k.start, k.stop
-    if start is not None:
-        start = int(start)
-    if stop is not None:
-        stop = int(stop)
     if step > 0:
-        s = 0 if start is None else (T.dim_min(start, n) if start >= 0 else T.dim_max(n + start, 0))
-        e = n if stop is None else (T.dim_min(stop, n) if stop >= 0 else T.dim_max(n + stop, 0))
+        s = 0 if start is None else (_lo(start, n) if guards.nonnegative(start) else _hi(n + start, 0))
+        e = n if stop is None else (_lo(stop, n) if guards.nonnegative(stop) else _hi(n + stop, 0))
         length = T.dim_max(T.dim_floordiv(e - s + (step - 1), step), 0) if step != 1 else T.dim_max(e - s, 0)
+        if step == 1 and (isinstance(start, T.Dim) or isinstance(stop, T.Dim)):
+            length = _hi(e - s, 0)
         if start is None and stop is None and step == 1:
             length = n
         return s, length
     # negative step
-    s = n - 1 if start is None else (T.dim_min(start, n - 1) if start >= 0 else T.dim_max(n + start, -1))
-    e = -1 if stop is None else (T.dim_min(stop, n - 1) if stop >= 0 else T.dim_max(n + stop, -1))
+    s = n - 1 if start is None else (_lo(start, n - 1) if guards.nonnegative(start) else _hi(n + start, -1))
+    e = -1 if stop is None else (_lo(stop, n - 1) if guards.nonnegative(stop) else _hi(n + stop, -1))
     length = T.dim_max(T.dim_floordiv(s - e + (-step - 1), -step), 0)
     return s, length
+
+
+def _bound(b):
+    """A slice bound: None, an int, or a symbolic length (a traced int argument specializes, with a guard)."""
+    if b is None or isinstance(b, T.Dim):
+        return b
+    return int(b)
+
+
+def _lo(a, n):
+    """min(a, n): ``a`` itself when provably (or, for a symbolic bound, guardedly) at most n."""
+    if isinstance(a, T.Dim):
+        r = guards.at_most(a, n)
+        if r is not None:
+            return a if r else n
+    return T.dim_min(a, n)
+
+
+def _hi(a, lo):
+    """max(a, lo), likewise."""
+    if isinstance(a, T.Dim):
+        r = guards.at_most(lo, a)
+        if r is not None:
+            return a if r else lo
+    return T.dim_max(a, lo)
+
+
+def _is_basic(key) -> bool:
+    """Whether numpy's ``x[key]`` is a view (ints, slices, None, ...), not a copy (integer arrays, masks)."""
+    for k in key if isinstance(key, tuple) else (key,):
+        if not (k is None or k is Ellipsis or isinstance(k, (slice, T.Dim)) or
+                (isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)))):
+            return False
+    return True
