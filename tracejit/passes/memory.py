@@ -82,9 +82,11 @@ def _kernel_buffer_uses(plan: Plan, k: Kernel):
     # their phase, so they count as later than all of them
     for n, o in enumerate(k.ops):
         is_red = o.eqn.prim in reductions
-        level = "inner" if (o.level == "inner" or is_red) else "tail"
+        base = "inner" if (o.level == "inner" or is_red) else "tail"
         order = len(k.ops) + n if is_red else n
-        for x in o.eqn.inputs:
+        for xi, x in enumerate(o.eqn.inputs):
+            # a gather reads its source at data-dependent elements: never only the element written at this point
+            level = "gathered" if (o.eqn.prim == "gather" and xi == 0) else base
             p = producers.get(x.id)
             if p is not None:
                 if x.id in stored and p.level == "inner" and p.phase < o.phase:

@@ -1,0 +1,608 @@
+"""More numpy functions on traced values (issue 14), continued: rounding, closeness, nan-aware reductions, weighted
+averages, counting (bincount, histogram, searchsorted), interpolation, 1-D convolution, array construction with
+static lengths, np.linalg.norm, and clear refusals for what needs a sort or LAPACK.
+
+Decompositions into existing IR primitives, as in ``numpy_more``: counting is done with comparisons and sums (or a
+scatter-add), never with a data-dependent length.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UnsupportedError
+from ..ir import ops
+from ..ir import types as T
+from ..ir.graph import Value
+from .numpy_api import IMPLS, impl, ravel
+from .numpy_more import _along, _ax, _cut, _dimv, _int, _u, _v, iota
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def _float(x: Value) -> Value:
+    """x in a float dtype (float64 for bool and ints, as numpy's true division)."""
+    return x if x.dtype.kind == "f" else ops.convert(x, T.FLOAT64)
+
+
+def _impl_if_absent(*names):
+    """Register unless another module (numpy_api, which owns array construction) already provides the name."""
+    def deco(f):
+        for n in names:
+            IMPLS.setdefault(n, f)
+        return f
+    return deco
+
+
+def _const(v, dt):
+    return ops.constant(v, dt)
+
+
+# ------------------------------------------------------------------------------------------------ rounding
+@impl("round", "around", "round_")
+def round_(a, decimals=0, out=None):
+    """numpy.round: round half to even. Floats scale by 10**decimals and ``rint`` (numpy's own method, with the same
+    double rounding); ints are unchanged for decimals >= 0, else rounded half-even to a multiple of 10**-decimals."""
+    if out is not None:
+        raise UnsupportedError("np.round: the out= argument is not supported by tracejit")
+    d = _int(decimals, "np.round's decimals")
+    if a.dtype == T.BOOL:
+        a = ops.convert(a, T.INT64) if d < 0 else a
+        if d >= 0:
+            return a
+    if a.dtype.kind == "f":
+        if d == 0:
+            return _u("rint", a)
+        f = _const(10.0 ** abs(d), a.dtype)
+        if d > 0:
+            return _u("divide", _u("rint", _u("multiply", a, f)), f)
+        return _u("multiply", _u("rint", _u("divide", a, f)), f)
+    if d >= 0:
+        return a
+    f = _const(10 ** -d, a.dtype) if 10 ** -d <= np.iinfo(a.dtype).max else None
+    if f is None:
+        return ops.broadcast_to(_const(0, a.dtype), a.shape)
+    q = _u("floor_divide", a, f)
+    r = _u("subtract", a, _u("multiply", q, f))
+    twice = _u("multiply", r, 2)
+    up = _u("logical_or", _u("greater", twice, f),
+            _u("logical_and", _u("equal", twice, f), _u("not_equal", _u("remainder", q, 2), 0)))
+    return _u("multiply", _u("add", q, ops.convert(up, a.dtype)), f)
+
+
+# ------------------------------------------------------------------------------------------------ closeness
+@impl("isclose")
+def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """numpy.isclose, numpy 2's formula: ``|a - b| <= atol + rtol * |b|`` where b is finite, or a == b (infinities),
+    or both nan when equal_nan. b is first taken to a float dtype, as numpy does."""
+    b = _v(b)
+    if b.dtype.kind != "f":
+        b = ops.convert(b, T.FLOAT64) if not b.type.weak else ops.convert(b, T.FLOAT64)
+    if a.dtype == T.BOOL:
+        a = ops.convert(a, T.INT64)
+    tol = _u("add", atol, _u("multiply", rtol, _u("absolute", b)))
+    close = _u("logical_and", _u("less_equal", _u("absolute", _u("subtract", a, b)), tol), _u("isfinite", b))
+    res = _u("logical_or", close, _u("equal", a, b))
+    if equal_nan:
+        res = _u("logical_or", res, _u("logical_and", _u("isnan", _float(a)), _u("isnan", b)))
+    return res
+
+
+@impl("allclose")
+def allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """numpy.allclose as a traced 0-d bool (``bool()`` of it needs a concrete value: use it in np.where, or
+    return it)."""
+    return ops.reduce("all", isclose(a, b, rtol, atol, equal_nan))
+
+
+# ------------------------------------------------------------------------------------------------ nan-aware
+@impl("nan_to_num")
+def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
+    """numpy.nan_to_num: nan -> ``nan``, +-inf -> ``posinf``/``neginf`` (the dtype's extremes by default)."""
+    if x.dtype.kind != "f":
+        return x
+    info = np.finfo(x.dtype)
+    big = info.max if posinf is None else posinf
+    small = info.min if neginf is None else neginf
+    out = _u("where", _u("isnan", x), ops.convert(_v(nan), x.dtype), x)
+    out = _u("where", _u("logical_and", _u("isinf", x), _u("greater", x, 0)), ops.convert(_v(big), x.dtype), out)
+    return _u("where", _u("logical_and", _u("isinf", x), _u("less", x, 0)), ops.convert(_v(small), x.dtype), out)
+
+
+def _no_nan(x, fill):
+    return x if x.dtype.kind != "f" else _u("where", _u("isnan", x), _const(fill, x.dtype), x)
+
+
+@impl("nansum")
+def nansum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=True):
+    """numpy.nansum: nan counted as 0."""
+    return IMPLS["sum"](_no_nan(a, 0), axis=axis, dtype=dtype, out=out, keepdims=keepdims, initial=initial,
+                        where=where)
+
+
+@impl("nanprod")
+def nanprod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=True):
+    """numpy.nanprod: nan counted as 1."""
+    return IMPLS["prod"](_no_nan(a, 1), axis=axis, dtype=dtype, out=out, keepdims=keepdims, initial=initial,
+                         where=where)
+
+
+@impl("nanmean")
+def nanmean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=True):
+    """numpy.nanmean: the sum of the non-nan values over their count (nan where there are none, as numpy, which
+    also warns)."""
+    if a.dtype.kind != "f":
+        return IMPLS["mean"](a, axis=axis, dtype=dtype, out=out, keepdims=keepdims, where=where)
+    ok = _u("logical_not", _u("isnan", a))
+    s = IMPLS["sum"](_no_nan(a, 0), axis=axis, dtype=dtype, out=out, keepdims=keepdims, where=where)
+    n = ops.reduce("sum", ok, axis, keepdims)
+    return _u("divide", s, ops.convert(n, s.dtype))
+
+
+def _make_nanext(prim, name, fill):
+    def f(a, axis=None, out=None, keepdims=False, initial=None, where=True):
+        if a.dtype.kind != "f":
+            return IMPLS[prim](a, axis=axis, out=out, keepdims=keepdims, initial=initial, where=where)
+        r = IMPLS[prim](_no_nan(a, fill), axis=axis, out=out, keepdims=keepdims, initial=initial, where=where)
+        if initial is not None:
+            return r
+        allnan = ops.reduce("all", _u("isnan", a), axis, keepdims)  # numpy: nan (and a RuntimeWarning)
+        return _u("where", allnan, _const(np.nan, a.dtype), r)
+    f.__name__ = name
+    f.__doc__ = f"numpy.{name}: nan ignored (the {prim} of the rest); nan for an all-nan slice, as numpy."
+    return f
+
+
+IMPLS["nanmax"] = _make_nanext("max", "nanmax", -np.inf)
+IMPLS["nanmin"] = _make_nanext("min", "nanmin", np.inf)
+
+
+@impl("count_nonzero")
+def count_nonzero(a, axis=None, *, keepdims=False):
+    """numpy.count_nonzero: the int64 sum of ``a != 0``."""
+    return ops.reduce("sum", _u("not_equal", a, _const(0, a.dtype)), axis, keepdims)
+
+
+# ------------------------------------------------------------------------------------------------ average
+@impl("average")
+def average(a, axis=None, weights=None, returned=False, *, keepdims=False):
+    """numpy.average: sum(a * w) / sum(w). A zero weight sum raises ZeroDivisionError at run time, as numpy."""
+    if weights is None:
+        avg = IMPLS["mean"](a, axis=axis, keepdims=keepdims)
+        if not returned:
+            return avg
+        n = ops.count(a.shape, ops.normalize_axis(axis, a.ndim))
+        return avg, ops.broadcast_to(ops.convert(n, avg.dtype), avg.shape)
+    w = _v(weights)
+    if w.ndim == a.ndim and all(p == q or not (isinstance(p, int) and isinstance(q, int))
+                                for p, q in zip(w.shape, a.shape)):
+        for p, q in zip(a.shape, w.shape):  # equal at run time, or numpy's error (as a ValueError)
+            _same_length(p, q, "np.average: the shapes of a and weights differ")
+        w = ops.reshape(w, a.shape) if any(p != q for p, q in zip(a.shape, w.shape)) else w
+    if w.shape != a.shape:
+        if axis is None:
+            raise TypeError("Axis must be specified when shapes of a and weights differ.")
+        if isinstance(axis, (tuple, list)):
+            raise UnsupportedError("np.average: a tuple axis with weights of another shape is not supported by "
+                                   "tracejit")
+        ax = _ax(axis, a.ndim)
+        if w.ndim != 1:
+            raise TypeError("1D weights expected when shapes of a and weights differ.")
+        n, nw = a.shape[ax], w.shape[0]
+        if isinstance(n, int) and isinstance(nw, int):
+            if n != nw:
+                raise ValueError("Length of weights not compatible with specified axis.")
+        elif n != nw:
+            ops.current().constraints.append(("same", n, nw, (
+                "Length of weights not compatible with specified axis.", ())))
+        w = _along(w, ax, a.ndim)
+    dt = T.result_dtype(a.type, w.type)[0]
+    dt = dt if dt.kind == "f" else T.FLOAT64
+    a, w = ops.convert(a, dt), ops.convert(w, dt)
+    wb = ops.broadcast_to(w, a.shape) if w.shape != a.shape else w
+    scl = ops.reduce("sum", wb, axis, keepdims)
+    zero = _u("equal", scl, 0)
+    ops.add_check(ops.reduce("any", zero) if zero.ndim else zero, ZeroDivisionError,
+                  "Weights sum to zero, can't be normalized")
+    avg = _u("divide", ops.reduce("sum", _u("multiply", a, w), axis, keepdims), scl)
+    return (avg, scl) if returned else avg
+
+
+# ------------------------------------------------------------------------------------------------ counting
+@impl("searchsorted")
+def searchsorted(a, v, side="left", sorter=None):
+    """numpy.searchsorted by counting: ``sum(a < v)`` ('left') or ``sum(a <= v)`` ('right'), one fused reduction,
+    O(len(a) * len(v)) work. Equal to numpy's binary search whenever ``a`` is sorted, as numpy requires (nan sorts
+    last, as in numpy's sort order)."""
+    if side not in ("left", "right"):
+        raise ValueError(f"side must be 'left' or 'right' (got {side!r})")
+    if a.ndim != 1:
+        raise ValueError("object too deep for desired array" if a.ndim > 1 else "object of too small depth for "
+                                                                               "desired array")
+    if sorter is not None:
+        a = ops.bind("gather", a, ops.convert(_v(sorter), T.INT64), axis=0)
+    v = _v(v)
+    dt = T.result_dtype(a.type, v.type)[0]
+    a, v = ops.convert(a, dt), ops.convert(v, dt)
+    ab = ops.reshape(a, (a.shape[0],) + (1,) * v.ndim)
+    before = _u("less", ab, v) if side == "left" else _u("less_equal", ab, v)
+    if dt.kind == "f":  # numpy's order puts nan last: everything is before a nan query, a nan is before nothing
+        vnan = _u("isnan", v)
+        anan = _u("isnan", ab)
+        before = _u("logical_or", before, _u("logical_and", vnan, _u("logical_not", anan)) if side == "left"
+                    else vnan)
+    return ops.reduce("sum", before, 0)
+
+
+@impl("bincount")
+def bincount(x, weights=None, minlength=0):
+    """numpy.bincount with a static result length: ``minlength`` (numpy's length max(x) + 1 depends on the data).
+    A scatter-add of ones (or weights); a negative value or one >= minlength raises ValueError at run time rather
+    than returning a different length than numpy would."""
+    if x.ndim != 1:
+        raise ValueError("object too deep for desired array" if x.ndim else "object of too small depth for "
+                                                                              "desired array")
+    if x.dtype.kind not in "iub":
+        raise TypeError("Cannot cast array data from dtype('float64') to dtype('int64') according to the rule 'safe'")
+    m = minlength if not isinstance(minlength, Value) else None
+    if m is None or isinstance(m, (bool, np.bool_)):
+        raise UnsupportedError("np.bincount: minlength must be a static int in tracejit")
+    m = _int(m, "np.bincount's minlength")
+    if m < 0:
+        raise ValueError("'minlength' must not be negative")
+    if m == 0:
+        raise UnsupportedError("np.bincount's result length is max(x) + 1, which depends on the data: tracejit "
+                               "needs minlength=K (a static bound on max(x) + 1); values >= K then raise")
+    xi = ops.convert(x, T.INT64)
+    neg = _u("less", xi, 0)
+    big = _u("greater_equal", xi, m)
+    if x.shape[0] != 0:
+        ops.add_check(ops.reduce("any", neg), ValueError, "'list' argument must have no negative elements")
+        ops.add_check(ops.reduce("any", big), ValueError,
+                      f"np.bincount in tracejit: a value is >= minlength={m}, which would lengthen numpy's result; "
+                      f"raise minlength to a bound on max(x) + 1")
+    bad = _u("logical_or", neg, big)
+    safe = _u("where", bad, 0, xi)
+    if weights is None:
+        g = _u("where", bad, _const(0, T.INT64), _const(1, T.INT64))
+    else:
+        w = ops.convert(_v(weights), T.FLOAT64)
+        _same_length(x.shape[0], w.shape[0] if w.ndim == 1 else None, "The weights and list don't have the same "
+                                                                       "length.")
+        g = _u("where", bad, _const(0.0, T.FLOAT64), w)
+    return ops.bind("scatter_add", g, safe, axis=0, size=m)
+
+
+def _same_length(n, m, msg):
+    """numpy's ValueError when two lengths differ: now if both are static, at run time if either is symbolic."""
+    if m is None or (isinstance(n, int) and isinstance(m, int) and n != m):
+        raise ValueError(msg)
+    if n != m:
+        ops.current().constraints.append(("same", n, m, (msg, ())))
+
+
+def _linspace_values(start, stop, num, endpoint, dt):
+    """numpy.linspace's arithmetic on 0-d (or broadcast) start/stop: ``start + i * step``, with ``i / div * delta``
+    when the step underflows to 0, and the last value exactly ``stop`` (endpoint)."""
+    div = (num - 1) if endpoint else num
+    start, stop = _float(_v(start)), _float(_v(stop))
+    delta = _u("subtract", stop, start)
+    y = ops.constant(np.arange(num, dtype=np.float64))
+    shape = T.broadcast_shapes(start.shape, stop.shape)
+    y = ops.reshape(y, (num,) + (1,) * len(shape))
+    if div > 0:
+        step = _u("divide", delta, div)
+        zero_step = _u("equal", step, 0)
+        y = _u("where", zero_step, _u("multiply", _u("divide", y, div), delta), _u("multiply", y, step))
+    else:
+        step = ops.broadcast_to(_const(np.nan, T.FLOAT64), ())
+        y = _u("multiply", y, delta)
+    y = _u("add", y, start)
+    if endpoint and num > 1:
+        last = ops.reshape(ops.broadcast_to(stop, shape), (1,) + shape)
+        y = ops.bind("concatenate", _cut(y, 0, 0, num - 1), ops.convert(last, y.dtype), axis=0)
+    return y, step
+
+
+@impl("histogram")
+def histogram(a, bins=10, range=None, density=None, weights=None):
+    """numpy.histogram with a static bin count (edges from numpy's linspace of the range, or of the data's min and
+    max) or explicit edges: bin i holds edges[i] <= a < edges[i+1], the last bin its right edge too. Counted
+    with comparisons and one reduction: O(len(a) * bins) work."""
+    if isinstance(bins, str):
+        raise UnsupportedError(f"np.histogram: bins={bins!r} chooses the bin count from the data; tracejit needs "
+                               f"a static count or explicit edges")
+    a = ravel(a)
+    w = None if weights is None else ravel(_v(weights))
+    if w is not None and w.shape != a.shape:
+        raise ValueError("weights should have the same shape as a.")
+    if isinstance(bins, (int, np.integer)) and not isinstance(bins, bool):
+        nb = int(bins)
+        if nb < 1:
+            raise ValueError("`bins` must be positive, when an integer")
+        edges = _uniform_edges(a, nb, range)
+    else:
+        edges = _v(bins)
+        if edges.ndim != 1:
+            raise ValueError("`bins` must be 1d, when an array")
+        if range is not None:
+            pass  # numpy ignores range= when the edges are given
+        if isinstance(edges.shape[0], int) and edges.shape[0] < 2:
+            raise ValueError("`bins` must be 1d, when an array")  # numpy's message for a too-short array
+        inc = _u("less", _cut(edges, 0, 1, edges.shape[0] - 1), _cut(edges, 0, 0, edges.shape[0] - 1))
+        ops.add_check(ops.reduce("any", inc), ValueError, "`bins` must increase monotonically, when an array")
+    nb1 = edges.shape[0]
+    lo = ops.reshape(_cut(edges, 0, 0, nb1 - 1), (1, nb1 - 1))
+    hi = ops.reshape(_cut(edges, 0, 1, nb1 - 1), (1, nb1 - 1))
+    dt = T.result_dtype(a.type, edges.type)[0]
+    x = ops.reshape(ops.convert(a, dt), (a.shape[0], 1))
+    lo, hi = ops.convert(lo, dt), ops.convert(hi, dt)
+    last = _along(_u("equal", iota(nb1 - 1), _u("subtract", _dimv(nb1), 2)), 1, 2)
+    inside = _u("logical_and", _u("greater_equal", x, lo),
+                _u("logical_or", _u("less", x, hi), _u("logical_and", last, _u("equal", x, hi))))
+    if w is None:
+        hist = ops.reduce("sum", inside, 0)
+    else:
+        wv = ops.reshape(w, (w.shape[0], 1))
+        hist = ops.reduce("sum", _u("where", inside, wv, _const(0, w.dtype)), 0)
+    if density:
+        width = _u("subtract", _cut(edges, 0, 1, nb1 - 1), _cut(edges, 0, 0, nb1 - 1))
+        hist = _u("divide", _u("divide", hist, width), ops.reduce("sum", hist))
+    return hist, edges
+
+
+def _uniform_edges(a, nb, rng):
+    if rng is not None:
+        lo, hi = (r.const if isinstance(r, Value) and r.is_const else r for r in rng)
+        if isinstance(lo, Value) or isinstance(hi, Value):
+            raise UnsupportedError("np.histogram: a traced range= is not supported by tracejit; pass Python floats")
+        if lo > hi:
+            raise ValueError("max must be larger than min in range parameter.")
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise ValueError(f"supplied range of [{lo}, {hi}] is not finite")
+        if lo == hi:
+            lo, hi = lo - 0.5, hi + 0.5
+        first, last = _const(float(lo), T.FLOAT64), _const(float(hi), T.FLOAT64)
+    else:
+        af = _float(a)
+        n = a.shape[0]
+        if isinstance(n, int) and n == 0:
+            first, last = _const(0.0, T.FLOAT64), _const(1.0, T.FLOAT64)
+        else:
+            mn = IMPLS["min"](af, initial=np.inf)
+            mx = IMPLS["max"](af, initial=-np.inf)
+            empty = _u("equal", _dimv(n), 0)
+            mn = _u("where", empty, 0.0, mn)
+            mx = _u("where", empty, 1.0, mx)
+            bad = _u("logical_not", _u("logical_and", _u("isfinite", mn), _u("isfinite", mx)))
+            ops.add_check(bad, ValueError, "autodetected range of the histogram's data is not finite")
+            same = _u("equal", mn, mx)
+            first = ops.convert(_u("where", same, _u("subtract", mn, 0.5), mn), T.FLOAT64)
+            last = ops.convert(_u("where", same, _u("add", mx, 0.5), mx), T.FLOAT64)
+    edges, _ = _linspace_values(first, last, nb + 1, True, T.FLOAT64)
+    return edges
+
+
+# ------------------------------------------------------------------------------------------------ interp, convolve
+@impl("interp")
+def interp(x, xp, fp, left=None, right=None, period=None):
+    """numpy.interp for increasing ``xp``: the interval of each x found by counting ``xp <= x`` (O(len(x) *
+    len(xp)) comparisons, one fused reduction), then numpy's formula ``slope * (x - xp[j]) + fp[j]``."""
+    if period is not None:
+        raise UnsupportedError("np.interp: period= is not supported by tracejit")
+    xp, fp = _v(xp), _v(fp)
+    if xp.ndim != 1 or fp.ndim != 1:
+        raise ValueError("object too deep for desired array")
+    K = xp.shape[0]
+    if isinstance(K, int) and isinstance(fp.shape[0], int) and K != fp.shape[0]:
+        raise ValueError("fp and xp are not of the same length.")
+    if K != fp.shape[0]:
+        ops.current().constraints.append(("same", K, fp.shape[0], ("fp and xp are not of the same length.", ())))
+    ops.require_nonempty(K, "array of sample points is empty")
+    for v in (x, xp, fp):
+        if v.dtype.kind == "c":
+            raise UnsupportedError("np.interp of complex values is not supported by tracejit")
+    x, xp, fp = (ops.convert(v, T.FLOAT64) for v in (x, xp, fp))
+    j = ops.reduce("sum", _u("less_equal", ops.reshape(xp, (K,) + (1,) * x.ndim), x), 0)
+    j = _u("subtract", j, 1)                      # xp[j] <= x < xp[j+1]; -1 left of xp[0]
+    last = _u("subtract", _dimv(K), 1)
+    jl = _u("minimum", _u("maximum", j, 0), _u("maximum", _u("subtract", last, 1), 0))
+    jr = _u("minimum", _u("add", jl, 1), last)
+    x0, x1 = ops.bind("gather", xp, jl, axis=0), ops.bind("gather", xp, jr, axis=0)
+    f0, f1 = ops.bind("gather", fp, jl, axis=0), ops.bind("gather", fp, jr, axis=0)
+    slope = _u("divide", _u("subtract", f1, f0), _u("subtract", x1, x0))
+    y = _u("add", _u("multiply", slope, _u("subtract", x, x0)), f0)
+    y = _u("where", _u("equal", x, x0), f0, y)
+    f_first, f_last = _at(fp, 0), _at(fp, K - 1)
+    fl = f_first if left is None else ops.convert(_v(left), T.FLOAT64)
+    fr = f_last if right is None else ops.convert(_v(right), T.FLOAT64)
+    xlast = _at(xp, K - 1)
+    y = _u("where", _u("equal", x, xlast), f_last, y)
+    y = _u("where", _u("greater", x, xlast), fr, y)
+    y = _u("where", _u("less", x, _at(xp, 0)), fl, y)
+    return _u("where", _u("isnan", x), _const(np.nan, T.FLOAT64), y)
+
+
+def _at(v, i):
+    """Element ``i`` (static or symbolic, in range) of a 1-D value, as a 0-d value (a slice, not a gather)."""
+    return ops.reshape(_cut(v, 0, i, 1), ())
+
+
+def _correlate_full(a, v):
+    """c[k] = sum_j a[k + j - (M-1)] * v[j], k = 0 .. N+M-2 (zero outside a): a gather of the zero-padded ``a``
+    at ``k + j`` times ``v[j]``, summed over j (fused: the (L, M) products are never stored)."""
+    N, M = a.shape[0], v.shape[0]
+    dt = T.result_dtype(a.type, v.type)[0]
+    a, v = ops.convert(a, dt), ops.convert(v, dt)
+    z = ops.broadcast_to(_const(0, dt), (M - 1,))
+    ap = ops.bind("concatenate", z, a, z, axis=0)
+    L = N + M - 1
+    idx = _u("add", _along(iota(L), 0, 2), _along(iota(M), 1, 2))
+    prod = _u("multiply", ops.bind("gather", ap, idx, axis=0), ops.reshape(v, (1, M)))
+    out = ops.reduce("sum", prod, 1)
+    return ops.convert(out, dt), N, M
+
+
+def _mode_cut(full, N, M, mode, conv):
+    lo, hi = T.dim_min(N, M), T.dim_max(N, M)
+    if mode == "full":
+        return full
+    if mode == "valid":
+        return _cut(full, 0, lo - 1, hi - lo + 1)
+    if mode == "same":
+        # numpy centres the longer operand: convolve starts at (min - 1) // 2; correlate's start counts from the
+        # other end when ``a`` is the shorter one (it reverses the swapped result)
+        centred = T.dim_floordiv(lo - 1, 2)
+        if conv or isinstance(N, int) and isinstance(M, int) and N >= M:
+            return _cut(full, 0, centred, hi)
+        other = (lo - 1) - centred
+        if isinstance(N, int) and isinstance(M, int):
+            return _cut(full, 0, other, hi)
+        return _u("where", _u("greater_equal", _dimv(N), _dimv(M)), _cut(full, 0, centred, hi), _cut(full, 0, other, hi))
+    raise ValueError(f"mode must be one of 'valid', 'same', or 'full' (got {mode!r})")
+
+
+def _conv(a, v, mode, conv):
+    v = _v(v)
+    if a.ndim != 1 or v.ndim != 1:
+        raise ValueError("object too deep for desired array" if max(a.ndim, v.ndim) > 1 else
+                         "object of too small depth for desired array")
+    ops.require_nonempty(a.shape[0], "a cannot be empty" if conv else "v cannot be empty")
+    ops.require_nonempty(v.shape[0], "v cannot be empty" if conv else "a cannot be empty")
+    if conv:
+        v = IMPLS["flip"](v)
+    full, N, M = _correlate_full(a, v)
+    return _mode_cut(full, N, M, mode, conv)
+
+
+@impl("convolve")
+def convolve(a, v, mode="full"):
+    """numpy.convolve (1-D): a correlation with the reversed ``v``; O(N * M) direct sums."""
+    return _conv(a, v, mode, True)
+
+
+@impl("correlate")
+def correlate(a, v, mode="valid"):
+    """numpy.correlate (1-D, real): O(N * M) direct sums."""
+    return _conv(a, v, mode, False)
+
+
+# ------------------------------------------------------------------------------------------------ construction
+@_impl_if_absent("linspace")
+def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0, *, device=None):
+    """numpy.linspace with a static ``num`` and traced (or array) start/stop: numpy's arithmetic, so the values are
+    bit-identical; an integer dtype floors, as numpy."""
+    num = _int(num, "np.linspace's num")
+    if num < 0:
+        raise ValueError(f"Number of samples, {num}, must be non-negative.")
+    y, step = _linspace_values(start, stop, num, endpoint, T.FLOAT64)
+    start_v, stop_v = _v(start), _v(stop)
+    dt = T.result_dtype(start_v.type, stop_v.type, TensorTypeF)[0] if dtype is None else \
+        T.check_dtype(dtype, "np.linspace's dtype=")
+    if dt.kind == "f":
+        y = ops.convert(y, dt) if dtype is not None or dt != T.FLOAT64 else y
+    else:
+        y = ops.convert(_u("floor", y), dt)
+    if axis != 0:
+        y = IMPLS["moveaxis"](y, 0, axis)
+    return (y, step) if retstep else y
+
+
+TensorTypeF = T.TensorType(T.FLOAT64, (), True)  # a weak float: linspace computes in float, keeping float32 inputs
+
+
+@_impl_if_absent("logspace")
+def logspace(start, stop, num=50, endpoint=True, base=10.0, dtype=None, axis=0):
+    """numpy.logspace: ``base ** linspace(start, stop)``."""
+    y = linspace(start, stop, num, endpoint, axis=axis)
+    p = _u("power", ops.convert(_v(base), y.dtype) if isinstance(base, Value) else base, y)
+    if dtype is not None:
+        dt = T.check_dtype(dtype, "np.logspace's dtype=")
+        p = ops.convert(p if dt.kind == "f" else _u("floor", p), dt)
+    return p
+
+
+# ------------------------------------------------------------------------------------------------ linalg.norm
+@impl("norm")
+def norm(x, ord=None, axis=None, keepdims=False):
+    """numpy.linalg.norm: vector norms (None/2, 1, inf, -inf, 0, any p) and the matrix norms that need no SVD
+    ('fro', 1, -1, inf, -inf). 'nuc', 2 and -2 of a matrix need singular values (LAPACK): refused."""
+    x = _float(x)
+    if axis is None:
+        if ord is None or (ord in ("f", "fro") and x.ndim == 2):
+            r = _u("sqrt", ops.reduce("sum", _u("square", _u("absolute", x))))
+            return ops.reshape(r, (1,) * x.ndim) if keepdims else r
+        if x.ndim not in (1, 2):
+            raise ValueError("Improper number of dimensions to norm.")
+        axis = tuple(range(x.ndim))
+    axes = ops.normalize_axis(axis, x.ndim) if not isinstance(axis, (tuple, list)) else tuple(
+        ops.normalize_axis(a, x.ndim)[0] for a in axis)
+    if isinstance(axis, (tuple, list)) and len(set(axes)) != len(axes):
+        raise ValueError("Duplicate axes given.")
+    if len(axes) == 1:
+        return _vector_norm(x, ord, axes[0], keepdims)
+    if len(axes) == 2:
+        return _matrix_norm(x, ord, axes, keepdims)
+    raise ValueError("Improper number of dimensions to norm.")
+
+
+def _vector_norm(x, ord, ax, keepdims):
+    ab = _u("absolute", x)
+    if ord is None or ord == 2:
+        return _u("sqrt", ops.reduce("sum", _u("square", ab), ax, keepdims))
+    if isinstance(ord, str):
+        raise ValueError(f"Invalid norm order '{ord}' for vectors")
+    if ord == np.inf:
+        return ops.reduce("max", ab, ax, keepdims)
+    if ord == -np.inf:
+        return ops.reduce("min", ab, ax, keepdims)
+    if ord == 0:
+        return ops.convert(ops.reduce("sum", _u("not_equal", x, 0), ax, keepdims), x.dtype)
+    if ord == 1:
+        return ops.reduce("sum", ab, ax, keepdims)
+    p = float(ord)
+    s = ops.reduce("sum", _u("power", ab, _const(p, x.dtype)), ax, keepdims)
+    return _u("power", s, _const(1.0 / p, x.dtype))
+
+
+def _matrix_norm(x, ord, axes, keepdims):
+    r, c = axes
+    if r == c:
+        raise ValueError("Duplicate axes given.")
+    if ord in (None, "fro", "f"):
+        out = _u("sqrt", ops.reduce("sum", _u("square", _u("absolute", x)), axes, True))
+    elif ord in (1, -1, np.inf, -np.inf):
+        over, then = (r, c) if ord in (1, -1) else (c, r)
+        red = "max" if ord in (1, np.inf) else "min"
+        out = ops.reduce(red, ops.reduce("sum", _u("absolute", x), over, True), then, True)
+    elif ord in (2, -2, "nuc"):
+        raise UnsupportedError(f"np.linalg.norm(ord={ord!r}) of a matrix needs singular values (an SVD through "
+                               f"LAPACK), which tracejit does not call yet; compute it outside the traced function")
+    else:
+        raise ValueError("Invalid norm order for matrices.")
+    if keepdims:
+        return out
+    return ops.reshape(out, tuple(d for i, d in enumerate(x.shape) if i not in axes))
+
+
+# ------------------------------------------------------------------------------------------------ refusals
+def _refuse(name, why, instead):
+    def f(*args, **kwargs):
+        raise UnsupportedError(f"np.{name} is not supported on traced values by tracejit: {why}. {instead}")
+    f.__name__ = name
+    return f
+
+
+_SORT_WHY = "it needs a sort, and tracejit has no sort primitive yet (a sorting network would only serve small " \
+            "static lengths)"
+_SORT_DO = "Sort outside the traced function and pass the sorted array in (or mark the argument static)."
+for _n in ("sort", "argsort", "median", "percentile", "quantile", "nanmedian", "nanpercentile", "nanquantile",
+           "partition", "argpartition", "unique", "lexsort"):
+    IMPLS.setdefault(_n, _refuse(_n, _SORT_WHY, _SORT_DO))
+for _n in ("solve", "inv", "det", "slogdet", "cholesky", "qr", "eigh", "eigvalsh", "svd", "lstsq", "pinv",
+           "matrix_power", "eig", "eigvals", "matrix_rank"):
+    IMPLS.setdefault(_n, _refuse(f"linalg.{_n}", "compiled code cannot call LAPACK yet",
+                                 "Call it outside the traced function (np.linalg works on the returned arrays)."))
+for _n in ("fft", "ifft", "rfft", "irfft", "fft2", "ifft2", "rfft2", "irfft2", "fftn", "ifftn", "rfftn", "irfftn",
+           "hfft", "ihfft"):
+    IMPLS.setdefault(_n, _refuse(f"fft.{_n}", "compiled code cannot call pocketfft yet",
+                                 "Call it outside the traced function."))
