@@ -379,7 +379,7 @@ def _theano_case(ranks, name, red, seed):
         np.testing.assert_allclose(g, np.asarray(w), rtol=1e-9, atol=1e-11 * (1 + float(np.max(np.abs(w)))))
 
 
-@FAST
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(theano_cases())
 def test_theano_grad_under_every_broadcast(case):
     _theano_case(*case)
