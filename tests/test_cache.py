@@ -300,3 +300,21 @@ def test_compiled_code_survives_a_restart(cdir):
     assert cold[0] == "0" and int(cold[1]) >= 1  # the cold run stored its machine code
     assert warm[0] == warm[1] == cold[1]  # the warm run found it and stored nothing new
     assert warm[2] == cold[2]  # and computed the same result
+
+
+def test_cache_key_follows_the_source_not_only_the_release(tmp_path):
+    """An editable install changes code under one release number: the key carries a digest of the sources, so a
+    kernel compiled by other code is never served."""
+    from tracejit.codegen import cache
+    assert any(v == f"source={cache.source_digest()}" for v in cache.versions())
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "a.py").write_text("x = 1\n")
+    (pkg / "sub" / "b.py").write_text("y = 2\n")
+    (pkg / "notes.txt").write_text("ignored")
+    first = cache.tree_digest(pkg)
+    assert cache.tree_digest(pkg) == first
+    (pkg / "notes.txt").write_text("still ignored")
+    assert cache.tree_digest(pkg) == first
+    (pkg / "sub" / "b.py").write_text("y = 3\n")
+    assert cache.tree_digest(pkg) != first
