@@ -218,47 +218,47 @@ def rot90(m, k=1, axes=(0, 1)):
 
 
 # ------------------------------------------------------------------------------------------------ cumsum, cumprod
-_BLOCK = 256          # a symbolic length is scanned in blocks of this many (log2 of it static steps each)
-_TOP_STEPS = 32       # steps of the scan over block totals: lengths up to _BLOCK * 2**_TOP_STEPS = 2**40
+_BLOCK = 16     # scans work on blocks of this many elements: a masked reduction per block (16 ops per element)
+_LEVELS = 4     # levels of blocks before the block totals are scanned directly (quadratic in n / 16**4)
+_RED = {"add": "sum", "multiply": "prod"}
 
 
-def _scan_static(x, op, n):
-    """Inclusive scan of ``x`` along its last axis (static length ``n``) in ceil(log2 n) rounds of
-    ``y[k:] = y[k:] op y[:-k]`` (Hillis-Steele): O(n log n) work, exact for integers."""
-    ax = x.ndim - 1
-    k = 1
-    while k < n:
-        x = _concat([_cut(x, ax, 0, k), _u(op, _cut(x, ax, k, n - k), _cut(x, ax, 0, n - k))], ax)
-        k *= 2
-    return x
+def _masked_reduce(x, strict, op, ident):
+    """``out[..., i] = op-reduce of x[..., j] over j < i`` with a (len, len) bool mask ``strict[i, j]``: one fused
+    kernel (a where() under a reduction), O(len**2) work."""
+    n = x.shape[-1]
+    xe = ops.reshape(x, x.shape[:-1] + (1, n))
+    picked = _u("where", strict, xe, ops.constant(ident, x.dtype))
+    return ops.reduce(_RED[op], picked, picked.ndim - 1)
 
 
-def _shifted(t, k, ident):
-    """``t`` moved k places along its last axis (symbolic length), ``ident`` filling the first k."""
-    m = t.shape[-1]
-    i = iota(m)
-    src = ops.bind("gather", t, _u("maximum", _u("subtract", i, k), 0), axis=t.ndim - 1)
-    return _u("where", _u("greater_equal", i, k), src, ops.constant(ident, t.dtype))
+def _strict_lower(n):
+    """(n, n) bool ``j < i`` for a static or symbolic n, from views and copies only (no iota): the row
+    ``[0]*n + [1]*(n+1)`` tiled n times and re-cut into rows of 2n is shifted right by one more place each row."""
+    if isinstance(n, int):
+        return ops.constant(np.tril(np.ones((n, n), bool), -1))
+    row = ops.bind("concatenate", ops.broadcast_to(ops.constant(False), (n,)),
+                   ops.broadcast_to(ops.constant(True), (n + 1,)), axis=0)
+    tiled = ops.reshape(ops.broadcast_to(row, (n, 2 * n + 1)), (n * (2 * n + 1),))
+    rows = ops.reshape(_cut(tiled, 0, 0, n * 2 * n), (n, 2 * n))
+    return _cut(rows, 1, 0, n)
 
 
-def _scan_symbolic(x, op, ident):
-    """Inclusive scan along the last axis of symbolic length n: pad to m blocks of _BLOCK, scan each block with
-    static steps, scan the m block totals with _TOP_STEPS gather steps (each a no-op once 2**j >= m), add each
-    block's exclusive prefix. Lengths over 2**40 raise at run time rather than give a wrong sum."""
+def _exclusive_scan(x, op, ident, level=0):
+    """Exclusive scan along the last axis (``out[i] = x[0] op ... op x[i-1]``) for any length n: blocks of _BLOCK
+    are scanned by a masked reduction, their totals scanned recursively (_LEVELS deep, then directly), and each
+    block's prefix combined in. Products and sums only: exact for integers, differentiable by the existing rules."""
     n = x.shape[-1]
     lead = x.shape[:-1]
+    if level == _LEVELS or (isinstance(n, int) and n <= 4 * _BLOCK):
+        return _masked_reduce(x, _strict_lower(n), op, ident)
     m = T.dim_floordiv(n + (_BLOCK - 1), _BLOCK)
     pad = ops.broadcast_to(ops.constant(ident, x.dtype), lead + (m * _BLOCK - n,))
     xb = ops.reshape(ops.bind("concatenate", x, pad, axis=x.ndim - 1), lead + (m, _BLOCK))
-    yb = _scan_static(xb, op, _BLOCK)
-    tot = ops.reshape(_cut(yb, yb.ndim - 1, _BLOCK - 1, 1), lead + (m,))
-    for j in range(_TOP_STEPS):
-        tot = _u(op, tot, _shifted(tot, 2 ** j, ident))
-    excl = _shifted(tot, 1, ident)
-    y = _u(op, yb, ops.reshape(excl, lead + (m, 1)))
-    y = ops.reshape(y, lead + (m * _BLOCK,))
-    ops.add_check(_u("greater", _dimv(n), 2 ** 40), UnsupportedError,
-                  "np.cumsum/np.cumprod in tracejit scans at most 2**40 elements along one axis")
+    inner = _masked_reduce(xb, _strict_lower(_BLOCK), op, ident)
+    totals = ops.reduce(_RED[op], xb, xb.ndim - 1)
+    before = _exclusive_scan(totals, op, ident, level + 1)
+    y = ops.reshape(_u(op, inner, ops.reshape(before, lead + (m, 1))), lead + (m * _BLOCK,))
     return _cut(y, y.ndim - 1, 0, n)
 
 
@@ -276,7 +276,7 @@ def _cumulative(name, op, ident, a, axis, dtype, out):
         a = ops.convert(a, T.INT64)
     x = ops.transpose(a, tuple(i for i in range(a.ndim) if i != ax) + (ax,))
     n = x.shape[-1]
-    y = _scan_static(x, op, n) if isinstance(n, int) and n <= 4 * _BLOCK else _scan_symbolic(x, op, ident)
+    y = _u(op, _exclusive_scan(x, op, ident), x)
     back = list(range(a.ndim - 1))
     back.insert(ax, a.ndim - 1)
     return ops.transpose(y, tuple(back))
@@ -284,7 +284,7 @@ def _cumulative(name, op, ident, a, axis, dtype, out):
 
 @impl("cumsum")
 def cumsum(a, axis=None, dtype=None, out=None):
-    """numpy.cumsum as a log-step prefix scan built from slices and concatenates (see _scan_symbolic)."""
+    """numpy.cumsum as a blocked prefix scan of masked reductions (see _exclusive_scan)."""
     return _cumulative("cumsum", "add", 0, a, axis, dtype, out)
 
 
