@@ -223,7 +223,7 @@ def test_work_queued_while_the_lock_is_taken_is_done_by_its_holder(pool):
     del a
     assert pool.stats()["idle_blocks"] == 0 and len(pool._returned) == 1
     b = f(x)  # the lock is taken: fresh memory, no waiting
-    pool._unlock()
+    pool._drain()
     assert pool.stats()["idle_blocks"] == 1 and not pool._returned
     np.testing.assert_array_equal(b, x * 9 + 1)
 

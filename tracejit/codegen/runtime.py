@@ -173,7 +173,7 @@ class RecyclePool:
         self._free = {}  # nbytes -> [id(block)] of idle blocks, most recently freed last
         self._lru = collections.OrderedDict()  # id(block) -> (block, owner) of every idle block, oldest first
         self._leased = {}  # id(weakref to an array handed out) -> (weakref, block, owner)
-        self._returned = collections.deque()  # (block, owner) handed back while the lock was taken
+        self._returned = collections.deque()  # (weakref, block, owner) of arrays that died, not yet idle
         self._dead = collections.deque()  # owners garbage-collected while the lock was taken
         self._owners = {}  # id -> weakref to each live executable (kept here, so the callback outlives a cycle)
         self.idle_bytes = 0
@@ -191,7 +191,24 @@ class RecyclePool:
 
     def take(self, shape, dtype, nbytes, owner):
         """An uninitialized array of ``shape``: recycled memory when some is idle, else fresh memory."""
-        block = self._reuse(nbytes) if nbytes in self._free else None
+        block = None
+        ids = self._free.get(nbytes)
+        if ids and self._lock.acquire(False):  # (lock taken: fresh memory rather than waiting)
+            try:
+                while ids:
+                    block, _ = self._lru.pop(ids.pop())
+                    self.idle_bytes -= nbytes
+                    # two references: ``block`` and getrefcount's argument. More: someone kept the block itself
+                    # (``out.base``) after its array died; it is theirs now, never handed out again
+                    if _getrefcount(block) == 2:
+                        break
+                    block = None
+                if not ids:
+                    self._free.pop(nbytes, None)
+            finally:
+                self._lock.release()
+            if self._returned or self._dead:
+                self._settle()
         if block is None:
             if not self.limit:
                 return np.empty(shape, dtype)
@@ -207,42 +224,13 @@ class RecyclePool:
         out.reshape(-1).view(np.uint8).fill(0xFF)
         return out
 
-    def _reuse(self, nbytes):
-        """An idle block of ``nbytes`` that nothing else refers to, or None (also when the lock is taken)."""
-        if not self._lock.acquire(False):
-            return None
-        block = None
-        try:
-            ids = self._free.get(nbytes)
-            while ids:
-                block, _ = self._lru.pop(ids.pop())
-                self.idle_bytes -= nbytes
-                # two references: ``block`` and getrefcount's argument. More: someone kept the block itself
-                # (``out.base``) after the array died; it is theirs now, never handed out again
-                if _getrefcount(block) == 2:
-                    break
-                block = None
-            if not ids:
-                self._free.pop(nbytes, None)
-        finally:
-            self._unlock()
-        return block
-
     def _array_died(self, ref):
         """Weakref callback: the array handed out and all its views are gone; its block becomes idle."""
         item = self._leased.pop(id(ref), None)
-        if item is None:
-            return
-        block, owner = item[1], item[2]
-        nbytes = block.nbytes
-        if nbytes <= self.limit and owner() is not None and self._lock.acquire(False):
-            self._lru[id(block)] = (block, owner)  # the common case, inline: it runs once per array handed out
-            self._free.setdefault(nbytes, []).append(id(block))
-            self.idle_bytes += nbytes
-            self._unlock()
-        else:
-            self._returned.append((block, owner))
-            self._settle()
+        if item is not None:
+            self._returned.append(item)
+            if self._lock.acquire(False):
+                self._drain()
 
     def owner(self, executable):
         """The weakref by which recycled blocks remember the ``executable`` that used them last."""
@@ -259,21 +247,16 @@ class RecyclePool:
     def _settle(self):
         """Do the queued work now, unless the lock is taken (then its holder does it)."""
         if self._lock.acquire(False):
-            self._unlock()
+            self._drain()
 
-    def _unlock(self):
-        """Do the queued work, then release the lock; again if more came meanwhile and the lock is free."""
-        if not (self._returned or self._dead) and self.idle_bytes <= self.limit:
-            self._lock.release()
-            if not (self._returned or self._dead):
-                return
-            if not self._lock.acquire(False):
-                return
+    def _drain(self):
+        """With the lock taken: do the queued work and release the lock; again if more came meanwhile."""
         while True:
             try:
+                limit = self.limit
                 while self._returned:
-                    block, owner = self._returned.popleft()
-                    if owner() is not None and block.nbytes <= self.limit:
+                    _, block, owner = self._returned.popleft()
+                    if owner() is not None and block.nbytes <= limit:
                         self._lru[id(block)] = (block, owner)
                         self._free.setdefault(block.nbytes, []).append(id(block))
                         self.idle_bytes += block.nbytes
@@ -281,7 +264,7 @@ class RecyclePool:
                     dead = self._dead.popleft()
                     for key in [k for k, (_, o) in self._lru.items() if o is dead]:
                         self._drop(key)
-                while self.idle_bytes > self.limit:
+                while self.idle_bytes > limit:
                     self._drop(next(iter(self._lru)))
             finally:
                 self._lock.release()
