@@ -24,6 +24,7 @@ from . import guards
 
 _lock = threading.Lock()
 _depth = 0
+_tracing = threading.local()  # this thread's trace nesting depth
 _ORIGINAL: dict = {}
 
 
@@ -156,7 +157,7 @@ def _wrapper(name):
     impl = _IMPLS[name]
 
     def f(*args, **kwargs):
-        if guards.current() is not None and _from_user():
+        if getattr(_tracing, "depth", 0) and _from_user():
             return impl(*args, **kwargs)
         return original(*args, **kwargs)
     f.__name__ = name
@@ -180,6 +181,7 @@ class patched:
         global _depth
         if not self.on:
             return
+        _tracing.depth = getattr(_tracing, "depth", 0) + 1
         with _lock:
             if _depth == 0:
                 for name in _IMPLS:
@@ -191,8 +193,19 @@ class patched:
         global _depth
         if not self.on:
             return
+        _tracing.depth -= 1
         with _lock:
             _depth -= 1
             if _depth == 0:
                 for name, f in _ORIGINAL.items():
                     setattr(np, name, f)
+
+
+def _register_like():
+    """``np.empty_like`` on a tracer: ``zeros_like`` (reading unwritten elements is the user's bug, not a crash)."""
+    from .numpy_api import IMPLS
+    if "zeros_like" in IMPLS:
+        IMPLS.setdefault("empty_like", IMPLS["zeros_like"])
+
+
+_register_like()

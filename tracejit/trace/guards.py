@@ -129,6 +129,10 @@ def dim_compare(d, op, other) -> bool:
         return NotImplemented
     if isinstance(diff, int):
         return _OPS[op](diff, 0)
+    if ctx is None:
+        raise ConcretizationError(
+            f"the comparison {d} {op} {other} needs a concrete length, which this transformation (grad, vmap, ...) "
+            f"does not specialize on; wrap the function in tj.jit, or pass the length as a static argument")
     out = _OPS[op](T.eval_dim(diff, ctx.env()), 0)
     ctx.record(diff, op if out else _NEGATE[op], 0)
     return out

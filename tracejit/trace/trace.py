@@ -205,7 +205,7 @@ def trace(fun, leaves, treedef, rebuild_args, names=None, info=None):
         args, kwargs = rebuild_args(tracers)
         ctx = guards.Context(leaves, symbols, inputs) if info is not None else None
         try:
-            with guards.active(ctx), creation.patched(ctx is not None):
+            with guards.active(ctx), creation.patched(True):
                 out = fun(*args, **kwargs)
         except ConcretizationError as e:
             hint = _number_sequences(treedef, leaves) if getattr(e, "from_asarray", False) else None

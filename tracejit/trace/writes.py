@@ -144,25 +144,18 @@ def _whole(span, n) -> bool:
 
 
 def _place_strided(x, v, spans, axis, start, step, length):
-    """Step k > 1: the run x[start : start + (L-1)*k + 1] is L-1 rows of k (their first column written) and one
-    last element."""
-    if isinstance(length, Dim) and not guards.dim_compare(length, ">", 0):
-        return x
-    head = length - 1
-    run = _cut(x, axis, start, 1, head * step + 1)
-    rows = _cut(run, axis, 0, 1, head * step)
-    shape = rows.shape
-    rows = ops.reshape(rows, shape[:axis] + (head, step) + shape[axis + 1:])
+    """Step k > 1: with k - 1 elements of padding, the run x[start : start + L*k] is L rows of k whose first
+    column is written (no case for L == 0, so a symbolic L needs no guard)."""
+    n = x.shape[axis]
+    pad_shape = x.shape[:axis] + (step - 1,) + x.shape[axis + 1:]
+    xp = ops.bind("concatenate", x, ops.broadcast_to(ops.constant(np.zeros((), x.dtype)), pad_shape), axis=axis)
+    run = _cut(xp, axis, start, 1, length * step)
+    rows = ops.reshape(run, run.shape[:axis] + (length, step) + run.shape[axis + 1:])
     first = _cut(rows, axis + 1, 0, 1, 1)
-    vhead = _cut(v, axis, 0, 1, head)
-    first_new = _place_rows(first, vhead, spans, axis)
     rest = _cut(rows, axis + 1, 1, 1, step - 1)
-    rows_new = ops.bind("concatenate", first_new, rest, axis=axis + 1)
-    last = _cut(run, axis, head * step, 1, 1)
-    last_new = _place(last, _cut(v, axis, head, 1, 1), spans, axis + 1)
-    run_new = ops.bind("concatenate", ops.reshape(rows_new, run.shape[:axis] + (head * step,) + run.shape[axis + 1:]),
-                       last_new, axis=axis)
-    return _splice(x, axis, start, head * step + 1, run_new)
+    rows_new = ops.bind("concatenate", _place_rows(first, v, spans, axis), rest, axis=axis + 1)
+    xp_new = _splice(xp, axis, start, length * step, ops.reshape(rows_new, run.shape))
+    return _cut(xp_new, axis, 0, 1, n)
 
 
 def _place_rows(first, vhead, spans, axis):
