@@ -134,6 +134,7 @@ def test_idle_bytes_are_bounded_least_recently_freed_first(pool, monkeypatch):
     st = pool.stats()
     assert st["idle_bytes"] <= 3 * N * 8 and st["idle_blocks"] >= 1
     assert sorted(pool._free) == sorted(sizes)[-st["idle_blocks"]:]  # the last ones freed stay
+    _check_pool_books(pool)
 
 
 def test_limit_zero_turns_recycling_off(pool, monkeypatch):
@@ -196,13 +197,22 @@ def test_poisoned_take_fills_recycled_memory(pool):
     assert _addr(b) == where and np.isnan(b).all()
 
 
-def test_threads_calling_at_once_never_share_a_buffer(pool):
+def _check_pool_books(pool):
+    """Every idle block is listed once under its size, and the idle bytes add up."""
+    listed = [key for ids in pool._free.values() for key in ids]
+    assert sorted(listed) == sorted(pool._lru) and all(pool._free.values())
+    assert all(pool._lru[key][0].nbytes == n for n, ids in pool._free.items() for key in ids)
+    assert pool.idle_bytes == sum(b.nbytes for b, _ in pool._lru.values()) <= pool.limit
+
+
+def test_threads_calling_at_once_never_share_a_buffer(pool, monkeypatch):
+    monkeypatch.setattr(pool, "_limit", 5 * N * 8)  # small: blocks come and go while the threads run
     f = _affine(8)
     errors = []
 
     def work(k):
-        x = np.full(N, float(k))
-        for _ in range(30):
+        for i in range(40):
+            x = np.full(N + 512 * (i % 3), float(k))
             out = f(x)
             if not (out == k * 8 + 1).all():
                 errors.append(k)
@@ -212,6 +222,7 @@ def test_threads_calling_at_once_never_share_a_buffer(pool):
     for t in threads:
         t.join()
     assert not errors
+    _check_pool_books(pool)
 
 
 def test_work_queued_while_the_lock_is_taken_is_done_by_its_holder(pool):

@@ -192,9 +192,9 @@ class RecyclePool:
     def take(self, shape, dtype, nbytes, owner):
         """An uninitialized array of ``shape``: recycled memory when some is idle, else fresh memory."""
         block = None
-        ids = self._free.get(nbytes)
-        if ids and self._lock.acquire(False):  # (lock taken: fresh memory rather than waiting)
+        if nbytes in self._free and self._lock.acquire(False):  # (lock taken: fresh memory rather than waiting)
             try:
+                ids = self._free.get(nbytes)  # read again under the lock: another thread may have emptied it
                 while ids:
                     block, _ = self._lru.pop(ids.pop())
                     self.idle_bytes -= nbytes
@@ -203,8 +203,8 @@ class RecyclePool:
                     if _getrefcount(block) == 2:
                         break
                     block = None
-                if not ids:
-                    self._free.pop(nbytes, None)
+                if ids is not None and not ids:
+                    del self._free[nbytes]
             finally:
                 self._lock.release()
             if self._returned or self._dead:
