@@ -99,9 +99,9 @@ def log_ndtr(x):
     tail = x < t
     xt = _safe(tail, x, t)
     asym = -0.5 * xt * xt - np.log(-xt) - _LOG_SQRT_2PI + np.log1p(_horner_odd_factorial(1.0 / (xt * xt), 12))
-    xm = _safe(tail, t, x)
+    xm = _safe(tail | (x > 0), -1.0, x)
     mid = np.log(0.5 * _erfc(-xm / _SQRT2))
-    right = np.log1p(-0.5 * _erfc(xm / _SQRT2))
+    right = np.log1p(-0.5 * _erfc(_safe(x > 0, x, 1.0) / _SQRT2))
     return np.where(tail, asym, np.where(x > 0.0, right, mid))
 
 

@@ -169,8 +169,14 @@ def _bind(name, method, shapes, discrete, args, kwds):
     missing = [n for n in names[:1 + len(shapes)] if n not in vals]
     if missing:
         raise TypeError(f"scipy.stats.{name}.{method}() missing argument(s): {', '.join(missing)}")
-    return ([sps._float(vals[n]) for n in names[:1 + len(shapes)]], sps._float(vals.get("loc", 0.0)),
-            sps._float(vals.get("scale", 1.0)))
+    return [_f64(vals[n]) for n in names[:1 + len(shapes)]], _f64(vals.get("loc", 0.0)), _f64(vals.get("scale", 1.0))
+
+
+def _f64(v):
+    """scipy.stats computes in float64 whatever the inputs' dtype."""
+    if isinstance(v, (Tracer, np.ndarray, np.generic)):
+        return v if v.dtype == np.float64 else v.astype(np.float64)
+    return float(v) if isinstance(v, (bool, int, float)) else np.asarray(v, np.float64)
 
 
 def call(name, method, args, kwds):
@@ -225,20 +231,32 @@ def mvn_logpdf(x, mean=None, cov=1, allow_singular=False):
     return _squeeze(-0.5 * (d * math.log(2 * math.pi) + logdet + maha))
 
 
+def _known(n):
+    """A length as a Python int when it is one (traced lengths other than 1 are symbolic), else None."""
+    return n if isinstance(n, int) else None
+
+
 def _deviation(x, mean, d):
-    x = sps._float(x)
-    if np.ndim(x) == 0 or (d > 1 and x.shape[-1] != d) or (d == 1 and np.ndim(x) >= 1 and x.shape[-1] != 1):
-        x = x[..., None]  # scipy reads a scalar (or, in 1-D, a vector of scalars) as points of dimension 1
-    return x if mean is None else x - sps._float(mean)
+    """x - mean with points along the last axis; as scipy, a scalar x, or (in dimension 1) a vector, is points of
+    dimension 1."""
+    x = _f64(x)
+    if np.ndim(x) == 0 or (d == 1 and _known(np.shape(x)[-1]) != 1):
+        x = x[..., None]
+    return x if mean is None else x - _f64(mean)
 
 
 def _mvn_diag(x, mean, cov):
-    var = sps._float(cov)
-    d = np.shape(mean)[-1] if mean is not None and np.ndim(mean) else (np.shape(var)[-1] if np.ndim(var) else 1)
+    """A scalar or 1-D covariance is a diagonal one (scipy's reading): a sum over components, no factorization."""
+    var = _f64(cov)
+    d = None
+    for v in (mean, var):
+        if v is not None and np.ndim(v):
+            d = _known(np.shape(v)[-1])
+    if d is None and mean is None and np.ndim(var) == 0:
+        d = _known(np.shape(x)[-1]) if np.ndim(x) else 1
     dev = _deviation(x, mean, d)
-    v = var * np.ones(d) if np.ndim(var) == 0 else var
-    maha = np.sum(dev * dev / v, axis=-1)
-    return _squeeze(-0.5 * (d * math.log(2 * math.pi) + np.sum(np.log(v), axis=-1) + maha))
+    terms = math.log(2 * math.pi) + np.log(var) + dev * dev / var
+    return _squeeze(-0.5 * np.sum(terms * np.ones_like(dev), axis=-1))
 
 
 def _squeeze(v):
@@ -254,15 +272,13 @@ def mvn_pdf(x, mean=None, cov=1, allow_singular=False):
 def dirichlet_logpdf(x, alpha):
     """dirichlet.logpdf with components along the first axis of x (scipy's layout); K - 1 components get the last
     one appended as 1 - sum."""
-    alpha = sps._float(alpha)
-    x = sps._float(x)
-    k = np.shape(alpha)[0]
-    if np.shape(x)[0] == k - 1:
+    alpha, x = _f64(alpha), _f64(x)
+    k, kx = _known(np.shape(alpha)[0]), _known(np.shape(x)[0])
+    if k is not None and kx is not None and kx == k - 1:
         x = np.concatenate([x, (1.0 - np.sum(x, axis=0))[None]], axis=0)
-    if np.shape(x)[0] != k:
-        raise ValueError(f"scipy.stats.dirichlet.logpdf: x has {np.shape(x)[0]} components along its first axis, "
-                         f"alpha has {k}")
-    a = np.reshape(alpha, (k,) + (1,) * (np.ndim(x) - 1))
+    elif k is not None and kx is not None and kx != k:
+        raise ValueError(f"scipy.stats.dirichlet.logpdf: x has {kx} components along its first axis, alpha has {k}")
+    a = np.reshape(alpha, (-1,) + (1,) * (np.ndim(x) - 1))
     norm = np.sum(_lg(alpha)) - _lg(np.sum(alpha))
     return np.sum(xlogy(a - 1.0, x), axis=0) - norm
 
