@@ -369,7 +369,7 @@ NO_VALUE_EFFECT = {"order", "subok", "copy", "like", "device", "optimize", "ndma
 # keywords tracejit refuses: a call with a non-default value must raise rather than be ignored
 REFUSED = {"out": np.empty((2, 3)), "where": X > 0, "mean": np.zeros((1, 3)), "signature": "dd->d"}
 ALIASES = {"ones_like": "zeros_like", "amax": "max", "amin": "min", "argmin": "argmax", "std": "var", "concat": "concatenate",
-           "permute_dims": "transpose"}
+           "permute_dims": "transpose", "empty_like": "zeros_like"}
 
 
 def _keywords(fn):

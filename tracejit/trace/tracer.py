@@ -141,10 +141,10 @@ class _Link:
     """How a traced array derives from another one (its base). ``fwd(base) -> view`` and ``bwd(base, view) ->
     base`` make an exact view: a write into it rebuilds the base, and it is recomputed when the base changes.
     Without them it is an untracked view: writing into it marks the base unreadable."""
-    __slots__ = ("base", "fwd", "bwd", "seen")
+    __slots__ = ("base", "fwd", "bwd", "seen", "key")
 
-    def __init__(self, base, fwd, bwd):
-        self.base, self.fwd, self.bwd = base, fwd, bwd
+    def __init__(self, base, fwd, bwd, key=None):
+        self.base, self.fwd, self.bwd, self.key = base, fwd, bwd, key
         self.seen = base._tj_value
 
 
@@ -392,7 +392,7 @@ class Tracer:
         value = getitem(self._tj_value, key)
         if _is_basic(key):  # an exact view: writes into it reach this array, and it sees this array's writes
             k = key
-            return Tracer(value, _Link(self, lambda b: getitem(b, k), lambda b, v: writes.set_item(b, k, v)))
+            return Tracer(value, _Link(self, lambda b: getitem(b, k), lambda b, v: writes.set_item(b, k, v), k))
         return wrap(value)
 
     def __setitem__(self, key, value):
@@ -401,6 +401,9 @@ class Tracer:
                 raise masked._refuse("a write through an index other than the mask")
             self._assign(masked.write_back(self._tj_value, masked.mask_of(key), value))
             return
+        link = getattr(value, "_link", None)
+        if link is not None and link.base is self and link.seen is self._v and _same_key(link.key, key):
+            return  # x[k] op= v: the view x[k] already wrote itself into x (no second splice)
         self._assign(writes.set_item(self._tj_value, key, ops.as_value(unwrap(value))))
 
     def fill(self, value):
@@ -567,6 +570,13 @@ def _hi(a, lo):
         if r is not None:
             return a if r else lo
     return T.dim_max(a, lo)
+
+
+def _same_key(a, b) -> bool:
+    try:
+        return a is not None and type(a) is type(b) and bool(a == b)
+    except Exception:  # noqa: BLE001 - keys holding arrays compare elementwise: not the same write
+        return False
 
 
 def _is_basic(key) -> bool:
