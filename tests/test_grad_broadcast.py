@@ -16,6 +16,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import tracejit as tj
 from tracejit import tensor as T
 
+from test_autodiff import numeric_grad
+
 jax = pytest.importorskip("jax")
 jax.config.update("jax_enable_x64", True)
 jnp = jax.numpy
@@ -143,18 +145,7 @@ def _jax_arg(a):
 
 
 def _central(f, x, h):
-    x = np.array(x, dtype=np.float64)
-    g = np.zeros_like(x)
-    flat, gf = x.reshape(-1), g.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + h
-        fp = float(f(x))
-        flat[i] = old - h
-        fm = float(f(x))
-        flat[i] = old
-        gf[i] = (fp - fm) / (2 * h)
-    return g
+    return numeric_grad(f, x, h)
 
 
 def _compare(fun, jfun, args, dtype, fd=True):

@@ -52,6 +52,25 @@ def _bind_positional(fun, args, kwargs, what):
     return tuple(bound.args)
 
 
+def _flat_args(args, positions, name):
+    """((tree, leaf count) per argument at ``positions``, their leaves as Values, flat)."""
+    arg_trees, ins = [], []
+    for i in positions:
+        leaves, tree = tree_flatten(args[i])
+        arg_trees.append((tree, len(leaves)))
+        ins.extend(_value(x, f"argument {i} of {name}") for x in leaves)
+    return arg_trees, ins
+
+
+def _unflat_args(arg_trees, values) -> list:
+    """One pytree of tracers per argument from flat Values (inverse of ``_flat_args``)."""
+    out, pos = [], 0
+    for tree, n in arg_trees:
+        out.append(tree_unflatten(tree, [wrap(v) for v in values[pos:pos + n]]))
+        pos += n
+    return out
+
+
 class _Rule:
     """The shared part of both decorators: the function, its non-differentiable positions, one call's marks."""
     kind = "custom rule"
@@ -223,11 +242,7 @@ class custom_vjp(_Rule):
         out, res = pair
         res_leaves, res_tree = tree_flatten(res)
         res_vals = [_value(x, f"custom_vjp fwd of {name}: a residual") for x in res_leaves]
-        arg_trees, ins = [], []
-        for i in diff_pos:
-            leaves, tree = tree_flatten(args[i])
-            arg_trees.append((tree, len(leaves)))
-            ins.extend(_value(x, f"argument {i} of {name}") for x in leaves)
+        arg_trees, ins = _flat_args(args, diff_pos, name)
         bwd = self.bwd
 
         def pullback(in_vals, res_now, cts):
@@ -264,22 +279,14 @@ class custom_jvp(_Rule):
             return self.fun(*args)
         nondiff, diff_pos = self._split(args)
         out = self.fun(*args)
-        arg_trees, ins = [], []
-        for i in diff_pos:
-            leaves, tree = tree_flatten(args[i])
-            arg_trees.append((tree, len(leaves)))
-            ins.extend(_value(x, f"argument {i} of {name}") for x in leaves)
+        arg_trees, ins = _flat_args(args, diff_pos, name)
         rule = self.jvp
 
         def pullback(in_vals, res_now, cts):
             """Run the rule on fresh tangents, then transpose its (linear) tangent output."""
             ts = [Value(T.TensorType(v.dtype if T.is_float(v.dtype) else T.FLOAT64, tuple(v.shape)))
                   for v in in_vals]
-            primals, tangents, pos = [], [], 0
-            for tree, n in arg_trees:
-                primals.append(tree_unflatten(tree, [wrap(v) for v in in_vals[pos:pos + n]]))
-                tangents.append(tree_unflatten(tree, [wrap(t) for t in ts[pos:pos + n]]))
-                pos += n
+            primals, tangents = _unflat_args(arg_trees, in_vals), _unflat_args(arg_trees, ts)
             pair = rule(*nondiff, tuple(primals), tuple(tangents))
             if not (isinstance(pair, tuple) and len(pair) == 2):
                 raise TypeError(f"custom_jvp rule of {name} must return a pair (primal_out, tangent_out), got an "
@@ -314,20 +321,15 @@ def checkpoint(fun, static_argnums=()):
         if not any(isinstance(x, Tracer) for x in tree_flatten(args)[0]):
             return fun(*args)
         diff_pos = [i for i in range(len(args)) if i not in static]
-        arg_trees, ins = [], []
-        for i in diff_pos:
-            leaves, tree = tree_flatten(args[i])
-            arg_trees.append((tree, len(leaves)))
-            ins.extend(_value(x, f"argument {i} of {name}") for x in leaves)
+        arg_trees, ins = _flat_args(args, diff_pos, name)
         out = fun(*args)
 
         def pullback(in_vals, res_now, cts):
             after = [c for c in cts if c is not None]
             again = [ops.bind("remat_barrier", v, *after) for v in in_vals]
-            new_args, pos = list(args), 0
-            for i, (tree, n) in zip(diff_pos, arg_trees):
-                new_args[i] = tree_unflatten(tree, [wrap(v) for v in again[pos:pos + n]])
-                pos += n
+            new_args = list(args)
+            for i, a in zip(diff_pos, _unflat_args(arg_trees, again)):
+                new_args[i] = a
             outs = [_value(x, f"an output of {name}") for x in tree_flatten(fun(*new_args))[0]]
             live = [(o, c) for o, c in zip(outs, cts) if T.is_float(o.dtype)]
             gs = backward([o for o, _ in live], [c for _, c in live], [a for a in again]) if live else []

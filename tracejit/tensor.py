@@ -227,18 +227,24 @@ def _as_list(x):
     return (list(x), False) if isinstance(x, (list, tuple)) else ([x], True)
 
 
+def _op_operands(f, wrt, eval_points, what, pair_with_wrt):
+    """The Values of R/L-operator arguments, and whether the result is a single variable; ``eval_points`` come one
+    per ``wrt`` (Rop) or one per expression (Lop)."""
+    (fs, single_f), (ws, single_w), (es, _) = _as_list(f), _as_list(wrt), _as_list(eval_points)
+    want = ws if pair_with_wrt else fs
+    if len(es) != len(want):
+        kind = "wrt variable(s)" if pair_with_wrt else "expression(s)"
+        raise ValueError(f"tensor.{what}: {len(want)} {kind} but {len(es)} eval_points; give one per "
+                         f"{'variable' if pair_with_wrt else 'expression'}")
+    vals = [[as_tensor_variable(x)._tj_value for x in xs] for xs in (fs, ws, es)]
+    return vals, (single_f if pair_with_wrt else single_w)
+
+
 def Lop(f, wrt, eval_points):
     """Theano's L-operator: ``eval_points^T (df/dwrt)`` (a vector-Jacobian product; ``eval_points`` shaped like
     ``f``), with the structure of ``wrt``. The reverse pass of ``tj.grad``."""
     from .passes.autodiff import backward
-    fs, _ = _as_list(f)
-    ws, single = _as_list(wrt)
-    es, _ = _as_list(eval_points)
-    if len(es) != len(fs):
-        raise ValueError(f"tensor.Lop: {len(fs)} expression(s) but {len(es)} eval_points; give one per expression")
-    fv = [as_tensor_variable(x)._tj_value for x in fs]
-    ev = [as_tensor_variable(x)._tj_value for x in es]
-    wv = [as_tensor_variable(x)._tj_value for x in ws]
+    (fv, wv, ev), single = _op_operands(f, wrt, eval_points, "Lop", False)
     out = symbolic_apply(lambda: backward(fv, ev, wv))
     return out[0] if single else list(out)
 
@@ -249,14 +255,7 @@ def Rop(f, wrt, eval_points):
     from .ir.graph import Value
     from .passes.autodiff import backward
     from .transforms import _inline
-    fs, single = _as_list(f)
-    ws, _ = _as_list(wrt)
-    es, _ = _as_list(eval_points)
-    if len(es) != len(ws):
-        raise ValueError(f"tensor.Rop: {len(ws)} wrt variable(s) but {len(es)} eval_points; give one per variable")
-    fv = [as_tensor_variable(x)._tj_value for x in fs]
-    ev = [as_tensor_variable(x)._tj_value for x in es]
-    wv = [as_tensor_variable(x)._tj_value for x in ws]
+    (fv, wv, ev), single = _op_operands(f, wrt, eval_points, "Rop", True)
 
     def build():
         us = [Value(_T.TensorType(v.dtype, tuple(v.shape))) for v in fv]

@@ -155,7 +155,7 @@ class Variable(Tracer):
     __slots__ = ("_decl",)
 
     def __init__(self, value: Value, declared_dtype=None):
-        self._tj_value = value
+        Tracer.__init__(self, value)
         self._decl = declared_dtype  # for int8 inputs (computed in int32); None: the value's dtype
 
     # identity, names, types ------------------------------------------------------------------------
