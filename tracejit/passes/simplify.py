@@ -407,6 +407,10 @@ def _nothing_to_multiply(v) -> bool:
 
 
 def _from_int(t) -> bool:
+    """t holds integers: converted from an int dtype, or a float rounded to one (np.round(x, 1) is rint(10x) / 10).
+    Their quotient by a constant must stay correctly rounded (3 / 10 is 0.3, 3 * 0.1 is 0.30000000000000004)."""
+    if t.eqn is not None and t.eqn.prim in ("rint", "floor", "ceil", "trunc"):
+        return True
     src = arg(t, "convert")
     return src is not None and src.dtype.kind != "f"
 

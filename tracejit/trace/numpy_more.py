@@ -229,7 +229,7 @@ def _masked_reduce(x, strict, op, ident):
     n = x.shape[-1]
     xe = ops.reshape(x, x.shape[:-1] + (1, n))
     picked = _u("where", strict, xe, ops.constant(ident, x.dtype))
-    return ops.reduce(_RED[op], picked, picked.ndim - 1)
+    return ops.convert(ops.reduce(_RED[op], picked, picked.ndim - 1), x.dtype)  # int32 sums wrap as numpy's
 
 
 def _strict_lower(n):
@@ -256,7 +256,7 @@ def _exclusive_scan(x, op, ident, level=0):
     pad = ops.broadcast_to(ops.constant(ident, x.dtype), lead + (m * _BLOCK - n,))
     xb = ops.reshape(ops.bind("concatenate", x, pad, axis=x.ndim - 1), lead + (m, _BLOCK))
     inner = _masked_reduce(xb, _strict_lower(_BLOCK), op, ident)
-    totals = ops.reduce(_RED[op], xb, xb.ndim - 1)
+    totals = ops.convert(ops.reduce(_RED[op], xb, xb.ndim - 1), x.dtype)
     before = _exclusive_scan(totals, op, ident, level + 1)
     y = ops.reshape(_u(op, inner, ops.reshape(before, lead + (m, 1))), lead + (m * _BLOCK,))
     return _cut(y, y.ndim - 1, 0, n)
@@ -484,15 +484,28 @@ def take(a, indices, axis=None, out=None, mode="raise"):
     ax = _ax(axis, a.ndim)
     idx = _index_value(indices, "np.take")
     n = a.shape[ax]
+    if mode in ("wrap", "clip"):
+        _nonempty_take(n, idx)
     if mode == "wrap":
-        ops.require_nonempty(n, "cannot do a non-empty take from an empty axes.")
-        idx = _u("remainder", idx, _dimv(n))
+        idx = _u("remainder", idx, _u("maximum", _dimv(n), 1))
     elif mode == "clip":
-        ops.require_nonempty(n, "cannot do a non-empty take from an empty axes.")
         idx = _u("minimum", _u("maximum", idx, 0), _u("subtract", _dimv(n), 1))
     elif mode != "raise":
         raise ValueError(f"clipmode must be one of 'clip', 'raise', or 'wrap' (got {mode!r})")
     return ops.bind("gather", a, idx, axis=ax)
+
+
+def _nonempty_take(n, idx):
+    """numpy's IndexError for a wrapped or clipped take of some indices from an empty axis (now, or at run time)."""
+    msg = "cannot do a non-empty take from an empty axes."
+    m = T.prod(idx.shape)
+    if isinstance(n, int) and isinstance(m, int):
+        if n == 0 and m:
+            raise IndexError(msg)
+        return
+    if isinstance(n, int) and n:
+        return
+    ops.add_check(_u("logical_and", _u("equal", _dimv(n), 0), _u("greater", _dimv(m), 0)), IndexError, msg)
 
 
 def _flat_positions(shape, ax, idx):
@@ -512,7 +525,7 @@ def _flat_positions(shape, ax, idx):
     return ops.broadcast_to(pos, T.broadcast_shapes(pos.shape, out_shape, constraints=ops.current().constraints))
 
 
-def _along_axis_index(arr, indices, axis, what):
+def _along_axis_index(arr, indices, axis, what, keep_arr=False):
     idx = _index_value(indices, what)
     if idx.ndim != arr.ndim:
         raise ValueError("`indices` and `arr` must have the same number of dimensions")
@@ -527,8 +540,8 @@ def _along_axis_index(arr, indices, axis, what):
             if isinstance(idx.shape[j], int) and isinstance(arr.shape[j], int):
                 raise ValueError(f"shape mismatch: indexing arrays could not be broadcast together with shapes "
                                  f"{T.shape_str(arr.shape)} {T.shape_str(idx.shape)}")
-    big = tuple(idx.shape[j] if j == axis else T.broadcast_shapes((arr.shape[j],), (idx.shape[j],),
-                                                                   constraints=ops.current().constraints)[0]
+    big = tuple(idx.shape[j] if j == axis else arr.shape[j] if keep_arr else
+                T.broadcast_shapes((arr.shape[j],), (idx.shape[j],), constraints=ops.current().constraints)[0]
                 for j in range(arr.ndim))
     shape = tuple(arr.shape[j] if j == axis else big[j] for j in range(arr.ndim))
     src = ops.broadcast_to(arr, shape) if shape != arr.shape else arr
@@ -561,9 +574,7 @@ def put_along_axis(arr, indices, values, axis, inplace=True):
         arr2 = ravel(arr)
         return ops.reshape(put_along_axis(arr2, ravel(_v(indices)), ravel(_v(values)), 0, inplace=False), arr.shape)
     ax = _ax(axis, arr.ndim)
-    src, idx = _along_axis_index(arr, indices, ax, "np.put_along_axis")
-    if src.shape != arr.shape:
-        raise ValueError("np.put_along_axis: indices must not broadcast arr")
+    _, idx = _along_axis_index(arr, indices, ax, "np.put_along_axis", keep_arr=True)
     pos = ravel(_flat_positions(arr.shape, ax, idx))
     vals = ravel(ops.broadcast_to(ops.convert(_v(values), arr.dtype), idx.shape))
     size = T.prod(arr.shape)

@@ -62,6 +62,8 @@ def _atleast(x, nd):
     x = _v(x)
     if x.ndim >= nd:
         return x
+    if nd == 1:
+        return ops.reshape(x, (1,))
     if nd == 2:
         return ops.reshape(x, (1,) * (2 - x.ndim) + x.shape)
     if x.ndim == 0:
@@ -73,8 +75,7 @@ def _atleast(x, nd):
 
 def _make_atleast(nd):
     def f(*arys):
-        res = [_atleast(a, nd) if nd > 1 else (ops.reshape(_v(a), (1,)) if _v(a).ndim == 0 else _v(a))
-               for a in arys]
+        res = [_atleast(a, nd) for a in arys]
         return res[0] if len(res) == 1 else tuple(res)
     f.__name__ = f"atleast_{nd}d"
     f.__doc__ = f"numpy.atleast_{nd}d: a reshape (one array) or a tuple of them."

@@ -46,9 +46,8 @@ def round_(a, decimals=0, out=None):
         raise UnsupportedError("np.round: the out= argument is not supported by tracejit")
     d = _int(decimals, "np.round's decimals")
     if a.dtype == T.BOOL:
-        a = ops.convert(a, T.INT64) if d < 0 else a
-        if d >= 0:
-            return a
+        raise TypeError("np.round of a bool array computes in float16 in numpy, a dtype tracejit does not compute "
+                        "in; convert first (x.astype(np.float32))")
     if a.dtype.kind == "f":
         if d == 0:
             return _u("rint", a)
@@ -313,8 +312,8 @@ def histogram(a, bins=10, range=None, density=None, weights=None):
                                f"a static count or explicit edges")
     a = ravel(a)
     w = None if weights is None else ravel(_v(weights))
-    if w is not None and w.shape != a.shape:
-        raise ValueError("weights should have the same shape as a.")
+    if w is not None:
+        _same_length(a.shape[0], w.shape[0], "weights should have the same shape as a.")
     if isinstance(bins, (int, np.integer)) and not isinstance(bins, bool):
         nb = int(bins)
         if nb < 1:
@@ -368,8 +367,9 @@ def _uniform_edges(a, nb, rng):
         if isinstance(n, int) and n == 0:
             first, last = _const(0.0, T.FLOAT64), _const(1.0, T.FLOAT64)
         else:
-            mn = IMPLS["min"](af, initial=np.inf)
-            mx = IMPLS["max"](af, initial=-np.inf)
+            ends = ops.constant(np.array([np.inf, -np.inf], af.dtype))  # no reduction of nothing
+            mn = ops.reduce("min", ops.bind("concatenate", af, _cut(ends, 0, 0, 1), axis=0))
+            mx = ops.reduce("max", ops.bind("concatenate", af, _cut(ends, 0, 1, 1), axis=0))
             empty = _u("equal", _dimv(n), 0)
             mn = _u("where", empty, 0.0, mn)
             mx = _u("where", empty, 1.0, mx)
@@ -412,6 +412,8 @@ def interp(x, xp, fp, left=None, right=None, period=None):
     slope = _u("divide", _u("subtract", f1, f0), _u("subtract", x1, x0))
     y = _u("add", _u("multiply", slope, _u("subtract", x, x0)), f0)
     y = _u("where", _u("equal", x, x0), f0, y)
+    if isinstance(K, int) and K == 1:  # one sample point: fp[0] between the left and right values
+        y = ops.broadcast_to(f0, y.shape)
     f_first, f_last = _at(fp, 0), _at(fp, K - 1)
     fl = f_first if left is None else ops.convert(_v(left), T.FLOAT64)
     fr = f_last if right is None else ops.convert(_v(right), T.FLOAT64)
@@ -419,6 +421,8 @@ def interp(x, xp, fp, left=None, right=None, period=None):
     y = _u("where", _u("equal", x, xlast), f_last, y)
     y = _u("where", _u("greater", x, xlast), fr, y)
     y = _u("where", _u("less", x, _at(xp, 0)), fl, y)
+    if isinstance(K, int) and K == 1:  # numpy: one sample point answers fp[0] even for a nan x
+        return y
     return _u("where", _u("isnan", x), _const(np.nan, T.FLOAT64), y)
 
 

@@ -1,0 +1,495 @@
+"""Issue 14's numpy functions on traced values (trace/numpy_more*.py): differential tests against numpy.
+
+Breadth (shapes, dtypes, axes, keyword forms) runs through the IR interpreter, which evaluates the traced graph
+with symbolic lengths (fast: no compile); every function also runs compiled under tj.jit once, a few with two
+lengths through one compilation; errors are checked for numpy's exception type and message; gradients against
+JAX (x64) for the differentiable ones.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tracejit as tj
+import tracejit.numpy as tnp
+from tracejit.api import make_ir
+from tracejit.errors import UnsupportedError
+from tracejit.ir.interpret import evaluate
+
+R = np.random.default_rng(0)
+
+
+def _same(got, want, rtol=1e-12):
+    if isinstance(want, (tuple, list)):
+        assert isinstance(got, (tuple, list)) and len(got) == len(want)
+        for g, w in zip(got, want):
+            _same(g, w, rtol)
+        return
+    want = np.asarray(want)
+    got = np.asarray(got)
+    assert got.shape == want.shape, (got.shape, want.shape)
+    assert got.dtype == want.dtype, (got.dtype, want.dtype)
+    if want.dtype.kind in "biu":
+        np.testing.assert_array_equal(got, want)
+    else:
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=1e-12, equal_nan=True)
+
+
+def _leaves(tree):
+    return [x for t in tree for x in _leaves(t)] if isinstance(tree, (tuple, list)) else [tree]
+
+
+def _rebuild(tree, it):
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(_rebuild(t, it) for t in tree)
+    return next(it)
+
+
+def eager(f, *args, like=None):
+    """f traced (lengths symbolic) and evaluated by the IR interpreter, run-time length checks included; ``like``
+    (numpy's result) gives the output structure (the run-time check flags follow the outputs)."""
+    g = make_ir(f)(*args)
+    out = evaluate(g, list(args))
+    if like is None:
+        return out[0] if len(out) == 1 else tuple(out)
+    n = len(_leaves(like))
+    assert not any(np.any(flag) for flag in out[n:]), "a run-time check failed"
+    return _rebuild(like, iter(out[:n]))
+
+
+def both(f, *args, rtol=1e-12):
+    want = f(*args)
+    _same(eager(f, *args, like=want), want, rtol)
+    return want
+
+
+# ------------------------------------------------------------------------------------------------ data
+X = R.normal(size=(5, 4))
+XN = X.copy()
+XN[1, 2], XN[3, 1], XN[0, 0] = np.nan, np.inf, -np.inf
+XI = R.integers(-9, 9, size=(5, 4))
+XB = XI > 0
+X32 = X.astype(np.float32)
+V = R.normal(size=7)
+K3 = np.array([0.5, -1.0, 2.0])
+EDGES = np.array([-2.0, -1.0, 0.0, 0.5, 3.0])
+
+# one compiled run per function (the interpreter covers the variations below)
+JIT_CASES = {
+    "roll": (lambda x: np.roll(x, 2, axis=1), X),
+    "roll_flat": (lambda x: np.roll(x, -7), XI),
+    "roll_axes": (lambda x: np.roll(x, (1, -2), axis=(0, 1)), X),  # two gathers: the memory planner's case
+    "diff": (lambda x: np.diff(x, 2, axis=0, prepend=0.0), X),
+    "flip": (lambda x: np.flip(x), X),
+    "rot90": (lambda x: np.rot90(x, 3), XI),
+    "cumsum": (lambda x: np.cumsum(x, axis=1), XI),
+    "cumprod": (lambda x: np.cumprod(x, axis=0, dtype=np.float64), X32),
+    "tile": (lambda x: np.tile(x, (2, 1, 3)), XB),
+    "repeat": (lambda x: np.repeat(x, [1, 0, 2, 1, 3], axis=0), X),
+    "pad_reflect": (lambda x: np.pad(x, ((2, 7), (1, 0)), mode="reflect"), X),
+    "pad_constant": (lambda x: np.pad(x, 2, constant_values=(1, 7)), XI),
+    "take": (lambda x: np.take(x, np.array([[0, -1], [2, 2]]), axis=1), X),
+    "take_along_axis": (lambda x: np.take_along_axis(x, np.argmax(x, axis=1)[:, None], 1), X),
+    "put_along_axis": (lambda x: tnp.put_along_axis(x, np.array([[0], [3], [1], [1], [2]]), -1.0, 1,
+                                                    inplace=False), X),
+    "array_split": (lambda x: np.array_split(x, 3, axis=1), X),
+    "stacks": (lambda x: (np.hstack([x, x]), np.vstack([x, x[0]]), np.column_stack([x[:, 0], x]),
+                          np.dstack([x, x])), X),
+    "meshgrid": (lambda x: np.meshgrid(x[0], x[:, 0]), X),
+    "triu_tril": (lambda x: (np.triu(x, 1), np.tril(x, -1)), X),
+    "diag": (lambda x: (np.diag(x[0], -1), np.diag(x, 1)), X),
+    "trace": (lambda x: np.trace(x, -1), XI),
+    "kron": (lambda x: np.kron(x, np.array([[1, -1], [2, 0]])), XI),
+    "cross": (lambda x: np.cross(x[:, :3], x[:, 1:]), X),
+    "round": (lambda x: (np.round(x * 10, 1), np.round(x * 10, -1)), X),
+    "isclose": (lambda x: (np.isclose(x, x + 1e-9), np.allclose(x, x * 2)), XN),
+    "nan": (lambda x: (np.nan_to_num(x), np.nansum(x, 0), np.nanmean(x, 1), np.nanmax(x), np.nanmin(x, 0)), XN),
+    "count_nonzero": (lambda x: np.count_nonzero(x, axis=0), XI),
+    "average": (lambda x: np.average(x, axis=1, weights=np.arange(1.0, 5.0), returned=True), X),
+    "searchsorted": (lambda x: np.searchsorted(np.sort(X.ravel()), x, side="right"), X),
+    "bincount": (lambda x: np.bincount(np.abs(x.ravel()), minlength=12), XI),
+    "histogram": (lambda x: np.histogram(x, bins=5), X),
+    "interp": (lambda x: np.interp(x, EDGES, np.array([1.0, -1, 2, 0, 3])), X),
+    "convolve": (lambda x: np.convolve(x, K3, "same"), V),
+    "correlate": (lambda x: np.correlate(x, K3), V),
+    "norm": (lambda x: (np.linalg.norm(x), np.linalg.norm(x, 1), np.linalg.norm(x, 3, axis=0)), X),
+    "linspace": (lambda x: np.logspace(x[0], x[1], 5), V),
+}
+
+
+@pytest.mark.parametrize("name", sorted(JIT_CASES))
+def test_compiled_matches_numpy(name):
+    f, x = JIT_CASES[name]
+    want = f(x) if name != "put_along_axis" else _put(x)
+    _same(tj.jit(f)(x), want)
+
+
+def _put(x):
+    out = x.copy()
+    np.put_along_axis(out, np.array([[0], [3], [1], [1], [2]]), -1.0, 1)
+    return out
+
+
+def test_one_compile_for_two_lengths():
+    f = tj.jit(lambda x: (np.cumsum(x), np.roll(x, 3), np.diff(x), np.pad(x, (2, 3), mode="wrap"),
+                          np.convolve(x, np.array([1, 2, 1])), np.histogram(x, bins=4, range=(-5, 5))[0],
+                          np.array_split(x, 3)[2]))
+    for n in (7, 300_001):  # 300001 crosses every level of the blocked scan
+        x = R.integers(-5, 5, size=n)
+        want = (np.cumsum(x), np.roll(x, 3), np.diff(x), np.pad(x, (2, 3), mode="wrap"),
+                np.convolve(x, np.array([1, 2, 1])), np.histogram(x, bins=4, range=(-5, 5))[0],
+                np.array_split(x, 3)[2])
+        _same(f(x), want)
+    assert f.cache_info().misses == 1
+
+
+def test_cumprod_float_long_and_vmap():
+    x = 1 + R.normal(size=(3, 5000)) * 1e-3
+    _same(tj.jit(lambda x: np.cumprod(x, axis=1))(x), np.cumprod(x, axis=1), rtol=1e-11)
+    _same(tj.vmap(lambda r: np.cumsum(np.roll(r, 1)))(x[:, :9]), np.cumsum(np.roll(x[:, :9], 1, axis=1), axis=1))
+
+
+def test_tracejit_numpy_namespace():
+    assert tnp.roll(np.arange(4), 1).tolist() == [3, 0, 1, 2]  # plain arrays: numpy's own
+    _same(tj.jit(lambda x: tnp.cumsum(x))(XI), np.cumsum(XI))
+    for name in ("roll", "cumsum", "pad", "interp", "histogram", "bincount", "isclose", "atleast_3d"):
+        assert callable(getattr(tnp, name))
+
+
+# ------------------------------------------------------------------------------------------------ breadth (interpreter)
+shapes = st.lists(st.integers(0, 5), min_size=1, max_size=3).map(tuple)
+
+
+@settings(max_examples=25)
+@given(shapes, st.integers(-7, 7), st.data())
+def test_roll_diff_flip(shape, k, data):
+    x = R.normal(size=shape)
+    ax = data.draw(st.integers(-len(shape), len(shape) - 1))
+    both(lambda x: np.roll(x, k, axis=ax), x)
+    both(lambda x: np.roll(x, k), x)
+    both(lambda x: np.flip(x, ax), x)
+    n = data.draw(st.integers(0, 3))
+    both(lambda x: np.diff(x, n, axis=ax), x)
+
+
+@settings(max_examples=25)
+@given(shapes, st.sampled_from([np.int32, np.int64, np.float64, np.float32, np.bool_]), st.data())
+def test_cumsum_cumprod(shape, dt, data):
+    x = R.integers(-3, 4, size=shape).astype(dt)
+    ax = data.draw(st.one_of(st.none(), st.integers(-len(shape), len(shape) - 1)))
+    both(lambda x: np.cumsum(x, axis=ax), x, rtol=1e-5)
+    both(lambda x: np.cumprod(x, axis=ax), x, rtol=1e-5)
+
+
+def test_cumsum_long_exact_for_ints():
+    x = R.integers(-2**40, 2**40, size=70_000)
+    both(np.cumsum, x)
+    both(lambda x: np.cumsum(x, dtype=np.int32), (x % 1000).astype(np.int32))
+    both(lambda x: np.cumprod(x, axis=0), R.integers(-3, 4, size=(200, 2)))  # wraps around as numpy
+
+
+@settings(max_examples=30)
+@given(shapes, st.sampled_from(["constant", "edge", "reflect", "symmetric", "wrap", "maximum", "minimum", "mean"]),
+       st.data())
+def test_pad_modes(shape, mode, data):
+    x = R.integers(-9, 9, size=shape).astype(np.float64)
+    pw = [(data.draw(st.integers(0, 9)), data.draw(st.integers(0, 9))) for _ in shape]
+    if mode != "constant" and any(n == 0 and p != (0, 0) for n, p in zip(shape, pw)):
+        with pytest.raises(ValueError, match="can't extend empty axis"):
+            eager(lambda x: np.pad(x, pw, mode=mode), x)
+        return
+    both(lambda x: np.pad(x, pw, mode=mode), x)
+
+
+def test_pad_forms():
+    both(lambda x: np.pad(x, 1, constant_values=((1, 2), (3, 4))), XI)
+    both(lambda x: np.pad(x, ((1, 2),), mode="edge"), X)
+    both(lambda x: np.pad(x, (0, 3), mode="mean"), XI)  # rounded into the int array
+
+
+@settings(max_examples=25)
+@given(shapes, st.data())
+def test_take_and_along_axis(shape, data):
+    x = R.normal(size=shape)
+    ax = data.draw(st.integers(0, len(shape) - 1))
+    n = shape[ax]
+    if n == 0:
+        return
+    idx = R.integers(-n, n, size=(3,))
+    both(lambda x: np.take(x, idx, axis=ax), x)
+    if x.size == 0:
+        for g in (lambda x: np.take(x, idx, mode="wrap"), lambda x: np.take(x, idx, mode="clip")):
+            with pytest.raises(IndexError, match="non-empty take"):
+                g(x)
+            with pytest.raises(IndexError, match="non-empty take|out of bounds"):
+                tj.jit(g)(x)
+        return
+    ishape = tuple(s if i != ax else 4 for i, s in enumerate(shape))
+    ia = R.integers(-n, n, size=ishape)
+    both(lambda x: np.take_along_axis(x, ia, ax), x)
+    both(lambda x: np.take(x, idx * 3, mode="wrap"), x)
+    both(lambda x: np.take(x, idx * 3, axis=ax, mode="clip"), x)
+
+
+@settings(max_examples=25)
+@given(shapes, st.data())
+def test_tile_repeat_split(shape, data):
+    x = R.integers(-9, 9, size=shape)
+    reps = tuple(data.draw(st.lists(st.integers(0, 3), min_size=1, max_size=4)))
+    both(lambda x: np.tile(x, reps), x)
+    r = data.draw(st.integers(0, 3))
+    ax = data.draw(st.integers(-len(shape), len(shape) - 1))
+    both(lambda x: np.repeat(x, r, axis=ax), x)
+    both(lambda x: np.repeat(x, r), x)
+    counts = R.integers(0, 3, size=shape[ax])
+    both(lambda x: np.repeat(x, counts, axis=ax), x)
+    sections = data.draw(st.integers(1, 4))
+    both(lambda x: np.array_split(x, sections, axis=ax), x)
+    both(lambda x: np.split(x, [1, 3], axis=ax), x)
+
+
+def test_stack_family_and_atleast():
+    a, b = np.arange(3.0), np.arange(3.0, 6.0)
+    for f in (np.hstack, np.vstack, np.column_stack, np.dstack):
+        both(lambda a, b: f([a, b]), a, b)
+        both(lambda a, b: f((a[None], b[None])), a, b)
+    both(lambda a: np.hstack([a[0], a[1]]), a)
+    for f in (np.atleast_1d, np.atleast_2d, np.atleast_3d):
+        for x in (np.float64(2.0) * np.ones(()), a, X, np.ones((2, 3, 4))):
+            both(f, x)
+        both(lambda a, b: f(a, b), a, X)
+    both(lambda a: np.split(a, 3), a)
+
+
+def test_grids_triangles_diagonals():
+    both(lambda a, b, c: np.meshgrid(a, b, c, indexing="ij"), V[:3], V[:4], V[:2])
+    both(lambda a, b: np.meshgrid(a, b, sparse=True), V[:3], V[:4])
+    _same(eager(lambda x: tnp.indices(x.shape), X, like=np.indices(X.shape)), np.indices(X.shape))
+    want = np.indices(X.shape, sparse=True)
+    _same(eager(lambda x: tnp.indices(x.shape, sparse=True), X, like=want), want)
+    sq = R.normal(size=(2, 4, 4))
+    for k in (-5, -1, 0, 2, 7):
+        both(lambda x: (np.triu(x, k), np.tril(x, k)), sq)
+        both(lambda x: (np.diag(x, k), np.diag(x[:, 0], k)), X)
+        both(lambda x: np.diagonal(x, k, 2, 0), sq)
+        both(lambda x: np.trace(x, k, axis1=1, axis2=2), sq)
+    both(lambda x: (np.triu(x[0]), np.tril(x[0], 1)), X)
+    both(lambda x: (np.fliplr(x), np.flipud(x), np.rot90(x), np.rot90(x, 2, axes=(1, 0))), X)
+    both(lambda x: np.rot90(x, -1, axes=(2, 0)), sq)
+
+
+def test_kron_cross():
+    both(lambda a, b: np.kron(a, b), XI, X[:2, :3])
+    both(lambda a, b: np.kron(a, b), V[:3], X)
+    a, b = R.normal(size=(4, 3)), R.normal(size=(4, 3))
+    both(np.cross, a, b)
+    both(lambda a, b: np.cross(a, b, axisa=0, axisb=0, axisc=0), a.T, b.T)
+    both(lambda a, b: np.cross(a, b), a, b[0])
+    with pytest.warns(DeprecationWarning):
+        want = np.cross(a[:, :2], b[:, :2])
+    _same(tj.jit(lambda a, b: np.cross(a[:, :2], b[:, :2]))(a, b), want)  # the length specializes under jit
+
+
+def test_round_isclose_nan():
+    half = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 0.125, 0.375, 1e300, np.nan, np.inf])
+    for d in (-2, -1, 0, 1, 2):
+        both(lambda x: np.round(x, d), half)
+        both(lambda x: np.around(x, d), X32 * 100)
+        both(lambda x: np.round(x, d), np.array([-250, -150, -25, 15, 25, 35, 149, 150, 151]))
+    with pytest.raises(TypeError, match="float16"):
+        eager(np.round, XB)
+    y = np.where(R.random(XN.shape) < 0.5, XN, XN + 1e-7)
+    for kw in ({}, {"equal_nan": True}, {"rtol": 0.0, "atol": 1e-6}):
+        both(lambda a, b: (np.isclose(a, b, **kw), np.allclose(a, b, **kw)), XN, y)
+    both(lambda a: np.isclose(a, 3), XI)
+    both(lambda a: np.isclose(a, a.astype(np.float32)), X32)
+    both(lambda x: np.nan_to_num(x, nan=-1.0, posinf=9.0), XN)
+    both(np.nan_to_num, XI)
+    allnan = XN.copy()
+    allnan[:, 1] = np.nan
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for ax in (None, 0, 1):
+            both(lambda x: (np.nansum(x, ax), np.nanprod(x, ax), np.nanmean(x, ax), np.nanmax(x, ax),
+                            np.nanmin(x, ax, keepdims=True)), allnan)
+    both(lambda x: (np.nanmax(x), np.nansum(x, 0)), XI)
+    both(lambda x: (np.count_nonzero(x), np.count_nonzero(x, axis=1, keepdims=True)), XB)
+
+
+def test_average():
+    both(lambda x, w: np.average(x, weights=w), X, X ** 2)
+    both(lambda x, w: np.average(x, axis=0, weights=w, returned=True), XI, np.arange(5))
+    both(lambda x: np.average(x, axis=(0, 1), returned=True), XI)
+    both(lambda x: np.average(x, axis=1, keepdims=True), X32)
+
+
+def test_counting():
+    a = np.sort(R.integers(0, 6, size=9)).astype(np.float64)
+    v = np.array([[-1.0, 0, 2.5], [3, 5, 9]])
+    for side in ("left", "right"):
+        both(lambda a, v: np.searchsorted(a, v, side=side), a, v)
+        both(lambda a: np.searchsorted(a, 2, side=side), a)
+    both(lambda a, v: np.searchsorted(a, v), np.array([0.0, 1, np.nan]), np.array([np.nan, 1.0, 5.0]))
+    perm = R.permutation(9)
+    order = np.argsort(a[perm])
+    both(lambda a, v: np.searchsorted(a, v, sorter=order), a[perm], v)
+    x = R.integers(0, 7, size=30)
+    both(lambda x: np.bincount(x, minlength=10), x)
+    both(lambda x, w: np.bincount(x, w, minlength=7), x, R.normal(size=30))
+    d = R.normal(size=40)
+    for kw in ({}, {"bins": 3}, {"bins": 6, "range": (-1, 1)}, {"bins": EDGES}, {"bins": 4, "density": True},
+               {"bins": 5, "weights": np.abs(d)}):
+        both(lambda d: np.histogram(d, **kw), d)
+    both(lambda d: np.histogram(d, bins=3), np.full(5, 2.0))  # min == max: numpy widens by 0.5
+    both(lambda d: np.histogram(d), np.zeros((0,)))
+
+
+def test_interp_convolve():
+    xp = np.array([0.0, 1, 2.5, 4, 5])
+    fp = np.array([1.0, -1, 2, 0, 3])
+    x = np.concatenate([np.linspace(-1, 6, 29), xp, [np.nan]])
+    both(lambda x: np.interp(x, xp, fp), x)
+    both(lambda x: np.interp(x, xp, fp, left=-9.0, right=9.0), x)
+    both(lambda x: np.interp(x, xp[:1], fp[:1]), x)
+    both(lambda x, xp, fp: np.interp(x, xp, fp), x, xp, fp)
+    for n, m in ((7, 3), (3, 7), (6, 2), (2, 6), (5, 5), (1, 4)):
+        a, b = R.normal(size=n), R.normal(size=m)
+        for mode in ("full", "same", "valid"):
+            both(lambda a, b: (np.convolve(a, b, mode), np.correlate(a, b, mode)), a, b)
+    both(lambda a: np.convolve(a, np.array([1, 2, 3])), np.arange(5))
+
+
+def test_linspace_logspace_norm():
+    both(lambda a, b: np.linspace(a, b, 6), np.float64(0.5) * np.ones(()), np.float64(3.0) * np.ones(()))
+    both(lambda a: tnp.linspace(a, a + 1, 4, endpoint=False, axis=1), V[:3])
+    both(lambda a: tnp.linspace(a[0], a[1], 5, retstep=True), V)
+    both(lambda a: tnp.linspace(a[0], a[0], 5), V)
+    both(lambda a: tnp.logspace(a[0], a[1], 4, base=2.0), V)
+    for ord_ in (None, 1, 2, np.inf, -np.inf, 0, 3, -1.5):
+        both(lambda x: np.linalg.norm(x, ord_, axis=1), X)
+    for ord_ in (None, "fro", 1, -1, np.inf, -np.inf):
+        both(lambda x: np.linalg.norm(x, ord_), X)
+        both(lambda x: np.linalg.norm(x, ord_, axis=(2, 0), keepdims=True), R.normal(size=(3, 2, 4)))
+    both(lambda x: np.linalg.norm(x), XI)
+
+
+# ------------------------------------------------------------------------------------------------ errors
+ERRORS = [
+    (lambda x: np.diff(x, -1), X, ValueError, "order must be non-negative"),
+    (lambda x: np.diff(x[0, 0]), X, ValueError, "at least one dimensional"),
+    (lambda x: np.roll(x, (1, 2), axis=(0, 1, 0)), X, ValueError, "should be scalars or 1D sequences"),
+    (lambda x: np.roll(x, 1, axis=2), X, np.exceptions.AxisError, "out of bounds"),
+    (lambda x: np.tile(x, -1), X, ValueError, "negative dimensions"),
+    (lambda x: np.repeat(x, -1), X, ValueError, "negative values"),
+    (lambda x: np.repeat(x, [1, 2], axis=0), X, ValueError, "could not be broadcast"),
+    (lambda x: np.repeat(x, x.astype(int)), X, UnsupportedError, "data-dependent length"),
+    (lambda x: np.pad(x, -1), X, ValueError, "negative values"),
+    (lambda x: np.pad(x, 1.5), X, TypeError, "integral type"),
+    (lambda x: np.pad(x, 1, mode="linear_ramp"), X, NotImplementedError, "linear_ramp"),
+    (lambda x: np.pad(x, 1, mode="edge", constant_values=3), X, ValueError, "unsupported keyword"),
+    (lambda x: np.take(x, np.array([0.5])), X, TypeError, "Cannot cast"),
+    (lambda x: np.take(x, np.array([1]), mode="bad"), X, ValueError, "clipmode"),
+    (lambda x: np.take_along_axis(x, np.array([0]), 1), X, ValueError, "same number of dimensions"),
+    (lambda x: np.put_along_axis(x, np.array([[0]]), 1.0, 1), X, UnsupportedError, "inplace=False"),
+    (lambda x: np.split(x[:3], 2), X, ValueError, "equal division"),
+    (lambda x: np.array_split(x, 0), X, ValueError, "larger than 0"),
+    (lambda x: np.rot90(x, axes=(0, 0)), X, ValueError, "Axes must be different"),
+    (lambda x: np.rot90(x, axes=(0, 1, 2)), X, ValueError, "len\\(axes\\) must be 2"),
+    (lambda x: np.fliplr(x[0]), X, ValueError, ">= 2-d"),
+    (lambda x: np.diag(x[None]), X, ValueError, "1- or 2-d"),
+    (lambda x: np.diagonal(x, 0, 1, 1), X, ValueError, "cannot be the same"),
+    (lambda x: np.cross(x, x), X, ValueError, "incompatible dimensions"),
+    (lambda x: np.average(x, weights=x[0]), X, TypeError, "Axis must be specified"),
+    (lambda x: np.average(x, axis=1, weights=np.ones(3)), X, ValueError, "Length of weights"),
+    (lambda x: np.bincount(x.astype(int).ravel()), X, UnsupportedError, "minlength"),
+    (lambda x: np.bincount(x.ravel(), minlength=3), X, TypeError, "Cannot cast"),
+    (lambda x: np.histogram(x, bins="auto"), X, UnsupportedError, "static count"),
+    (lambda x: np.histogram(x, range=(1, 0)), X, ValueError, "max must be larger than min"),
+    (lambda x: np.interp(x, np.zeros(3), np.zeros(2)), X, ValueError, "same length"),
+    (lambda x: np.convolve(x, x), X, ValueError, "too deep"),
+    (lambda x: np.convolve(x[0], x[0], mode="bad"), X, ValueError, "mode must be one of"),
+    (lambda x: np.searchsorted(x, 1.0), X, ValueError, "too deep"),
+    (lambda x: np.round(x, 1.5), X, TypeError, "integer"),
+    (lambda x: np.linalg.norm(x, 2), X, NotImplementedError, "SVD"),
+    (lambda x: np.linalg.norm(x, "fro", axis=0), X, ValueError, "Invalid norm order"),
+    (lambda x: np.sort(x), X, NotImplementedError, "np.sort .*sort outside the traced function"),
+    (lambda x: np.median(x), X, NotImplementedError, "np.median"),
+    (lambda x: np.linalg.solve(x[:4], x[0, :4]), X, NotImplementedError, "linalg.solve.*LAPACK"),
+    (lambda x: np.fft.rfft(x), X, NotImplementedError, "fft.rfft"),
+]
+
+
+@pytest.mark.parametrize("i", range(len(ERRORS)))
+def test_errors_as_numpy(i):
+    f, x, exc, msg = ERRORS[i]
+    with pytest.raises(exc, match=f"(?i){msg}"):
+        eager(f, x)  # at trace time, or from the run-time length checks
+    if exc in (ValueError, TypeError) or issubclass(exc, ValueError):
+        with pytest.raises(exc):  # numpy itself agrees on the exception type
+            f(x)
+
+
+RUNTIME_ERRORS = [
+    (lambda x: np.average(x, axis=1, weights=x[0]), np.zeros((3, 4)), ZeroDivisionError, "sum to zero"),
+    (lambda x: np.bincount(x, minlength=3), np.array([0, 1, 5]), ValueError, "minlength=3"),
+    (lambda x: np.bincount(x, minlength=3), np.array([0, -1, 2]), ValueError, "negative elements"),
+    (lambda x: np.take_along_axis(x, np.array([[0, 4], [1, 1]]), 1), np.zeros((2, 3)), IndexError, "out of bounds"),
+    (lambda x: np.take(x, np.array([3])), np.zeros(3), IndexError, "out of bounds"),
+    (lambda x: np.histogram(x, bins=np.array([0.0, 2.0, 1.0])), np.zeros(3), ValueError, "monotonically"),
+    (lambda x: np.split(x, 2), np.zeros(5), ValueError, "equal division"),
+    (lambda x: tnp.put_along_axis(x, np.array([[0, 0]]), 1.0, 1, inplace=False), np.zeros((1, 3)),
+     NotImplementedError, "same element"),
+]
+
+
+@pytest.mark.parametrize("i", range(len(RUNTIME_ERRORS)))
+def test_run_time_errors(i):
+    """Failures only the data (or the run-time length) shows raise at call time, never a wrong answer."""
+    f, x, exc, msg = RUNTIME_ERRORS[i]
+    with pytest.raises(exc, match=msg):
+        tj.jit(f)(x)
+
+
+# ------------------------------------------------------------------------------------------------ gradients
+jax = pytest.importorskip("jax")
+jax.config.update("jax_enable_x64", True)
+jnp = jax.numpy
+
+GRADS = [
+    ("roll", lambda m: lambda x: m.roll(x, 2, axis=1)),
+    ("diff", lambda m: lambda x: m.diff(x, 2, axis=0)),
+    ("cumsum", lambda m: lambda x: m.cumsum(x, axis=1)),
+    ("cumprod", lambda m: lambda x: m.cumprod(x * m.array([1.0, 0.0, 1.0, 1.0]), axis=1)),  # a zero inside
+    ("tile_repeat", lambda m: lambda x: m.tile(x, (2, 1))[::2] + m.repeat(x, 2, axis=0)[1::2]),
+    ("repeat_counts", lambda m: lambda x: m.repeat(x, m.array([1, 0, 2, 1, 3]) if m is jnp else
+                                                    np.array([1, 0, 2, 1, 3]), axis=0, **(
+                                                        {"total_repeat_length": 7} if m is jnp else {}))),
+    ("pad", lambda m: lambda x: m.pad(x, ((2, 3), (1, 4)), mode="reflect") * 1.0),
+    ("pad_wrap", lambda m: lambda x: m.pad(x, ((1, 6), (0, 2)), mode="wrap")),
+    ("take_along", lambda m: lambda x: m.take_along_axis(x, m.asarray(np.array([[0, 3], [1, 1], [2, 0], [3, 3],
+                                                                                [0, 0]])), 1)),
+    ("triu_diag_trace", lambda m: lambda x: m.triu(x, 1).sum() * m.trace(x) + m.diag(x[:, 0]).sum(0)),
+    ("kron", lambda m: lambda x: m.kron(x[:2, :2], x)),
+    ("cross", lambda m: lambda x: m.cross(x[:, :3], x[:, 1:])),
+    ("average", lambda m: lambda x: m.average(x, axis=1, weights=x[0] ** 2 + 1)),
+    ("nanmean", lambda m: lambda x: m.nanmean(m.where(x > 1, m.nan, x), axis=0)),
+    ("norm", lambda m: lambda x: m.linalg.norm(x, axis=1) + m.linalg.norm(x, 3, axis=1)),
+    ("interp", lambda m: lambda x: m.interp(x, m.asarray(EDGES), m.asarray(np.array([1.0, -1, 2, 0, 3])))),
+    ("convolve", lambda m: lambda x: m.convolve(x[0], x[1], "same")),
+]
+
+
+@pytest.mark.parametrize("name", [g[0] for g in GRADS])
+def test_gradient_matches_jax(name):
+    make = dict(GRADS)[name]
+    x = R.normal(size=(5, 4))
+    w = R.normal(size=make(np)(x).shape)
+
+    def loss(m):
+        return lambda x: (make(m)(x) * w).sum()
+    got = tj.grad(loss(np))(x)
+    want = jax.grad(loss(jnp))(x)
+    np.testing.assert_allclose(got, np.asarray(want), rtol=1e-9, atol=1e-12)
