@@ -493,3 +493,24 @@ def test_gradient_matches_jax(name):
     got = tj.grad(loss(np))(x)
     want = jax.grad(loss(jnp))(x)
     np.testing.assert_allclose(got, np.asarray(want), rtol=1e-9, atol=1e-12)
+
+
+VMAPPED = {
+    "pad": lambda r: np.pad(r, (2, 3), mode="reflect"),
+    "roll_diff": lambda r: np.diff(np.roll(r, 2), 2),
+    "cumprod": np.cumprod,
+    "take_along": lambda r: np.take_along_axis(r, np.array([5, 0, 2]), 0),
+    "interp": lambda r: np.interp(r, np.array([-1.0, 0, 1]), np.array([0.0, 2, 1])),
+    "convolve": lambda r: np.convolve(r, np.array([1.0, 2, 3]), "same"),
+    "histogram": lambda r: np.histogram(r, bins=3)[0],
+    "diag_tile_repeat": lambda r: np.diag(r).sum(0) + np.tile(r, 2)[::2] + np.repeat(r, [1, 0, 2, 1, 1, 1]),
+    "average": lambda r: np.average(r, weights=np.arange(1.0, 7.0)),  # constant weights of a symbolic length
+    "allclose_norm": lambda r: np.where(np.allclose(r, 0), 0.0, np.linalg.norm(r)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VMAPPED))
+def test_vmap_matches_a_loop(name):
+    f = VMAPPED[name]
+    x = R.normal(size=(3, 6))
+    _same(tj.vmap(f)(x), np.stack([f(r) for r in x]))

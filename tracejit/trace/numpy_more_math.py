@@ -176,7 +176,8 @@ def average(a, axis=None, weights=None, returned=False, *, keepdims=False):
                                 for p, q in zip(w.shape, a.shape)):
         for p, q in zip(a.shape, w.shape):  # equal at run time, or numpy's error (as a ValueError)
             _same_length(p, q, "np.average: the shapes of a and weights differ")
-        w = ops.reshape(w, a.shape) if any(p != q for p, q in zip(a.shape, w.shape)) else w
+        if any(p != q for p, q in zip(a.shape, w.shape)):  # a bound reshape: a constant w must not fold to a
+            w = ops.bind("reshape", w, shape=a.shape)          # numpy reshape with a symbolic length
     if w.shape != a.shape:
         if axis is None:
             raise TypeError("Axis must be specified when shapes of a and weights differ.")
