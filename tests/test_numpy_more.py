@@ -156,6 +156,12 @@ def test_tracejit_numpy_namespace():
     _same(tj.jit(lambda x: tnp.cumsum(x))(XI), np.cumsum(XI))
     for name in ("roll", "cumsum", "pad", "interp", "histogram", "bincount", "isclose", "atleast_3d"):
         assert callable(getattr(tnp, name))
+    _same(tnp.linalg.norm(X, 1), np.linalg.norm(X, 1))
+    _same(tj.jit(lambda x: tnp.linalg.norm(x, axis=0))(X), np.linalg.norm(X, axis=0))
+    _same(tnp.linalg.solve(X[:4], X[0]), np.linalg.solve(X[:4], X[0]))  # plain arrays: numpy's own
+    _same(tnp.fft.rfft(V), np.fft.rfft(V))
+    with pytest.raises(NotImplementedError, match="LAPACK"):
+        tj.jit(lambda x: tnp.linalg.inv(x))(X[:4])
 
 
 # ------------------------------------------------------------------------------------------------ breadth (interpreter)

@@ -5,7 +5,10 @@ import builtins as _builtins
 
 import numpy as _np
 
+import types as _types
+
 from .trace.numpy_api import IMPLS as _IMPLS
+from .trace.numpy_more_math import FFT_NAMES as _FFT, LINALG_NAMES as _LINALG
 from .trace.tracer import Tracer as _Tracer, call_numpy as _call_numpy
 
 
@@ -17,8 +20,8 @@ def _has_tracer(x):
     return False
 
 
-def _make(name):
-    np_fun = getattr(_np, name, None)
+def _make(name, np_fun=None):
+    np_fun = np_fun if np_fun is not None else getattr(_np, name, None)
 
     def f(*args, **kwargs):
         if _has_tracer(args) or _has_tracer(tuple(kwargs.values())):
@@ -37,8 +40,11 @@ def _make(name):
 
 
 for _name in _IMPLS:
-    if _name not in ("sigmoid", "softplus", "relu", "softmax", "log_softmax", "logsumexp", "expit", "stop_gradient"):
+    if _name not in ("sigmoid", "softplus", "relu", "softmax", "log_softmax", "logsumexp", "expit", "stop_gradient",
+                     *_LINALG, *_FFT):
         globals()[_name] = _make(_name)
+linalg = _types.SimpleNamespace(**{_n: _make(_n, getattr(_np.linalg, _n)) for _n in _LINALG})
+fft = _types.SimpleNamespace(**{_n: _make(_n, getattr(_np.fft, _n)) for _n in _FFT})
 
 def stop_gradient(x):
     """``x`` (arrays or a pytree of them), through which no gradient flows, as JAX's ``lax.stop_gradient``: for

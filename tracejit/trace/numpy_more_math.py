@@ -603,11 +603,13 @@ _SORT_DO = "Sort outside the traced function and pass the sorted array in (or ma
 for _n in ("sort", "argsort", "median", "percentile", "quantile", "nanmedian", "nanpercentile", "nanquantile",
            "partition", "argpartition", "unique", "lexsort"):
     IMPLS.setdefault(_n, _refuse(_n, _SORT_WHY, _SORT_DO))
-for _n in ("solve", "inv", "det", "slogdet", "cholesky", "qr", "eigh", "eigvalsh", "svd", "lstsq", "pinv",
-           "matrix_power", "eig", "eigvals", "matrix_rank"):
+LINALG_NAMES = ("norm", "solve", "inv", "det", "slogdet", "cholesky", "qr", "eigh", "eigvalsh", "svd", "lstsq", "pinv",
+                "matrix_power", "eig", "eigvals", "matrix_rank")  # tracejit.numpy.linalg
+FFT_NAMES = ("fft", "ifft", "rfft", "irfft", "fft2", "ifft2", "rfft2", "irfft2", "fftn", "ifftn", "rfftn", "irfftn",
+             "hfft", "ihfft")  # tracejit.numpy.fft
+for _n in LINALG_NAMES[1:]:
     IMPLS.setdefault(_n, _refuse(f"linalg.{_n}", "compiled code cannot call LAPACK yet",
                                  "Call it outside the traced function (np.linalg works on the returned arrays)."))
-for _n in ("fft", "ifft", "rfft", "irfft", "fft2", "ifft2", "rfft2", "irfft2", "fftn", "ifftn", "rfftn", "irfftn",
-           "hfft", "ihfft"):
+for _n in FFT_NAMES:
     IMPLS.setdefault(_n, _refuse(f"fft.{_n}", "compiled code cannot call pocketfft yet",
                                  "Call it outside the traced function."))
