@@ -310,6 +310,9 @@ def test_round_isclose_nan():
     for kw in ({}, {"equal_nan": True}, {"rtol": 0.0, "atol": 1e-6}):
         both(lambda a, b: (np.isclose(a, b, **kw), np.allclose(a, b, **kw)), XN, y)
     both(lambda a: np.isclose(a, 3), XI)
+    both(lambda a: np.isclose(a, 1 + 1e-8, rtol=0, atol=1e-9), np.float32([1.0, 2.0]))  # a Python float: float32
+    both(lambda a: np.isclose(a, np.float64(1 + 1e-8), rtol=0, atol=1e-9), np.float32([1.0, 2.0]))  # float64
+    both(lambda a: np.isclose(a, 16777217, rtol=0, atol=0), np.float32([16777216.0]))
     both(lambda a: np.isclose(a, a.astype(np.float32)), X32)
     both(lambda x: np.nan_to_num(x, nan=-1.0, posinf=9.0), XN)
     both(np.nan_to_num, XI)

@@ -74,8 +74,9 @@ def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
     """numpy.isclose, numpy 2's formula: ``|a - b| <= atol + rtol * |b|`` where b is finite, or a == b (infinities),
     or both nan when equal_nan. b is first taken to a float dtype, as numpy does."""
     b = _v(b)
-    if b.dtype.kind != "f":
-        b = ops.convert(b, T.FLOAT64) if not b.type.weak else ops.convert(b, T.FLOAT64)
+    if b.dtype.kind != "f":  # numpy: an array b becomes result_type(b, 1.0); a Python int b a (weak) Python float
+        weak_const = b.type.weak and b.is_const
+        b = ops.constant(float(b.const), T.FLOAT64, weak=True) if weak_const else ops.convert(b, T.FLOAT64)
     if a.dtype == T.BOOL:
         a = ops.convert(a, T.INT64)
     tol = _u("add", atol, _u("multiply", rtol, _u("absolute", b)))
