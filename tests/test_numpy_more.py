@@ -353,6 +353,13 @@ def test_counting():
                {"bins": 5, "weights": np.abs(d)}):
         both(lambda d: np.histogram(d, **kw), d)
     both(lambda d: np.histogram(d, bins=3), np.full(5, 2.0))  # min == max: numpy widens by 0.5
+    e = np.linspace(-1, 1, 8)
+    edge_hits = np.concatenate([d, e, e.astype(np.float32), [np.nan, np.inf, -3.0, 2.0]])
+    for data in (edge_hits, edge_hits.astype(np.float32), R.integers(-5, 6, size=50)):
+        for kw in ({"bins": 7, "range": (-1, 1)}, {"bins": 256, "range": (-1.0, 1.5)}, {"bins": 5}):
+            if not np.isfinite(data).all() and "range" not in kw:
+                continue
+            both(lambda d: np.histogram(d, **kw), data)
     both(lambda d: np.histogram(d), np.zeros((0,)))
 
 

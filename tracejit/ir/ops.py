@@ -26,6 +26,9 @@ class Builder:
         self.consts: dict = {}
         self.constraints: list = []
         self.checks: list = []  # (bool Value, exception type, message): raise when the value is true at run time
+        # arrays whose id keys a large constant: kept alive with the table, so no later array can reuse the id (a
+        # temporary np.arange freed after its constant was made must not alias the next temporary's constant)
+        self.keyed_arrays: list = []
 
     def __enter__(self):
         stack = getattr(_state, "stack", None)
@@ -68,6 +71,8 @@ def constant(value, dtype=None, weak=False) -> Value:
     hit = b.consts.get(key)
     if hit is not None:
         return hit
+    if key[0] == "cid":
+        b.keyed_arrays.append(arr)
     arr = arr.copy() if arr.flags.writeable else arr
     arr.flags.writeable = False
     v = Value(TensorType(arr.dtype, arr.shape, weak), const=arr)

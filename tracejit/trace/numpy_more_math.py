@@ -282,12 +282,12 @@ def _same_length(n, m, msg):
 
 
 def _linspace_values(start, stop, num, endpoint, dt):
-    """numpy.linspace's arithmetic on 0-d (or broadcast) start/stop: ``start + i * step``, with ``i / div * delta``
-    when the step underflows to 0, and the last value exactly ``stop`` (endpoint)."""
+    """numpy.linspace's arithmetic in dtype ``dt`` on 0-d (or broadcast) start/stop: ``start + i * step``, with
+    ``i / div * delta`` when the step underflows to 0, and the last value exactly ``stop`` (endpoint)."""
     div = (num - 1) if endpoint else num
-    start, stop = _float(_v(start)), _float(_v(stop))
+    start, stop = ops.convert(_v(start), dt), ops.convert(_v(stop), dt)
     delta = _u("subtract", stop, start)
-    y = ops.constant(np.arange(num, dtype=np.float64))
+    y = ops.constant(np.arange(num, dtype=dt))
     shape = T.broadcast_shapes(start.shape, stop.shape)
     y = ops.reshape(y, (num,) + (1,) * len(shape))
     if div > 0:
@@ -295,7 +295,7 @@ def _linspace_values(start, stop, num, endpoint, dt):
         zero_step = _u("equal", step, 0)
         y = _u("where", zero_step, _u("multiply", _u("divide", y, div), delta), _u("multiply", y, step))
     else:
-        step = ops.broadcast_to(_const(np.nan, T.FLOAT64), ())
+        step = ops.broadcast_to(_const(np.nan, dt), ())
         y = _u("multiply", y, delta)
     y = _u("add", y, start)
     if endpoint and num > 1:
@@ -307,8 +307,9 @@ def _linspace_values(start, stop, num, endpoint, dt):
 @impl("histogram")
 def histogram(a, bins=10, range=None, density=None, weights=None):
     """numpy.histogram with a static bin count (edges from numpy's linspace of the range, or of the data's min and
-    max) or explicit edges: bin i holds edges[i] <= a < edges[i+1], the last bin its right edge too. Counted
-    with comparisons and one reduction: O(len(a) * bins) work."""
+    max) or explicit edges: bin i holds edges[i] <= a < edges[i+1], the last bin its right edge too. Equal bins
+    are counted as numpy does (a computed bin, corrected against the edges, then a scatter-add: O(len(a))),
+    explicit edges by comparisons under one reduction (O(len(a) * bins))."""
     if isinstance(bins, str):
         raise UnsupportedError(f"np.histogram: bins={bins!r} chooses the bin count from the data; tracejit needs "
                                f"a static count or explicit edges")
@@ -331,6 +332,44 @@ def histogram(a, bins=10, range=None, density=None, weights=None):
             raise ValueError("`bins` must be 1d, when an array")  # numpy's message for a too-short array
         inc = _u("less", _cut(edges, 0, 1, edges.shape[0] - 1), _cut(edges, 0, 0, edges.shape[0] - 1))
         ops.add_check(ops.reduce("any", inc), ValueError, "`bins` must increase monotonically, when an array")
+        return _density(_counts_by_comparison(a, w, edges), edges, density), edges
+    return _density(_counts_uniform(a, w, edges, nb), edges, density), edges
+
+
+def _density(hist, edges, density):
+    if not density:
+        return hist
+    nb1 = edges.shape[0]
+    width = _u("subtract", _cut(edges, 0, 1, nb1 - 1), _cut(edges, 0, 0, nb1 - 1))
+    return _u("divide", _u("divide", hist, width), ops.reduce("sum", hist))
+
+
+def _counts_uniform(a, w, edges, nb):
+    """numpy's own method for equal bins, O(len(a)): the bin from ``(a - first) / (last - first) * bins``, moved
+    down or up one when the edges (computed by linspace) disagree, then a scatter-add of ones or weights."""
+    dt = T.result_dtype(a.type, edges.type)[0]
+    x, e = ops.convert(a, dt), ops.convert(edges, dt)
+    first, last = _at(e, 0), _at(e, nb)
+    keep = _u("logical_and", _u("greater_equal", x, first), _u("less_equal", x, last))
+    x64, f64, l64 = (ops.convert(v, T.FLOAT64) for v in (x, first, last))
+    f = _u("multiply", _u("divide", _u("subtract", x64, f64), _u("subtract", l64, f64)), nb)
+    f = _u("where", keep, f, 0.0)  # nan and out-of-range values go nowhere (weight 0 below)
+    idx = _u("minimum", _u("maximum", ops.convert(_u("floor", f), T.INT64), 0), nb - 1)
+    idx = _u("subtract", idx, ops.convert(_u("less", x, ops.bind("gather", e, idx, axis=0)), T.INT64))
+    idx = _u("maximum", idx, 0)
+    up = _u("logical_and", _u("greater_equal", x, ops.bind("gather", e, _u("add", idx, 1), axis=0)),
+            _u("not_equal", idx, nb - 1))
+    idx = _u("add", idx, ops.convert(up, T.INT64))
+    if w is None:
+        g = ops.convert(keep, T.INT64)
+    else:
+        g = _u("where", keep, w, _const(0, w.dtype))
+    return ops.bind("scatter_add", g, idx, axis=0, size=nb)
+
+
+def _counts_by_comparison(a, w, edges):
+    """Explicit edges: bin i counts edges[i] <= a < edges[i+1] (the last bin its right edge too), by comparisons
+    under one reduction, O(len(a) * bins)."""
     nb1 = edges.shape[0]
     lo = ops.reshape(_cut(edges, 0, 0, nb1 - 1), (1, nb1 - 1))
     hi = ops.reshape(_cut(edges, 0, 1, nb1 - 1), (1, nb1 - 1))
@@ -341,17 +380,15 @@ def histogram(a, bins=10, range=None, density=None, weights=None):
     inside = _u("logical_and", _u("greater_equal", x, lo),
                 _u("logical_or", _u("less", x, hi), _u("logical_and", last, _u("equal", x, hi))))
     if w is None:
-        hist = ops.reduce("sum", inside, 0)
-    else:
-        wv = ops.reshape(w, (w.shape[0], 1))
-        hist = ops.reduce("sum", _u("where", inside, wv, _const(0, w.dtype)), 0)
-    if density:
-        width = _u("subtract", _cut(edges, 0, 1, nb1 - 1), _cut(edges, 0, 0, nb1 - 1))
-        hist = _u("divide", _u("divide", hist, width), ops.reduce("sum", hist))
-    return hist, edges
+        return ops.reduce("sum", inside, 0)
+    wv = ops.reshape(w, (w.shape[0], 1))
+    return ops.reduce("sum", _u("where", inside, wv, _const(0, w.dtype)), 0)
 
 
 def _uniform_edges(a, nb, rng):
+    """numpy's equal-width edges in numpy's dtype (the data's for float data, else float64): linspace of the range
+    (computed in float64, as numpy's of Python floats) or of the data's min and max (in their dtype)."""
+    bin_dt = a.dtype if a.dtype.kind == "f" else T.FLOAT64
     if rng is not None:
         lo, hi = (r.const if isinstance(r, Value) and r.is_const else r for r in rng)
         if isinstance(lo, Value) or isinstance(hi, Value):
@@ -363,11 +400,12 @@ def _uniform_edges(a, nb, rng):
         if lo == hi:
             lo, hi = lo - 0.5, hi + 0.5
         first, last = _const(float(lo), T.FLOAT64), _const(float(hi), T.FLOAT64)
+        return ops.convert(_linspace_values(first, last, nb + 1, True, T.FLOAT64)[0], bin_dt)
     else:
         af = _float(a)
         n = a.shape[0]
         if isinstance(n, int) and n == 0:
-            first, last = _const(0.0, T.FLOAT64), _const(1.0, T.FLOAT64)
+            return ops.convert(_linspace_values(0.0, 1.0, nb + 1, True, T.FLOAT64)[0], bin_dt)
         else:
             ends = ops.constant(np.array([np.inf, -np.inf], af.dtype))  # no reduction of nothing
             mn = ops.reduce("min", ops.bind("concatenate", af, _cut(ends, 0, 0, 1), axis=0))
@@ -378,10 +416,9 @@ def _uniform_edges(a, nb, rng):
             bad = _u("logical_not", _u("logical_and", _u("isfinite", mn), _u("isfinite", mx)))
             ops.add_check(bad, ValueError, "autodetected range of the histogram's data is not finite")
             same = _u("equal", mn, mx)
-            first = ops.convert(_u("where", same, _u("subtract", mn, 0.5), mn), T.FLOAT64)
-            last = ops.convert(_u("where", same, _u("add", mx, 0.5), mx), T.FLOAT64)
-    edges, _ = _linspace_values(first, last, nb + 1, True, T.FLOAT64)
-    return edges
+            first = _u("where", same, _u("subtract", mn, 0.5), mn)
+            last = _u("where", same, _u("add", mx, 0.5), mx)
+    return _linspace_values(first, last, nb + 1, True, bin_dt)[0]
 
 
 # ------------------------------------------------------------------------------------------------ interp, convolve
