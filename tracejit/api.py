@@ -192,9 +192,7 @@ class Jitted:
         if entry is None:
             self.spec.check(args, kwargs)
             entry = self._compile(key, statics, leaves, treedef)
-            if not kwargs and not entry.shared and not statics and not entry.mutated and len(self._fast) < 64 \
-                    and not (self.spec.static_argnums or self.spec.static_argnames):
-                self._add_fast(args, entry)
+            self._maybe_fast(args, kwargs, statics, entry)
         else:
             self._hits += 1
         arrays = [_contiguous(as_runtime_array(x)) for x in leaves]
@@ -213,6 +211,12 @@ class Jitted:
             if entry.serves(leaves):
                 return entry
         return None
+
+    def _maybe_fast(self, args, kwargs, statics, entry):
+        """Give a new entry a fast-path runner when its calls can take one (positional arrays only)."""
+        if not kwargs and not entry.shared and not statics and not entry.mutated and len(self._fast) < 64 \
+                and not (self.spec.static_argnums or self.spec.static_argnames):
+            self._add_fast(args, entry)
 
     def _add_fast(self, args, entry):
         """Remember a direct runner for this all-positional signature (see the fast path in __call__); a guarded
@@ -320,6 +324,27 @@ class Jitted:
             self._tables.clear()
             self._hits = self._misses = 0
 
+    def compile(self, *args, **kwargs) -> "Jitted":
+        """Compile ahead of time for these arguments' signature and wait for the optimized code (a first call
+        would otherwise run quick first-tier code while the optimized tier compiles in the background); returns
+        this function, whose calls with that signature then run optimized code from the start."""
+        __tracebackhide__ = True
+        try:
+            key, statics, leaves, treedef = self._key(args, kwargs)
+            if key is None:
+                raise TypeError("compile() takes concrete arguments, not values being traced")
+            entry = self._lookup(key, leaves)
+            if entry is None:
+                self.spec.check(args, kwargs)
+                entry = self._compile(key, statics, leaves, treedef)
+                self._maybe_fast(args, kwargs, statics, entry)
+            wait = getattr(entry.exe, "wait", None)
+            if wait is not None:
+                wait()
+            return self
+        except Exception as e:
+            raise e.with_traceback(filter_traceback(e.__traceback__))
+
     def lower(self, *args, **kwargs) -> "Lowered":
         __tracebackhide__ = True
         try:
@@ -369,6 +394,11 @@ class Lowered:
             from .codegen.runtime import compile_graph
             self._exe = compile_graph(self.optimized, device=self.device)
         return self._exe
+
+    def compile(self) -> "Lowered":
+        """Compile now (the optimized tier: lower() never uses the quick one) instead of at first use."""
+        _ = self.executable
+        return self
 
     @property
     def num_kernels(self) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import re
 import threading
 
 import llvmlite.binding as llvm
@@ -133,33 +134,47 @@ class _Math:
 
 
 # ------------------------------------------------------------------------------------------------ kernels
+_ARG_NAME = re.compile(r'%"([sd]\d+)"')
+
+
 class _Emitter:
     """Emits one step function."""
 
-    def __init__(self, module, math, plan, symbols, name, roots=None):
+    def __init__(self, module, math, plan, symbols, name, roots=None, shared=None):
         self.m = module
         self.math = math
         self.plan = plan
         self.symbols = symbols  # symbol name -> index in dims
-        # The body lives in an internal function taking every buffer as its own noalias argument (buffers of
-        # one step never overlap), so loops vectorize without run-time alias checks; ``name`` is the ABI wrapper.
-        nslots = len(plan.buffers)
-        impl_ty = ir.FunctionType(VOID, [PTR, I64, I64] + [PTR] * nslots)
+        self.name = name
+        # The body lives in an internal function taking each buffer it uses as its own noalias argument (buffers
+        # of one step never overlap), so loops vectorize without run-time alias checks; ``name`` is the ABI
+        # wrapper. Every slot gets an argument here; finish() keeps those the body used (a kernel must not cost
+        # in proportion to the whole program's buffers).
+        # Lengths are arguments too (the wrapper reads them from ``dims``), so that the body does not depend on
+        # where a length sits in the program's table: identical steps print identical IR (see _share_or_own).
+        nslots, nsym = len(plan.buffers), len(symbols)
+        impl_ty = ir.FunctionType(VOID, [I64, I64] + [I64] * nsym + [PTR] * nslots)
         self.fn = ir.Function(module, impl_ty, name + "_impl")
         self.fn.linkage = "internal"
-        for a in self.fn.args[3:]:
+        # never inlined into its wrapper: several wrappers may share it, and LLVM optimizes it once either way
+        self.fn.attributes.add("noinline")
+        self.start, self.stop = self.fn.args[:2]
+        self._dimargs = self.fn.args[2:2 + nsym]
+        self._bufargs = self.fn.args[2 + nsym:]
+        for i, a in enumerate(self._dimargs):
+            a.name = f"d{i}"
+        for i, a in enumerate(self._bufargs):
+            a.name = f"s{i}"
             a.add_attribute("noalias")
         # buffers that share memory (reuse, in-place takeover) are all addressed through one argument, so that
         # noalias stays true and LLVM sees one base pointer
         self._roots = roots or {}
-        self.dims, self.start, self.stop = self.fn.args[:3]
-        self._bufargs = self.fn.args[3:]
+        self._used = {}  # slots the body addresses, in first-use order
+        self._used_dims = {}  # indices in ``dims`` of the lengths the body reads, in first-use order
+        self._shared = shared  # normalized impl text -> impl function, shared by identical steps (or None)
         self.wrapper = ir.Function(module, KERNEL_TY, name)
-        wb = ir.IRBuilder(self.wrapper.append_basic_block("entry"))
-        bufs, dims, start, stop = self.wrapper.args
-        ptrs = [wb.load(wb.gep(bufs, [ir.Constant(I64, i)], source_etype=PTR), typ=PTR) for i in range(nslots)]
-        wb.call(self.fn, [dims, start, stop] + ptrs)
-        wb.ret_void()
+        self.impl = self.fn  # the function the wrapper calls (another step's when this one is a duplicate)
+        self.impl_text = None  # the impl's IR text when this step owns it (module text is built from these)
         self.entry = self.fn.append_basic_block("entry")
         self.b = ir.IRBuilder(self.entry)
         self._dimcache = {}
@@ -188,8 +203,9 @@ class _Emitter:
                 v = ir.Constant(I64, c)
                 for a in mono:
                     if isinstance(a, str):
-                        p = self.b.gep(self.dims, [ir.Constant(I64, self.symbols[a])], source_etype=I64)
-                        av = self.b.load(p, typ=I64)
+                        k = self.symbols[a]
+                        self._used_dims.setdefault(k)
+                        av = self._dimargs[k]
                     else:
                         op, x, y = a
                         xv, yv = self.dim(x), self.dim(y)
@@ -213,11 +229,46 @@ class _Emitter:
         return v
 
     def buf(self, bid) -> ir.Value:
-        return self._bufargs[self._roots.get(bid, bid)]
+        slot = self._roots.get(bid, bid)
+        self._used.setdefault(slot)
+        return self._bufargs[slot]
 
     def finish(self):
         self.b.position_at_end(self.entry)
         self.b.branch(self._body)
+        self._keep_used_args()
+        self._share_or_own()
+        wb = ir.IRBuilder(self.wrapper.append_basic_block("entry"))
+        bufs, dims, start, stop = self.wrapper.args
+        lens = [wb.load(wb.gep(dims, [ir.Constant(I64, k)], source_etype=I64), typ=I64) for k in self._used_dims]
+        ptrs = [wb.load(wb.gep(bufs, [ir.Constant(I64, i)], source_etype=PTR), typ=PTR) for i in self._used]
+        wb.call(self.impl, [start, stop] + lens + ptrs)
+        wb.ret_void()
+
+    def _keep_used_args(self):
+        """Drop the impl's arguments for lengths and slots its body never read (nothing refers to them)."""
+        lens = [self._dimargs[k] for k in self._used_dims]
+        used = [self._bufargs[i] for i in self._used]
+        fn = self.fn
+        fn.ftype = ir.FunctionType(VOID, [I64, I64] + [I64] * len(lens) + [PTR] * len(used))
+        fn.type = fn.ftype.as_pointer()
+        fn.args = tuple(fn.args[:2]) + tuple(lens) + tuple(used)
+
+    def _share_or_own(self):
+        """With a table of shared impls: reuse an identical impl emitted for an earlier step (same IR once the
+        function's name and buffer arguments are renamed in order), and drop this one from the module."""
+        text = str(self.fn)
+        self.impl_text = text
+        if self._shared is None:
+            return
+        order = {f"s{slot}": f"a{k}" for k, slot in enumerate(self._used)}
+        order.update({f"d{sym}": f"n{k}" for k, sym in enumerate(self._used_dims)})
+        key = _ARG_NAME.sub(lambda m: '%"#' + order.get(m.group(1), m.group(1)) + '"',
+                            text.replace(f'@"{self.fn.name}"', "@_", 1))
+        first = self._shared.setdefault(key, self.fn)
+        if first is not self.fn:
+            del self.m.globals[self.fn.name]
+            self.impl, self.impl_text = first, None
 
     # loops ------------------------------------------------------------------------------------------
     def loop(self, lo, hi, body, name="i"):
@@ -1310,6 +1361,16 @@ def _int_matmul(em, dt, pa, A, pb, B, pc, C, M, N, K):
     em.loop(ir.Constant(I64, 0), em.dim(M), row, name="i")
 
 
+def module_text(module, emitters) -> str:
+    """The module's IR text, reusing each step impl's text printed once by finish() (printing is slow)."""
+    texts = []
+    for em in emitters:
+        if em.impl_text is not None:
+            del module.globals[em.fn.name]
+            texts.append(em.impl_text)
+    return "\n".join([str(module)] + texts)
+
+
 # ------------------------------------------------------------------------------------------------ entry
 def emit_entry(module, plan, steps_fns, symbols, slot_of_input, nslots):
     """``PyObject *entry(PyObject *self, PyObject *const *args, Py_ssize_t nargs)`` (METH_FASTCALL)."""
@@ -1368,10 +1429,13 @@ class CompiledModule:
         self.from_cache = True
         return self
 
-    def __init__(self, ir_text, fn_names, vec_pairs, cache_key=None):
+    def __init__(self, ir_text, fn_names, vec_pairs, cache_key=None, tier=1, cancelled=None):
         from . import cache
         self.from_cache = False
-        self._bitcode, obj = _optimize_and_emit(ir_text, vec_pairs)
+        self._bitcode, obj = _optimize_and_emit(ir_text, vec_pairs, tier, cancelled)
+        self.cancelled = obj is None
+        if self.cancelled:  # the interpreter is exiting: no machine code is loaded or stored
+            return
         # machine code is generated once: the object file both runs here and goes to the disk cache
         self._load_object(obj, fn_names)
         if cache_key and obj:
@@ -1403,10 +1467,10 @@ class CompiledModule:
         return target_machine().emit_assembly(llvm.parse_assembly(self.optimized_ir))
 
 
-def _optimize_and_emit(ir_text, vec_pairs):
+def _optimize_and_emit(ir_text, vec_pairs, tier=1, cancelled=None):
     """(optimized bitcode, object code) of a module, built in an LLVM context of its own that is freed here: the
     constants, types and metadata that optimization adds to a context would otherwise accumulate, compile after
-    compile, in llvmlite's global one."""
+    compile, in llvmlite's global one. ``cancelled()`` true between the stages: (None, None), nothing emitted."""
     tm = target_machine()
     ctx = llvm.create_context()
     mod = llvm.parse_assembly(ir_text, context=ctx)
@@ -1416,20 +1480,40 @@ def _optimize_and_emit(ir_text, vec_pairs):
         mod.triple = tm.triple
         mod.data_layout = str(tm.target_data)
         mod.verify()
-        pto = llvm.create_pipeline_tuning_options(speed_level=3)
-        pto.loop_vectorization = True
-        pto.slp_vectorization = True
-        pto.loop_unrolling = True
-        pb = llvm.create_pass_builder(tm, pto)
-        pm = pb.getModulePassManager()
-        try:
-            pm.run(mod, pb)
-        finally:
-            _free_pass_manager(pm)
+        if cancelled is not None and cancelled():
+            return None, None
+        _optimize(mod, tm, tier)
+        if cancelled is not None and cancelled():
+            return None, None
         return mod.as_bitcode(), tm.emit_object(mod)
     finally:
         mod.close()  # before its context
         ctx.close()
+
+
+def _optimize(mod, tm, tier):
+    """Run LLVM's pipeline for ``tier``: 1 is O3 with loop and SLP vectorization and unrolling (the code that
+    runs from then on); 0 is the quick tier (see TIER0_SPEED), where a kernel runs a few times while the
+    optimized tier compiles in the background."""
+    if tier >= 1:
+        pto = llvm.create_pipeline_tuning_options(speed_level=3)
+        pto.loop_vectorization = True
+        pto.slp_vectorization = True
+        pto.loop_unrolling = True
+    else:
+        pto = llvm.create_pipeline_tuning_options(speed_level=TIER0_SPEED)
+        pto.loop_vectorization = True
+        pto.slp_vectorization = True
+        pto.loop_unrolling = True
+    pb = llvm.create_pass_builder(tm, pto)
+    pm = pb.getModulePassManager()
+    try:
+        pm.run(mod, pb)
+    finally:
+        _free_pass_manager(pm)
+
+
+TIER0_SPEED = 3  # LLVM speed level of the quick tier
 
 
 def _free_pass_manager(pm):

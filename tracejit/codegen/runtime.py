@@ -6,6 +6,7 @@ kernel split across a thread pool through ctypes (which releases the GIL).
 """
 from __future__ import annotations
 
+import atexit
 import collections
 import ctypes
 import gc
@@ -81,9 +82,11 @@ def plan_graph(graph):
 
 class TieredExecutable:
     """Two-tier compilation, as JIT compilers for dynamic languages do: the first call runs code compiled in a
-    quarter of the time (transcendental functions as scalar libm calls instead of inlined vector polynomials);
-    after TIER_UP_CALLS calls, or once calls have spent TIER_UP_SECONDS in it, the optimized code is compiled
-    and used from then on. A disk cache hit for the optimized code skips the first tier."""
+    fraction of the time (transcendental functions as scalar libm calls, LLVM's quick pipeline); once the
+    function is called again (TIER_UP_CALLS), or calls have spent TIER_UP_SECONDS in it, the optimized code is
+    compiled in a background thread while calls keep running the first tier, and ``run`` switches to it when it
+    is ready (one attribute store: a call sees either tier whole). A disk cache hit for the optimized code skips
+    the first tier; ``wait`` compiles the optimized tier now and returns when it is in place."""
 
     def __init__(self, graph):
         self.graph = graph
@@ -93,6 +96,8 @@ class TieredExecutable:
         self._spent = 0.0
         self._calls = 0
         self._lock = threading.Lock()
+        self._job = None  # the background compile of the optimized tier, once started
+        self.tier_up_error = None  # why the optimized tier failed to compile (the first tier keeps running)
         # ``run`` is the optimized executable's own driver once that exists: no wrapper left on the call path
         self.run = self._exe.run if self._exe.tier >= 1 else self._run_first_tier
 
@@ -101,22 +106,93 @@ class TieredExecutable:
         return self._exe.tier
 
     def _run_first_tier(self, arrays):
+        if self._job is None and (self._spent >= TIER_UP_SECONDS or self._calls + 1 >= TIER_UP_CALLS):
+            self.tier_up()
         t0 = time.perf_counter()
         out = self._exe.run(arrays)
-        self._spent += time.perf_counter() - t0
+        self._spent += time.perf_counter() - t0  # (a lost update under a race only delays the tier-up)
         self._calls += 1
-        if self._spent >= TIER_UP_SECONDS or self._calls >= TIER_UP_CALLS:
-            self.tier_up()
         return out
 
-    def tier_up(self):
+    def tier_up(self, wait=False):
+        """Start compiling the optimized tier in the background (once); ``wait``: and wait until it runs."""
         with self._lock:
-            if self._exe.tier < 1:
-                self._exe = LLVMExecutable(self.graph, tier=1, planned=self._planned)
-                self.run = self._exe.run
+            if self._job is None and self._exe.tier < 1:
+                self._job = _background(self._compile_optimized, f"tracejit tier-up ({self.num_kernels} kernels)")
+            job = self._job
+        if wait and job is not None:
+            job.join()
+            if self.tier_up_error is not None and not isinstance(self.tier_up_error, _Cancelled):
+                raise self.tier_up_error
+
+    def wait(self):
+        """Compile the optimized tier now if it is not in place, and return once calls run it."""
+        self.tier_up(wait=True)
+
+    def _compile_optimized(self, cancelled):
+        try:
+            exe = LLVMExecutable(self.graph, tier=1, planned=self._planned, cancelled=cancelled)
+        except BaseException as e:  # the first tier stays correct; the error is kept for wait() to raise
+            self.tier_up_error = e
+            return
+        self._exe = exe
+        self.run = exe.run  # the switch: callers look ``run`` up at each call
 
     def __getattr__(self, name):  # num_kernels, llvm_ir, asm, plan, memory_plan, kernel_groups, ...
         return getattr(self._exe, name)
+
+
+class _Cancelled(Exception):
+    """A background compile stopped because the interpreter is exiting."""
+
+
+class _BackgroundJob:
+    """A compile on a daemon thread. Daemon: an interpreter exiting never waits on a thread it cannot see; the
+    atexit hook below asks running jobs to stop at their next checkpoint and joins them, so no thread is still
+    inside LLVM while the process tears LLVM's globals down."""
+
+    def __init__(self, fn, name):
+        self._fn = fn
+        self._done = threading.Event()
+        self.thread = threading.Thread(target=self._main, name=name, daemon=True)
+
+    def _main(self):
+        try:
+            self._fn(_exiting.is_set)
+        finally:
+            with _jobs_lock:
+                _jobs.discard(self)
+            self._done.set()
+
+    def join(self, timeout=None):
+        return self._done.wait(timeout)
+
+
+_jobs: set = set()
+_jobs_lock = threading.Lock()
+_exiting = threading.Event()
+
+
+def _background(fn, name):
+    """Run ``fn(cancelled)`` on a daemon thread; ``cancelled()`` turns true when the interpreter exits."""
+    job = _BackgroundJob(fn, name)
+    with _jobs_lock:
+        if _exiting.is_set():
+            return None  # nothing new starts once the interpreter exits: the first tier keeps running
+        _jobs.add(job)
+    job.thread.start()
+    return job
+
+
+@atexit.register
+def _stop_background_jobs():
+    """At exit: tell running compiles to stop at their next checkpoint and wait for them (a native LLVM call in
+    progress finishes first; a thread left inside LLVM while its static objects are destroyed can crash)."""
+    _exiting.set()
+    with _jobs_lock:
+        jobs = list(_jobs)
+    for job in jobs:
+        job.join()
 
 
 # ------------------------------------------------------------------------------------------------ threads
@@ -314,7 +390,8 @@ class LLVMExecutable:
     """One compiled program for one input signature. ``run`` takes C-contiguous arrays (the caller, which knows
     the signature, copies the others once)."""
 
-    def __init__(self, graph, tier=1, cache_only=False, planned=None):
+    def __init__(self, graph, tier=1, cache_only=False, planned=None, cancelled=None):
+        """``cancelled``: a callable polled between compile stages; true raises _Cancelled (interpreter exit)."""
         from ..passes.fusion import CopyStep, DimCanon, Kernel, MatmulStep, ScatterAddStep
         from . import llvm as L
         self.graph = graph
@@ -346,9 +423,12 @@ class LLVMExecutable:
         if self.compiled is None:
             module = L.ir.Module(name="tracejit")
             math = L._Math(module, vector=tier >= 1)
-            fns = []
+            fns, ems, shared = [], [], {}
             for name, step in zip(names, plan.steps):
-                em = L._Emitter(module, math, plan, symbols, name, self.memory.slot_of)
+                if cancelled is not None and cancelled():
+                    raise _Cancelled("interpreter exiting")
+                em = L._Emitter(module, math, plan, symbols, name, self.memory.slot_of, shared)
+                ems.append(em)
                 if isinstance(step, Kernel):
                     L.lower_kernel(em, plan, step, canon)
                 elif isinstance(step, CopyStep):
@@ -362,8 +442,12 @@ class LLVMExecutable:
                 fns.append(em.wrapper)
             slot_of_input = {b.input_index: b.id for b in plan.buffers if b.kind == "input"}
             L.emit_entry(module, plan, fns, symbols, slot_of_input, len(plan.buffers))
-            self._ir_text = str(module)
-            self.compiled = L.CompiledModule(self._ir_text, names + ["tj_entry"], math.vec_used, key)
+            self._ir_text = L.module_text(module, ems)
+            self.num_functions = len(shared)  # distinct step bodies compiled (identical steps share one)
+            self.compiled = L.CompiledModule(self._ir_text, names + ["tj_entry"], math.vec_used, key,
+                                             tier=tier, cancelled=cancelled)
+            if self.compiled.cancelled:
+                raise _Cancelled("interpreter exiting")
         self._entry, self._mdef = L.make_builtin(self.compiled.addresses["tj_entry"], owner=self.compiled)
         self._kernels = [KERNEL_CFUNC(self.compiled.addresses[n]) for n in names]
         self._extents = extents

@@ -1,0 +1,140 @@
+"""Compile time of real programs: first call, second call and steady state, each point in a fresh process.
+
+    python benchmarks/compile_time.py                       # tanh MLP depths 5..40, tracejit beside JAX
+    python benchmarks/compile_time.py --depths 5,10,20,40,80
+    python benchmarks/compile_time.py --only life,chain20   # other programs (see PROGRAMS)
+
+Each point runs in a new Python process with a fresh, empty disk cache, so nothing compiled earlier helps. The
+"second" column is what a user feels right after the first call (a synchronous recompile would show here);
+"steady" is the median of later calls, after the optimized tier is in place.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+# The child: builds one program, times its calls and prints one JSON line. Run as `python -c CHILD impl prog n`.
+CHILD = r'''
+import json, sys, time
+impl, prog, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+t_import = time.perf_counter()
+import numpy as onp
+if impl == "jax":
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as np
+    jit, grad = jax.jit, jax.grad
+    block = lambda x: jax.block_until_ready(x)
+else:
+    import numpy as np
+    import tracejit as tj
+    jit, grad = tj.jit, tj.grad
+    block = lambda x: x
+t_import = time.perf_counter() - t_import
+rng = onp.random.default_rng(0)
+
+if prog == "mlp":
+    def loss(ws, x):
+        h = x
+        for w in ws:
+            h = np.tanh(h @ w) + 0.1 * np.exp(-h * h)
+        return np.sum(h * h)
+    f = jit(grad(loss))
+    args = ([rng.standard_normal((64, 64)) / 8 for _ in range(n)], rng.standard_normal((64, 64)))
+elif prog == "chain20":
+    def chain(x, y):
+        a = np.exp(-x * x) + np.sin(y)
+        b = np.sqrt(np.abs(a * y) + 1.0) - np.tanh(x)
+        c = np.log1p(b * b) * np.cos(x + y) + a / (1.0 + y * y)
+        return np.maximum(c, 0.0) * 2.0 - np.minimum(a, b)
+    f = jit(chain)
+    args = (rng.standard_normal(n), rng.standard_normal(n))
+elif prog == "life":
+    sys.path.insert(0, "examples")
+    from numpy_programs import life_step
+    f = jit(life_step)
+    args = ((rng.random((n, n)) < 0.3).astype(onp.int64),)
+else:
+    raise SystemExit(f"unknown program {prog}")
+
+def timed():
+    t0 = time.perf_counter()
+    block(f(*args))
+    return time.perf_counter() - t0
+first = timed()
+second = timed()
+time.sleep(0.0)
+# steady state: once the optimized tier is in (tracejit compiles it in the background), the median of many calls
+if impl == "tracejit":
+    for exe in [e.exe for es in f._specs.values() for e in es]:
+        getattr(exe, "wait", lambda: None)()
+for _ in range(3):
+    timed()
+runs = sorted(timed() for _ in range(21))
+print(json.dumps({"import": t_import, "first": first, "second": second, "steady": runs[len(runs) // 2]}))
+'''
+
+PROGRAMS = {"mlp": "jit(grad(loss)) of a depth-n tanh MLP, 64x64 layers",
+            "chain20": "20-primitive elementwise expression, n elements",
+            "life": "Game of Life step (examples/numpy_programs.py), n x n int64 board"}
+
+
+def run_point(impl, prog, n, timeout=900):
+    """One fresh process: its JSON line, or {'error': ...}."""
+    env = dict(os.environ)
+    with tempfile.TemporaryDirectory(prefix="tj-compile-time-") as d:
+        env["TRACEJIT_CACHE_DIR"] = d  # an empty disk cache: a cold compile
+        env.setdefault("JAX_PLATFORMS", "cpu")
+        try:
+            p = subprocess.run([sys.executable, "-c", CHILD, impl, prog, str(n)], env=env, capture_output=True,
+                               text=True, timeout=timeout, cwd=os.path.dirname(os.path.dirname(
+                                   os.path.abspath(__file__))))
+        except subprocess.TimeoutExpired:
+            return {"error": f"timeout {timeout}s"}
+    if p.returncode != 0:
+        return {"error": (p.stderr.strip().splitlines() or ["?"])[-1]}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def fmt(sec):
+    if sec is None:
+        return "-"
+    return f"{sec:.2f} s" if sec >= 1 else f"{sec * 1e3:.1f} ms" if sec >= 1e-3 else f"{sec * 1e6:.0f} us"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--depths", default="5,10,20,40", help="MLP depths (the issue's table goes to 80)")
+    ap.add_argument("--only", default="mlp", help=f"comma-separated programs among {', '.join(PROGRAMS)}")
+    ap.add_argument("--impls", default="tracejit,jax")
+    ap.add_argument("--json", help="also write the rows here")
+    a = ap.parse_args(argv)
+    sizes = {"mlp": [int(d) for d in a.depths.split(",")], "chain20": [1000], "life": [64]}
+    impls = a.impls.split(",")
+    rows = []
+    for prog in a.only.split(","):
+        print(f"\n## {PROGRAMS[prog]}")
+        head = "| n | " + " | ".join(f"{i} 1st | {i} 2nd | {i} steady" for i in impls) + " |"
+        print(head)
+        print("|" + "---:|" * (1 + 3 * len(impls)))
+        for n in sizes[prog]:
+            cells = [str(n)]
+            for impl in impls:
+                r = run_point(impl, prog, n)
+                rows.append({"impl": impl, "program": prog, "n": n, **r})
+                if "error" in r:
+                    cells += [r["error"][:40], "", ""]
+                else:
+                    cells += [fmt(r["first"]), fmt(r["second"]), fmt(r["steady"])]
+            print("| " + " | ".join(cells) + " |", flush=True)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
