@@ -168,10 +168,13 @@ def test_tracejit_numpy_namespace():
 shapes = st.lists(st.integers(0, 5), min_size=1, max_size=3).map(tuple)
 
 
+DTYPES = st.sampled_from([np.float64, np.float32, np.int32, np.int64, np.bool_])
+
+
 @settings(max_examples=25)
-@given(shapes, st.integers(-7, 7), st.data())
-def test_roll_diff_flip(shape, k, data):
-    x = R.normal(size=shape)
+@given(shapes, st.integers(-7, 7), DTYPES, st.data())
+def test_roll_diff_flip(shape, k, dt, data):
+    x = (R.normal(size=shape) * 3).astype(dt)
     ax = data.draw(st.integers(-len(shape), len(shape) - 1))
     both(lambda x: np.roll(x, k, axis=ax), x)
     both(lambda x: np.roll(x, k), x)
@@ -198,9 +201,9 @@ def test_cumsum_long_exact_for_ints():
 
 @settings(max_examples=30)
 @given(shapes, st.sampled_from(["constant", "edge", "reflect", "symmetric", "wrap", "maximum", "minimum", "mean"]),
-       st.data())
-def test_pad_modes(shape, mode, data):
-    x = R.integers(-9, 9, size=shape).astype(np.float64)
+       st.sampled_from([np.float64, np.float32, np.int32, np.int64]), st.data())
+def test_pad_modes(shape, mode, dt, data):
+    x = R.integers(-9, 9, size=shape).astype(dt)
     pw = [(data.draw(st.integers(0, 9)), data.draw(st.integers(0, 9))) for _ in shape]
     if mode != "constant" and any(n == 0 and p != (0, 0) for n, p in zip(shape, pw)):
         with pytest.raises(ValueError, match="can't extend empty axis"):
@@ -240,9 +243,9 @@ def test_take_and_along_axis(shape, data):
 
 
 @settings(max_examples=25)
-@given(shapes, st.data())
-def test_tile_repeat_split(shape, data):
-    x = R.integers(-9, 9, size=shape)
+@given(shapes, DTYPES, st.data())
+def test_tile_repeat_split(shape, dt, data):
+    x = R.integers(-9, 9, size=shape).astype(dt)
     reps = tuple(data.draw(st.lists(st.integers(0, 3), min_size=1, max_size=4)))
     both(lambda x: np.tile(x, reps), x)
     r = data.draw(st.integers(0, 3))
@@ -495,6 +498,13 @@ GRADS = [
     ("norm", lambda m: lambda x: m.linalg.norm(x, axis=1) + m.linalg.norm(x, 3, axis=1)),
     ("interp", lambda m: lambda x: m.interp(x, m.asarray(EDGES), m.asarray(np.array([1.0, -1, 2, 0, 3])))),
     ("convolve", lambda m: lambda x: m.convolve(x[0], x[1], "same")),
+    ("take_diagonal", lambda m: lambda x: m.take(x, m.asarray(np.array([0, -1, 0])), axis=1) * m.diagonal(x, 1)[0]),
+    ("nansum_nanmax", lambda m: lambda x: m.nansum(m.where(x > 1, m.nan, x), 1) + m.nanmax(x, 1)),
+    ("bincount_weights", lambda m: lambda x: m.bincount(m.asarray(np.array([0, 3, 3, 1])), x[0],
+                                                        **({"minlength": 5} if m is np else {"length": 5}))),
+    ("stack_split", lambda m: lambda x: m.hstack(m.array_split(x, 3, axis=1)[::-1]) * m.vstack([x[0], x[1]])[0]),
+    ("linspace", lambda m: lambda x: m.linspace(x[0], x[1], 6) if m is jnp else tnp.linspace(x[0], x[1], 6)),
+    ("pad_edge_constant", lambda m: lambda x: m.pad(x, ((1, 2), (3, 0)), mode="edge")[:7, :6] * m.pad(x, 1)),
 ]
 
 
