@@ -387,6 +387,7 @@ def test_linspace_logspace_norm():
     both(lambda a: tnp.linspace(a[0], a[1], 5, retstep=True), V)
     both(lambda a: tnp.linspace(a[0], a[0], 5), V)
     both(lambda a: tnp.logspace(a[0], a[1], 4, base=2.0), V)
+    both(lambda a: (tnp.linspace(a[0], a[1], 7), tnp.linspace(a[0], a[1], 5, dtype=np.int32)), V.astype(np.float32))
     for ord_ in (None, 1, 2, np.inf, -np.inf, 0, 3, -1.5):
         both(lambda x: np.linalg.norm(x, ord_, axis=1), X)
     for ord_ in (None, "fro", 1, -1, np.inf, -np.inf):

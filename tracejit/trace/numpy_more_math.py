@@ -500,7 +500,8 @@ def _mode_cut(full, N, M, mode, conv):
         other = (lo - 1) - centred
         if isinstance(N, int) and isinstance(M, int):
             return _cut(full, 0, other, hi)
-        return _u("where", _u("greater_equal", _dimv(N), _dimv(M)), _cut(full, 0, centred, hi), _cut(full, 0, other, hi))
+        a_longer = _u("greater_equal", _dimv(N), _dimv(M))
+        return _u("where", a_longer, _cut(full, 0, centred, hi), _cut(full, 0, other, hi))
     raise ValueError(f"mode must be one of 'valid', 'same', or 'full' (got {mode!r})")
 
 
@@ -530,27 +531,24 @@ def correlate(a, v, mode="valid"):
 
 
 # ------------------------------------------------------------------------------------------------ construction
+_WEAK_FLOAT = T.TensorType(T.FLOAT64, (), True)  # numpy's float(num) in linspace's result_type: a weak float
+
+
 @_impl_if_absent("linspace")
 def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0, *, device=None):
-    """numpy.linspace with a static ``num`` and traced (or array) start/stop: numpy's arithmetic, so the values are
-    bit-identical; an integer dtype floors, as numpy."""
+    """numpy.linspace with a static ``num`` and traced (or array) start/stop: numpy's arithmetic in numpy's
+    dtype (float32 endpoints stay float32), so the values are bit-identical; an integer dtype floors, as numpy."""
     num = _int(num, "np.linspace's num")
     if num < 0:
         raise ValueError(f"Number of samples, {num}, must be non-negative.")
-    y, step = _linspace_values(start, stop, num, endpoint, T.FLOAT64)
-    start_v, stop_v = _v(start), _v(stop)
-    dt = T.result_dtype(start_v.type, stop_v.type, TensorTypeF)[0] if dtype is None else \
-        T.check_dtype(dtype, "np.linspace's dtype=")
-    if dt.kind == "f":
-        y = ops.convert(y, dt) if dtype is not None or dt != T.FLOAT64 else y
-    else:
-        y = ops.convert(_u("floor", y), dt)
+    comp = T.result_dtype(_v(start).type, _v(stop).type, _WEAK_FLOAT)[0]
+    y, step = _linspace_values(start, stop, num, endpoint, comp)
+    if dtype is not None:
+        dt = T.check_dtype(dtype, "np.linspace's dtype=")
+        y = ops.convert(y if dt.kind == "f" else _u("floor", y), dt)
     if axis != 0:
         y = IMPLS["moveaxis"](y, 0, axis)
     return (y, step) if retstep else y
-
-
-TensorTypeF = T.TensorType(T.FLOAT64, (), True)  # a weak float: linspace computes in float, keeping float32 inputs
 
 
 @_impl_if_absent("logspace")
