@@ -135,12 +135,12 @@ def _put(x):
 def test_one_compile_for_two_lengths():
     f = tj.jit(lambda x: (np.cumsum(x), np.roll(x, 3), np.diff(x), np.pad(x, (2, 3), mode="wrap"),
                           np.convolve(x, np.array([1, 2, 1])), np.histogram(x, bins=4, range=(-5, 5))[0],
-                          np.array_split(x, 3)[2]))
+                          np.array_split(x, 3)[2], np.searchsorted(np.cumsum(np.abs(x)), np.array([0, 7, 10**6]))))
     for n in (7, 300_001):  # 300001 crosses every level of the blocked scan
         x = R.integers(-5, 5, size=n)
         want = (np.cumsum(x), np.roll(x, 3), np.diff(x), np.pad(x, (2, 3), mode="wrap"),
                 np.convolve(x, np.array([1, 2, 1])), np.histogram(x, bins=4, range=(-5, 5))[0],
-                np.array_split(x, 3)[2])
+                np.array_split(x, 3)[2], np.searchsorted(np.cumsum(np.abs(x)), np.array([0, 7, 10**6])))
         _same(f(x), want)
     assert f.cache_info().misses == 1
 
@@ -348,6 +348,15 @@ def test_counting():
     perm = R.permutation(9)
     order = np.argsort(a[perm])
     both(lambda a, v: np.searchsorted(a, v, sorter=order), a[perm], v)
+    for n in (0, 1, 63, 64, 65, 200, 1000):  # the blocked count: block edges, padding, nan and extreme queries
+        big = np.sort(R.integers(-50, 50, size=n)).astype(np.float64)
+        big[n - n // 10:] = np.nan
+        q = np.concatenate([R.integers(-60, 60, size=40).astype(np.float64), big[:3], [np.nan, -np.inf, np.inf]])
+        for side in ("left", "right"):
+            both(lambda a, v: np.searchsorted(a, v, side=side), big, q)
+            ints = np.sort(R.integers(-50, 50, size=n).astype(np.int32))
+            both(lambda a, v: np.searchsorted(a, v, side=side), ints, q[:40].astype(int))
+            both(lambda v: np.searchsorted(np.arange(n), v, side=side), np.array([-1, 0, 5, n - 1, n, 2**62]))
     x = R.integers(0, 7, size=30)
     both(lambda x: np.bincount(x, minlength=10), x)
     both(lambda x, w: np.bincount(x, w, minlength=7), x, R.normal(size=30))
@@ -374,6 +383,8 @@ def test_interp_convolve():
     both(lambda x: np.interp(x, xp, fp, left=-9.0, right=9.0), x)
     both(lambda x: np.interp(x, xp[:1], fp[:1]), x)
     both(lambda x, xp, fp: np.interp(x, xp, fp), x, xp, fp)
+    xl = np.sort(R.normal(size=300))
+    both(lambda x, xp, fp: np.interp(x, xp, fp), np.concatenate([x, xl[::7], R.normal(size=50)]), xl, xl ** 2)
     for n, m in ((7, 3), (3, 7), (6, 2), (2, 6), (5, 5), (1, 4)):
         a, b = R.normal(size=n), R.normal(size=m)
         for mode in ("full", "same", "valid"):

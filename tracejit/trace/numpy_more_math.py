@@ -211,9 +211,9 @@ def average(a, axis=None, weights=None, returned=False, *, keepdims=False):
 # ------------------------------------------------------------------------------------------------ counting
 @impl("searchsorted")
 def searchsorted(a, v, side="left", sorter=None):
-    """numpy.searchsorted by counting: ``sum(a < v)`` ('left') or ``sum(a <= v)`` ('right'), one fused reduction,
-    O(len(a) * len(v)) work. Equal to numpy's binary search whenever ``a`` is sorted, as numpy requires (nan sorts
-    last, as in numpy's sort order)."""
+    """numpy.searchsorted by counting the elements before each query (``a < v`` for 'left', ``a <= v`` for 'right',
+    nan last as in numpy's sort order), in blocks: see _sorted_count. Equal to numpy's binary search whenever ``a``
+    is sorted, as numpy requires."""
     if side not in ("left", "right"):
         raise ValueError(f"side must be 'left' or 'right' (got {side!r})")
     if a.ndim != 1:
@@ -224,14 +224,39 @@ def searchsorted(a, v, side="left", sorter=None):
     v = _v(v)
     dt = T.result_dtype(a.type, v.type)[0]
     a, v = ops.convert(a, dt), ops.convert(v, dt)
-    ab = ops.reshape(a, (a.shape[0],) + (1,) * v.ndim)
-    before = _u("less", ab, v) if side == "left" else _u("less_equal", ab, v)
-    if dt.kind == "f":  # numpy's order puts nan last: everything is before a nan query, a nan is before nothing
-        vnan = _u("isnan", v)
-        anan = _u("isnan", ab)
-        before = _u("logical_or", before, _u("logical_and", vnan, _u("logical_not", anan)) if side == "left"
-                    else vnan)
-    return ops.reduce("sum", before, 0)
+
+    def before(e, q):
+        b = _u("less", e, q) if side == "left" else _u("less_equal", e, q)
+        if dt.kind != "f":
+            return b
+        qnan = _u("isnan", q)  # everything is before a nan query ('left': every non-nan), a nan before nothing
+        return _u("logical_or", b, _u("logical_and", qnan, _u("logical_not", _u("isnan", e))) if side == "left"
+                  else qnan)
+    return _sorted_count(a, v, before)
+
+
+_SEARCH_BLOCK = 64
+
+
+def _sorted_count(a, v, before):
+    """How many elements of the sorted 1-D ``a`` satisfy ``before(element, v)`` (true on a prefix of ``a``), per
+    element of ``v``. Short static ``a``: one fused count, O(len(a)) per query. Otherwise ``a`` is padded to m
+    blocks of _SEARCH_BLOCK: counting the blocks whose last element is before v finds the block holding the
+    boundary, and counting within it finishes: O(len(a) / 64 + 64) per query, no data-dependent length."""
+    K, B = a.shape[0], _SEARCH_BLOCK
+    lead = (1,) * v.ndim
+    if isinstance(K, int) and K <= 2 * B:
+        return ops.reduce("sum", before(ops.reshape(a, (K,) + lead), v), 0)
+    fill = {"f": np.nan, "i": np.iinfo(a.dtype).max if a.dtype.kind == "i" else 0, "b": True}[a.dtype.kind]
+    m = T.dim_floordiv(K + (B - 1), B)
+    tail = ops.broadcast_to(_const(fill, a.dtype), (m * B - K + 1,))  # one more: every position below is valid
+    padded = ops.bind("concatenate", a, tail, axis=0)                   # (m * B + 1,)
+    heads = ops.reshape(_cut(ops.reshape(_cut(padded, 0, 0, m * B), (m, B)), 1, B - 1, 1), (m,) + lead)
+    start = _u("multiply", ops.reduce("sum", before(heads, v), 0), B)
+    pos = _u("add", ops.reshape(start, (1,) + v.shape), ops.constant(np.arange(B).reshape((B,) + lead)))
+    elem = ops.bind("gather", padded, _u("minimum", pos, _dimv(m * B)), axis=0)
+    count = _u("add", start, ops.reduce("sum", before(elem, v), 0))
+    return _u("minimum", count, _dimv(K))  # padding counted (a nan query, an int query at the maximum) is cut
 
 
 @impl("bincount")
@@ -424,8 +449,8 @@ def _uniform_edges(a, nb, rng):
 # ------------------------------------------------------------------------------------------------ interp, convolve
 @impl("interp")
 def interp(x, xp, fp, left=None, right=None, period=None):
-    """numpy.interp for increasing ``xp``: the interval of each x found by counting ``xp <= x`` (O(len(x) *
-    len(xp)) comparisons, one fused reduction), then numpy's formula ``slope * (x - xp[j]) + fp[j]``."""
+    """numpy.interp for increasing ``xp``: the interval of each x found by counting ``xp <= x`` (_sorted_count),
+    then numpy's formula ``slope * (x - xp[j]) + fp[j]``."""
     if period is not None:
         raise UnsupportedError("np.interp: period= is not supported by tracejit")
     xp, fp = _v(xp), _v(fp)
@@ -441,7 +466,7 @@ def interp(x, xp, fp, left=None, right=None, period=None):
         if v.dtype.kind == "c":
             raise UnsupportedError("np.interp of complex values is not supported by tracejit")
     x, xp, fp = (ops.convert(v, T.FLOAT64) for v in (x, xp, fp))
-    j = ops.reduce("sum", _u("less_equal", ops.reshape(xp, (K,) + (1,) * x.ndim), x), 0)
+    j = _sorted_count(xp, x, lambda e, q: _u("less_equal", e, q))
     j = _u("subtract", j, 1)                      # xp[j] <= x < xp[j+1]; -1 left of xp[0]
     last = _u("subtract", _dimv(K), 1)
     jl = _u("minimum", _u("maximum", j, 0), _u("maximum", _u("subtract", last, 1), 0))
