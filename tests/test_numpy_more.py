@@ -440,6 +440,7 @@ ERRORS = [
     (lambda x: np.histogram(x, bins="auto"), X, UnsupportedError, "static count"),
     (lambda x: np.histogram(x, range=(1, 0)), X, ValueError, "max must be larger than min"),
     (lambda x: np.interp(x, np.zeros(3), np.zeros(2)), X, ValueError, "same length"),
+    (lambda x: np.interp(x, np.arange(3.0), np.zeros(3), period=2.0), X, NotImplementedError, "period"),
     (lambda x: np.convolve(x, x), X, ValueError, "too deep"),
     (lambda x: np.convolve(x[0], x[0], mode="bad"), X, ValueError, "mode must be one of"),
     (lambda x: np.searchsorted(x, 1.0), X, ValueError, "too deep"),

@@ -275,7 +275,7 @@ def cross(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
         return z
     x = _u("subtract", _u("multiply", ca[1], cb[2]), _u("multiply", ca[2], cb[1]))
     y = _u("subtract", _u("multiply", ca[2], cb[0]), _u("multiply", ca[0], cb[2]))
-    shape = T.broadcast_shapes(x.shape, y.shape, z.shape)
+    shape = T.broadcast_shapes(x.shape, y.shape, z.shape, constraints=ops.current().constraints)
     out = concatenate([ops.reshape(ops.broadcast_to(c, shape), shape + (1,)) for c in (x, y, z)], axis=len(shape))
     return ops.transpose(out, _from_last(_ax(axisc, out.ndim), out.ndim))
 

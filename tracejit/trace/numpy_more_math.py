@@ -313,7 +313,7 @@ def _linspace_values(start, stop, num, endpoint, dt):
     start, stop = ops.convert(_v(start), dt), ops.convert(_v(stop), dt)
     delta = _u("subtract", stop, start)
     y = ops.constant(np.arange(num, dtype=dt))
-    shape = T.broadcast_shapes(start.shape, stop.shape)
+    shape = T.broadcast_shapes(start.shape, stop.shape, constraints=ops.current().constraints)
     y = ops.reshape(y, (num,) + (1,) * len(shape))
     if div > 0:
         step = _u("divide", delta, div)
