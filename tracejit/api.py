@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
+import time
 import warnings
 from collections import namedtuple
 
@@ -265,12 +266,19 @@ class Jitted:
                 self._hits += 1
                 return entry
             info: dict = {}
+            t0 = time.perf_counter()
             graph, out_tree = self._trace(statics, leaves, treedef, info)
             from .passes.pipeline import optimize
-            from .codegen.runtime import compile_graph
+            from .codegen.runtime import compile_graph, log_compile
+            t1 = time.perf_counter()
             opt = optimize(graph, strict_ieee=self.strict_ieee, passes=self.passes)
+            t2 = time.perf_counter()
             exe = compile_graph(opt, device=self.device, tiered=True)
             exe.traced = graph
+            stats = getattr(exe, "compile_stats", None)
+            if stats is not None:
+                stats.update(trace=t1 - t0, passes=t2 - t1, total=time.perf_counter() - t0)
+                log_compile(getattr(self.fun, "__qualname__", "function"), stats)
             self._misses += 1
             from .trace.symbolic import shared_inputs_of
             entry = _Entry(exe, out_tree, shared_inputs_of(graph), info["guards"],

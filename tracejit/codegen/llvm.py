@@ -15,6 +15,7 @@ import functools
 import os
 import re
 import threading
+import time
 
 import llvmlite.binding as llvm
 import llvmlite.ir as ir
@@ -34,8 +35,9 @@ _init_lock = threading.Lock()
 _target_machine = None
 
 
-def target_machine():
-    """A new host TargetMachine (MCJIT takes ownership of the one it is given, so each engine gets its own)."""
+def target_machine(opt=3):
+    """A new host TargetMachine (MCJIT takes ownership of the one it is given, so each engine gets its own);
+    ``opt`` is the code generator's level (0: fast instruction selection and register allocation)."""
     global _target_machine
     with _init_lock:
         if _target_machine is None:
@@ -46,7 +48,7 @@ def target_machine():
     target = llvm.Target.from_default_triple()
     return target.create_target_machine(cpu=llvm.get_host_cpu_name(),
                                         features=llvm.get_host_cpu_features().flatten(),
-                                        opt=3, codemodel="jitdefault")
+                                        opt=opt, codemodel="jitdefault")
 
 
 def _register_symbols():
@@ -100,6 +102,19 @@ _LIBM = {"expm1": "expm1", "log1p": "log1p", "tan": "tan", "arcsin": "asin", "ar
          "erf": "erf", "erfc": "erfc", "lgamma": "lgamma", "tgamma": "tgamma"}  # last row: C99 special functions
 
 
+# vecmath.FUNCTIONS and vecmath.symbol's names, known here without importing vecmath (its tables take tens of
+# ms to build, and the quick tier does not link it); tests/test_compile_time.py checks that they agree
+VEC_FUNCTIONS = frozenset({"exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "cos", "tan", "arcsin",
+                           "arccos", "arctan", "arctan2", "sinh", "cosh", "tanh", "arcsinh", "arccosh", "arctanh",
+                           "cbrt", "power", "hypot", "logaddexp"})
+
+
+def _vec_symbol(name, suffix):
+    if name not in VEC_FUNCTIONS:
+        raise KeyError(f"vecmath has no function {name!r}")
+    return f"tj_{name}_{suffix}"
+
+
 class _Math:
     """Per-module cache of declared math functions: vector library first, then LLVM intrinsics, then libm."""
 
@@ -114,8 +129,8 @@ class _Math:
         fn = self.decls.get(key)
         if fn is None:
             suffix = "f64" if ty == F64 else "f32"
-            if self.vector and name in _vec().FUNCTIONS or name not in _INTRINSICS and name not in _LIBM:
-                sym = _vec().symbol(name, np.float64 if ty == F64 else np.float32)
+            if self.vector and name in VEC_FUNCTIONS or name not in _INTRINSICS and name not in _LIBM:
+                sym = _vec_symbol(name, suffix)
                 self.vec_used.add((name, np.dtype(np.float64 if ty == F64 else np.float32)))
             elif name in _INTRINSICS:
                 sym = f"{_INTRINSICS[name]}.{suffix}"
@@ -134,7 +149,7 @@ class _Math:
 
 
 # ------------------------------------------------------------------------------------------------ kernels
-_ARG_NAME = re.compile(r'%"([sd]\d+)"')
+_ARG_NAME = re.compile(r'%"([^"]*)"')
 
 
 class _Emitter:
@@ -148,29 +163,21 @@ class _Emitter:
         self.name = name
         # The body lives in an internal function taking each buffer it uses as its own noalias argument (buffers
         # of one step never overlap), so loops vectorize without run-time alias checks; ``name`` is the ABI
-        # wrapper. Every slot gets an argument here; finish() keeps those the body used (a kernel must not cost
-        # in proportion to the whole program's buffers).
+        # wrapper.
         # Lengths are arguments too (the wrapper reads them from ``dims``), so that the body does not depend on
         # where a length sits in the program's table: identical steps print identical IR (see _share_or_own).
-        nslots, nsym = len(plan.buffers), len(symbols)
-        impl_ty = ir.FunctionType(VOID, [I64, I64] + [I64] * nsym + [PTR] * nslots)
-        self.fn = ir.Function(module, impl_ty, name + "_impl")
+        # Arguments are made as the body first reads them (finish() gives the function its final type), so a
+        # step costs nothing per buffer or length of the program it does not touch.
+        self.fn = ir.Function(module, ir.FunctionType(VOID, [I64, I64]), name + "_impl")
         self.fn.linkage = "internal"
         # never inlined into its wrapper: several wrappers may share it, and LLVM optimizes it once either way
         self.fn.attributes.add("noinline")
-        self.start, self.stop = self.fn.args[:2]
-        self._dimargs = self.fn.args[2:2 + nsym]
-        self._bufargs = self.fn.args[2 + nsym:]
-        for i, a in enumerate(self._dimargs):
-            a.name = f"d{i}"
-        for i, a in enumerate(self._bufargs):
-            a.name = f"s{i}"
-            a.add_attribute("noalias")
+        self.start, self.stop = self.fn.args
         # buffers that share memory (reuse, in-place takeover) are all addressed through one argument, so that
         # noalias stays true and LLVM sees one base pointer
         self._roots = roots or {}
-        self._used = {}  # slots the body addresses, in first-use order
-        self._used_dims = {}  # indices in ``dims`` of the lengths the body reads, in first-use order
+        self._used = {}  # slot -> its argument, for the slots the body addresses, in first-use order
+        self._used_dims = {}  # index in ``dims`` -> its argument, for each length the body reads, in first-use order
         self._shared = shared  # normalized impl text -> impl function, shared by identical steps (or None)
         self.wrapper = ir.Function(module, KERNEL_TY, name)
         self.impl = self.fn  # the function the wrapper calls (another step's when this one is a duplicate)
@@ -204,8 +211,9 @@ class _Emitter:
                 for a in mono:
                     if isinstance(a, str):
                         k = self.symbols[a]
-                        self._used_dims.setdefault(k)
-                        av = self._dimargs[k]
+                        av = self._used_dims.get(k)
+                        if av is None:
+                            av = self._used_dims[k] = ir.Argument(self.fn, I64, f"d{k}")
                     else:
                         op, x, y = a
                         xv, yv = self.dim(x), self.dim(y)
@@ -230,13 +238,16 @@ class _Emitter:
 
     def buf(self, bid) -> ir.Value:
         slot = self._roots.get(bid, bid)
-        self._used.setdefault(slot)
-        return self._bufargs[slot]
+        arg = self._used.get(slot)
+        if arg is None:
+            arg = self._used[slot] = ir.Argument(self.fn, PTR, f"s{slot}")
+            arg.add_attribute("noalias")
+        return arg
 
     def finish(self):
         self.b.position_at_end(self.entry)
         self.b.branch(self._body)
-        self._keep_used_args()
+        self._set_args()
         self._share_or_own()
         wb = ir.IRBuilder(self.wrapper.append_basic_block("entry"))
         bufs, dims, start, stop = self.wrapper.args
@@ -245,10 +256,9 @@ class _Emitter:
         wb.call(self.impl, [start, stop] + lens + ptrs)
         wb.ret_void()
 
-    def _keep_used_args(self):
-        """Drop the impl's arguments for lengths and slots its body never read (nothing refers to them)."""
-        lens = [self._dimargs[k] for k in self._used_dims]
-        used = [self._bufargs[i] for i in self._used]
+    def _set_args(self):
+        """Give the impl its arguments: the lengths, then the buffers, its body read."""
+        lens, used = list(self._used_dims.values()), list(self._used.values())
         fn = self.fn
         fn.ftype = ir.FunctionType(VOID, [I64, I64] + [I64] * len(lens) + [PTR] * len(used))
         fn.type = fn.ftype.as_pointer()
@@ -261,9 +271,8 @@ class _Emitter:
         self.impl_text = text
         if self._shared is None:
             return
-        order = {f"s{slot}": f"a{k}" for k, slot in enumerate(self._used)}
-        order.update({f"d{sym}": f"n{k}" for k, sym in enumerate(self._used_dims)})
-        key = _ARG_NAME.sub(lambda m: '%"#' + order.get(m.group(1), m.group(1)) + '"',
+        order = {a.name: f"#a{k}" for k, a in enumerate(self.fn.args)}  # '#': in no name the builder makes
+        key = _ARG_NAME.sub(lambda m: '%"' + order.get(m.group(1), m.group(1)) + '"',
                             text.replace(f'@"{self.fn.name}"', "@_", 1))
         first = self._shared.setdefault(key, self.fn)
         if first is not self.fn:
@@ -625,7 +634,7 @@ class _Ops:
     del _m
 
     def op_logaddexp(self, dt, x, y):
-        if "logaddexp" in _vec().FUNCTIONS:
+        if "logaddexp" in VEC_FUNCTIONS:
             return self.math.call(self.b, "logaddexp", lltype(dt), x, y)
         b = self.b
         mx = self._minmax(dt, x, y, True)
@@ -797,8 +806,7 @@ def _streamable(k: Kernel, flat) -> bool:
     time and the second copy of the loop nearly doubled the optimized tier's compile time (97 -> 173 ms)."""
     if k.red_axes or k.chunks or k.column or k.nphases != 1 or not k.stores or (not flat and len(k.domain) != 1):
         return False
-    from .vecmath import FUNCTIONS
-    if sum(o.eqn.prim in FUNCTIONS or o.eqn.prim in ("sigmoid", "softplus") for o in k.ops) > STREAM_MAX_MATH:
+    if sum(o.eqn.prim in VEC_FUNCTIONS or o.eqn.prim in ("sigmoid", "softplus") for o in k.ops) > STREAM_MAX_MATH:
         return False
     for v, acc in k.stores:
         if v.id in k.scalars or all(d == 1 for d in acc.shape):
@@ -1429,10 +1437,10 @@ class CompiledModule:
         self.from_cache = True
         return self
 
-    def __init__(self, ir_text, fn_names, vec_pairs, cache_key=None, tier=1, cancelled=None):
+    def __init__(self, ir_text, fn_names, vec_pairs, cache_key=None, tier=1, cancelled=None, timings=None):
         from . import cache
         self.from_cache = False
-        self._bitcode, obj = _optimize_and_emit(ir_text, vec_pairs, tier, cancelled)
+        self._bitcode, obj = _optimize_and_emit(ir_text, vec_pairs, tier, cancelled, timings)
         self.cancelled = obj is None
         if self.cancelled:  # the interpreter is exiting: no machine code is loaded or stored
             return
@@ -1467,25 +1475,31 @@ class CompiledModule:
         return target_machine().emit_assembly(llvm.parse_assembly(self.optimized_ir))
 
 
-def _optimize_and_emit(ir_text, vec_pairs, tier=1, cancelled=None):
+def _optimize_and_emit(ir_text, vec_pairs, tier=1, cancelled=None, timings=None):
     """(optimized bitcode, object code) of a module, built in an LLVM context of its own that is freed here: the
     constants, types and metadata that optimization adds to a context would otherwise accumulate, compile after
-    compile, in llvmlite's global one. ``cancelled()`` true between the stages: (None, None), nothing emitted."""
-    tm = target_machine()
+    compile, in llvmlite's global one. ``cancelled()`` true between the stages: (None, None), nothing emitted.
+    ``timings``: a dict that gets the seconds of LLVM's optimization and of object emission."""
+    tm = target_machine(3 if tier >= 1 else TIER0_CODEGEN)
     ctx = llvm.create_context()
     mod = llvm.parse_assembly(ir_text, context=ctx)
     try:
-        if vec_pairs:
-            mod.link_in(llvm.parse_assembly(_vecmath_ir(tuple(sorted(vec_pairs, key=str))), context=ctx))
+        for text in _math_ir(vec_pairs, tier):
+            mod.link_in(llvm.parse_assembly(text, context=ctx))
         mod.triple = tm.triple
         mod.data_layout = str(tm.target_data)
         mod.verify()
         if cancelled is not None and cancelled():
             return None, None
+        t0 = time.perf_counter()
         _optimize(mod, tm, tier)
+        t1 = time.perf_counter()
         if cancelled is not None and cancelled():
             return None, None
-        return mod.as_bitcode(), tm.emit_object(mod)
+        out = mod.as_bitcode(), tm.emit_object(mod)
+        if timings is not None:
+            timings.update(llvm_optimize=t1 - t0, emit=time.perf_counter() - t1)
+        return out
     finally:
         mod.close()  # before its context
         ctx.close()
@@ -1493,18 +1507,13 @@ def _optimize_and_emit(ir_text, vec_pairs, tier=1, cancelled=None):
 
 def _optimize(mod, tm, tier):
     """Run LLVM's pipeline for ``tier``: 1 is O3 with loop and SLP vectorization and unrolling (the code that
-    runs from then on); 0 is the quick tier (see TIER0_SPEED), where a kernel runs a few times while the
-    optimized tier compiles in the background."""
-    if tier >= 1:
-        pto = llvm.create_pipeline_tuning_options(speed_level=3)
-        pto.loop_vectorization = True
-        pto.slp_vectorization = True
-        pto.loop_unrolling = True
-    else:
-        pto = llvm.create_pipeline_tuning_options(speed_level=TIER0_SPEED)
-        pto.loop_vectorization = True
-        pto.slp_vectorization = True
-        pto.loop_unrolling = True
+    runs from then on); 0 is the quick tier, whose code runs a few calls while the optimized tier compiles in the
+    background: TIER0_SPEED without vectorizers, emitted at TIER0_CODEGEN."""
+    pto = llvm.create_pipeline_tuning_options(speed_level=3 if tier >= 1 else TIER0_SPEED)
+    vectorize = tier >= 1
+    pto.loop_vectorization = vectorize
+    pto.slp_vectorization = vectorize
+    pto.loop_unrolling = vectorize
     pb = llvm.create_pass_builder(tm, pto)
     pm = pb.getModulePassManager()
     try:
@@ -1513,7 +1522,10 @@ def _optimize(mod, tm, tier):
         _free_pass_manager(pm)
 
 
-TIER0_SPEED = 3  # LLVM speed level of the quick tier
+# The quick tier: LLVM's O1 pipeline and the code generator's fast path (FastISel, fast register allocation)
+# take about a third of O3's time; the code is slower but runs only until the optimized tier is in.
+TIER0_SPEED = 1
+TIER0_CODEGEN = 0
 
 
 def _free_pass_manager(pm):
@@ -1533,6 +1545,40 @@ def _free_pass_manager(pm):
 @functools.lru_cache(maxsize=64)
 def _vecmath_ir(pairs) -> str:
     return _vec().module_ir(pairs)
+
+
+def _math_ir(pairs, tier) -> list:
+    """Module texts defining the math functions a program calls (``(name, dtype)`` pairs). Both tiers share one
+    program IR; they differ here: the optimized tier links the vector library's polynomials (inlined, then
+    vectorized), the quick tier one-line definitions calling libm or an LLVM intrinsic (far less code for LLVM),
+    except for functions that only the library has."""
+    pairs = tuple(sorted(pairs, key=str))
+    if tier >= 1:
+        return [_vecmath_ir(pairs)] if pairs else []
+    scalar = tuple(p for p in pairs if p[0] in _INTRINSICS or p[0] in _LIBM)
+    rest = tuple(p for p in pairs if p not in scalar)
+    return ([_scalar_math_ir(scalar)] if scalar else []) + ([_vecmath_ir(rest)] if rest else [])
+
+
+_BINARY_MATH = {"arctan2", "power", "hypot", "logaddexp"}
+
+
+@functools.lru_cache(maxsize=64)
+def _scalar_math_ir(pairs) -> str:
+    """The vector library's symbols defined as calls of the scalar libm function or LLVM intrinsic (the same
+    choice _Math makes for a scalar call), always inlined."""
+    decls, defs = {}, []
+    for name, dt in pairs:
+        f64 = np.dtype(dt) == np.float64
+        ty = "double" if f64 else "float"
+        target = f"{_INTRINSICS[name]}.{'f64' if f64 else 'f32'}" if name in _INTRINSICS \
+            else _LIBM[name] + ("" if f64 else "f")
+        params = ["%a", "%b"] if name in _BINARY_MATH else ["%a"]
+        decls[target] = f'declare {ty} @"{target}"({", ".join([ty] * len(params))})'
+        args = ", ".join(f"{ty} {p}" for p in params)
+        defs.append(f'define linkonce_odr {ty} @"{_vec_symbol(name, "f64" if f64 else "f32")}"({args}) #0 {{\n'
+                    f'  %r = call {ty} @"{target}"({args})\n  ret {ty} %r\n}}')
+    return "\n".join(list(decls.values()) + defs + ["attributes #0 = { alwaysinline nounwind }"])
 
 
 def codegen_fingerprint() -> str:

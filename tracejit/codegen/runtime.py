@@ -11,6 +11,7 @@ import collections
 import ctypes
 import gc
 import os
+import sys
 import time
 import weakref
 from sys import getrefcount as _getrefcount
@@ -57,7 +58,11 @@ VECTOR_MATH = {"exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "
                "arctan", "arctan2", "sinh", "cosh", "tanh", "arcsinh", "arccosh", "arctanh", "cbrt", "hypot",
                "power", "logaddexp", "sigmoid", "softplus"}
 TIER_UP_SECONDS = 0.02  # time spent in first-tier code after which the optimized tier is compiled ...
-TIER_UP_CALLS = 2  # ... or calls after which it is (a function called a third time is hot)
+TIER_UP_CALLS = 2  # ... or calls after which it is (a function called again is likely to be called more)
+# The optimized tier takes about this many times the first tier's compile time; a call whose first-tier run
+# would take longer than what is left of that waits for the optimized code instead (big arrays)
+TIER1_COMPILE_RATIO = 3.0
+TIER_MIN_STEPS = 4  # programs of fewer steps without vector math compile at O3 at once (a few ms: no tiers)
 
 
 def compile_graph(graph, device="cpu", tiered=False):
@@ -66,10 +71,25 @@ def compile_graph(graph, device="cpu", tiered=False):
     if device != "cpu":
         from .cuda import compile_graph_cuda
         return compile_graph_cuda(graph, device)
-    if tiered and os.environ.get("TRACEJIT_TIERED", "1") != "0" \
-            and any(e.prim in VECTOR_MATH for e in graph.eqns):
-        return TieredExecutable(graph)
-    return LLVMExecutable(graph)
+    t0 = time.perf_counter()
+    planned = plan_graph(graph)
+    plan_s = time.perf_counter() - t0
+    if tiered and os.environ.get("TRACEJIT_TIERED", "1") != "0" and (
+            any(e.prim in VECTOR_MATH for e in graph.eqns) or len(planned[0].steps) >= TIER_MIN_STEPS):
+        exe = TieredExecutable(graph, planned)
+    else:
+        exe = LLVMExecutable(graph, planned=planned)
+    exe.compile_stats["plan"] = plan_s
+    return exe
+
+
+def log_compile(what, stats):
+    """With TRACEJIT_LOG_COMPILES=1, one line on stderr per compile: where its time went (seconds) and how many
+    kernels and distinct step functions it made (dedup hits: steps that reused an identical function)."""
+    if os.environ.get("TRACEJIT_LOG_COMPILES", "").strip() in ("", "0"):
+        return
+    parts = [f"{k} {v * 1e3:.1f} ms" if isinstance(v, float) else f"{k} {v}" for k, v in stats.items()]
+    print(f"tracejit compile {what}: " + ", ".join(parts), file=sys.stderr, flush=True)
 
 
 def plan_graph(graph):
@@ -88,11 +108,15 @@ class TieredExecutable:
     is ready (one attribute store: a call sees either tier whole). A disk cache hit for the optimized code skips
     the first tier; ``wait`` compiles the optimized tier now and returns when it is in place."""
 
-    def __init__(self, graph):
+    def __init__(self, graph, planned=None):
         self.graph = graph
-        self._planned = plan_graph(graph)  # both tiers lower the same fusion and memory plan
+        self._planned = planned or plan_graph(graph)  # both tiers lower the same fusion and memory plan
         fast = LLVMExecutable(graph, tier=1, cache_only=True, planned=self._planned)
+        t0 = time.perf_counter()
         self._exe = fast if fast.compiled is not None else LLVMExecutable(graph, tier=0, planned=self._planned)
+        self._tier0_compile_s = time.perf_counter() - t0
+        self._job_started = 0.0
+        self._last = 0.0  # seconds of the latest first-tier call
         self._spent = 0.0
         self._calls = 0
         self._lock = threading.Lock()
@@ -108,16 +132,26 @@ class TieredExecutable:
     def _run_first_tier(self, arrays):
         if self._job is None and (self._spent >= TIER_UP_SECONDS or self._calls + 1 >= TIER_UP_CALLS):
             self.tier_up()
+        elif self._job is not None and self._last >= self._compile_left():
+            self._job.join()  # a first-tier call would take longer than the rest of the optimized compile
+            if self.run is not self._run_first_tier:
+                return self.run(arrays)
         t0 = time.perf_counter()
         out = self._exe.run(arrays)
-        self._spent += time.perf_counter() - t0  # (a lost update under a race only delays the tier-up)
+        self._last = time.perf_counter() - t0
+        self._spent += self._last  # (a lost update under a race only delays the tier-up)
         self._calls += 1
         return out
+
+    def _compile_left(self):
+        """Estimated seconds until the background compile is done: TIER1_COMPILE_RATIO times the first tier's."""
+        return TIER1_COMPILE_RATIO * self._tier0_compile_s - (time.perf_counter() - self._job_started)
 
     def tier_up(self, wait=False):
         """Start compiling the optimized tier in the background (once); ``wait``: and wait until it runs."""
         with self._lock:
             if self._job is None and self._exe.tier < 1:
+                self._job_started = time.perf_counter()
                 self._job = _background(self._compile_optimized, f"tracejit tier-up ({self.num_kernels} kernels)")
             job = self._job
         if wait and job is not None:
@@ -131,10 +165,13 @@ class TieredExecutable:
 
     def _compile_optimized(self, cancelled):
         try:
-            exe = LLVMExecutable(self.graph, tier=1, planned=self._planned, cancelled=cancelled)
+            # the first tier's IR is this one's too: only LLVM runs here (it releases the GIL: calls go on)
+            exe = LLVMExecutable(self.graph, tier=1, planned=self._planned, cancelled=cancelled,
+                                 source=getattr(self._exe, "source", None))
         except BaseException as e:  # the first tier stays correct; the error is kept for wait() to raise
             self.tier_up_error = e
             return
+        log_compile("optimized tier (background)", exe.compile_stats)
         self._exe = exe
         self.run = exe.run  # the switch: callers look ``run`` up at each call
 
@@ -390,8 +427,9 @@ class LLVMExecutable:
     """One compiled program for one input signature. ``run`` takes C-contiguous arrays (the caller, which knows
     the signature, copies the others once)."""
 
-    def __init__(self, graph, tier=1, cache_only=False, planned=None, cancelled=None):
-        """``cancelled``: a callable polled between compile stages; true raises _Cancelled (interpreter exit)."""
+    def __init__(self, graph, tier=1, cache_only=False, planned=None, cancelled=None, source=None):
+        """``cancelled``: a callable polled between compile stages; true raises _Cancelled (interpreter exit).
+        ``source``: the ``source`` of an executable of the other tier for the same plan (its IR is this one's)."""
         from ..passes.fusion import CopyStep, DimCanon, Kernel, MatmulStep, ScatterAddStep
         from . import llvm as L
         self.graph = graph
@@ -416,36 +454,26 @@ class LLVMExecutable:
         # cache hit skips building the IR as well as LLVM
         key = cache.graph_key(graph, "cpu", L.codegen_fingerprint(), f"tier{tier}") if cache.enabled() else None
         self.tier = tier
+        self.source = None  # (IR text, math functions called, distinct step functions) once built here
+        # where this compile's time went (seconds), for TRACEJIT_LOG_COMPILES and tests
+        self.compile_stats = {"tier": tier, "kernels": plan.num_kernels}
         self._ir_text = None
+        self.num_functions = None  # distinct step bodies compiled (identical steps share one); None: from disk
         self.compiled = L.CompiledModule.from_cache(key, names + ["tj_entry"]) if key else None
+        self.compile_stats["disk_cache"] = "hit" if self.compiled is not None else "miss"
         if self.compiled is None and cache_only:
             return
         if self.compiled is None:
-            module = L.ir.Module(name="tracejit")
-            math = L._Math(module, vector=tier >= 1)
-            fns, ems, shared = [], [], {}
-            for name, step in zip(names, plan.steps):
-                if cancelled is not None and cancelled():
-                    raise _Cancelled("interpreter exiting")
-                em = L._Emitter(module, math, plan, symbols, name, self.memory.slot_of, shared)
-                ems.append(em)
-                if isinstance(step, Kernel):
-                    L.lower_kernel(em, plan, step, canon)
-                elif isinstance(step, CopyStep):
-                    L.lower_copy(em, plan, step)
-                elif isinstance(step, MatmulStep):
-                    L.lower_matmul(em, plan, step)
-                elif isinstance(step, ScatterAddStep):
-                    L.lower_scatter_add(em, plan, step)
-                else:
-                    raise NotImplementedError(type(step).__name__)
-                fns.append(em.wrapper)
-            slot_of_input = {b.input_index: b.id for b in plan.buffers if b.kind == "input"}
-            L.emit_entry(module, plan, fns, symbols, slot_of_input, len(plan.buffers))
-            self._ir_text = L.module_text(module, ems)
-            self.num_functions = len(shared)  # distinct step bodies compiled (identical steps share one)
-            self.compiled = L.CompiledModule(self._ir_text, names + ["tj_entry"], math.vec_used, key,
-                                             tier=tier, cancelled=cancelled)
+            if source is None:
+                t0 = time.perf_counter()
+                source = self._build_ir(names, canon, cancelled)
+                self.compile_stats["ir_build"] = time.perf_counter() - t0
+            self.source = source
+            self._ir_text, vec_used, self.num_functions = source
+            self.compile_stats.update(functions=self.num_functions,
+                                      dedup_hits=len(plan.steps) - self.num_functions)
+            self.compiled = L.CompiledModule(self._ir_text, names + ["tj_entry"], vec_used, key,
+                                             tier=tier, cancelled=cancelled, timings=self.compile_stats)
             if self.compiled.cancelled:
                 raise _Cancelled("interpreter exiting")
         self._entry, self._mdef = L.make_builtin(self.compiled.addresses["tj_entry"], owner=self.compiled)
@@ -453,6 +481,34 @@ class LLVMExecutable:
         self._extents = extents
         self.num_threads = L.num_threads()
         self.run = self._make_driver()
+
+    def _build_ir(self, names, canon, cancelled):
+        """(module IR text, math functions it calls, distinct step functions): the same for both tiers."""
+        from ..passes.fusion import CopyStep, Kernel, MatmulStep, ScatterAddStep
+        from . import llvm as L
+        plan = self.plan
+        module = L.ir.Module(name="tracejit")
+        math = L._Math(module)  # both tiers call the vector library's symbols (they link different bodies)
+        fns, ems, shared = [], [], {}
+        for name, step in zip(names, plan.steps):
+            if cancelled is not None and cancelled():
+                raise _Cancelled("interpreter exiting")
+            em = L._Emitter(module, math, plan, self.symbols, name, self.memory.slot_of, shared)
+            ems.append(em)
+            if isinstance(step, Kernel):
+                L.lower_kernel(em, plan, step, canon)
+            elif isinstance(step, CopyStep):
+                L.lower_copy(em, plan, step)
+            elif isinstance(step, MatmulStep):
+                L.lower_matmul(em, plan, step)
+            elif isinstance(step, ScatterAddStep):
+                L.lower_scatter_add(em, plan, step)
+            else:
+                raise NotImplementedError(type(step).__name__)
+            fns.append(em.wrapper)
+        slot_of_input = {b.input_index: b.id for b in plan.buffers if b.kind == "input"}
+        L.emit_entry(module, plan, fns, self.symbols, slot_of_input, len(plan.buffers))
+        return L.module_text(module, ems), frozenset(math.vec_used), len(shared)
 
     @property
     def num_kernels(self):
