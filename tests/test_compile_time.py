@@ -247,3 +247,23 @@ def test_quick_tier_of_a_transcendental_program_does_not_import_the_vector_libra
             "print('tracejit.codegen.vecmath' in sys.modules)\n")
     p = _python(code, TRACEJIT_CACHE_DIR=str(tmp_path))
     assert p.stdout.split() == ["False", "True"], p.stderr[-2000:]
+
+
+FORK_DURING_COMPILE = EXIT_DURING_COMPILE.replace('time.sleep(float(sys.argv[1]) if len(sys.argv) > 1 else 0.0)', """
+import os, signal
+pid = os.fork()   # waits for the compile in flight: a child must not inherit a thread's LLVM locks
+if pid == 0:
+    signal.alarm(60)
+    out = f(ws, x)
+    exe.wait()
+    ok = exe.tier == 1 and all(np.allclose(a, b) for a, b in zip(out, f(ws, x)))
+    os._exit(0 if ok else 3)
+_, status = os.waitpid(pid, 0)
+print("child", os.waitstatus_to_exitcode(status), flush=True)
+""")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_fork_during_a_background_compile(tmp_path):
+    p = _python(FORK_DURING_COMPILE, TRACEJIT_CACHE_DIR=str(tmp_path))
+    assert p.returncode == 0 and "child 0" in p.stdout, (p.stdout, p.stderr[-3000:])

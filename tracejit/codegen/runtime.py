@@ -13,6 +13,7 @@ import gc
 import os
 import sys
 import time
+import warnings
 import weakref
 from sys import getrefcount as _getrefcount
 import threading
@@ -130,10 +131,11 @@ class TieredExecutable:
         return self._exe.tier
 
     def _run_first_tier(self, arrays):
-        if self._job is None and (self._spent >= TIER_UP_SECONDS or self._calls + 1 >= TIER_UP_CALLS):
+        job = self._job
+        if (job is None or job.lost) and (self._spent >= TIER_UP_SECONDS or self._calls + 1 >= TIER_UP_CALLS):
             self.tier_up()
-        elif self._job is not None and self._last >= self._compile_left():
-            self._job.join()  # a first-tier call would take longer than the rest of the optimized compile
+        elif job is not None and self._last >= self._compile_left():
+            job.join()  # a first-tier call would take longer than the rest of the optimized compile
             if self.run is not self._run_first_tier:
                 return self.run(arrays)
         t0 = time.perf_counter()
@@ -150,7 +152,7 @@ class TieredExecutable:
     def tier_up(self, wait=False):
         """Start compiling the optimized tier in the background (once); ``wait``: and wait until it runs."""
         with self._lock:
-            if self._job is None and self._exe.tier < 1:
+            if (self._job is None or self._job.lost) and self._exe.tier < 1:
                 self._job_started = time.perf_counter()
                 self._job = _background(self._compile_optimized, f"tracejit tier-up ({self.num_kernels} kernels)")
             job = self._job
@@ -170,6 +172,9 @@ class TieredExecutable:
                                  source=getattr(self._exe, "source", None))
         except BaseException as e:  # the first tier stays correct; the error is kept for wait() to raise
             self.tier_up_error = e
+            if not isinstance(e, _Cancelled):
+                warnings.warn(f"tracejit: the optimized tier failed to compile ({type(e).__name__}: {e}); calls "
+                              f"keep running the quick tier's code", RuntimeWarning)
             return
         log_compile("optimized tier (background)", exe.compile_stats)
         self._exe = exe
@@ -190,6 +195,7 @@ class _BackgroundJob:
 
     def __init__(self, fn, name):
         self._fn = fn
+        self.lost = False  # true in a forked child: the thread did not come along (tier_up starts another)
         self._done = threading.Event()
         self.thread = threading.Thread(target=self._main, name=name, daemon=True)
 
@@ -219,6 +225,30 @@ def _background(fn, name):
         _jobs.add(job)
     job.thread.start()
     return job
+
+
+def _after_fork_in_child():
+    """A forked child has none of the parent's threads: its jobs will never finish, and a lock one of them held
+    stays taken. Mark them lost (done, so nobody waits on them) and start with a fresh lock."""
+    global _jobs_lock
+    _jobs_lock = threading.Lock()
+    for job in list(_jobs):
+        job.lost = True
+        job._done.set()
+    _jobs.clear()
+
+
+def _finish_jobs_before_fork():
+    """fork() while a thread is inside LLVM would hand the child LLVM's locks taken, forever: compiles in flight
+    finish first (fork is rare; a compile takes a second or so)."""
+    with _jobs_lock:
+        jobs = list(_jobs)
+    for job in jobs:
+        job.join()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_finish_jobs_before_fork, after_in_child=_after_fork_in_child)
 
 
 @atexit.register
