@@ -1,4 +1,6 @@
-"""CPU code generation: each step of a fusion Plan becomes an LLVM function, optimized at O3 for the host.
+"""CPU code generation: each step of a fusion Plan becomes an LLVM function, optimized for the host: at O3 with
+vectorizers for the optimized tier, at O1 with LLVM's fast code generator for the quick first tier.
+Identical steps of a program share one function (see _Emitter._share_or_own).
 
 Kernel ABI: ``void k(ptr bufs, ptr dims, i64 start, i64 stop)``: ``bufs`` holds every buffer's data pointer,
 ``dims`` the run-time value of every shape symbol; ``[start, stop)`` is the range of the first outer loop that
@@ -122,7 +124,9 @@ class _Math:
         self.m = module
         self.decls = {}
         self.vec_used = set()
-        self.vector = vector  # False: scalar libm calls (the quick first tier: much less IR to optimize)
+        # False: scalar libm calls in the IR itself. Both tiers build with True (one IR for both) and differ in the
+        # bodies they link for the vector library's symbols (see _math_ir)
+        self.vector = vector
 
     def call(self, b, name, ty, *args):
         key = (name, str(ty))
@@ -160,7 +164,6 @@ class _Emitter:
         self.math = math
         self.plan = plan
         self.symbols = symbols  # symbol name -> index in dims
-        self.name = name
         # The body lives in an internal function taking each buffer it uses as its own noalias argument (buffers
         # of one step never overlap), so loops vectorize without run-time alias checks; ``name`` is the ABI
         # wrapper.
