@@ -63,6 +63,7 @@ TIER_UP_CALLS = 2  # ... or calls after which it is (a function called again is 
 # The optimized tier takes about this many times the first tier's compile time; a call whose first-tier run
 # would take longer than what is left of that waits for the optimized code instead (big arrays)
 TIER1_COMPILE_RATIO = 3.0
+TIER0_SECONDS_PER_KERNEL = 0.02  # the first tier's compile time per kernel, when it came from the disk cache
 TIER_MIN_STEPS = 4  # programs of fewer steps without vector math compile at O3 at once (a few ms: no tiers)
 
 
@@ -115,8 +116,10 @@ class TieredExecutable:
         fast = LLVMExecutable(graph, tier=1, cache_only=True, planned=self._planned)
         t0 = time.perf_counter()
         self._exe = fast if fast.compiled is not None else LLVMExecutable(graph, tier=0, planned=self._planned)
-        # (from the disk cache, the first tier's compile time says nothing of the optimized one: never wait)
-        self._tier0_compile_s = float("inf") if self._exe.from_cache else time.perf_counter() - t0
+        # from the disk cache, the first tier's load time says nothing of the optimized compile: guess it from
+        # the number of kernels (a first tier on disk without the optimized one: a process that exited early)
+        self._tier0_compile_s = TIER0_SECONDS_PER_KERNEL * self.num_kernels if self._exe.from_cache \
+            else time.perf_counter() - t0
         self._job_started = 0.0
         self._last = 0.0  # seconds of the latest first-tier call
         self._spent = 0.0
