@@ -1,5 +1,5 @@
 """CPU code generation: each step of a fusion Plan becomes an LLVM function, optimized for the host: at O3 with
-vectorizers for the optimized tier, at O1 with LLVM's fast code generator for the quick first tier.
+vectorizers for the optimized tier, at O0 with LLVM's fast code generator for the quick first tier.
 Identical steps of a program share one function (see _Emitter._share_or_own).
 
 Kernel ABI: ``void k(ptr bufs, ptr dims, i64 start, i64 stop)``: ``bufs`` holds every buffer's data pointer,
@@ -1525,9 +1525,10 @@ def _optimize(mod, tm, tier):
         _free_pass_manager(pm)
 
 
-# The quick tier: LLVM's O1 pipeline and the code generator's fast path (FastISel, fast register allocation)
-# take about a third of O3's time; the code is slower but runs only until the optimized tier is in.
-TIER0_SPEED = 1
+# The quick tier: LLVM's O0 pipeline (always-inline only) and the code generator's fast path (FastISel, fast
+# register allocation). Its code is slower, but it runs only until the optimized tier is in, and calls whose
+# work outweighs the rest of that compile wait for it (runtime.TieredExecutable).
+TIER0_SPEED = 0
 TIER0_CODEGEN = 0
 
 
