@@ -37,6 +37,11 @@ _init_lock = threading.Lock()
 _target_machine = None
 
 
+# llvmlite's global LLVM context is not thread-safe, and the optimized tier compiles on a background thread:
+# every use of that context (engines' modules) takes this lock; compiles use contexts of their own
+GLOBAL_CONTEXT_LOCK = threading.RLock()
+
+
 def target_machine(opt=3):
     """A new host TargetMachine (MCJIT takes ownership of the one it is given, so each engine gets its own);
     ``opt`` is the code generator's level (0: fast instruction selection and register allocation)."""
@@ -1465,17 +1470,19 @@ class CompiledModule:
 
     def _load_object(self, obj, fn_names):
         tm = target_machine()
-        empty = llvm.parse_assembly("")
-        empty.triple = tm.triple
-        self.engine = llvm.create_mcjit_compiler(empty, tm)
-        self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
-        self.engine.finalize_object()
+        with GLOBAL_CONTEXT_LOCK:  # the engine's module lives in llvmlite's global context, shared by threads
+            empty = llvm.parse_assembly("")
+            empty.triple = tm.triple
+            self.engine = llvm.create_mcjit_compiler(empty, tm)
+            self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+            self.engine.finalize_object()
         self.addresses = {n: self.engine.get_function_address(n) for n in fn_names}
         if not all(self.addresses.values()):
             raise RuntimeError("cached object lacks a function")
 
     def asm(self):
-        return target_machine().emit_assembly(llvm.parse_assembly(self.optimized_ir))
+        with GLOBAL_CONTEXT_LOCK:
+            return target_machine().emit_assembly(llvm.parse_assembly(self.optimized_ir))
 
 
 def _optimize_and_emit(ir_text, vec_pairs, tier=1, cancelled=None, timings=None):
