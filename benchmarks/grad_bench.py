@@ -35,12 +35,21 @@ PEERS = ["numpy", "jax", "autograd", "pytensor"]
 def median_ms(fn, repeats, warmup=2):
     for _ in range(warmup):
         fn()
+    _wait_for_background_compiles()  # steady state: the optimized tier, not the quick one it replaces
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
     return 1e3 * statistics.median(times)
+
+
+def _wait_for_background_compiles():
+    from tracejit.codegen import runtime
+    with runtime._jobs_lock:
+        jobs = list(runtime._jobs)
+    for job in jobs:
+        job.join()
 
 
 def _import(name):
