@@ -435,12 +435,13 @@ def as_value(x) -> Value:
         return constant(arr)
     if isinstance(x, (list, tuple)):
         if any(isinstance(e, Value) or hasattr(e, "_tj_value") for e in _flat(x)):
-            from ..trace.numpy_api import stack
             parts = [as_value(e) for e in x]
             if len({p.shape for p in parts}) > 1:
                 raise ValueError(f"setting an array element with a sequence: the nested list is ragged (its items "
                                  f"have shapes {', '.join(T.shape_str(p.shape) for p in parts)}). {LIST_HINT}")
-            return stack(parts)
+            dt = T.result_dtype(*[p.type for p in parts])[0]
+            rows = [reshape(convert(p, dt), (1,) + tuple(p.shape)) for p in parts]  # numpy's stack along axis 0
+            return rows[0] if len(rows) == 1 else bind("concatenate", *rows, axis=0)
         return as_value(np.asarray(x))
     if isinstance(x, complex):
         raise TypeError("complex numbers are not supported by tracejit")

@@ -57,6 +57,8 @@ def _atom_key(a):
 # Set by tracejit.trace.guards while a specializing trace runs: hook(dim, op, other) gives the concrete int/bool
 # that Python needs (recording a guard), or None to keep the default (structural == / ConcretizationError).
 CONCRETE_HOOK = None
+# Set by tracejit.trace.tracer when it loads: Value -> the user-facing traced array (the IR knows no tracers)
+WRAP = None
 
 
 class Dim:
@@ -93,9 +95,8 @@ class Dim:
 
     def traced(self):
         """This length as a traced int64 value (for arithmetic with floats and arrays: ``x.sum() / n``)."""
-        from ..trace.tracer import wrap
         from . import ops
-        return wrap(ops.dimsize(self))
+        return WRAP(ops.dimsize(self))
 
     def __truediv__(self, other):
         return self.traced() / other

@@ -5,6 +5,8 @@ value (``if x > 0``, ``float(x)``) raises ConcretizationError at the user's line
 """
 from __future__ import annotations
 
+from ..ir import types as _types
+
 import numpy as np
 
 from ..errors import ConcretizationError, UnsupportedError
@@ -586,3 +588,6 @@ def _is_basic(key) -> bool:
                 (isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)))):
             return False
     return True
+
+
+_types.WRAP = wrap  # Dim.traced() hands lengths to user code as tracers
