@@ -270,11 +270,12 @@ def test_compiled_code_survives_a_restart(cdir):
         import numpy as np
         import tracejit as tj
         from tracejit.codegen import cache
-        from tracejit.codegen.runtime import InterpretedExecutable, compile_graph
+        from tracejit.codegen.runtime import InterpretedExecutable
+        from tracejit.compile import CompileOptions, build_executable
         calls = []
         real_load = cache.load
         cache.load = lambda key: calls.append(key) or real_load(key)
-        exe = compile_graph(tj.make_ir(lambda x: x + 1.0)(np.ones(3)))
+        exe = build_executable(tj.make_ir(lambda x: x + 1.0)(np.ones(3)), CompileOptions(tiered=False))
         print(isinstance(exe, InterpretedExecutable), len(calls))
     """
     interpreted, loads = _run(probe, cdir).split()

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import tracejit as tj
 from tracejit import tensor
-from tracejit.trace.symbolic import MissingInputError, UnusedInputError
+from tracejit.theano import MissingInputError, UnusedInputError
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 FLOAT = r"[-+]?\d+\.?\d*(?:e[-+]?\d+)?"

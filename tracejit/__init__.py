@@ -5,10 +5,10 @@ from .transforms import grad, value_and_grad, vjp
 from .vectorize import vmap
 from .forward import hessian, hvp, jacfwd, jacrev, jvp, linearize
 from .custom import checkpoint, custom_jvp, custom_vjp, remat
-from .trace.symbolic import debugprint, function, pp, shared
+from .theano import debugprint, function, pp, shared
 from .codegen.cuda_check import devices
 from .codegen.runtime import clear_caches
-from . import numpy, nn, tensor
+from . import numpy, nn, tensor, theano
 from .numpy import stop_gradient
 from . import scipy_hooks as _scipy_hooks  # scipy.special / scipy.stats on tracers (see that module)
 from .ir import printing as _printing  # noqa: F401

@@ -10,6 +10,8 @@ from collections import namedtuple
 
 import numpy as np
 
+from .compile import CompileOptions, build_executable, check_device, compile as compile_graph, \
+    optimize as optimize_graph
 from .errors import filter_traceback
 from .trace import guards as _guards
 from .trace.trace import as_runtime_array, leaf_signature, trace, tree_flatten, tree_unflatten
@@ -140,9 +142,8 @@ class Jitted:
     def __init__(self, fun, static_argnums=(), static_argnames=(), device="cpu", strict_ieee=False,
                  passes=None, transform=None):
         self.fun = fun
-        self.device = _check_device(device)
-        self.strict_ieee = strict_ieee
-        self.passes = passes
+        self.options = CompileOptions(device=check_device(device), strict_ieee=strict_ieee, passes=passes)
+        self.device, self.strict_ieee, self.passes = self.options.device, strict_ieee, passes
         self.transform = transform  # Graph -> Graph applied after tracing (autodiff)
         self.spec = _ArgSpec(fun, static_argnums, static_argnames)
         self._cache: dict = {}  # signature (or (signature, n) for further specializations) -> _Entry
@@ -268,19 +269,10 @@ class Jitted:
             info: dict = {}
             t0 = time.perf_counter()
             graph, out_tree = self._trace(statics, leaves, treedef, info)
-            from .passes.pipeline import optimize
-            from .codegen.runtime import compile_graph, log_compile
-            t1 = time.perf_counter()
-            opt = optimize(graph, strict_ieee=self.strict_ieee, passes=self.passes)
-            t2 = time.perf_counter()
-            exe = compile_graph(opt, device=self.device, tiered=True)
-            exe.traced = graph
-            stats = getattr(exe, "compile_stats", None)
-            if stats is not None:
-                stats.update(trace=t1 - t0, passes=t2 - t1, total=time.perf_counter() - t0)
-                log_compile(getattr(self.fun, "__qualname__", "function"), stats)
+            exe = compile_graph(graph, self.options, name=getattr(self.fun, "__qualname__", "function"),
+                                trace_s=time.perf_counter() - t0)
             self._misses += 1
-            from .trace.symbolic import shared_inputs_of
+            from .theano.shared import shared_inputs_of
             entry = _Entry(exe, out_tree, shared_inputs_of(graph), info["guards"],
                            _guards.compile_check(info["guards"], graph.symbols), info["mutated"])
             self._store(key, entry)
@@ -317,7 +309,7 @@ class Jitted:
         graph, out_tree = trace(self.fun, list(leaves), treedef, rebuild, info=info)
         if self.transform is not None:
             graph = self.transform(graph)
-        from .trace.symbolic import add_shared_inputs
+        from .theano.shared import add_shared_inputs
         return add_shared_inputs(graph), out_tree
 
     # ------------------------------------------------------------------------------------------------ introspection
@@ -359,9 +351,8 @@ class Jitted:
             key, statics, leaves, treedef = self._key(args, kwargs)
             info: dict = {}
             graph, _ = self._trace(statics, leaves, treedef, info)
-            from .passes.pipeline import optimize_with_log
-            opt, log = optimize_with_log(graph, strict_ieee=self.strict_ieee, passes=self.passes)
-            return Lowered(graph, opt, log, self.device, [as_runtime_array(x) for x in leaves], info["guards"])
+            opt, log = optimize_graph(graph, self.options, with_log=True)
+            return Lowered(graph, opt, log, self.options, [as_runtime_array(x) for x in leaves], info["guards"])
         except Exception as e:
             raise e.with_traceback(filter_traceback(e.__traceback__))
 
@@ -374,33 +365,23 @@ class Jitted:
         return f"<tracejit.jit of {getattr(self.fun, '__qualname__', self.fun)!r}>"
 
 
-def _check_device(device):
-    if device in ("cpu", None):
-        return "cpu"
-    if isinstance(device, str) and device.startswith("cuda"):
-        from .codegen import cuda_check
-        cuda_check.require_cuda(device)
-        return device
-    raise ValueError(f"unknown device {device!r}: use 'cpu' or 'cuda' (see tj.devices())")
-
-
 class Lowered:
     """A traced, optimized and compiled program for one signature, not yet run."""
 
-    def __init__(self, traced, optimized, log, device, example_args, guards=()):
+    def __init__(self, traced, optimized, log, options, example_args, guards=()):
         self.guards = list(guards)  # what this specialization relies on (guards.Guard), shown by as_text
         self.traced = traced
         self.optimized = optimized
         self.pass_log = log
-        self.device = device
+        self.options = options.replace(tiered=False)  # lower() shows and runs the optimized tier only
+        self.device = options.device
         self._exe = None
         self._args = example_args
 
     @property
     def executable(self):
         if self._exe is None:
-            from .codegen.runtime import compile_graph
-            self._exe = compile_graph(self.optimized, device=self.device)
+            self._exe = build_executable(self.optimized, self.options)
         return self._exe
 
     def compile(self) -> "Lowered":
@@ -460,8 +441,8 @@ def make_ir(fun, optimize=True, static_argnums=(), passes=None, strict_ieee=Fals
         graph, _ = j._trace(statics, leaves, treedef, {})
         if not optimize:
             return graph
-        from .passes.pipeline import optimize as opt
-        return opt(graph, strict_ieee=strict_ieee, passes=passes if passes is not None else j.passes)
+        chosen = passes if passes is not None else j.passes
+        return optimize_graph(graph, j.options.replace(strict_ieee=strict_ieee, passes=chosen))
     return build
 
 

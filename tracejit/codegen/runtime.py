@@ -65,24 +65,7 @@ TIER_UP_CALLS = 2  # ... or calls after which it is (a function called again is 
 TIER1_COMPILE_RATIO = 3.0
 TIER0_SECONDS_PER_KERNEL = 0.02  # the first tier's compile time per kernel, when it came from the disk cache
 TIER_MIN_STEPS = 4  # programs of fewer steps without vector math compile at O3 at once (a few ms: no tiers)
-
-
-def compile_graph(graph, device="cpu", tiered=False):
-    """An executable for ``graph``. ``tiered``: start with quick first-tier code when the optimized code would be
-    slow to compile (see TieredExecutable)."""
-    if device != "cpu":
-        from .cuda import compile_graph_cuda
-        return compile_graph_cuda(graph, device)
-    t0 = time.perf_counter()
-    planned = plan_graph(graph)
-    plan_s = time.perf_counter() - t0
-    if tiered and os.environ.get("TRACEJIT_TIERED", "1") != "0" and (
-            any(e.prim in VECTOR_MATH for e in graph.eqns) or len(planned[0].steps) >= TIER_MIN_STEPS):
-        exe = TieredExecutable(graph, planned)
-    else:
-        exe = LLVMExecutable(graph, planned=planned)
-    exe.compile_stats["plan"] = plan_s
-    return exe
+# (tracejit.compile.build_executable decides between the tiers and backends with these)
 
 
 def log_compile(what, stats):

@@ -36,7 +36,8 @@ class PassRecord:
     changes: dict  # rule name -> times it fired
 
 
-def _expand(order) -> list:
+def expand(order) -> list:
+    """Pass names in order, each stage name replaced by its passes (an unknown name is a ValueError)."""
     out = []
     for name in order:
         if name in PASSES:
@@ -52,7 +53,7 @@ def _expand(order) -> list:
 def optimize_with_log(graph: Graph, strict_ieee=False, passes=None):
     """(optimized graph, [PassRecord]): the order is rerun until no pass has anything left to change; a pass
     that already ran clean on the current graph is skipped."""
-    order = _expand(DEFAULT_ORDER if passes is None else list(passes))
+    order = expand(DEFAULT_ORDER if passes is None else list(passes))
     log = []
     clean: set = set()  # passes that have seen the current graph and had nothing to change
     memo: dict = {}  # what the rewrite passes remember between runs (values their rules already declined)

@@ -1,8 +1,8 @@
 """Theano's ``tensor.nnet`` names over symbolic variables: sigmoid, softplus, relu, softmax, cross-entropies."""
 from __future__ import annotations
 
-from .trace.symbolic import symbolic_apply
-from .trace.tracer import call_numpy
+from ..trace.symbolic import symbolic_apply
+from ..trace.tracer import call_numpy
 
 
 def _np(name, *args, **kwargs):

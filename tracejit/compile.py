@@ -1,0 +1,118 @@
+"""The one path from a traced graph to something that runs: optimize, plan, pick a backend and a tier.
+
+``jit``, ``Lowered``, ``make_ir``, Theano's ``function`` and ``tensor.grad`` all come through here, so what a
+compile honours is decided once: the device (``check_device``), which passes run (``pass_order``), whether IEEE
+special values are preserved (``CompileOptions.strict_ieee``, read by the passes), and whether the first calls
+run quick first-tier code while the optimized code compiles (``build_executable``). The disk cache is decided
+by ``codegen.cache.enabled`` inside the backend, keyed on the optimized graph.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import Optional
+
+from .ir.graph import Graph
+
+
+@dataclasses.dataclass(frozen=True)
+class CompileOptions:
+    """How a graph is compiled. ``passes``: run only these passes or stages, in this order (None: the default
+    pipeline); ``excluding``: passes or stages switched off by name (Theano's ``Mode.excluding``);
+    ``tiered``: quick first-tier code until the function proves hot (off for ``Lowered``, which shows the
+    optimized code)."""
+    device: str = "cpu"
+    strict_ieee: bool = False
+    passes: Optional[tuple] = None
+    excluding: frozenset = frozenset()
+    tiered: bool = True
+
+    def __post_init__(self):
+        if not isinstance(self.strict_ieee, bool):
+            raise TypeError(f"strict_ieee must be True or False, got {self.strict_ieee!r}")
+        if self.passes is not None:
+            if isinstance(self.passes, str):
+                raise TypeError(f"passes must be a list of pass or stage names, got the string {self.passes!r}")
+            object.__setattr__(self, "passes", tuple(self.passes))
+        if isinstance(self.excluding, str):
+            raise TypeError(f"excluding must be a collection of pass or stage names, got the string "
+                            f"{self.excluding!r}")
+        object.__setattr__(self, "excluding", frozenset(self.excluding))
+        pass_order(self)  # unknown names fail here, where the user gave them
+
+    def replace(self, **changes) -> "CompileOptions":
+        return dataclasses.replace(self, **changes)
+
+
+def check_device(device) -> str:
+    """The device name a compile targets: 'cpu', or a CUDA device that is usable here (else a clear error)."""
+    if device in ("cpu", None):
+        return "cpu"
+    if isinstance(device, str) and device.startswith("cuda"):
+        from .codegen import cuda_check
+        cuda_check.require_cuda(device)
+        return device
+    raise ValueError(f"unknown device {device!r}: use 'cpu' or 'cuda' (see tj.devices())")
+
+
+def pass_order(options: CompileOptions) -> list:
+    """The passes a compile runs, in order: the chosen ones, or the default order without the excluded ones."""
+    from .passes import pipeline
+    order = pipeline.expand(pipeline.DEFAULT_ORDER if options.passes is None else options.passes)
+    if options.excluding:
+        off = set(pipeline.expand(sorted(options.excluding)))
+        order = [name for name in order if name not in off]
+    return order
+
+
+def optimize(graph: Graph, options: CompileOptions = CompileOptions(), with_log=False):
+    """The optimized graph (and, ``with_log``, the record of what each pass changed)."""
+    from .passes.pipeline import optimize_with_log
+    opt, log = optimize_with_log(graph, strict_ieee=options.strict_ieee, passes=pass_order(options))
+    return (opt, log) if with_log else opt
+
+
+def build_executable(optimized: Graph, options: CompileOptions = CompileOptions()):
+    """An executable for an optimized graph: the CUDA backend, or the CPU backend with or without tiers.
+
+    Tiers pay off where LLVM's optimized compile is slow: vector math (big inlined polynomials) or several
+    steps; a small program compiles at the optimized level at once. TRACEJIT_TIERED=0 turns tiers off.
+    """
+    if options.device != "cpu":
+        from .codegen.cuda import compile_graph_cuda
+        return compile_graph_cuda(optimized, options.device)
+    from .codegen import runtime
+    t0 = time.perf_counter()
+    planned = runtime.plan_graph(optimized)
+    plan_s = time.perf_counter() - t0
+    worth_tiers = any(e.prim in runtime.VECTOR_MATH for e in optimized.eqns) \
+        or len(planned[0].steps) >= runtime.TIER_MIN_STEPS
+    if options.tiered and worth_tiers and os.environ.get("TRACEJIT_TIERED", "1") != "0":
+        exe = runtime.TieredExecutable(optimized, planned)
+    else:
+        exe = runtime.LLVMExecutable(optimized, planned=planned)
+    exe.compile_stats["plan"] = plan_s
+    return exe
+
+
+def compile(graph: Graph, options: CompileOptions = CompileOptions(), name="function", trace_s=None):
+    """Optimize ``graph`` and build its executable. The executable keeps ``traced`` (the graph given),
+    ``optimized`` and ``options``; its ``compile_stats`` gain the time of each stage (logged with
+    TRACEJIT_LOG_COMPILES=1 under ``name``)."""
+    t0 = time.perf_counter()
+    opt = optimize(graph, options)
+    t1 = time.perf_counter()
+    exe = build_executable(opt, options)
+    exe.traced, exe.optimized, exe.options = graph, opt, options
+    stats = getattr(exe, "compile_stats", None)
+    if stats is not None:
+        if trace_s is not None:
+            stats["trace"] = trace_s
+        stats.update(passes=t1 - t0, total=time.perf_counter() - t0 + (trace_s or 0.0))
+        from .codegen.runtime import log_compile
+        log_compile(name, stats)
+    return exe
+
+
+__all__ = ["CompileOptions", "check_device", "pass_order", "optimize", "build_executable", "compile"]

@@ -1,0 +1,34 @@
+"""``python -m tracejit.theano script.py [args...]``: run a Theano script on tracejit, unchanged.
+
+``import theano``, ``theano.tensor``, ``theano.tensor.nnet`` and ``theano.printing`` are answered by this
+package for the script's whole run; what tracejit lacks fails at its first use with Python's own error.
+"""
+from __future__ import annotations
+
+import runpy
+import sys
+
+
+def alias_theano():
+    """Make ``import theano`` (and its submodules that tracejit has) import tracejit.theano."""
+    import tracejit.theano as package
+    from . import nnet, printing, tensor
+    for name, module in {"theano": package, "theano.tensor": tensor, "theano.tensor.nnet": nnet,
+                         "theano.printing": printing}.items():
+        sys.modules[name] = module
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: python -m tracejit.theano script.py [args...]  (runs a Theano script on tracejit)",
+              file=sys.stderr)
+        return 2
+    alias_theano()
+    sys.argv = list(argv)
+    runpy.run_path(argv[0], run_name="__main__")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

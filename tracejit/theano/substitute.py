@@ -1,0 +1,100 @@
+"""Graph surgery for ``function``: substituting values (``givens``) and lengths (a symbolic axis that is 1 at run
+time, axes that must be equal), by replaying the equations over the new leaves."""
+from __future__ import annotations
+
+from ..ir import ops
+from ..ir import types as T
+from ..ir.graph import Value, toposort
+from ..ir.types import Dim
+from ..trace.symbolic import atoms
+
+def _pure_symbol(d):
+    """The name when ``d`` is exactly one symbol (``x0``), else None."""
+    if isinstance(d, Dim) and len(d.terms) == 1:
+        (mono, c), = d.terms
+        if c == 1 and len(mono) == 1 and isinstance(mono[0], str):
+            return mono[0]
+    return None
+
+
+def unify_equal_axes(constraints, env, position) -> dict:
+    """Symbol -> representative symbol, for symbols that 'eq' constraints say must be equal.
+
+    Declared axes do not broadcast (Theano's rule, checked before the call), so such symbols are one length:
+    the compiled graph reads it once, fuses over it, and has no run-time check left for it.
+    """
+    parent: dict = {}
+
+    def find(s):
+        while parent.get(s, s) != s:
+            s = parent[s]
+        return s
+    for kind, a, b, _ in constraints:
+        if kind != "eq":
+            continue
+        sa, sb = _pure_symbol(subst_dim(a, env)), _pure_symbol(subst_dim(b, env))
+        if sa is None or sb is None or sa not in position or sb not in position:
+            continue
+        ra, rb = find(sa), find(sb)
+        if ra != rb:
+            first, second = sorted((ra, rb), key=lambda s: position[s])
+            parent[second] = first
+    return {s: find(s) for s in parent if find(s) != s}
+
+
+def subst_dim(d, env: dict):
+    """``d`` with the symbols in ``env`` replaced by lengths (ints or Dims)."""
+    if not isinstance(d, Dim):
+        return d
+    total = 0
+    for mono, c in d.terms:
+        term = c
+        for a in mono:
+            if isinstance(a, str):
+                f = env.get(a, None)
+                f = Dim.symbol(a) if f is None else f
+            else:
+                op, x, y = a
+                x, y = subst_dim(x, env), subst_dim(y, env)
+                f = {"fdiv": T.dim_floordiv, "max": T.dim_max, "min": T.dim_min}[op](x, y)
+            term = term * f if isinstance(term, Dim) or not isinstance(f, Dim) else f * term
+        total = total + term if isinstance(total, Dim) or not isinstance(term, Dim) else term + total
+    return total
+
+
+def subst_any(x, env):
+    if isinstance(x, Dim):
+        return subst_dim(x, env)
+    if isinstance(x, tuple):
+        return tuple(subst_any(e, env) for e in x)
+    return x
+
+
+def replay(outputs, value_map: dict, dim_env: dict, constraints=()):
+    """Rebuild the equations computing ``outputs`` over substituted leaves (``value_map``: Value id -> Value) and
+    lengths (``dim_env``: symbol -> length). Returns (new outputs, constraints of the new graph)."""
+    vm = dict(value_map)
+    with ops.Builder() as b:
+        for e in toposort(outputs):
+            ins = [vm.get(v.id, v) for v in e.inputs]
+            if all(a is v for a, v in zip(ins, e.inputs)) and not atoms(e.params) & dim_env.keys():
+                vm[e.out.id] = e.out
+                continue
+            params = {k: subst_any(p, dim_env) for k, p in e.params}
+            vm[e.out.id] = ops.bind(e.prim, *ins, **params)
+    cons = [subst_any(c, dim_env) for c in constraints] + list(b.constraints)
+    return [vm.get(v.id, v) for v in outputs], cons
+
+
+def may_alias(v: Value, input_ids) -> bool:
+    """Whether the executable may return ``v`` as (a view of) one of its input arrays."""
+    from ..ir.primitives import PRIMS
+    while True:
+        if v.id in input_ids:
+            return True
+        e = v.eqn
+        if e is None or PRIMS[e.prim].kind != "view":
+            return False
+        v = e.inputs[0]
+
+
