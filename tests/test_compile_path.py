@@ -201,7 +201,7 @@ def test_dict_outputs_return_a_dict():
     assert one["total"] == 1.0 and s.get_value() == 2.0
 
 
-# ------------------------------------------------------------------------------------------------ running Theano scripts
+# ------------------------------------------------------------------------------------------------ Theano scripts
 def test_python_m_tracejit_theano_runs_a_theano_script(tmp_path):
     script = tmp_path / "logistic.py"
     script.write_text(textwrap.dedent("""

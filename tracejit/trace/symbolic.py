@@ -185,16 +185,19 @@ class Variable(Tracer):
         """How error messages name this variable: ``'x' (dmatrix)`` or ``an unnamed dscalar``."""
         if self.name:
             return f"{self.name!r} ({self.type_name})"
-        return f"an unnamed {self.type_name}" if self.is_input else f"the expression {pp(self)}"
+        return f"an unnamed {self.type_name}" if self.is_input else f"the expression {_infix_text(self)}"
 
     def __repr__(self):
         v = self._tj_value
         kind = type(self).__name__
-        what = self.name if self.is_input and self.name else ("<unnamed>" if self.is_input else shorten(pp(self)))
+        if self.is_input:
+            what = self.name or "<unnamed>"
+        else:
+            what = shorten(_infix_text(self))
         return f"<{kind} {what}: {self.type_name} {v.dtype.name}{T.shape_str(v.shape)}>"
 
     def __str__(self):
-        return self.name if self.is_input and self.name else pp(self)
+        return self.name if self.is_input and self.name else _infix_text(self)
 
     def _repr_html_(self):
         import html
@@ -203,7 +206,7 @@ class Variable(Tracer):
         rows = [("name", self.name or ""), ("type", self.type_name), ("dtype", v.dtype.name),
                 ("shape", T.shape_str(v.shape))]
         if not self.is_input:
-            rows.append(("expression", shorten(pp(self), 400)))
+            rows.append(("expression", shorten(_infix_text(self), 400)))
         body = "".join(f"<tr><th style='text-align:left'>{k}</th><td style='text-align:left'>{html.escape(str(x))}"
                        f"</td></tr>" for k, x in rows)
         out = f"<table>{body}</table>"
@@ -237,11 +240,11 @@ class Variable(Tracer):
 _EVAL_CACHE: dict = {}
 
 
-def pp(var) -> str:
-    """Theano's infix text of an expression (``tracejit.theano.printing.pp``), for names in messages and reprs;
-    imported at use, since Theano's surface sits above trace/."""
-    from ..theano.printing import pp as infix_text
-    return infix_text(var)
+def _infix_text(var) -> str:
+    """An expression as Theano's ``pp`` prints it (``x + 1.0``), for messages and reprs; imported at use, since
+    Theano's surface (``tracejit.theano.printing``) sits above trace/."""
+    from ..theano.printing import pp
+    return pp(var)
 
 
 def shorten(s, n=80):
