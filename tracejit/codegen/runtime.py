@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ..ir import types as T
+from ..ir.constraints import ConstraintKind
 from ..ir.interpret import evaluate
 
 # Elements of the biggest loop nest below which one call of the native entry runs everything on this thread:
@@ -584,11 +585,11 @@ class LLVMExecutable:
         env_items = ", ".join(f"{s!r}: s_{s}" for s in g.symbols)
         if g.constraints:  # inline comparisons; the dict of lengths is built only to word an error
             conds = []
-            for kind, a, b, _ in g.constraints:
-                if kind == "eq" and (a == 1 or b == 1):
+            for c in g.constraints:
+                if c.kind is ConstraintKind.EQ and (c.a == 1 or c.b == 1):
                     continue  # a static 1 broadcasts (interpret.check_constraints words the rules)
-                pa, pb = py(a), py(b)
-                conds.append(f"(-{pb} <= {pa} < {pb})" if kind == "index" else f"({pa} == {pb})")
+                pa, pb = py(c.a), py(c.b)
+                conds.append(f"(-{pb} <= {pa} < {pb})" if c.kind is ConstraintKind.INDEX else f"({pa} == {pb})")
             lines.append(f"    if not ({' and '.join(dict.fromkeys(conds))}): _check({{{env_items}}})")
         lines += self._blas_limit_check(py)
         slots = []

@@ -18,6 +18,7 @@ from ..errors import ConcretizationError, filter_traceback
 from ..ir import graph as G
 from ..ir import ops
 from ..ir import types as T
+from ..ir.constraints import ConstraintKind
 from ..ir.graph import Graph, Value, toposort
 from ..ir.types import Dim, TensorType
 from .tracer import Tracer
@@ -462,7 +463,7 @@ def _constraints_of(eqns, symbols, extra=()) -> list:
     if default is not None:  # expressions built by plain tracers outside any Builder
         cands += default.constraints
     for c in itertools.chain(cands, extra):
-        atoms = _atoms(c[1]) | _atoms(c[2])
+        atoms = _atoms(c.a) | _atoms(c.b)
         if not atoms or not atoms <= symbols:
             continue
         k = repr(c)
@@ -503,10 +504,10 @@ def unify_equal_axes(constraints, env, position) -> dict:
         while parent.get(s, s) != s:
             s = parent[s]
         return s
-    for kind, a, b, _ in constraints:
-        if kind != "eq":
+    for c in constraints:
+        if c.kind is not ConstraintKind.EQ:
             continue
-        sa, sb = _pure_symbol(subst_dim(a, env)), _pure_symbol(subst_dim(b, env))
+        sa, sb = _pure_symbol(subst_dim(c.a, env)), _pure_symbol(subst_dim(c.b, env))
         if sa is None or sb is None or sa not in position or sb not in position:
             continue
         ra, rb = find(sa), find(sb)
@@ -556,7 +557,7 @@ def replay(outputs, value_map: dict, dim_env: dict, constraints=()):
                 continue
             params = {k: _subst_any(p, dim_env) for k, p in e.params}
             vm[e.out.id] = ops.bind(e.prim, *ins, **params)
-    cons = [_subst_any(c, dim_env) for c in constraints] + list(b.constraints)
+    cons = [c.map_lengths(lambda x: _subst_any(x, dim_env)) for c in constraints] + list(b.constraints)
     return [vm.get(v.id, v) for v in outputs], cons
 
 
@@ -772,8 +773,8 @@ class Function:
                 new_inputs.append(nv)
             outs, cons = replay(graph.outputs, vmap, env, graph.constraints)
             symbols = _symbols_of(new_inputs)
-            cons = [c for c in cons if _atoms(c[1]) | _atoms(c[2]) <= set(symbols) and not
-                    (c[0] == "eq" and c[1] == c[2])]
+            cons = [c for c in cons if _atoms(c.a) | _atoms(c.b) <= set(symbols) and not
+                    (c.kind is ConstraintKind.EQ and c.a == c.b)]
             graph = Graph(inputs=new_inputs, outputs=outs, eqns=toposort(outs), constraints=cons, symbols=symbols)
         opt, exe = _compile(graph, self.device)
         in_ids = {v.id for v in opt.inputs}
@@ -799,8 +800,9 @@ class Function:
         """Symbolic lengths that must agree do not broadcast (Theano's rule): length 1 against 3 is an error."""
         g = self.traced
         env = {s: arrays[i].shape[ax] for s, (i, ax) in g.symbols.items()}
-        for kind, a, b, info in g.constraints:
-            if kind != "eq" or not isinstance(a, Dim) or not isinstance(b, Dim):
+        for c in g.constraints:
+            a, b = c.a, c.b
+            if c.kind is not ConstraintKind.EQ or not isinstance(a, Dim) or not isinstance(b, Dim):
                 continue
             va, vb = T.eval_dim(a, env), T.eval_dim(b, env)
             if va != vb:
