@@ -23,6 +23,7 @@ import numpy as np
 
 from ..ir import types as T
 from ..ir.constraints import ConstraintKind
+from ..lower.plan import BufferKind
 from ..ir.interpret import evaluate
 
 # Elements of the biggest loop nest below which one call of the native entry runs everything on this thread:
@@ -97,8 +98,8 @@ def log_compile(what, stats):
 
 def plan_graph(graph):
     """(fusion plan, memory plan) of an optimized graph: what every backend tier lowers."""
-    from ..passes.fusion import plan
-    from ..passes.memory import plan_memory
+    from ..lower.fuse import plan
+    from ..lower.memory import plan_memory
     p = plan(graph)
     return p, plan_memory(p)
 
@@ -465,7 +466,8 @@ class LLVMExecutable:
     def __init__(self, graph, tier=1, cache_only=False, planned=None, cancelled=None, source=None):
         """``cancelled``: a callable polled between compile stages; true raises _Cancelled (interpreter exit).
         ``source``: the ``source`` of an executable of the other tier for the same plan (its IR is this one's)."""
-        from ..passes.fusion import CopyStep, DimCanon, Kernel, MatmulStep, ScatterAddStep
+        from ..lower.dims import DimCanon
+        from ..lower.plan import CopyStep, Kernel, MatmulStep
         from . import llvm as L
         self.graph = graph
         self.plan, self.memory = planned or plan_graph(graph)
@@ -519,7 +521,7 @@ class LLVMExecutable:
 
     def _build_ir(self, names, canon, cancelled):
         """(module IR text, math functions it calls, distinct step functions): the same for both tiers."""
-        from ..passes.fusion import CopyStep, Kernel, MatmulStep, ScatterAddStep
+        from ..lower.plan import CopyStep, Kernel, MatmulStep, ScatterAddStep
         from . import llvm as L
         plan = self.plan
         module = L.ir.Module(name="tracejit")
@@ -541,7 +543,7 @@ class LLVMExecutable:
             else:
                 raise NotImplementedError(type(step).__name__)
             fns.append(em.wrapper)
-        slot_of_input = {b.input_index: b.id for b in plan.buffers if b.kind == "input"}
+        slot_of_input = {b.input_index: b.id for b in plan.buffers if b.kind is BufferKind.INPUT}
         L.emit_entry(module, plan, fns, self.symbols, slot_of_input, len(plan.buffers))
         return L.module_text(module, ems), frozenset(math.vec_used), len(shared)
 
@@ -597,12 +599,12 @@ class LLVMExecutable:
         slot_vals = self.memory.slot_of
         alloc_done = set()
         for b in plan.buffers:
-            if b.kind == "input":
+            if b.kind is BufferKind.INPUT:
                 slots.append(f"a{b.input_index}")
-            elif b.kind == "const":
+            elif b.kind is BufferKind.CONST:
                 consts[f"c{b.id}"] = b.const
                 slots.append(f"c{b.id}")
-            elif b.kind == "flag":
+            elif b.kind is BufferKind.FLAG:
                 lines.append(f"    f{b.id} = _zeros(1, _i64)")
                 slots.append(f"f{b.id}")
             else:
@@ -629,7 +631,7 @@ class LLVMExecutable:
         if plan.flag is not None:
             lines.append(f"    if f{plan.flag}[0]: _index_error()")
         outs = []
-        for kind, bid in plan.outputs:
+        for bid in plan.outputs:
             root = slot_vals.get(bid, bid)
             outs.append(f"b{root}")
         lines.append(f"    return [{', '.join(outs)}]")
@@ -647,7 +649,7 @@ class LLVMExecutable:
 
     def _blas_limit_check(self, py):
         """Driver lines refusing, before any work, a matmul whose lengths a 32-bit BLAS cannot take."""
-        from ..passes.fusion import MatmulStep
+        from ..lower.plan import MatmulStep
         steps = [st for st in self.plan.steps if isinstance(st, MatmulStep)]
         if not steps:
             return []

@@ -291,7 +291,7 @@ def _vector_len(n):
         return guards.dim_value(n)
     ops.current().constraints.append(Constraint.same(n, 3, (
         "np.cross in tracejit: the vector axis had a symbolic length when traced, taken as 3, but it is {a} at run "
-        "time; for 2-vectors append a zero component (np.pad(v, [(0, 0), (0, 1)])) and take [..., 2] of the result"))
+        "time; for 2-vectors append a zero component (np.pad(v, [(0, 0), (0, 1)])) and take [..., 2] of the result")))
     return 3
 
 
