@@ -149,33 +149,35 @@ Step = Union[Kernel, CopyStep, MatmulStep, ScatterAddStep]
 
 
 # ------------------------------------------------------------------------------------------------ where values live
-@dataclass(frozen=True)
+# (plain slotted records, not frozen ones: the planner makes one per equation, and a frozen dataclass's
+# constructor is several times slower)
+@dataclass(slots=True)
 class InBuffer:
     """The value is in memory, read through ``access`` (an input, a constant, or stored by an earlier step)."""
     access: Access
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ScalarConst:
     """A 0-d constant: an immediate in every kernel that reads it."""
     value: Any
     dtype: np.dtype
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class DimLength:
     """A length of the input shapes used as a value (``dimsize``): computed from the symbols at run time."""
     dim: Any
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(slots=True, eq=False)
 class Fused:
     """Computed inside ``kernel`` by ``kop`` and never stored: only that kernel's later ops read it."""
     kernel: Kernel
     kop: KOp
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(slots=True, eq=False)
 class FusedAndStored:
     """Computed inside ``kernel`` at inner level and also stored to ``access``, because a later phase of the same
     kernel (or a later step) reads it back rather than computing it twice."""
