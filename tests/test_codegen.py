@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import tracejit as tj
-from tracejit.passes.fusion import Kernel, MatmulStep
+from tracejit.lower.plan import Kernel, MatmulStep
 
 rng = np.random.default_rng(0)
 

@@ -428,7 +428,7 @@ def test_values_not_offered_again_are_declined_by_every_rule(monkeypatch):
 # ------------------------------------------------------------------------------------------------ plan invariants
 def _kernels_read_nothing_they_write(plan):
     """No kernel reads (from memory) a buffer that its own stores write: the reads would run before the store."""
-    from tracejit.passes.fusion import Kernel
+    from tracejit.lower.plan import Kernel, memory_access
     for k in plan.steps:
         if not isinstance(k, Kernel):
             continue
@@ -436,9 +436,9 @@ def _kernels_read_nothing_they_write(plan):
         read = set()
         for o in k.ops:
             for x in o.eqn.inputs:
-                s = plan.sources.get(x.id)
-                if x.id not in produced and s is not None and s[0] in ("buf", "stored"):
-                    read.add((s[1] if s[0] == "buf" else s[3]).buf)
+                acc = memory_access(plan.sources.get(x.id))
+                if x.id not in produced and acc is not None:
+                    read.add(acc.buf)
         written = {acc.buf for _, acc in k.stores}
         assert not read & written, (k, read & written)
 
@@ -451,7 +451,7 @@ def _kernels_read_nothing_they_write(plan):
 def test_a_materialized_scalar_is_written_before_any_kernel_reads_it(fun):
     """A scalar broadcast and returned was stored at the end of the kernel that also read it (issue 12's probe:
     grad of var over a length-1 axis returned nan from the second call on)."""
-    from tracejit.passes.fusion import plan
+    from tracejit.lower.fuse import plan
     for a in (np.array([[0.7]]), np.full((3, 4), 0.7)):
         lo = tj.jit(fun).lower(a)
         _kernels_read_nothing_they_write(plan(lo.optimized))
@@ -463,7 +463,7 @@ def test_a_materialized_scalar_is_written_before_any_kernel_reads_it(fun):
 
 
 def test_grad_of_variance_over_a_length_one_axis_is_zero_on_every_call():
-    from tracejit.passes.fusion import plan
+    from tracejit.lower.fuse import plan
     f = tj.jit(tj.grad(lambda a, b: np.sum(np.var(np.abs(a) + b, axis=0)), argnums=(0, 1)))
     _kernels_read_nothing_they_write(plan(f.lower(np.array([[0.7]]), np.array([[0.3]])).optimized))
     for _ in range(4):

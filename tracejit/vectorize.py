@@ -21,6 +21,7 @@ import numpy as np
 
 from .ir import ops
 from .ir import types as T
+from .ir.constraints import Constraint
 from .ir.graph import Value
 from .passes.batching import batch, move
 from .trace.trace import tree_flatten, tree_unflatten
@@ -154,8 +155,8 @@ def _batch_length(mapped, axis_size):
         if d != size:  # symbolic: equal only at run time (a static 1 never broadcasts here)
             msg = (f"vmap got inconsistent sizes for array axes to be mapped: axis {a} of {p} has size {{a}} but the "
                    f"batch size is {{b}}")
-            ops.current().constraints.append(("same", d, size, (msg, (v.shape,))))
-            ops.current().constraints.append(("eq", d, size, (v.shape,)))
+            ops.current().constraints.append(Constraint.same(d, size, msg, (v.shape,)))
+            ops.current().constraints.append(Constraint.eq(d, size, (v.shape,)))
     return size
 
 

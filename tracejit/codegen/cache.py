@@ -138,7 +138,7 @@ def graph_fingerprint(graph) -> str:
     for v in graph.constants():
         c = v.const
         parts.append(f"const {c.dtype.str}{c.shape} {hashlib.sha256(c.tobytes()).hexdigest()}")
-    parts.append(f"constraints {[(str(a), str(b)) for a, b, *_ in graph.constraints]!r}")
+    parts.append(f"constraints {[(str(c.a), str(c.b)) for c in graph.constraints]!r}")
     parts.append(f"symbols {sorted(graph.symbols.items())!r}")
     return "\n".join(parts)
 

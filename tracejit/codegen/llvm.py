@@ -24,7 +24,8 @@ import llvmlite.ir as ir
 import numpy as np
 
 from ..ir import types as T
-from ..passes.fusion import Access, CopyStep, Kernel, MatmulStep, ScatterAddStep, contiguous_strides
+from ..lower.plan import (Access, CopyStep, DimLength, InBuffer, Kernel, MatmulStep, ScalarConst, ScatterAddStep,
+                          contiguous_strides, memory_access)
 
 I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
 F32, F64 = ir.FloatType(), ir.DoubleType()
@@ -788,8 +789,8 @@ def _collapsible(plan, k: Kernel, canon):
     for o in k.ops:
         for x in o.eqn.inputs:
             s = plan.sources.get(x.id)
-            if s is not None and s[0] == "buf" and not _produced_in(k, x):
-                accs.append(s[1])
+            if isinstance(s, InBuffer) and not _produced_in(k, x):
+                accs.append(s.access)
     for acc in accs:
         if len(acc.shape) == 0 or all(isinstance(s, int) and s == 0 for s in acc.strides):
             continue
@@ -962,11 +963,11 @@ def lower_kernel(em: _Emitter, plan, k: Kernel, canon):
             return em.load(acc, idx, _acc_axes(acc, x, cons_axes, q))
         if p is not None:
             raise AssertionError(f"value {x} used before it is computed in its kernel")
-        if src[0] == "scalar":
-            return _const(src[2], src[1])
-        if src[0] == "dim":
-            return em.dim(src[1])
-        acc = src[3] if src[0] == "stored" else src[1]
+        if isinstance(src, ScalarConst):
+            return _const(src.dtype, src.value)
+        if isinstance(src, DimLength):
+            return em.dim(src.dim)
+        acc = memory_access(src)
         return em.load(acc, idx, _acc_axes(acc, x, cons_axes, q))
 
     def _acc_axes(acc, x, cons_axes, q):
@@ -980,8 +981,8 @@ def lower_kernel(em: _Emitter, plan, k: Kernel, canon):
     def gather(e, o, idx, values):
         x, ind = e.inputs
         ax = e.p["axis"]
-        xacc = plan.sources[x.id][1]
-        iacc = plan.sources[ind.id][1]
+        xacc = plan.sources[x.id].access
+        iacc = plan.sources[ind.id].access
         iaxes = tuple(None if ind.shape[j] == 1 else o.axes[ax + j] for j in range(ind.ndim))
         iv = em.load(iacc, idx, iaxes)
         iv = em.checked_index(iv, em.dim(x.shape[ax]), flag_ptr)
@@ -1062,7 +1063,7 @@ def lower_kernel(em: _Emitter, plan, k: Kernel, canon):
         for v, acc in k.stores:
             if v.id in k.scalars:
                 src = k.scalars[v.id]
-                val = _const(src[2], src[1]) if src[0] == "scalar" else em.dim(src[1])
+                val = _const(src.dtype, src.value) if isinstance(src, ScalarConst) else em.dim(src.dim)
                 em.store(acc, idx, tuple(None for _ in acc.shape), val)
 
     def _red_input_axes(kop):
@@ -1599,7 +1600,8 @@ def codegen_fingerprint() -> str:
         import hashlib
         here = os.path.dirname(os.path.abspath(__file__))
         h = hashlib.sha256()
-        for rel in ("llvm.py", "vecmath.py", "blas.py", "../passes/fusion.py", "../passes/memory.py"):
+        for rel in ("llvm.py", "vecmath.py", "blas.py", "../lower/plan.py", "../lower/dims.py", "../lower/fuse.py",
+                    "../lower/memory.py"):
             try:
                 with open(os.path.join(here, rel), "rb") as f:
                     h.update(f.read())

@@ -22,6 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ..ir import types as T
+from ..ir.constraints import ConstraintKind
+from ..lower.plan import BufferKind
 from ..ir.interpret import evaluate
 
 # Elements of the biggest loop nest below which one call of the native entry runs everything on this thread:
@@ -79,8 +81,8 @@ def log_compile(what, stats):
 
 def plan_graph(graph):
     """(fusion plan, memory plan) of an optimized graph: what every backend tier lowers."""
-    from ..passes.fusion import plan
-    from ..passes.memory import plan_memory
+    from ..lower.fuse import plan
+    from ..lower.memory import plan_memory
     p = plan(graph)
     return p, plan_memory(p)
 
@@ -447,7 +449,8 @@ class LLVMExecutable:
     def __init__(self, graph, tier=1, cache_only=False, planned=None, cancelled=None, source=None):
         """``cancelled``: a callable polled between compile stages; true raises _Cancelled (interpreter exit).
         ``source``: the ``source`` of an executable of the other tier for the same plan (its IR is this one's)."""
-        from ..passes.fusion import CopyStep, DimCanon, Kernel, MatmulStep, ScatterAddStep
+        from ..lower.dims import DimCanon
+        from ..lower.plan import CopyStep, Kernel, MatmulStep
         from . import llvm as L
         self.graph = graph
         self.plan, self.memory = planned or plan_graph(graph)
@@ -501,7 +504,7 @@ class LLVMExecutable:
 
     def _build_ir(self, names, canon, cancelled):
         """(module IR text, math functions it calls, distinct step functions): the same for both tiers."""
-        from ..passes.fusion import CopyStep, Kernel, MatmulStep, ScatterAddStep
+        from ..lower.plan import CopyStep, Kernel, MatmulStep, ScatterAddStep
         from . import llvm as L
         plan = self.plan
         module = L.ir.Module(name="tracejit")
@@ -523,7 +526,7 @@ class LLVMExecutable:
             else:
                 raise NotImplementedError(type(step).__name__)
             fns.append(em.wrapper)
-        slot_of_input = {b.input_index: b.id for b in plan.buffers if b.kind == "input"}
+        slot_of_input = {b.input_index: b.id for b in plan.buffers if b.kind is BufferKind.INPUT}
         L.emit_entry(module, plan, fns, self.symbols, slot_of_input, len(plan.buffers))
         return L.module_text(module, ems), frozenset(math.vec_used), len(shared)
 
@@ -567,11 +570,11 @@ class LLVMExecutable:
         env_items = ", ".join(f"{s!r}: s_{s}" for s in g.symbols)
         if g.constraints:  # inline comparisons; the dict of lengths is built only to word an error
             conds = []
-            for kind, a, b, _ in g.constraints:
-                if kind == "eq" and (a == 1 or b == 1):
+            for c in g.constraints:
+                if c.kind is ConstraintKind.EQ and (c.a == 1 or c.b == 1):
                     continue  # a static 1 broadcasts (interpret.check_constraints words the rules)
-                pa, pb = py(a), py(b)
-                conds.append(f"(-{pb} <= {pa} < {pb})" if kind == "index" else f"({pa} == {pb})")
+                pa, pb = py(c.a), py(c.b)
+                conds.append(f"(-{pb} <= {pa} < {pb})" if c.kind is ConstraintKind.INDEX else f"({pa} == {pb})")
             lines.append(f"    if not ({' and '.join(dict.fromkeys(conds))}): _check({{{env_items}}})")
         lines += self._blas_limit_check(py)
         slots = []
@@ -579,12 +582,12 @@ class LLVMExecutable:
         slot_vals = self.memory.slot_of
         alloc_done = set()
         for b in plan.buffers:
-            if b.kind == "input":
+            if b.kind is BufferKind.INPUT:
                 slots.append(f"a{b.input_index}")
-            elif b.kind == "const":
+            elif b.kind is BufferKind.CONST:
                 consts[f"c{b.id}"] = b.const
                 slots.append(f"c{b.id}")
-            elif b.kind == "flag":
+            elif b.kind is BufferKind.FLAG:
                 lines.append(f"    f{b.id} = _zeros(1, _i64)")
                 slots.append(f"f{b.id}")
             else:
@@ -611,7 +614,7 @@ class LLVMExecutable:
         if plan.flag is not None:
             lines.append(f"    if f{plan.flag}[0]: _index_error()")
         outs = []
-        for kind, bid in plan.outputs:
+        for bid in plan.outputs:
             root = slot_vals.get(bid, bid)
             outs.append(f"b{root}")
         lines.append(f"    return [{', '.join(outs)}]")
@@ -629,7 +632,7 @@ class LLVMExecutable:
 
     def _blas_limit_check(self, py):
         """Driver lines refusing, before any work, a matmul whose lengths a 32-bit BLAS cannot take."""
-        from ..passes.fusion import MatmulStep
+        from ..lower.plan import MatmulStep
         steps = [st for st in self.plan.steps if isinstance(st, MatmulStep)]
         if not steps:
             return []

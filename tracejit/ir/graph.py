@@ -82,7 +82,7 @@ class Graph:
     inputs: list
     outputs: list
     eqns: list = field(default_factory=list)
-    constraints: list = field(default_factory=list)  # (dim_a, dim_b, shapes) that must be equal at run time
+    constraints: list = field(default_factory=list)  # Constraints (ir/constraints.py) checked at run time
     symbols: dict = field(default_factory=dict)  # symbol name -> (input index, axis)
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import types as T
+from .constraints import ConstraintKind
 from .primitives import PRIMS
 from .types import Dim
 
@@ -24,9 +25,10 @@ def resolve(v, env):
 
 def check_constraints(graph, env):
     """Raise numpy's exception when run-time lengths violate a constraint recorded while tracing."""
-    for kind, a, b, info in graph.constraints:
+    for c in graph.constraints:
+        kind, a, b, info = c.kind, c.a, c.b, c.origin
         va, vb = T.eval_dim(a, env), T.eval_dim(b, env)
-        if kind == "eq":
+        if kind is ConstraintKind.EQ:
             # a static 1 broadcasts in the compiled code; two symbolic lengths must be equal: a symbolic length
             # that is 1 at run time is addressed as a full axis, so letting it pass read the wrong elements
             if va != vb and a != 1 and b != 1:
@@ -38,13 +40,13 @@ def check_constraints(graph, env):
                                  f"input (a slice like x[:1], a reshape with -1) and the program was traced "
                                  f"without knowing it is 1; write it so that it is 1 while tracing, e.g. "
                                  f"x[0][np.newaxis] instead of x[:1]")
-        elif kind == "reshape":
+        elif kind is ConstraintKind.RESHAPE:
             if va != vb:
                 raise ValueError(f"cannot reshape array of size {va} into shape {T.shape_str(resolve(info[1], env))}")
-        elif kind == "same":  # exact equality, no broadcasting (matmul core dims, concatenate)
+        elif kind is ConstraintKind.SAME:  # exact equality, no broadcasting (matmul core dims, concatenate)
             if va != vb:
                 raise ValueError(info[0].format(a=va, b=vb))
-        elif kind == "index":
+        elif kind is ConstraintKind.INDEX:
             if not -vb <= va < vb:
                 raise IndexError(f"index {va} is out of bounds for axis {info} with size {vb}")
 

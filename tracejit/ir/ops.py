@@ -11,6 +11,7 @@ import numpy as np
 from numpy.exceptions import AxisError
 
 from . import types as T
+from .constraints import Constraint
 from .graph import Equation, Value, const_key, freeze_params
 from .primitives import PRIMS, UFUNCS, elementwise_dtypes, reduce_dtype
 from .types import Dim, TensorType
@@ -160,7 +161,7 @@ def require_nonempty(n, what: str) -> None:
         if n == 0:
             raise ValueError(what)
         return
-    current().constraints.append(("same", T.dim_min(n, 1), 1, (what.replace("{", "{{").replace("}", "}}"), ())))
+    current().constraints.append(Constraint.same(T.dim_min(n, 1), 1, what.replace("{", "{{").replace("}", "}}")))
 
 
 # ------------------------------------------------------------------------------------------------ numpy-style
@@ -363,7 +364,7 @@ def resolve_reshape(x: Value, newshape) -> tuple:
     if new_total != total:
         if isinstance(new_total, int) and isinstance(total, int):
             raise ValueError(f"cannot reshape array of size {total} into shape {_fmt(newshape)}")
-        current().constraints.append(("reshape", total, new_total, (x.shape, newshape)))
+        current().constraints.append(Constraint.reshape(total, new_total, x.shape, newshape))
     return newshape
 
 

@@ -12,6 +12,7 @@ from typing import Union
 import numpy as np
 
 from ..errors import ConcretizationError
+from .constraints import Constraint
 
 BOOL = np.dtype(np.bool_)
 INT32 = np.dtype(np.int32)
@@ -370,7 +371,7 @@ class BroadcastError(ValueError):
 def broadcast_shapes(*shapes, constraints=None, names=None):
     """numpy broadcasting with symbolic dims; symbolic lengths that must agree become run-time constraints.
 
-    ``constraints`` (a list) receives ``(dim_a, dim_b, shapes)`` tuples checked when the call runs.
+    ``constraints`` (a list) receives ``Constraint.eq`` records checked when the call runs.
     """
     nd = max((len(s) for s in shapes), default=0)
     out = []
@@ -391,7 +392,7 @@ def broadcast_shapes(*shapes, constraints=None, names=None):
                     raise BroadcastError(
                         f"operands could not be broadcast together with shapes "
                         f"{' '.join(shape_str(s) for s in shapes)} (symbolic lengths {d} and {x} may differ)")
-                constraints.append(("eq", d, x, tuple(shapes)))
+                constraints.append(Constraint.eq(d, x, shapes))
                 if isinstance(x, int):
                     d = x
         out.append(d)

@@ -14,6 +14,7 @@ from ..compile import compile as compile_graph
 from ..errors import filter_traceback
 from ..ir import ops
 from ..ir import types as T
+from ..ir.constraints import ConstraintKind
 from ..ir.graph import Graph, Value, toposort
 from ..ir.types import Dim, TensorType
 from ..trace.symbolic import (BUILDER, Variable, atoms, constraints_of, roots, shorten, symbolic_apply, symbols_of,
@@ -250,8 +251,8 @@ class Function:
                 new_inputs.append(nv)
             outs, cons = replay(graph.outputs, vmap, env, graph.constraints)
             symbols = symbols_of(new_inputs)
-            cons = [c for c in cons if atoms(c[1]) | atoms(c[2]) <= set(symbols) and not
-                    (c[0] == "eq" and c[1] == c[2])]
+            cons = [c for c in cons if atoms(c.a) | atoms(c.b) <= set(symbols) and not
+                    (c.kind is ConstraintKind.EQ and c.a == c.b)]
             graph = Graph(inputs=new_inputs, outputs=outs, eqns=toposort(outs), constraints=cons, symbols=symbols)
         exe = compile_graph(graph, self.options, name=f"function {self.name!r}" if self.name else "function")
         opt = exe.optimized
@@ -278,8 +279,9 @@ class Function:
         """Symbolic lengths that must agree do not broadcast (Theano's rule): length 1 against 3 is an error."""
         g = self.traced
         env = {s: arrays[i].shape[ax] for s, (i, ax) in g.symbols.items()}
-        for kind, a, b, info in g.constraints:
-            if kind != "eq" or not isinstance(a, Dim) or not isinstance(b, Dim):
+        for c in g.constraints:
+            a, b = c.a, c.b
+            if c.kind is not ConstraintKind.EQ or not isinstance(a, Dim) or not isinstance(b, Dim):
                 continue
             va, vb = T.eval_dim(a, env), T.eval_dim(b, env)
             if va != vb:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..ir import ops
 from ..ir import types as T
+from ..ir.constraints import ConstraintKind
 from ..ir.graph import Value, toposort
 from ..ir.types import Dim
 from ..trace.symbolic import atoms
@@ -29,10 +30,10 @@ def unify_equal_axes(constraints, env, position) -> dict:
         while parent.get(s, s) != s:
             s = parent[s]
         return s
-    for kind, a, b, _ in constraints:
-        if kind != "eq":
+    for c in constraints:
+        if c.kind is not ConstraintKind.EQ:
             continue
-        sa, sb = _pure_symbol(subst_dim(a, env)), _pure_symbol(subst_dim(b, env))
+        sa, sb = _pure_symbol(subst_dim(c.a, env)), _pure_symbol(subst_dim(c.b, env))
         if sa is None or sb is None or sa not in position or sb not in position:
             continue
         ra, rb = find(sa), find(sb)
@@ -82,7 +83,7 @@ def replay(outputs, value_map: dict, dim_env: dict, constraints=()):
                 continue
             params = {k: subst_any(p, dim_env) for k, p in e.params}
             vm[e.out.id] = ops.bind(e.prim, *ins, **params)
-    cons = [subst_any(c, dim_env) for c in constraints] + list(b.constraints)
+    cons = [c.map_lengths(lambda x: subst_any(x, dim_env)) for c in constraints] + list(b.constraints)
     return [vm.get(v.id, v) for v in outputs], cons
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..ir import ops
 from ..ir import types as T
+from ..ir.constraints import Constraint
 from ..ir.primitives import BINARY_UFUNCS, UNARY_UFUNCS, forced_dtypes
 from ..ir.types import Dim
 
@@ -387,12 +388,12 @@ def concatenate(arrays, axis=0, out=None, *, dtype=None, casting="same_kind"):
                         f"all the input array dimensions except for the concatenation axis must match exactly, but"
                         f" along dimension {i}, the array at index 0 has size {arrays[0].shape[i]} and another has "
                         f"size {a.shape[i]}")
-                ops.current().constraints.append(("same", arrays[0].shape[i], a.shape[i], (
+                ops.current().constraints.append(Constraint.same(arrays[0].shape[i], a.shape[i], (
                     "all the input array dimensions except for the concatenation axis must match exactly, but "
-                    f"along dimension {i}, the array at index 0 has size {{a}} and another has size {{b}}",
-                    tuple(v.shape for v in arrays))))
-                ops.current().constraints.append(("eq", arrays[0].shape[i], a.shape[i],
-                                                  tuple(v.shape for v in arrays)))
+                    f"along dimension {i}, the array at index 0 has size {{a}} and another has size {{b}}"),
+                    tuple(v.shape for v in arrays)))
+                ops.current().constraints.append(Constraint.eq(arrays[0].shape[i], a.shape[i],
+                                                             tuple(v.shape for v in arrays)))
     if len(arrays) == 1:
         return arrays[0]
     return ops.bind("concatenate", *arrays, axis=ax)
@@ -533,10 +534,10 @@ def matmul(a, b, out=None, *, dtype=None, casting="same_kind", order="K", subok=
         if isinstance(k1, int) and isinstance(k2, int):
             raise ValueError(f"matmul: Input operand 1 has a mismatch in its core dimension 0, with gufunc "
                              f"signature (n?,k),(k,m?)->(n?,m?) (size {k2} is different from {k1})")
-        ops.current().constraints.append(("same", k1, k2, (  # exact: a core dim of 1 does not broadcast
+        ops.current().constraints.append(Constraint.same(k1, k2, (  # exact: a core dim of 1 does not broadcast
             "matmul: Input operand 1 has a mismatch in its core dimension 0, with gufunc signature "
-            "(n?,k),(k,m?)->(n?,m?) (size {b} is different from {a})", (a.shape, b.shape))))
-        ops.current().constraints.append(("eq", k1, k2, (a.shape, b.shape)))
+            "(n?,k),(k,m?)->(n?,m?) (size {b} is different from {a})"), (a.shape, b.shape)))
+        ops.current().constraints.append(Constraint.eq(k1, k2, (a.shape, b.shape)))
     batch = T.broadcast_shapes(a.shape[:-2], b.shape[:-2], constraints=ops.current().constraints)
     a = ops.broadcast_to(a, batch + a.shape[-2:]) if a.shape[:-2] != batch else a
     b = ops.broadcast_to(b, batch + b.shape[-2:]) if b.shape[:-2] != batch else b

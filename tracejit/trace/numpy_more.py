@@ -13,6 +13,7 @@ from numpy.exceptions import AxisError
 from ..errors import UnsupportedError
 from ..ir import ops
 from ..ir import types as T
+from ..ir.constraints import Constraint
 from ..ir.graph import Value
 from .numpy_api import IMPLS, concatenate, impl, ravel
 
@@ -343,8 +344,8 @@ def repeat(a, repeats, axis=None):
         x = ops.broadcast_to(ops.reshape(a, shape), big)
         return ops.reshape(x, a.shape[:ax] + (n * r,) + a.shape[ax + 1:])
     if not isinstance(n, int):
-        ops.current().constraints.append(("same", n, reps.size, (
-            "operands could not be broadcast together with shape ({a},) ({b},)", ())))
+        ops.current().constraints.append(Constraint.same(
+            n, reps.size, "operands could not be broadcast together with shape ({a},) ({b},)"))
         n = reps.size
     if n != reps.size:
         raise ValueError(f"operands could not be broadcast together with shape ({n},) ({reps.size},)")

@@ -7,6 +7,7 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..ir import ops
 from ..ir import types as T
+from ..ir.constraints import Constraint
 from ..ir.graph import Value
 from .numpy_api import IMPLS, concatenate, impl, ravel
 from .numpy_more import _along, _ax, _cut, _dimv, _int, _list_args, _sl, _u, _v, iota
@@ -52,8 +53,8 @@ def split(ary, indices_or_sections, axis=0):
             if n % N:
                 raise ValueError("array split does not result in an equal division")
         else:
-            ops.current().constraints.append(("same", n, N * T.dim_floordiv(n, N), (
-                "array split does not result in an equal division", ())))
+            ops.current().constraints.append(Constraint.same(
+                n, N * T.dim_floordiv(n, N), "array split does not result in an equal division"))
             return [_cut(ary, ax, i * T.dim_floordiv(n, N), T.dim_floordiv(n, N)) for i in range(N)]
     return array_split(ary, ios, axis)
 
@@ -288,10 +289,9 @@ def _vector_len(n):
     from . import guards
     if guards.current() is not None:  # a jit trace: specialize on the length (a guard picks the entry per call)
         return guards.dim_value(n)
-    ops.current().constraints.append(("same", n, 3, (
+    ops.current().constraints.append(Constraint.same(n, 3, (
         "np.cross in tracejit: the vector axis had a symbolic length when traced, taken as 3, but it is {a} at run "
-        "time; for 2-vectors append a zero component (np.pad(v, [(0, 0), (0, 1)])) and take [..., 2] of the result",
-        ())))
+        "time; for 2-vectors append a zero component (np.pad(v, [(0, 0), (0, 1)])) and take [..., 2] of the result")))
     return 3
 
 

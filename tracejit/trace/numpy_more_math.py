@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..ir import ops
 from ..ir import types as T
+from ..ir.constraints import Constraint
 from ..ir.graph import Value
 from .numpy_api import IMPLS, impl, ravel
 from .numpy_more import _along, _ax, _cut, _dimv, _int, _u, _v, iota
@@ -193,8 +194,8 @@ def average(a, axis=None, weights=None, returned=False, *, keepdims=False):
             if n != nw:
                 raise ValueError("Length of weights not compatible with specified axis.")
         elif n != nw:
-            ops.current().constraints.append(("same", n, nw, (
-                "Length of weights not compatible with specified axis.", ())))
+            ops.current().constraints.append(Constraint.same(
+                n, nw, "Length of weights not compatible with specified axis."))
         w = _along(w, ax, a.ndim)
     dt = T.result_dtype(a.type, w.type)[0]
     dt = dt if dt.kind == "f" else T.FLOAT64
@@ -303,7 +304,7 @@ def _same_length(n, m, msg):
     if m is None or (isinstance(n, int) and isinstance(m, int) and n != m):
         raise ValueError(msg)
     if n != m:
-        ops.current().constraints.append(("same", n, m, (msg, ())))
+        ops.current().constraints.append(Constraint.same(n, m, msg))
 
 
 def _linspace_values(start, stop, num, endpoint, dt):
@@ -460,7 +461,7 @@ def interp(x, xp, fp, left=None, right=None, period=None):
     if isinstance(K, int) and isinstance(fp.shape[0], int) and K != fp.shape[0]:
         raise ValueError("fp and xp are not of the same length.")
     if K != fp.shape[0]:
-        ops.current().constraints.append(("same", K, fp.shape[0], ("fp and xp are not of the same length.", ())))
+        ops.current().constraints.append(Constraint.same(K, fp.shape[0], "fp and xp are not of the same length."))
     ops.require_nonempty(K, "array of sample points is empty")
     for v in (x, xp, fp):
         if v.dtype.kind == "c":

@@ -321,7 +321,7 @@ def constraints_of(eqns, symbols, extra=()) -> list:
     if default is not None:  # expressions built by plain tracers outside any Builder
         cands += default.constraints
     for c in itertools.chain(cands, extra):
-        used = atoms(c[1]) | atoms(c[2])
+        used = atoms(c.a) | atoms(c.b)
         if not used or not used <= symbols:
             continue
         k = repr(c)

@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import ConcretizationError, UnsupportedError
 from ..ir import ops
 from ..ir import types as T
+from ..ir.constraints import Constraint
 from ..ir.graph import Value
 from . import guards, masked, writes
 from . import numpy_api as npi
@@ -457,7 +458,7 @@ def getitem(x: Value, key) -> Value:
         if isinstance(k, (bool, np.bool_)):
             raise UnsupportedError("boolean scalar indices are not supported by tracejit")
         if isinstance(k, T.Dim):  # a computed length used as an index (x[n // 2])
-            ops.current().constraints.append(("index", k, n, axis))
+            ops.current().constraints.append(Constraint.index(k, n, axis))
             starts.append(k if guards.nonnegative(k) else n + k)
             steps.append(1)
             out_shape.append(1)
@@ -471,7 +472,7 @@ def getitem(x: Value, key) -> Value:
                 start = k % n
             else:
                 start = n + k if k < 0 else k
-                ops.current().constraints.append(("index", k, n, axis))
+                ops.current().constraints.append(Constraint.index(k, n, axis))
             starts.append(start)
             steps.append(1)
             out_shape.append(1)

@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..ir import ops
 from ..ir import types as T
+from ..ir.constraints import Constraint
 from ..ir.graph import Value
 from ..ir.types import Dim
 from . import guards
@@ -115,7 +116,7 @@ def _int_start(k, n):
         if not -n <= k < n:
             raise IndexError(f"index {k} is out of bounds for axis 0 with size {n}")
         return k % n
-    ops.current().constraints.append(("index", k, n, 0))
+    ops.current().constraints.append(Constraint.index(k, n, 0))
     return k if guards.nonnegative(k) else n + k
 
 
@@ -270,5 +271,5 @@ def _same_len(a, b) -> bool:
         return a == b
     if a == b:
         return True
-    ops.current().constraints.append(("same", a, b, ("boolean index did not match indexed array: {a} vs {b}", ())))
+    ops.current().constraints.append(Constraint.same(a, b, "boolean index did not match indexed array: {a} vs {b}"))
     return True

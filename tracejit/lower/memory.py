@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ir import types as T
-from .fusion import CopyStep, DimCanon, Kernel, MatmulStep, Plan, ScatterAddStep
+from .dims import DimCanon
+from .plan import BufferKind, CopyStep, Kernel, Level, MatmulStep, Plan, ScatterAddStep, memory_access
 
 
 @dataclass
@@ -21,20 +22,21 @@ class MemoryPlan:
 
     def report(self, plan: Plan, example_args=None):
         """Bytes of intermediate buffers: symbolic, and for the example arguments' lengths when given."""
-        roots = sorted({r for r in (self.slot_of.get(b.id, b.id) for b in plan.buffers if b.kind == "temp")
-                        if plan.buffers[r].kind == "temp"})
+        temp = BufferKind.TEMP
+        roots = sorted({r for r in (self.slot_of.get(b.id, b.id) for b in plan.buffers if b.kind is temp)
+                        if plan.buffers[r].kind is temp})
         sym = 0
         for r in roots:
             b = plan.buffers[r]
             sym = sym + T.prod(b.shape) * b.dtype.itemsize
-        out = {"intermediate_buffers": len(roots), "temporaries": sum(1 for b in plan.buffers if b.kind == "temp"),
+        out = {"intermediate_buffers": len(roots), "temporaries": sum(1 for b in plan.buffers if b.kind is temp),
                "intermediate_bytes": sym}
         if example_args is not None:
             env = {s: np.asarray(example_args[i]).shape[ax] for s, (i, ax) in plan.graph.symbols.items()}
             out["intermediate_bytes_now"] = T.eval_dim(sym, env) if not isinstance(sym, int) else sym
             outs = 0
             for b in plan.buffers:
-                if b.kind == "output":
+                if b.kind is BufferKind.OUTPUT:
                     outs += T.eval_dim(T.prod(b.shape), env) * b.dtype.itemsize
             out["output_bytes_now"] = outs
         return out
@@ -60,14 +62,17 @@ def _kernel_reads(plan: Plan, k: Kernel):
     produced = {o.eqn.out.id for o in k.ops}
     for o in k.ops:
         for x in o.eqn.inputs:
-            s = plan.sources.get(x.id)
-            if s is not None and s[0] in ("buf", "stored") and x.id not in produced:
-                out.add((s[1] if s[0] == "buf" else s[3]).buf)
+            acc = memory_access(plan.sources.get(x.id))
+            if acc is not None and x.id not in produced:
+                out.add(acc.buf)
             if x.id in produced:
                 for v, acc in k.stores:
                     if v.id == x.id:
                         out.add(acc.buf)
     return out
+
+
+GATHERED = "gathered"  # a read at data-dependent elements (a gather's source), never the element being written
 
 
 def _kernel_buffer_uses(plan: Plan, k: Kernel):
@@ -82,25 +87,24 @@ def _kernel_buffer_uses(plan: Plan, k: Kernel):
     # their phase, so they count as later than all of them
     for n, o in enumerate(k.ops):
         is_red = o.eqn.prim in reductions
-        base = "inner" if (o.level == "inner" or is_red) else "tail"
+        base = Level.INNER if (o.level is Level.INNER or is_red) else Level.TAIL
         order = len(k.ops) + n if is_red else n
         for xi, x in enumerate(o.eqn.inputs):
             # a gather reads its source at data-dependent elements: never only the element written at this point
-            level = "gathered" if (o.eqn.prim == "gather" and xi == 0) else base
+            level = GATHERED if (o.eqn.prim == "gather" and xi == 0) else base
             p = producers.get(x.id)
             if p is not None:
-                if x.id in stored and p.level == "inner" and p.phase < o.phase:
+                if x.id in stored and p.level is Level.INNER and p.phase < o.phase:
                     for acc in stored[x.id]:
                         reads.setdefault(acc.buf, []).append((o.phase, level, acc, order))
                 continue
-            s = plan.sources.get(x.id)
-            if s is not None and s[0] in ("buf", "stored"):
-                acc = s[1] if s[0] == "buf" else s[3]
+            acc = memory_access(plan.sources.get(x.id))
+            if acc is not None:
                 reads.setdefault(acc.buf, []).append((o.phase, level, acc, order))
     position = {o.eqn.out.id: n for n, o in enumerate(k.ops)}
     for v, acc in k.stores:
         p = producers.get(v.id)
-        writes.setdefault(acc.buf, []).append((p.phase if p else 0, p.level if p else "tail", acc,
+        writes.setdefault(acc.buf, []).append((p.phase if p else 0, p.level if p else Level.TAIL, acc,
                                                position.get(v.id, len(k.ops))))
     return reads, writes
 
@@ -117,16 +121,16 @@ def _in_place_pairs(plan: Plan, lifetimes, canon):
         taken = set()
         for t, rs in reads.items():
             tb = plan.buffers[t]
-            if tb.kind != "temp" or lifetimes.get(t, (0, -1))[1] != i or t in writes and len(writes[t]) > 1:
+            if tb.kind is not BufferKind.TEMP or lifetimes.get(t, (0, -1))[1] != i or t in writes and len(writes[t]) > 1:
                 continue
             for o, ws in writes.items():
                 ob = plan.buffers[o]
-                if o == t or o in taken or ob.kind not in ("output", "temp") or lifetimes[o][0] != i:
+                if o == t or o in taken or ob.kind not in (BufferKind.OUTPUT, BufferKind.TEMP) or lifetimes[o][0] != i:
                     continue
                 if ob.dtype != tb.dtype or canon.shape(ob.shape) != canon.shape(tb.shape) or len(ws) != 1:
                     continue
                 wphase, wlevel, wacc, worder = ws[0]
-                if wlevel != "inner" or not all(ph == wphase and lv == "inner" and _same(a, wacc, canon)
+                if wlevel is not Level.INNER or not all(ph == wphase and lv is Level.INNER and _same(a, wacc, canon)
                                                  and order <= worder for ph, lv, a, order in rs):
                     continue
                 pairs.append((t, o))
@@ -168,7 +172,7 @@ def plan_memory(plan: Plan) -> MemoryPlan:
         last[o] = max(last[o], last[t])
     free: list = []  # (root id, dtype, canonical shape, free after step)
     active = []
-    temps = [b for b in plan.buffers if b.kind == "temp" and b.id in first and b.id not in in_place]
+    temps = [b for b in plan.buffers if b.kind is BufferKind.TEMP and b.id in first and b.id not in in_place]
     temps.sort(key=lambda b: first[b.id])
     for b in temps:
         f, l = first[b.id], last[b.id]
