@@ -70,6 +70,9 @@ TIER_MIN_STEPS = 4  # programs of fewer steps without vector math compile at O3 
 def compile_graph(graph, device="cpu", tiered=False):
     """An executable for ``graph``. ``tiered``: start with quick first-tier code when the optimized code would be
     slow to compile (see TieredExecutable)."""
+    from .regions import compile_regions, has_regions
+    if has_regions(graph):  # loops and branches: segments compiled here, bodies run by codegen/regions.py
+        return compile_regions(graph, device, tiered)
     if device != "cpu":
         from .cuda import compile_graph_cuda
         return compile_graph_cuda(graph, device)
