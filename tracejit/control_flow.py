@@ -62,7 +62,18 @@ def _type_desc(t: TensorType) -> str:
     return f"{t.dtype.name}{T.shape_str(t.shape)}"
 
 
-def _match_types(outs, types, names, what):
+def _same_at_run_time(a, b, constraints, message) -> bool:
+    """Lengths that differ only symbolically (``n`` and ``k`` of two inputs that must agree) are checked at run
+    time; two different static lengths are an error now."""
+    pairs = [(x, y) for x, y in zip(a, b) if x != y]
+    if any(isinstance(x, int) and isinstance(y, int) for x, y in pairs):
+        return False
+    for x, y in pairs:
+        constraints.append(("same", x, y, (message, ())))
+    return True
+
+
+def _match_types(outs, types, names, what, constraints):
     """Body outputs converted to the carries' types (a Python scalar adapts); TypeError naming the leaf else."""
     res = []
     for o, t, name in zip(outs, types, names):
@@ -70,6 +81,9 @@ def _match_types(outs, types, names, what):
             o = ops.convert(o, t.dtype)
         elif o.dtype != t.dtype and o.type.weak and o.ndim == 0:
             o = ops.convert(o, t.dtype)
+        if o.dtype == t.dtype and o.ndim == t.ndim and tuple(o.shape) != tuple(t.shape) and _same_at_run_time(
+                o.shape, t.shape, constraints, f"{what}: {name} has length {{a}} but the input carry has {{b}}"):
+            o = ops.reshape(o, t.shape)
         if o.dtype != t.dtype or tuple(o.shape) != tuple(t.shape):
             if o.type.weak and o.ndim == 0 and o.dtype == t.dtype:
                 o = ops.broadcast_to(o, t.shape) if t.shape else o
@@ -102,7 +116,8 @@ class _Body:
                 except TypeError:
                     raise TypeError(f"a loop or branch body returned an object of type {type(leaf).__name__}; "
                                     f"bodies must return arrays or pytrees (tuples, lists, dicts) of arrays") from None
-        ops.current().constraints.extend(self.builder.constraints)
+        self.outer_constraints = ops.current().constraints
+        self.outer_constraints.extend(self.builder.constraints)
 
     def convert_outs(self, fn):
         with self.builder:
@@ -175,7 +190,8 @@ def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
                         f"{_show(new_carry_tree)}")
     nc = len(carries)
     names = _leaf_names("the carry output of f", carry_tree)
-    body.convert_outs(lambda outs: _match_types(outs[:nc], [c.type for c in carries], names, "scan")
+    body.convert_outs(lambda outs: _match_types(outs[:nc], [c.type for c in carries], names, "scan",
+                                                   body.outer_constraints)
                       + [o if not o.type.weak else ops.convert(o, o.dtype) for o in outs[nc:]])
     region, captured = body.close(hoist=True)
     results = bind_all("scan", captured + carries + xvals, body=region, num_consts=len(captured), num_carry=nc,
@@ -318,7 +334,7 @@ def while_loop(cond_fun, body_fun, init_val):
         raise TypeError(f"while_loop: body_fun must return a carry with the structure of init_val "
                         f"({_show(carry_tree)}), got {_show(body.out_tree)}")
     body.convert_outs(lambda outs: _match_types(outs, types, _leaf_names("the output of body_fun", carry_tree),
-                                                "while_loop"))
+                                                "while_loop", body.outer_constraints))
     creg, ccap = cond.close(hoist=True)
     breg, bcap = body.close(hoist=True)
     results = bind_all("while_loop", ccap + bcap + carries, cond=creg, body=breg, cond_nconsts=len(ccap),

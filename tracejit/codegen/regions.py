@@ -38,7 +38,7 @@ class _Segment:
         self.exe = compile_graph(graph, device=device, tiered=tiered)
 
     def run(self, env, symvals):
-        args = [env[v.id] for v in self.inputs] + [np.zeros(symvals[s], np.bool_) for s in self.witness]
+        args = [_contiguous(env[v.id]) for v in self.inputs] + [np.zeros(symvals[s], np.bool_) for s in self.witness]
         for v, a in zip(self.outputs, self.exe.run(args)):
             env[v.id] = a
 
@@ -83,6 +83,7 @@ class RegionExecutable:
     def run_body(self, symvals):
         def run(region, arrays):
             exe = self.body(region)
+            arrays = [_contiguous(a) for a in arrays]
             if region.witness:
                 arrays = list(arrays) + witness_arrays(region, symvals)
             return exe.run(arrays)
@@ -144,6 +145,13 @@ class RegionExecutable:
             a = env[v.id] if v.id in env else v.const
             out.append(np.array(a) if id(a) in inputs or v.is_const else a)
         return out
+
+
+def _contiguous(a):
+    """Compiled code reads C-contiguous arrays (a broadcast cotangent or a strided slice is copied)."""
+    if type(a) is np.ndarray and a.flags.c_contiguous:
+        return a
+    return np.ascontiguousarray(a)
 
 
 def _reads_after(graph) -> dict:

@@ -205,7 +205,7 @@ def _run_scan(params, args, run_body, env):
           for o in body.graph.outputs[nc:]]
     order = range(length - 1, -1, -1) if params["reverse"] else range(length)
     for i in order:
-        out = run_body(body, consts + carry + [x[i] for x in xs])
+        out = run_body(body, consts + carry + [x[i, ...] for x in xs])  # x[i, ...]: an array, also 0-d
         carry = list(out[:nc])
         for buf, y in zip(ys, out[nc:]):
             buf[i] = y
