@@ -211,21 +211,23 @@ def _show(treedef) -> str:
 
 
 def _scan_length(xvals, length, x_tree):
-    lens = []
+    lens, constraints = [], ops.current().constraints
     for x, name in zip(xvals, _leaf_names("xs", x_tree)):
         if x.ndim == 0:
             raise ValueError(f"scan: {name} is a scalar; every leaf of xs needs a leading axis to scan over")
         lens.append((x.shape[0], name))
     for d, name in lens[1:]:
-        if d != lens[0][0]:
-            raise ValueError(f"scan: all leaves of xs must have the same leading length, but {lens[0][1]} has "
-                             f"{lens[0][0]} and {name} has {d}")
+        message = f"scan: all leaves of xs must have the same leading length, but {lens[0][1]} has {{a}} and " \
+                  f"{name} has {{b}}"
+        if d != lens[0][0] and not _same_at_run_time((lens[0][0],), (d,), constraints, message):
+            raise ValueError(message.format(a=lens[0][0], b=d))
     if length is not None:
         length = operator.index(length)
         if length < 0:
             raise ValueError(f"scan: length must be >= 0, got {length}")
-        if lens and lens[0][0] != length:
-            raise ValueError(f"scan: length={length} but xs has leading length {lens[0][0]}")
+        message = f"scan: length={{b}} but xs has leading length {{a}}"
+        if lens and lens[0][0] != length and not _same_at_run_time((lens[0][0],), (length,), constraints, message):
+            raise ValueError(message.format(a=lens[0][0], b=length))
         return length
     if not lens:
         raise ValueError("scan: give xs or length (the number of steps)")
