@@ -602,6 +602,8 @@ def backward(outputs: list, cotangents: list, wrt: list) -> list:
     return result
 
 
-from .autodiff_regions import RegionCalls  # noqa: E402  (its rules call back into backward)
+from .autodiff_regions import RULES as _REGION_RULES, RegionCalls  # noqa: E402  (they call back into backward)
+
+RULES.update(_REGION_RULES)  # (eqn, {result: cotangent}, need) -> cotangents; run once per loop by RegionCalls
 
 __all__ = ["backward", "RULES", "NON_DIFFERENTIABLE", "unbroadcast"]
