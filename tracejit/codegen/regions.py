@@ -120,6 +120,13 @@ class RegionExecutable:
         flush(len(graph.eqns))
         return steps
 
+    def wait(self):
+        """Wait for the optimized tier of every segment and body (``Jitted.compile``)."""
+        for exe in [s.exe for s in self.steps if isinstance(s, _Segment)] + list(self._bodies.values()):
+            wait = getattr(exe, "wait", None)
+            if wait is not None:
+                wait()
+
     @property
     def num_kernels(self) -> int:
         return sum(getattr(s.exe, "num_kernels", 0) for s in self.steps if isinstance(s, _Segment)) + \

@@ -20,9 +20,10 @@ def optimize_regions(graph: Graph, strict_ieee=False, stats=None, memo=None, **_
     cache = _OPTIMIZED.setdefault(bool(strict_ieee), {})
     if len(cache) > 512:
         cache.clear()
-    used = _used_results(graph)
+    merged = _extended_scans(graph)
+    used = _used_results(graph, merged)
     env: dict = {}
-    changed = 0
+    changed = len(merged)
     with ops.Builder():
         for e in graph.eqns:
             ins = [env.get(x.id, x) for x in e.inputs]
@@ -30,8 +31,9 @@ def optimize_regions(graph: Graph, strict_ieee=False, stats=None, memo=None, **_
                 env[e.out.id] = ops.bind(e.prim, *ins, **e.p) if any(a is not b for a, b in
                                                                       zip(ins, e.inputs)) else e.out
                 continue
-            params = {k: _optimized(p, cache, strict_ieee) for k, p in e.p.items()}
-            params, result = _prune_ys(e, params, used[group_key(e)])
+            src = merged.get(e.out.id, e)
+            params = {k: _optimized(p, cache, strict_ieee) for k, p in src.p.items()}
+            params, result = _prune_ys(src, params, used[group_key(src)])
             if params != e.p:
                 changed += 1
             env[e.out.id] = ops.bind(e.prim, *ins, **dict(params, result=result))
@@ -56,12 +58,71 @@ def _optimized(p, cache, strict_ieee):
     return hit
 
 
-def _used_results(graph) -> dict:
+def _used_results(graph, merged) -> dict:
     out: dict = {}
     for e in graph.eqns:
         if e.prim in REGION_PRIMS:
+            e = merged.get(e.out.id, e)
             out.setdefault(group_key(e), set()).add(e.p["result"])
     return out
+
+
+def _extended_scans(graph) -> dict:
+    """Scans over the same inputs where one body computes everything the other does and more (the backward
+    pass's forward loop stores the carries as extra outputs): out id of a result of the smaller -> an equation
+    standing for the same result of the larger, so the loop runs once. Bodies share Values until they are
+    optimized, so "the same output" is identity here (this runs before the bodies are optimized)."""
+    firsts: dict = {}
+    for e in graph.eqns:
+        if e.prim == "scan":
+            firsts.setdefault(group_key(e), e)
+    buckets: dict = {}
+    for e in firsts.values():
+        p = e.p
+        buckets.setdefault((tuple(x.id for x in e.inputs), p["num_consts"], p["num_carry"], p["length"],
+                            p["reverse"]), []).append(e)
+    target: dict = {}  # group key of the smaller -> (larger's first equation, result index map)
+    for group in buckets.values():
+        for a in group:
+            for b in group:
+                m = _contained(a, b) if a is not b and group_key(b) not in target else None
+                if m is not None and group_key(a) not in target:
+                    target[group_key(a)] = (b, m)
+    out: dict = {}
+    for e in graph.eqns:
+        hit = target.get(group_key(e)) if e.prim == "scan" else None
+        if hit is not None:
+            b, m = hit
+            out[e.out.id] = _Stand(b, m[e.p["result"]])
+    return out
+
+
+def _contained(a, b):
+    """Result index map a -> b when b's body has a's inputs and every output of a's in the same role."""
+    ga, gb, nc = a.p["body"].graph, b.p["body"].graph, a.p["num_carry"]
+    if len(ga.inputs) != len(gb.inputs) or any(x is not y for x, y in zip(ga.inputs, gb.inputs)):
+        return None
+    if any(x is not y for x, y in zip(ga.outputs[:nc], gb.outputs[:nc])):
+        return None
+    m = list(range(nc))
+    for o in ga.outputs[nc:]:
+        pos = next((i for i in range(nc, len(gb.outputs)) if gb.outputs[i] is o), None)
+        if pos is None:
+            return None
+        m.append(pos)
+    return m
+
+
+class _Stand:
+    """An equation of the larger scan standing for a result of the smaller one (prim, inputs, params)."""
+
+    def __init__(self, eqn, result):
+        self.prim, self.inputs, self.out = eqn.prim, eqn.inputs, eqn.out
+        self.params = tuple((k, result if k == "result" else v) for k, v in eqn.params)
+
+    @property
+    def p(self):
+        return dict(self.params)
 
 
 def _prune_ys(e, params, used):
