@@ -136,6 +136,13 @@ class RegionExecutable:
         parts = [s.exe.llvm_ir() for s in self.steps if isinstance(s, _Segment)]
         return "\n".join(parts + [b.llvm_ir() for b in self._bodies.values()])
 
+    kernel_groups = None  # segments and bodies are separate graphs: no clusters to draw over the outer one
+
+    def memory_plan(self, example_args=None):
+        """Each straight-line segment's plan (loop bodies' buffers are the bodies' own)."""
+        return "\n".join(f"segment {k}:\n{s.exe.memory_plan()}" for k, s in enumerate(self.steps)
+                         if isinstance(s, _Segment))
+
     def asm(self):
         return "\n".join([s.exe.asm() for s in self.steps if isinstance(s, _Segment)])
 
