@@ -21,10 +21,8 @@ def has_regions(graph) -> bool:
 
 
 def compile_regions(graph, device="cpu", tiered=False):
-    if device != "cpu":
-        prims = sorted({e.prim for e in graph.eqns if e.prim in REGION_PRIMS})
-        raise NotImplementedError(f"the {device} backend does not run {', '.join(prims)} yet; run this function "
-                                  f"with device='cpu'")
+    """On a CUDA device each segment and body is a CudaExecutable run from the host loop: arrays pass through
+    host memory between steps (correct, not fast: device-resident carries come with the native loop)."""
     return RegionExecutable(graph, device, tiered)
 
 
@@ -147,6 +145,17 @@ class RegionExecutable:
         return "\n".join([s.exe.asm() for s in self.steps if isinstance(s, _Segment)])
 
     def run(self, arrays):
+        if self.device == "cpu":
+            return self._run(arrays)
+        from .cuda import is_device_array
+        on_device = [is_device_array(a) for a in arrays]
+        out = self._run([a.copy_to_host() if d else a for a, d in zip(arrays, on_device)])
+        if any(on_device):
+            from numba import cuda
+            out = [cuda.to_device(np.ascontiguousarray(o)) for o in out]
+        return out
+
+    def _run(self, arrays):
         g = self.graph
         symvals = symbol_env(g, arrays)
         check_constraints(g, symvals)
@@ -165,6 +174,8 @@ def _contiguous(a):
     """Compiled code reads C-contiguous arrays (a broadcast cotangent or a strided slice is copied)."""
     if type(a) is np.ndarray and a.flags.c_contiguous:
         return a
+    if hasattr(a, "copy_to_host"):  # a device array (a CUDA body's output): the host loop reads it back
+        return np.ascontiguousarray(a.copy_to_host())
     return np.ascontiguousarray(a)
 
 
