@@ -142,6 +142,8 @@ def test_optimizer_runs_inside_bodies():
     ir = tj.make_ir(lambda x: tj.scan(lambda c, xi: (c + np.log(1 + xi), np.exp(xi)), x[0], x)[0])(rng.random(4))
     text = str(ir)
     assert "log1p" in text and "exp" not in text  # stability rewrite inside; the unread stacked output pruned
+    ir = tj.make_ir(lambda x: tj.fori_loop(0, 10, lambda i, c: c * 2, x))(np.ones(3))
+    assert ir.eqns[0].p["num_carry"] == 1  # the unused loop index is no longer carried
 
 
 def test_cache_key_includes_bodies():

@@ -33,7 +33,7 @@ def optimize_regions(graph: Graph, strict_ieee=False, stats=None, memo=None, **_
                 continue
             src = merged.get(e.out.id, e)
             params = {k: _optimized(p, cache, strict_ieee) for k, p in src.p.items()}
-            params, result = _prune_ys(src, params, used[group_key(src)])
+            params, ins, result = _prune_scan(src, params, ins, used[group_key(src)])
             if params != e.p:
                 changed += 1
             env[e.out.id] = ops.bind(e.prim, *ins, **dict(params, result=result))
@@ -125,21 +125,39 @@ class _Stand:
         return dict(self.params)
 
 
-def _prune_ys(e, params, used):
-    """A scan whose stacked output k no equation reads stops computing it; results are renumbered."""
+def _prune_scan(e, params, ins, used):
+    """A scan stops computing what nobody reads: stacked outputs no equation reads, and carries no equation
+    reads whose value feeds only their own next value (a fori_loop's unused index). Results are renumbered."""
     result = e.p["result"]
     if e.prim != "scan":
-        return params, result
-    body, nc = params["body"], params["num_carry"]
-    ny = len(body.graph.outputs) - nc
-    keep = [k for k in range(ny) if nc + k in used]
-    if len(keep) == ny:
-        return params, result
+        return params, ins, result
+    body, nk, nc = params["body"], params["num_consts"], params["num_carry"]
     g = body.graph
-    outs = g.outputs[:nc] + [g.outputs[nc + k] for k in keep]
-    inputs = g.inputs[:len(g.inputs) - len(body.witness)]
-    new_graph, witness = close_graph(inputs, outs)
-    params = dict(params, body=Region(new_graph, witness))
-    if result >= nc:
-        result = nc + keep.index(result - nc)
-    return params, result
+    inputs, outs = list(g.inputs[:body.num_inputs]), list(g.outputs)
+    keep_y = [k for k in range(len(outs) - nc) if nc + k in used]
+    deps = _input_deps(g)
+    keep_c, dropped = list(range(nc)), True
+    while dropped:
+        dropped = False
+        for k in list(keep_c):
+            cid = inputs[nk + k].id
+            if k in used or any(cid in deps[j] for j in keep_c if j != k) or any(
+                    cid in deps[nc + y] for y in keep_y):
+                continue
+            keep_c.remove(k)
+            dropped = True
+    if len(keep_c) == nc and len(keep_y) == len(outs) - nc:
+        return params, ins, result
+    new_graph, witness = close_graph(inputs[:nk] + [inputs[nk + k] for k in keep_c] + inputs[nk + nc:],
+                                     [outs[k] for k in keep_c] + [outs[nc + k] for k in keep_y])
+    ins = list(ins[:nk]) + [ins[nk + k] for k in keep_c] + list(ins[nk + nc:])
+    result = keep_c.index(result) if result < nc else len(keep_c) + keep_y.index(result - nc)
+    return dict(params, body=Region(new_graph, witness), num_carry=len(keep_c)), ins, result
+
+
+def _input_deps(g) -> list:
+    """For each output of ``g``, the ids of the inputs it depends on."""
+    deps = {v.id: {v.id} for v in g.inputs}
+    for e in g.eqns:
+        deps[e.out.id] = set().union(*[deps.get(x.id, ()) for x in e.inputs])
+    return [deps.get(o.id, set()) for o in g.outputs]
