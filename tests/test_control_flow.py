@@ -76,6 +76,15 @@ def test_scan_rnn_symbolic_lengths_and_length_only():
     assert c == 0 and ys.shape == (0,)
 
 
+def test_trip_counts_from_traced_lengths():
+    f = tj.jit(lambda x: tj.scan(lambda c, _: (c * 2, c), x[0], length=x.shape[0]))
+    assert f(np.ones(4))[1].tolist() == [1, 2, 4, 8] and f(np.ones(6))[0] == 64
+    g = tj.jit(lambda x: tj.fori_loop(0, x.shape[0], lambda i, c: c + i, 0.0))
+    assert g(np.ones(5)) == 10 and g(np.ones(7)) == 21
+    h = tj.jit(tj.grad(lambda x: tj.fori_loop(1, x.shape[0], lambda i, c: c * x[0], x[0])))
+    assert h(np.full(4, 2.0)).tolist() == [32.0, 0.0, 0.0, 0.0]  # a length is a static trip count for grad
+
+
 def test_while_loop_and_traced_trip_counts():
     def collatz(n):
         return tj.while_loop(lambda c: c[0] != 1, lambda c: (np.where(c[0] % 2 == 0, c[0] // 2, 3 * c[0] + 1),

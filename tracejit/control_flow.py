@@ -168,13 +168,15 @@ def _tree_values(tree, strong=False):
 
 # ------------------------------------------------------------------------------------------------ scan
 def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
-    """``f(carry, x) -> (carry, y)`` over the leading axis of ``xs``; returns ``(carry, stacked ys)``."""
+    """``f(carry, x) -> (carry, y)`` over the leading axis of ``xs``; returns ``(carry, stacked ys)``.
+    ``length`` may be a traced array's length; ``unroll`` is accepted as JAX's (the loop stays rolled)."""
     if not callable(f):
         raise TypeError(f"scan: f must be callable, got {type(f).__name__}")
     if isinstance(unroll, bool) or not isinstance(unroll, int) or unroll < 1:
         raise ValueError(f"scan: unroll must be a positive int, got {unroll!r}")
-    if length is not None and (isinstance(length, bool) or not isinstance(length, (int, np.integer))):
-        raise TypeError(f"scan: length must be a Python int, got {type(length).__name__}")
+    if length is not None and (isinstance(length, bool) or not isinstance(length, (int, np.integer, T.Dim))):
+        raise TypeError(f"scan: length must be a Python int (or a traced array's length), got "
+                        f"{type(length).__name__}")
     if not _tracing(init, xs):
         return _scan_eager(f, init, xs, length, reverse)
     carries, carry_tree = _tree_values(init, strong=True)
@@ -222,8 +224,8 @@ def _scan_length(xvals, length, x_tree):
         if d != lens[0][0] and not _same_at_run_time((lens[0][0],), (d,), constraints, message):
             raise ValueError(message.format(a=lens[0][0], b=d))
     if length is not None:
-        length = operator.index(length)
-        if length < 0:
+        length = length if isinstance(length, T.Dim) else operator.index(length)
+        if isinstance(length, int) and length < 0:
             raise ValueError(f"scan: length must be >= 0, got {length}")
         message = f"scan: length={{b}} but xs has leading length {{a}}"
         if lens and lens[0][0] != length and not _same_at_run_time((lens[0][0],), (length,), constraints, message):
@@ -280,6 +282,8 @@ def fori_loop(lower, upper, body_fun, init_val):
     if not callable(body_fun):
         raise TypeError(f"fori_loop: body_fun must be callable, got {type(body_fun).__name__}")
     for name, b in (("lower", lower), ("upper", upper)):
+        if isinstance(b, T.Dim):  # a traced array's length: the trip count is known when the call starts
+            continue
         dt = b.dtype if isinstance(b, Tracer) else np.asarray(b).dtype
         if np.ndim(b) != 0 or dt.kind not in "iu":
             raise TypeError(f"fori_loop: {name} must be an integer scalar, got {dt} of shape {np.shape(b)}")
@@ -291,7 +295,7 @@ def fori_loop(lower, upper, body_fun, init_val):
             return (c[0] + 1, body_fun(c[0], c[1]))
         i0 = ops.convert(ops.as_value(unwrap(lower)), np.result_type(*[_int_dtype(b) for b in (lower, upper)]))
         return while_loop(cond_fun, step, (wrap(i0), init_val))[1]
-    lo, hi = operator.index(lower), operator.index(upper)
+    lo, hi = [b if isinstance(b, T.Dim) else operator.index(b) for b in (lower, upper)]
     if not _tracing(init_val):
         val = init_val
         carry_tree = tree_flatten(init_val)[1]
@@ -300,14 +304,16 @@ def fori_loop(lower, upper, body_fun, init_val):
             _check_eager_carry("fori_loop", init_val, val, carry_tree)
         return val
     dt = np.result_type(_int_dtype(lower), _int_dtype(upper))
-    start = np.asarray(lo, dt)
+    start = wrap(ops.convert(ops.dimsize(lo), dt)) if isinstance(lo, T.Dim) else np.asarray(lo, dt)
 
     def step(c, _):
         return (c[0] + np.asarray(1, dt), body_fun(c[0], c[1])), None
-    return scan(step, (start, init_val), length=max(hi - lo, 0))[0][1]
+    return scan(step, (start, init_val), length=T.dim_max(hi - lo, 0))[0][1]
 
 
 def _int_dtype(b):
+    if isinstance(b, T.Dim):
+        return T.INT64
     if isinstance(b, Tracer):
         return b.dtype
     return np.asarray(b).dtype if not isinstance(b, int) else T.INT64
