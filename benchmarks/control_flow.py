@@ -112,11 +112,11 @@ def lstm_case(steps=100, batch=32, hidden=256):
 
     tj_loss = make_loss(np, tj.scan, lambda v: 1 / (1 + np.exp(-v)))
     tj_g = tj.jit(tj.grad(tj_loss))
-    res = {"tracejit": median_ms(lambda: tj_g(params, xs), repeat=5)}
+    res = {"tracejit": median_ms(lambda: tj_g(params, xs), repeat=3)}
     import jax
     jnp = jax.numpy
     j_g = jax.jit(jax.grad(make_loss(jnp, jax.lax.scan, jax.nn.sigmoid)))
-    res["jax"] = median_ms(lambda: jax.block_until_ready(j_g(params, xs)), repeat=5)
+    res["jax"] = median_ms(lambda: jax.block_until_ready(j_g(params, xs)), repeat=3)
     np.testing.assert_allclose(tj_g(params, xs)["w"], np.asarray(j_g(params, xs)["w"]), rtol=2e-3, atol=1e-6)
     row("lstm", res)
 
