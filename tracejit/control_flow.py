@@ -116,6 +116,8 @@ class _Body:
                 except TypeError:
                     raise TypeError(f"a loop or branch body returned an object of type {type(leaf).__name__}; "
                                     f"bodies must return arrays or pytrees (tuples, lists, dicts) of arrays") from None
+        # length constraints hold for every step, so the call checks them once; a body's run-time checks
+        # (builder.checks: flags computed from body values) have no place to be raised from yet and are dropped
         self.outer_constraints = ops.current().constraints
         self.outer_constraints.extend(self.builder.constraints)
 
