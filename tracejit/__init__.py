@@ -4,6 +4,7 @@ from .errors import ConcretizationError
 from .transforms import grad, value_and_grad, vjp
 from .vectorize import vmap
 from .forward import hessian, hvp, jacfwd, jacrev, jvp, linearize
+from .control_flow import cond, fori_loop, scan, switch, while_loop
 from .custom import checkpoint, custom_jvp, custom_vjp, remat
 from .theano import debugprint, function, pp, shared
 from .codegen.cuda_check import devices
@@ -19,7 +20,7 @@ from .codegen import runtime as _runtime, llvm as _llvm  # noqa: F401   a first 
 _scipy_hooks.install()
 __version__ = "0.1.0"
 
-__all__ = ["jit", "make_ir", "grad", "value_and_grad", "vjp", "vmap", "jvp", "linearize", "hvp", "jacfwd", "jacrev",
+__all__ = ["fori_loop", "while_loop", "scan", "cond", "switch", "jit", "make_ir", "grad", "value_and_grad", "vjp", "vmap", "jvp", "linearize", "hvp", "jacfwd", "jacrev",
            "hessian", "custom_vjp", "custom_jvp", "checkpoint", "remat", "stop_gradient", "function", "shared", "pp",
            "debugprint", "devices", "clear_caches", "Jitted", "Lowered", "ConcretizationError", "numpy", "nn",
            "tensor"]

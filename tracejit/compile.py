@@ -79,6 +79,9 @@ def build_executable(optimized: Graph, options: CompileOptions = CompileOptions(
     Tiers pay off where LLVM's optimized compile is slow: vector math (big inlined polynomials) or several
     steps; a small program compiles at the optimized level at once. TRACEJIT_TIERED=0 turns tiers off.
     """
+    from .segmented import RegionExecutable, has_regions
+    if has_regions(optimized):  # loops and branches: straight-line segments compiled here, bodies run by segments
+        return RegionExecutable(optimized, lambda g: build_executable(g, options), options.device)
     if options.device != "cpu":
         from .codegen.cuda import compile_graph_cuda
         return compile_graph_cuda(optimized, options.device)

@@ -139,6 +139,8 @@ def graph_fingerprint(graph) -> str:
         c = v.const
         parts.append(f"const {c.dtype.str}{c.shape} {hashlib.sha256(c.tobytes()).hexdigest()}")
     parts.append(f"constraints {[(str(c.a), str(c.b)) for c in graph.constraints]!r}")
+    parts += [f"region {p.key}" for e in graph.eqns for _, ps in e.params
+              for p in (ps if isinstance(ps, tuple) else (ps,)) if hasattr(p, "witness")]  # bodies' constants
     parts.append(f"symbols {sorted(graph.symbols.items())!r}")
     return "\n".join(parts)
 

@@ -6,6 +6,7 @@ import numpy as np
 from . import types as T
 from .constraints import ConstraintKind
 from .primitives import PRIMS
+from .regions import REGION_PRIMS, evaluate_body, group_key, run_group
 from .types import Dim
 
 
@@ -57,9 +58,16 @@ def evaluate(graph, arrays, check=True):
     if check:
         check_constraints(graph, env)
     vals = {v.id: a for v, a in zip(graph.inputs, arrays)}
+    groups: dict = {}  # a loop's results are sibling equations: run it once
     for e in graph.eqns:
         args = [vals[v.id] if v.id in vals else v.const for v in e.inputs]
         params = {k: resolve(p, env) for k, p in e.params}
+        if e.prim in REGION_PRIMS:
+            key = group_key(e)
+            if key not in groups:
+                groups[key] = run_group(e.prim, params, args, lambda r, xs: evaluate_body(r, xs, env), env)
+            vals[e.out.id] = np.asarray(groups[key][params["result"]])
+            continue
         with np.errstate(all="ignore"):
             out = PRIMS[e.prim].impl(*args, **params)
         out = np.asarray(out)

@@ -122,6 +122,9 @@ def _type_of(prim, inputs, params) -> TensorType:
         return TensorType(T.INT64, (), weak=True)
     if prim in ("custom_vjp_call", "remat_barrier"):
         return x.type
+    if P.kind == "region":
+        from .regions import type_of
+        return type_of(prim, params)
     raise NotImplementedError(prim)
 
 

@@ -163,7 +163,21 @@ _reg("custom_vjp_call", "other", lambda x, *rest, **p: np.array(x, copy=True), n
 # identity on its first input, ordered after the others (a checkpoint's recomputation waits for the backward pass's
 # cotangents) and opaque to CSE (the recomputation is not merged back into the forward pass); lowered as an alias
 _reg("remat_barrier", "other", lambda x, *rest: np.array(x, copy=True), nin=1)
-IDENTITY_MARKS = ("custom_vjp_call", "remat_barrier")  # identities on input 0 that backends may alias away
+IDENTITY_MARKS = ("custom_vjp_call", "remat_barrier")
+
+
+def _region_impl(name):
+    """The reference of one result of a region equation (ir/regions.py); the interpreter runs a loop's sibling
+    results once instead of calling this per result."""
+    def impl(*args, **params):
+        from .regions import evaluate_body, run_group
+        return run_group(name, params, list(args), lambda r, xs: evaluate_body(r, xs, {}))[params["result"]]
+    return impl
+
+
+# loops and branches: bodies are closed graphs in the params (ir/regions.py), one equation per result
+for _n in ("scan", "while_loop", "cond"):
+    _reg(_n, "region", _region_impl(_n), nin=-1)  # identities on input 0 that backends may alias away
 
 # ------------------------------------------------------------------------------------------------ type rules
 _resolve_cache: dict = {}

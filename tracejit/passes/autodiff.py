@@ -24,6 +24,7 @@ from ..ir import ops
 from ..ir import types as T
 from ..ir.graph import Value, toposort
 from ..ir.primitives import PRIMS
+from ..ir.regions import REGION_PRIMS
 
 # primitives whose result has zero derivative everywhere it exists (or carries no gradient: ints, bools)
 NON_DIFFERENTIABLE = {
@@ -571,10 +572,15 @@ def backward(outputs: list, cotangents: list, wrt: list) -> list:
             c = ops.convert(c, o.dtype)
         accumulate(o, c, o.shape)
     custom = _CustomCalls(eqns)
+    regions = RegionCalls(eqns)
     for e in reversed(eqns):
         g = cts.get(e.out.id)
         if e.prim == "custom_vjp_call":  # the user's rule, run once per call at its first mark
             for v, c in custom.visit(e, g, active):
+                accumulate(v, c, v.shape)
+            continue
+        if e.prim in REGION_PRIMS:  # a loop's or branch's rule, once for all its results (autodiff_regions.py)
+            for v, c in regions.visit(e, g, active):
                 accumulate(v, c, v.shape)
             continue
         if g is None or e.out.id not in active:
@@ -595,5 +601,9 @@ def backward(outputs: list, cotangents: list, wrt: list) -> list:
         result.append(_zeros(w.dtype, w.shape) if c is None else full(c, w.shape))
     return result
 
+
+from .autodiff_regions import RULES as _REGION_RULES, RegionCalls  # noqa: E402  (they call back into backward)
+
+RULES.update(_REGION_RULES)  # (eqn, {result: cotangent}, need) -> cotangents; run once per loop by RegionCalls
 
 __all__ = ["backward", "RULES", "NON_DIFFERENTIABLE", "unbroadcast"]

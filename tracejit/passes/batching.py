@@ -321,4 +321,8 @@ def batch(outputs: list, batched: dict) -> list:
     return [memo.get(o.id, (o, None)) for o in outputs]
 
 
+from .batching_regions import RULES as _REGION_RULES  # noqa: E402  (loops and branches; they call batch())
+
+RULES.update(_REGION_RULES)
+
 __all__ = ["batch", "RULES", "arange", "move"]

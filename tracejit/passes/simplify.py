@@ -572,6 +572,8 @@ def fold_constants(v, ctx):
     e = v.eqn
     if not e.inputs or not all(x.is_const for x in e.inputs) or e.prim == "broadcast_to":
         return None
+    if PRIMS[e.prim].kind == "region":  # a loop is run by the backend, not unrolled at compile time
+        return None
     if any(_has_dim(p) for _, p in e.params) or not all(isinstance(d, int) for d in v.shape):
         return None
     if math.prod(v.shape) > FOLD_MAX:

@@ -25,8 +25,9 @@ _ARRAY_ARGS = {"where": 3, "clip": 3, "dot": 2, "matmul": 2, "vdot": 2, "inner":
 def _concretization(what, v: Value):
     return ConcretizationError(
         f"{what} was called on a traced value of type {v.type} (it has no concrete value while tracejit traces the "
-        f"function). Python control flow cannot depend on traced values: use np.where(cond, x, y) for "
-        f"data-dependent choices, or pass the argument as static (tj.jit(f, static_argnums=...)).")
+        f"function). Python control flow cannot depend on traced values: use np.where(cond, x, y) or "
+        f"tj.cond / tj.switch for data-dependent choices, tj.fori_loop / tj.while_loop / tj.scan for loops whose "
+        f"trip count or exit depends on data, or pass the argument as static (tj.jit(f, static_argnums=...)).")
 
 
 def wrap(x):

@@ -1,0 +1,218 @@
+"""Regions: loop and branch bodies held by an equation's params (``scan``, ``while_loop``, ``cond``).
+
+A region is a closed Graph: every value the body reads from outside is one of its inputs (the tracer
+closure-converts, as JAX does), so a region can be optimized, compiled and differentiated on its own.
+
+An equation has one output, so a loop with k results is k *sibling* equations: the same primitive, inputs and
+params except ``result`` (which output this one is). Backends and the interpreter run a group of siblings once
+(``group_key``); dead code elimination drops the siblings nobody reads.
+
+Conventions (inputs of the equation -> inputs of the bodies):
+  scan        [consts, init carries, xs]; body (consts, carries, x slices) -> (carries, ys); ys stacked on axis 0
+  while_loop  [cond consts, body consts, init]; cond (cond consts, carries) -> bool; body (body consts, carries)
+              -> carries
+  cond        [index, consts of branch 0, consts of branch 1, ..., operands]; branch k (its consts, operands)
+              -> outputs; ``index`` is clamped into range, as lax.switch does
+"""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from . import types as T
+from .graph import Graph, Value, toposort
+from .types import Dim, TensorType
+
+REGION_PRIMS = ("scan", "while_loop", "cond")
+
+
+class Region:
+    """A closed body graph, compared and hashed by structure (so equal bodies hash-cons and cache alike).
+    ``witness``: symbols of lengths the body uses that no input axis spells out; the body's last inputs are one
+    bool vector per such symbol, whose length is that symbol (the executor passes a stand-in of that length)."""
+
+    __slots__ = ("graph", "witness", "key", "_hash")
+
+    def __init__(self, graph: Graph, witness=()):
+        self.graph = graph
+        self.witness = tuple(witness)
+        self.key = fingerprint(graph)
+        self._hash = hash(self.key)
+
+    def __eq__(self, other):
+        return isinstance(other, Region) and other.key == self.key
+
+    def __hash__(self):
+        return self._hash
+
+    @property
+    def num_inputs(self) -> int:
+        """Inputs the equation supplies (the witnesses are added by whoever runs the body)."""
+        return len(self.graph.inputs) - len(self.witness)
+
+    def __str__(self):
+        from .printing import graph_text
+        return "\n" + "\n".join("        " + line for line in graph_text(self.graph).splitlines())
+
+    __repr__ = __str__
+
+
+def fingerprint(graph: Graph) -> str:
+    """Text of the body plus what the text abbreviates (constants' bytes): the structural identity."""
+    from .printing import graph_text
+    h = hashlib.sha256(graph_text(graph).encode())
+    for v in graph.constants():
+        c = v.const
+        h.update(f"{c.dtype.str}{c.shape}{v.type.weak}".encode())
+        h.update(c.tobytes())
+    h.update(repr(sorted(graph.symbols.items())).encode())
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------ closing bodies
+def _symbols_of(d, out: set):
+    if isinstance(d, Dim):
+        for mono, _ in d.terms:
+            for a in mono:
+                if isinstance(a, str):
+                    out.add(a)
+                else:
+                    for x in a[1:]:
+                        _symbols_of(x, out)
+    elif isinstance(d, tuple):
+        for x in d:
+            _symbols_of(x, out)
+
+
+def _plain_symbol(d):
+    if isinstance(d, Dim) and len(d.terms) == 1:
+        (mono, c), = d.terms
+        if c == 1 and len(mono) == 1 and isinstance(mono[0], str):
+            return mono[0]
+    return None
+
+
+def close_graph(inputs, outputs) -> tuple[Graph, tuple]:
+    """(Graph over ``inputs`` computing ``outputs``, witness symbols): the symbols of every length the graph uses
+    are read off an input axis, or off an added witness input."""
+    inputs = list(inputs)
+    eqns = toposort(outputs)
+    symbols: dict = {}
+    for i, v in enumerate(inputs):
+        for ax, d in enumerate(v.shape):
+            s = _plain_symbol(d)
+            if s is not None and s not in symbols:
+                symbols[s] = (i, ax)
+    used: set = set()
+    for v in list(inputs) + list(outputs) + [e.out for e in eqns]:
+        _symbols_of(v.shape, used)
+    for e in eqns:
+        for _, p in e.params:
+            _symbols_of(p, used)
+    witness = tuple(sorted(used - set(symbols)))
+    for s in witness:
+        symbols[s] = (len(inputs), 0)
+        inputs.append(Value(TensorType(T.BOOL, (Dim.symbol(s),)), name=f"len_{s}"))
+    return Graph(inputs=inputs, outputs=list(outputs), eqns=eqns, symbols=symbols), witness
+
+
+def extract(eqns, inputs, outputs) -> tuple[Graph, tuple]:
+    """``eqns`` (in topological order) as a closed graph over fresh copies of ``inputs``: (Graph, witness)."""
+    from . import ops
+    with ops.Builder():
+        fresh = [Value(v.type, name=v.name) for v in inputs]
+        env = {v.id: f for v, f in zip(inputs, fresh)}
+        for e in eqns:
+            env[e.out.id] = ops.bind(e.prim, *[env.get(x.id, x) for x in e.inputs], **e.p)
+        return close_graph(fresh, [env.get(o.id, o) for o in outputs])
+
+
+def witness_arrays(region: Region, env: dict) -> list:
+    """Stand-ins for a body's witness inputs, given the symbol values ``env``."""
+    return [np.zeros(env[s], np.bool_) for s in region.witness]
+
+
+def inline(graph: Graph, args) -> list:
+    """Re-bind ``graph``'s equations on ``args`` (Values, one per input) in the current Builder; its outputs."""
+    from . import ops
+    env = {v.id: a for v, a in zip(graph.inputs, args)}
+    for e in graph.eqns:
+        ins = [env.get(v.id, v) for v in e.inputs]
+        env[e.out.id] = ops.bind(e.prim, *ins, **e.p)
+    return [env.get(v.id, v) for v in graph.outputs]
+
+
+# ------------------------------------------------------------------------------------------------ types
+def out_types(prim: str, params: dict) -> list:
+    """The TensorTypes of every result of a region equation."""
+    if prim == "scan":
+        g, nc = params["body"].graph, params["num_carry"]
+        outs = g.outputs
+        return [o.type for o in outs[:nc]] + [TensorType(o.dtype, (params["length"],) + o.shape)
+                                               for o in outs[nc:]]
+    if prim == "while_loop":
+        g = params["body"].graph
+        return [o.type for o in g.outputs]
+    if prim == "cond":
+        return [o.type for o in params["branches"][0].graph.outputs]
+    raise NotImplementedError(prim)
+
+
+def type_of(prim: str, params: dict) -> TensorType:
+    return out_types(prim, params)[params["result"]]
+
+
+def group_key(eqn):
+    """Equations with equal keys are results of one region run."""
+    return (eqn.prim, tuple(v.id for v in eqn.inputs), tuple((k, p) for k, p in eqn.params if k != "result"))
+
+
+def bind_all(prim: str, inputs, **params) -> list:
+    """Every result of a region equation, as sibling Values."""
+    from . import ops
+    n = len(out_types(prim, dict(params, result=0)))
+    return [ops.bind(prim, *inputs, result=k, **params) for k in range(n)]
+
+
+# ------------------------------------------------------------------------------------------------ reference
+def run_group(prim: str, params: dict, args, run_body, env=None) -> list:
+    """Every result of one region run. ``run_body(region, arrays) -> list of arrays`` runs a body (the
+    interpreter evaluates it; a backend calls its compiled code); ``params`` have their lengths resolved."""
+    if prim == "scan":
+        return _run_scan(params, args, run_body, env or {})
+    if prim == "while_loop":
+        cond, body = params["cond"], params["body"]
+        nc, nb = params["cond_nconsts"], params["body_nconsts"]
+        cconsts, bconsts, carry = args[:nc], args[nc:nc + nb], list(args[nc + nb:])
+        while bool(run_body(cond, cconsts + carry)[0]):
+            carry = run_body(body, bconsts + carry)
+        return carry
+    if prim == "cond":
+        branches, counts = params["branches"], params["const_counts"]
+        k = int(np.clip(int(args[0]), 0, len(branches) - 1))
+        start = 1 + sum(counts[:k])
+        operands = list(args[1 + sum(counts):])
+        return run_body(branches[k], list(args[start:start + counts[k]]) + operands)
+    raise NotImplementedError(prim)
+
+
+def _run_scan(params, args, run_body, env):
+    """The stacked outputs are allocated once and each step's y is written into its row."""
+    body, nk, nc, length = params["body"], params["num_consts"], params["num_carry"], params["length"]
+    consts, carry, xs = list(args[:nk]), list(args[nk:nk + nc]), list(args[nk + nc:])
+    ys = [np.empty((length,) + tuple(T.eval_dim(d, env) for d in o.shape), o.dtype)
+          for o in body.graph.outputs[nc:]]
+    order = range(length - 1, -1, -1) if params["reverse"] else range(length)
+    for i in order:
+        out = run_body(body, consts + carry + [x[i, ...] for x in xs])  # x[i, ...]: an array, also 0-d
+        carry = list(out[:nc])
+        for buf, y in zip(ys, out[nc:]):
+            buf[i] = y
+    return carry + ys
+
+
+def evaluate_body(region: Region, arrays, env) -> list:
+    """A body run by the numpy reference interpreter (its witnesses from the outer symbol values ``env``)."""
+    from .interpret import evaluate
+    return evaluate(region.graph, list(arrays) + witness_arrays(region, env), check=False)

@@ -1,0 +1,193 @@
+"""The executable of a graph that holds loops or branches (``scan``, ``while_loop``, ``cond``).
+
+The outer graph is cut into straight-line segments, each compiled by the ordinary backend path, and region steps
+that run a body's compiled executable in a Python loop: carries passed as arrays, stacked scan outputs allocated
+once and each step's row written in place, a while_loop's predicate computed by compiled code, a cond running only
+its taken branch. Bodies are compiled once, when the executable is built: compile time grows with the body, not
+with the trip count. (A native loop inside the compiled entry is the next step.)
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .ir.interpret import check_constraints, resolve, symbol_env
+from .ir.regions import REGION_PRIMS, Region, extract, group_key, run_group, witness_arrays
+
+
+def has_regions(graph) -> bool:
+    return any(e.prim in REGION_PRIMS for e in graph.eqns)
+
+
+class _Segment:
+    """Straight-line equations compiled as one graph: reads ``inputs``, produces ``outputs`` (outer Values)."""
+
+    def __init__(self, eqns, inputs, outputs, build):
+        self.inputs, self.outputs = inputs, outputs
+        graph, self.witness = extract(eqns, inputs, outputs)
+        self.exe = build(graph)
+
+    def run(self, env, symvals):
+        args = [_contiguous(env[v.id]) for v in self.inputs] + [np.zeros(symvals[s], np.bool_) for s in self.witness]
+        for v, a in zip(self.outputs, self.exe.run(args)):
+            env[v.id] = a
+
+
+class _RegionStep:
+    """One run of a loop or branch; its sibling equations' results all land in the environment."""
+
+    def __init__(self, eqns, owner):
+        self.eqns, self.owner = eqns, owner
+        first = eqns[0]
+        self.prim, self.inputs, self.params = first.prim, first.inputs, first.p
+        for p in self.params.values():
+            for r in (p if isinstance(p, tuple) else (p,)):
+                if isinstance(r, Region):
+                    owner.body(r)  # compiled now, not at the first call
+
+    def run(self, env, symvals):
+        params = {k: resolve(p, symvals) for k, p in self.params.items()}
+        args = [env[v.id] if v.id in env else v.const for v in self.inputs]
+        run_body = self.owner.run_body(symvals)
+        results = run_group(self.prim, params, args, run_body, symvals)
+        for e in self.eqns:
+            env[e.out.id] = results[e.p["result"]]
+
+
+class RegionExecutable:
+    """Segments and region steps in order (see the module docstring); ``run(arrays) -> list of arrays``.
+    ``build(graph) -> executable`` compiles a straight-line graph (compile.build_executable with the options);
+    on a CUDA device each segment and body is a CudaExecutable run from the host loop: arrays pass through host
+    memory between steps (correct, not fast: device-resident carries come with the native loop)."""
+
+    def __init__(self, graph, build, device="cpu"):
+        t0 = time.perf_counter()
+        self.graph, self.device, self.build = graph, device, build
+        self._bodies: dict = {}
+        self.steps = self._plan(graph)
+        self.compile_stats = {"regions": time.perf_counter() - t0}
+
+    def body(self, region: Region):
+        exe = self._bodies.get(region)
+        if exe is None:
+            exe = self._bodies[region] = compile_any(region.graph, self.build, self.device)
+        return exe
+
+    def run_body(self, symvals):
+        def run(region, arrays):
+            exe = self.body(region)
+            arrays = [_contiguous(a) for a in arrays]
+            if region.witness:
+                arrays = list(arrays) + witness_arrays(region, symvals)
+            return exe.run(arrays)
+        return run
+
+    def _plan(self, graph):
+        later_reads = _reads_after(graph)
+        steps, seg, done = [], [], set()
+
+        def flush(pos):
+            if not seg:
+                return
+            made = {e.out.id for e in seg}
+            ins, seen = [], set()
+            for e in seg:
+                for x in e.inputs:
+                    if x.id not in made and not x.is_const and x.id not in seen:
+                        seen.add(x.id)
+                        ins.append(x)
+            outs = [e.out for e in seg if later_reads.get(e.out.id, -1) >= pos]
+            steps.append(_Segment(list(seg), ins, outs, self.build))
+            seg.clear()
+
+        for pos, e in enumerate(graph.eqns):
+            if e.prim not in REGION_PRIMS:
+                seg.append(e)
+                continue
+            flush(pos)
+            key = group_key(e)
+            if key in done:
+                continue
+            done.add(key)
+            steps.append(_RegionStep([s for s in graph.eqns if s.prim == e.prim and group_key(s) == key], self))
+        flush(len(graph.eqns))
+        return steps
+
+    def wait(self):
+        """Wait for the optimized tier of every segment and body (``Jitted.compile``)."""
+        for exe in [s.exe for s in self.steps if isinstance(s, _Segment)] + list(self._bodies.values()):
+            wait = getattr(exe, "wait", None)
+            if wait is not None:
+                wait()
+
+    @property
+    def num_kernels(self) -> int:
+        return sum(getattr(s.exe, "num_kernels", 0) for s in self.steps if isinstance(s, _Segment)) + \
+            sum(getattr(b, "num_kernels", 0) for b in self._bodies.values())
+
+    def llvm_ir(self):
+        parts = [s.exe.llvm_ir() for s in self.steps if isinstance(s, _Segment)]
+        return "\n".join(parts + [b.llvm_ir() for b in self._bodies.values()])
+
+    kernel_groups = None  # segments and bodies are separate graphs: no clusters to draw over the outer one
+
+    def memory_plan(self, example_args=None):
+        """Each straight-line segment's plan (loop bodies' buffers are the bodies' own)."""
+        return "\n".join(f"segment {k}:\n{s.exe.memory_plan()}" for k, s in enumerate(self.steps)
+                         if isinstance(s, _Segment))
+
+    def asm(self):
+        return "\n".join([s.exe.asm() for s in self.steps if isinstance(s, _Segment)])
+
+    def run(self, arrays):
+        if self.device == "cpu":
+            return self._run(arrays)
+        from .codegen.cuda import is_device_array
+        on_device = [is_device_array(a) for a in arrays]
+        out = self._run([a.copy_to_host() if d else a for a, d in zip(arrays, on_device)])
+        if any(on_device):
+            from numba import cuda
+            out = [cuda.to_device(np.ascontiguousarray(o)) for o in out]
+        return out
+
+    def _run(self, arrays):
+        g = self.graph
+        symvals = symbol_env(g, arrays)
+        check_constraints(g, symvals)
+        env = {v.id: a for v, a in zip(g.inputs, arrays)}
+        for step in self.steps:
+            step.run(env, symvals)
+        inputs = {id(a) for a in arrays}
+        out = []
+        for v in g.outputs:
+            a = env[v.id] if v.id in env else v.const
+            out.append(np.array(a) if id(a) in inputs or v.is_const else a)
+        return out
+
+
+def _contiguous(a):
+    """Compiled code reads C-contiguous arrays (a broadcast cotangent or a strided slice is copied)."""
+    if type(a) is np.ndarray and a.flags.c_contiguous:
+        return a
+    if hasattr(a, "copy_to_host"):  # a device array (a CUDA body's output): the host loop reads it back
+        return np.ascontiguousarray(a.copy_to_host())
+    return np.ascontiguousarray(a)
+
+
+def _reads_after(graph) -> dict:
+    """Value id -> the last equation position reading it (graph outputs count as read at the end)."""
+    last: dict = {}
+    for pos, e in enumerate(graph.eqns):
+        for x in e.inputs:
+            last[x.id] = pos
+    for v in graph.outputs:
+        last[v.id] = len(graph.eqns)
+    return last
+
+
+def compile_any(graph, build, device="cpu"):
+    """The executable of a body: segmented when it holds regions itself, else the ordinary backend."""
+    if has_regions(graph):
+        return RegionExecutable(graph, build, device)
+    return build(graph)
