@@ -13,6 +13,7 @@ import numpy as np
 from .ir import graph as _graph
 from .ir import ops
 from .ir import types as T
+from .ir.constraints import Constraint
 from .ir.graph import Value
 from .ir.regions import Region, bind_all, extract
 from .ir.types import TensorType
@@ -69,7 +70,7 @@ def _same_at_run_time(a, b, constraints, message) -> bool:
     if any(isinstance(x, int) and isinstance(y, int) for x, y in pairs):
         return False
     for x, y in pairs:
-        constraints.append(("same", x, y, (message, ())))
+        constraints.append(Constraint.same(x, y, message))
     return True
 
 
