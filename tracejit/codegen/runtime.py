@@ -23,6 +23,7 @@ import numpy as np
 
 from ..ir import types as T
 from ..ir.interpret import evaluate
+from ..ir.primitives import is_library_call
 
 # Elements of the biggest loop nest below which one call of the native entry runs everything on this thread:
 # splitting costs ~5 us per step through ctypes plus ~20 us per thread hand-off, which pays off only above this.
@@ -70,6 +71,11 @@ TIER_MIN_STEPS = 4  # programs of fewer steps without vector math compile at O3 
 def compile_graph(graph, device="cpu", tiered=False):
     """An executable for ``graph``. ``tiered``: start with quick first-tier code when the optimized code would be
     slow to compile (see TieredExecutable)."""
+    library = next((e.prim for e in graph.eqns if is_library_call(e)), None)
+    if library is not None:  # sort, LAPACK, FFT, data-dependent lengths: numpy runs the graph until the cutter lands
+        if device != "cpu":
+            raise NotImplementedError(f"the library primitive {library!r} has no {device} implementation yet")
+        return InterpretedExecutable(graph)
     if device != "cpu":
         from .cuda import compile_graph_cuda
         return compile_graph_cuda(graph, device)

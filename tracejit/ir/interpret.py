@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import types as T
-from .primitives import PRIMS
+from .primitives import PRIMS, unbacked_outputs
 from .types import Dim
 
 
@@ -22,9 +22,17 @@ def resolve(v, env):
     return v
 
 
-def check_constraints(graph, env):
-    """Raise numpy's exception when run-time lengths violate a constraint recorded while tracing."""
+def _bound(d, env) -> bool:
+    return not isinstance(d, Dim) or all(a in env for a in d.atoms())
+
+
+def check_constraints(graph, env, deferred=False):
+    """Raise numpy's exception when run-time lengths violate a constraint recorded while tracing. Constraints on
+    data-dependent lengths are checked once the primitives that bind them ran (``deferred``)."""
     for kind, a, b, info in graph.constraints:
+        late = bool(T.unbacked_symbols(a) or T.unbacked_symbols(b))
+        if late != deferred or not (_bound(a, env) and _bound(b, env)):
+            continue
         va, vb = T.eval_dim(a, env), T.eval_dim(b, env)
         if kind == "eq":
             # a static 1 broadcasts in the compiled code; two symbolic lengths must be equal: a symbolic length
@@ -57,11 +65,25 @@ def evaluate(graph, arrays, check=True):
     vals = {v.id: a for v, a in zip(graph.inputs, arrays)}
     for e in graph.eqns:
         args = [vals[v.id] if v.id in vals else v.const for v in e.inputs]
-        params = {k: resolve(p, env) for k, p in e.params}
+        # a data-dependent length a call binds ("length") is its result's, not an argument
+        params = {k: p if k == "length" else resolve(p, env) for k, p in e.params}
         with np.errstate(all="ignore"):
             out = PRIMS[e.prim].impl(*args, **params)
         out = np.asarray(out)
         if out.dtype != e.out.dtype:
             out = out.astype(e.out.dtype)
         vals[e.out.id] = out
+        bind_unbacked(e, out.shape, env)
+    if check:
+        check_constraints(graph, env, deferred=True)
     return [np.array(vals[v.id] if v.id in vals else v.const) for v in graph.outputs]
+
+
+def bind_unbacked(eqn, shape, env) -> None:
+    """Record the data-dependent lengths an equation's result of ``shape`` binds (see primitives.unbacked_outputs);
+    a length bound before (by an equal call) must agree."""
+    for sym, ax in unbacked_outputs(eqn).items():
+        got = env.setdefault(sym, shape[ax])
+        if got != shape[ax]:
+            raise RuntimeError(f"the data-dependent length {sym} was bound to {got} and then to {shape[ax]} by "
+                               f"{eqn.prim}")

@@ -12,7 +12,7 @@ from numpy.exceptions import AxisError
 
 from . import types as T
 from .graph import Equation, Value, const_key, freeze_params
-from .primitives import PRIMS, UFUNCS, elementwise_dtypes, reduce_dtype
+from .primitives import LIBRARY_TYPES, PRIMS, UFUNCS, elementwise_dtypes, reduce_dtype
 from .types import Dim, TensorType
 
 _state = threading.local()
@@ -92,6 +92,8 @@ def _type_of(prim, inputs, params) -> TensorType:
         axes = params["axes"]
         shape = tuple(d for i, d in enumerate(inputs[0].shape) if i not in axes)
         return TensorType(reduce_dtype(prim, inputs[0].dtype), shape)
+    if P.kind == "library":  # a library routine's result (primitives.LIBRARY_TYPES)
+        return LIBRARY_TYPES[prim](inputs, params)
     x = inputs[0] if inputs else None
     if prim in ("reshape", "broadcast_to"):
         return TensorType(x.dtype, tuple(params["shape"]), x.type.weak and not params["shape"])

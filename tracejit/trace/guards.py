@@ -141,6 +141,11 @@ def dim_compare(d, op, other) -> bool:
 def _dim_hook(d, what, other=None):
     """Called by Dim's int/bool/comparison methods while a trace is active (see ``ir.types.CONCRETE_HOOK``)."""
     ctx = current()
+    if T.unbacked_symbols(d) and not (what in ("==", "!=") and not _from_user_code()):
+        raise ConcretizationError(
+            f"the length {d} of a data-dependent result (x[mask], np.nonzero, np.unique, ...) is known only when "
+            f"the compiled call runs, so Python cannot use it as an int here (at {user_line()}); use it in array "
+            f"expressions instead (x[mask].sum() / x[mask].size, np.count_nonzero(mask))")
     if ctx is None:
         return None
     if what in ("==", "!="):
@@ -176,7 +181,7 @@ def at_most(a, b) -> bool:
         return diff >= 0
     if all(c >= 0 for _, c in diff.terms):
         return True
-    if current() is None:
+    if current() is None or T.unbacked_symbols(diff):  # a data-dependent length: clamp at run time (min)
         return None
     return dim_compare(diff, ">=", 0)
 
