@@ -12,7 +12,7 @@ from numpy.exceptions import AxisError
 
 from . import types as T
 from .graph import Equation, Value, const_key, freeze_params
-from .primitives import LIBRARY_TYPES, PRIMS, UFUNCS, elementwise_dtypes, reduce_dtype
+from .primitives import LIBRARY_TYPES, PRIMS, unbacked_outputs, UFUNCS, elementwise_dtypes, reduce_dtype
 from .types import Dim, TensorType
 
 _state = threading.local()
@@ -143,6 +143,9 @@ def bind(prim: str, *inputs: Value, **params) -> Value:
     v = Value(out_type, eqn)
     eqn.out = v
     b.table[key] = v
+    if P.kind == "library":  # the data-dependent lengths it binds (see graph.toposort)
+        for sym in unbacked_outputs(eqn):
+            T.UNBACKED_SOURCES[sym] = v
     return v
 
 

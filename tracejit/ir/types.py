@@ -237,6 +237,11 @@ def unbacked_dim() -> Dim:
     return Dim.symbol(f"{UNBACKED_MARK}{next(_unbacked_ids)}")
 
 
+# symbol -> the Value whose computation binds it (registered by ops.bind): an equation that only mentions the
+# length (np.ones_like(x[mask]), its size as a number) depends on that computation without reading its result
+UNBACKED_SOURCES = __import__("weakref").WeakValueDictionary()
+
+
 def is_unbacked_symbol(name) -> bool:
     return isinstance(name, str) and name.startswith(UNBACKED_MARK)
 

@@ -597,3 +597,4 @@ def backward(outputs: list, cotangents: list, wrt: list) -> list:
 
 
 __all__ = ["backward", "RULES", "NON_DIFFERENTIABLE", "unbroadcast"]
+from . import autodiff_linalg  # noqa: E402,F401  (VJP rules of the library primitives: sort, LAPACK, FFT)

@@ -105,7 +105,8 @@ class ComplexPair:
         return _pair(_u("negative", self.re), _u("negative", self.im))
 
     def __abs__(self):
-        return ops.ufunc("hypot", self.re, self.im)
+        from .tracer import wrap
+        return wrap(ops.ufunc("hypot", self.re, self.im))
 
     def conj(self):
         return _pair(self.re, _u("negative", self.im))
@@ -143,14 +144,15 @@ class ComplexPair:
 
     def __array_function__(self, func, types, args, kwargs):
         name = func.__name__
+        from .tracer import wrap
         if name in FFT_IMPLS:
-            return FFT_IMPLS[name](*args, **kwargs)
+            return wrap(FFT_IMPLS[name](*args, **kwargs))
         simple = {"real": lambda z: _pair(*parts(z)).real, "imag": lambda z: _pair(*parts(z)).imag,
                   "conj": lambda z: _pair(*parts(z)).conj(), "conjugate": lambda z: _pair(*parts(z)).conj(),
                   "abs": lambda z: abs(_pair(*parts(z))), "absolute": lambda z: abs(_pair(*parts(z))),
                   "angle": _angle}
         if name in simple and len(args) == 1 and not kwargs:
-            return simple[name](args[0])
+            return wrap(simple[name](args[0]))
         raise UnsupportedError(f"np.{name} of a complex traced value is not supported by tracejit yet (use its "
                                f".real and .imag)")
 

@@ -1,0 +1,214 @@
+"""VJP rules of the library primitives (sort, LAPACK, FFT), written with IR primitives so that a gradient is an
+ordinary graph (optimized, and differentiated again). Registered into ``autodiff.RULES`` by importing this module.
+
+Conventions (as JAX's):
+  * ``eigh`` and ``cholesky`` read one triangle of a symmetric input; their gradients are the symmetrized ones
+    (the derivative along symmetric perturbations), as ``jax.grad`` of ``jnp.linalg.eigh``/``cholesky``.
+  * ``eigh``'s eigenvector gradient assumes distinct eigenvalues (it divides by their differences).
+  * ``svd``: the gradient of the singular values; through the singular vectors it is not implemented yet.
+  * The FFT family is linear: the gradient is the adjoint transform (the inverse direction with the dual norm),
+    cropped or zero-padded back to the input's length.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import ops
+from ..ir import types as T
+from ..ir.graph import Value
+from .autodiff import RULES, _concat, _slice, _swap_last, _zeros, full, rule
+from .batching import arange
+
+
+def _mm(a, b):
+    return ops.bind("matmul", a, b)
+
+
+def _u(name, *xs):
+    return ops.ufunc(name, *xs)
+
+
+def _c(v, dt):
+    return ops.constant(np.asarray(v, dtype=dt))
+
+
+def _eye_mask(n) -> Value:
+    """bool (n, n): True on the diagonal."""
+    i = arange(n)
+    return _u("equal", ops.reshape(i, (n, 1)), ops.reshape(i, (1, n)))
+
+
+def _lower_mask(n) -> Value:
+    i = arange(n)
+    return _u("greater_equal", ops.reshape(i, (n, 1)), ops.reshape(i, (1, n)))
+
+
+def _sym(x: Value) -> Value:
+    return _u("multiply", _u("add", x, _swap_last(x)), _c(0.5, x.dtype))
+
+
+# ------------------------------------------------------------------------------------------------ sort
+def _take_along_last(x: Value, idx: Value) -> Value:
+    """``np.take_along_axis(x, idx, -1)`` for equal shapes, through one flat gather."""
+    *batch, n = x.shape
+    rows = T.prod(batch)
+    flat = ops.reshape(x, (rows * n,))
+    offs = ops.reshape(_u("multiply", arange(rows), ops.dimsize(n)), (rows, 1))
+    pos = _u("add", ops.reshape(idx, (rows, n)), offs)
+    return ops.reshape(ops.bind("gather", flat, pos, axis=0), tuple(x.shape))
+
+
+def _move_last(v: Value, ax: int, back=False) -> Value:
+    if ax == v.ndim - 1:
+        return v
+    perm = list(range(v.ndim))
+    if back:
+        perm = list(range(v.ndim - 1))
+        perm.insert(ax, v.ndim - 1)
+    else:
+        perm = [i for i in perm if i != ax] + [ax]
+    return ops.transpose(v, tuple(perm))
+
+
+@rule("sort")
+def _sort(e, g, need):
+    """Each sorted position sends its cotangent back where its element came from: g[inverse permutation]."""
+    x = e.inputs[0]
+    ax = e.p["axis"]
+    perm = ops.bind("argsort", x, axis=ax, kind="stable")
+    inverse = ops.bind("argsort", perm, axis=ax, kind="stable")
+    gl = _move_last(full(g, e.out.shape), ax)
+    return [_move_last(_take_along_last(gl, _move_last(inverse, ax)), ax, back=True)]
+
+
+# ------------------------------------------------------------------------------------------------ LAPACK
+@rule("linalg_inv")
+def _inv(e, g, need):
+    y = e.out
+    yt = _swap_last(y)
+    return [_u("negative", _mm(_mm(yt, full(g, y.shape)), yt))]
+
+
+@rule("linalg_solve")
+def _solve(e, g, need):
+    a, b = e.inputs
+    gb = ops.bind("linalg_solve", _swap_last(a), full(g, e.out.shape))
+    ga = _u("negative", _mm(gb, _swap_last(e.out))) if need[0] else None
+    return [ga, gb]
+
+
+@rule("slogdet")
+def _slogdet(e, g, need):
+    if e.p["output"] == 0:  # the sign is piecewise constant
+        return [None]
+    a = e.inputs[0]
+    gi = ops.reshape(full(g, e.out.shape), tuple(e.out.shape) + (1, 1))
+    return [_u("multiply", gi, _swap_last(ops.bind("linalg_inv", a)))]
+
+
+@rule("cholesky")
+def _cholesky(e, g, need):
+    """A = L L^T: Abar = sym(L^-T phi(L^T Lbar) L^-1), phi the lower triangle with the diagonal halved."""
+    low = e.out
+    n = low.shape[-1]
+    p = _mm(_swap_last(low), full(g, low.shape))
+    half = _u("where", _eye_mask(n), _c(0.5, low.dtype), _c(1.0, low.dtype))
+    phi = _u("where", _lower_mask(n), _u("multiply", p, half), _c(0, low.dtype))
+    li = ops.bind("linalg_inv", low)
+    return [_sym(_mm(_mm(_swap_last(li), phi), li))]
+
+
+@rule("eigh")
+def _eigh(e, g, need):
+    a = e.inputs[0]
+    w = ops.bind("eigh", a, UPLO=e.p["UPLO"], output=0)
+    v = ops.bind("eigh", a, UPLO=e.p["UPLO"], output=1)
+    if e.p["output"] == 0:  # V diag(wbar) V^T
+        inner = _u("multiply", v, ops.reshape(full(g, w.shape), tuple(w.shape[:-1]) + (1, w.shape[-1])))
+        return [_sym(_mm(inner, _swap_last(v)))]
+    n = w.shape[-1]
+    diff = _u("subtract", ops.reshape(w, tuple(w.shape[:-1]) + (1, n)), ops.reshape(w, tuple(w.shape) + (1,)))
+    safe = _u("where", _eye_mask(n), _c(1, w.dtype), diff)
+    f = _u("where", _eye_mask(n), _c(0, w.dtype), _u("divide", _c(1, w.dtype), safe))
+    inner = _u("multiply", f, _mm(_swap_last(v), full(g, v.shape)))
+    return [_sym(_mm(_mm(v, inner), _swap_last(v)))]
+
+
+@rule("svd")
+def _svd(e, g, need):
+    if e.p["output"] != 1:
+        raise NotImplementedError("tracejit has no gradient through the singular vectors of np.linalg.svd yet "
+                                  "(only through the singular values: np.linalg.svd(a, compute_uv=False))")
+    a = e.inputs[0]
+    u = ops.bind("svd", a, full_matrices=False, output=0)
+    vh = ops.bind("svd", a, full_matrices=False, output=2)
+    s = e.out
+    gs = ops.reshape(full(g, s.shape), tuple(s.shape[:-1]) + (1, s.shape[-1]))
+    return [_mm(_u("multiply", u, gs), vh)]
+
+
+# ------------------------------------------------------------------------------------------------ FFT
+_DUAL = {"backward": "forward", "forward": "backward", "ortho": "ortho"}
+
+
+def _fit_last(v: Value, m) -> Value:
+    """``v`` cropped or zero-padded along its last axis to length ``m`` (undoing a transform's ``n=``)."""
+    n = v.shape[-1]
+    if n == m:
+        return v
+    diff = m - n
+    if isinstance(diff, int):
+        if diff < 0:
+            return _slice(v, v.ndim - 1, 0, 1, m)
+        return _concat([v, _zeros(v.dtype, tuple(v.shape[:-1]) + (diff,))], v.ndim - 1)
+    keep = T.dim_min(n, m)  # lengths known only at run time: crop to min(n, m), then pad to m
+    kept = _slice(v, v.ndim - 1, 0, 1, keep)
+    return _concat([kept, _zeros(v.dtype, tuple(v.shape[:-1]) + (m - keep,))], v.ndim - 1)
+
+
+def _cotangent_parts(g: Value, out: Value, output: int):
+    """(real, imaginary) of the complex cotangent of one part of a transform's result."""
+    g = full(g, out.shape)
+    zero = _zeros(g.dtype, g.shape)
+    return (g, zero) if output == 0 else (zero, g)
+
+
+@rule("fft")
+def _fft(e, g, need):
+    re, _ = e.inputs
+    wr, wi = _cotangent_parts(g, e.out, e.p["output"])
+    p = dict(n=e.out.shape[-1], inverse=not e.p["inverse"], norm=_DUAL[e.p["norm"]])
+    m = re.shape[-1]
+    return [_fit_last(ops.bind("fft", wr, wi, output=k, **p), m) for k in range(2)]
+
+
+def _bin_weights(bins, n, inner, edge) -> Value:
+    """Per-bin weights of a real transform of length ``n``: ``edge`` for the DC bin and (n even) the Nyquist bin,
+    which appear once in the full spectrum, ``inner`` for the others, which appear twice."""
+    j = arange(bins)
+    once = _u("logical_or", _u("equal", j, 0), _u("equal", _u("multiply", j, 2), ops.dimsize(n)))
+    return _u("where", once, _c(edge, np.float64), _c(inner, np.float64))
+
+
+@rule("rfft")
+def _rfft(e, g, need):
+    x = e.inputs[0]
+    n = e.p["n"]
+    wr, wi = _cotangent_parts(g, e.out, e.p["output"])
+    c = ops.convert(_bin_weights(e.out.shape[-1], n, 0.5, 1.0), wr.dtype)
+    y = ops.bind("irfft", _u("multiply", wr, c), _u("multiply", wi, c), n=n, norm=_DUAL[e.p["norm"]])
+    return [_fit_last(y, x.shape[-1])]
+
+
+@rule("irfft")
+def _irfft(e, g, need):
+    re, _ = e.inputs
+    n = e.p["n"]
+    gf = full(g, e.out.shape)
+    p = dict(n=n, norm=_DUAL[e.p["norm"]])
+    parts = [ops.bind("rfft", gf, output=k, **p) for k in range(2)]
+    c = ops.convert(_bin_weights(parts[0].shape[-1], n, 2.0, 1.0), gf.dtype)
+    return [_fit_last(_u("multiply", v, c), re.shape[-1]) for v in parts]
+
+
+__all__ = ["RULES"]
