@@ -35,8 +35,9 @@ def _square(a, what) -> Value:
     if isinstance(m, int) and isinstance(n, int):
         if m != n:
             raise LinAlgError("Last 2 dimensions of the array must be square")
-    elif m != n:
-        ops.current().constraints.append(("same", m, n, ("Last 2 dimensions of the array must be square", ())))
+    elif m != n:  # numpy's exception type (a shape constraint would raise a plain ValueError)
+        ops.add_check(_u("not_equal", ops.dimsize(m), ops.dimsize(n)), LinAlgError,
+                      "Last 2 dimensions of the array must be square")
     return a
 
 

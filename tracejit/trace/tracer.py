@@ -369,7 +369,13 @@ class Tracer:
     squeeze = _method("squeeze")
     swapaxes = _method("swapaxes")
     copy = _method("copy")
+    argsort = _method("argsort")
+    nonzero = _method("nonzero")
     del _method
+
+    def sort(self, axis=-1, kind=None, order=None):
+        """In place, as ndarray.sort."""
+        self[...] = call_numpy("sort", [self, axis, kind, order], {})
 
     def reshape(self, *shape, order="C"):
         if len(shape) == 1:
@@ -389,7 +395,7 @@ class Tracer:
 
     # indexing -----------------------------------------------------------------------------------
     def __getitem__(self, key):
-        if masked.is_mask_key(key):  # usable only to be written back through the mask (x[m] -= v)
+        if masked.is_mask_key(key):  # lazy while only written back through the mask (x[m] -= v)
             return masked.MaskedSelection(self._tj_value, masked.mask_of(key))
         value = getitem(self._tj_value, key)
         if _is_basic(key):  # an exact view: writes into it reach this array, and it sees this array's writes
