@@ -254,10 +254,21 @@ def is_library_call(eqn) -> bool:
 
 
 def unbacked_outputs(eqn) -> dict:
-    """{symbol: axis} of the data-dependent lengths an equation's result binds (its shape at run time)."""
-    return {d.atoms().pop(): ax for ax, d in enumerate(eqn.out.shape)
-            if isinstance(d, T.Dim) and T.unbacked_symbols(d) and len(d.terms) == 1 and d.terms[0][1] == 1
-            and len(d.terms[0][0]) == 1}
+    """{symbol: axis} of the data-dependent lengths an equation introduces: fresh symbols of its result's shape
+    that no input's shape has (it binds them from the shape of the array it returns)."""
+    if PRIMS[eqn.prim].kind != "library":
+        return {}
+    seen = set()
+    for v in eqn.inputs:
+        for d in v.shape:
+            seen |= T.unbacked_symbols(d)
+    out = {}
+    for ax, d in enumerate(eqn.out.shape):
+        if isinstance(d, T.Dim) and len(d.terms) == 1 and d.terms[0][1] == 1 and len(d.terms[0][0]) == 1:
+            sym = d.terms[0][0][0]
+            if T.is_unbacked_symbol(sym) and sym not in seen:
+                out.setdefault(sym, ax)
+    return out
 
 
 def _same(x, **_):
