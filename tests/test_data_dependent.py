@@ -108,6 +108,14 @@ def test_unique_matches_numpy(dtype):
     same(lambda a: np.unique(a.ravel(), return_inverse=True), x)
 
 
+def test_unique_of_empty_and_single_arrays():
+    f = tj.jit(lambda a: np.unique(a, return_index=True, return_inverse=True, return_counts=True))
+    for x in (np.zeros(0), np.zeros(1), np.array([5, 5]), np.zeros(6)):
+        for g, w in zip(f(x), np.unique(x, return_index=True, return_inverse=True, return_counts=True)):
+            np.testing.assert_array_equal(g, w)
+            assert g.dtype == w.dtype
+
+
 def test_unique_nans_are_one_value():
     x = np.array([2.0, np.nan, 1.0, np.nan, 2.0, -np.inf])
     same(lambda a: np.unique(a, return_counts=True), x)

@@ -668,9 +668,9 @@ LINALG_NAMES = ("norm", "solve", "inv", "det", "slogdet", "cholesky", "qr", "eig
 FFT_NAMES = ("fft", "ifft", "rfft", "irfft", "fft2", "ifft2", "rfft2", "irfft2", "fftn", "ifftn", "rfftn", "irfftn",
              "hfft", "ihfft")  # tracejit.numpy.fft
 from . import numpy_sorting, numpy_linalg, numpy_fft  # noqa: E402,F401  (register before the refusals below)
-for _n in LINALG_NAMES[1:]:
-    IMPLS.setdefault(_n, _refuse(f"linalg.{_n}", "compiled code cannot call LAPACK yet",
-                                 "Call it outside the traced function (np.linalg works on the returned arrays)."))
-for _n in FFT_NAMES:
-    IMPLS.setdefault(_n, _refuse(f"fft.{_n}", "compiled code cannot call pocketfft yet",
-                                 "Call it outside the traced function."))
+for _n in LINALG_NAMES[1:]:  # what numpy_linalg does not provide: eig and eigvals (complex results)
+    IMPLS.setdefault(_n, _refuse(f"linalg.{_n}", "its results are complex, and tracejit has no complex dtype yet",
+                                 "Use np.linalg.eigh for a symmetric matrix, or call it outside the traced function."))
+for _n in FFT_NAMES:  # what numpy_fft does not provide: hfft, ihfft
+    IMPLS.setdefault(_n, _refuse(f"fft.{_n}", "tracejit has no Hermitian transform yet",
+                                 "Use np.fft.irfft/rfft, or call it outside the traced function."))

@@ -268,13 +268,20 @@ def unique(ar, return_index=False, return_inverse=False, return_counts=False, ax
         raise UnsupportedError("np.unique(axis=...) is not supported by tracejit yet; use axis=None")
     flat = ravel(ar) if ar.ndim != 1 else ar
     n = flat.shape[0]
+    if isinstance(n, int) and n == 0:  # numpy: empty results (the run starts below need one element)
+        empty = ops.constant(np.zeros(0, np.int64))
+        extras = [empty] * (return_index + return_inverse + return_counts)
+        return (flat, *extras) if extras else flat
     perm = argsort(flat, kind="stable")
     s = ops.bind("gather", flat, perm, axis=0)
-    head, tail = _cut(s, 0, 0, n - 1), _cut(s, 0, 1, n - 1)
+    pairs = T.dim_max(n - 1, 0)  # neighbouring pairs (none for an empty array, whose length is known at run time)
+    head, tail = _cut(s, 0, 0, pairs), _cut(s, 0, 1, pairs)
     new = _u("not_equal", tail, head)
     if equal_nan and s.dtype.kind == "f":
         new = _u("logical_and", new, _u("logical_not", _u("logical_and", _u("isnan", tail), _u("isnan", head))))
-    flag = _concat([ops.constant(np.ones(1, bool)), new], 0)
+    flag = _concat([ops.constant(np.ones(1, bool)), new], 0)  # a run starts at 0 and wherever the value changes
+    if flag.shape[0] != n:
+        flag = _cut(flag, 0, 0, n)
     starts = flatnonzero(flag)
     values = ops.bind("gather", s, starts, axis=0)
     if not (return_index or return_inverse or return_counts):
@@ -288,7 +295,7 @@ def unique(ar, return_index=False, return_inverse=False, return_counts=False, ax
         out.append(ops.reshape(inv, ar.shape) if ar.ndim > 1 else inv)
     if return_counts:
         u = starts.shape[0]
-        ends = _concat([_cut(starts, 0, 1, u - 1), ops.reshape(ops.dimsize(n), (1,))], 0)
+        ends = _cut(_concat([starts, ops.reshape(ops.dimsize(n), (1,))], 0), 0, 1, u)
         out.append(_u("subtract", ends, starts))
     return tuple(out)
 
