@@ -261,3 +261,17 @@ def test_library_calls_are_marked_and_run_interpreted_on_cpu():
     assert isinstance(compile_graph(g), InterpretedExecutable)
     with pytest.raises(NotImplementedError, match="'sort'|'linalg_inv'"):
         compile_graph(g, device="cuda")
+
+
+def test_vmap_of_library_calls():
+    x = R.normal(size=(3, 5, 4))
+    a = x[:, :4, :]
+    np.testing.assert_allclose(tj.vmap(lambda r: np.sort(r, axis=0))(x), np.sort(x, axis=1))
+    np.testing.assert_allclose(tj.vmap(np.linalg.inv)(a), np.linalg.inv(a))
+    np.testing.assert_allclose(tj.vmap(lambda m: np.linalg.solve(m, np.ones(4)))(a),
+                               np.linalg.solve(a, np.ones((3, 4, 1)))[..., 0])
+    np.testing.assert_allclose(tj.vmap(lambda r: np.fft.rfft(r, axis=0).imag)(x), np.fft.rfft(x, axis=1).imag,
+                               atol=1e-12)
+    np.testing.assert_allclose(tj.vmap(np.median)(x), np.median(x.reshape(3, -1), axis=1))
+    with pytest.raises(NotImplementedError, match="data-dependent"):
+        tj.vmap(lambda r: r[r > 0].sum())(x)

@@ -322,3 +322,4 @@ def batch(outputs: list, batched: dict) -> list:
 
 
 __all__ = ["batch", "RULES", "arange", "move"]
+from . import batching_library  # noqa: E402,F401  (rules of the library primitives: sort, LAPACK, FFT)
