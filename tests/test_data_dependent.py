@@ -190,3 +190,24 @@ def test_robust_statistics():
     x[::7] *= 20
     for a, b in zip(tj.jit(stats)(x), stats(x)):
         np.testing.assert_allclose(a, b)
+
+
+def test_mask_assignment_with_an_array_of_values():
+    def sort_positives(x):
+        m = x > 0
+        x[m] = np.sort(x[m])
+        return x
+
+    def set_rows(x, v):
+        x[x[:, 0] > 0] = v
+        return x
+    x = R.normal(size=9)
+    np.testing.assert_array_equal(tj.jit(sort_positives)(x.copy()), sort_positives(x.copy()))
+    y = R.normal(size=(6, 3))
+    k = int((y[:, 0] > 0).sum())
+    for v in (np.arange(3.0), np.ones((k, 3)), np.ones((1, 3)) * 7):
+        np.testing.assert_array_equal(tj.jit(set_rows)(y.copy(), v), set_rows(y.copy(), v))
+    with pytest.raises(ValueError, match="boolean array indexing assignment"):
+        tj.jit(set_rows)(y.copy(), np.ones((k + 1, 3)))
+    z = -np.abs(y)  # nothing selected, no values: numpy allows it
+    np.testing.assert_array_equal(tj.jit(set_rows)(z.copy(), np.ones((0, 3))), set_rows(z.copy(), np.ones((0, 3))))

@@ -258,6 +258,33 @@ def select_by_mask(x: Value, mask: Value) -> Value:
     return ops.bind("gather", flat_x, flatnonzero(mask), axis=0)
 
 
+def masked_assign(x: Value, mask: Value, v: Value) -> Value:
+    """``x[mask] = v``: the i-th true element of the mask (C order) takes ``v[i]``; ``v`` may also be one row that
+    every selected element takes. A count that differs from ``len(v)`` raises numpy's ValueError at run time."""
+    k = mask.ndim
+    rest = tuple(x.shape[k:])
+    v = ops.convert(v, x.dtype) if v.dtype != x.dtype else v
+    full_mask = ops.reshape(mask, tuple(mask.shape) + (1,) * len(rest))
+    if v.ndim <= len(rest):  # one row for every selected element: no compaction
+        return _u("where", full_mask, ops.broadcast_to(v, tuple(x.shape)), x)
+    if v.ndim != 1 + len(rest):
+        raise ValueError(f"shape mismatch: value array of shape {T.shape_str(v.shape)} could not be broadcast to "
+                         f"indexing result of {1 + len(rest)} dimensions")
+    lead = T.prod(x.shape[:k])
+    flags = ops.convert(ops.reshape(mask, (lead,)), T.INT64)
+    count = ops.reduce("sum", flags)
+    ops.add_check(_u("logical_and", _u("not_equal", count, ops.dimsize(v.shape[0])),
+                     _u("not_equal", ops.dimsize(v.shape[0]), 1)), ValueError,
+                  "NumPy boolean array indexing assignment cannot assign the values: their number differs from the "
+                  "number of true elements of the mask")
+    rows = ops.broadcast_to(v, (v.shape[0],) + rest)
+    padded = _concat([rows, ops.broadcast_to(ops.constant(0, x.dtype), (1,) + rest)], 0)  # never empty
+    single = _u("equal", ops.dimsize(v.shape[0]), 1)  # one value broadcast to every selected element
+    pos = _u("where", single, 0, _u("maximum", _u("subtract", IMPLS["cumsum"](flags), 1), 0))
+    taken = ops.reshape(ops.bind("gather", padded, pos, axis=0), tuple(x.shape))
+    return _u("where", full_mask, taken, x)
+
+
 # ------------------------------------------------------------------------------------------------ unique
 @impl("unique")
 def unique(ar, return_index=False, return_inverse=False, return_counts=False, axis=None, *, equal_nan=True,
