@@ -6,6 +6,7 @@ Conventions (as JAX's):
     (the derivative along symmetric perturbations), as ``jax.grad`` of ``jnp.linalg.eigh``/``cholesky``.
   * ``eigh``'s eigenvector gradient assumes distinct eigenvalues (it divides by their differences).
   * ``svd``: the gradient of the singular values; through the singular vectors it is not implemented yet.
+  * ``qr``: mode 'reduced' of a matrix with at least as many rows as columns.
   * The FFT family is linear: the gradient is the adjoint transform (the inverse direction with the dual norm),
     cropped or zero-padded back to the input's length.
 """
@@ -145,6 +146,31 @@ def _svd(e, g, need):
     s = e.out
     gs = ops.reshape(full(g, s.shape), tuple(s.shape[:-1]) + (1, s.shape[-1]))
     return [_mm(_u("multiply", u, gs), vh)]
+
+
+@rule("qr")
+def _qr(e, g, need):
+    """Reduced QR of a tall or square A: Abar = (Qbar + Q copyltu(M)) R^-T with M = R Rbar^T - Qbar^T Q, where
+    copyltu mirrors the strict lower triangle onto the upper one; each output contributes its own terms."""
+    a = e.inputs[0]
+    m, n = a.shape[-2:]
+    if e.p["mode"] != "reduced" or (isinstance(m - n, int) and m - n < 0):
+        raise NotImplementedError("tracejit differentiates np.linalg.qr only in mode='reduced' of a matrix with at "
+                                  "least as many rows as columns")
+    q = ops.bind("qr", a, mode="reduced", output=0)
+    r = ops.bind("qr", a, mode="reduced", output=1)
+    gv = full(g, e.out.shape)
+    if e.p["output"] == 0:
+        mm, b = _u("negative", _mm(_swap_last(gv), q)), gv
+    else:
+        mm, b = _mm(r, _swap_last(gv)), None
+    k = mm.shape[-1]
+    strict = _u("where", _lower_mask(k), _u("where", _eye_mask(k), _c(0, mm.dtype), mm), _c(0, mm.dtype))
+    diag = _u("where", _eye_mask(k), mm, _c(0, mm.dtype))
+    sym = _u("add", _u("add", strict, _swap_last(strict)), diag)
+    qs = _mm(q, sym)
+    b = qs if b is None else _u("add", b, qs)
+    return [_mm(b, _swap_last(ops.bind("linalg_inv", r)))]
 
 
 # ------------------------------------------------------------------------------------------------ FFT
