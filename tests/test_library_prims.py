@@ -217,6 +217,12 @@ GRADS = {
     "eigh_vectors": (lambda a, np: (np.linalg.eigh(a)[1][:, 1:] ** 4).sum(), SPD),
     "svd_values": (lambda a, np: np.linalg.svd(a, compute_uv=False).sum(), A),
     "norm2": (lambda a, np: np.linalg.norm(a, 2), A),
+    "svd_u": (lambda a, np: (np.linalg.svd(a, full_matrices=False)[0] ** 4).sum(), A[:, :3]),
+    "svd_vh": (lambda a, np: (np.linalg.svd(a, full_matrices=False)[2] ** 4).sum(), A[:3]),
+    "svd_square": (lambda a, np: (np.linalg.svd(a, full_matrices=False)[0] ** 4).sum()
+                   + (np.linalg.svd(a, full_matrices=False)[2] ** 4).sum(), A),
+    "pinv": (lambda a, np: (np.linalg.pinv(a) ** 2).sum(), A[:, :3]),
+    "lstsq": (lambda a, np: (np.linalg.lstsq(a, np.ones(4))[0] ** 2).sum(), A[:, :3]),
     "qr_q": (lambda a, np: (np.linalg.qr(a)[0] ** 3).sum(), A[:, :3]),
     "qr_r": (lambda a, np: (np.linalg.qr(a)[1] ** 3).sum(), A),
     "qr_both": (lambda a, np: (np.linalg.qr(a)[0][:, :2] @ np.linalg.qr(a)[1][:2]).sum(), A[:, :3]),
@@ -249,9 +255,9 @@ def test_gradient_against_finite_differences():
     np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-6)
 
 
-def test_svd_vectors_gradient_is_a_clear_error():
-    with pytest.raises(NotImplementedError, match="singular vectors"):
-        tj.grad(lambda a: np.linalg.svd(a)[0].sum())(A)
+def test_svd_full_matrices_gradient_is_a_clear_error():
+    with pytest.raises(NotImplementedError, match="full_matrices=False"):
+        tj.grad(lambda a: np.linalg.svd(a)[0].sum())(A[:, :3])
 
 
 # ------------------------------------------------------------------------------------------------ backend hook

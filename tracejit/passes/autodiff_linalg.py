@@ -5,7 +5,8 @@ Conventions (as JAX's):
   * ``eigh`` and ``cholesky`` read one triangle of a symmetric input; their gradients are the symmetrized ones
     (the derivative along symmetric perturbations), as ``jax.grad`` of ``jnp.linalg.eigh``/``cholesky``.
   * ``eigh``'s eigenvector gradient assumes distinct eigenvalues (it divides by their differences).
-  * ``svd``: the gradient of the singular values; through the singular vectors it is not implemented yet.
+  * ``svd``: singular values always; singular vectors for full_matrices=False or a square matrix, with distinct
+    nonzero singular values.
   * ``qr``: mode 'reduced' of a matrix with at least as many rows as columns.
   * The FFT family is linear: the gradient is the adjoint transform (the inverse direction with the dual norm),
     cropped or zero-padded back to the input's length.
@@ -17,8 +18,11 @@ import numpy as np
 from ..ir import ops
 from ..ir import types as T
 from ..ir.graph import Value
-from .autodiff import RULES, _concat, _slice, _swap_last, _zeros, full, rule
+from .autodiff import NON_DIFFERENTIABLE, RULES, _concat, _slice, _swap_last, _zeros, full, rule
 from .batching import arange
+
+
+NON_DIFFERENTIABLE.update({"argsort", "nonzero"})  # integer results
 
 
 def _mm(a, b):
@@ -135,17 +139,57 @@ def _eigh(e, g, need):
     return [_sym(_mm(_mm(v, inner), _swap_last(v)))]
 
 
+def _diag(v: Value) -> Value:
+    """(..., k) -> (..., k, k) diagonal matrices."""
+    k = v.shape[-1]
+    return _u("where", _eye_mask(k), ops.reshape(v, tuple(v.shape[:-1]) + (1, k)), _c(0, v.dtype))
+
+
+def _svd_vectors_ct(a, u, s, vh, gu, gv):
+    """Abar from the cotangents of U and of V = Vh^T (either may be None) of the reduced SVD, distinct nonzero
+    singular values: the transpose of JAX's SVD JVP (F_ij = 1 / (s_j^2 - s_i^2) off the diagonal)."""
+    v = _swap_last(vh)
+    k = s.shape[-1]
+    srow = ops.reshape(s, tuple(s.shape[:-1]) + (1, k))
+    diffs = _u("multiply", _u("add", srow, _swap_last(srow)), _u("subtract", srow, _swap_last(srow)))
+    f = _u("where", _eye_mask(k), _c(0, s.dtype), _u("divide", _c(1, s.dtype),
+                                                     _u("where", _eye_mask(k), _c(1, s.dtype), diffs)))
+    s_inv = _u("where", _u("equal", srow, 0), _c(0, s.dtype), _u("divide", _c(1, s.dtype), srow))
+    pbar, extra = None, None
+    m, n = a.shape[-2:]
+    if gu is not None:
+        g = _u("multiply", f, _mm(_swap_last(u), gu))
+        pbar = _u("multiply", _u("add", g, _swap_last(g)), srow)  # (G + G^T) diag(s)
+        if m != n:  # the part of Ubar outside U's span (a tall A)
+            extra = _mm(_u("multiply", _u("subtract", gu, _mm(u, _mm(_swap_last(u), gu))), s_inv), vh)
+    if gv is not None:
+        g = _u("multiply", f, _mm(_swap_last(v), gv))
+        term = _u("multiply", _swap_last(srow), _u("add", g, _swap_last(g)))  # diag(s) (G + G^T)
+        pbar = term if pbar is None else _u("add", pbar, term)
+        if m != n:  # the part of Vbar outside V's span (a wide A)
+            ev = _mm(u, _swap_last(_u("multiply", _u("subtract", gv, _mm(v, _mm(vh, gv))), s_inv)))
+            extra = ev if extra is None else _u("add", extra, ev)
+    out = _mm(_mm(u, pbar), vh)
+    return out if extra is None else _u("add", out, extra)
+
+
 @rule("svd")
 def _svd(e, g, need):
-    if e.p["output"] != 1:
-        raise NotImplementedError("tracejit has no gradient through the singular vectors of np.linalg.svd yet "
-                                  "(only through the singular values: np.linalg.svd(a, compute_uv=False))")
+    """Singular values: U diag(sbar) V^T. Singular vectors (reduced SVD, or square A): see _svd_vectors_ct."""
     a = e.inputs[0]
     u = ops.bind("svd", a, full_matrices=False, output=0)
+    s = ops.bind("svd", a, full_matrices=False, output=1)
     vh = ops.bind("svd", a, full_matrices=False, output=2)
-    s = e.out
-    gs = ops.reshape(full(g, s.shape), tuple(s.shape[:-1]) + (1, s.shape[-1]))
-    return [_mm(_u("multiply", u, gs), vh)]
+    gv = full(g, e.out.shape)
+    if e.p["output"] == 1:
+        return [_mm(_mm(u, _diag(gv)), vh)]
+    m, n = a.shape[-2:]
+    if e.p["full_matrices"] and m != n:
+        raise NotImplementedError("tracejit differentiates the singular vectors of np.linalg.svd only with "
+                                  "full_matrices=False (the extra vectors of a full SVD are not unique), as JAX")
+    if e.p["output"] == 0:
+        return [_svd_vectors_ct(a, u, s, vh, gv, None)]
+    return [_svd_vectors_ct(a, u, s, vh, None, _swap_last(gv))]
 
 
 @rule("qr")
