@@ -211,3 +211,16 @@ def test_mask_assignment_with_an_array_of_values():
         tj.jit(set_rows)(y.copy(), np.ones((k + 1, 3)))
     z = -np.abs(y)  # nothing selected, no values: numpy allows it
     np.testing.assert_array_equal(tj.jit(set_rows)(z.copy(), np.ones((0, 3))), set_rows(z.copy(), np.ones((0, 3))))
+
+
+def test_selection_written_elsewhere():
+    def f(x, y):
+        z = np.zeros_like(x)
+        z[y > 0] = x[x > 0][:1]  # another mask: the selected values in order (here one, broadcast)
+        w = np.zeros(3)
+        w[:] = x[x > 10].sum()  # a plain index
+        return z, w
+    x, y = R.normal(size=6), R.normal(size=6)
+    x[0] = 1.0
+    for a, b in zip(tj.jit(f)(x, y), f(x, y)):
+        np.testing.assert_array_equal(a, b)

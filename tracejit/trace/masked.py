@@ -11,17 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import UnsupportedError
 from ..ir import ops
 from ..ir.graph import Value
-from . import guards
-
-
-def _refuse(what):
-    return UnsupportedError(
-        f"x[mask] has a length that depends on the data; tracejit supports it only inside a write back through a "
-        f"mask (x[mask] = ..., x[mask] -= v, z[mask] = y[mask] * 2), not {what} (at {guards.user_line()}). Keep "
-        f"the shape instead: np.where(mask, x, 0), (x * mask).sum() or np.count_nonzero(mask)")
 
 
 class MaskedSelection:
@@ -127,8 +118,9 @@ def _materialized(a):
 
 def write_back(x: Value, mask: Value, sel: MaskedSelection) -> Value:
     """``x[mask] = sel`` where ``sel`` was computed from a selection by the same mask."""
-    if sel.mask is not mask:
-        raise _refuse("a write through a different mask than the one the values were selected with")
+    if sel.mask is not mask:  # the selected values, in order, into the other mask's true elements
+        from .numpy_sorting import masked_assign
+        return masked_assign(x, mask, sel._tj_value)
     full = ops.convert(sel.full, x.dtype) if sel.full.dtype != x.dtype else sel.full
     m = ops.reshape(mask, mask.shape + (1,) * (x.ndim - mask.ndim))
     return ops.ufunc("where", m, ops.broadcast_to(full, x.shape), x)

@@ -12,7 +12,7 @@ from ..ir import ops
 from ..ir import types as T
 from ..ir.graph import Value
 from .numpy_api import IMPLS, impl, ravel
-from .numpy_more import _ax, _concat, _cut, _u, iota
+from .numpy_more import _ax, _concat, _cut, _u
 
 _SORT_KINDS = ("quicksort", "mergesort", "heapsort", "stable")
 
@@ -328,4 +328,4 @@ def unique(ar, return_index=False, return_inverse=False, return_counts=False, ax
 
 
 __all__ = ["sort", "argsort", "median", "percentile", "quantile", "nonzero", "flatnonzero", "argwhere", "unique",
-           "compress", "extract", "select_by_mask", "where_one", "iota"]
+           "compress", "extract", "select_by_mask", "where_one", "masked_assign"]

@@ -405,10 +405,10 @@ class Tracer:
 
     def __setitem__(self, key, value):
         if isinstance(value, masked.MaskedSelection):
-            if not masked.is_mask_key(key):
-                raise masked._refuse("a write through an index other than the mask")
-            self._assign(masked.write_back(self._tj_value, masked.mask_of(key), value))
-            return
+            if masked.is_mask_key(key):
+                self._assign(masked.write_back(self._tj_value, masked.mask_of(key), value))
+                return
+            value = value.tracer()  # the selected elements themselves (a data-dependent length)
         link = getattr(value, "_link", None)
         if link is not None and link.base is self and link.seen is self._v and _same_key(link.key, key):
             return  # x[k] op= v: the view x[k] already wrote itself into x (no second splice)
