@@ -70,8 +70,32 @@ MORE_KEYWORD_CASES = {
                  "base": ((P0, P1), {"base": 2.0}), "dtype": ((P0, P1), {"dtype": np.int32}),
                  "axis": ((P0, P1), {"num": 3, "axis": 1})},
 }
+# the library primitives' functions (tests/test_library_prims.py, tests/test_data_dependent.py)
+_Q = np.array([[1.5, -2.0, 3.0], [0.25, 4.0, -1.0]])
+_TIES = np.array([1, 0, 1, 0, 1, 1, 0, 0, 1, 0, 1, 0, 1, 1, 0, 0, 1] * 3)
+_NANS = np.array([1.0, np.nan, 2.0, np.nan])
+MORE_KEYWORD_CASES.update({
+    "sort": {"axis": ((_Q,), {"axis": 0})},
+    "argsort": {"axis": ((_Q,), {"axis": 0}), "kind": ((_TIES,), {"kind": "stable"}),
+                "stable": ((_TIES,), {"stable": True})},
+    "quantile": {"axis": ((_Q, 0.3), {"axis": 1}), "method": ((_Q, 0.3), {"method": "lower"}),
+                 "keepdims": ((_Q, 0.3), {"keepdims": True})},
+    "percentile": {"axis": ((_Q, 30), {"axis": 0}), "method": ((_Q, 30), {"method": "hazen"}),
+                   "keepdims": ((_Q, 30), {"keepdims": True})},
+    "median": {"axis": ((_Q,), {"axis": 1}), "keepdims": ((_Q,), {"keepdims": True})},
+    "compress": {"axis": ((np.array([True, False]), _Q), {"axis": 0})},
+    "unique": {"return_index": ((_TIES,), {"return_index": True}), "return_counts": ((_TIES,), {"return_counts": True}),
+               "equal_nan": ((_NANS,), {"equal_nan": False})},
+})
 # keywords tested in test_numpy_more instead: refused with a clear error (period), tracejit's own (inplace), or
 # giving tuples of unequal shapes, which the keyword harness cannot compare
 MORE_REFUSED = {"interp": {"period"}, "put_along_axis": {"inplace"}, "histogram": {"bins", "range", "density",
                                                                                  "weights"},
-                "meshgrid": {"sparse"}, "indices": {"sparse"}, "linspace": {"retstep"}}
+                "meshgrid": {"sparse"}, "indices": {"sparse"}, "linspace": {"retstep"},
+                # a sort's values do not depend on its kind; overwrite_input and sorted=False only allow numpy
+                # to save work; weights and unique(axis=) are refused; interpolation= was removed from numpy;
+                # unique's inverse has another length than its values (tests/test_data_dependent.py)
+                "sort": {"kind", "stable"}, "median": {"overwrite_input"},
+                "quantile": {"overwrite_input", "weights", "interpolation"},
+                "percentile": {"overwrite_input", "weights", "interpolation"},
+                "unique": {"return_inverse", "axis", "sorted"}}

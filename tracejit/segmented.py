@@ -12,12 +12,18 @@ import time
 
 import numpy as np
 
-from .ir.interpret import check_constraints, resolve, symbol_env
+from .ir.interpret import bind_unbacked, check_constraints, resolve, symbol_env
+from .ir.primitives import PRIMS, is_library_call
 from .ir.regions import REGION_PRIMS, Region, extract, group_key, run_group, witness_arrays
 
 
+def _cut_here(e) -> bool:
+    return e.prim in REGION_PRIMS or is_library_call(e)
+
+
 def has_regions(graph) -> bool:
-    return any(e.prim in REGION_PRIMS for e in graph.eqns)
+    """Whether the graph needs segments: loops, branches or library calls (sort, LAPACK, FFT, nonzero)."""
+    return any(_cut_here(e) for e in graph.eqns)
 
 
 class _Segment:
@@ -53,6 +59,25 @@ class _RegionStep:
         results = run_group(self.prim, params, args, run_body, symvals)
         for e in self.eqns:
             env[e.out.id] = results[e.p["result"]]
+
+
+class _LibraryStep:
+    """A call into numpy's routine (sort, LAPACK, FFT, nonzero) between compiled segments; the data-dependent
+    lengths of its result (``x[mask]``'s) are bound from the array it returns, so later segments read them."""
+
+    def __init__(self, eqn):
+        self.eqn = eqn
+
+    def run(self, env, symvals):
+        e = self.eqn
+        params = {k: p if k == "length" else resolve(p, symvals) for k, p in e.params}
+        args = [_contiguous(env[v.id]) if v.id in env else v.const for v in e.inputs]
+        with np.errstate(all="ignore"):
+            out = np.asarray(PRIMS[e.prim].impl(*args, **params))
+        if out.dtype != e.out.dtype:
+            out = out.astype(e.out.dtype)
+        env[e.out.id] = out
+        bind_unbacked(e, out.shape, symvals)
 
 
 class RegionExecutable:
@@ -102,10 +127,13 @@ class RegionExecutable:
             seg.clear()
 
         for pos, e in enumerate(graph.eqns):
-            if e.prim not in REGION_PRIMS:
+            if not _cut_here(e):
                 seg.append(e)
                 continue
             flush(pos)
+            if is_library_call(e):
+                steps.append(_LibraryStep(e))
+                continue
             key = group_key(e)
             if key in done:
                 continue
@@ -158,6 +186,7 @@ class RegionExecutable:
         env = {v.id: a for v, a in zip(g.inputs, arrays)}
         for step in self.steps:
             step.run(env, symvals)
+        check_constraints(g, symvals, deferred=True)  # the ones on data-dependent lengths, bound by now
         inputs = {id(a) for a in arrays}
         out = []
         for v in g.outputs:

@@ -11,6 +11,7 @@ import collections
 import ctypes
 import gc
 import os
+import re
 import sys
 import time
 import warnings
@@ -562,12 +563,12 @@ class LLVMExecutable:
             lines.append(f"    {', '.join(names)}{',' if n_in == 1 else ''} = args")
         sym_src = {}
         for s, (i, ax) in g.symbols.items():
-            lines.append(f"    s_{s} = a{i}.shape[{ax}]")
-            sym_src[s] = f"s_{s}"
+            sym_src[s] = _ident(s)
+            lines.append(f"    {sym_src[s]} = a{i}.shape[{ax}]")
 
         def py(d):
             return T.dim_py(d, lambda s: sym_src[s])
-        env_items = ", ".join(f"{s!r}: s_{s}" for s in g.symbols)
+        env_items = ", ".join(f"{s!r}: {sym_src[s]}" for s in g.symbols)
         if g.constraints:  # inline comparisons; the dict of lengths is built only to word an error
             conds = []
             for c in g.constraints:
@@ -609,7 +610,7 @@ class LLVMExecutable:
         lines.append(f"    if {work} < {PARALLEL_THRESHOLD} or _nthreads == 1:")
         lines.append(f"        _entry({call_args})")
         lines.append("    else:")
-        lines.append(f"        _parallel([{call_args}], [{', '.join('s_' + s for s in sorted(g.symbols))}], "
+        lines.append(f"        _parallel([{call_args}], [{', '.join(sym_src[s] for s in sorted(g.symbols))}], "
                      f"{{{env_items}}})")
         if plan.flag is not None:
             lines.append(f"    if f{plan.flag}[0]: _index_error()")
@@ -677,6 +678,11 @@ class LLVMExecutable:
             fn(bufs, dims, bounds[0], bounds[1])
             for f in futs:
                 f.result()
+
+
+def _ident(symbol: str) -> str:
+    """The driver's Python name for a length symbol (a data-dependent one, ``u#3``, is not an identifier)."""
+    return "s_" + re.sub(r"\W", lambda m: f"_{ord(m.group())}_", symbol)
 
 
 def _poisoned_empty(shape, dtype):

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import types as T
 from .types import TensorType
 
 _ids = itertools.count()
@@ -140,7 +141,31 @@ def toposort(outputs) -> list:
         for x in reversed(e.inputs):
             if x.eqn is not None and x.eqn not in seen:
                 stack.append(x.eqn)
+        if T.UNBACKED_SOURCES:
+            stack.extend(d for d in length_sources(e) if d not in seen)
     return order
+
+
+def _dims_in(v):
+    if isinstance(v, T.Dim):
+        yield v
+    elif isinstance(v, tuple):
+        for x in v:
+            yield from _dims_in(x)
+
+
+def length_sources(e) -> list:
+    """The equations that bind the data-dependent lengths ``e`` mentions (in its parameters or its result's shape)
+    without reading the arrays that carry them: ``e`` must run after them."""
+    syms = set()
+    for d in _dims_in(tuple(e.out.shape) + tuple(p for _, p in e.params)):
+        syms |= T.unbacked_symbols(d)
+    out = []
+    for s in syms:
+        src = T.UNBACKED_SOURCES.get(s)
+        if src is not None and src.eqn is not e and src.eqn is not None:
+            out.append(src.eqn)
+    return out
 
 
 def rebuild(graph: Graph, outputs=None, inputs=None) -> Graph:

@@ -5,7 +5,7 @@ import numpy as np
 
 from . import types as T
 from .constraints import ConstraintKind
-from .primitives import PRIMS
+from .primitives import PRIMS, unbacked_outputs
 from .regions import REGION_PRIMS, evaluate_body, group_key, run_group
 from .types import Dim
 
@@ -24,10 +24,18 @@ def resolve(v, env):
     return v
 
 
-def check_constraints(graph, env):
-    """Raise numpy's exception when run-time lengths violate a constraint recorded while tracing."""
+def _bound(d, env) -> bool:
+    return not isinstance(d, Dim) or all(a in env for a in d.atoms())
+
+
+def check_constraints(graph, env, deferred=False):
+    """Raise numpy's exception when run-time lengths violate a constraint recorded while tracing. Constraints on
+    data-dependent lengths are checked once the primitives that bind them ran (``deferred``)."""
     for c in graph.constraints:
         kind, a, b, info = c.kind, c.a, c.b, c.origin
+        late = bool(T.unbacked_symbols(a) or T.unbacked_symbols(b))
+        if late != deferred or not (_bound(a, env) and _bound(b, env)):
+            continue
         va, vb = T.eval_dim(a, env), T.eval_dim(b, env)
         if kind is ConstraintKind.EQ:
             # a static 1 broadcasts in the compiled code; two symbolic lengths must be equal: a symbolic length
@@ -61,7 +69,8 @@ def evaluate(graph, arrays, check=True):
     groups: dict = {}  # a loop's results are sibling equations: run it once
     for e in graph.eqns:
         args = [vals[v.id] if v.id in vals else v.const for v in e.inputs]
-        params = {k: resolve(p, env) for k, p in e.params}
+        # a data-dependent length a call binds ("length") is its result's, not an argument
+        params = {k: p if k == "length" else resolve(p, env) for k, p in e.params}
         if e.prim in REGION_PRIMS:
             key = group_key(e)
             if key not in groups:
@@ -74,4 +83,17 @@ def evaluate(graph, arrays, check=True):
         if out.dtype != e.out.dtype:
             out = out.astype(e.out.dtype)
         vals[e.out.id] = out
+        bind_unbacked(e, out.shape, env)
+    if check:
+        check_constraints(graph, env, deferred=True)
     return [np.array(vals[v.id] if v.id in vals else v.const) for v in graph.outputs]
+
+
+def bind_unbacked(eqn, shape, env) -> None:
+    """Record the data-dependent lengths an equation's result of ``shape`` binds (see primitives.unbacked_outputs);
+    a length bound before (by an equal call) must agree."""
+    for sym, ax in unbacked_outputs(eqn).items():
+        got = env.setdefault(sym, shape[ax])
+        if got != shape[ax]:
+            raise RuntimeError(f"the data-dependent length {sym} was bound to {got} and then to {shape[ax]} by "
+                               f"{eqn.prim}")

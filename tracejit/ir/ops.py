@@ -13,7 +13,7 @@ from numpy.exceptions import AxisError
 from . import types as T
 from .constraints import Constraint
 from .graph import Equation, Value, const_key, freeze_params
-from .primitives import PRIMS, UFUNCS, elementwise_dtypes, reduce_dtype
+from .primitives import LIBRARY_TYPES, PRIMS, unbacked_outputs, UFUNCS, elementwise_dtypes, reduce_dtype
 from .types import Dim, TensorType
 
 _state = threading.local()
@@ -93,6 +93,8 @@ def _type_of(prim, inputs, params) -> TensorType:
         axes = params["axes"]
         shape = tuple(d for i, d in enumerate(inputs[0].shape) if i not in axes)
         return TensorType(reduce_dtype(prim, inputs[0].dtype), shape)
+    if P.kind == "library":  # a library routine's result (primitives.LIBRARY_TYPES)
+        return LIBRARY_TYPES[prim](inputs, params)
     x = inputs[0] if inputs else None
     if prim in ("reshape", "broadcast_to"):
         return TensorType(x.dtype, tuple(params["shape"]), x.type.weak and not params["shape"])
@@ -145,6 +147,9 @@ def bind(prim: str, *inputs: Value, **params) -> Value:
     v = Value(out_type, eqn)
     eqn.out = v
     b.table[key] = v
+    if P.kind == "library":  # the data-dependent lengths it binds (see graph.toposort)
+        for sym in unbacked_outputs(eqn):
+            T.UNBACKED_SOURCES[sym] = v
     return v
 
 

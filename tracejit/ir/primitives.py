@@ -246,3 +246,122 @@ def reduce_dtype(prim: str, dt: np.dtype) -> np.dtype:
     if prim in ("max", "min"):
         return dt
     return np.sum(np.ones(1, dt)).dtype if prim == "sum" else np.prod(np.ones(1, dt)).dtype
+
+# ------------------------------------------------------------------------------------------------ library calls
+# Work a library routine does on whole arrays (numpy's sort, LAPACK through numpy.linalg, pocketfft): the numpy
+# routine is the implementation and no loop nest can be fused into it, so a backend calls it between its compiled
+# segments. Each returns one array; a routine with several results (eigh, svd, qr, slogdet, a transform's real and
+# imaginary parts) is one primitive with an ``output`` parameter naming the result, equal calls that differ only in
+# it can share one library call. ``nonzero`` has a data-dependent length: its ``length`` parameter is a fresh
+# unbacked Dim (types.unbacked_dim) that the call binds from the shape of the array it returns.
+LIBRARY_TYPES: dict = {}  # name -> rule(inputs, params) -> TensorType
+
+
+def _lib(name, impl, type_rule, nin=1):
+    _reg(name, "library", impl, nin=nin)
+    LIBRARY_TYPES[name] = type_rule
+
+
+def is_library_call(eqn) -> bool:
+    """Whether an equation is a call into a library routine (a cut point between compiled segments)."""
+    return PRIMS[eqn.prim].kind == "library"
+
+
+def unbacked_outputs(eqn) -> dict:
+    """{symbol: axis} of the data-dependent lengths an equation introduces: fresh symbols of its result's shape
+    that no input's shape has (it binds them from the shape of the array it returns)."""
+    if PRIMS[eqn.prim].kind != "library":
+        return {}
+    seen = set()
+    for v in eqn.inputs:
+        for d in v.shape:
+            seen |= T.unbacked_symbols(d)
+    out = {}
+    for ax, d in enumerate(eqn.out.shape):
+        if isinstance(d, T.Dim) and len(d.terms) == 1 and d.terms[0][1] == 1 and len(d.terms[0][0]) == 1:
+            sym = d.terms[0][0][0]
+            if T.is_unbacked_symbol(sym) and sym not in seen:
+                out.setdefault(sym, ax)
+    return out
+
+
+def _same(x, **_):
+    return x.type if not x.type.weak else TensorType(x.dtype, x.shape)
+
+
+def _typed(dtype, shape):
+    return TensorType(np.dtype(dtype), tuple(shape))
+
+
+def _pick(results, output):
+    return results[output]
+
+
+def _complex(re, im):
+    return np.asarray(re) + 1j * np.asarray(im)
+
+
+def _parts(z, dtype, output):
+    return np.ascontiguousarray((z.real if output == 0 else z.imag).astype(dtype))
+
+
+_lib("sort", lambda x, axis, kind: np.sort(x, axis=axis, kind=kind), lambda xs, p: _same(xs[0]))
+_lib("argsort", lambda x, axis, kind: np.argsort(x, axis=axis, kind=kind).astype(np.int64),
+     lambda xs, p: _typed(T.INT64, xs[0].shape))
+_lib("nonzero", lambda x, length: np.array(np.nonzero(x), dtype=np.int64).reshape(x.ndim, -1),
+     lambda xs, p: _typed(T.INT64, (xs[0].ndim, p["length"])))
+_lib("linalg_inv", lambda a: np.linalg.inv(a), lambda xs, p: _same(xs[0]))
+_lib("linalg_solve", lambda a, b: np.linalg.solve(a, b), lambda xs, p: _same(xs[1]), nin=2)
+_lib("cholesky", lambda a: np.linalg.cholesky(a), lambda xs, p: _same(xs[0]))
+_lib("slogdet", lambda a, output: np.asarray(np.linalg.slogdet(a)[output]),
+     lambda xs, p: _typed(xs[0].dtype, xs[0].shape[:-2]))
+
+
+def _eigh_type(xs, p):
+    a = xs[0]
+    return _typed(a.dtype, a.shape[:-1] if p["output"] == 0 else a.shape)
+
+
+_lib("eigh", lambda a, UPLO, output: np.linalg.eigh(a, UPLO=UPLO)[output], _eigh_type)
+
+
+def _svd_type(xs, p):
+    a = xs[0]
+    *batch, m, n = a.shape
+    k = T.dim_min(m, n)
+    full = p["full_matrices"]
+    shapes = ((m, m if full else k), (k,), (n if full else k, n))
+    return _typed(a.dtype, tuple(batch) + shapes[p["output"]])
+
+
+_lib("svd", lambda a, full_matrices, output: np.linalg.svd(a, full_matrices=full_matrices)[output], _svd_type)
+
+
+def _qr_type(xs, p):
+    a = xs[0]
+    *batch, m, n = a.shape
+    k = m if p["mode"] == "complete" else T.dim_min(m, n)
+    return _typed(a.dtype, tuple(batch) + (((m, k), (k, n))[p["output"]]))
+
+
+_lib("qr", lambda a, mode, output: np.linalg.qr(a, mode=mode)[output], _qr_type)
+
+
+def _fft_impl(re, im, n, inverse, norm, output):
+    """One part (0: real, 1: imaginary) of the complex transform along the last axis."""
+    f = np.fft.ifft if inverse else np.fft.fft
+    return _parts(f(_complex(re, im), n=n, axis=-1, norm=norm), re.dtype, output)
+
+
+def _rfft_impl(x, n, norm, output):
+    return _parts(np.fft.rfft(x, n=n, axis=-1, norm=norm), x.dtype, output)
+
+
+def _irfft_impl(re, im, n, norm):
+    return np.fft.irfft(_complex(re, im), n=n, axis=-1, norm=norm).astype(re.dtype)
+
+
+_lib("fft", _fft_impl, lambda xs, p: _typed(xs[0].dtype, xs[0].shape[:-1] + (p["n"],)), nin=2)
+_lib("rfft", _rfft_impl, lambda xs, p: _typed(xs[0].dtype, xs[0].shape[:-1] + (T.dim_floordiv(p["n"], 2) + 1,)))
+_lib("irfft", _irfft_impl, lambda xs, p: _typed(xs[0].dtype, xs[0].shape[:-1] + (p["n"],)), nin=2)
+LIBRARY_PRIMS = tuple(LIBRARY_TYPES)

@@ -225,6 +225,35 @@ class Dim:
 
 DimLike = Union[int, Dim]
 
+# --------------------------------------------------------------------------------------------- unbacked dims
+# A data-dependent length (x[mask], np.nonzero, np.unique): a fresh symbol bound by no input. The library
+# primitive that produces it binds it at run time from the shape of the array it returns (torch calls such
+# symbols "unbacked"). Its name has a "#", which no input symbol can have, so the two kinds never mix.
+UNBACKED_MARK = "u#"
+_unbacked_ids = __import__("itertools").count()
+
+
+def unbacked_dim() -> Dim:
+    """A fresh data-dependent length."""
+    return Dim.symbol(f"{UNBACKED_MARK}{next(_unbacked_ids)}")
+
+
+# symbol -> the Value whose computation binds it (registered by ops.bind): an equation that only mentions the
+# length (np.ones_like(x[mask]), its size as a number) depends on that computation without reading its result
+UNBACKED_SOURCES = __import__("weakref").WeakValueDictionary()
+
+
+def is_unbacked_symbol(name) -> bool:
+    return isinstance(name, str) and name.startswith(UNBACKED_MARK)
+
+
+def unbacked_symbols(d) -> set:
+    """The data-dependent symbols a length depends on (empty for ints and input lengths)."""
+    if not isinstance(d, Dim):
+        return set()
+    return {a for a in d.atoms() if is_unbacked_symbol(a)}
+
+
 
 def _atom_str(a):
     if isinstance(a, str):

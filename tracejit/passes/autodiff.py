@@ -607,3 +607,4 @@ from .autodiff_regions import RULES as _REGION_RULES, RegionCalls  # noqa: E402 
 RULES.update(_REGION_RULES)  # (eqn, {result: cotangent}, need) -> cotangents; run once per loop by RegionCalls
 
 __all__ = ["backward", "RULES", "NON_DIFFERENTIABLE", "unbroadcast"]
+from . import autodiff_linalg  # noqa: E402,F401  (VJP rules of the library primitives: sort, LAPACK, FFT)

@@ -326,3 +326,4 @@ from .batching_regions import RULES as _REGION_RULES  # noqa: E402  (loops and b
 RULES.update(_REGION_RULES)
 
 __all__ = ["batch", "RULES", "arange", "move"]
+from . import batching_library  # noqa: E402,F401  (rules of the library primitives: sort, LAPACK, FFT)

@@ -110,11 +110,21 @@ def _from_user_code() -> bool:
 
 
 # --------------------------------------------------------------------------------------------- lengths
+def _refuse_unbacked(d):
+    """A data-dependent length is no input length: nothing to specialize on (a guard could not be checked)."""
+    if T.unbacked_symbols(d):
+        raise ConcretizationError(
+            f"the length {d} of a data-dependent result (x[mask], np.nonzero, np.unique, ...) is known only when "
+            f"the compiled call runs, so Python cannot use it as an int here (at {user_line()}); use it in array "
+            f"expressions instead (x[mask].sum() / x[mask].size, np.count_nonzero(mask))")
+
+
 def dim_value(d) -> int:
     """The actual value of symbolic length ``d`` in the traced call, guarded (``d == value``)."""
     ctx = current()
     if isinstance(d, int):
         return d
+    _refuse_unbacked(d)
     v = T.eval_dim(d, ctx.env())
     ctx.record(d, "==", v)
     return v
@@ -129,6 +139,7 @@ def dim_compare(d, op, other) -> bool:
         return NotImplemented
     if isinstance(diff, int):
         return _OPS[op](diff, 0)
+    _refuse_unbacked(diff)
     if ctx is None:
         raise ConcretizationError(
             f"the comparison {d} {op} {other} needs a concrete length, which this transformation (grad, vmap, ...) "
@@ -141,6 +152,8 @@ def dim_compare(d, op, other) -> bool:
 def _dim_hook(d, what, other=None):
     """Called by Dim's int/bool/comparison methods while a trace is active (see ``ir.types.CONCRETE_HOOK``)."""
     ctx = current()
+    if T.unbacked_symbols(d) and not (what in ("==", "!=") and not _from_user_code()):
+        _refuse_unbacked(d)
     if ctx is None:
         return None
     if what in ("==", "!="):
@@ -176,7 +189,7 @@ def at_most(a, b) -> bool:
         return diff >= 0
     if all(c >= 0 for _, c in diff.terms):
         return True
-    if current() is None:
+    if current() is None or T.unbacked_symbols(diff):  # a data-dependent length: clamp at run time (min)
         return None
     return dim_compare(diff, ">=", 0)
 

@@ -1,26 +1,18 @@
-"""``x[mask]`` read only to be written back: ``x[mask] -= L``, ``x[x > t] *= 2``, ``z[mask] = y[mask]``.
+"""``x[mask]``: a selection whose length only the data decides, kept lazy while it is only written back.
 
-A mask read has a length known only from the data, which tracejit does not trace yet. But in these statements the
-selection is only computed with element by element and written back through a mask, so the whole computation can
-run on every element and be merged with ``where(mask, new, x)``: the shape is kept. ``MaskedSelection`` stands for
-the selection while it is used that way; any other use (a reduction, its shape, a return) raises an error that
-names the line and the way out.
+In ``x[mask] -= L``, ``x[x > t] *= 2`` or ``z[mask] = y[mask]`` the selection is only computed with element by
+element and written back through the same mask, so the whole computation runs on every element and is merged with
+``where(mask, new, x)``: the shape is kept and no compaction runs. ``MaskedSelection`` stands for the selection
+while it is used that way; any other use (a reduction, its shape, a return, an operation with another array)
+materializes it: the selected elements, a gather by ``np.flatnonzero(mask)`` whose length is a data-dependent
+(unbacked) dim (trace/numpy_sorting.py).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..errors import UnsupportedError
 from ..ir import ops
 from ..ir.graph import Value
-from . import guards
-
-
-def _refuse(what):
-    return UnsupportedError(
-        f"x[mask] has a length that depends on the data; tracejit supports it only inside a write back through a "
-        f"mask (x[mask] = ..., x[mask] -= v, z[mask] = y[mask] * 2), not {what} (at {guards.user_line()}). Keep "
-        f"the shape instead: np.where(mask, x, 0), (x * mask).sum() or np.count_nonzero(mask)")
 
 
 class MaskedSelection:
@@ -32,20 +24,31 @@ class MaskedSelection:
     def __init__(self, full: Value, mask: Value):
         self.full, self.mask = full, mask
 
-    def _other(self, o):
+    @property
+    def _tj_value(self) -> Value:
+        """The selected elements as an array (materialized on first use other than a write back)."""
+        from .numpy_sorting import select_by_mask
+        return select_by_mask(self.full, self.mask)
+
+    def tracer(self):
+        from .tracer import wrap
+        return wrap(self._tj_value)
+
+    def _lazy_operand(self, o):
+        """``o`` as an operand computed on every element (a selection by the same mask, or a scalar), else None."""
         if isinstance(o, MaskedSelection):
-            if o.mask is not self.mask:
-                raise _refuse("an operation between selections by different masks")
-            return o.full
-        v = ops.as_value(o._tj_value if hasattr(o, "_tj_value") else o)
+            return o.full if o.mask is self.mask else None
+        v = ops.as_value(o)
         if any(d != 1 for d in v.shape):
-            raise _refuse(f"an operation with an array of shape {v.shape}")
+            return None
         return ops.reshape(v, ())
 
     def _apply(self, name, args):
         from .tracer import call_numpy
         from .tracer import wrap
-        vals = [self.full if a is self else self._other(a) for a in args]
+        vals = [self.full if a is self else self._lazy_operand(a) for a in args]
+        if any(v is None for v in vals):  # an array operand: compute on the selected elements themselves
+            return call_numpy(name, [_materialized(a) for a in args], {})
         out = call_numpy(name, [wrap(v) for v in vals], {})
         return MaskedSelection(out._tj_value, self.mask)
 
@@ -62,6 +65,9 @@ class MaskedSelection:
     __mod__, __rmod__ = _bin("remainder"), _bin("remainder", True)
     __pow__, __rpow__ = _bin("power"), _bin("power", True)
     __and__, __or__, __xor__ = _bin("bitwise_and"), _bin("bitwise_or"), _bin("bitwise_xor")
+    __lt__, __le__, __gt__, __ge__ = _bin("less"), _bin("less_equal"), _bin("greater"), _bin("greater_equal")
+    __eq__, __ne__ = _bin("equal"), _bin("not_equal")
+    __hash__ = None
     del _bin
 
     def __neg__(self):
@@ -72,32 +78,49 @@ class MaskedSelection:
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         if method != "__call__" or kwargs or ufunc.nout != 1:
-            raise _refuse(f"np.{ufunc.__name__}.{method} with keywords")
+            return getattr(ufunc, method)(*[_materialized(a) for a in inputs], **kwargs)
         return self._apply(ufunc.__name__, list(inputs))
 
     def __array_function__(self, func, types, args, kwargs):
-        raise _refuse(f"np.{func.__name__}")
+        from .tracer import call_numpy
+        return call_numpy(func.__name__, [_materialized(a) for a in args], kwargs)
 
     def __array__(self, dtype=None, copy=None):
-        raise _refuse("a conversion to a numpy array")
+        return self.tracer().__array__(dtype)
 
     def __bool__(self):
-        raise _refuse("bool()")
+        return bool(self.tracer())
 
     def __len__(self):
-        raise _refuse("len()")
+        return len(self.tracer())
 
     def __iter__(self):
-        raise _refuse("iteration")
+        return iter(self.tracer())
 
-    def __getattr__(self, name):
-        raise _refuse(f".{name}")
+    def __getitem__(self, key):
+        return self.tracer()[key]
+
+    def __matmul__(self, other):
+        return self.tracer() @ _materialized(other)
+
+    def __rmatmul__(self, other):
+        return _materialized(other) @ self.tracer()
+
+    def __getattr__(self, name):  # .sum(), .shape, .mean(), .astype(), ...
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.tracer(), name)
+
+
+def _materialized(a):
+    return a.tracer() if isinstance(a, MaskedSelection) else a
 
 
 def write_back(x: Value, mask: Value, sel: MaskedSelection) -> Value:
     """``x[mask] = sel`` where ``sel`` was computed from a selection by the same mask."""
-    if sel.mask is not mask:
-        raise _refuse("a write through a different mask than the one the values were selected with")
+    if sel.mask is not mask:  # the selected values, in order, into the other mask's true elements
+        from .numpy_sorting import masked_assign
+        return masked_assign(x, mask, sel._tj_value)
     full = ops.convert(sel.full, x.dtype) if sel.full.dtype != x.dtype else sel.full
     m = ops.reshape(mask, mask.shape + (1,) * (x.ndim - mask.ndim))
     return ops.ufunc("where", m, ops.broadcast_to(full, x.shape), x)

@@ -108,6 +108,9 @@ def relu(x):
 
 @impl("where")
 def where(cond, x=None, y=None):
+    if x is None and y is None:  # np.nonzero(cond): a data-dependent length
+        from .numpy_sorting import where_one
+        return where_one(cond)
     if x is None or y is None:
         raise UnsupportedError("np.where(cond) with one argument returns data-dependent shapes, which tracejit "
                                "cannot trace; use np.where(cond, x, y)")

@@ -592,7 +592,7 @@ def logspace(start, stop, num=50, endpoint=True, base=10.0, dtype=None, axis=0):
 @impl("norm")
 def norm(x, ord=None, axis=None, keepdims=False):
     """numpy.linalg.norm: vector norms (None/2, 1, inf, -inf, 0, any p) and the matrix norms that need no SVD
-    ('fro', 1, -1, inf, -inf). 'nuc', 2 and -2 of a matrix need singular values (LAPACK): refused."""
+    ('fro', 1, -1, inf, -inf); 'nuc', 2 and -2 of a matrix from singular values (trace/numpy_linalg.py)."""
     x = _float(x)
     if axis is None:
         if ord is None or (ord in ("f", "fro") and x.ndim == 2):
@@ -642,8 +642,8 @@ def _matrix_norm(x, ord, axes, keepdims):
         red = "max" if ord in (1, np.inf) else "min"
         out = ops.reduce(red, ops.reduce("sum", _u("absolute", x), over, True), then, True)
     elif ord in (2, -2, "nuc"):
-        raise UnsupportedError(f"np.linalg.norm(ord={ord!r}) of a matrix needs singular values (an SVD through "
-                               f"LAPACK), which tracejit does not call yet; compute it outside the traced function")
+        from .numpy_linalg import singular_value_norm
+        out = singular_value_norm(x, ord, axes, keepdims=True)
     else:
         raise ValueError("Invalid norm order for matrices.")
     if keepdims:
@@ -659,19 +659,19 @@ def _refuse(name, why, instead):
     return f
 
 
-_SORT_WHY = "it needs a sort, and tracejit has no sort primitive yet (a sorting network would only serve small " \
-            "static lengths)"
-_SORT_DO = "Sort outside the traced function and pass the sorted array in (or mark the argument static)."
-for _n in ("sort", "argsort", "median", "percentile", "quantile", "nanmedian", "nanpercentile", "nanquantile",
-           "partition", "argpartition", "unique", "lexsort"):
+# sort, linalg and fft: trace/numpy_sorting.py, numpy_linalg.py, numpy_fft.py (library primitives)
+_SORT_WHY = "numpy leaves the order of a partition to its implementation, which a traced program cannot match"
+_SORT_DO = "Use np.sort (or np.argsort) instead."
+for _n in ("partition", "argpartition", "lexsort"):
     IMPLS.setdefault(_n, _refuse(_n, _SORT_WHY, _SORT_DO))
 LINALG_NAMES = ("norm", "solve", "inv", "det", "slogdet", "cholesky", "qr", "eigh", "eigvalsh", "svd", "lstsq", "pinv",
                 "matrix_power", "eig", "eigvals", "matrix_rank")  # tracejit.numpy.linalg
 FFT_NAMES = ("fft", "ifft", "rfft", "irfft", "fft2", "ifft2", "rfft2", "irfft2", "fftn", "ifftn", "rfftn", "irfftn",
              "hfft", "ihfft")  # tracejit.numpy.fft
-for _n in LINALG_NAMES[1:]:
-    IMPLS.setdefault(_n, _refuse(f"linalg.{_n}", "compiled code cannot call LAPACK yet",
-                                 "Call it outside the traced function (np.linalg works on the returned arrays)."))
-for _n in FFT_NAMES:
-    IMPLS.setdefault(_n, _refuse(f"fft.{_n}", "compiled code cannot call pocketfft yet",
-                                 "Call it outside the traced function."))
+from . import numpy_sorting, numpy_linalg, numpy_fft  # noqa: E402,F401  (register before the refusals below)
+for _n in LINALG_NAMES[1:]:  # what numpy_linalg does not provide: eig and eigvals (complex results)
+    IMPLS.setdefault(_n, _refuse(f"linalg.{_n}", "its results are complex, and tracejit has no complex dtype yet",
+                                 "Use np.linalg.eigh for a symmetric matrix, or call it outside the traced function."))
+for _n in FFT_NAMES:  # what numpy_fft does not provide: hfft, ihfft
+    IMPLS.setdefault(_n, _refuse(f"fft.{_n}", "tracejit has no Hermitian transform yet",
+                                 "Use np.fft.irfft/rfft, or call it outside the traced function."))

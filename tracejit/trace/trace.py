@@ -218,9 +218,11 @@ def trace(fun, leaves, treedef, rebuild_args, names=None, info=None):
         for o in out_leaves:
             try:
                 outs.append(ops.as_value(o))
-            except TypeError:
+            except TypeError as e:
+                why = f" ({e})" if type(o).__name__ == "ComplexPair" else ""
                 raise TypeError(f"the traced function returned an object of type {type(o).__name__}; tracejit "
-                                f"functions must return arrays or pytrees (tuples, lists, dicts) of arrays") from None
+                                f"functions must return arrays or pytrees (tuples, lists, dicts) of arrays{why}"
+                                ) from None
         mutated = _mutated(tracers, inputs, leaves)
         if mutated and info is None:
             raise UnsupportedError("this transformation does not support functions that write into their arguments; "

@@ -371,7 +371,13 @@ class Tracer:
     squeeze = _method("squeeze")
     swapaxes = _method("swapaxes")
     copy = _method("copy")
+    argsort = _method("argsort")
+    nonzero = _method("nonzero")
     del _method
+
+    def sort(self, axis=-1, kind=None, order=None):
+        """In place, as ndarray.sort."""
+        self[...] = call_numpy("sort", [self, axis, kind, order], {})
 
     def reshape(self, *shape, order="C"):
         if len(shape) == 1:
@@ -391,7 +397,7 @@ class Tracer:
 
     # indexing -----------------------------------------------------------------------------------
     def __getitem__(self, key):
-        if masked.is_mask_key(key):  # usable only to be written back through the mask (x[m] -= v)
+        if masked.is_mask_key(key):  # lazy while only written back through the mask (x[m] -= v)
             return masked.MaskedSelection(self._tj_value, masked.mask_of(key))
         value = getitem(self._tj_value, key)
         if _is_basic(key):  # an exact view: writes into it reach this array, and it sees this array's writes
@@ -401,10 +407,10 @@ class Tracer:
 
     def __setitem__(self, key, value):
         if isinstance(value, masked.MaskedSelection):
-            if not masked.is_mask_key(key):
-                raise masked._refuse("a write through an index other than the mask")
-            self._assign(masked.write_back(self._tj_value, masked.mask_of(key), value))
-            return
+            if masked.is_mask_key(key):
+                self._assign(masked.write_back(self._tj_value, masked.mask_of(key), value))
+                return
+            value = value.tracer()  # the selected elements themselves (a data-dependent length)
         link = getattr(value, "_link", None)
         if link is not None and link.base is self and link.seen is self._v and _same_key(link.key, key):
             return  # x[k] op= v: the view x[k] already wrote itself into x (no second splice)

@@ -255,11 +255,9 @@ def _set_mask(x: Value, key, v: Value) -> Value:
     if mask.ndim > x.ndim or any(not _same_len(a, b) for a, b in zip(mask.shape, x.shape)):
         raise IndexError(f"boolean index of shape {T.shape_str(mask.shape)} does not match the indexed array of "
                          f"shape {T.shape_str(x.shape)}")
-    if any(d != 1 for d in v.shape):
-        raise UnsupportedError(
-            f"x[mask] = values with an array of values (shape {T.shape_str(v.shape)}) assigns them in the order of "
-            f"the mask's true elements, a data-dependent length tracejit does not trace; write "
-            f"x = np.where(mask, values_for_every_element, x) instead")
+    if any(d != 1 for d in v.shape):  # values in the order of the mask's true elements (trace/numpy_sorting.py)
+        from .numpy_sorting import masked_assign
+        return masked_assign(x, mask, v)
     v = ops.reshape(v, ())
     v = ops.convert(v, x.dtype) if v.dtype != x.dtype else v
     mask = ops.reshape(mask, mask.shape + (1,) * (x.ndim - mask.ndim))

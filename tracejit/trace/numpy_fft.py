@@ -1,0 +1,328 @@
+"""np.fft on traced values. The IR has no complex dtype yet, so a complex array is a ``ComplexPair``: its real and
+imaginary parts as two float arrays of the same shape (float32 parts for numpy's complex64). The transforms are
+library primitives over those parts (``fft``, ``rfft``, ``irfft`` along the last axis; numpy's pocketfft is the
+implementation); the n-d transforms apply them axis by axis. A pair supports what spectral code does between
+transforms (arithmetic with arrays, scalars and Python complex numbers, abs, conj, angle, ``.real``/``.imag``,
+indexing and writes); a pair cannot be returned from a traced function (return ``.real`` and ``.imag``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UnsupportedError
+from ..ir import ops
+from ..ir import types as T
+from ..ir.graph import Value
+from .numpy_api import IMPLS, impl
+from .numpy_more import _ax, _u
+
+
+def _real(x) -> Value:
+    v = ops.as_value(x)
+    return v if v.dtype.kind == "f" else ops.convert(v, T.FLOAT64)
+
+
+def parts(x):
+    """(real, imaginary) Values of a pair, a traced array, an array or a Python complex."""
+    from .tracer import unwrap
+    if isinstance(x, ComplexPair):
+        return x.re, x.im
+    if isinstance(x, complex):
+        return ops.constant(x.real, T.FLOAT64, weak=True), ops.constant(x.imag, T.FLOAT64, weak=True)
+    if isinstance(x, np.ndarray) and x.dtype.kind == "c":
+        return ops.as_value(x.real.copy()), ops.as_value(x.imag.copy())
+    v = ops.as_value(unwrap(x))
+    return v, ops.constant(0, v.dtype if v.dtype.kind == "f" else T.FLOAT64, weak=True)
+
+
+def _pair(re: Value, im: Value) -> "ComplexPair":
+    return ComplexPair(re, im)
+
+
+class ComplexPair:
+    """A traced complex array as its two float parts."""
+
+    __array_priority__ = 3000
+    __slots__ = ("_re", "_im")
+
+    def __init__(self, re, im):
+        from .tracer import wrap
+        re, im = ops.as_value(re), ops.as_value(im)
+        dt = np.result_type(re.dtype, im.dtype)
+        dt = dt if dt.kind == "f" else T.FLOAT64
+        shape = T.broadcast_shapes(re.shape, im.shape, constraints=ops.current().constraints)
+        self._re = wrap(ops.broadcast_to(ops.convert(re, dt) if re.dtype != dt else re, shape))
+        self._im = wrap(ops.broadcast_to(ops.convert(im, dt) if im.dtype != dt else im, shape))
+
+    re = property(lambda self: self._re._tj_value)
+    im = property(lambda self: self._im._tj_value)
+    real = property(lambda self: self._re)
+    imag = property(lambda self: self._im)
+    shape = property(lambda self: self.re.shape)
+    ndim = property(lambda self: self.re.ndim)
+    size = property(lambda self: T.prod(self.re.shape))
+    dtype = property(lambda self: np.dtype(np.complex64 if self.re.dtype == T.FLOAT32 else np.complex128))
+
+    @property
+    def _tj_value(self):
+        raise TypeError("a complex value cannot leave the traced function or be used as a real array (tracejit has "
+                        "no complex dtype yet): use its .real and .imag (or np.abs) instead")
+
+    def __repr__(self):
+        return f"ComplexPair({self.dtype}{list(self.shape)})"
+
+    # arithmetic --------------------------------------------------------------------------------------------
+    def __add__(self, o):
+        (a, b), (c, d) = parts(self), parts(o)
+        return _pair(_u("add", a, c), _u("add", b, d))
+
+    __radd__ = __add__
+
+    def __sub__(self, o):
+        (a, b), (c, d) = parts(self), parts(o)
+        return _pair(_u("subtract", a, c), _u("subtract", b, d))
+
+    def __rsub__(self, o):
+        return (-self) + o
+
+    def __mul__(self, o):
+        (a, b), (c, d) = parts(self), parts(o)
+        return _pair(_u("subtract", _u("multiply", a, c), _u("multiply", b, d)),
+                     _u("add", _u("multiply", a, d), _u("multiply", b, c)))
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, o):
+        (c, d) = parts(o)
+        den = _u("add", _u("multiply", c, c), _u("multiply", d, d))
+        q = self * _pair(_u("divide", c, den), _u("divide", _u("negative", d), den))
+        return q
+
+    def __rtruediv__(self, o):
+        return _pair(*parts(o)) / self
+
+    def __neg__(self):
+        return _pair(_u("negative", self.re), _u("negative", self.im))
+
+    def __abs__(self):
+        from .tracer import wrap
+        return wrap(ops.ufunc("hypot", self.re, self.im))
+
+    def conj(self):
+        return _pair(self.re, _u("negative", self.im))
+
+    conjugate = conj
+
+    # indexing ----------------------------------------------------------------------------------------------
+    def __getitem__(self, key):
+        return ComplexPair(self._re[key], self._im[key])
+
+    def __setitem__(self, key, value):
+        re, im = parts(value)
+        from .tracer import wrap
+        self._re[key] = wrap(re)
+        self._im[key] = wrap(im)
+
+    def __len__(self):
+        return len(self._re)
+
+    # numpy's protocols ---------------------------------------------------------------------------------------
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        name = ufunc.__name__
+        if method != "__call__" or kwargs:
+            raise UnsupportedError(f"np.{name}.{method} with keywords on a complex traced value")
+        if name == "absolute":
+            return abs(inputs[0])
+        if name in ("conjugate", "conj"):
+            return _pair(*parts(inputs[0])).conj()
+        ops_ = {"add": "__add__", "subtract": "__sub__", "multiply": "__mul__", "divide": "__truediv__",
+                "true_divide": "__truediv__", "negative": "__neg__"}
+        if name in ops_:
+            first = _pair(*parts(inputs[0]))
+            return getattr(first, ops_[name])(*inputs[1:])
+        raise UnsupportedError(f"np.{name} of a complex traced value is not supported by tracejit yet")
+
+    def __array_function__(self, func, types, args, kwargs):
+        name = func.__name__
+        from .tracer import wrap
+        if name in FFT_IMPLS:
+            return wrap(FFT_IMPLS[name](*args, **kwargs))
+        simple = {"real": lambda z: _pair(*parts(z)).real, "imag": lambda z: _pair(*parts(z)).imag,
+                  "conj": lambda z: _pair(*parts(z)).conj(), "conjugate": lambda z: _pair(*parts(z)).conj(),
+                  "abs": lambda z: abs(_pair(*parts(z))), "absolute": lambda z: abs(_pair(*parts(z))),
+                  "angle": _angle}
+        if name in simple and len(args) == 1 and not kwargs:
+            return wrap(simple[name](args[0]))
+        raise UnsupportedError(f"np.{name} of a complex traced value is not supported by tracejit yet (use its "
+                               f".real and .imag)")
+
+
+def _angle(z, deg=False):
+    re, im = parts(z)
+    a = ops.ufunc("arctan2", im, re)
+    return ops.ufunc("multiply", a, 180 / np.pi) if deg else a
+
+
+# ------------------------------------------------------------------------------------------------ transforms
+_NORMS = (None, "backward", "ortho", "forward")
+
+
+def _norm(norm):
+    if norm not in _NORMS:
+        raise ValueError(f'Invalid norm value {norm}; should be "backward","ortho" or "forward".')
+    return norm or "backward"
+
+
+def _to_last(v: Value, ax: int) -> Value:
+    if ax == v.ndim - 1:
+        return v
+    perm = tuple(i for i in range(v.ndim) if i != ax) + (ax,)
+    return ops.transpose(v, perm)
+
+
+def _from_last(v: Value, ax: int) -> Value:
+    if ax == v.ndim - 1:
+        return v
+    perm = list(range(v.ndim - 1))
+    perm.insert(ax, v.ndim - 1)
+    return ops.transpose(v, tuple(perm))
+
+
+def _length(n, default, what="n"):
+    if n is None:
+        return default
+    if isinstance(n, T.Dim):
+        return n
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"'{type(n).__name__}' object cannot be interpreted as an integer")
+    if n < 1:
+        raise ValueError(f"Invalid number of FFT data points ({n}) specified.")
+    return int(n)
+
+
+def _c2c(x, n, axis, norm, inverse):
+    re, im = parts(x)
+    if re.ndim == 0:
+        raise np.exceptions.AxisError(axis, 0)
+    ax = _ax(axis, re.ndim)
+    dt = re.dtype if re.dtype.kind == "f" and not re.type.weak else T.FLOAT64
+    re = ops.convert(re, dt) if re.dtype != dt else re
+    im = ops.broadcast_to(ops.convert(im, dt), re.shape)
+    re, im = _to_last(re, ax), _to_last(im, ax)
+    n = _length(n, re.shape[-1])
+    p = dict(n=n, inverse=inverse, norm=_norm(norm))
+    out = [ops.bind("fft", re, im, output=k, **p) for k in range(2)]
+    return _pair(_from_last(out[0], ax), _from_last(out[1], ax))
+
+
+def _check_real(a, name):
+    if isinstance(a, ComplexPair):
+        raise TypeError(f"np.fft.{name} takes a real array; this one is complex (use .real, or np.fft.fft)")
+    return _real(a)
+
+
+@impl("fft")
+def fft(a, n=None, axis=-1, norm=None, out=None):
+    _no_out(out, "fft")
+    return _c2c(a, n, axis, norm, False)
+
+
+@impl("ifft")
+def ifft(a, n=None, axis=-1, norm=None, out=None):
+    _no_out(out, "ifft")
+    return _c2c(a, n, axis, norm, True)
+
+
+@impl("rfft")
+def rfft(a, n=None, axis=-1, norm=None, out=None):
+    _no_out(out, "rfft")
+    x = _check_real(a, "rfft")
+    ax = _ax(axis, x.ndim) if x.ndim else _ax(axis, 0)
+    x = _to_last(x, ax)
+    n = _length(n, x.shape[-1])
+    out = [ops.bind("rfft", x, n=n, norm=_norm(norm), output=k) for k in range(2)]
+    return _pair(_from_last(out[0], ax), _from_last(out[1], ax))
+
+
+@impl("irfft")
+def irfft(a, n=None, axis=-1, norm=None, out=None):
+    _no_out(out, "irfft")
+    re, im = parts(a)
+    re = _real(re)
+    ax = _ax(axis, re.ndim) if re.ndim else _ax(axis, 0)
+    im = ops.broadcast_to(ops.convert(im, re.dtype), re.shape)
+    re, im = _to_last(re, ax), _to_last(im, ax)
+    n = _length(n, 2 * (re.shape[-1] - 1))
+    return _from_last(ops.bind("irfft", re, im, n=n, norm=_norm(norm)), ax)
+
+
+def _no_out(out, name):
+    if out is not None:
+        raise UnsupportedError(f"np.fft.{name}: the out= argument is not supported by tracejit")
+
+
+def _axes_lengths(shape_ndim, s, axes, default_axes):
+    if axes is None:
+        axes = default_axes if s is None else tuple(range(-len(s), 0))
+    axes = tuple(axes)
+    if s is not None and len(s) != len(axes):
+        raise ValueError("Shape and axes have different lengths.")
+    return axes, (tuple(s) if s is not None else (None,) * len(axes))
+
+
+def _nd(name, inverse, default_axes):
+    def f(a, s=None, axes=default_axes, norm=None, out=None):
+        _no_out(out, name)
+        axes_, ns = _axes_lengths(None, s, axes, default_axes)
+        z = a
+        for ax, n in zip(axes_, ns):
+            z = _c2c(z, n, ax, norm, inverse)
+        return z
+    f.__name__ = name
+    return f
+
+
+def _rnd(name, default_axes):
+    def f(a, s=None, axes=default_axes, norm=None, out=None):
+        _no_out(out, name)
+        axes_, ns = _axes_lengths(None, s, axes, default_axes)
+        z = rfft(a, ns[-1], axes_[-1], norm)
+        for ax, n in zip(axes_[:-1], ns[:-1]):
+            z = _c2c(z, n, ax, norm, False)
+        return z
+    f.__name__ = name
+    return f
+
+
+def _irnd(name, default_axes):
+    def f(a, s=None, axes=default_axes, norm=None, out=None):
+        _no_out(out, name)
+        axes_, ns = _axes_lengths(None, s, axes, default_axes)
+        z = a
+        for ax, n in zip(axes_[:-1], ns[:-1]):
+            z = _c2c(z, n, ax, norm, True)
+        return irfft(z, ns[-1], axes_[-1], norm)
+    f.__name__ = name
+    return f
+
+
+FFT_IMPLS = {"fft": fft, "ifft": ifft, "rfft": rfft, "irfft": irfft,
+             "fft2": _nd("fft2", False, (-2, -1)), "ifft2": _nd("ifft2", True, (-2, -1)),
+             "rfft2": _rnd("rfft2", (-2, -1)), "irfft2": _irnd("irfft2", (-2, -1))}
+
+
+def _all_axes(kind, name):
+    """fftn-style functions default to every axis (numpy's axes=None)."""
+    def f(a, s=None, axes=None, norm=None, out=None):
+        nd = parts(a)[0].ndim
+        ax = tuple(range(nd)) if axes is None and s is None else axes
+        return kind(name, False if "i" not in name[:2] else True, ax)(a, s, ax, norm, out) \
+            if kind is _nd else kind(name, ax)(a, s, ax, norm, out)
+    f.__name__ = name
+    return f
+
+
+FFT_IMPLS.update(fftn=_all_axes(_nd, "fftn"), ifftn=_all_axes(_nd, "ifftn"), rfftn=_all_axes(_rnd, "rfftn"),
+                 irfftn=_all_axes(_irnd, "irfftn"))
+for _n, _f in FFT_IMPLS.items():
+    IMPLS[_n] = _f
