@@ -497,3 +497,13 @@ def test_layer_bias_folds_into_the_gemm(dtype):
     steps = f.lower(x, w, bias).executable.plan.steps
     assert [type(s).__name__ for s in steps] == ["CopyStep", "MatmulStep", "Kernel"]
     assert steps[1].beta == 1.0 and [o.eqn.prim for o in steps[2].ops] == ["tanh"]
+
+
+def test_scalar_gather_with_a_traced_index():
+    """x[i] with a traced 0-d index reads one element: the gathered array has a higher rank than the result
+    (this raised IndexError in the kernel lowering)."""
+    x = np.arange(5.0)
+    f = tj.jit(lambda x, i: x[i] * 2 + x[0])
+    assert f(x, np.array(3)) == 6.0 and f(x, np.array(-1)) == 8.0
+    g = tj.jit(lambda x, i: (x * 3)[i] + 1)
+    assert g(x, np.array(2)) == 7.0

@@ -261,15 +261,22 @@ def test_svd_full_matrices_gradient_is_a_clear_error():
 
 
 # ------------------------------------------------------------------------------------------------ backend hook
-def test_library_calls_are_marked_and_run_interpreted_on_cpu():
+def test_library_calls_cut_the_program_into_compiled_segments():
     g = make_ir(lambda a: np.sort(a) + np.linalg.inv(a).sum())(SPD)
     prims = {e.prim for e in g.eqns if is_library_call(e)}
     assert prims == {"sort", "linalg_inv"} and prims <= set(LIBRARY_PRIMS)
     assert not any(is_library_call(e) for e in make_ir(lambda a: a + 1)(SPD).eqns)
-    from tracejit.codegen.runtime import InterpretedExecutable, compile_graph
-    assert isinstance(compile_graph(g), InterpretedExecutable)
-    with pytest.raises(NotImplementedError, match="'sort'|'linalg_inv'"):
-        compile_graph(g, device="cuda")
+    from tracejit.compile import CompileOptions, compile as compile_graph
+    from tracejit.segmented import RegionExecutable, _LibraryStep, _Segment
+    exe = compile_graph(g, CompileOptions(tiered=False))
+    assert isinstance(exe, RegionExecutable)
+    kinds = [type(s) for s in exe.steps]
+    assert kinds.count(_LibraryStep) == 2 and _Segment in kinds  # the elementwise work is compiled code
+    np.testing.assert_allclose(exe.run([SPD])[0], np.sort(SPD) + np.linalg.inv(SPD).sum())
+    # a data-dependent length bound by a call is read by the compiled segment after it
+    f = tj.jit(lambda x: np.exp(x[x > 0.5]) * 2)
+    for x in (R.random(7), R.random(11)):
+        np.testing.assert_allclose(f(x), np.exp(x[x > 0.5]) * 2)
 
 
 def test_vmap_of_library_calls():

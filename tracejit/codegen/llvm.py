@@ -947,10 +947,10 @@ def lower_kernel(em: _Emitter, plan, k: Kernel, canon):
         if e.prim == "reshape":
             return values[e.inputs[0].id] if e.inputs[0].id in values else operand(e.inputs[0], o.axes, idx,
                                                                                      values, phase, level, q=None)
+        if e.prim == "gather":  # addresses its operands itself: they need not have the result's rank
+            return gather(e, o, idx, values, phase, level)
         q = e.out.ndim
         args = [operand(x, o.axes, idx, values, phase, level, q) for x in e.inputs]
-        if e.prim == "gather":
-            return gather(e, o, idx, values)
         return ops.emit(e, args)
 
     def operand(x, cons_axes, idx, values, phase, level, q):
@@ -978,13 +978,12 @@ def lower_kernel(em: _Emitter, plan, k: Kernel, canon):
         off = q - x.ndim
         return tuple(None if x.shape[j] == 1 else cons_axes[j + off] for j in range(x.ndim))
 
-    def gather(e, o, idx, values):
+    def gather(e, o, idx, values, phase, level):
         x, ind = e.inputs
         ax = e.p["axis"]
         xacc = plan.sources[x.id].access
-        iacc = plan.sources[ind.id].access
-        iaxes = tuple(None if ind.shape[j] == 1 else o.axes[ax + j] for j in range(ind.ndim))
-        iv = em.load(iacc, idx, iaxes)
+        # the index may be a constant, a length or a stored value: read it as any operand over its own axes
+        iv = operand(ind, tuple(o.axes[ax:ax + ind.ndim]), idx, values, phase, level, ind.ndim)
         iv = em.checked_index(iv, em.dim(x.shape[ax]), flag_ptr)
         # address: x dims before ax map to out dims before ax; after ax to out dims after the index dims
         local = dict(idx)

@@ -123,9 +123,10 @@ class Graph:
         return out
 
 
-def toposort(outputs) -> list:
+def toposort(outputs, follow_lengths=True) -> list:
     """Equations needed for ``outputs``, in a topological order (dead code dropped): depth first, each equation
-    after its inputs' in input order."""
+    after its inputs' in input order. ``follow_lengths=False``: the calls binding data-dependent lengths are not
+    pulled in (a graph cut out of a bigger one reads those lengths from witness inputs instead)."""
     order, seen, opened = [], set(), set()
     stack = [v.eqn for v in reversed(outputs) if v.eqn is not None]
     while stack:
@@ -141,7 +142,7 @@ def toposort(outputs) -> list:
         for x in reversed(e.inputs):
             if x.eqn is not None and x.eqn not in seen:
                 stack.append(x.eqn)
-        if T.UNBACKED_SOURCES:
+        if follow_lengths and T.UNBACKED_SOURCES:
             stack.extend(d for d in length_sources(e) if d not in seen)
     return order
 

@@ -69,8 +69,9 @@ def evaluate(graph, arrays, check=True):
     groups: dict = {}  # a loop's results are sibling equations: run it once
     for e in graph.eqns:
         args = [vals[v.id] if v.id in vals else v.const for v in e.inputs]
-        # a data-dependent length a call binds ("length") is its result's, not an argument
-        params = {k: p if k == "length" else resolve(p, env) for k, p in e.params}
+        # a data-dependent length a library call binds ("length") is its result's, not an argument
+        binds = PRIMS[e.prim].kind == "library"
+        params = {k: p if binds and k == "length" else resolve(p, env) for k, p in e.params}
         if e.prim in REGION_PRIMS:
             key = group_key(e)
             if key not in groups:

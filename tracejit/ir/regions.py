@@ -97,7 +97,7 @@ def close_graph(inputs, outputs) -> tuple[Graph, tuple]:
     """(Graph over ``inputs`` computing ``outputs``, witness symbols): the symbols of every length the graph uses
     are read off an input axis, or off an added witness input."""
     inputs = list(inputs)
-    eqns = toposort(outputs)
+    eqns = toposort(outputs, follow_lengths=False)  # lengths bound outside come in through witness inputs
     symbols: dict = {}
     for i, v in enumerate(inputs):
         for ax, d in enumerate(v.shape):

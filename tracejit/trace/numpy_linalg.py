@@ -10,6 +10,7 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..ir import ops
 from ..ir import types as T
+from ..ir.constraints import Constraint
 from ..ir.graph import Value
 from .numpy_api import IMPLS, impl
 from .numpy_more import _u, iota
@@ -68,8 +69,9 @@ def solve(a, b):
     batch = T.broadcast_shapes(a.shape[:-2], b.shape[:-2], constraints=ops.current().constraints)
     n = a.shape[-1]
     if b.shape[-2] != n:
-        ops.current().constraints.append(("same", b.shape[-2], n, (
-            "solve: Input operand 1 has a mismatch in its core dimension 0 (size {a} is different from {b})", ())))
+        ops.current().constraints.append(Constraint.same(
+            b.shape[-2], n, "solve: Input operand 1 has a mismatch in its core dimension 0 (size {a} is different "
+            "from {b})"))
     a = ops.broadcast_to(a, batch + tuple(a.shape[-2:]))
     b = ops.broadcast_to(b, batch + (n, b.shape[-1]))
     x = ops.bind("linalg_solve", a, b)

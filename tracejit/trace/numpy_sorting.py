@@ -10,6 +10,7 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..ir import ops
 from ..ir import types as T
+from ..ir.constraints import Constraint
 from ..ir.graph import Value
 from .numpy_api import IMPLS, impl, ravel
 from .numpy_more import _ax, _concat, _cut, _u
@@ -250,9 +251,9 @@ def select_by_mask(x: Value, mask: Value) -> Value:
             raise IndexError(f"boolean index did not match indexed array along axis {i}; size of axis is {dx} but "
                              f"size of corresponding boolean axis is {dm}")
         if dm != dx:
-            ops.current().constraints.append(("same", dm, dx, (
-                f"boolean index did not match indexed array along axis {i}; size of axis is {{b}} but size of "
-                f"corresponding boolean axis is {{a}}", ())))
+            ops.current().constraints.append(Constraint.same(
+                dm, dx, f"boolean index did not match indexed array along axis {i}; size of axis is {{b}} but size "
+                f"of corresponding boolean axis is {{a}}"))
     lead = T.prod(x.shape[:k])
     flat_x = ops.reshape(x, (lead,) + tuple(x.shape[k:]))
     return ops.bind("gather", flat_x, flatnonzero(mask), axis=0)
