@@ -23,6 +23,7 @@ import numpy as np
 
 from ..ir import types as T
 from ..ir.interpret import evaluate
+from ..lower import scalar as scalar_table
 
 # Elements of the biggest loop nest below which one call of the native entry runs everything on this thread:
 # splitting costs ~5 us per step through ctypes plus ~20 us per thread hand-off, which pays off only above this.
@@ -54,10 +55,6 @@ class InterpretedExecutable:
         return ""
 
 
-# Primitives whose machine code calls the vector math library (big inlined polynomial code, most of LLVM's time).
-VECTOR_MATH = {"exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "cos", "tan", "arcsin", "arccos",
-               "arctan", "arctan2", "sinh", "cosh", "tanh", "arcsinh", "arccosh", "arctanh", "cbrt", "hypot",
-               "power", "logaddexp", "sigmoid", "softplus"}
 TIER_UP_SECONDS = 0.02  # time spent in first-tier code after which the optimized tier is compiled ...
 TIER_UP_CALLS = 2  # ... or calls after which it is (a function called again is likely to be called more)
 # The optimized tier takes about this many times the first tier's compile time; a call whose first-tier run
@@ -77,7 +74,7 @@ def compile_graph(graph, device="cpu", tiered=False):
     planned = plan_graph(graph)
     plan_s = time.perf_counter() - t0
     if tiered and os.environ.get("TRACEJIT_TIERED", "1") != "0" and (
-            any(e.prim in VECTOR_MATH for e in graph.eqns) or len(planned[0].steps) >= TIER_MIN_STEPS):
+            any(scalar_table.is_expensive(e.prim) for e in graph.eqns) or len(planned[0].steps) >= TIER_MIN_STEPS):
         exe = TieredExecutable(graph, planned)
     else:
         exe = LLVMExecutable(graph, planned=planned)
