@@ -26,7 +26,7 @@ def dtypes_of(prim) -> list:
     """The dtypes ``prim`` computes in (all inputs of one dtype, as tracejit's elementwise primitives do)."""
     if prim in ("convert", "where", "stop_gradient"):
         return DTYPES
-    if prim in FLOAT_ONLY:
+    if prim in FLOAT_ONLY or prim == "ldexp":  # ldexp: a float and an int64 exponent (ir/primitives.py)
         return DTYPES[3:]
     out = []
     for sig in UFUNCS[prim].types:
@@ -68,6 +68,10 @@ def inputs(prim, dt, rng, nrandom=40):
         cols[1] = np.abs(cols[1]) % 40
     if prim == "where":
         cols = [cols[0].astype(bool), cols[0], cols[1]]
+    if prim == "ldexp":
+        exps = np.array([0, 1, -1, 5, -5, 60, -60, 127, -149, 1023, -1074, -1080, 2000, -2000, 2 ** 40, -2 ** 40,
+                         np.iinfo(np.int64).min, np.iinfo(np.int64).max], np.int64)
+        cols[1] = np.resize(exps, len(cols[0]))
     return cols
 
 

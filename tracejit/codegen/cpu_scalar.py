@@ -90,7 +90,9 @@ class _Math:
                 sym = f"{_INTRINSICS[name]}.{suffix}"
             else:
                 sym = _LIBM[name] + ("" if ty == F64 else "f")
-            fn = self.m.globals.get(sym) or ir.Function(self.m, ir.FunctionType(ty, [ty] * len(args)), sym)
+            row = S.MATH.get(name)
+            params = [ty, I32] if row is not None and row.int_arg else [ty] * len(args)
+            fn = self.m.globals.get(sym) or ir.Function(self.m, ir.FunctionType(ty, params), sym)
             self.decls[key] = fn
         return b.call(fn, list(args))
 

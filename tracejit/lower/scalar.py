@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-BOOL = np.dtype(np.bool_)
+BOOL, INT32, INT64 = np.dtype(np.bool_), np.dtype(np.int32), np.dtype(np.int64)
 # cost of a math call per element: an instruction or two; a scalar libm call (small code, not vectorized); a
 # polynomial of the vector math library (most of the optimizer's time, and compute-bound loops)
 CHEAP, LIBCALL, EXPENSIVE = 1, 5, 20
@@ -39,10 +39,11 @@ class MathFn:
     ref: str
     cost: int = EXPENSIVE
     ulp: int = 4
+    int_arg: bool = False  # the second argument is a C int (int32), as ldexp's exponent
 
 
-def _fn(name, nargs, libm, cuda, vec, ref, cost=EXPENSIVE, ulp=4):
-    return MathFn(name, nargs, libm, cuda, vec, ref, cost, ulp)
+def _fn(name, nargs, libm, cuda, vec, ref, cost=EXPENSIVE, ulp=4, int_arg=False):
+    return MathFn(name, nargs, libm, cuda, vec, ref, cost, ulp, int_arg)
 
 
 # name                  nargs libm       libdevice   vecmath      reference              cost     ulp
@@ -58,6 +59,7 @@ _ROWS = [
     _fn("fmin",             2, "fmin",      "fmin",     None,        "fmin",               CHEAP,   0),
     _fn("fmod",             2, "fmod",      "fmod",     None,        "fmod",               CHEAP,   0),
     _fn("nextafter",        2, "nextafter", "nextafter", None,       "nextafter",          CHEAP,   0),
+    _fn("ldexp",            2, "ldexp",     "ldexp",    None,        "ldexp",              CHEAP,   0, True),
     _fn("exp",              1, "exp",       "exp",      "exp",       "exp"),
     _fn("exp2",             1, "exp2",      "exp2",     "exp2",      "exp2"),
     _fn("expm1",            1, "expm1",     "expm1",    "expm1",     "expm1"),
@@ -411,6 +413,119 @@ def _softplus(o, dt, x):
     e = o.math("exp", dt, o.neg(dt, o.math("fabs", dt, x)))
     r = o.add(dt, o.math("fmax", dt, x, o.const(dt, 0)), o.math("log1p", dt, e))
     return o.select(dt, o.isnan(dt, x), x, r)
+
+
+# ------------------------------------------------------------------------------------------------ newer ufuncs
+rule("copysign")(lambda o, dt, x, y: o.math("copysign", dt, x, y))
+rule("nextafter")(lambda o, dt, x, y: o.math("nextafter", dt, x, y))
+rule("float_power", ulp=4)(lambda o, dt, x, y: o.math("power", dt, x, y))  # numpy computes it in float64
+
+
+@rule("heaviside")
+def _heaviside(o, dt, x, h):
+    z = o.const(dt, 0)
+    r = o.select(dt, o.cmp(dt, "<", x, z), z, o.select(dt, o.cmp(dt, ">", x, z), o.const(dt, 1), h))
+    return o.select(dt, o.isnan(dt, x), x, r)
+
+
+@rule("ldexp")
+def _ldexp(o, dt, x, n):
+    """x * 2**n; ir/primitives.py makes ``n`` int64, C's ldexp takes an int: beyond +-100000 every result is
+    already 0, inf or x itself, so the clamp changes nothing."""
+    lim, nlim = o.const(INT64, 100000), o.const(INT64, -100000)
+    n = o.select(INT64, o.cmp(INT64, ">", n, lim), lim, o.select(INT64, o.cmp(INT64, "<", n, nlim), nlim, n))
+    return o.math("ldexp", dt, x, o.cast(n, INT64, INT32))
+
+
+@rule("logaddexp2", ulp=4)
+def _logaddexp2(o, dt, x, y):
+    mx = _maximum(o, dt, x, y)
+    e = o.math("exp2", dt, o.neg(dt, o.math("fabs", dt, o.sub(dt, x, y))))
+    r = o.add(dt, mx, o.mul(dt, o.math("log1p", dt, e), o.const(dt, 1 / np.log(2.0))))
+    return o.select(dt, o.cmp(dt, "==", x, y), o.add(dt, x, o.const(dt, 1)), r)
+
+
+@rule("sinc", ulp=8)
+def _sinc(o, dt, x):
+    y = o.mul(dt, o.const(dt, np.pi), x)
+    r = o.div(dt, o.math("sin", dt, y), y)
+    return o.select(dt, o.cmp(dt, "==", x, o.const(dt, 0)), o.const(dt, 1), r)
+
+
+def _times_const(num, den):
+    """x * (num / den) with the constant rounded as numpy rounds it: computed in x's own dtype."""
+    def f(o, dt, x):
+        return o.mul(dt, x, o.const(dt, np.asarray(num, dt) / np.asarray(den, dt)))
+    return f
+
+
+rule("deg2rad")(_times_const(np.pi, 180.0))
+rule("rad2deg")(_times_const(180.0, np.pi))
+
+
+@rule("signbit")
+def _signbit(o, dt, x):
+    return o.cmp(dt, "<", o.math("copysign", dt, o.const(dt, 1), x), o.const(dt, 0))
+
+
+@rule("spacing")
+def _spacing(o, dt, x):
+    """The distance to the next float away from zero (numpy: the smallest subnormal for both zeros)."""
+    away = o.math("nextafter", dt, x, o.math("copysign", dt, o.const(dt, np.inf), x))
+    tiny = o.const(dt, np.finfo(dt).smallest_subnormal)
+    return o.select(dt, o.cmp(dt, "==", x, o.const(dt, 0)), tiny, o.sub(dt, away, x))
+
+
+def _neg_abs(o, dt, x):
+    """-|x|: every int has one (|INT_MIN| has none)."""
+    return o.select(dt, o.cmp(dt, ">", x, o.const(dt, 0)), o.neg(dt, x), x)
+
+
+def _neg_gcd(o, dt, x, y):
+    """-gcd(|x|, |y|): Euclid's loop (as numpy's) on non-positive values, unrolled for the worst case (consecutive
+    Fibonacci numbers: 46 steps below 2**31, 92 below 2**63)."""
+    zero, one, m1 = o.const(dt, 0), o.const(dt, 1), o.const(dt, -1)
+    a, b = _neg_abs(o, dt, x), _neg_abs(o, dt, y)
+    for _ in range(47 if np.dtype(dt).itemsize == 4 else 93):
+        live, am1 = o.cmp(dt, "!=", a, zero), o.cmp(dt, "==", a, m1)
+        safe = o.select(dt, o.or_(BOOL, o.not_(BOOL, live), am1), one, a)
+        r = o.select(dt, am1, zero, o.imod(dt, b, safe))
+        a, b = o.select(dt, live, r, a), o.select(dt, live, a, b)
+    return b
+
+
+@rule("gcd")
+def _gcd(o, dt, x, y):
+    return o.neg(dt, _neg_gcd(o, dt, x, y))  # gcd(INT_MIN, 0) wraps to INT_MIN, as numpy's unsigned result
+
+
+@rule("lcm")
+def _lcm(o, dt, x, y):
+    """|x| / gcd * |y| wrapping as numpy's unsigned arithmetic: (-|x|) / (-gcd) is exact and non-negative."""
+    zero, one, m1 = o.const(dt, 0), o.const(dt, 1), o.const(dt, -1)
+    ng, nx = _neg_gcd(o, dt, x, y), _neg_abs(o, dt, x)
+    g0, gm1 = o.cmp(dt, "==", ng, zero), o.cmp(dt, "==", ng, m1)
+    q = o.select(dt, gm1, o.neg(dt, nx), o.idiv(dt, nx, o.select(dt, o.or_(BOOL, g0, gm1), one, ng)))
+    return o.select(dt, g0, zero, o.mul(dt, q, o.neg(dt, _neg_abs(o, dt, y))))
+
+
+def _shift_amount(o, dt, n):
+    """(0 <= n < bits, n where it is so and 0 elsewhere): numpy defines the shifts beyond, C does not."""
+    ok = o.and_(BOOL, o.cmp(dt, ">=", n, o.const(dt, 0)), o.cmp(dt, "<", n, o.const(dt, np.dtype(dt).itemsize * 8)))
+    return ok, o.select(dt, ok, n, o.const(dt, 0))
+
+
+@rule("left_shift")
+def _left_shift(o, dt, x, n):
+    ok, n = _shift_amount(o, dt, n)
+    return o.select(dt, ok, o.shl(dt, x, n), o.const(dt, 0))
+
+
+@rule("right_shift")
+def _right_shift(o, dt, x, n):
+    ok, n = _shift_amount(o, dt, n)
+    beyond = o.select(dt, o.cmp(dt, "<", x, o.const(dt, 0)), o.const(dt, -1), o.const(dt, 0))
+    return o.select(dt, ok, o.shr(dt, x, n), beyond)
 
 
 # ------------------------------------------------------------------------------------------------ lowering
