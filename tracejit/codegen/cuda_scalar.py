@@ -167,6 +167,19 @@ class CudaScalarOps(S.ScalarOps):
     def math(self, name, dt, *xs):
         return self._let(f"_{name}_{_SUFFIX[np.dtype(dt)]}({', '.join(xs)})")
 
+    def while_(self, dt, state, cond, step, max_steps):
+        """A real loop: numba compiles 93 unrolled Euclid steps (int64 gcd) in minutes, the loop at once."""
+        names = [self._let(s) for s in state]
+        start = len(self.lines)
+        test = cond(names)
+        test_lines = self.lines[start:]
+        del self.lines[start:]
+        new = step(names)
+        body = self.lines[start:] + [f"{', '.join(names)} = {', '.join(new)}"] + test_lines  # all at once
+        del self.lines[start:]
+        self.lines += test_lines + [f"while {test}:"] + ["    " + line for line in body]
+        return names
+
     def cast(self, x, src, dst):
         src, dst = np.dtype(src), np.dtype(dst)
         if src == dst:

@@ -132,6 +132,15 @@ class ScalarOps:
     def isnan(self, dt, x): raise NotImplementedError
     def math(self, name, dt, *xs): raise NotImplementedError
 
+    def while_(self, dt, state, cond, step, max_steps):
+        """``state = step(state)`` while ``cond(state)``, at most ``max_steps`` times (a list of values of dtype
+        ``dt``). ``step`` must be defined on every state: a backend may evaluate it unconditionally (this default
+        unrolls the loop into selects; a backend with loops runs a real one)."""
+        for _ in range(max_steps):
+            live, new = cond(state), step(state)
+            state = [self.select(dt, live, n, s) for n, s in zip(new, state)]
+        return state
+
 
 ABSTRACT_OPS = tuple(n for n in vars(ScalarOps) if not n.startswith("_"))
 
@@ -485,13 +494,15 @@ def _neg_gcd(o, dt, x, y):
     """-gcd(|x|, |y|): Euclid's loop (as numpy's) on non-positive values, unrolled for the worst case (consecutive
     Fibonacci numbers: 46 steps below 2**31, 92 below 2**63)."""
     zero, one, m1 = o.const(dt, 0), o.const(dt, 1), o.const(dt, -1)
-    a, b = _neg_abs(o, dt, x), _neg_abs(o, dt, y)
-    for _ in range(47 if np.dtype(dt).itemsize == 4 else 93):
-        live, am1 = o.cmp(dt, "!=", a, zero), o.cmp(dt, "==", a, m1)
-        safe = o.select(dt, o.or_(BOOL, o.not_(BOOL, live), am1), one, a)
-        r = o.select(dt, am1, zero, o.imod(dt, b, safe))
-        a, b = o.select(dt, live, r, a), o.select(dt, live, a, b)
-    return b
+
+    def step(s):  # (a, b) -> (b mod a, a); a == 0 (the loop's end) and a == -1 (b mod -1 == 0) never divide
+        a, b = s
+        am1 = o.cmp(dt, "==", a, m1)
+        safe = o.select(dt, o.or_(BOOL, o.cmp(dt, "==", a, zero), am1), one, a)
+        return [o.select(dt, am1, zero, o.imod(dt, b, safe)), a]
+    state = [_neg_abs(o, dt, x), _neg_abs(o, dt, y)]
+    steps = 47 if np.dtype(dt).itemsize == 4 else 93
+    return o.while_(dt, state, lambda s: o.cmp(dt, "!=", s[0], zero), step, steps)[1]
 
 
 @rule("gcd")
@@ -571,9 +582,13 @@ class _Recorder(ScalarOps):
         self.calls.append(name)
         return name
 
+    def while_(self, dt, state, cond, step, max_steps):
+        cond(state)
+        return step(state)
+
 
 for _name in ABSTRACT_OPS:
-    if _name != "math":
+    if _name not in ("math", "while_"):
         setattr(_Recorder, _name, lambda self, *a: None)
 
 
