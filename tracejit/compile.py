@@ -86,10 +86,11 @@ def build_executable(optimized: Graph, options: CompileOptions = CompileOptions(
         from .codegen.cuda import compile_graph_cuda
         return compile_graph_cuda(optimized, options.device)
     from .codegen import runtime
+    from .lower import scalar as scalar_table
     t0 = time.perf_counter()
     planned = runtime.plan_graph(optimized)
     plan_s = time.perf_counter() - t0
-    worth_tiers = any(e.prim in runtime.VECTOR_MATH for e in optimized.eqns) \
+    worth_tiers = any(scalar_table.is_expensive(e.prim) for e in optimized.eqns) \
         or len(planned[0].steps) >= runtime.TIER_MIN_STEPS
     if options.tiered and worth_tiers and os.environ.get("TRACEJIT_TIERED", "1") != "0":
         exe = runtime.TieredExecutable(optimized, planned)

@@ -26,41 +26,16 @@ from ..ir import types as T
 from ..ir.interpret import check_constraints
 from ..ir.primitives import PRIMS
 from .cuda_check import device_index, simulator_enabled
+from .cuda_scalar import _SUFFIX, _quiet, CudaScalarOps, cast_expr, literal as _literal, math_namespace
 
 SIM = simulator_enabled()
 TPB = 8 if SIM else 256  # threads per block (a power of two: the tree reductions halve it)
 TILE = 4 if SIM else 16  # matmul tile edge
 MAX_BLOCKS = 2 if SIM else 65535
 _NUMBA = {T.BOOL: "boolean", T.INT32: "int32", T.INT64: "int64", T.FLOAT32: "float32", T.FLOAT64: "float64"}
-_SUFFIX = {T.BOOL: "b", T.INT32: "i32", T.INT64: "i64", T.FLOAT32: "f32", T.FLOAT64: "f64"}
-# helper name -> (libdevice float64 name, numpy function for the simulator); libdevice float32 names add "f"
-_MATH = {"fabs": np.fabs, "sqrt": np.sqrt, "cbrt": np.cbrt, "exp": np.exp, "exp2": np.exp2, "expm1": np.expm1,
-         "log": np.log, "log2": np.log2, "log10": np.log10, "log1p": np.log1p, "sin": np.sin, "cos": np.cos,
-         "tan": np.tan, "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan, "sinh": np.sinh,
-         "cosh": np.cosh, "tanh": np.tanh, "asinh": np.arcsinh, "acosh": np.arccosh, "atanh": np.arctanh,
-         "floor": np.floor, "ceil": np.ceil, "trunc": np.trunc, "rint": np.rint, "pow": np.power,
-         "atan2": np.arctan2, "hypot": np.hypot, "fmod": np.fmod}
-
-
-def _scipy_special(name):
-    def f(x):
-        import scipy.special  # the simulator's stand-in for libdevice's special functions, imported on first use
-        return getattr(scipy.special, name)(x)
-    return f
-
-
-_MATH.update({"erf": _scipy_special("erf"), "erfc": _scipy_special("erfc"), "lgamma": _scipy_special("gammaln"),
-              "tgamma": _scipy_special("gamma")})
 
 
 # ================================================================================================ helpers
-
-def _quiet(f):
-    def g(*a):
-        with np.errstate(all="ignore"):
-            return f(*a)
-    return g
-
 
 def _namespace() -> dict:
     """Globals of every generated kernel: casts, math and constants, bound per target."""
@@ -74,14 +49,7 @@ def _namespace() -> dict:
             ns["_cast_" + suf] = _quiet(lambda x, dt=dt: np.asarray(x).astype(dt)[()])
         else:
             ns["_cast_" + suf] = getattr(numba, _NUMBA[dt])
-    if SIM:
-        for name, f in _MATH.items():
-            ns[f"_{name}_f32"] = ns[f"_{name}_f64"] = _quiet(f)
-    else:
-        from numba.cuda import libdevice
-        for name in _MATH:
-            ns[f"_{name}_f64"] = getattr(libdevice, name)
-            ns[f"_{name}_f32"] = getattr(libdevice, name + "f")
+    ns.update(math_namespace(SIM))
     return ns
 
 
@@ -135,18 +103,6 @@ def _blocks(n):
     return max(1, min(MAX_BLOCKS if SIM else 32 * 132, -(-n // TPB)))
 
 
-def _literal(value, dt) -> str:
-    dt = np.dtype(dt)
-    v = np.asarray(value).astype(dt)[()]
-    if dt == T.BOOL:
-        return "True" if v else "False"
-    if dt.kind in "iu":
-        return f"_cast_{_SUFFIX[dt]}({int(v)})"
-    f = float(v)
-    s = "_NAN" if f != f else ("_INF" if f == math.inf else ("(-_INF)" if f == -math.inf else repr(f)))
-    return f"_cast_{_SUFFIX[dt]}({s})"
-
-
 def _cstrides(shape):
     out, s = [], 1
     for d in reversed(shape):
@@ -175,134 +131,11 @@ def _unravel(index, dims, prefix, indent):
 
 
 # ================================================================================================ expressions
-
-class ExprEmitter:
-    """Elementwise equations -> Python statements over typed scalars (one SSA name per value)."""
-
-    def __init__(self):
-        self.lines: list = []
-        self._n = 0
-
-    def tmp(self):
-        self._n += 1
-        return f"_t{self._n}"
-
-    def cast(self, expr, dt) -> str:
-        dt = np.dtype(dt)
-        if dt == T.BOOL:
-            return f"(({expr}) != 0)"
-        return f"_cast_{_SUFFIX[dt]}({expr})"
-
-    def convert(self, x, src, dst) -> str:
-        src, dst = np.dtype(src), np.dtype(dst)
-        if src == dst:
-            return x
-        if src == T.BOOL:
-            return f"({_literal(1, dst)} if {x} else {_literal(0, dst)})"
-        return self.cast(x, dst)
-
-    def emit(self, e, names: dict, out_name: str):
-        """Append statements computing equation ``e`` into ``out_name``; ``names`` maps value ids to expressions."""
-        args = [names[v.id] for v in e.inputs]
-        dt = e.inputs[0].dtype if e.inputs else e.out.dtype  # compute dtype (all inputs share it)
-        od = e.out.dtype
-        if e.prim == "convert":
-            self.lines.append(f"{out_name} = {self.convert(args[0], dt, od)}")
-            return
-        if e.prim == "where":
-            c, a, b = args
-            self.lines.append(f"{out_name} = ({a} if {c} else {b})")
-            return
-        expr = self._expr(e.prim, args, np.dtype(dt))
-        if od == T.BOOL and e.prim in _BOOL_NATIVE:
-            self.lines.append(f"{out_name} = {expr}")
-        else:
-            self.lines.append(f"{out_name} = {self.cast(expr, od)}")
-
-    def _expr(self, prim, a, dt) -> str:
-        fl = dt.kind == "f"
-        sfx = _SUFFIX.get(dt, "f64")
-        one, zero = _literal(1, dt), _literal(0, dt)
-
-        def m(name, *xs):
-            return f"_{name}_{sfx}({', '.join(xs)})"
-        x = a[0]
-        if prim in _SIMPLE:
-            return _SIMPLE[prim].format(*a)
-        if prim in _FLOAT_FN:
-            return m(_FLOAT_FN[prim], *a) if fl else x
-        if prim == "absolute":
-            return m("fabs", x) if fl else (x if dt == T.BOOL else f"({x} if {x} >= 0 else -{x})")
-        if prim == "sign":
-            return f"({one} if {x} > 0 else (-{one} if {x} < 0 else {x if fl else zero}))"
-        if prim == "reciprocal":
-            return f"({one} / {x})" if fl else f"(1 if {x} == 1 else (-1 if {x} == -1 else 0))"
-        if prim == "invert":
-            return f"(not {x})" if dt == T.BOOL else f"(~{x})"
-        if prim == "isnan":
-            return f"({x} != {x})" if fl else "False"
-        if prim == "isinf":
-            return f"({x} == _INF or {x} == -_INF)" if fl else "False"
-        if prim == "isfinite":
-            return f"({x} == {x} and {x} != _INF and {x} != -_INF)" if fl else "True"
-        if prim == "sigmoid":
-            return f"(({one} / ({one} + {m('exp', '-' + x)})) if {x} >= 0 else ({m('exp', x)} / ({one} + {m('exp', x)})))"
-        if prim == "softplus":
-            return f"(({x} + {m('log1p', m('exp', '-' + x))}) if {x} > 0 else {m('log1p', m('exp', x))})"
-        b = a[1] if len(a) > 1 else None
-        if prim in ("maximum", "minimum", "fmax", "fmin"):
-            cmp = ">=" if prim in ("maximum", "fmax") else "<="
-            if not fl:
-                return f"({x} if {x} {cmp} {b} else {b})"
-            nan_keep = x if prim in ("maximum", "minimum") else b
-            return f"({x} if ({x} {cmp} {b} or {nan_keep} != {nan_keep}) else {b})"
-        if prim == "floor_divide":
-            return m("floor", f"{x} / {b}") if fl else f"({x} // {b} if {b} != 0 else 0)"
-        if prim == "remainder":
-            if not fl:
-                return f"({x} % {b} if {b} != 0 else 0)"
-            t = self.tmp()
-            self.lines.append(f"{t} = {m('fmod', x, b)}")
-            return f"({t} + {b} if ({t} != 0 and (({t} < 0) != ({b} < 0))) else {t})"
-        if prim == "power":
-            if fl:
-                return m("pow", x, b)
-            r, base, ex = self.tmp(), self.tmp(), self.tmp()
-            self.lines += [f"{r} = _cast_i64(1)", f"{base} = _cast_i64({x})", f"{ex} = _cast_i64({b})",
-                           f"if {ex} < 0:", f"    {r} = _cast_i64(1 if {base} == 1 else (0 if {base} != -1 else (1 - 2 * ({ex} & 1))))",
-                           f"while {ex} > 0:", f"    if {ex} & 1:", f"        {r} = {r} * {base}",
-                           f"    {base} = {base} * {base}", f"    {ex} = {ex} >> 1"]
-            return r
-        if prim == "logaddexp":
-            mx, d = self.tmp(), self.tmp()
-            self.lines += [f"{mx} = {x} if {x} >= {b} else {b}", f"{d} = {x} - {b}"]
-            return f"({mx} + {m('log1p', m('exp', '-' + m('fabs', d)))} if {d} == {d} else {x} + {b})"
-        if prim in ("arctan2", "hypot"):
-            return m("atan2" if prim == "arctan2" else "hypot", x, b)
-        if prim in ("logical_and", "logical_or", "logical_xor"):
-            op = {"logical_and": "and", "logical_or": "or", "logical_xor": "!="}[prim]
-            return f"(({x} != 0) {op} ({b} != 0))"
-        raise NotImplementedError(f"the CUDA backend has no lowering for the elementwise primitive {prim!r}")
-
-
-_SIMPLE = {"negative": "(-{0})", "positive": "{0}", "stop_gradient": "{0}", "square": "({0} * {0})", "add": "({0} + {1})",
-           "subtract": "({0} - {1})", "multiply": "({0} * {1})", "divide": "({0} / {1})",
-           "equal": "({0} == {1})", "not_equal": "({0} != {1})", "less": "({0} < {1})",
-           "less_equal": "({0} <= {1})", "greater": "({0} > {1})", "greater_equal": "({0} >= {1})",
-           "logical_not": "({0} == 0)", "bitwise_and": "({0} & {1})", "bitwise_or": "({0} | {1})",
-           "bitwise_xor": "({0} ^ {1})"}
-_FLOAT_FN = {"sqrt": "sqrt", "cbrt": "cbrt", "exp": "exp", "exp2": "exp2", "expm1": "expm1", "log": "log",
-             "log2": "log2", "log10": "log10", "log1p": "log1p", "sin": "sin", "cos": "cos", "tan": "tan",
-             "arcsin": "asin", "arccos": "acos", "arctan": "atan", "sinh": "sinh", "cosh": "cosh", "tanh": "tanh",
-             "arcsinh": "asinh", "arccosh": "acosh", "arctanh": "atanh", "floor": "floor", "ceil": "ceil",
-             "trunc": "trunc", "rint": "rint", "erf": "erf", "erfc": "erfc", "lgamma": "lgamma", "tgamma": "tgamma"}
-_BOOL_NATIVE = {"equal", "not_equal", "less", "less_equal", "greater", "greater_equal", "logical_not",
-                "logical_and", "logical_or", "logical_xor", "isnan", "isinf", "isfinite"}
-
+# the scalar operations live in cuda_scalar.py (the scalar table's rules, spelled as numba source)
 
 def _body(eqns, leaves, outputs, leaf_names):
     """Statements computing ``outputs`` from ``leaves`` (leaf j is read into ``leaf_names[j]``)."""
-    em = ExprEmitter()
+    em = CudaScalarOps()
     names = {}
     for v, n in zip(leaves, leaf_names):
         names[v.id] = n
@@ -500,9 +333,9 @@ def _combine(prim, acc, x, dt):
     """Statements folding value ``x`` into ``acc`` (both of the accumulator dtype)."""
     fl = dt.kind == "f"
     if prim == "sum":
-        return [f"{acc} = {ExprEmitter().cast(f'{acc} + {x}', dt)}"]
+        return [f"{acc} = {cast_expr(f'{acc} + {x}', dt)}"]
     if prim == "prod":
-        return [f"{acc} = {ExprEmitter().cast(f'{acc} * {x}', dt)}"]
+        return [f"{acc} = {cast_expr(f'{acc} * {x}', dt)}"]
     if prim == "any":
         return [f"{acc} = {acc} or {x}"]
     if prim == "all":
@@ -536,12 +369,12 @@ class ReduceStep:
         self.acc_dtype = T.BOOL if self.prim in ("any", "all") else (
             src.dtype if self.prim in ("argmax", "argmin") else eqn.out.dtype)
         lines, (val,) = _body(prologue, leaves, [src], [f"x{j}" for j in range(len(leaves))])
-        em = ExprEmitter()
+        em = CudaScalarOps()
         if self.prim in ("any", "all"):
             val = f"({val} != 0)"
         elif self.prim not in ("argmax", "argmin"):
             val = em.convert(val, src.dtype, self.acc_dtype)
-        self.lines, self.value = lines, val
+        self.lines, self.value = lines + em.lines, val
         self._variants: dict = {}
 
     def kernel(self, modes, nkeep, nred, first=True):
@@ -717,7 +550,7 @@ def _matmul_kernel(nbatch, dt):
             "                    else:", f"                        sb[ty, tx] = {zero}",
             "                    cuda.syncthreads()",
             f"                    for u in range({TILE}):",
-            f"                        acc = {ExprEmitter().cast('acc + sa[ty, u] * sb[u, tx]', dt)}",
+            f"                        acc = {cast_expr('acc + sa[ty, u] * sb[u, tx]', dt)}",
             "                    cuda.syncthreads()", f"                    t0 += {TILE}",
             "                if row < n and col < m:", "                    C[(z * n + row) * m + col] = acc",
             "                bj += cuda.gridDim.x", "            bi += cuda.gridDim.y", "        z += cuda.gridDim.z"]

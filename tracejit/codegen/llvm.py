@@ -24,12 +24,13 @@ import llvmlite.ir as ir
 import numpy as np
 
 from ..ir import types as T
+from ..lower import scalar as scalar_table
 from ..lower.plan import (Access, CopyStep, DimLength, InBuffer, Kernel, MatmulStep, ScalarConst, ScatterAddStep,
                           contiguous_strides, memory_access)
+# the scalar part lives in cpu_scalar.py; these names are re-exported for the rest of the CPU backend
+from .cpu_scalar import (_INTRINSICS, _LIBM, BINARY_MATH, F32, F64, I1, I8, I32, I64, PTR, VEC_FUNCTIONS,  # noqa: F401
+                         CpuScalarOps as _Ops, _const, _is_f, _Math, _vec, _vec_symbol, lltype, memtype)
 
-I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
-F32, F64 = ir.FloatType(), ir.DoubleType()
-PTR = ir.PointerType()
 VOID = ir.VoidType()
 KERNEL_TY = ir.FunctionType(VOID, [PTR, PTR, I64, I64])
 FLAT = "flat"  # axis map of an access inside a kernel whose domain was collapsed to one loop
@@ -75,87 +76,6 @@ def ensure_blas_symbols():
         for name, addr in blas.symbols().items():
             llvm.add_symbol(name, addr)
         _blas_done = True
-
-
-def lltype(dt: np.dtype):
-    dt = np.dtype(dt)
-    if dt == T.BOOL:
-        return I1
-    if dt.kind == "f":
-        return F64 if dt.itemsize == 8 else F32
-    return I64 if dt.itemsize == 8 else I32
-
-
-def memtype(dt: np.dtype):
-    return I8 if np.dtype(dt) == T.BOOL else lltype(dt)
-
-
-def _is_f(dt):
-    return np.dtype(dt).kind == "f"
-
-
-# ------------------------------------------------------------------------------------------------ math
-def _vec():
-    """The vector math library, imported on first use (building its tables takes ~10 ms)."""
-    from . import vecmath
-    return vecmath
-
-
-_INTRINSICS = {"sqrt": "llvm.sqrt", "floor": "llvm.floor", "ceil": "llvm.ceil", "trunc": "llvm.trunc",
-               "rint": "llvm.rint", "absolute": "llvm.fabs", "exp": "llvm.exp", "exp2": "llvm.exp2",
-               "log": "llvm.log", "log2": "llvm.log2", "log10": "llvm.log10", "sin": "llvm.sin", "cos": "llvm.cos"}
-_LIBM = {"expm1": "expm1", "log1p": "log1p", "tan": "tan", "arcsin": "asin", "arccos": "acos", "arctan": "atan",
-         "sinh": "sinh", "cosh": "cosh", "tanh": "tanh", "arcsinh": "asinh", "arccosh": "acosh",
-         "arctanh": "atanh", "cbrt": "cbrt", "arctan2": "atan2", "power": "pow", "hypot": "hypot",
-         "erf": "erf", "erfc": "erfc", "lgamma": "lgamma", "tgamma": "tgamma"}  # last row: C99 special functions
-
-
-# vecmath.FUNCTIONS and vecmath.symbol's names, known here without importing vecmath (its tables take tens of
-# ms to build, and the quick tier does not link it); tests/test_compile_time.py checks that they agree
-VEC_FUNCTIONS = frozenset({"exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "cos", "tan", "arcsin",
-                           "arccos", "arctan", "arctan2", "sinh", "cosh", "tanh", "arcsinh", "arccosh", "arctanh",
-                           "cbrt", "power", "hypot", "logaddexp"})
-
-
-def _vec_symbol(name, suffix):
-    if name not in VEC_FUNCTIONS:
-        raise KeyError(f"vecmath has no function {name!r}")
-    return f"tj_{name}_{suffix}"
-
-
-class _Math:
-    """Per-module cache of declared math functions: vector library first, then LLVM intrinsics, then libm."""
-
-    def __init__(self, module, vector=True):
-        self.m = module
-        self.decls = {}
-        self.vec_used = set()
-        # False: scalar libm calls in the IR itself. Both tiers build with True (one IR for both) and differ in the
-        # bodies they link for the vector library's symbols (see _math_ir)
-        self.vector = vector
-
-    def call(self, b, name, ty, *args):
-        key = (name, str(ty))
-        fn = self.decls.get(key)
-        if fn is None:
-            suffix = "f64" if ty == F64 else "f32"
-            if self.vector and name in VEC_FUNCTIONS or name not in _INTRINSICS and name not in _LIBM:
-                sym = _vec_symbol(name, suffix)
-                self.vec_used.add((name, np.dtype(np.float64 if ty == F64 else np.float32)))
-            elif name in _INTRINSICS:
-                sym = f"{_INTRINSICS[name]}.{suffix}"
-            elif name in _LIBM:
-                sym = _LIBM[name] + ("" if ty == F64 else "f")
-            else:
-                raise NotImplementedError(name)
-            fn = self.m.globals.get(sym) or ir.Function(self.m, ir.FunctionType(ty, [ty] * len(args)), sym)
-            self.decls[key] = fn
-        return b.call(fn, list(args))
-
-    def intrinsic(self, b, name, ty, *args):
-        sym = f"{name}.{'f64' if ty == F64 else 'f32'}"
-        fn = self.m.globals.get(sym) or ir.Function(self.m, ir.FunctionType(ty, [ty] * len(args)), sym)
-        return b.call(fn, list(args))
 
 
 # ------------------------------------------------------------------------------------------------ kernels
@@ -353,321 +273,6 @@ class _Emitter:
         if dt == T.BOOL:
             v = self.b.zext(v, I8)
         self.b.store(v, self.address(acc, idx, axes))
-
-
-def _const(dt, value):
-    ty = lltype(dt)
-    if dt == T.BOOL:
-        return ir.Constant(I1, int(bool(value)))
-    if _is_f(dt):
-        return ir.Constant(ty, float(value))
-    return ir.Constant(ty, int(value))
-
-
-# ------------------------------------------------------------------------------------------------ elementwise
-_COMPARISONS = {"equal": "==", "not_equal": "!=", "less": "<", "less_equal": "<=", "greater": ">",
-                "greater_equal": ">="}
-
-
-class _Ops:
-    """Scalar LLVM code for each elementwise primitive (the loop vectorizer widens it)."""
-
-    def __init__(self, em: _Emitter):
-        self.em = em
-        self.b = em.b
-        self.math = em.math
-
-    def emit(self, eqn, args):
-        prim = eqn.prim
-        out_dt = eqn.out.dtype
-        in_dt = eqn.inputs[0].dtype if eqn.inputs else out_dt
-        if prim == "convert":
-            return self.convert(args[0], in_dt, out_dt)
-        if prim == "where":
-            return self.b.select(args[0], args[1], args[2])
-        if prim in _COMPARISONS:
-            return self._cmp(in_dt, _COMPARISONS[prim], *args)
-        f = getattr(self, "op_" + prim, None)
-        if f is None:
-            raise NotImplementedError(f"no CPU lowering for {prim}")
-        return f(in_dt, *args)
-
-    # helpers
-    def fc(self, dt, v):
-        return ir.Constant(lltype(dt), v)
-
-    def isnan(self, x):
-        return self.b.fcmp_unordered("uno", x, x)
-
-    def convert(self, x, src, dst):
-        b = self.b
-        src, dst = np.dtype(src), np.dtype(dst)
-        if src == dst:
-            return x
-        if dst == T.BOOL:
-            if _is_f(src):
-                return b.fcmp_unordered("une", x, ir.Constant(lltype(src), 0.0))
-            return b.icmp_unsigned("!=", x, ir.Constant(lltype(src), 0))
-        if src == T.BOOL:
-            return b.uitofp(x, lltype(dst)) if _is_f(dst) else b.zext(x, lltype(dst))
-        if _is_f(src) and _is_f(dst):
-            return b.fpext(x, F64) if dst.itemsize > src.itemsize else b.fptrunc(x, F32)
-        if not _is_f(src) and not _is_f(dst):
-            return b.sext(x, lltype(dst)) if dst.itemsize > src.itemsize else b.trunc(x, lltype(dst))
-        if _is_f(dst):
-            return b.sitofp(x, lltype(dst))
-        # float -> int: numpy (x86) gives INT_MIN for nan and out-of-range values; LLVM's fptosi would be poison
-        bits = dst.itemsize * 8
-        lo, hi = -(2.0 ** (bits - 1)), 2.0 ** (bits - 1)
-        ok = b.and_(b.fcmp_ordered(">=", x, ir.Constant(lltype(src), lo)),
-                    b.fcmp_ordered("<", x, ir.Constant(lltype(src), hi)))
-        safe = b.select(ok, x, ir.Constant(lltype(src), 0.0))
-        return b.select(ok, b.fptosi(safe, lltype(dst)), ir.Constant(lltype(dst), -(2 ** (bits - 1))))
-
-    # arithmetic
-    def op_add(self, dt, x, y):
-        return self.b.fadd(x, y) if _is_f(dt) else (self.b.or_(x, y) if dt == T.BOOL else self.b.add(x, y))
-
-    def op_subtract(self, dt, x, y):
-        return self.b.fsub(x, y) if _is_f(dt) else self.b.sub(x, y)
-
-    def op_multiply(self, dt, x, y):
-        return self.b.fmul(x, y) if _is_f(dt) else (self.b.and_(x, y) if dt == T.BOOL else self.b.mul(x, y))
-
-    def op_divide(self, dt, x, y):
-        return self.b.fdiv(x, y)
-
-    def op_negative(self, dt, x):
-        return self.b.fneg(x) if _is_f(dt) else self.b.neg(x)
-
-    def op_stop_gradient(self, dt, x):
-        return x
-
-    def op_positive(self, dt, x):
-        return x
-
-    def op_absolute(self, dt, x):
-        if _is_f(dt):
-            return self.math.intrinsic(self.b, "llvm.fabs", lltype(dt), x)
-        if dt == T.BOOL:
-            return x
-        return self.b.select(self.b.icmp_signed("<", x, ir.Constant(x.type, 0)), self.b.neg(x), x)
-
-    def op_sign(self, dt, x):
-        b = self.b
-        if _is_f(dt):
-            z = self.fc(dt, 0.0)
-            pos = b.uitofp(b.fcmp_ordered(">", x, z), x.type)
-            neg = b.uitofp(b.fcmp_ordered("<", x, z), x.type)
-            return b.select(self.isnan(x), x, b.fsub(pos, neg))
-        z = ir.Constant(x.type, 0)
-        return b.sub(b.zext(b.icmp_signed(">", x, z), x.type), b.zext(b.icmp_signed("<", x, z), x.type))
-
-    def op_square(self, dt, x):
-        return self.op_multiply(dt, x, x)
-
-    def op_reciprocal(self, dt, x):
-        if _is_f(dt):
-            return self.b.fdiv(self.fc(dt, 1.0), x)
-        b = self.b
-        one, zero = ir.Constant(x.type, 1), ir.Constant(x.type, 0)
-        m1 = ir.Constant(x.type, -1)
-        # C division as numpy does it: 1/x is 1, -1 or 0 (numpy's value for x == 0 is the INT_MIN pattern)
-        r = b.select(b.icmp_signed("==", x, one), one, b.select(b.icmp_signed("==", x, m1), m1, zero))
-        return b.select(b.icmp_signed("==", x, zero), ir.Constant(x.type, -(1 << (x.type.width - 1))), r)
-
-    def _int_div(self, x, y):
-        """numpy integer division: floor, 0 for a zero divisor, no overflow trap."""
-        b = self.b
-        zero, one = ir.Constant(x.type, 0), ir.Constant(x.type, 1)
-        yz = b.icmp_signed("==", y, zero)
-        ym1 = b.icmp_signed("==", y, ir.Constant(x.type, -1))
-        safe = b.select(b.or_(yz, ym1), one, y)
-        q = b.sdiv(x, safe)
-        r = b.srem(x, safe)
-        adj = b.and_(b.icmp_signed("!=", r, zero), b.icmp_signed("<", b.xor(x, safe), zero))
-        q = b.sub(q, b.zext(adj, x.type))
-        q = b.select(ym1, b.sub(zero, x), q)
-        return b.select(yz, zero, q)
-
-    def op_floor_divide(self, dt, x, y):
-        if _is_f(dt):
-            b = self.b
-            # numpy: floor(x / y) computed through fmod so that x == (x // y) * y + x % y
-            mod = b.frem(x, y)
-            div = b.fdiv(b.fsub(x, mod), y)
-            z = self.fc(dt, 0.0)
-            fix = b.and_(b.fcmp_unordered("une", mod, z),
-                         b.xor(b.fcmp_ordered("<", y, z), b.fcmp_ordered("<", mod, z)))
-            div = b.select(fix, b.fsub(div, self.fc(dt, 1.0)), div)
-            fl = self.math.intrinsic(b, "llvm.floor", lltype(dt), div)
-            adj = b.select(b.fcmp_ordered(">", b.fsub(div, fl), self.fc(dt, 0.5)), b.fadd(fl, self.fc(dt, 1.0)), fl)
-            res = b.select(b.fcmp_unordered("une", div, z), adj,
-                           self.math.intrinsic(b, "llvm.copysign", lltype(dt), z, b.fdiv(x, y)))
-            return b.select(b.fcmp_ordered("==", y, z), b.fdiv(x, y), res)
-        return self._int_div(x, y)
-
-    def op_remainder(self, dt, x, y):
-        b = self.b
-        if _is_f(dt):
-            z = self.fc(dt, 0.0)
-            mod = b.frem(x, y)
-            fix = b.and_(b.fcmp_unordered("une", mod, z),
-                         b.xor(b.fcmp_ordered("<", y, z), b.fcmp_ordered("<", mod, z)))
-            r = b.select(fix, b.fadd(mod, y), mod)
-            return b.select(b.fcmp_ordered("==", mod, z), self.math.intrinsic(b, "llvm.copysign", lltype(dt), z, y), r)
-        zero, one = ir.Constant(x.type, 0), ir.Constant(x.type, 1)
-        bad = b.or_(b.icmp_signed("==", y, zero), b.icmp_signed("==", y, ir.Constant(x.type, -1)))
-        safe = b.select(bad, one, y)
-        r = b.srem(x, safe)
-        fix = b.and_(b.icmp_signed("!=", r, zero), b.icmp_signed("<", b.xor(r, safe), zero))
-        r = b.select(fix, b.add(r, safe), r)
-        return b.select(bad, zero, r)
-
-    def op_power(self, dt, x, y):
-        if _is_f(dt):
-            return self.math.call(self.b, "power", lltype(dt), x, y)
-        b = self.b
-        res = ir.Constant(x.type, 1)
-        base = x
-        e = y
-        for k in range(x.type.width - 1):
-            bit = b.trunc(b.lshr(e, ir.Constant(x.type, k)), I1)
-            res = b.select(bit, b.mul(res, base), res)
-            base = b.mul(base, base)
-        return res
-
-    def _minmax(self, dt, x, y, is_max, propagate=True):
-        b = self.b
-        if _is_f(dt):
-            if propagate:
-                return self.math.intrinsic(b, "llvm.maximum" if is_max else "llvm.minimum", lltype(dt), x, y)
-            return self.math.intrinsic(b, "llvm.maxnum" if is_max else "llvm.minnum", lltype(dt), x, y)
-        if dt == T.BOOL:
-            return b.or_(x, y) if is_max else b.and_(x, y)
-        return b.select(b.icmp_signed(">" if is_max else "<", x, y), x, y)
-
-    def op_maximum(self, dt, x, y):
-        return self._minmax(dt, x, y, True)
-
-    def op_minimum(self, dt, x, y):
-        return self._minmax(dt, x, y, False)
-
-    def op_fmax(self, dt, x, y):
-        return self._minmax(dt, x, y, True, False)
-
-    def op_fmin(self, dt, x, y):
-        return self._minmax(dt, x, y, False, False)
-
-    # comparisons and logic
-    def _cmp(self, dt, op, x, y):
-        if _is_f(dt):
-            return self.b.fcmp_unordered(op, x, y) if op == "!=" else self.b.fcmp_ordered(op, x, y)
-        if dt == T.BOOL:
-            return self.b.icmp_unsigned(op, x, y)
-        return self.b.icmp_signed(op, x, y)
-
-    def _truth(self, dt, x):
-        return self.convert(x, dt, T.BOOL)
-
-    def op_logical_and(self, dt, x, y):
-        return self.b.and_(self._truth(dt, x), self._truth(dt, y))
-
-    def op_logical_or(self, dt, x, y):
-        return self.b.or_(self._truth(dt, x), self._truth(dt, y))
-
-    def op_logical_xor(self, dt, x, y):
-        return self.b.xor(self._truth(dt, x), self._truth(dt, y))
-
-    def op_logical_not(self, dt, x):
-        return self.b.not_(self._truth(dt, x))
-
-    def op_bitwise_and(self, dt, x, y):
-        return self.b.and_(x, y)
-
-    def op_bitwise_or(self, dt, x, y):
-        return self.b.or_(x, y)
-
-    def op_bitwise_xor(self, dt, x, y):
-        return self.b.xor(x, y)
-
-    def op_invert(self, dt, x):
-        return self.b.not_(x)
-
-    def op_isnan(self, dt, x):
-        return self.isnan(x) if _is_f(dt) else ir.Constant(I1, 0)
-
-    def op_isinf(self, dt, x):
-        if not _is_f(dt):
-            return ir.Constant(I1, 0)
-        ax = self.math.intrinsic(self.b, "llvm.fabs", lltype(dt), x)
-        return self.b.fcmp_ordered("==", ax, self.fc(dt, float("inf")))
-
-    def op_isfinite(self, dt, x):
-        if not _is_f(dt):
-            return ir.Constant(I1, 1)
-        ax = self.math.intrinsic(self.b, "llvm.fabs", lltype(dt), x)
-        return self.b.fcmp_ordered("<", ax, self.fc(dt, float("inf")))
-
-    # rounding
-    def _round(self, name, dt, x):
-        return x if not _is_f(dt) else self.math.intrinsic(self.b, name, lltype(dt), x)
-
-    def op_floor(self, dt, x):
-        return self._round("llvm.floor", dt, x)
-
-    def op_ceil(self, dt, x):
-        return self._round("llvm.ceil", dt, x)
-
-    def op_trunc(self, dt, x):
-        return self._round("llvm.trunc", dt, x)
-
-    def op_rint(self, dt, x):
-        return self._round("llvm.rint", dt, x)
-
-    def op_sqrt(self, dt, x):
-        return self.math.intrinsic(self.b, "llvm.sqrt", lltype(dt), x)
-
-    # transcendental
-    def _m(name):
-        def f(self, dt, *xs):
-            return self.math.call(self.b, name, lltype(dt), *xs)
-        return f
-
-    op_exp, op_exp2, op_expm1, op_log, op_log2 = _m("exp"), _m("exp2"), _m("expm1"), _m("log"), _m("log2")
-    op_log10, op_log1p, op_sin, op_cos, op_tan = _m("log10"), _m("log1p"), _m("sin"), _m("cos"), _m("tan")
-    op_arcsin, op_arccos, op_arctan, op_arctan2 = _m("arcsin"), _m("arccos"), _m("arctan"), _m("arctan2")
-    op_sinh, op_cosh, op_tanh, op_arcsinh = _m("sinh"), _m("cosh"), _m("tanh"), _m("arcsinh")
-    op_arccosh, op_arctanh, op_cbrt, op_hypot = _m("arccosh"), _m("arctanh"), _m("cbrt"), _m("hypot")
-    op_erf, op_erfc, op_lgamma, op_tgamma = _m("erf"), _m("erfc"), _m("lgamma"), _m("tgamma")  # libm calls
-    del _m
-
-    def op_logaddexp(self, dt, x, y):
-        if "logaddexp" in VEC_FUNCTIONS:
-            return self.math.call(self.b, "logaddexp", lltype(dt), x, y)
-        b = self.b
-        mx = self._minmax(dt, x, y, True)
-        d = b.fsub(x, y)
-        ad = self.math.intrinsic(b, "llvm.fabs", lltype(dt), d)
-        r = b.fadd(mx, self.op_log1p(dt, self.op_exp(dt, b.fneg(ad))))
-        return b.select(b.fcmp_ordered("==", x, y), b.fadd(x, self.fc(dt, np.log(2.0))), r)
-
-    def op_sigmoid(self, dt, x):
-        b = self.b
-        ax = self.math.intrinsic(b, "llvm.fabs", lltype(dt), x)
-        e = self.op_exp(dt, b.fneg(ax))
-        one = self.fc(dt, 1.0)
-        r = b.fdiv(one, b.fadd(one, e))  # one division: sigmoid(-|x|) = e * r
-        return b.select(b.fcmp_ordered(">=", x, self.fc(dt, 0.0)), r, b.fmul(e, r))
-
-    def op_softplus(self, dt, x):
-        b = self.b
-        ax = self.math.intrinsic(b, "llvm.fabs", lltype(dt), x)
-        mx = self.math.intrinsic(b, "llvm.maxnum", lltype(dt), x, self.fc(dt, 0.0))
-        r = b.fadd(mx, self.op_log1p(dt, self.op_exp(dt, b.fneg(ax))))
-        return b.select(self.isnan(x), x, r)
-
-
 # ------------------------------------------------------------------------------------------------ reductions
 _RED_INIT = {
     "sum": lambda dt: 0, "prod": lambda dt: 1, "any": lambda dt: False, "all": lambda dt: True,
@@ -729,7 +334,7 @@ class _Reduction:
             dt = self.acc_dt
             if _is_f(dt):
                 better = b.fcmp_ordered(">" if p == "argmax" else "<", v, best)
-                better = b.or_(better, b.and_(ops.isnan(v), b.not_(ops.isnan(best))))
+                better = b.or_(better, b.and_(ops.isnan(dt, v), b.not_(ops.isnan(dt, best))))
             else:
                 better = ops._cmp(dt, ">" if p == "argmax" else "<", v, best)
             b.store(b.select(better, v, best), self.acc)
@@ -815,7 +420,7 @@ def _streamable(k: Kernel, flat) -> bool:
     time and the second copy of the loop nearly doubled the optimized tier's compile time (97 -> 173 ms)."""
     if k.red_axes or k.chunks or k.column or k.nphases != 1 or not k.stores or (not flat and len(k.domain) != 1):
         return False
-    if sum(o.eqn.prim in VEC_FUNCTIONS or o.eqn.prim in ("sigmoid", "softplus") for o in k.ops) > STREAM_MAX_MATH:
+    if sum(scalar_table.is_expensive(o.eqn.prim) for o in k.ops) > STREAM_MAX_MATH:
         return False
     for v, acc in k.stores:
         if v.id in k.scalars or all(d == 1 for d in acc.shape):
@@ -1571,9 +1176,6 @@ def _math_ir(pairs, tier) -> list:
     return ([_scalar_math_ir(scalar)] if scalar else []) + ([_vecmath_ir(rest)] if rest else [])
 
 
-_BINARY_MATH = {"arctan2", "power", "hypot", "logaddexp"}
-
-
 @functools.lru_cache(maxsize=64)
 def _scalar_math_ir(pairs) -> str:
     """The vector library's symbols defined as calls of the scalar libm function or LLVM intrinsic (the same
@@ -1584,7 +1186,7 @@ def _scalar_math_ir(pairs) -> str:
         ty = "double" if f64 else "float"
         target = f"{_INTRINSICS[name]}.{'f64' if f64 else 'f32'}" if name in _INTRINSICS \
             else _LIBM[name] + ("" if f64 else "f")
-        params = ["%a", "%b"] if name in _BINARY_MATH else ["%a"]
+        params = ["%a", "%b"] if name in BINARY_MATH else ["%a"]
         decls[target] = f'declare {ty} @"{target}"({", ".join([ty] * len(params))})'
         args = ", ".join(f"{ty} {p}" for p in params)
         defs.append(f'define linkonce_odr {ty} @"{_vec_symbol(name, "f64" if f64 else "f32")}"({args}) #0 {{\n'
@@ -1599,8 +1201,8 @@ def codegen_fingerprint() -> str:
         import hashlib
         here = os.path.dirname(os.path.abspath(__file__))
         h = hashlib.sha256()
-        for rel in ("llvm.py", "vecmath.py", "blas.py", "../lower/plan.py", "../lower/dims.py", "../lower/fuse.py",
-                    "../lower/memory.py"):
+        for rel in ("llvm.py", "cpu_scalar.py", "../lower/scalar.py", "vecmath.py", "blas.py", "../lower/plan.py",
+                    "../lower/dims.py", "../lower/fuse.py", "../lower/memory.py"):
             try:
                 with open(os.path.join(here, rel), "rb") as f:
                     h.update(f.read())

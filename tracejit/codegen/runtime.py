@@ -57,10 +57,6 @@ class InterpretedExecutable:
         return ""
 
 
-# Primitives whose machine code calls the vector math library (big inlined polynomial code, most of LLVM's time).
-VECTOR_MATH = {"exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "cos", "tan", "arcsin", "arccos",
-               "arctan", "arctan2", "sinh", "cosh", "tanh", "arcsinh", "arccosh", "arctanh", "cbrt", "hypot",
-               "power", "logaddexp", "sigmoid", "softplus"}
 TIER_UP_SECONDS = 0.02  # time spent in first-tier code after which the optimized tier is compiled ...
 TIER_UP_CALLS = 2  # ... or calls after which it is (a function called again is likely to be called more)
 # The optimized tier takes about this many times the first tier's compile time; a call whose first-tier run

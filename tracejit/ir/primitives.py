@@ -56,7 +56,8 @@ UNARY_UFUNCS = {
     "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh, "arcsinh": np.arcsinh, "arccosh": np.arccosh,
     "arctanh": np.arctanh, "floor": np.floor, "ceil": np.ceil, "trunc": np.trunc, "rint": np.rint,
     "logical_not": np.logical_not, "invert": np.invert, "isnan": np.isnan, "isinf": np.isinf,
-    "isfinite": np.isfinite,
+    "isfinite": np.isfinite, "deg2rad": np.deg2rad, "rad2deg": np.rad2deg, "signbit": np.signbit,
+    "spacing": np.spacing,
 }
 BINARY_UFUNCS = {
     "add": np.add, "subtract": np.subtract, "multiply": np.multiply, "divide": np.divide,
@@ -66,12 +67,15 @@ BINARY_UFUNCS = {
     "less_equal": np.less_equal, "greater": np.greater, "greater_equal": np.greater_equal,
     "logical_and": np.logical_and, "logical_or": np.logical_or, "logical_xor": np.logical_xor,
     "bitwise_and": np.bitwise_and, "bitwise_or": np.bitwise_or, "bitwise_xor": np.bitwise_xor,
+    "heaviside": np.heaviside, "copysign": np.copysign, "nextafter": np.nextafter, "ldexp": np.ldexp,
+    "float_power": np.float_power, "logaddexp2": np.logaddexp2, "gcd": np.gcd, "lcm": np.lcm,
+    "left_shift": np.left_shift, "right_shift": np.right_shift,
 }
 COMMUTATIVE = {"add", "multiply", "maximum", "minimum", "fmax", "fmin", "logaddexp", "hypot", "equal",
                "not_equal", "logical_and", "logical_or", "logical_xor", "bitwise_and", "bitwise_or",
-               "bitwise_xor"}
+               "bitwise_xor", "logaddexp2", "gcd", "lcm"}
 # Non-ufunc elementwise primitives: numerically stable forms the stability pass and tracejit.nn produce.
-EXTRA_UNARY = {"sigmoid": _sigmoid, "softplus": _softplus}
+EXTRA_UNARY = {"sigmoid": _sigmoid, "softplus": _softplus, "sinc": np.sinc}  # np.sinc is no ufunc
 
 
 def _scipy_special(name):
@@ -90,7 +94,7 @@ SPECIAL_UNARY = {"erf": _scipy_special("erf"), "erfc": _scipy_special("erfc"), "
                  "tgamma": _scipy_special("gamma")}
 EXTRA_UNARY.update(SPECIAL_UNARY)
 UFUNCS = {**UNARY_UFUNCS, **BINARY_UFUNCS}
-FLOAT_ONLY = {"sigmoid", "softplus", *SPECIAL_UNARY}
+FLOAT_ONLY = {"sigmoid", "softplus", "sinc", *SPECIAL_UNARY}
 
 for _n, _f in UNARY_UFUNCS.items():
     _reg(_n, "elementwise", _f)
@@ -220,6 +224,8 @@ def elementwise_dtypes(prim: str, types) -> tuple[tuple, np.dtype, bool]:
                 names = ", ".join(t.dtype.name for t in types)
                 raise TypeError(f"np.{prim} of ({names}) computes in {d}, which tracejit does not support; "
                                 f"cast the operands first (e.g. .astype(np.float64))")
+        if prim == "ldexp":  # numpy's int32 or int64 exponent loops agree: one int64 exponent for the backends
+            ins = (ins[0], T.INT64)
         res = (tuple(ins), out, weak)
     _resolve_cache[key] = res
     return res

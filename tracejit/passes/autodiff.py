@@ -31,7 +31,7 @@ NON_DIFFERENTIABLE = {
     "sign", "floor", "ceil", "trunc", "rint", "floor_divide", "equal", "not_equal", "less", "less_equal",
     "greater", "greater_equal", "logical_and", "logical_or", "logical_xor", "logical_not", "bitwise_and",
     "bitwise_or", "bitwise_xor", "invert", "isnan", "isinf", "isfinite", "argmax", "argmin", "any", "all",
-    "dimsize",
+    "dimsize", "signbit", "spacing", "gcd", "lcm", "left_shift", "right_shift",
 }
 
 
@@ -279,6 +279,49 @@ unary("lgamma")(lambda x, y, g: _mul(g, _digamma(x)))
 unary("tgamma")(lambda x, y, g: _mul(g, _mul(y, _digamma(x))))
 
 
+unary("deg2rad")(lambda x, y, g: _mul(g, _c(np.pi / 180, x.dtype)))
+unary("rad2deg")(lambda x, y, g: _mul(g, _c(180 / np.pi, x.dtype)))
+
+
+@unary("sinc")
+def _sinc(x, y, g):
+    """(cos(pi x) - sinc(x)) / x, 0 at x == 0 (where sinc is flat)."""
+    dt = x.dtype
+    zero = ops.ufunc("equal", x, _c(0, dt))
+    safe = _where(zero, _c(1, dt), x)
+    d = _div(_sub(_u("cos", _mul(_c(np.pi, dt), safe)), y), safe)
+    return _mul(g, _where(zero, _c(0, dt), d))
+
+
+@rule("heaviside")
+def _heaviside(e, g, need):
+    """Flat in x (a step); the value h is taken where x == 0."""
+    x, h = e.inputs
+    at_zero = ops.convert(ops.ufunc("equal", x, _c(0, x.dtype)), x.dtype)
+    return [None, _mul(g, at_zero) if need[1] else None]
+
+
+@rule("copysign")
+def _copysign(e, g, need):
+    """|x| with y's sign: x's cotangent flips where the signs differ; y only chooses a sign."""
+    x, y = e.inputs
+    flip = ops.ufunc("logical_xor", _u("signbit", x), _u("signbit", y))
+    return [_mul(g, _where(flip, _c(-1, x.dtype), _c(1, x.dtype))) if need[0] else None, None]
+
+
+RULES["nextafter"] = lambda e, g, need: [g if need[0] else None, None]  # one ulp from x: slope 1 in x
+RULES["ldexp"] = lambda e, g, need: [ops.ufunc("ldexp", g, e.inputs[1]) if need[0] else None, None]
+
+
+@rule("logaddexp2")
+def _logaddexp2(e, g, need):
+    """d/da log2(2^a + 2^b) = sigmoid((a - b) log 2)."""
+    a, b = e.inputs
+    ln2 = _c(np.log(2.0), a.dtype)
+    return [_mul(g, _u("sigmoid", _mul(_sub(a, b), ln2))) if need[0] else None,
+            _mul(g, _u("sigmoid", _mul(_sub(b, a), ln2))) if need[1] else None]
+
+
 @rule("convert")
 def _convert(e, g, need):
     x = e.inputs[0]
@@ -330,6 +373,9 @@ def _power(e, g, need):
         safe_log = _u("log", _where(zero, _c(1, dt), x))
         gy = _mul(g, _where(zero, _c(0, dt), _mul(e.out, safe_log)))
     return [gx, gy]
+
+
+RULES["float_power"] = _power  # float_power's inputs are float64 already: power computes the same thing
 
 
 @rule("arctan2")

@@ -89,11 +89,18 @@ IMPLS["true_divide"] = IMPLS["divide"]
 IMPLS["mod"] = IMPLS["remainder"]
 IMPLS["pow"] = IMPLS["power"]
 IMPLS["conjugate"] = IMPLS["positive"]
+IMPLS["radians"] = IMPLS["deg2rad"]
+IMPLS["degrees"] = IMPLS["rad2deg"]
 
 
 @impl("expit", "sigmoid")
 def sigmoid(x):
     return ops.ufunc("sigmoid", x)
+
+
+@impl("sinc")
+def sinc(x):
+    return ops.ufunc("sinc", x)
 
 
 @impl("softplus")

@@ -325,6 +325,8 @@ class Tracer:
     __pow__, __rpow__ = _bin("power"), _bin("power", True)
     __matmul__, __rmatmul__ = _bin("matmul"), _bin("matmul", True)
     __and__, __rand__ = _bin("bitwise_and"), _bin("bitwise_and", True)
+    __lshift__, __rlshift__ = _bin("left_shift"), _bin("left_shift", True)
+    __rshift__, __rrshift__ = _bin("right_shift"), _bin("right_shift", True)
     __or__, __ror__ = _bin("bitwise_or"), _bin("bitwise_or", True)
     __xor__, __rxor__ = _bin("bitwise_xor"), _bin("bitwise_xor", True)
     __lt__, __le__ = _bin("less"), _bin("less_equal")
