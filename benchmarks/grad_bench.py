@@ -45,10 +45,8 @@ def median_ms(fn, repeats, warmup=2):
 
 
 def _wait_for_background_compiles():
-    from tracejit.codegen import runtime
-    with runtime._jobs_lock:
-        jobs = list(runtime._jobs)
-    for job in jobs:
+    from tracejit.backends.cpu import jobs
+    for job in jobs.running():
         job.join()
 
 
@@ -420,7 +418,7 @@ def _fmt(t):
 
 def _backend():
     try:
-        from tracejit.codegen import llvm  # noqa: F401
+        from tracejit.backends.cpu import module  # noqa: F401
         return "llvm"
     except ImportError:
         return "numpy interpreter"

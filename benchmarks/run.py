@@ -575,8 +575,8 @@ _CACHE_CHILD = textwrap.dedent("""
 
 def disk_cache_times(st):
     """Median first-call seconds in a fresh process: (cold, warm), each pair with its own fresh cache directory."""
-    if importlib.util.find_spec("tracejit.codegen.cache") is None:
-        raise Unavailable("no on-disk compile cache yet (tracejit/codegen/cache.py)")
+    if importlib.util.find_spec("tracejit.backends.cache") is None:
+        raise Unavailable("no on-disk compile cache yet (tracejit/backends/cache.py)")
     colds, warms = [], []
     for _ in range(st.cache_pairs):
         cache_dir = tempfile.mkdtemp(prefix="tracejit-bench-cache-")
@@ -593,7 +593,7 @@ def disk_cache_times(st):
                 runs.append(json.loads(p.stdout.strip().splitlines()[-1])["first_call_s"])
                 if len(runs) == 1 and not any(os.scandir(cache_dir)):
                     raise Unavailable("the cold run wrote nothing under TRACEJIT_CACHE_DIR "
-                                      "(is the on-disk cache wired into codegen yet?)")
+                                      "(is the on-disk cache wired into the backend yet?)")
         finally:
             shutil.rmtree(cache_dir, ignore_errors=True)
         colds.append(runs[0])

@@ -1,4 +1,4 @@
-"""Speed of tracejit's vectorized transcendental functions (tracejit.codegen.vecmath) against numpy.
+"""Speed of tracejit's vectorized transcendental functions (tracejit.backends.cpu.vecmath) against numpy.
 
 Each function runs over 10**7 elements into a preallocated output (one thread), median of 7 runs;
 prints ns/element.  Usage: python benchmarks/vecmath_speed.py [n]

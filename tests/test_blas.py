@@ -6,13 +6,13 @@ import sys
 import numpy as np
 import pytest
 
-from tracejit.codegen import blas
+from tracejit.backends.cpu import blas
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 _SCRIPT = """
 import numpy as np, tracejit as tj
-from tracejit.codegen import blas
+from tracejit.backends.cpu import blas
 rng = np.random.default_rng(0)
 for dt in (np.float32, np.float64):
     a, b, v = rng.random((70, 50)).astype(dt), rng.random((50, 40)).astype(dt), rng.random(50).astype(dt)
@@ -60,8 +60,8 @@ def test_lengths_beyond_a_32_bit_blas_raise():
     (the limit is lowered here so that small arrays reach it)."""
     code = """
 import numpy as np, pytest, tracejit as tj
-from tracejit.codegen import runtime
-runtime.LP64_MAX = 50
+from tracejit.backends.cpu import executable
+executable.LP64_MAX = 50
 f = tj.jit(lambda a, b: a @ b)
 np.testing.assert_allclose(f(np.ones((40, 30)), np.ones((30, 20))), np.full((40, 20), 30.0))
 with pytest.raises(ValueError, match=r"above 50.*32-bit integers.*scipy.linalg.cython_blas.*TRACEJIT_BLAS=numpy"):

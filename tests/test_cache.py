@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from tracejit.codegen import cache
+from tracejit.backends import cache
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -190,13 +190,13 @@ def test_eviction_removes_stale_temporary_files(cdir):
 # ------------------------------------------------------------------------------------------------ processes
 def test_cold_then_warm_across_processes(cdir):
     writer = """
-        from tracejit.codegen import cache
+        from tracejit.backends import cache
         key = cache.make_key("graph text", cache.target_description(), *cache.versions())
         print("cold" if cache.load(key) is None else "warm")
         cache.store(key, b"machine code " * 100)
     """
     reader = """
-        from tracejit.codegen import cache
+        from tracejit.backends import cache
         key = cache.make_key("graph text", cache.target_description(), *cache.versions())
         data = cache.load(key)
         print("warm" if data == b"machine code " * 100 else "cold")
@@ -210,7 +210,7 @@ def test_processes_racing_on_one_entry(cdir):
     load sees one writer's whole payload: never a mix, never a torn file (which would read as a miss)."""
     code = """
         import sys
-        from tracejit.codegen import cache
+        from tracejit.backends import cache
         me = int(sys.argv[1])
         payloads = {bytes([i]) * (50_000 + 997 * i) for i in range(4)}
         bad = 0
@@ -234,7 +234,7 @@ def test_processes_racing_on_one_entry(cdir):
 LLVM_PROGRAM = """
     import ctypes
     import llvmlite.binding as llvm
-    from tracejit.codegen import cache
+    from tracejit.backends import cache
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
     ir = ("define double @poly(double %x) {\\n  %a = fmul double %x, %x\\n"
@@ -269,8 +269,8 @@ def test_compiled_code_survives_a_restart(cdir):
     probe = """
         import numpy as np
         import tracejit as tj
-        from tracejit.codegen import cache
-        from tracejit.codegen.runtime import InterpretedExecutable
+        from tracejit.backends import cache
+        from tracejit.backends.interpreter import InterpretedExecutable
         from tracejit.compile import CompileOptions, build_executable
         calls = []
         real_load = cache.load
@@ -283,7 +283,7 @@ def test_compiled_code_survives_a_restart(cdir):
     cache.clear()
     user = """
         import numpy as np, tracejit as tj
-        from tracejit.codegen import cache
+        from tracejit.backends import cache
 
         @tj.jit
         def f(x, y):
@@ -306,7 +306,7 @@ def test_compiled_code_survives_a_restart(cdir):
 def test_cache_key_follows_the_source_not_only_the_release(tmp_path):
     """An editable install changes code under one release number: the key carries a digest of the sources, so a
     kernel compiled by other code is never served."""
-    from tracejit.codegen import cache
+    from tracejit.backends import cache
     assert any(v == f"source={cache.source_digest()}" for v in cache.versions())
     pkg = tmp_path / "pkg"
     (pkg / "sub").mkdir(parents=True)

@@ -448,13 +448,13 @@ def test_reductions_over_size_one_axes_feed_later_work(shape):
 
 
 def test_two_tiers_give_the_same_results_and_tier_up_after_work():
-    from tracejit.codegen import runtime
+    from tracejit.backends.cpu import tiers
     f = tj.jit(lambda x: np.tanh(x) * np.exp(-x) + np.sin(x))
     x = rng.standard_normal(1000)
     want = np.tanh(x) * np.exp(-x) + np.sin(x)
     np.testing.assert_allclose(f(x), want, rtol=1e-13)
     exe = next(iter(f._cache.values()))[0]
-    assert isinstance(exe, runtime.TieredExecutable)
+    assert isinstance(exe, tiers.TieredExecutable)
     first = exe.tier
     big = rng.standard_normal(1 << 20)
     for _ in range(20):
@@ -470,17 +470,17 @@ def test_two_tiers_give_the_same_results_and_tier_up_after_work():
 
 
 def test_graphs_without_vector_math_compile_once_and_lower_is_optimized():
-    from tracejit.codegen import runtime
+    from tracejit.backends.cpu import executable
     f = tj.jit(lambda x: x * 2 + 1)
     f(rng.random(10))
-    assert isinstance(next(iter(f._cache.values()))[0], runtime.LLVMExecutable)
+    assert isinstance(next(iter(f._cache.values()))[0], executable.LLVMExecutable)
     ir = tj.jit(np.exp).lower(rng.random(10)).as_text("llvm")  # lower() always shows the optimized tier
     assert re.search(r"<(4|8|16) x double>", ir)  # the vector width follows the host (AVX2: 4)
 
 
 def test_tiering_can_be_switched_off():
     code = ("import numpy as np, tracejit as tj\n"
-            "from tracejit.codegen import runtime\n"
+            "from tracejit.backends.cpu import executable\n"
             "f = tj.jit(np.exp); f(np.ones(3))\n"
             "print(type(next(iter(f._cache.values()))[0]).__name__)\n")
     out = _python(code, TRACEJIT_TIERED="0")

@@ -12,7 +12,7 @@ import pytest
 
 import tracejit as tj
 from tracejit import tensor
-from tracejit.codegen import runtime
+from tracejit.backends.cpu import tiers
 from tracejit.compile import CompileOptions, pass_order
 from tracejit.theano import In, Mode, config
 
@@ -148,7 +148,7 @@ def test_tiers_reach_theano_functions(monkeypatch):
     x = tensor.dvector("x")
     f = tj.function([x], np.tanh(x) * np.exp(-x * x) + np.sin(x))
     exe = f.executable
-    assert isinstance(exe, runtime.TieredExecutable) and exe.tier == 0
+    assert isinstance(exe, tiers.TieredExecutable) and exe.tier == 0
     assert {"passes", "plan", "total"} <= exe.compile_stats.keys()
     a = np.linspace(-2, 2, 101)
     want = np.tanh(a) * np.exp(-a * a) + np.sin(a)
@@ -161,7 +161,7 @@ def test_tiers_reach_theano_functions(monkeypatch):
 
 def test_lowered_shows_the_optimized_tier_only():
     low = tj.jit(lambda x: np.exp(x) + np.sin(x)).lower(np.ones(3))
-    assert not isinstance(low.executable, runtime.TieredExecutable) and low.executable.tier == 1
+    assert not isinstance(low.executable, tiers.TieredExecutable) and low.executable.tier == 1
 
 
 def test_tensor_grad_follows_the_config(monkeypatch):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import tracejit as tj
-from tracejit.codegen import runtime
+from tracejit.backends.cpu import tiers
 
 rng = np.random.default_rng(16)
 
@@ -28,7 +28,7 @@ def slow_tier_up(monkeypatch):
     """The optimized tier takes at least ``delay`` seconds to compile (the test sets it), so that calls made
     meanwhile show whether they wait for it; ``started`` is set when the background compile begins."""
     state = {"delay": 1.0, "started": threading.Event()}
-    real = runtime.LLVMExecutable
+    real = tiers.LLVMExecutable
 
     class Slow(real):
         def __init__(self, graph, tier=1, cache_only=False, **kw):
@@ -36,7 +36,7 @@ def slow_tier_up(monkeypatch):
                 state["started"].set()
                 time.sleep(state["delay"])
             super().__init__(graph, tier, cache_only, **kw)
-    monkeypatch.setattr(runtime, "LLVMExecutable", Slow)
+    monkeypatch.setattr(tiers, "LLVMExecutable", Slow)
     monkeypatch.setenv("TRACEJIT_DISABLE_CACHE", "1")  # a disk hit would skip the first tier
     return state
 
@@ -48,7 +48,7 @@ def test_second_call_does_not_wait_for_the_optimized_tier(slow_tier_up):
     want = _f(x)
     np.testing.assert_allclose(f(x), want, rtol=1e-13)
     exe = _entry_exe(f)
-    assert isinstance(exe, runtime.TieredExecutable) and exe.tier == 0
+    assert isinstance(exe, tiers.TieredExecutable) and exe.tier == 0
     t0 = time.perf_counter()
     np.testing.assert_allclose(f(x), want, rtol=1e-13)  # starts the background compile, runs the first tier
     np.testing.assert_allclose(f(x), want, rtol=1e-13)
@@ -102,7 +102,7 @@ def test_results_identical_before_and_after_the_switch(monkeypatch):
     fast-math flags it may not change an elementwise result: bit for bit equal. (A float sum is marked
     reassociable, so the vectorized tier may round it differently: equal to a few ulps, as numpy's pairwise sum
     is to a sequential one; transcendental functions differ by an ulp between libm and the vector library.)"""
-    monkeypatch.setattr(runtime, "TIER_MIN_STEPS", 1)
+    monkeypatch.setattr(tiers, "TIER_MIN_STEPS", 1)
     monkeypatch.setenv("TRACEJIT_DISABLE_CACHE", "1")
     g = lambda x, y: (np.sqrt(np.abs(x * y) + 1.0) / (x - 2.5) + np.maximum(x, y) * 3.0,  # noqa: E731
                       np.where(x > y, x // 0.25, y % 0.75), (x * 1000).astype(np.int64) * 7 - 3)
@@ -110,7 +110,7 @@ def test_results_identical_before_and_after_the_switch(monkeypatch):
     f = tj.jit(g)
     before = [f(x, y)]
     exe = _entry_exe(f)
-    assert isinstance(exe, runtime.TieredExecutable) and exe.tier == 0
+    assert isinstance(exe, tiers.TieredExecutable) and exe.tier == 0
     before.append(f(x, y))
     exe.wait()
     assert exe.tier == 1
@@ -142,7 +142,7 @@ def _python(code, timeout=120, **env):
 
 EXIT_DURING_COMPILE = """
 import sys, time, threading, numpy as np, tracejit as tj
-from tracejit.codegen import runtime
+from tracejit.backends.cpu import tiers
 def loss(ws, x):
     h = x
     for w in ws:
@@ -219,7 +219,7 @@ def test_steps_that_differ_only_in_buffers_share_code_and_keep_their_own_data(mo
 def test_a_call_slower_than_the_rest_of_the_compile_waits_for_the_optimized_tier(slow_tier_up, monkeypatch):
     """Big work in slow first-tier code would cost more than waiting: such a call waits and runs optimized code."""
     slow_tier_up["delay"] = 0.3
-    monkeypatch.setattr(runtime, "TIER1_COMPILE_RATIO", 0.0)  # "the compile is nearly done": always worth waiting
+    monkeypatch.setattr(tiers, "TIER1_COMPILE_RATIO", 0.0)  # "the compile is nearly done": always worth waiting
     f = tj.jit(_f)
     x = rng.standard_normal(1000)
     f(x)
@@ -231,20 +231,20 @@ def test_a_call_slower_than_the_rest_of_the_compile_waits_for_the_optimized_tier
 
 
 def test_codegen_knows_the_vector_library_names_without_importing_it():
-    from tracejit.codegen import llvm as L, vecmath
+    from tracejit.backends.cpu import scalar as L, vecmath
     assert L.VEC_FUNCTIONS == vecmath.FUNCTIONS
     for name in vecmath.FUNCTIONS:
-        assert L._vec_symbol(name, "f64") == vecmath.symbol(name, np.float64)
-        assert L._vec_symbol(name, "f32") == vecmath.symbol(name, np.float32)
+        assert L.vec_symbol(name, "f64") == vecmath.symbol(name, np.float64)
+        assert L.vec_symbol(name, "f32") == vecmath.symbol(name, np.float32)
 
 
 def test_quick_tier_of_a_transcendental_program_does_not_import_the_vector_library(tmp_path):
     code = ("import sys, numpy as np, tracejit as tj\n"
             "f = tj.jit(lambda x: np.tanh(x) * np.exp(-x) + np.arctan2(x, 2.0)); x = np.linspace(-3, 3, 101)\n"
             "np.testing.assert_allclose(f(x), np.tanh(x) * np.exp(-x) + np.arctan2(x, 2.0), rtol=1e-14)\n"
-            "print('tracejit.codegen.vecmath' in sys.modules)\n"
+            "print('tracejit.backends.cpu.vecmath' in sys.modules)\n"
             "f.compile(x); np.testing.assert_allclose(f(x), np.tanh(x) * np.exp(-x) + np.arctan2(x, 2.0), rtol=1e-13)\n"
-            "print('tracejit.codegen.vecmath' in sys.modules)\n")
+            "print('tracejit.backends.cpu.vecmath' in sys.modules)\n")
     p = _python(code, TRACEJIT_CACHE_DIR=str(tmp_path))
     assert p.stdout.split() == ["False", "True"], p.stderr[-2000:]
 

@@ -156,7 +156,7 @@ def test_optimizer_runs_inside_bodies():
 
 
 def test_cache_key_includes_bodies():
-    from tracejit.codegen.cache import graph_key
+    from tracejit.backends.cache import graph_key
     x = rng.random(3)
     a = tj.make_ir(lambda x: tj.fori_loop(0, 3, lambda i, c: c * 2, x))(x)
     b = tj.make_ir(lambda x: tj.fori_loop(0, 3, lambda i, c: c * 3, x))(x)

@@ -18,6 +18,8 @@ FORBIDDEN = {
     "ir": ABOVE_LOWER | {"tracejit.passes", "tracejit.lower"},
     "passes": ABOVE_LOWER | {"tracejit.lower"},
     "lower": ABOVE_LOWER,
+    # a backend lowers a Plan: it may read ir, lower and errors, never the tracing or public API above it
+    "backends": ABOVE_LOWER - {"tracejit.backends"},
 }
 # upward edges known and not yet removed: (importing module, imported module) -> why it is still there
 KNOWN = {

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 import tracejit as tj
-from tracejit.codegen import llvm as L
-from tracejit.codegen import runtime as R
+from tracejit.backends.cpu import module as L
+from tracejit.backends.cpu import recycle as R
 
 N = 1 << 16  # float64 elements: 512 KiB, above the recycling threshold
 

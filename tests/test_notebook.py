@@ -123,5 +123,5 @@ def test_gradient_training_plot_and_timings(executed):
 
 
 def test_cache_cell_reports(executed):
-    out = _text(_cell(executed, "from tracejit.codegen import cache"))
+    out = _text(_cell(executed, "from tracejit.backends import cache"))
     assert "first call" in out and "'enabled': True" in out

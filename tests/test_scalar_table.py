@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from scalar_cases import ELEMENTWISE, dtypes_of, mismatches
-from tracejit.codegen.runtime import LLVMExecutable
+from tracejit.backends.cpu.executable import LLVMExecutable
 from tracejit.ir.primitives import PRIMS
 from tracejit.lower import scalar as S
 
@@ -39,11 +39,11 @@ def test_every_math_function_has_its_names():
 
 def _cpu_ops(dts):
     import llvmlite.ir as ir
-    from tracejit.codegen.cpu_scalar import CpuScalarOps, _Math, lltype
+    from tracejit.backends.cpu.scalar import CpuScalarOps, MathFunctions, lltype
     mod = ir.Module()
     fn = ir.Function(mod, ir.FunctionType(ir.VoidType(), [lltype(d) for d in dts]), "f")
     b = ir.IRBuilder(fn.append_basic_block())
-    return CpuScalarOps(SimpleNamespace(b=b, math=_Math(mod))), list(fn.args)
+    return CpuScalarOps(SimpleNamespace(b=b, math=MathFunctions(mod))), list(fn.args)
 
 
 def _cuda_ops(dts):

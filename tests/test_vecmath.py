@@ -1,4 +1,4 @@
-"""Accuracy and vectorization tests for tracejit.codegen.vecmath (compared with numpy in ulps)."""
+"""Accuracy and vectorization tests for tracejit.backends.cpu.vecmath (compared with numpy in ulps)."""
 
 from __future__ import annotations
 

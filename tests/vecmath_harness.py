@@ -1,4 +1,4 @@
-"""Test/benchmark harness for tracejit.codegen.vecmath: a loop over arrays calling one vecmath function,
+"""Test/benchmark harness for tracejit.backends.cpu.vecmath: a loop over arrays calling one vecmath function,
 linked with ``module_ir``, optimized at O3 for the host CPU, JIT-compiled with MCJIT, called via ctypes."""
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ import llvmlite.binding as llvm
 import numpy as np
 
 try:
-    from tracejit.codegen import vecmath
+    from tracejit.backends.cpu import vecmath
 except ImportError:     # the package is being edited concurrently: load the module file by itself
     import importlib.util
     import os
     import sys
-    _path = os.path.join(os.path.dirname(__file__), os.pardir, "tracejit", "codegen", "vecmath.py")
-    _spec = importlib.util.spec_from_file_location("tracejit_codegen_vecmath", _path)
+    _path = os.path.join(os.path.dirname(__file__), os.pardir, "tracejit", "backends", "cpu", "vecmath", "__init__.py")
+    _spec = importlib.util.spec_from_file_location("tracejit_backends_cpu_vecmath", _path)
     vecmath = importlib.util.module_from_spec(_spec)
     sys.modules[_spec.name] = vecmath
     _spec.loader.exec_module(vecmath)

@@ -8,13 +8,13 @@ from .control_flow import cond, fori_loop, scan, switch, while_loop
 from .custom import checkpoint, custom_jvp, custom_vjp, remat
 from .theano import debugprint, function, pp, shared
 from .codegen.cuda_check import devices
-from .codegen.runtime import clear_caches
+from .compile import clear_caches
 from . import numpy, nn, tensor, theano
 from .numpy import stop_gradient
 from . import scipy_hooks as _scipy_hooks  # scipy.special / scipy.stats on tracers (see that module)
 from .ir import printing as _printing  # noqa: F401
 from .passes import pipeline as _pipeline  # noqa: F401  (the compiler proper, loaded with the package so that
-from .codegen import runtime as _runtime, llvm as _llvm  # noqa: F401   a first call, e.g. served by the disk
+from .backends.cpu import tiers as _cpu_tiers  # noqa: F401           a first call, e.g. served by the disk
 #                                                            cache, pays no imports)
 
 _scipy_hooks.install()

@@ -4,7 +4,7 @@
 compile honours is decided once: the device (``check_device``), which passes run (``pass_order``), whether IEEE
 special values are preserved (``CompileOptions.strict_ieee``, read by the passes), and whether the first calls
 run quick first-tier code while the optimized code compiles (``build_executable``). The disk cache is decided
-by ``codegen.cache.enabled`` inside the backend, keyed on the optimized graph.
+by ``backends.cache.enabled`` inside the backend, keyed on the optimized graph.
 """
 from __future__ import annotations
 
@@ -85,17 +85,18 @@ def build_executable(optimized: Graph, options: CompileOptions = CompileOptions(
     if options.device != "cpu":
         from .codegen.cuda import compile_graph_cuda
         return compile_graph_cuda(optimized, options.device)
-    from .codegen import runtime
+    from .backends.cpu import tiers
+    from .backends.cpu.executable import LLVMExecutable, plan_graph
     from .lower import scalar as scalar_table
     t0 = time.perf_counter()
-    planned = runtime.plan_graph(optimized)
+    planned = plan_graph(optimized)
     plan_s = time.perf_counter() - t0
     worth_tiers = any(scalar_table.is_expensive(e.prim) for e in optimized.eqns) \
-        or len(planned[0].steps) >= runtime.TIER_MIN_STEPS
+        or len(planned[0].steps) >= tiers.TIER_MIN_STEPS
     if options.tiered and worth_tiers and os.environ.get("TRACEJIT_TIERED", "1") != "0":
-        exe = runtime.TieredExecutable(optimized, planned)
+        exe = tiers.TieredExecutable(optimized, planned)
     else:
-        exe = runtime.LLVMExecutable(optimized, planned=planned)
+        exe = LLVMExecutable(optimized, planned=planned)
     exe.compile_stats["plan"] = plan_s
     return exe
 
@@ -114,9 +115,23 @@ def compile(graph: Graph, options: CompileOptions = CompileOptions(), name="func
         if trace_s is not None:
             stats["trace"] = trace_s
         stats.update(passes=t1 - t0, total=time.perf_counter() - t0 + (trace_s or 0.0))
-        from .codegen.runtime import log_compile
+        from .backends.cpu.executable import log_compile
         log_compile(name, stats)
     return exe
 
 
-__all__ = ["CompileOptions", "check_device", "pass_order", "optimize", "build_executable", "compile"]
+def clear_caches():
+    """Give back what tracejit keeps for speed: idle recycled buffers, and every jitted function's compiled
+    executables (the next call traces again; the disk cache spares it LLVM). Arrays still held are untouched."""
+    import gc
+    from .api import Jitted
+    from .backends.cpu import module, recycle
+    for obj in gc.get_objects():  # jitted functions keep no registry; this rare call walks the heap once
+        if issubclass(type(obj), Jitted):  # (type(), not isinstance: a dead weakproxy raises on __class__)
+            obj.cache_clear()
+    module.vecmath_ir.cache_clear()
+    gc.collect()  # executables are freed with their machine code (a driver and its executable form a cycle)
+    recycle.recycler.clear()
+
+
+__all__ = ["CompileOptions", "clear_caches", "check_device", "pass_order", "optimize", "build_executable", "compile"]

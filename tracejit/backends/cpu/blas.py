@@ -112,7 +112,7 @@ def _narrow(b, v, INT):
 
 def emit_gemv(em, dt, pa, A, pb, B, pc, C, M, N, K, alpha=1.0, beta=0.0):
     """A matrix-vector product (N == 1 or M == 1) through gemv, which BLAS runs several times faster than gemm."""
-    from .llvm import I8, I64, PTR, lltype
+    from .scalar import I8, I64, PTR, lltype
     b = em.b
     fty = lltype(dt)
     INT = _int_type()
@@ -142,7 +142,7 @@ def emit_gemv(em, dt, pa, A, pb, B, pc, C, M, N, K, alpha=1.0, beta=0.0):
         ld_min = em.dim(rows)
 
     def slot(ty, val):
-        p = em._in_entry(lambda: b.alloca(ty))
+        p = em.in_entry(lambda: b.alloca(ty))
         b.store(val, p)
         return p
 
@@ -168,7 +168,7 @@ def emit_gemv(em, dt, pa, A, pb, B, pc, C, M, N, K, alpha=1.0, beta=0.0):
 
 def emit_gemm(em, dt, pa, A, pb, B, pc, M, N, K, alpha=1.0, beta=0.0):
     """Row-major C (MxN) = A (MxK) @ B (KxN) as column-major C^T = B^T A^T in one Fortran gemm call."""
-    from .llvm import I8, I64, PTR, lltype
+    from .scalar import I8, I64, PTR, lltype
     b = em.b
     fty = lltype(dt)
     INT = _int_type()
@@ -194,7 +194,7 @@ def emit_gemm(em, dt, pa, A, pb, B, pc, M, N, K, alpha=1.0, beta=0.0):
         return _narrow(b, b.select(b.icmp_signed(">", ld, one), ld, one), INT)
 
     def slot(ty, val):
-        p = em._in_entry(lambda: b.alloca(ty))
+        p = em.in_entry(lambda: b.alloca(ty))
         b.store(val, p)
         return p
     m_ = slot(INT, _narrow(b, em.dim(N), INT))

@@ -8,8 +8,8 @@ from __future__ import annotations
 import llvmlite.ir as ir
 import numpy as np
 
-from ..ir import types as T
-from ..lower import scalar as S
+from ...ir import types as T
+from ...lower import scalar as S
 
 I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
 F32, F64 = ir.FloatType(), ir.DoubleType()
@@ -29,45 +29,45 @@ def memtype(dt: np.dtype):
     return I8 if np.dtype(dt) == T.BOOL else lltype(dt)
 
 
-def _is_f(dt):
+def is_float(dt):
     return np.dtype(dt).kind == "f"
 
 
-def _const(dt, value):
+def constant(dt, value):
     ty = lltype(dt)
     if dt == T.BOOL:
         return ir.Constant(I1, int(bool(value)))
-    if _is_f(dt):
+    if is_float(dt):
         return ir.Constant(ty, float(value))
     return ir.Constant(ty, int(value))
 
 
 # ------------------------------------------------------------------------------------------------ math
-def _vec():
+def vecmath_module():
     """The vector math library, imported on first use (building its tables takes ~10 ms)."""
     from . import vecmath
     return vecmath
 
 
 # the math rows LLVM has an intrinsic for (native forms: the optimizer folds and vectorizes them)
-_INTRINSICS = {"sqrt": "llvm.sqrt", "floor": "llvm.floor", "ceil": "llvm.ceil", "trunc": "llvm.trunc",
+INTRINSICS = {"sqrt": "llvm.sqrt", "floor": "llvm.floor", "ceil": "llvm.ceil", "trunc": "llvm.trunc",
                "rint": "llvm.rint", "fabs": "llvm.fabs", "copysign": "llvm.copysign", "fmax": "llvm.maxnum",
                "fmin": "llvm.minnum", "exp": "llvm.exp", "exp2": "llvm.exp2", "log": "llvm.log",
                "log2": "llvm.log2", "log10": "llvm.log10", "sin": "llvm.sin", "cos": "llvm.cos"}
-_LIBM = {r.name: r.libm for r in S.MATH.values() if r.libm}
+LIBM = {r.name: r.libm for r in S.MATH.values() if r.libm}
 # vecmath.FUNCTIONS and vecmath.symbol's names, known here without importing vecmath (its tables take tens of
 # ms to build, and the quick tier does not link it); tests/test_compile_time.py checks that they agree
 VEC_FUNCTIONS = S.VEC_FUNCTIONS
 BINARY_MATH = S.BINARY_MATH
 
 
-def _vec_symbol(name, suffix):
+def vec_symbol(name, suffix):
     if name not in VEC_FUNCTIONS:
         raise KeyError(f"vecmath has no function {name!r}")
     return f"tj_{name}_{suffix}"
 
 
-class _Math:
+class MathFunctions:
     """Per-module cache of declared math functions: vector library first, then LLVM intrinsics, then libm."""
 
     def __init__(self, module, vector=True):
@@ -75,7 +75,7 @@ class _Math:
         self.decls = {}
         self.vec_used = set()
         # False: scalar libm calls in the IR itself. Both tiers build with True (one IR for both) and differ in the
-        # bodies they link for the vector library's symbols (see llvm._math_ir)
+        # bodies they link for the vector library's symbols (see module.math_ir)
         self.vector = vector
 
     def call(self, b, name, ty, *args):
@@ -83,13 +83,13 @@ class _Math:
         fn = self.decls.get(key)
         if fn is None:
             suffix = "f64" if ty == F64 else "f32"
-            if self.vector and name in VEC_FUNCTIONS or name not in _INTRINSICS and name not in _LIBM:
-                sym = _vec_symbol(name, suffix)
+            if self.vector and name in VEC_FUNCTIONS or name not in INTRINSICS and name not in LIBM:
+                sym = vec_symbol(name, suffix)
                 self.vec_used.add((name, np.dtype(np.float64 if ty == F64 else np.float32)))
-            elif name in _INTRINSICS:
-                sym = f"{_INTRINSICS[name]}.{suffix}"
+            elif name in INTRINSICS:
+                sym = f"{INTRINSICS[name]}.{suffix}"
             else:
-                sym = _LIBM[name] + ("" if ty == F64 else "f")
+                sym = LIBM[name] + ("" if ty == F64 else "f")
             row = S.MATH.get(name)
             params = [ty, I32] if row is not None and row.int_arg else [ty] * len(args)
             fn = self.m.globals.get(sym) or ir.Function(self.m, ir.FunctionType(ty, params), sym)
@@ -105,7 +105,7 @@ class _Math:
 # ------------------------------------------------------------------------------------------------ native forms
 def _native_minmax(intrinsic):
     def f(o, dt, x, y):
-        if not _is_f(dt):
+        if not is_float(dt):
             return NotImplemented
         return o.math_lib.intrinsic(o.b, intrinsic, lltype(dt), x, y)  # nan-propagating, one instruction
     return f
@@ -145,22 +145,22 @@ class CpuScalarOps(S.ScalarOps):
 
     # -------------------------------------------------------------------------------- the abstract operations
     def const(self, dt, value):
-        return _const(np.dtype(dt), value)
+        return constant(np.dtype(dt), value)
 
     def add(self, dt, x, y):
-        return self.b.fadd(x, y) if _is_f(dt) else self.b.add(x, y)
+        return self.b.fadd(x, y) if is_float(dt) else self.b.add(x, y)
 
     def sub(self, dt, x, y):
-        return self.b.fsub(x, y) if _is_f(dt) else self.b.sub(x, y)
+        return self.b.fsub(x, y) if is_float(dt) else self.b.sub(x, y)
 
     def mul(self, dt, x, y):
-        return self.b.fmul(x, y) if _is_f(dt) else self.b.mul(x, y)
+        return self.b.fmul(x, y) if is_float(dt) else self.b.mul(x, y)
 
     def div(self, dt, x, y):
         return self.b.fdiv(x, y)
 
     def neg(self, dt, x):
-        return self.b.fneg(x) if _is_f(dt) else self.b.neg(x)
+        return self.b.fneg(x) if is_float(dt) else self.b.neg(x)
 
     def idiv(self, dt, x, y):
         b = self.b
@@ -176,7 +176,7 @@ class CpuScalarOps(S.ScalarOps):
         return b.select(fix, b.add(r, y), r)
 
     def cmp(self, dt, op, x, y):
-        if _is_f(dt):
+        if is_float(dt):
             return self.b.fcmp_unordered(op, x, y) if op == "!=" else self.b.fcmp_ordered(op, x, y)
         if np.dtype(dt) == T.BOOL:
             return self.b.icmp_unsigned(op, x, y)
@@ -217,25 +217,25 @@ class CpuScalarOps(S.ScalarOps):
         if src == dst:
             return x
         if dst == T.BOOL:
-            if _is_f(src):
+            if is_float(src):
                 return b.fcmp_unordered("une", x, ir.Constant(lltype(src), 0.0))
             return b.icmp_unsigned("!=", x, ir.Constant(lltype(src), 0))
         if src == T.BOOL:
-            return b.uitofp(x, lltype(dst)) if _is_f(dst) else b.zext(x, lltype(dst))
-        if _is_f(src) and _is_f(dst):
+            return b.uitofp(x, lltype(dst)) if is_float(dst) else b.zext(x, lltype(dst))
+        if is_float(src) and is_float(dst):
             return b.fpext(x, F64) if dst.itemsize > src.itemsize else b.fptrunc(x, F32)
-        if not _is_f(src) and not _is_f(dst):
+        if not is_float(src) and not is_float(dst):
             return b.sext(x, lltype(dst)) if dst.itemsize > src.itemsize else b.trunc(x, lltype(dst))
-        return b.sitofp(x, lltype(dst)) if _is_f(dst) else b.fptosi(x, lltype(dst))
+        return b.sitofp(x, lltype(dst)) if is_float(dst) else b.fptosi(x, lltype(dst))
 
     # -------------------------------------------------------------------------------- for reductions and scatter
-    def _cmp(self, dt, op, x, y):
+    def compare(self, dt, op, x, y):
         return self.cmp(dt, op, x, y)
 
-    def _truth(self, dt, x):
+    def truth(self, dt, x):
         return self.convert(x, dt, T.BOOL)
 
-    def _minmax(self, dt, x, y, is_max):
+    def minmax(self, dt, x, y, is_max):
         return S.lower(self, "maximum" if is_max else "minimum", [dt, dt], dt, [x, y], OVERRIDES)
 
     def op_add(self, dt, x, y):

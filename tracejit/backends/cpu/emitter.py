@@ -1,0 +1,227 @@
+"""One step function of a Plan as LLVM IR: the step's buffers and lengths as arguments, loops, and element
+loads and stores through an Access.
+
+Kernel ABI: ``void k(ptr bufs, ptr dims, i64 start, i64 stop)``: ``bufs`` holds every buffer's data pointer,
+``dims`` the run-time value of every shape symbol; ``[start, stop)`` is the range of the first outer loop that
+this call runs (``stop < 0``: all of it), so the runtime can split a kernel across threads. Identical steps of a
+program share one function (see StepEmitter._share_or_own).
+"""
+from __future__ import annotations
+
+import re
+
+import llvmlite.ir as ir
+
+from ...ir import types as T
+from ...lower.plan import Access
+from .scalar import I1, I8, I64, PTR, memtype
+
+VOID = ir.VoidType()
+KERNEL_TY = ir.FunctionType(VOID, [PTR, PTR, I64, I64])
+FLAT = "flat"  # axis map of an access inside a kernel whose domain was collapsed to one loop
+
+_ARG_NAME = re.compile(r'%"([^"]*)"')
+
+
+class StepEmitter:
+    """Emits one step function."""
+
+    def __init__(self, module, math, plan, symbols, name, roots=None, shared=None):
+        self.m = module
+        self.math = math
+        self.plan = plan
+        self.symbols = symbols  # symbol name -> index in dims
+        # The body lives in an internal function taking each buffer it uses as its own noalias argument (buffers
+        # of one step never overlap), so loops vectorize without run-time alias checks; ``name`` is the ABI
+        # wrapper.
+        # Lengths are arguments too (the wrapper reads them from ``dims``), so that the body does not depend on
+        # where a length sits in the program's table: identical steps print identical IR (see _share_or_own).
+        # Arguments are made as the body first reads them (finish() gives the function its final type), so a
+        # step costs nothing per buffer or length of the program it does not touch.
+        self.fn = ir.Function(module, ir.FunctionType(VOID, [I64, I64]), name + "_impl")
+        self.fn.linkage = "internal"
+        # never inlined into its wrapper: several wrappers may share it, and LLVM optimizes it once either way
+        self.fn.attributes.add("noinline")
+        self.start, self.stop = self.fn.args
+        # buffers that share memory (reuse, in-place takeover) are all addressed through one argument, so that
+        # noalias stays true and LLVM sees one base pointer
+        self._roots = roots or {}
+        self._used = {}  # slot -> its argument, for the slots the body addresses, in first-use order
+        self._used_dims = {}  # index in ``dims`` -> its argument, for each length the body reads, in first-use order
+        self._shared = shared  # normalized impl text -> impl function, shared by identical steps (or None)
+        self.wrapper = ir.Function(module, KERNEL_TY, name)
+        self.impl = self.fn  # the function the wrapper calls (another step's when this one is a duplicate)
+        self.impl_text = None  # the impl's IR text when this step owns it (module text is built from these)
+        self.entry = self.fn.append_basic_block("entry")
+        self.b = ir.IRBuilder(self.entry)
+        self._dimcache = {}
+        self._bufcache = {}
+        self.body_block = self.fn.append_basic_block("body")
+
+    # entry-block helpers ----------------------------------------------------------------------------
+    def in_entry(self, f):
+        saved = self.b.block
+        self.b.position_at_end(self.entry)
+        v = f()
+        self.b.position_at_end(saved)
+        return v
+
+    def dim(self, d) -> ir.Value:
+        if isinstance(d, int):
+            return ir.Constant(I64, d)
+        key = d
+        hit = self._dimcache.get(key)
+        if hit is not None:
+            return hit
+
+        def emit():
+            total = None
+            for mono, c in d.terms:
+                v = ir.Constant(I64, c)
+                for a in mono:
+                    if isinstance(a, str):
+                        k = self.symbols[a]
+                        av = self._used_dims.get(k)
+                        if av is None:
+                            av = self._used_dims[k] = ir.Argument(self.fn, I64, f"d{k}")
+                    else:
+                        op, x, y = a
+                        xv, yv = self.dim(x), self.dim(y)
+                        if op == "fdiv":
+                            safe = self.b.select(self.b.icmp_signed("==", yv, ir.Constant(I64, 0)),
+                                                 ir.Constant(I64, 1), yv)
+                            q = self.b.sdiv(xv, safe)
+                            r = self.b.srem(xv, safe)
+                            adj = self.b.and_(self.b.icmp_signed("!=", r, ir.Constant(I64, 0)),
+                                              self.b.icmp_signed("<", self.b.xor(xv, safe), ir.Constant(I64, 0)))
+                            av = self.b.sub(q, self.b.zext(adj, I64))
+                        elif op == "max":
+                            av = self.b.select(self.b.icmp_signed(">", xv, yv), xv, yv)
+                        else:
+                            av = self.b.select(self.b.icmp_signed("<", xv, yv), xv, yv)
+                    v = self.b.mul(v, av) if not (isinstance(v, ir.Constant) and v.constant == 1) else av
+                total = v if total is None else self.b.add(total, v)
+            return total if total is not None else ir.Constant(I64, 0)
+        v = self.in_entry(emit)
+        self._dimcache[key] = v
+        return v
+
+    def buf(self, bid) -> ir.Value:
+        slot = self._roots.get(bid, bid)
+        arg = self._used.get(slot)
+        if arg is None:
+            arg = self._used[slot] = ir.Argument(self.fn, PTR, f"s{slot}")
+            arg.add_attribute("noalias")
+        return arg
+
+    def finish(self):
+        self.b.position_at_end(self.entry)
+        self.b.branch(self.body_block)
+        self._set_args()
+        self._share_or_own()
+        wb = ir.IRBuilder(self.wrapper.append_basic_block("entry"))
+        bufs, dims, start, stop = self.wrapper.args
+        lens = [wb.load(wb.gep(dims, [ir.Constant(I64, k)], source_etype=I64), typ=I64) for k in self._used_dims]
+        ptrs = [wb.load(wb.gep(bufs, [ir.Constant(I64, i)], source_etype=PTR), typ=PTR) for i in self._used]
+        wb.call(self.impl, [start, stop] + lens + ptrs)
+        wb.ret_void()
+
+    def _set_args(self):
+        """Give the impl its arguments: the lengths, then the buffers, its body read."""
+        lens, used = list(self._used_dims.values()), list(self._used.values())
+        fn = self.fn
+        fn.ftype = ir.FunctionType(VOID, [I64, I64] + [I64] * len(lens) + [PTR] * len(used))
+        fn.type = fn.ftype.as_pointer()
+        fn.args = tuple(fn.args[:2]) + tuple(lens) + tuple(used)
+
+    def _share_or_own(self):
+        """With a table of shared impls: reuse an identical impl emitted for an earlier step (same IR once the
+        function's name and buffer arguments are renamed in order), and drop this one from the module."""
+        text = str(self.fn)
+        self.impl_text = text
+        if self._shared is None:
+            return
+        order = {a.name: f"#a{k}" for k, a in enumerate(self.fn.args)}  # '#': in no name the builder makes
+        key = _ARG_NAME.sub(lambda m: '%"' + order.get(m.group(1), m.group(1)) + '"',
+                            text.replace(f'@"{self.fn.name}"', "@_", 1))
+        first = self._shared.setdefault(key, self.fn)
+        if first is not self.fn:
+            del self.m.globals[self.fn.name]
+            self.impl, self.impl_text = first, None
+
+    # loops ------------------------------------------------------------------------------------------
+    def loop(self, lo, hi, body, name="i"):
+        b = self.b
+        pre = b.block
+        header = self.fn.append_basic_block(f"{name}.head")
+        blk = self.fn.append_basic_block(f"{name}.body")
+        end = self.fn.append_basic_block(f"{name}.end")
+        b.branch(header)
+        b.position_at_end(header)
+        i = b.phi(I64, name=name)
+        i.add_incoming(lo, pre)
+        b.cbranch(b.icmp_signed("<", i, hi), blk, end)
+        b.position_at_end(blk)
+        body(i)
+        nxt = b.add(i, ir.Constant(I64, 1), flags=("nsw",))
+        i.add_incoming(nxt, b.block)
+        b.branch(header)
+        b.position_at_end(end)
+
+    def checked_index(self, iv, n, flag_ptr):
+        """numpy's index semantics: negative counts from the end; out of bounds sets the error flag (the
+        runtime raises IndexError) and reads element 0 instead, never outside the buffer."""
+        b = self.b
+        zero = ir.Constant(I64, 0)
+        iv = b.select(b.icmp_signed("<", iv, zero), b.add(iv, n), iv)
+        bad = b.or_(b.icmp_signed("<", iv, zero), b.icmp_signed(">=", iv, n))
+        with b.if_then(bad, likely=False):
+            b.store(ir.Constant(I64, 1), flag_ptr)
+        return b.select(bad, zero, iv)
+
+    # memory -----------------------------------------------------------------------------------------
+    def address(self, acc: Access, idx: dict, axes) -> ir.Value:
+        """Pointer to element of ``acc`` at domain indices ``idx``; ``axes[j]`` is the domain axis of dim j."""
+        off = self.dim(acc.offset) if not (isinstance(acc.offset, int) and acc.offset == 0) else None
+        if axes is FLAT:  # a C-contiguous access over a collapsed domain: element i is at offset + i
+            if any(d != 1 and not (isinstance(s, int) and s == 0) for d, s in zip(acc.shape, acc.strides)):
+                off = idx[0] if off is None else self.b.add(off, idx[0])
+            axes = ()
+        for j, (d, s) in enumerate(zip(acc.shape, acc.strides)):
+            if j >= len(axes):
+                break
+            if d == 1 or (isinstance(s, int) and s == 0):
+                continue
+            a = axes[j]
+            if a is None:
+                continue
+            term = idx[a] if (isinstance(s, int) and s == 1) else self.b.mul(idx[a], self.dim(s))
+            off = term if off is None else self.b.add(off, term)
+        if off is None:
+            off = ir.Constant(I64, 0)
+        dt = self.plan.buffers[acc.buf].dtype
+        return self.b.gep(self.buf(acc.buf), [off], source_etype=memtype(dt), inbounds=True)
+
+    def load(self, acc: Access, idx, axes):
+        dt = self.plan.buffers[acc.buf].dtype
+        v = self.b.load(self.address(acc, idx, axes), typ=memtype(dt))
+        if dt == T.BOOL:
+            v = self.b.trunc(v, I1)
+        return v
+
+    def store(self, acc: Access, idx, axes, v):
+        dt = self.plan.buffers[acc.buf].dtype
+        if dt == T.BOOL:
+            v = self.b.zext(v, I8)
+        self.b.store(v, self.address(acc, idx, axes))
+
+
+def module_text(module, emitters) -> str:
+    """The module's IR text, reusing each step impl's text printed once by finish() (printing is slow)."""
+    texts = []
+    for em in emitters:
+        if em.impl_text is not None:
+            del module.globals[em.fn.name]
+            texts.append(em.impl_text)
+    return "\n".join([str(module)] + texts)
+

@@ -1,0 +1,68 @@
+"""The program's entry: a CPython METH_FASTCALL function generated in IR. It reads the data pointers and shapes of
+the numpy arrays it is given straight from numpy's public ``PyArrayObject`` layout and runs every step, so a small
+call costs about as much as calling a builtin; make_builtin wraps its address as a Python builtin function.
+"""
+from __future__ import annotations
+
+import ctypes
+
+import llvmlite.ir as ir
+
+from .scalar import I8, I64, PTR
+
+
+def emit_entry(module, plan, steps_fns, symbols, slot_of_input, nslots):
+    """``PyObject *entry(PyObject *self, PyObject *const *args, Py_ssize_t nargs)`` (METH_FASTCALL)."""
+    fnty = ir.FunctionType(PTR, [PTR, PTR, I64])
+    fn = ir.Function(module, fnty, "tj_entry")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    _, args, _ = fn.args
+    bufs = b.bitcast(b.alloca(PTR, size=max(nslots, 1)), PTR)
+    dims = b.bitcast(b.alloca(I64, size=max(len(symbols), 1)), PTR)
+    arrs = []
+    for i in range(nslots):
+        obj = b.load(b.gep(args, [ir.Constant(I64, i)], source_etype=PTR), typ=PTR)
+        arrs.append(obj)
+        data = b.load(b.gep(obj, [ir.Constant(I64, 16)], source_etype=I8), typ=PTR)  # PyArrayObject.data
+        b.store(data, b.gep(bufs, [ir.Constant(I64, i)], source_etype=PTR))
+    for name, k in symbols.items():
+        inp, axis = plan.graph.symbols[name]
+        obj = arrs[slot_of_input[inp]]
+        dimsp = b.load(b.gep(obj, [ir.Constant(I64, 32)], source_etype=I8), typ=PTR)  # PyArrayObject.dimensions
+        v = b.load(b.gep(dimsp, [ir.Constant(I64, axis)], source_etype=I64), typ=I64)
+        b.store(v, b.gep(dims, [ir.Constant(I64, k)], source_etype=I64))
+    bp = b.bitcast(bufs, PTR)
+    dp = b.bitcast(dims, PTR)
+    for f in steps_fns:
+        b.call(f, [bp, dp, ir.Constant(I64, 0), ir.Constant(I64, -1)])
+    none = ir.GlobalVariable(module, I64, "tj_py_none")
+    none.linkage = "external"
+    rc = b.load(none, typ=I64)
+    b.store(b.add(rc, ir.Constant(I64, 1)), none)
+    b.ret(b.bitcast(none, PTR))
+    return fn
+
+
+PyCFunction_NewEx = ctypes.pythonapi.PyCFunction_NewEx
+PyCFunction_NewEx.restype = ctypes.py_object
+PyCFunction_NewEx.argtypes = [ctypes.c_void_p, ctypes.py_object, ctypes.c_void_p]
+
+
+class _PyMethodDef(ctypes.Structure):
+    _fields_ = [("ml_name", ctypes.c_char_p), ("ml_meth", ctypes.c_void_p), ("ml_flags", ctypes.c_int),
+                ("ml_doc", ctypes.c_char_p)]
+
+
+METH_FASTCALL = 0x80
+
+
+def make_builtin(address, owner=None, name=b"tracejit_program"):
+    """Wrap a METH_FASTCALL function pointer as a Python builtin function (no ctypes on the call path).
+
+    The builtin's ``self`` slot (passed to the entry, which ignores it) holds ``owner`` (the CompiledModule whose
+    machine code ``address`` points into) and the method definition: whoever keeps the builtin, even after the
+    executable is gone, keeps the code and the definition it points to alive, so a call never runs freed code."""
+    mdef = _PyMethodDef(name, address, METH_FASTCALL, None)
+    fn = PyCFunction_NewEx(ctypes.addressof(mdef), (owner, mdef), None)
+    return fn, mdef
+

@@ -1,0 +1,310 @@
+"""The CPU executable of one program: its step functions built from a Plan (or loaded from the disk cache), the
+METH_FASTCALL entry, and a driver generated in Python that checks lengths, allocates outputs and calls the entry
+(or splits the steps across threads)."""
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import sys
+import time
+
+import llvmlite.ir as ir
+import numpy as np
+
+from ...ir import types as T
+from ...ir.constraints import ConstraintKind
+from ...lower.dims import DimCanon
+from ...lower.plan import BufferKind, CopyStep, Kernel, MatmulStep, ScatterAddStep
+from . import blas
+from .emitter import StepEmitter, module_text
+from .entry import emit_entry, make_builtin
+from .jobs import Cancelled
+from .kernels import collapsible, lower_kernel, outer_extent
+from .module import CompiledModule, codegen_fingerprint, ensure_blas_symbols
+from .scalar import MathFunctions
+from .steps import lower_copy, lower_matmul, lower_scatter_add
+from .recycle import recycler
+from .threads import get_pool, num_threads
+
+# Elements of the biggest loop nest below which one call of the native entry runs everything on this thread:
+# splitting costs ~5 us per step through ctypes plus ~20 us per thread hand-off, which pays off only above this.
+PARALLEL_THRESHOLD = 1 << 18
+# Buffers at least this big are recycled (see RecyclePool): the memory of an array the caller has dropped is
+# written again by a later call instead of a fresh np.empty, whose first touch costs a page fault per page (and THP
+# compaction stalls on these machines).
+POOL_MIN_BYTES = 1 << 17
+# The largest length or leading dimension a 32-bit-integer (LP64) BLAS takes; longer ones would wrap around.
+LP64_MAX = (1 << 31) - 1
+KERNEL_CFUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
+
+
+def log_compile(what, stats):
+    """With TRACEJIT_LOG_COMPILES=1, one line on stderr per compile: where its time went (seconds) and how many
+    kernels and distinct step functions it made (dedup hits: steps that reused an identical function)."""
+    if os.environ.get("TRACEJIT_LOG_COMPILES", "").strip() in ("", "0"):
+        return
+    parts = [f"{k} {v * 1e3:.1f} ms" if isinstance(v, float) else f"{k} {v}" for k, v in stats.items()]
+    print(f"tracejit compile {what}: " + ", ".join(parts), file=sys.stderr, flush=True)
+
+
+def plan_graph(graph):
+    """(fusion plan, memory plan) of an optimized graph: what every backend tier lowers."""
+    from ...lower.fuse import plan
+    from ...lower.memory import plan_memory
+    p = plan(graph)
+    return p, plan_memory(p)
+
+
+# ------------------------------------------------------------------------------------------------ executable
+class LLVMExecutable:
+    """One compiled program for one input signature. ``run`` takes C-contiguous arrays (the caller, which knows
+    the signature, copies the others once)."""
+
+    def __init__(self, graph, tier=1, cache_only=False, planned=None, cancelled=None, source=None):
+        """``cancelled``: a callable polled between compile stages; true raises Cancelled (interpreter exit).
+        ``source``: the ``source`` of an executable of the other tier for the same plan (its IR is this one's)."""
+        self.graph = graph
+        self.plan, self.memory = planned or plan_graph(graph)
+        plan = self.plan
+        canon = DimCanon(graph.constraints)
+        if any(isinstance(st, MatmulStep) for st in plan.steps):
+            ensure_blas_symbols()
+        symbols = {s: i for i, s in enumerate(sorted(graph.symbols))}
+        self.symbols = symbols
+        names = [f"tj_step{i}" for i in range(len(plan.steps))]
+        extents = []
+        for step in plan.steps:
+            if isinstance(step, Kernel):
+                extents.append(outer_extent(step, collapsible(plan, step, canon)))
+            elif isinstance(step, CopyStep):
+                extents.append(step.src.shape[0] if step.src.shape else None)
+            else:
+                extents.append(None)
+        from .. import cache
+        # the generated code is a pure function of the optimized graph and the code generator's source, so a
+        # cache hit skips building the IR as well as LLVM
+        key = cache.graph_key(graph, "cpu", codegen_fingerprint(), f"tier{tier}") if cache.enabled() else None
+        self.tier = tier
+        self.source = None  # (IR text, math functions called, distinct step functions) once built here
+        # where this compile's time went (seconds), for TRACEJIT_LOG_COMPILES and tests
+        self.compile_stats = {"tier": tier, "kernels": plan.num_kernels}
+        self._ir_text = None
+        self.num_functions = None  # distinct step bodies compiled (identical steps share one); None: from disk
+        self.compiled = CompiledModule.from_cache(key, names + ["tj_entry"]) if key else None
+        self.compile_stats["disk_cache"] = "hit" if self.compiled is not None else "miss"
+        if self.compiled is None and cache_only:
+            return
+        if self.compiled is None:
+            if source is None:
+                t0 = time.perf_counter()
+                source = self._build_ir(names, canon, cancelled)
+                self.compile_stats["ir_build"] = time.perf_counter() - t0
+            self.source = source
+            self._ir_text, vec_used, self.num_functions = source
+            self.compile_stats.update(functions=self.num_functions,
+                                      dedup_hits=len(plan.steps) - self.num_functions)
+            self.compiled = CompiledModule(self._ir_text, names + ["tj_entry"], vec_used, key,
+                                             tier=tier, cancelled=cancelled, timings=self.compile_stats)
+            if self.compiled.cancelled:
+                raise Cancelled("interpreter exiting")
+        self._entry, self._mdef = make_builtin(self.compiled.addresses["tj_entry"], owner=self.compiled)
+        self._kernels = [KERNEL_CFUNC(self.compiled.addresses[n]) for n in names]
+        self._extents = extents
+        self.num_threads = num_threads()
+        self.run = self._make_driver()
+
+    def _build_ir(self, names, canon, cancelled):
+        """(module IR text, math functions it calls, distinct step functions): the same for both tiers."""
+        plan = self.plan
+        module = ir.Module(name="tracejit")
+        math = MathFunctions(module)  # both tiers call the vector library's symbols (they link different bodies)
+        fns, ems, shared = [], [], {}
+        for name, step in zip(names, plan.steps):
+            if cancelled is not None and cancelled():
+                raise Cancelled("interpreter exiting")
+            em = StepEmitter(module, math, plan, self.symbols, name, self.memory.slot_of, shared)
+            ems.append(em)
+            if isinstance(step, Kernel):
+                lower_kernel(em, plan, step, canon)
+            elif isinstance(step, CopyStep):
+                lower_copy(em, plan, step)
+            elif isinstance(step, MatmulStep):
+                lower_matmul(em, plan, step)
+            elif isinstance(step, ScatterAddStep):
+                lower_scatter_add(em, plan, step)
+            else:
+                raise NotImplementedError(type(step).__name__)
+            fns.append(em.wrapper)
+        slot_of_input = {b.input_index: b.id for b in plan.buffers if b.kind is BufferKind.INPUT}
+        emit_entry(module, plan, fns, self.symbols, slot_of_input, len(plan.buffers))
+        return module_text(module, ems), frozenset(math.vec_used), len(shared)
+
+    @property
+    def num_kernels(self):
+        return self.plan.num_kernels
+
+    @property
+    def from_cache(self) -> bool:
+        """True when the machine code came from the on-disk cache."""
+        return self.compiled.from_cache
+
+    @property
+    def kernel_groups(self):
+        return self.plan.kernel_groups
+
+    def llvm_ir(self):
+        return self.compiled.optimized_ir
+
+    def asm(self):
+        return self.compiled.asm()
+
+    def memory_plan(self, example_args=None):
+        return self.memory.report(self.plan, example_args)
+
+    # driver -------------------------------------------------------------------------------------
+    def _make_driver(self):
+        plan, g = self.plan, self.graph
+        lines = ["def run(args):"]
+        n_in = len(g.inputs)
+        names = [f"a{i}" for i in range(n_in)]
+        if n_in:
+            lines.append(f"    {', '.join(names)}{',' if n_in == 1 else ''} = args")
+        sym_src = {}
+        for s, (i, ax) in g.symbols.items():
+            sym_src[s] = _ident(s)
+            lines.append(f"    {sym_src[s]} = a{i}.shape[{ax}]")
+
+        def py(d):
+            return T.dim_py(d, lambda s: sym_src[s])
+        env_items = ", ".join(f"{s!r}: {sym_src[s]}" for s in g.symbols)
+        if g.constraints:  # inline comparisons; the dict of lengths is built only to word an error
+            conds = []
+            for c in g.constraints:
+                if c.kind is ConstraintKind.EQ and (c.a == 1 or c.b == 1):
+                    continue  # a static 1 broadcasts (interpret.check_constraints words the rules)
+                pa, pb = py(c.a), py(c.b)
+                conds.append(f"(-{pb} <= {pa} < {pb})" if c.kind is ConstraintKind.INDEX else f"({pa} == {pb})")
+            lines.append(f"    if not ({' and '.join(dict.fromkeys(conds))}): _check({{{env_items}}})")
+        lines += self._blas_limit_check(py)
+        slots = []
+        consts = {}
+        slot_vals = self.memory.slot_of
+        alloc_done = set()
+        for b in plan.buffers:
+            if b.kind is BufferKind.INPUT:
+                slots.append(f"a{b.input_index}")
+            elif b.kind is BufferKind.CONST:
+                consts[f"c{b.id}"] = b.const
+                slots.append(f"c{b.id}")
+            elif b.kind is BufferKind.FLAG:
+                lines.append(f"    f{b.id} = _zeros(1, _i64)")
+                slots.append(f"f{b.id}")
+            else:
+                root = slot_vals.get(b.id, b.id)
+                if root not in alloc_done:
+                    alloc_done.add(root)
+                    rb = plan.buffers[root]
+                    shape = "(" + ", ".join(py(d) for d in rb.shape) + ("," if len(rb.shape) == 1 else "") + ")"
+                    consts[f"dt{root}"] = rb.dtype
+                    nbytes = f"{py(T.prod(rb.shape))} * {rb.dtype.itemsize}"
+                    if isinstance(T.prod(rb.shape), int) and T.prod(rb.shape) * rb.dtype.itemsize < POOL_MIN_BYTES:
+                        lines.append(f"    b{root} = _empty({shape}, dt{root})")
+                    else:  # big buffers come from the recycling pool (no page faults on reuse)
+                        lines.append(f"    b{root} = _take({shape}, dt{root}, {nbytes}, _owner) if {nbytes} >= "
+                                     f"{POOL_MIN_BYTES} else _empty({shape}, dt{root})")
+                slots.append(f"b{root}")
+        work = self._work_expr(py)
+        call_args = ", ".join(slots)
+        lines.append(f"    if {work} < {PARALLEL_THRESHOLD} or _nthreads == 1:")
+        lines.append(f"        _entry({call_args})")
+        lines.append("    else:")
+        lines.append(f"        _parallel([{call_args}], [{', '.join(sym_src[s] for s in sorted(g.symbols))}], "
+                     f"{{{env_items}}})")
+        if plan.flag is not None:
+            lines.append(f"    if f{plan.flag}[0]: _index_error()")
+        outs = []
+        for bid in plan.outputs:
+            root = slot_vals.get(bid, bid)
+            outs.append(f"b{root}")
+        lines.append(f"    return [{', '.join(outs)}]")
+        src = "\n".join(lines)
+        poison = bool(os.environ.get("TRACEJIT_POISON_BUFFERS"))
+        # recycled buffers remember this executable weakly: they are given back when it is garbage-collected
+        owner = recycler.owner(self)
+        ns = {"_entry": self._entry, "_take": recycler.take_poisoned if poison else recycler.take, "_owner": owner,
+              "_empty": _poisoned_empty if poison else np.empty, "_zeros": np.zeros, "_i64": np.int64,
+              "_check": self._check, "_parallel": self._parallel,
+              "_nthreads": self.num_threads, "_index_error": _index_error, "_blas_limit": _blas_limit, **consts}
+        exec(compile(src, "<tracejit driver>", "exec"), ns)
+        self.driver_source = src
+        return ns["run"]
+
+    def _blas_limit_check(self, py):
+        """Driver lines refusing, before any work, a matmul whose lengths a 32-bit BLAS cannot take."""
+        steps = [st for st in self.plan.steps if isinstance(st, MatmulStep)]
+        if not steps:
+            return []
+        if blas.provider().int_bits >= 64:
+            return []
+        dims = {d for st in steps for acc in (st.a, st.b, st.out) for d in acc.shape[-2:] + acc.strides[-2:]}
+        conds = [f"{py(d)} > {LP64_MAX}" for d in dims if not isinstance(d, int) or d > LP64_MAX]
+        return [f"    if {' or '.join(conds)}: _blas_limit({blas.provider().name!r}, {LP64_MAX})"] if conds else []
+
+    def _work_expr(self, py):
+        """Python source of the biggest loop-nest size of the program (decides threads or one call)."""
+        sizes = []
+        for step in self.plan.steps:
+            dom = getattr(step, "domain", None)
+            if dom is None and hasattr(step, "src"):
+                dom = step.src.shape
+            if dom:
+                sizes.append(py(T.prod(dom)))
+        sizes = list(dict.fromkeys(sizes))
+        if not sizes:
+            return "0"
+        return sizes[0] if len(sizes) == 1 else f"max({', '.join(sizes)})"
+
+    def _check(self, env):
+        from ...ir.interpret import check_constraints
+        check_constraints(self.graph, env)
+
+    def _parallel(self, arrays, symvals, env):
+        nslots = len(arrays)
+        bufs = (ctypes.c_void_p * max(nslots, 1))(*[a.ctypes.data for a in arrays])
+        dims = (ctypes.c_int64 * max(len(symvals), 1))(*symvals)
+        nt = self.num_threads
+        pool = get_pool(nt - 1) if nt > 1 else None
+        for fn, ext in zip(self._kernels, self._extents):
+            n = T.eval_dim(ext, env) if ext is not None else None
+            if n is None or n < 2 * nt or pool is None:
+                fn(bufs, dims, 0, -1)
+                continue
+            bounds = [n * t // nt for t in range(nt + 1)]
+            futs = [pool.submit(fn, bufs, dims, bounds[t], bounds[t + 1]) for t in range(1, nt)]
+            fn(bufs, dims, bounds[0], bounds[1])
+            for f in futs:
+                f.result()
+
+
+def _ident(symbol: str) -> str:
+    """The driver's Python name for a length symbol (a data-dependent one, ``u#3``, is not an identifier)."""
+    return "s_" + re.sub(r"\W", lambda m: f"_{ord(m.group())}_", symbol)
+
+
+def _poisoned_empty(shape, dtype):
+    """np.empty filled with 0xFF bytes (NaN, -1, True): with TRACEJIT_POISON_BUFFERS=1 a read of memory that no
+    kernel wrote shows up as a wrong result in the tests instead of passing by luck."""
+    out = np.empty(shape, dtype)
+    out.reshape(-1).view(np.uint8).fill(0xFF)
+    return out
+
+
+def _blas_limit(name, limit):
+    raise ValueError(f"a matmul operand has a length or row stride above {limit}, more than the 32-bit integers of "
+                     f"the BLAS in use ({name}) can hold; use numpy's bundled ILP64 OpenBLAS (TRACEJIT_BLAS=numpy, "
+                     f"the default when numpy's wheel ships it) or split the product into smaller blocks")
+
+
+def _index_error():
+    raise IndexError("an integer-array index is out of bounds for the axis it indexes")

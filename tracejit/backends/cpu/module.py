@@ -1,0 +1,259 @@
+"""LLVM for the host: the target machine, optimization at each tier, object code loaded with MCJIT
+(CompiledModule), the math functions a program links, and the fingerprint of the code generator that keys the
+disk cache. Optimized at O3 with vectorizers for the optimized tier, at O0 with LLVM's fast code generator for
+the quick first tier.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import time
+
+import llvmlite.binding as llvm
+import numpy as np
+
+from .scalar import BINARY_MATH, INTRINSICS, LIBM, vec_symbol, vecmath_module
+
+_init_lock = threading.Lock()
+_target_machine = None
+
+
+# llvmlite's global LLVM context is not thread-safe, and the optimized tier compiles on a background thread:
+# every use of that context (engines' modules) takes this lock; compiles use contexts of their own
+GLOBAL_CONTEXT_LOCK = threading.RLock()
+
+
+def target_machine(opt=3):
+    """A new host TargetMachine (MCJIT takes ownership of the one it is given, so each engine gets its own);
+    ``opt`` is the code generator's level (0: fast instruction selection and register allocation)."""
+    global _target_machine
+    with _init_lock:
+        if _target_machine is None:
+            llvm.initialize_native_target()
+            llvm.initialize_native_asmprinter()
+            _register_symbols()
+            _target_machine = True
+    target = llvm.Target.from_default_triple()
+    return target.create_target_machine(cpu=llvm.get_host_cpu_name(),
+                                        features=llvm.get_host_cpu_features().flatten(),
+                                        opt=opt, codemodel="jitdefault")
+
+
+def _register_symbols():
+    llvm.add_symbol("tj_py_none", id(None))
+
+
+_blas_done = False
+
+
+def ensure_blas_symbols():
+    """Register the BLAS entry points (importing scipy.linalg costs ~0.3 s, so only programs with a matmul do)."""
+    global _blas_done
+    if not _blas_done:
+        from . import blas
+        target_machine()
+        for name, addr in blas.symbols().items():
+            llvm.add_symbol(name, addr)
+        _blas_done = True
+
+
+
+# ------------------------------------------------------------------------------------------------ compile
+class CompiledModule:
+    """A JIT-compiled LLVM module; keeps the engine alive as long as functions are in use.
+
+    With a ``cache_key``, the object code is looked up in the on-disk cache first (a hit skips LLVM's
+    optimizer and code generator) and stored there after a miss, together with the optimized IR for display.
+    """
+
+    @classmethod
+    def from_cache(cls, cache_key, fn_names):
+        """The module stored under ``cache_key``, or None (a miss, or an unusable entry)."""
+        from .. import cache
+        blob = cache.load(cache_key)
+        if blob is None:
+            return None
+        self = cls.__new__(cls)
+        try:
+            n = int.from_bytes(blob[:8], "little")
+            self._bitcode = blob[8:8 + n]
+            self._load_object(blob[8 + n:], fn_names)
+        except Exception:  # an unusable entry: the caller compiles afresh and overwrites it
+            return None
+        self.from_cache = True
+        return self
+
+    def __init__(self, ir_text, fn_names, vec_pairs, cache_key=None, tier=1, cancelled=None, timings=None):
+        from .. import cache
+        self.from_cache = False
+        self._bitcode, obj = _optimize_and_emit(ir_text, vec_pairs, tier, cancelled, timings)
+        self.cancelled = obj is None
+        if self.cancelled:  # the interpreter is exiting: no machine code is loaded or stored
+            return
+        # machine code is generated once: the object file both runs here and goes to the disk cache
+        self._load_object(obj, fn_names)
+        if cache_key and obj:
+            cache.store(cache_key, len(self._bitcode).to_bytes(8, "little") + self._bitcode + obj)
+
+    @property
+    def optimized_ir(self) -> str:
+        """The optimized module as text (kept as bitcode until someone asks: printing costs milliseconds)."""
+        ctx = llvm.create_context()  # a context of its own, freed with the module: printing leaves nothing behind
+        mod = llvm.parse_bitcode(self._bitcode, context=ctx)
+        try:
+            return str(mod)
+        finally:
+            mod.close()
+            ctx.close()
+
+    def _load_object(self, obj, fn_names):
+        tm = target_machine()
+        with GLOBAL_CONTEXT_LOCK:  # the engine's module lives in llvmlite's global context, shared by threads
+            empty = llvm.parse_assembly("")
+            empty.triple = tm.triple
+            self.engine = llvm.create_mcjit_compiler(empty, tm)
+            self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+            self.engine.finalize_object()
+        self.addresses = {n: self.engine.get_function_address(n) for n in fn_names}
+        if not all(self.addresses.values()):
+            raise RuntimeError("cached object lacks a function")
+
+    def asm(self):
+        with GLOBAL_CONTEXT_LOCK:
+            return target_machine().emit_assembly(llvm.parse_assembly(self.optimized_ir))
+
+
+def _optimize_and_emit(ir_text, vec_pairs, tier=1, cancelled=None, timings=None):
+    """(optimized bitcode, object code) of a module, built in an LLVM context of its own that is freed here: the
+    constants, types and metadata that optimization adds to a context would otherwise accumulate, compile after
+    compile, in llvmlite's global one. ``cancelled()`` true between the stages: (None, None), nothing emitted.
+    ``timings``: a dict that gets the seconds of LLVM's optimization and of object emission."""
+    tm = target_machine(3 if tier >= 1 else TIER0_CODEGEN)
+    ctx = llvm.create_context()
+    mod = llvm.parse_assembly(ir_text, context=ctx)
+    try:
+        for text in math_ir(vec_pairs, tier):
+            mod.link_in(llvm.parse_assembly(text, context=ctx))
+        mod.triple = tm.triple
+        mod.data_layout = str(tm.target_data)
+        mod.verify()
+        if cancelled is not None and cancelled():
+            return None, None
+        t0 = time.perf_counter()
+        _optimize(mod, tm, tier)
+        t1 = time.perf_counter()
+        if cancelled is not None and cancelled():
+            return None, None
+        out = mod.as_bitcode(), tm.emit_object(mod)
+        if timings is not None:
+            timings.update(llvm_optimize=t1 - t0, emit=time.perf_counter() - t1)
+        return out
+    finally:
+        mod.close()  # before its context
+        ctx.close()
+
+
+def _optimize(mod, tm, tier):
+    """Run LLVM's pipeline for ``tier``: 1 is O3 with loop and SLP vectorization and unrolling (the code that
+    runs from then on); 0 is the quick tier, whose code runs a few calls while the optimized tier compiles in the
+    background: TIER0_SPEED without vectorizers, emitted at TIER0_CODEGEN."""
+    pto = llvm.create_pipeline_tuning_options(speed_level=3 if tier >= 1 else TIER0_SPEED)
+    vectorize = tier >= 1
+    pto.loop_vectorization = vectorize
+    pto.slp_vectorization = vectorize
+    pto.loop_unrolling = vectorize
+    pb = llvm.create_pass_builder(tm, pto)
+    pm = pb.getModulePassManager()
+    try:
+        pm.run(mod, pb)
+    finally:
+        _free_pass_manager(pm)
+
+
+# The quick tier: LLVM's O0 pipeline (always-inline only) and the code generator's fast path (FastISel, fast
+# register allocation). Its code is slower, but it runs only until the optimized tier is in, and calls whose
+# work outweighs the rest of that compile wait for it (tiers.TieredExecutable).
+TIER0_SPEED = 0
+TIER0_CODEGEN = 0
+
+
+def _free_pass_manager(pm):
+    """Free a module pass manager and the state of every pass in it (~170 KB after an O3 run).
+
+    llvmlite 0.47's ModulePassManager lists ObjectRef before NewPassManager among its bases, so ``close()`` finds
+    ObjectRef's empty ``_dispose`` and frees nothing: every compile leaked its whole pipeline."""
+    from llvmlite.binding import ffi, newpassmanagers
+    dispose = getattr(newpassmanagers, "NewPassManager", None)
+    if type(pm)._dispose is ffi.ObjectRef._dispose and dispose is not None and not pm.closed:
+        dispose._dispose(pm)
+        pm.detach()
+    else:
+        pm.close()
+
+
+@functools.lru_cache(maxsize=64)
+def vecmath_ir(pairs) -> str:
+    return vecmath_module().module_ir(pairs)
+
+
+def math_ir(pairs, tier) -> list:
+    """Module texts defining the math functions a program calls (``(name, dtype)`` pairs). Both tiers share one
+    program IR; they differ here: the optimized tier links the vector library's polynomials (inlined, then
+    vectorized), the quick tier one-line definitions calling libm or an LLVM intrinsic (far less code for LLVM),
+    except for functions that only the library has."""
+    pairs = tuple(sorted(pairs, key=str))
+    if tier >= 1:
+        return [vecmath_ir(pairs)] if pairs else []
+    scalar = tuple(p for p in pairs if p[0] in INTRINSICS or p[0] in LIBM)
+    rest = tuple(p for p in pairs if p not in scalar)
+    return ([_scalarmath_ir(scalar)] if scalar else []) + ([vecmath_ir(rest)] if rest else [])
+
+
+@functools.lru_cache(maxsize=64)
+def _scalarmath_ir(pairs) -> str:
+    """The vector library's symbols defined as calls of the scalar libm function or LLVM intrinsic (the same
+    choice MathFunctions makes for a scalar call), always inlined."""
+    decls, defs = {}, []
+    for name, dt in pairs:
+        f64 = np.dtype(dt) == np.float64
+        ty = "double" if f64 else "float"
+        target = f"{INTRINSICS[name]}.{'f64' if f64 else 'f32'}" if name in INTRINSICS \
+            else LIBM[name] + ("" if f64 else "f")
+        params = ["%a", "%b"] if name in BINARY_MATH else ["%a"]
+        decls[target] = f'declare {ty} @"{target}"({", ".join([ty] * len(params))})'
+        args = ", ".join(f"{ty} {p}" for p in params)
+        defs.append(f'define linkonce_odr {ty} @"{vec_symbol(name, "f64" if f64 else "f32")}"({args}) #0 {{\n'
+                    f'  %r = call {ty} @"{target}"({args})\n  ret {ty} %r\n}}')
+    return "\n".join(list(decls.values()) + defs + ["attributes #0 = { alwaysinline nounwind }"])
+
+
+# the sources whose text decides the machine code of a program (relative to this directory): the fingerprint
+# hashes them, so editing any of them retires what the disk cache holds
+CODEGEN_SOURCES = ("emitter.py", "kernels.py", "reductions.py", "streaming.py", "steps.py", "entry.py", "module.py",
+                   "scalar.py", "blas.py", "vecmath/__init__.py", "vecmath/constants.py", "vecmath/builder.py",
+                   "vecmath/cores.py", "vecmath/functions.py", "../../lower/scalar.py", "../../lower/plan.py",
+                   "../../lower/dims.py", "../../lower/fuse.py", "../../lower/memory.py")
+
+
+def codegen_fingerprint() -> str:
+    """A hash of the code generator's own source, so cached machine code never outlives the code that made it."""
+    global _CODEGEN_FP
+    if _CODEGEN_FP is None:
+        import hashlib
+        here = os.path.dirname(os.path.abspath(__file__))
+        h = hashlib.sha256()
+        for rel in CODEGEN_SOURCES:
+            try:
+                with open(os.path.join(here, rel), "rb") as f:
+                    h.update(f.read())
+            except OSError:
+                h.update(rel.encode())
+        from . import blas
+        h.update(blas.fingerprint().encode())
+        _CODEGEN_FP = h.hexdigest()
+    return _CODEGEN_FP
+
+
+_CODEGEN_FP = None
+

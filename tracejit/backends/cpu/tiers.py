@@ -1,0 +1,105 @@
+"""Two tiers of compiled code for one program: a quick first tier that runs at once, and the optimized tier
+compiled in the background when the function proves worth it."""
+from __future__ import annotations
+
+import time
+import threading
+import warnings
+
+from .executable import LLVMExecutable, log_compile, plan_graph
+from .jobs import Cancelled, start_background
+
+TIER_UP_SECONDS = 0.02  # time spent in first-tier code after which the optimized tier is compiled ...
+TIER_UP_CALLS = 2  # ... or calls after which it is (a function called again is likely to be called more)
+# The optimized tier takes about this many times the first tier's compile time; a call whose first-tier run
+# would take longer than what is left of that waits for the optimized code instead (big arrays)
+TIER1_COMPILE_RATIO = 3.0
+TIER0_SECONDS_PER_KERNEL = 0.02  # the first tier's compile time per kernel, when it came from the disk cache
+TIER_MIN_STEPS = 4  # programs of fewer steps without vector math compile at O3 at once (a few ms: no tiers)
+# (tracejit.compile.build_executable decides between the tiers and backends with these)
+
+
+class TieredExecutable:
+    """Two-tier compilation, as JIT compilers for dynamic languages do: the first call runs code compiled in a
+    fraction of the time (transcendental functions as scalar libm calls, LLVM's quick pipeline); once the
+    function is called again (TIER_UP_CALLS), or calls have spent TIER_UP_SECONDS in it, the optimized code is
+    compiled in a background thread while calls keep running the first tier, and ``run`` switches to it when it
+    is ready (one attribute store: a call sees either tier whole). A disk cache hit for the optimized code skips
+    the first tier; ``wait`` compiles the optimized tier now and returns when it is in place."""
+
+    def __init__(self, graph, planned=None):
+        self.graph = graph
+        self._planned = planned or plan_graph(graph)  # both tiers lower the same fusion and memory plan
+        fast = LLVMExecutable(graph, tier=1, cache_only=True, planned=self._planned)
+        t0 = time.perf_counter()
+        self._exe = fast if fast.compiled is not None else LLVMExecutable(graph, tier=0, planned=self._planned)
+        # from the disk cache, the first tier's load time says nothing of the optimized compile: guess it from
+        # the number of kernels (a first tier on disk without the optimized one: a process that exited early)
+        self._tier0_compile_s = TIER0_SECONDS_PER_KERNEL * self.num_kernels if self._exe.from_cache \
+            else time.perf_counter() - t0
+        self._job_started = 0.0
+        self._last = 0.0  # seconds of the latest first-tier call
+        self._spent = 0.0
+        self._calls = 0
+        self._lock = threading.Lock()
+        self._job = None  # the background compile of the optimized tier, once started
+        self.tier_up_error = None  # why the optimized tier failed to compile (the first tier keeps running)
+        # ``run`` is the optimized executable's own driver once that exists: no wrapper left on the call path
+        self.run = self._exe.run if self._exe.tier >= 1 else self._run_first_tier
+
+    @property
+    def tier(self):
+        return self._exe.tier
+
+    def _run_first_tier(self, arrays):
+        job = self._job
+        if (job is None or job.lost) and (self._spent >= TIER_UP_SECONDS or self._calls + 1 >= TIER_UP_CALLS):
+            self.tier_up()
+        elif job is not None and self._last >= self._compile_left():
+            job.join()  # a first-tier call would take longer than the rest of the optimized compile
+            if self.run is not self._run_first_tier:
+                return self.run(arrays)
+        t0 = time.perf_counter()
+        out = self._exe.run(arrays)
+        self._last = time.perf_counter() - t0
+        self._spent += self._last  # (a lost update under a race only delays the tier-up)
+        self._calls += 1
+        return out
+
+    def _compile_left(self):
+        """Estimated seconds until the background compile is done: TIER1_COMPILE_RATIO times the first tier's."""
+        return TIER1_COMPILE_RATIO * self._tier0_compile_s - (time.perf_counter() - self._job_started)
+
+    def tier_up(self, wait=False):
+        """Start compiling the optimized tier in the background (once); ``wait``: and wait until it runs."""
+        with self._lock:
+            if (self._job is None or self._job.lost) and self._exe.tier < 1:
+                self._job_started = time.perf_counter()
+                self._job = start_background(self._compile_optimized, f"tracejit tier-up ({self.num_kernels} kernels)")
+            job = self._job
+        if wait and job is not None:
+            job.join()
+            if self.tier_up_error is not None and not isinstance(self.tier_up_error, Cancelled):
+                raise self.tier_up_error
+
+    def wait(self):
+        """Compile the optimized tier now if it is not in place, and return once calls run it."""
+        self.tier_up(wait=True)
+
+    def _compile_optimized(self, cancelled):
+        try:
+            # the first tier's IR is this one's too: only LLVM runs here (it releases the GIL: calls go on)
+            exe = LLVMExecutable(self.graph, tier=1, planned=self._planned, cancelled=cancelled,
+                                 source=getattr(self._exe, "source", None))
+        except BaseException as e:  # the first tier stays correct; the error is kept for wait() to raise
+            self.tier_up_error = e
+            if not isinstance(e, Cancelled):
+                warnings.warn(f"tracejit: the optimized tier failed to compile ({type(e).__name__}: {e}); calls "
+                              f"keep running the quick tier's code", RuntimeWarning)
+            return
+        log_compile("optimized tier (background)", exe.compile_stats)
+        self._exe = exe
+        self.run = exe.run  # the switch: callers look ``run`` up at each call
+
+    def __getattr__(self, name):  # num_kernels, llvm_ir, asm, plan, memory_plan, kernel_groups, ...
+        return getattr(self._exe, name)
