@@ -319,3 +319,11 @@ def test_cache_key_follows_the_source_not_only_the_release(tmp_path):
     assert cache.tree_digest(pkg) == first
     (pkg / "sub" / "b.py").write_text("y = 3\n")
     assert cache.tree_digest(pkg) != first
+
+
+def test_the_codegen_fingerprint_reads_every_source_it_lists():
+    """A renamed or moved code generator file left in CODEGEN_SOURCES would silently drop out of the cache key."""
+    import os
+    from tracejit.backends.cpu import module
+    here = os.path.dirname(module.__file__)
+    assert [rel for rel in module.CODEGEN_SOURCES if not os.path.isfile(os.path.join(here, rel))] == []

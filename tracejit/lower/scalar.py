@@ -6,8 +6,8 @@ builder calls on the CPU, Python source for numba.cuda) and never decides what a
 semantics (nan propagation of ``maximum``, float ``floor_divide`` through ``fmod``, integer division by zero
 giving 0, ``reciprocal(0)`` giving INT_MIN, integer ``power``...) live here and nowhere else.
 
-``MATH`` has one row per math function: its C libm name, its CUDA libdevice name, its name in the vector math
-library (``vecmath``) when it has one, its cost, and the ulp bound the backends meet. A backend may register a
+``MATH`` (math_functions.py) has one row per math function: its C libm name, its CUDA libdevice name, its name in
+the vector math library (``vecmath``) when it has one, its cost, and the ulp bound the backends meet. A backend may register a
 faster native form of a primitive (``llvm.maximum`` for ``maximum``), nothing else.
 
 This module imports nothing from ``codegen``/``backends``/``trace`` (tests/test_layers.py checks).
@@ -20,89 +20,11 @@ from typing import Callable
 
 import numpy as np
 
+# the math table's names, read by the backends through this module
+from .math_functions import BINARY_MATH, CHEAP, LIBCALL, VEC_FUNCTIONS, MathFn, reference  # noqa: F401
+from .math_functions import EXPENSIVE, MATH, ROWS
+
 BOOL, INT32, INT64 = np.dtype(np.bool_), np.dtype(np.int32), np.dtype(np.int64)
-# cost of a math call per element: an instruction or two; a scalar libm call (small code, not vectorized); a
-# polynomial of the vector math library (most of the optimizer's time, and compute-bound loops)
-CHEAP, LIBCALL, EXPENSIVE = 1, 5, 20
-
-
-@dataclass(frozen=True)
-class MathFn:
-    """One math function. ``libm``: C name of the float64 version (float32 adds "f"); ``cuda``: libdevice name
-    of the float64 version (float32 adds "f"); ``vec``: vecmath's name, None when it has none; ``ref``: numpy's
-    (or scipy.special's, "special.x") function for reference implementations such as the CUDA simulator."""
-    name: str
-    nargs: int
-    libm: str | None
-    cuda: str | None
-    vec: str | None
-    ref: str
-    cost: int = EXPENSIVE
-    ulp: int = 4
-    int_arg: bool = False  # the second argument is a C int (int32), as ldexp's exponent
-
-
-def _fn(name, nargs, libm, cuda, vec, ref, cost=EXPENSIVE, ulp=4, int_arg=False):
-    return MathFn(name, nargs, libm, cuda, vec, ref, cost, ulp, int_arg)
-
-
-# name                  nargs libm       libdevice   vecmath      reference              cost     ulp
-_ROWS = [
-    _fn("fabs",             1, "fabs",      "fabs",     None,        "fabs",               CHEAP,   0),
-    _fn("sqrt",             1, "sqrt",      "sqrt",     None,        "sqrt",               CHEAP,   0),
-    _fn("floor",            1, "floor",     "floor",    None,        "floor",              CHEAP,   0),
-    _fn("ceil",             1, "ceil",      "ceil",     None,        "ceil",               CHEAP,   0),
-    _fn("trunc",            1, "trunc",     "trunc",    None,        "trunc",              CHEAP,   0),
-    _fn("rint",             1, "rint",      "rint",     None,        "rint",               CHEAP,   0),
-    _fn("copysign",         2, "copysign",  "copysign", None,        "copysign",           CHEAP,   0),
-    _fn("fmax",             2, "fmax",      "fmax",     None,        "fmax",               CHEAP,   0),
-    _fn("fmin",             2, "fmin",      "fmin",     None,        "fmin",               CHEAP,   0),
-    _fn("fmod",             2, "fmod",      "fmod",     None,        "fmod",               CHEAP,   0),
-    _fn("nextafter",        2, "nextafter", "nextafter", None,       "nextafter",          CHEAP,   0),
-    _fn("ldexp",            2, "ldexp",     "ldexp",    None,        "ldexp",              CHEAP,   0, True),
-    _fn("exp",              1, "exp",       "exp",      "exp",       "exp"),
-    _fn("exp2",             1, "exp2",      "exp2",     "exp2",      "exp2"),
-    _fn("expm1",            1, "expm1",     "expm1",    "expm1",     "expm1"),
-    _fn("log",              1, "log",       "log",      "log",       "log"),
-    _fn("log2",             1, "log2",      "log2",     "log2",      "log2"),
-    _fn("log10",            1, "log10",     "log10",    "log10",     "log10"),
-    _fn("log1p",            1, "log1p",     "log1p",    "log1p",     "log1p"),
-    _fn("sin",              1, "sin",       "sin",      "sin",       "sin"),
-    _fn("cos",              1, "cos",       "cos",      "cos",       "cos"),
-    _fn("tan",              1, "tan",       "tan",      "tan",       "tan"),
-    _fn("arcsin",           1, "asin",      "asin",     "arcsin",    "arcsin"),
-    _fn("arccos",           1, "acos",      "acos",     "arccos",    "arccos"),
-    _fn("arctan",           1, "atan",      "atan",     "arctan",    "arctan"),
-    _fn("arctan2",          2, "atan2",     "atan2",    "arctan2",   "arctan2"),
-    _fn("sinh",             1, "sinh",      "sinh",     "sinh",      "sinh"),
-    _fn("cosh",             1, "cosh",      "cosh",     "cosh",      "cosh"),
-    _fn("tanh",             1, "tanh",      "tanh",     "tanh",      "tanh"),
-    _fn("arcsinh",          1, "asinh",     "asinh",    "arcsinh",   "arcsinh"),
-    _fn("arccosh",          1, "acosh",     "acosh",    "arccosh",   "arccosh"),
-    _fn("arctanh",          1, "atanh",     "atanh",    "arctanh",   "arctanh"),
-    _fn("cbrt",             1, "cbrt",      "cbrt",     "cbrt",      "cbrt"),
-    _fn("power",            2, "pow",       "pow",      "power",     "power"),
-    _fn("hypot",            2, "hypot",     "hypot",    "hypot",     "hypot"),
-    # only the vector library has it; other backends lower the primitive logaddexp by its rule below
-    _fn("logaddexp",        2, None,        None,       "logaddexp", "logaddexp"),
-    # C99 special functions: libm / libdevice only (large ulp bounds: libms differ from scipy here)
-    _fn("erf",              1, "erf",       "erf",      None,        "special.erf",        LIBCALL, 16),
-    _fn("erfc",             1, "erfc",      "erfc",     None,        "special.erfc",       LIBCALL, 512),
-    _fn("lgamma",           1, "lgamma",    "lgamma",   None,        "special.gammaln",    LIBCALL, 2 ** 20),
-    _fn("tgamma",           1, "tgamma",    "tgamma",   None,        "special.gamma",      LIBCALL, 64),
-]
-MATH: dict[str, MathFn] = {r.name: r for r in _ROWS}
-VEC_FUNCTIONS = frozenset(r.vec for r in _ROWS if r.vec)
-BINARY_MATH = frozenset(r.name for r in _ROWS if r.nargs == 2)
-
-
-def reference(name: str) -> Callable:
-    """numpy's (or scipy.special's) function for math row ``name``."""
-    ref = MATH[name].ref
-    if ref.startswith("special."):
-        import scipy.special  # ~0.2 s: only the special functions need it
-        return getattr(scipy.special, ref[len("special."):])
-    return getattr(np, ref)
 
 
 class ScalarOps:
@@ -388,7 +310,7 @@ def _isfinite(o, dt, x):
 for _p in ("floor", "ceil", "trunc", "rint"):
     rule(_p)(lambda o, dt, x, _p=_p: o.math(_p, dt, x) if _f(dt) else x)
 rule("sqrt")(lambda o, dt, x: o.math("sqrt", dt, x))
-for _row in _ROWS:  # the math functions that are primitives of their own (power and logaddexp have rules above)
+for _row in ROWS:  # the math functions that are primitives of their own (power and logaddexp have rules above)
     if (_row.vec or _row.ref.startswith("special.")) and _row.name not in RULES:
         rule(_row.name, ulp=_row.ulp)(lambda o, dt, *xs, _n=_row.name: o.math(_n, dt, *xs))
 
