@@ -187,33 +187,9 @@ class LLVMExecutable:
                 conds.append(f"(-{pb} <= {pa} < {pb})" if c.kind is ConstraintKind.INDEX else f"({pa} == {pb})")
             lines.append(f"    if not ({' and '.join(dict.fromkeys(conds))}): _check({{{env_items}}})")
         lines += self._blas_limit_check(py)
-        slots = []
         consts = {}
+        slots = self._buffer_lines(py, lines, consts)
         slot_vals = self.memory.slot_of
-        alloc_done = set()
-        for b in plan.buffers:
-            if b.kind is BufferKind.INPUT:
-                slots.append(f"a{b.input_index}")
-            elif b.kind is BufferKind.CONST:
-                consts[f"c{b.id}"] = b.const
-                slots.append(f"c{b.id}")
-            elif b.kind is BufferKind.FLAG:
-                lines.append(f"    f{b.id} = _zeros(1, _i64)")
-                slots.append(f"f{b.id}")
-            else:
-                root = slot_vals.get(b.id, b.id)
-                if root not in alloc_done:
-                    alloc_done.add(root)
-                    rb = plan.buffers[root]
-                    shape = "(" + ", ".join(py(d) for d in rb.shape) + ("," if len(rb.shape) == 1 else "") + ")"
-                    consts[f"dt{root}"] = rb.dtype
-                    nbytes = f"{py(T.prod(rb.shape))} * {rb.dtype.itemsize}"
-                    if isinstance(T.prod(rb.shape), int) and T.prod(rb.shape) * rb.dtype.itemsize < POOL_MIN_BYTES:
-                        lines.append(f"    b{root} = _empty({shape}, dt{root})")
-                    else:  # big buffers come from the recycling pool (no page faults on reuse)
-                        lines.append(f"    b{root} = _take({shape}, dt{root}, {nbytes}, _owner) if {nbytes} >= "
-                                     f"{POOL_MIN_BYTES} else _empty({shape}, dt{root})")
-                slots.append(f"b{root}")
         work = self._work_expr(py)
         call_args = ", ".join(slots)
         lines.append(f"    if {work} < {PARALLEL_THRESHOLD} or _nthreads == 1:")
@@ -239,6 +215,37 @@ class LLVMExecutable:
         exec(compile(src, "<tracejit driver>", "exec"), ns)
         self.driver_source = src
         return ns["run"]
+
+    def _buffer_lines(self, py, lines, consts):
+        """Driver lines that make every buffer the entry is given (inputs, constants, the error flag, outputs and
+        intermediates: small ones from np.empty, big ones from the recycling pool); the slot names, in order."""
+        slots = []
+        slot_vals = self.memory.slot_of
+        alloc_done = set()
+        for b in self.plan.buffers:
+            if b.kind is BufferKind.INPUT:
+                slots.append(f"a{b.input_index}")
+            elif b.kind is BufferKind.CONST:
+                consts[f"c{b.id}"] = b.const
+                slots.append(f"c{b.id}")
+            elif b.kind is BufferKind.FLAG:
+                lines.append(f"    f{b.id} = _zeros(1, _i64)")
+                slots.append(f"f{b.id}")
+            else:
+                root = slot_vals.get(b.id, b.id)
+                if root not in alloc_done:
+                    alloc_done.add(root)
+                    rb = self.plan.buffers[root]
+                    shape = "(" + ", ".join(py(d) for d in rb.shape) + ("," if len(rb.shape) == 1 else "") + ")"
+                    consts[f"dt{root}"] = rb.dtype
+                    nbytes = f"{py(T.prod(rb.shape))} * {rb.dtype.itemsize}"
+                    if isinstance(T.prod(rb.shape), int) and T.prod(rb.shape) * rb.dtype.itemsize < POOL_MIN_BYTES:
+                        lines.append(f"    b{root} = _empty({shape}, dt{root})")
+                    else:  # big buffers come from the recycling pool (no page faults on reuse)
+                        lines.append(f"    b{root} = _take({shape}, dt{root}, {nbytes}, _owner) if {nbytes} >= "
+                                     f"{POOL_MIN_BYTES} else _empty({shape}, dt{root})")
+                slots.append(f"b{root}")
+        return slots
 
     def _blas_limit_check(self, py):
         """Driver lines refusing, before any work, a matmul whose lengths a 32-bit BLAS cannot take."""
