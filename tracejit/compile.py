@@ -86,7 +86,8 @@ def build_executable(optimized: Graph, options: CompileOptions = CompileOptions(
         from .codegen.cuda import compile_graph_cuda
         return compile_graph_cuda(optimized, options.device)
     from .backends.cpu import tiers
-    from .backends.cpu.executable import LLVMExecutable, plan_graph
+    from .backends.cpu.executable import LLVMExecutable
+    from .lower import plan_graph
     from .lower import scalar as scalar_table
     t0 = time.perf_counter()
     planned = plan_graph(optimized)

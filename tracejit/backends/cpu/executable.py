@@ -14,6 +14,7 @@ import numpy as np
 
 from ...ir import types as T
 from ...ir.constraints import ConstraintKind
+from ...lower import plan_graph
 from ...lower.dims import DimCanon
 from ...lower.plan import BufferKind, CopyStep, Kernel, MatmulStep, ScatterAddStep
 from . import blas
@@ -46,14 +47,6 @@ def log_compile(what, stats):
         return
     parts = [f"{k} {v * 1e3:.1f} ms" if isinstance(v, float) else f"{k} {v}" for k, v in stats.items()]
     print(f"tracejit compile {what}: " + ", ".join(parts), file=sys.stderr, flush=True)
-
-
-def plan_graph(graph):
-    """(fusion plan, memory plan) of an optimized graph: what every backend tier lowers."""
-    from ...lower.fuse import plan
-    from ...lower.memory import plan_memory
-    p = plan(graph)
-    return p, plan_memory(p)
 
 
 # ------------------------------------------------------------------------------------------------ executable

@@ -6,7 +6,8 @@ import time
 import threading
 import warnings
 
-from .executable import LLVMExecutable, log_compile, plan_graph
+from ...lower import plan_graph
+from .executable import LLVMExecutable, log_compile
 from .jobs import Cancelled, start_background
 
 TIER_UP_SECONDS = 0.02  # time spent in first-tier code after which the optimized tier is compiled ...
