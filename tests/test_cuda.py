@@ -267,6 +267,58 @@ def test_dimsize_and_mean():
     check(lambda x: (x.mean(), x.mean(axis=0), x.var(axis=1)), rng.standard_normal((6, 10)))
 
 
+# ------------------------------------------------------------------------------------------------ the shared plan
+def _softmax(x):
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+PLAN_PROGRAMS = {  # name -> (function, arguments)
+    "logistic": (lambda x: 1 / (1 + np.exp(-x)), (rng.standard_normal(300).astype(np.float32),)),
+    "softmax": (_softmax, (rng.standard_normal((6, 50)).astype(np.float32),)),
+    "difference": (lambda a, b: (lambda d: (d, np.abs(d), d ** 2))(a - b),
+                   (rng.standard_normal((8, 9)), rng.standard_normal((8, 9)))),
+    "matmul_bias": (lambda x, w, b: np.tanh(x @ w + b), (rng.standard_normal((5, 7)), rng.standard_normal((7, 3)),
+                                                          rng.standard_normal(3))),
+    "gather": (lambda x, i: x[i] * 2 + 1, (rng.standard_normal((6, 4)), np.array([0, 5, -1, 2]))),
+    "scatter_add": (tj.grad(lambda x, i: np.sum(np.tanh(x[i]) ** 2)) if MODE else None,
+                    (rng.standard_normal(7), np.array([0, 2, 2, 6, -1]))),
+}
+
+
+@pytest.mark.parametrize("name", list(PLAN_PROGRAMS))
+def test_cuda_runs_the_cpu_plan(name):
+    """The CUDA executable runs the plan the CPU backend runs: the same steps, kernels and fused equations, and
+    one generated kernel per plan Kernel."""
+    fn, args = PLAN_PROGRAMS[name]
+    gpu = check(fn, *args).lower(*args).executable
+    cpu = tj.jit(fn).lower(*args).executable
+    assert gpu.num_kernels == cpu.num_kernels == cpu.plan.num_kernels
+    assert [type(s).__name__ for s in gpu.plan.steps] == [type(s).__name__ for s in cpu.plan.steps]
+    assert [[e.prim for e in g] for g in gpu.kernel_groups] == [[e.prim for e in g] for g in cpu.plan.kernel_groups]
+    assert gpu.memory.slot_of == cpu.memory.slot_of
+    plan_kernels = sum(1 for s in gpu.plan.steps if type(s).__name__ == "Kernel")
+    assert sum(1 for ln in gpu.cuda_source().splitlines() if ln.startswith("# Kernel ->")) == plan_kernels
+
+
+def test_cuda_reuses_buffers_as_the_memory_plan_says():
+    def f(a, b):
+        x = np.tanh(a @ b)
+        y = np.tanh(x @ b)  # x dies here; y takes its buffer
+        return (y @ b).sum()
+    a, b = rng.standard_normal((6, 6)), rng.standard_normal((6, 6))
+    exe = check(f, a, b).lower(a, b).executable
+    report = exe.memory_plan()
+    assert report["intermediate_buffers"] < report["temporaries"]
+    env = {s: (a, b)[i].shape[ax] for s, (i, ax) in exe.graph.symbols.items()}
+    arrays = exe._buffers([cuda.to_device(a.reshape(-1)), cuda.to_device(b.reshape(-1))], env)
+    temps = {id(arrays[bf.id]) for bf in exe.plan.buffers if bf.kind.value == "temp"}
+    assert len(temps) == report["intermediate_buffers"]
+    # a row softmax writes its output over the exp(x - max) it reads back: no intermediate memory at all
+    x = rng.standard_normal((4, 9))
+    assert check(_softmax, x).lower(x).memory_plan()["intermediate_bytes_now"] == 0
+
+
 # ------------------------------------------------------------------------------------------------ transforms
 def test_grad_on_the_gpu():
     x = rng.standard_normal(50)
