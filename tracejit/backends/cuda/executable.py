@@ -17,8 +17,8 @@ from ...lower.fuse import plan as fuse_plan
 from ...lower.memory import plan_memory
 from ...lower.plan import BufferKind, Kernel
 from .check import device_index
-from .kernel import threads_of, write_kernel
-from .source import SIM, NUMBA_TYPE, blocks_for, generated_kernel, TPB
+from .kernel import threads_of, uses_blocks, write_kernel
+from .source import MAX_BLOCKS, NUMBA_TYPE, SIM, TPB, blocks_for, generated_kernel
 from .steps import step_launch
 
 
@@ -30,17 +30,18 @@ def is_device_array(x) -> bool:
 
 
 class KernelLaunch:
-    """A plan Kernel's generated kernel, launched with one thread per outer iteration."""
+    """A plan Kernel's generated kernel, launched with a thread or a block per outer iteration."""
 
     def __init__(self, plan, k: Kernel):
-        self.launchable, self.threads = write_kernel(plan, k), threads_of(k)
+        self.launchable, self.threads, self.blocks = write_kernel(plan, k), threads_of(k), uses_blocks(k)
 
     @property
     def kernels(self):
         return [self.launchable.kernel]
 
     def run(self, arrays, env):
-        self.launchable.launch(arrays, env, int(T.eval_dim(self.threads, env)))
+        n = int(T.eval_dim(self.threads, env))
+        self.launchable.launch(arrays, env, n, grid=max(1, min(MAX_BLOCKS, n)) if self.blocks else None)
 
 
 def _size(shape, env) -> int:

@@ -1,16 +1,18 @@
-"""A plan Kernel (lower/plan.py) as one CUDA kernel: the same loop nest the CPU backend emits, one thread per
-iteration of the outer axes.
+"""A plan Kernel (lower/plan.py) as one CUDA kernel: the CPU backend's loop nest with its outer loop spread over
+the device.
 
-Each thread takes one element of the kernel's outer (kept) axes in a grid-stride loop and runs the kernel's
-phases for it: the inner loop over the reduced axes (elementwise ops, stores, accumulators), then the tail on the
-results. That is the CPU backend's loop nest (backends' shared meaning of ``KOp.phase``, ``Level`` and the axis
-maps) with the outer loop spread over threads. Reductions are one thread per output element looping over the
-reduced axes, not block reductions: a multi-phase kernel (a row softmax: max, then exp and sum, then divide)
-keeps each row's state in one thread's registers between phases, so it needs no shared-memory handoff, and
-the accumulation order and dtype (float32 sums in float64) are the CPU's. A column reduction (``x.sum(axis=0)``)
-runs the same way: adjacent threads read adjacent columns, so its loads coalesce; its accumulator buffers
-(``Kernel.column_accs``) serve the CPU's loop order and stay unused here. A split full reduction
-(``Kernel.chunks``) gives each chunk to a thread and leaves the raw accumulators in ``Kernel.partials``.
+The meaning of ``KOp.phase``, ``Level`` and the axis maps is the CPU backend's: for each iteration of the outer
+(kept) axes, phase by phase, an inner loop over the reduced axes (elementwise ops, stores, accumulators) and then
+the tail on the results. How the outer loop is spread depends on the kernel:
+- no reduced axes, or short static ones, or a column reduction (``x.sum(axis=0)``): one thread per outer
+  iteration in a grid-stride loop. A column reduction's adjacent threads read adjacent columns, so its loads
+  coalesce; its accumulator buffers (``Kernel.column_accs``) serve the CPU's loop order and stay unused here.
+- long reduced axes (a row softmax, ``x.sum(axis=1)``, a split full reduction): one block per outer iteration
+  (per chunk of a split reduction). The block's threads stride over the reduced elements, so loads coalesce, and
+  combine their accumulators in a shared-memory tree; every thread then holds the results, so the next phase
+  (softmax's exp after its max) runs on all of them. A later phase reads back an element it stored at inner
+  level from the same thread that stored it (the element-to-thread map is the same in every phase), so phases
+  need no barrier beyond the tree's. Tail stores are made by thread 0.
 The scalar work is the scalar table's (lower/scalar.py), spelled by ``CudaScalarOps``.
 """
 from __future__ import annotations
@@ -21,8 +23,10 @@ from ...ir import types as T
 from ...ir.primitives import PRIMS
 from ...lower import scalar as S
 from ...lower.plan import Access, DimLength, Kernel, Level, ScalarConst, memory_access
-from .scalar import OVERRIDES, CudaScalarOps, literal
-from .source import KernelSource, Launchable
+from .scalar import _SUFFIX, OVERRIDES, CudaScalarOps, literal
+from .source import TPB, KernelSource, Launchable
+
+BLOCK_MIN_REDUCED = 64  # a reduced extent known to be shorter runs one thread per output (a block would idle)
 
 _RED_INIT = {
     "sum": lambda dt: 0, "prod": lambda dt: 1, "any": lambda dt: False, "all": lambda dt: True,
@@ -85,6 +89,50 @@ class _Accumulator:
         src.splice(ops)
         src.put(f"{self.acc} = {new}")
 
+    def combine(self, other, other_index):
+        """Fold another thread's accumulator (and index) into this one: the block tree's step."""
+        src, ops = self.w.src, self.w.ops
+        acc, ai = self.acc, self.index
+        if ai:  # the best value, ties and nans to the smaller index (numpy's first occurrence)
+            op = ">" if self.prim == "argmax" else "<"
+            take = f"{other} {op} {acc} or ({other} == {acc} and {other_index} < {ai})"
+            if self.acc_dt.kind == "f":
+                take = (f"({other} != {other} and ({acc} == {acc} or {other_index} < {ai})) or "
+                        f"({acc} == {acc} and ({take}))")
+            src.put(f"if {take}:", f"    {acc} = {other}", f"    {ai} = {other_index}")
+            return
+        if self.prim in ("any", "all"):
+            new = (ops.or_ if self.prim == "any" else ops.and_)(T.BOOL, acc, other)
+        elif self.prim in ("sum", "prod"):
+            new = (ops.add if self.prim == "sum" else ops.mul)(self.acc_dt, acc, other)
+        else:
+            prim = "maximum" if self.prim == "max" else "minimum"
+            new = S.lower(ops, prim, [self.acc_dt] * 2, self.acc_dt, [acc, other], OVERRIDES)
+        src.splice(ops)
+        src.put(f"{acc} = {new}")
+
+    def shared(self):
+        """Declarations of the shared arrays this accumulator's tree uses."""
+        out = [f"sh{self.acc} = cuda.shared.array({TPB}, _T_{_SUFFIX[self.acc_dt]})"]
+        if self.index:
+            out.append(f"sh{self.index} = cuda.shared.array({TPB}, _T_i64)")
+        return out
+
+    def block_tree(self):
+        """Combine the block's accumulators; every thread ends with the result."""
+        src, acc, ai = self.w.src, self.acc, self.index
+        src.put(f"sh{acc}[tid] = {acc}", *([f"sh{ai}[tid] = {ai}"] if ai else []), "cuda.syncthreads()",
+                f"s = {TPB // 2}", "while s > 0:", "    if tid < s:")
+        src.depth += 2
+        other, oi = src.fresh("o"), (src.fresh("oi") if ai else None)
+        src.put(f"{other} = sh{acc}[tid + s]", *([f"{oi} = sh{ai}[tid + s]"] if ai else []))
+        self.combine(other, oi)
+        src.put(f"sh{acc}[tid] = {acc}", *([f"sh{ai}[tid] = {ai}"] if ai else []))
+        src.depth -= 1
+        src.put("cuda.syncthreads()", "s = s // 2")
+        src.depth -= 1
+        src.put(f"{acc} = sh{acc}[0]", *([f"{ai} = sh{ai}[0]"] if ai else []), "cuda.syncthreads()")
+
     def result(self) -> str:
         if self.index:
             return self.index
@@ -104,6 +152,7 @@ class _KernelWriter:
         self.stored: dict = {}
         for v, acc in k.stores:
             self.stored.setdefault(v.id, []).append(acc)
+        self.block = uses_blocks(k)
 
     # operands ---------------------------------------------------------------------------------
     def operand(self, x, cons_axes, idx, values, phase, q):
@@ -164,9 +213,14 @@ class _KernelWriter:
                 xaxes.append(o.axes[j - 1 + ind.ndim])
         return self.src.load(self.plan.sources[x.id].access, local, tuple(xaxes))
 
-    def do_stores(self, o, idx, v):
+    def do_stores(self, o, idx, v, tail=False):
         for acc in self.stored.get(o.eqn.out.id, ()):
+            if tail and self.block:  # every thread holds the tail's values: one stores them
+                self.src.put("if tid == 0:")
+                self.src.depth += 1
             self.src.store(acc, idx, self.acc_axes(o.eqn.out, o.axes, None), v)
+            if tail and self.block:
+                self.src.depth -= 1
 
     # loops ------------------------------------------------------------------------------------
     def run_phases(self, idx):
@@ -181,35 +235,43 @@ class _KernelWriter:
             counter = f"cnt{phase}" if any(a.index for a in accs) else None  # argmax's position
             if counter:
                 self.src.put(f"{counter} = _cast_i64(0)")
-            if k.red_axes:
+            if self.block:
+                self.strided_loop(dict(idx), values, phase, inner, accs)
+                for a in accs:
+                    a.block_tree()
+            elif k.red_axes:
                 self.reduced_loops(list(k.red_axes), dict(idx), values, phase, inner, accs, counter)
             else:
                 self.inner_body(idx, values, phase, inner, accs, counter)
             if k.chunks:  # this chunk's raw accumulators: the epilogue kernel combines them
                 for a in accs:
                     part = Access(k.partials[a.kop.eqn.out.id], (k.chunks,), (1,), 0)
+                    if self.block:
+                        self.src.put("if tid == 0:")
+                    self.src.depth += self.block
                     self.src.store(part, {"chunk": "chunk"}, ("chunk",), a.acc)
+                    self.src.depth -= self.block
                 continue
             for a in accs:
                 v = values[a.kop.eqn.out.id] = a.result()
-                self.do_stores(a.kop, idx, v)
+                self.do_stores(a.kop, idx, v, tail=True)
             for o in tail:
                 v = values[o.eqn.out.id] = self.eval_op(o, idx, values, phase)
-                self.do_stores(o, idx, v)
+                self.do_stores(o, idx, v, tail=True)
         for v, acc in k.stores:  # stores of scalars and lengths (a constant output)
             if v.id in k.scalars:
                 s = k.scalars[v.id]
                 val = literal(s.value, s.dtype) if isinstance(s, ScalarConst) else f"_cast_i64({self.src.dim(s.dim)})"
                 self.src.store(acc, idx, tuple(None for _ in acc.shape), val)
 
-    def inner_body(self, idx, values, phase, inner, accs, counter):
+    def inner_body(self, idx, values, phase, inner, accs, counter, count=True):
         for o in inner:
             v = values[o.eqn.out.id] = self.eval_op(o, idx, values, phase)
             self.do_stores(o, idx, v)
         for a in accs:
             x = a.kop.eqn.inputs[0]
             a.update(self.operand(x, a.kop.in_axes, idx, values, phase, x.ndim), counter)
-        if counter:
+        if counter and count:
             self.src.put(f"{counter} += 1")
 
     def reduced_loops(self, axes_left, idx, values, phase, inner, accs, counter):
@@ -231,9 +293,62 @@ class _KernelWriter:
             self.reduced_loops(axes_left[1:], idx, values, phase, inner, accs, counter)
         src.depth -= 1
 
+    def strided_loop(self, idx, values, phase, inner, accs):
+        """The block's threads stride over the flattened reduced elements (of this chunk, for a split one); the
+        flat position is argmax's index, as the CPU's counter."""
+        k, src = self.k, self.src
+        red = list(k.red_axes)
+        dims = [src.dim(k.domain[a]) for a in red]
+        first = dims[0]
+        if k.chunks:  # this chunk's share of the first reduced axis
+            n = dims[0]
+            src.put(f"# a split reduction: axis {red[0]} in {k.chunks} parts, one per block",
+                    f"per = ({n} + {k.chunks - 1}) // {k.chunks}", f"lo = min(chunk * per, {n})",
+                    f"hi = min(lo + per, {n})")
+            first = "(hi - lo)"
+        src.put(f"r = _cast_i64(tid)", f"while r < {' * '.join([first] + dims[1:])}:")
+        src.depth += 1
+        src.put("_q = r")
+        for a, d in zip(reversed(red[1:]), reversed(dims[1:])):
+            src.put(f"i{a} = _q % {d}", f"_q = _q // {d}")
+        src.put(f"i{red[0]} = _q + lo" if k.chunks else f"i{red[0]} = _q")
+        for a in red:
+            idx[a] = f"i{a}"
+        self.inner_body(idx, dict(values), phase, inner, accs, "r" if any(a.index for a in accs) else None,
+                        count=False)
+        src.put(f"r += {TPB}")
+        src.depth -= 1
+
+    def write_blocks(self) -> Launchable:
+        """One block per outer iteration (per chunk of a split reduction), blocks striding over them."""
+        k, src = self.k, self.src
+        accs = [_Accumulator(self, o) for o in k.ops if _is_reduction(o)]
+        src.put(*[ln for a in accs for ln in a.shared()], "tid = cuda.threadIdx.x", "b = cuda.blockIdx.x")
+        outer = k.outer_axes
+        if k.chunks:
+            total, dims, names, idx = str(k.chunks), [str(k.chunks)], ["chunk"], {a: "0" for a in outer}
+        else:
+            dims = [src.dim(k.domain[a]) for a in outer]
+            total, names, idx = " * ".join(dims) or "1", [f"i{a}" for a in outer], {a: f"i{a}" for a in outer}
+        src.put(f"while b < {total}:")
+        src.depth += 1
+        if len(dims) == 1:
+            src.put(f"{names[0]} = b")
+        elif dims:
+            src.put("_r = b")
+            for d, nm in zip(reversed(dims[1:]), reversed(names[1:])):
+                src.put(f"{nm} = _r % {d}", f"_r = _r // {d}")
+            src.put(f"{names[0]} = _r")
+        self.run_phases(idx)
+        src.put("b += cuda.gridDim.x")
+        src.depth -= 1
+        return src.finish()
+
     def write(self) -> Launchable:
         k, src = self.k, self.src
         outer = k.outer_axes
+        if self.block:
+            return self.write_blocks()
         if k.chunks:  # a split full reduction: outer axes are all of length 1
             src.grid_loop(str(k.chunks), [str(k.chunks)], ["chunk"])
             idx = {a: "0" for a in outer}
@@ -244,6 +359,15 @@ class _KernelWriter:
         self.run_phases(idx)
         src.end_loop()
         return src.finish()
+
+
+def uses_blocks(k: Kernel) -> bool:
+    """A block per outer iteration pays where the reduced extent is long (or unknown); not for column kernels,
+    whose threads already read adjacent memory."""
+    if not k.red_axes or k.column:
+        return False
+    n = T.prod(tuple(k.domain[a] for a in k.red_axes))
+    return not (isinstance(n, int) and n < BLOCK_MIN_REDUCED)
 
 
 def threads_of(k: Kernel):
