@@ -519,3 +519,15 @@ def test_custom_rules_and_checkpoint_marks_on_the_gpu():
     np.testing.assert_allclose(np.asarray(got.copy_to_host() if hasattr(got, "copy_to_host") else got), want,
                                rtol=1e-12)
     close(tj.jit(f, device="cuda", passes=())(x), np.sin(x))
+
+
+def test_block_reductions_keep_numpys_first_index_and_nan():
+    """Rows longer than a block: argmax/argmin ties and nans are combined across threads as numpy picks them."""
+    x = np.zeros((3, 37))
+    x[0, [5, 20, 33]] = 2.0          # ties: the first one wins
+    x[1, [30, 9]] = np.nan           # a nan wins, the first nan
+    x[1, 3] = 5.0
+    x[2] = -np.inf                   # all equal: index 0
+    check(lambda x: (np.argmax(x, axis=1), np.argmin(-x, axis=1), x.max(axis=1), x.sum(axis=1)), x)
+    i = rng.integers(-3, 3, (2, 45)).astype(np.int32)
+    check(lambda i: (np.argmax(i, axis=1), np.argmin(i, axis=1), i.sum(axis=1), i.prod(axis=1), (i > 0).all(axis=1)), i)
