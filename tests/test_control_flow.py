@@ -348,7 +348,7 @@ def test_vmap_of_loops_and_branches():
 
 def test_cuda_backend_runs_regions_from_the_host_loop():
     """Under numba's simulator (NUMBA_ENABLE_CUDASIM=1) or on a GPU; skipped without either."""
-    from tracejit.codegen import cuda_check
+    from tracejit.backends.cuda import check as cuda_check
     try:
         cuda_check.require_cuda("cuda")
     except Exception:

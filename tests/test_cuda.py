@@ -49,7 +49,7 @@ if MODE is not None:
     from numba import cuda
 
     import tracejit as tj
-    from tracejit.codegen import cuda as C
+    from tracejit.backends.cuda import executable as C
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 rng = np.random.default_rng(0)
@@ -176,7 +176,7 @@ def test_logistic_is_one_kernel_and_three_outputs_share_one():
 def test_broadcasting_by_strides():
     a = rng.standard_normal((4, 5))
     check(lambda a, r, c: a * r + c, a, rng.standard_normal(5), rng.standard_normal((4, 1)), kernels=1)
-    check(lambda a, s: a * s + 1, a, 2.5, kernels=1)
+    check(lambda a, s: a * s + 1, a, 2.5, kernels=2)  # the plan converts the weak scalar in a 0-d kernel
     check(lambda a: a + a.T.T + a[:, ::2].sum(), a)
     check(lambda a, b: a[:, None, :] - b[None, :, :], rng.standard_normal((3, 4)), rng.standard_normal((5, 4)))
 
@@ -225,12 +225,13 @@ def test_reduction_nan_and_ties():
     check(lambda b: (b.sum(axis=1), b.any(axis=1), b.all(), np.argmax(b, axis=1), b.max(axis=0)), b)
 
 
-def test_row_softmax_is_three_kernels():
+def test_row_softmax_is_one_kernel():
+    """The CPU plan's one kernel of three phases (max; exp and sum; divide), not three kernels."""
     def softmax(x):
         e = np.exp(x - x.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
     x = rng.standard_normal((9, 200)).astype(np.float32)
-    f = check(softmax, x, kernels=3)
+    f = check(softmax, x, kernels=1)
     check(tj.nn.softmax, x)
     assert "exp" in f.lower(x).as_text("llvm")
 
@@ -264,6 +265,58 @@ def test_concatenate():
 
 def test_dimsize_and_mean():
     check(lambda x: (x.mean(), x.mean(axis=0), x.var(axis=1)), rng.standard_normal((6, 10)))
+
+
+# ------------------------------------------------------------------------------------------------ the shared plan
+def _softmax(x):
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+PLAN_PROGRAMS = {  # name -> (function, arguments)
+    "logistic": (lambda x: 1 / (1 + np.exp(-x)), (rng.standard_normal(300).astype(np.float32),)),
+    "softmax": (_softmax, (rng.standard_normal((6, 50)).astype(np.float32),)),
+    "difference": (lambda a, b: (lambda d: (d, np.abs(d), d ** 2))(a - b),
+                   (rng.standard_normal((8, 9)), rng.standard_normal((8, 9)))),
+    "matmul_bias": (lambda x, w, b: np.tanh(x @ w + b), (rng.standard_normal((5, 7)), rng.standard_normal((7, 3)),
+                                                          rng.standard_normal(3))),
+    "gather": (lambda x, i: x[i] * 2 + 1, (rng.standard_normal((6, 4)), np.array([0, 5, -1, 2]))),
+    "scatter_add": (tj.grad(lambda x, i: np.sum(np.tanh(x[i]) ** 2)) if MODE else None,
+                    (rng.standard_normal(7), np.array([0, 2, 2, 6, -1]))),
+}
+
+
+@pytest.mark.parametrize("name", list(PLAN_PROGRAMS))
+def test_cuda_runs_the_cpu_plan(name):
+    """The CUDA executable runs the plan the CPU backend runs: the same steps, kernels and fused equations, and
+    one generated kernel per plan Kernel."""
+    fn, args = PLAN_PROGRAMS[name]
+    gpu = check(fn, *args).lower(*args).executable
+    cpu = tj.jit(fn).lower(*args).executable
+    assert gpu.num_kernels == cpu.num_kernels == cpu.plan.num_kernels
+    assert [type(s).__name__ for s in gpu.plan.steps] == [type(s).__name__ for s in cpu.plan.steps]
+    assert [[e.prim for e in g] for g in gpu.kernel_groups] == [[e.prim for e in g] for g in cpu.plan.kernel_groups]
+    assert gpu.memory.slot_of == cpu.memory.slot_of
+    plan_kernels = sum(1 for s in gpu.plan.steps if type(s).__name__ == "Kernel")
+    assert sum(1 for ln in gpu.cuda_source().splitlines() if ln.startswith("# Kernel ->")) == plan_kernels
+
+
+def test_cuda_reuses_buffers_as_the_memory_plan_says():
+    def f(a, b):
+        x = np.tanh(a @ b)
+        y = np.tanh(x @ b)  # x dies here; y takes its buffer
+        return (y @ b).sum()
+    a, b = rng.standard_normal((6, 6)), rng.standard_normal((6, 6))
+    exe = check(f, a, b).lower(a, b).executable
+    report = exe.memory_plan()
+    assert report["intermediate_buffers"] < report["temporaries"]
+    env = {s: (a, b)[i].shape[ax] for s, (i, ax) in exe.graph.symbols.items()}
+    arrays = exe._buffers([cuda.to_device(a.reshape(-1)), cuda.to_device(b.reshape(-1))], env)
+    temps = {id(arrays[bf.id]) for bf in exe.plan.buffers if bf.kind.value == "temp"}
+    assert len(temps) == report["intermediate_buffers"]
+    # a row softmax writes its output over the exp(x - max) it reads back: no intermediate memory at all
+    x = rng.standard_normal((4, 9))
+    assert check(_softmax, x).lower(x).memory_plan()["intermediate_bytes_now"] == 0
 
 
 # ------------------------------------------------------------------------------------------------ transforms
@@ -377,7 +430,7 @@ def test_import_does_not_load_numba_cuda():
     r = _run("""
         import sys, numpy as np, tracejit as tj
         tj.jit(lambda x: x + 1)(np.ones(3))
-        print([m for m in sys.modules if m.startswith('numba.cuda') or m == 'tracejit.codegen.cuda'])
+        print([m for m in sys.modules if m.startswith('numba.cuda') or m.startswith('tracejit.backends.cuda.') and m != 'tracejit.backends.cuda.check'])
     """, sim=False)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]", r.stdout
@@ -403,7 +456,7 @@ def test_kernels_compile_to_ptx_without_a_gpu():
     r = _run("""
         import numpy as np, tracejit as tj
         from numba import cuda
-        from tracejit.codegen import cuda as C
+        from tracejit.backends.cuda import executable as C
         try:
             cuda.compile_ptx(lambda a: None, "void(float32[::1])", cc=(9, 0))
         except Exception as e:
@@ -423,21 +476,17 @@ def test_kernels_compile_to_ptx_without_a_gpu():
             (lambda x, i: (x[i], x[:, i % 4]), (np.ones((5, 4)), np.array([1, 2]))),
             (lambda x: (np.argmax(x, axis=1), x.sum(), x.prod(0), x.min(), x.max(axis=0), x.mean()), (f32,)),
             (lambda x: np.concatenate([x, x.T]), (np.ones((3, 3)),)),
+            (tj.grad(lambda x, i: np.sum(x[i] ** 2)), (np.ones((4, 3)), np.array([1, 2]))),
+            (tj.grad(lambda x, i: np.sum(x[i] ** 2)), (f32[0], np.array([1, 2], np.int32))),
+            (lambda a, b, d: d - 0.5 * (a @ b), (f32, f32.T, np.ones((3, 3), np.float32))),
+            (lambda x: x.sum(axis=0) + x.prod(axis=0), (np.ones((100, 3)),)),
+            (lambda x: (x.sum(), x.max()), (np.ones(1000, np.float32),)),
         ]
         n = 0
-        for f, args in cases:
-            for s in C.lower(tj.make_ir(f)(*args)):
-                ks = [s.default_kernel()]
-                if isinstance(s, C.ElementwiseStep):
-                    ks.append(s.kernel(tuple("g" for _ in s.leaves), len(s.shape)))
-                for k in ks:
-                    k.ptx()
-                    n += 1
-        for k in [C._copy_kernel(2, np.dtype(np.float32)), C._fill_kernel(np.dtype(np.int64)),
-                  C._scatter_kernel(2, 1, 0, np.dtype(np.float64), np.dtype(np.int64)),
-                  C._scatter_kernel(1, 1, 0, np.dtype(np.float32), np.dtype(np.int32))]:
-            k.ptx()
-            n += 1
+        for f, args in cases:  # every kernel of each program's plan (stored views, steps, split reductions)
+            for k in C.CudaExecutable(tj.make_ir(f)(*args)).kernels():
+                k.ptx()
+                n += 1
         print("PTX-OK", n)
     """, sim=False)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -470,3 +519,15 @@ def test_custom_rules_and_checkpoint_marks_on_the_gpu():
     np.testing.assert_allclose(np.asarray(got.copy_to_host() if hasattr(got, "copy_to_host") else got), want,
                                rtol=1e-12)
     close(tj.jit(f, device="cuda", passes=())(x), np.sin(x))
+
+
+def test_block_reductions_keep_numpys_first_index_and_nan():
+    """Rows longer than a block: argmax/argmin ties and nans are combined across threads as numpy picks them."""
+    x = np.zeros((3, 37))
+    x[0, [5, 20, 33]] = 2.0          # ties: the first one wins
+    x[1, [30, 9]] = np.nan           # a nan wins, the first nan
+    x[1, 3] = 5.0
+    x[2] = -np.inf                   # all equal: index 0
+    check(lambda x: (np.argmax(x, axis=1), np.argmin(-x, axis=1), x.max(axis=1), x.sum(axis=1)), x)
+    i = rng.integers(-3, 3, (2, 45)).astype(np.int32)
+    check(lambda i: (np.argmax(i, axis=1), np.argmin(i, axis=1), i.sum(axis=1), i.prod(axis=1), (i > 0).all(axis=1)), i)

@@ -47,7 +47,7 @@ def _cpu_ops(dts):
 
 
 def _cuda_ops(dts):
-    from tracejit.codegen.cuda_scalar import CudaScalarOps
+    from tracejit.backends.cuda.scalar import CudaScalarOps
     return CudaScalarOps(), [f"x{i}" for i in range(len(dts))]
 
 

@@ -7,7 +7,7 @@ from .forward import hessian, hvp, jacfwd, jacrev, jvp, linearize
 from .control_flow import cond, fori_loop, scan, switch, while_loop
 from .custom import checkpoint, custom_jvp, custom_vjp, remat
 from .theano import debugprint, function, pp, shared
-from .codegen.cuda_check import devices
+from .backends.cuda.check import devices
 from .compile import clear_caches
 from . import numpy, nn, tensor, theano
 from .numpy import stop_gradient

@@ -399,8 +399,9 @@ class Lowered:
             return head + str(self.traced)
         if stage == "optimized":
             return head + str(self.optimized)
-        if stage == "llvm":
-            return self.executable.llvm_ir()
+        if stage == "llvm":  # the generated code: LLVM IR on the CPU, the kernels' Python source on CUDA
+            exe = self.executable
+            return exe.cuda_source() if hasattr(exe, "cuda_source") else exe.llvm_ir()
         if stage == "asm":
             return self.executable.asm()
         raise ValueError(f"unknown stage {stage!r}: use 'traced', 'optimized', 'llvm' or 'asm'")

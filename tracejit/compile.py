@@ -50,8 +50,8 @@ def check_device(device) -> str:
     if device in ("cpu", None):
         return "cpu"
     if isinstance(device, str) and device.startswith("cuda"):
-        from .codegen import cuda_check
-        cuda_check.require_cuda(device)
+        from .backends.cuda.check import require_cuda
+        require_cuda(device)
         return device
     raise ValueError(f"unknown device {device!r}: use 'cpu' or 'cuda' (see tj.devices())")
 
@@ -83,7 +83,7 @@ def build_executable(optimized: Graph, options: CompileOptions = CompileOptions(
     if has_regions(optimized):  # loops and branches: straight-line segments compiled here, bodies run by segments
         return RegionExecutable(optimized, lambda g: build_executable(g, options), options.device)
     if options.device != "cpu":
-        from .codegen.cuda import compile_graph_cuda
+        from .backends.cuda.executable import compile_graph_cuda
         return compile_graph_cuda(optimized, options.device)
     from .backends.cpu import tiers
     from .backends.cpu.executable import LLVMExecutable

@@ -155,8 +155,11 @@ class RegionExecutable:
             sum(getattr(b, "num_kernels", 0) for b in self._bodies.values())
 
     def llvm_ir(self):
-        parts = [s.exe.llvm_ir() for s in self.steps if isinstance(s, _Segment)]
-        return "\n".join(parts + [b.llvm_ir() for b in self._bodies.values()])
+        """The generated code of every segment and body (LLVM IR, or CUDA kernel source on a CUDA device)."""
+        def text(exe):
+            return exe.cuda_source() if hasattr(exe, "cuda_source") else exe.llvm_ir()
+        parts = [text(s.exe) for s in self.steps if isinstance(s, _Segment)]
+        return "\n".join(parts + [text(b) for b in self._bodies.values()])
 
     kernel_groups = None  # segments and bodies are separate graphs: no clusters to draw over the outer one
 
@@ -171,7 +174,7 @@ class RegionExecutable:
     def run(self, arrays):
         if self.device == "cpu":
             return self._run(arrays)
-        from .codegen.cuda import is_device_array
+        from .backends.cuda.executable import is_device_array
         on_device = [is_device_array(a) for a in arrays]
         out = self._run([a.copy_to_host() if d else a for a, d in zip(arrays, on_device)])
         if any(on_device):

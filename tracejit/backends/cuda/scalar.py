@@ -8,8 +8,8 @@ import math
 
 import numpy as np
 
-from ..ir import types as T
-from ..lower import scalar as S
+from ...ir import types as T
+from ...lower import scalar as S
 
 _SUFFIX = {T.BOOL: "b", T.INT32: "i32", T.INT64: "i64", T.FLOAT32: "f32", T.FLOAT64: "f64"}
 

@@ -1,1 +1,0 @@
-"""Kernels -> machine code, one module per target."""
