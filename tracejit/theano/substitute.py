@@ -6,6 +6,7 @@ from ..ir import ops
 from ..ir import types as T
 from ..ir.constraints import ConstraintKind
 from ..ir.graph import Value, toposort
+from ..ir.regions import Region, close_graph
 from ..ir.types import Dim
 from ..trace.symbolic import atoms
 
@@ -68,7 +69,38 @@ def subst_any(x, env):
         return subst_dim(x, env)
     if isinstance(x, tuple):
         return tuple(subst_any(e, env) for e in x)
+    if isinstance(x, Region):
+        return subst_region(x, env)
     return x
+
+
+def _atoms(x) -> set:
+    """The symbols a parameter mentions, a loop or branch body's included."""
+    if isinstance(x, Region):
+        return set(x.graph.symbols)
+    if isinstance(x, tuple):
+        out = set()
+        for e in x:
+            out |= _atoms(e)
+        return out
+    return atoms(x)
+
+
+def subst_region(r: Region, env: dict) -> Region:
+    """A loop or branch body with the lengths in ``env`` substituted (its inputs' shapes, its equations'
+    parameters); symbols that no input spells out any more become witness inputs again."""
+    if not set(r.graph.symbols) & env.keys():
+        return r
+    g = r.graph
+    with ops.Builder():
+        fresh = [Value(T.TensorType(v.dtype, subst_any(tuple(v.shape), env)), name=v.name)
+                 for v in g.inputs[:r.num_inputs]]
+        vm = {v.id: f for v, f in zip(g.inputs, fresh)}
+        for e in g.eqns:
+            params = {k: subst_any(p, env) for k, p in e.params}
+            vm[e.out.id] = ops.bind(e.prim, *[vm.get(x.id, x) for x in e.inputs], **params)
+        graph, witness = close_graph(fresh, [vm.get(o.id, o) for o in g.outputs])
+    return Region(graph, witness)
 
 
 def replay(outputs, value_map: dict, dim_env: dict, constraints=()):
@@ -78,7 +110,7 @@ def replay(outputs, value_map: dict, dim_env: dict, constraints=()):
     with ops.Builder() as b:
         for e in toposort(outputs):
             ins = [vm.get(v.id, v) for v in e.inputs]
-            if all(a is v for a, v in zip(ins, e.inputs)) and not atoms(e.params) & dim_env.keys():
+            if all(a is v for a, v in zip(ins, e.inputs)) and not _atoms(e.params) & dim_env.keys():
                 vm[e.out.id] = e.out
                 continue
             params = {k: subst_any(p, dim_env) for k, p in e.params}
