@@ -195,3 +195,127 @@ def test_scan_errors_name_the_argument():
         theano.scan(lambda p: p * 2, outputs_info=x)  # no sequences and no n_steps: nothing says how long
     with pytest.raises(ValueError, match="taps"):
         theano.scan(lambda p: p, outputs_info=[dict(initial=x, taps=[1])], n_steps=3)
+
+
+# ------------------------------------------------------------------------------------------------ beyond the tutorial
+def test_ifelse_runs_only_the_taken_branch():
+    """The untaken branch's work would raise (inverting a singular matrix): it never runs, and the compiled
+    program holds each branch's work inside the cond's regions, none of it outside."""
+    a, b = T.scalars("a", "b")
+    x, y = T.matrices("x", "y")
+    z = ifelse(T.lt(a, b), T.mean(x), np.linalg.inv(y).sum())
+    f = theano.function([a, b, x, y], z)
+    singular = np.zeros((3, 3))
+    assert f(1.0, 2.0, np.ones((3, 3)), singular) == 1.0
+    with pytest.raises(np.linalg.LinAlgError):
+        f(2.0, 1.0, np.ones((3, 3)), singular)
+    assert f(2.0, 1.0, np.ones((3, 3)), 2 * np.eye(3)) == pytest.approx(1.5)
+    top = [e.prim for e in f.graph.eqns]
+    assert "cond" in top and "sum" not in top and "linalg_inv" not in top
+
+
+def test_ifelse_keeps_shared_work_outside_and_takes_lists():
+    a = T.dscalar("a")
+    x = T.dvector("x")
+    s = T.exp(x)  # both branches need it: computed once, before the branch
+    hi, lo = ifelse(T.gt(a, 0), [s.sum(), s.max()], [s.min(), 0.0])
+    f = theano.function([a, x], [hi, lo])
+    v = np.array([0.0, 1.0])
+    np.testing.assert_allclose(f(1.0, v), [np.exp(v).sum(), np.exp(v).max()])
+    np.testing.assert_allclose(f(-1.0, v), [1.0, 0.0])
+    assert "exp" in [e.prim for e in f.graph.eqns]
+    with pytest.raises(TypeError, match="then_branch"):
+        ifelse(T.gt(a, 0), x, T.dmatrix("m"))
+    with pytest.raises(ValueError, match="same number"):
+        ifelse(T.gt(a, 0), [x, x], [x])
+
+
+def test_ifelse_under_jit():
+    from tracejit.theano.ifelse import ifelse as ie
+
+    @theano.jit
+    def f(p, u, v):
+        return ie(p > 0, (u * 2).sum(), (v ** 2).sum())
+    u, v = np.ones(4), np.full(4, 3.0)
+    assert f(1.0, u, v) == 8.0 and f(-1.0, u, v) == 36.0
+    g = theano.grad(lambda p, u: ie(p > 0, (u ** 3).sum(), u.sum()), argnums=1)
+    np.testing.assert_allclose(g(1.0, u + 1), 3 * (u + 1) ** 2)
+
+
+def test_symbolic_n_steps_zero_and_negative():
+    k = T.iscalar("k")
+    A = T.dvector("A")
+    result, _ = theano.scan(lambda prior, A: prior * A, outputs_info=T.ones_like(A), non_sequences=A, n_steps=k)
+    f = theano.function([A, k], result)
+    assert f(np.ones(3), 0).shape == (0, 3)
+    with pytest.raises(ValueError, match="n_steps"):
+        f(np.ones(3), -1)
+
+
+def test_several_outputs_none_entries_and_updates_together():
+    """Two outputs, one fed back and one only stacked, plus a shared counter updated inside the step."""
+    x = T.dvector("x")
+    count = theano.shared(np.int64(0), name="count")
+
+    def step(x_t, total):
+        return [total + x_t, x_t * 2], {count: count + 1}
+    (totals, doubled), updates = theano.scan(step, sequences=x, outputs_info=[np.float64(0.0), None])
+    f = theano.function([x], [totals, doubled], updates=updates)
+    v = np.array([1.0, 2.0, 3.0])
+    t, d = f(v)
+    np.testing.assert_allclose(t, np.cumsum(v))
+    np.testing.assert_allclose(d, 2 * v)
+    assert count.get_value() == 3
+    f(v)
+    assert count.get_value() == 6
+
+
+def test_sequences_of_different_lengths_and_n_steps_int():
+    a, b = T.dvector("a"), T.dvector("b")
+    out, _ = theano.scan(lambda x, y: x * y, sequences=[a, b])
+    f = theano.function([a, b], out)
+    np.testing.assert_allclose(f(np.arange(5.0), np.arange(3.0)), np.arange(3.0) ** 2)  # the shorter wins
+    three, _ = theano.scan(lambda x: x + 1, sequences=a, n_steps=3)
+    np.testing.assert_allclose(theano.function([a], three)(np.arange(5.0)), [1.0, 2.0, 3.0])
+    lag, _ = theano.scan(lambda p, c, n: p + c + n, sequences=dict(input=a, taps=[-1, 0, 1]))
+    np.testing.assert_allclose(theano.function([a], lag)(np.arange(5.0)), [3.0, 6.0, 9.0])
+
+
+def test_symbolic_n_steps_with_a_sequence_and_return_list():
+    a = T.dvector("a")
+    k = T.iscalar("k")
+    out, _ = theano.scan(lambda x, acc: acc + x, sequences=a, outputs_info=np.float64(0.0), n_steps=k,
+                         return_list=True)
+    assert isinstance(out, list) and len(out) == 1
+    f = theano.function([a, k], out[0])
+    np.testing.assert_allclose(f(np.arange(6.0), 4), np.cumsum(np.arange(4.0)))
+
+
+def test_tracejit_scan_keeps_jax_signature():
+    import tracejit as tj
+    carry, ys = tj.scan(lambda c, x: (c + x, c * x), 0.0, np.arange(4.0))
+    assert carry == 6.0
+    np.testing.assert_allclose(ys, [0.0, 0.0, 2.0, 9.0])
+    carry, _ = tj.scan(lambda c, x: (c + 1, None), init=0, length=5)
+    assert carry == 5
+    x = T.dvector("x")
+    out, upd = tj.scan(fn=lambda v: v * 3, sequences=x)
+    assert upd == {} and np.allclose(theano.function([x], out)(np.ones(2)), 3.0)
+
+
+def test_more_errors_name_the_argument():
+    x = T.dvector("x")
+    with pytest.raises(TypeError, match="fn"):
+        theano.scan(3, sequences=x)
+    with pytest.raises(ValueError, match="sequences\\[0\\]"):
+        theano.scan(lambda v: v, sequences=[T.dscalar("s")])
+    with pytest.raises(ValueError, match="sequences\\[0\\]"):
+        theano.scan(lambda v: v, sequences=[dict(taps=[0])])
+    with pytest.raises(TypeError, match="n_steps"):
+        theano.scan(lambda p: p, outputs_info=x, n_steps=T.dvector("k"))
+    with pytest.raises(ValueError, match="outputs_info"):
+        theano.scan(lambda v: [v, v], sequences=x, outputs_info=[None])
+    with pytest.raises(NotImplementedError, match="truncate_gradient"):
+        theano.scan(lambda v: v, sequences=x, truncate_gradient=5)
+    with pytest.raises(ValueError, match="n_steps"):
+        theano.scan(lambda p: p, outputs_info=x, n_steps=-2)
