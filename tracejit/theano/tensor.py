@@ -137,14 +137,23 @@ def _symbolic_arange(start, stop, step, dtype):
 
 def zeros(shape, dtype="float64"):
     """An array of zeros; ``shape`` may hold symbolic lengths (``x.shape[0]``)."""
-    return symbolic_apply(_call_numpy, "zeros", (tuple(shape) if isinstance(shape, (list, tuple)) else shape,),
-                          {"dtype": compute_dtype(dtype)})
+    from ..trace.creation import zeros as _zeros
+    return symbolic_apply(_zeros, _shape_arg(shape, "zeros"), compute_dtype(dtype))
 
 
 def ones(shape, dtype="float64"):
     """An array of ones; ``shape`` may hold symbolic lengths (``x.shape[0]``)."""
-    return symbolic_apply(_call_numpy, "ones", (tuple(shape) if isinstance(shape, (list, tuple)) else shape,),
-                          {"dtype": compute_dtype(dtype)})
+    from ..trace.creation import ones as _ones
+    return symbolic_apply(_ones, _shape_arg(shape, "ones"), compute_dtype(dtype))
+
+
+def _shape_arg(shape, what):
+    shape = tuple(shape) if isinstance(shape, (list, tuple)) else (shape,)
+    for d in shape:
+        if isinstance(d, _Tracer):
+            raise TypeError(f"tensor.{what}: a length is a symbolic variable; use a variable's length (x.shape[0]) "
+                            f"or an int")
+    return shape
 
 
 def cast(x, dtype):
