@@ -311,7 +311,7 @@ def _run(cf, fn, outs, nonseqs, xs, n, shared_carried, counted):
         unknown = [sv for sv in updates if not any(sv is s for s in shared_carried)]
         if unknown:
             raise _UpdatesFound(list(shared_carried) + unknown)
-        if len(outs) > len(new_outs) or (outs and len(new_outs) != len(outs)):
+        if outs and len(new_outs) != len(outs):
             raise ValueError(f"scan: the step function returned {len(new_outs)} output(s) but outputs_info "
                              f"describes {len(outs)}; give one outputs_info entry per output (None for an output "
                              f"that is not fed back)")
@@ -347,8 +347,8 @@ def _is_shared(x) -> bool:
 
 
 def _like(y, ref):
-    """A fed-back output keeps its initial value's dtype (a step returning float64 for a float32 carry is cast
-    back, as Theano's ``strict=False`` would upcast the initial value instead: same values for a float carry)."""
+    """A fed-back output keeps its initial value's dtype: the loop's carry has one type, so a step returning
+    float64 for a float32 carry is cast back to float32 (Theano raises a TypeError there and asks for a cast)."""
     dt = ref.dtype
     if y.dtype != dt:
         return y.astype(dt)
