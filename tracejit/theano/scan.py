@@ -264,7 +264,7 @@ def _window(v, start, n, count):
     if isinstance(n, T.Dim) and count is not None:
         return wrap(_cut_dynamic(ops.as_value(unwrap(v)), start, count))
     x = ops.as_value(unwrap(v))
-    if isinstance(n, int) and n == x.shape[0] and start == 0:
+    if start == 0 and (n == x.shape[0]) is True:  # the whole sequence (equal ints, or the same symbol)
         return v
     # the slice primitive, not numpy's slicing: a symbolic bound (len(x) - 1) has no sign question here
     return wrap(ops.bind("slice", x, starts=(start,) + (0,) * (x.ndim - 1), steps=(1,) * x.ndim,
