@@ -319,3 +319,13 @@ def test_more_errors_name_the_argument():
         theano.scan(lambda v: v, sequences=x, truncate_gradient=5)
     with pytest.raises(ValueError, match="n_steps"):
         theano.scan(lambda p: p, outputs_info=x, n_steps=-2)
+
+
+def test_ifelse_inside_a_scan_step_and_its_gradient():
+    x = T.dvector("x")
+    out, _ = theano.scan(lambda v, acc: ifelse(T.gt(v, 0), acc + v, acc * 0.5), sequences=x,
+                         outputs_info=np.float64(1.0))
+    f = theano.function([x], [out, T.grad(out[-1], x)])
+    o, g = f(np.array([1.0, -1.0, 2.0]))
+    np.testing.assert_allclose(o, [2.0, 1.0, 3.0])
+    np.testing.assert_allclose(g, [0.5, 0.0, 1.0])
