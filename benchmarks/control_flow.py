@@ -6,7 +6,7 @@
 Cases (medians of repeated calls after warm-up, in ms; ratios are the peer's time over tracejit's, > 1: faster):
   fori      a 1,000-step fori_loop of a small elementwise update on 1,000 floats (vs jax.lax.fori_loop, numba)
   lstm      an LSTM's forward + backward over 100 steps, batch 32, hidden 256, float32 (vs lax.scan + grad,
-            PyTensor scan + grad)
+            PyTensor scan + grad); also tracejit's Theano surface (theano.scan + T.grad) on the same program
   compile   first-call compile time of `fori` at 10 and at 10,000 steps (first call minus a later call)
   mandel    Mandelbrot escape times on 1000 x 1000 points, 100 iterations (vs numpy and numba)
 """
@@ -118,7 +118,43 @@ def lstm_case(steps=100, batch=32, hidden=256):
     j_g = jax.jit(jax.grad(make_loss(jnp, jax.lax.scan, jax.nn.sigmoid)))
     res["jax"] = median_ms(lambda: jax.block_until_ready(j_g(params, xs)), repeat=3)
     np.testing.assert_allclose(tj_g(params, xs)["w"], np.asarray(j_g(params, xs)["w"]), rtol=2e-3, atol=1e-6)
+    ref = np.asarray(j_g(params, xs)["w"])
+    th = _theano_lstm(tj.theano, tj.tensor, batch, hidden)
+    res["tracejit (theano.scan)"] = median_ms(lambda: th(params["w"], params["b"], xs), repeat=3)
+    np.testing.assert_allclose(th(params["w"], params["b"], xs)[0], ref, rtol=2e-3, atol=1e-6)
+    try:
+        import pytensor
+        import pytensor.tensor as pt
+    except ImportError:
+        pytensor = None
+    if pytensor is not None:
+        t0 = time.perf_counter()
+        pf = _theano_lstm(pytensor, pt, batch, hidden)
+        pf(params["w"], params["b"], xs)
+        print(f"           (PyTensor compile {time.perf_counter() - t0:.1f} s)", flush=True)
+        res["pytensor"] = median_ms(lambda: pf(params["w"], params["b"], xs), repeat=3)
+        np.testing.assert_allclose(pf(params["w"], params["b"], xs)[0], ref, rtol=2e-3, atol=1e-6)
     row("lstm", res)
+
+
+def _theano_lstm(theano, T, batch, hidden):
+    """The same LSTM written against Theano's API (``scan`` + ``grad``), for tracejit.theano and PyTensor:
+    a compiled function (w, b, xs) -> [dloss/dw, dloss/db]."""
+    W, b, X = T.fmatrix("w"), T.fvector("b"), T.ftensor3("xs")
+
+    def sig(v):
+        return 1 / (1 + T.exp(-v))
+
+    def cell(x, h, c, W, b):
+        z = T.dot(T.concatenate([x, h], axis=1), W) + b
+        i, f, g, o = z[:, :hidden], z[:, hidden:2 * hidden], z[:, 2 * hidden:3 * hidden], z[:, 3 * hidden:]
+        c = sig(f) * c + sig(i) * T.tanh(g)
+        h = sig(o) * T.tanh(c)
+        return h, c
+    zero = T.zeros((batch, hidden), dtype="float32")
+    (hs, _), _ = theano.scan(cell, sequences=X, outputs_info=[zero, zero], non_sequences=[W, b])
+    loss = (hs * hs).mean()
+    return theano.function([W, b, X], T.grad(loss, [W, b]))
 
 
 # ------------------------------------------------------------------------------------------------ mandelbrot

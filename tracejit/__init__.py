@@ -4,12 +4,13 @@ from .errors import ConcretizationError
 from .transforms import grad, value_and_grad, vjp
 from .vectorize import vmap
 from .forward import hessian, hvp, jacfwd, jacrev, jvp, linearize
-from .control_flow import cond, fori_loop, scan, switch, while_loop
+from .control_flow import cond, fori_loop, switch, while_loop
 from .custom import checkpoint, custom_jvp, custom_vjp, remat
 from .theano import debugprint, function, pp, shared
 from .backends.cuda.check import devices
 from .compile import clear_caches
 from . import numpy, nn, tensor, theano
+from .theano.scan import dispatch as scan  # JAX's scan; Theano's when called with Theano's keywords
 from .numpy import stop_gradient
 from . import scipy_hooks as _scipy_hooks  # scipy.special / scipy.stats on tracers (see that module)
 from .ir import printing as _printing  # noqa: F401

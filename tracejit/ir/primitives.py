@@ -316,6 +316,17 @@ _lib("argsort", lambda x, axis, kind: np.argsort(x, axis=axis, kind=kind).astype
      lambda xs, p: _typed(T.INT64, xs[0].shape))
 _lib("nonzero", lambda x, length: np.array(np.nonzero(x), dtype=np.int64).reshape(x.ndim, -1),
      lambda xs, p: _typed(T.INT64, (xs[0].ndim, p["length"])))
+
+
+def _trip_count(k, length):
+    """A run-time trip count as an array's length (Theano's symbolic ``n_steps``): ``length`` binds from it."""
+    k = int(k)
+    if k < 0:
+        raise ValueError(f"scan: n_steps must be >= 0, got {k}")
+    return np.zeros(k, np.bool_)
+
+
+_lib("trip_count", _trip_count, lambda xs, p: _typed(T.BOOL, (p["length"],)))
 _lib("linalg_inv", lambda a: np.linalg.inv(a), lambda xs, p: _same(xs[0]))
 _lib("linalg_solve", lambda a, b: np.linalg.solve(a, b), lambda xs, p: _same(xs[1]), nin=2)
 _lib("cholesky", lambda a: np.linalg.cholesky(a), lambda xs, p: _same(xs[0]))

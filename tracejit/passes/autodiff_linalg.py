@@ -22,7 +22,7 @@ from .autodiff import NON_DIFFERENTIABLE, RULES, _concat, _slice, _swap_last, _z
 from .batching import arange
 
 
-NON_DIFFERENTIABLE.update({"argsort", "nonzero"})  # integer results
+NON_DIFFERENTIABLE.update({"argsort", "nonzero", "trip_count"})  # integer and bool results
 
 
 def _mm(a, b):

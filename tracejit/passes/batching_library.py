@@ -24,6 +24,12 @@ def _sort(eqn, args, dims):
     return ops.bind(eqn.prim, materialize(x, d, x.shape[d]), **p), 0
 
 
+@rule("trip_count")
+def _trip_count(eqn, args, dims):
+    raise NotImplementedError("vmap of a scan whose symbolic n_steps differs per example is not supported: each "
+                              "example would run its own number of steps; give n_steps as an unbatched value")
+
+
 @rule("nonzero")
 def _nonzero(eqn, args, dims):
     raise NotImplementedError("vmap of a data-dependent length (x[mask], np.nonzero, np.unique) is not supported: "

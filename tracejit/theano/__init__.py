@@ -1,5 +1,5 @@
 """Theano's surface over tracejit: ``function``, ``shared``, ``In``, ``Mode``, ``config``, ``pp``, ``debugprint``,
-``tensor`` (with ``tensor.nnet``), built on symbolic variables (``trace.symbolic``) and ``tracejit.compile``.
+``tensor`` (with ``tensor.nnet``), ``scan``, ``ifelse``, built on symbolic variables (``trace.symbolic``) and ``tracejit.compile``.
 
 ``python -m tracejit.theano script.py`` runs a Theano script with ``import theano`` answered by this package.
 """
@@ -9,6 +9,8 @@ from .printing import debugprint, pp
 from .shared import SharedVariable, shared
 from ..trace.symbolic import Variable
 from . import nnet, tensor  # noqa: E402  (after function: tensor builds on it)
+from . import ifelse  # noqa: E402  (the module, as Theano's: from theano.ifelse import ifelse)
+from .scan import scan  # noqa: E402
 
 __all__ = ["function", "Function", "In", "shared", "SharedVariable", "Variable", "pp", "debugprint", "Mode",
-           "config", "Config", "tensor", "nnet", "MissingInputError", "UnusedInputError"]
+           "config", "Config", "tensor", "nnet", "scan", "ifelse", "MissingInputError", "UnusedInputError"]

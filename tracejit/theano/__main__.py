@@ -1,6 +1,6 @@
 """``python -m tracejit.theano script.py [args...]``: run a Theano script on tracejit, unchanged.
 
-``import theano``, ``theano.tensor``, ``theano.tensor.nnet`` and ``theano.printing`` are answered by this
+``import theano``, ``theano.tensor``, ``theano.tensor.nnet``, ``theano.printing`` and ``theano.ifelse`` are answered by this
 package for the script's whole run; what tracejit lacks fails at its first use with Python's own error.
 """
 from __future__ import annotations
@@ -12,9 +12,9 @@ import sys
 def alias_theano():
     """Make ``import theano`` (and its submodules that tracejit has) import tracejit.theano."""
     import tracejit.theano as package
-    from . import nnet, printing, tensor
+    from . import ifelse, nnet, printing, tensor
     for name, module in {"theano": package, "theano.tensor": tensor, "theano.tensor.nnet": nnet,
-                         "theano.printing": printing}.items():
+                         "theano.printing": printing, "theano.ifelse": ifelse}.items():
         sys.modules[name] = module
 
 

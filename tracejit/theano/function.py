@@ -81,6 +81,28 @@ def _unwrap_inputs(inputs, allow_input_downcast):
     return variables, names, defaults, downcasts
 
 
+def _length_symbols(eqns, values) -> set:
+    """The symbols of every length the equations and values use (result shapes, parameters, bodies)."""
+    from ..ir.regions import Region
+    out: set = set()
+
+    def walk(x):
+        if isinstance(x, Dim):
+            out.update(x.atoms())
+        elif isinstance(x, tuple):
+            for y in x:
+                walk(y)
+        elif isinstance(x, Region):
+            out.update(x.graph.symbols)
+    for e in eqns:
+        walk(tuple(e.out.shape))
+        for _, p in e.params:
+            walk(p)
+    for v in values:
+        walk(tuple(v.shape))
+    return out
+
+
 # ------------------------------------------------------------------------------------------------ function
 class Function:
     """A compiled Theano-style function: ``f(*values)`` runs the outputs and applies the updates.
@@ -222,8 +244,9 @@ class Function:
                     f"function nor a shared variable; add it to the inputs (or give its value with givens=)")
             shared_vars.append(sv)
         if on_unused_input in ("raise", "warn", None):
+            lengths = _length_symbols(eqns, values)  # an input whose length is read is used (arange(x.shape[0]))
             for i, v in enumerate(ins):
-                if v.id not in used:
+                if v.id not in used and not any(isinstance(d, Dim) and d.atoms() & lengths for d in v.shape):
                     msg = (f"input {self._input_label(i, self.inputs[i])} is not used by any output or update "
                            f"(pass on_unused_input='ignore' to allow it)")
                     if on_unused_input == "warn":

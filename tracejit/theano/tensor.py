@@ -14,6 +14,7 @@ import numpy as _np
 from . import nnet
 from ..ir import ops as _ops
 from ..ir import types as _T
+from ..ir.graph import Value as _graph_Value
 from ..ir.graph import toposort as _toposort
 from ..trace.numpy_api import IMPLS as _IMPLS
 from ..trace import symbolic as _sym
@@ -97,6 +98,64 @@ for _alias, _name in _THEANO_NAMES.items():
     globals()[_alias] = globals()[_name]
 
 
+def arange(start, stop=None, step=1, dtype=None):
+    """``start, start + step, ...`` below ``stop``, as numpy's; bounds may be symbolic lengths (``x.shape[0]``).
+    Integer bounds give int64 (Theano's default), float bounds float64."""
+    from ..trace.creation import arange as _arange
+    for name, b in (("start", start), ("stop", stop), ("step", step)):
+        if isinstance(b, _Tracer):
+            raise TypeError(f"tensor.arange: {name} is a symbolic variable; tracejit needs static bounds or a "
+                            f"variable's length (x.shape[0]) to know the result's length")
+    if stop is None:
+        start, stop = 0, start
+    if not _builtins.any(isinstance(b, _T.Dim) for b in (start, stop, step)):
+        return constant(_np.arange(start, stop, step, dtype=compute_dtype(dtype) if dtype else None))
+    return symbolic_apply(_symbolic_arange, start, stop, step, _np.dtype(compute_dtype(dtype or "int64")))
+
+
+def _symbolic_arange(start, stop, step, dtype):
+    """arange with a symbolic bound: its length ``max(ceil((stop - start) / step), 0)`` stays symbolic (no guard
+    on its sign: a symbolic variable's function serves every length)."""
+    from ..trace.tracer import wrap
+    from ..trace.writes import arange as iota
+    step = int(step)
+    if step == 0:
+        raise ValueError("tensor.arange: step must not be 0")
+    span = stop - start
+    if step == 1 and isinstance(span, _T.Dim) and isinstance(start, int) and start == 0:
+        n = span  # a length: never negative
+    else:
+        n = _T.dim_max(_T.dim_floordiv(span + (step - (1 if step > 0 else -1)), step), 0)
+    v = iota(n)
+    if step != 1:
+        v = _ops.ufunc("multiply", v, _ops.constant(step, _np.int64, weak=True))
+    if not (isinstance(start, int) and start == 0):
+        v = _ops.ufunc("add", v, _ops.dimsize(start) if isinstance(start, _T.Dim) else
+                       _ops.constant(start, _np.int64, weak=True))
+    return wrap(_ops.convert(v, dtype) if v.dtype != dtype else v)
+
+
+def zeros(shape, dtype="float64"):
+    """An array of zeros; ``shape`` may hold symbolic lengths (``x.shape[0]``)."""
+    from ..trace.creation import zeros as _zeros
+    return symbolic_apply(_zeros, _shape_arg(shape, "zeros"), compute_dtype(dtype))
+
+
+def ones(shape, dtype="float64"):
+    """An array of ones; ``shape`` may hold symbolic lengths (``x.shape[0]``)."""
+    from ..trace.creation import ones as _ones
+    return symbolic_apply(_ones, _shape_arg(shape, "ones"), compute_dtype(dtype))
+
+
+def _shape_arg(shape, what):
+    shape = tuple(shape) if isinstance(shape, (list, tuple)) else (shape,)
+    for d in shape:
+        if isinstance(d, _Tracer):
+            raise TypeError(f"tensor.{what}: a length is a symbolic variable; use a variable's length (x.shape[0]) "
+                            f"or an int")
+    return shape
+
+
 def cast(x, dtype):
     """``x`` converted to ``dtype`` ('floatX' is float64; int8 computes in int32)."""
     return symbolic_apply(_call_numpy, "astype", (x, compute_dtype(dtype, "tensor.cast")), {})
@@ -162,6 +221,8 @@ def _stable_form(cv, wrt_values):
     from ..ir.graph import Graph
     from ..ir.printing import value_graph
     from .config import compile_options
+    if getattr(_ops._state, "stack", None):
+        return cv  # inside a jit trace or a loop body (T.grad in scan's step): differentiate as written
     g = value_graph([cv])
     leaves = {v.id for v in g.inputs}
     if not _builtins.all(v.id in leaves or v.eqn is None for v in wrt_values):
@@ -214,7 +275,9 @@ def grad(cost, wrt, consider_constant=None, disconnected_inputs="raise"):
             _warnings.warn(msg, stacklevel=2)
 
     def differentiate(c):
-        return symbolic_apply(lambda: backward([c], [_ops.constant(_np.ones((), c.dtype))], vals))
+        from ..trace.tracer import wrap
+        gs = symbolic_apply(lambda: backward([c], [_ops.constant(_np.ones((), c.dtype))], vals))
+        return [wrap(g) if isinstance(g, _graph_Value) else g for g in gs]  # under a foreign builder: Values
     stable = _stable_form(cv, vals)
     try:
         gs = differentiate(stable)

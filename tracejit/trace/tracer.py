@@ -514,12 +514,12 @@ def getitem(x: Value, key) -> Value:
     v = x
     if any(s != 0 for s in starts) or any(s != 1 for s in steps) or tuple(out_shape) != tuple(x.shape):
         v = ops.bind("slice", x, starts=tuple(starts), steps=tuple(steps), shape=tuple(out_shape))
-    if len(arrays) > 1:
+    if len(arrays) > 1 and any(idx.ndim for _, idx in arrays):
         raise UnsupportedError("indexing with more than one integer array is not supported by tracejit; index one "
                                "axis at a time")
-    # integer arrays: gather along their axis (positions counted before squeezing/new axes)
-    if arrays:
-        real_pos, idx = arrays[0]
+    # integer arrays: gather along their axis (positions counted before squeezing/new axes); several 0-d indices
+    # (x[i, j] with traced scalars) are one gather each, the last axis first so earlier positions stay put
+    for real_pos, idx in sorted(arrays, key=lambda a: -a[0]):
         if idx.dtype != T.INT64:
             idx = ops.convert(idx, T.INT64)
         v = ops.bind("gather", v, idx, axis=real_pos)

@@ -1,0 +1,4 @@
+"""``from tracejit.ifelse import ifelse``: Theano's lazy branch (lives in ``tracejit.theano.ifelse``)."""
+from .theano.ifelse import ifelse
+
+__all__ = ["ifelse"]
