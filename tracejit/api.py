@@ -14,13 +14,14 @@ from .compile import CompileOptions, build_executable, check_device, compile as 
     optimize as optimize_graph
 from .errors import filter_traceback
 from .trace import guards as _guards
-from .trace.trace import as_runtime_array, leaf_signature, trace, tree_flatten, tree_unflatten
+from .trace.trace import _WEAK as _WEAK_DTYPE, as_runtime_array, leaf_signature, trace, tree_flatten, \
+    tree_unflatten
 from .trace.tracer import Tracer
 
 CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "size"])
 _ndarray = np.ndarray
 LEAF_TREE = tree_flatten(0)[1]
-_MISS = object()
+MAX_FAST_ENTRIES = 64  # entries the generated call path tests; further ones take the general path
 
 
 class _Entry(tuple):
@@ -32,6 +33,7 @@ class _Entry(tuple):
         self = super().__new__(cls, (exe, out_tree, shared))
         self.exe, self.out_tree, self.shared = exe, out_tree, shared
         self.guards, self.check, self.mutated = guards, check, mutated
+        self.layout = None  # per positional argument, what the generated call path tests (see _layout)
         return self
 
     def serves(self, leaves) -> bool:
@@ -108,19 +110,94 @@ def _contiguous(x):
     return np.ascontiguousarray(x) if type(x) is _ndarray and not x.flags.c_contiguous else x
 
 
-def _fast_key(args):
-    """The signature of all-positional array / Python-scalar arguments, computed cheaply (None otherwise)."""
-    key = []
-    for a in args:
+def _layout(args, static_pos):
+    """What the generated call path tests of each positional argument to serve a call with this entry, or None
+    when some argument needs the general path (a pytree, a numpy scalar, a device array, an unusual dtype
+    object): ("static", value), ("array", dtype, which dims are 1, C-contiguous) or ("scalar", type). The test is
+    never weaker than the signature (``leaf_signature``): a call that passes it has this entry's signature."""
+    out = []
+    for i, a in enumerate(args):
         t = type(a)
-        if t is _ndarray:
-            shp = a.shape
-            key.append((a.dtype, len(shp) if 1 not in shp else tuple(d == 1 for d in shp), a.flags.c_contiguous))
+        if i in static_pos:
+            out.append(("static", a))
+        elif t is _ndarray:
+            dt = a.dtype
+            canon = np.dtype(dt.type)
+            if canon is not dt:  # compared by identity on the call path: only the canonical dtype objects
+                return None
+            out.append(("array", canon, tuple(d == 1 for d in a.shape), a.flags.c_contiguous))
         elif t is float or t is int or t is bool:
-            key.append(t)
+            out.append(("scalar", t))
         else:
             return None
-    return tuple(key)
+    return tuple(out)
+
+
+def _generate_call(entries):
+    """Python source of a ``__call__`` serving these entries (see ``Jitted._make_call``), compiled."""
+    ns = {"_nd": _ndarray, "_filter": filter_traceback, "_unflatten": tree_unflatten, "_asarray": np.asarray,
+          "_contig": np.ascontiguousarray, "_copyto": np.copyto, "_general": Jitted._general}
+    by_count: dict = {}
+    for e in entries:
+        by_count.setdefault(len(e.layout), []).append(e)
+    body = []
+    for nargs, group in by_count.items():
+        names = [f"a{i}" for i in range(nargs)]
+        body.append(f"if len(args) == {nargs}:")
+        if nargs:
+            body.append(f"    {', '.join(names)}{',' if nargs == 1 else ''} = args")
+        for e in group:
+            k = len(ns)
+            tests, runtime, leaf_pos = [], [], []
+            for i, spec in enumerate(e.layout):
+                a = names[i]
+                if spec[0] == "static":
+                    ns[f"_s{k}_{i}"], ns[f"_t{k}_{i}"] = spec[1], type(spec[1])
+                    tests.append(f"type({a}) is _t{k}_{i} and {a} == _s{k}_{i}")
+                    continue
+                leaf_pos.append(i)
+                if spec[0] == "scalar":
+                    ns[f"_t{k}_{i}"], ns[f"_w{k}_{i}"] = spec[1], _WEAK_DTYPE[spec[1]]
+                    tests.append(f"type({a}) is _t{k}_{i}")
+                    runtime.append(f"_asarray({a}, _w{k}_{i})")
+                    continue
+                _, dt, ones, contiguous = spec
+                ns[f"_d{k}_{i}"] = dt
+                tests.append(f"type({a}) is _nd and {a}.dtype is _d{k}_{i}")
+                tests.append(f"len(s{i} := {a}.shape) == {len(ones)}")
+                tests += [f"s{i}[{ax}] {'==' if one else '!='} 1" for ax, one in enumerate(ones)]
+                tests.append(f"{'' if contiguous else 'not '}{a}.flags.c_contiguous")
+                runtime.append(a if contiguous else f"_contig({a})")
+            if e.check is not None:
+                tests.append(_guards.guard_source(e.guards, e.symbols, lambda j: names[leaf_pos[j]]))
+            ns[f"_x{k}"], ns[f"_o{k}"] = e.exe, e.out_tree
+            plain = len(leaf_pos) == nargs and all(r == names[i] for i, r in enumerate(runtime))
+            arrays = "args" if plain else "[" + ", ".join(runtime) + "]"
+            # run is looked up at each call: a tiered executable swaps it once its optimized code is in place
+            run = f"_x{k}.run({arrays})"
+            body.append(f"    if {' and '.join(tests) or 'True'}:")
+            body.append("        self._hits += 1")
+            if e.mutated:  # numpy's in-place meaning: the written arguments are updated for the caller
+                body.append(f"        out, finals = _unflatten(_o{k}, {run})")
+                body += [f"        _copyto({names[leaf_pos[j]]}, finals[{m}])" for m, j in enumerate(e.mutated)]
+                body.append("        return out")
+            elif e.out_tree is LEAF_TREE:
+                body.append(f"        return {run}[0]")
+            else:
+                body.append(f"        return _unflatten(_o{k}, {run})")
+    lines = ["def __call__(self, *args, **kwargs):",
+             "    __tracebackhide__ = True  # IPython and pytest hide this frame",
+             "    if not kwargs:",
+             "        try:"]
+    lines += ["            " + ln for ln in body]
+    lines += ["        except Exception as e:",
+              "            raise e.with_traceback(_filter(e.__traceback__))",
+              "    return _general(self, args, kwargs)"]
+    src = "\n".join(lines) + "\n"
+    exec(compile(src, __file__ + ":<generated call>", "exec"), ns)  # under the package: filtered from tracebacks
+    fn = ns["__call__"]
+    fn.source = src
+    return fn
 
 
 def _hashable(v, what):
@@ -149,29 +226,21 @@ class Jitted:
         self._cache: dict = {}  # signature (or (signature, n) for further specializations) -> _Entry
         self._specs: dict = {}  # signature -> [_Entry], tried in order
         self._count = 0
-        self._fast: dict = {}
-        self._tables: dict = {}  # fast key -> [(guard check, runner)] of guarded entries
         self._warned = False
         self._lock = threading.Lock()
         self._hits = 0
         self._misses = 0
         functools.update_wrapper(self, fun)
+        # the call path is generated per function (see _make_call); a one-off subclass makes it __call__ itself
+        self.__class__ = type("Jitted", (Jitted,), {"__module__": __name__})
 
     # ------------------------------------------------------------------------------------------------ calls
     def __call__(self, *args, **kwargs):
         __tracebackhide__ = True  # IPython and pytest hide this re-raising frame
-        if not kwargs and self._fast:  # fast path: positional arrays and Python scalars with a known signature
-            key = _fast_key(args)
-            if key is not None:
-                run = self._fast.get(key)
-                if run is not None:
-                    try:
-                        out = run(args)
-                    except Exception as e:
-                        raise e.with_traceback(filter_traceback(e.__traceback__))
-                    if out is not _MISS:
-                        self._hits += 1
-                        return out
+        return self._general(args, kwargs)
+
+    def _general(self, args, kwargs):
+        __tracebackhide__ = True
         try:
             return self._call(args, kwargs)
         except Exception as e:
@@ -215,50 +284,24 @@ class Jitted:
         return None
 
     def _maybe_fast(self, args, kwargs, statics, entry):
-        """Give a new entry a fast-path runner when its calls can take one (positional arrays only)."""
-        if not kwargs and not entry.shared and not statics and not entry.mutated and len(self._fast) < 64 \
-                and not (self.spec.static_argnums or self.spec.static_argnames):
-            self._add_fast(args, entry)
+        """Describe a new entry for the generated call path when its calls can take it (positional arrays, Python
+        scalars and static values; no shared variables), and regenerate that path."""
+        if not kwargs and not entry.shared:
+            nargs = len(args)
+            static_pos = {i for i in range(nargs) if i in self.spec.static_argnums
+                          or (i - nargs) in self.spec.static_argnums}
+            entry.layout = _layout(args, static_pos)
+        with self._lock:
+            self._make_call()
 
-    def _add_fast(self, args, entry):
-        """Remember a direct runner for this all-positional signature (see the fast path in __call__); a guarded
-        entry joins the signature's table of (guard check, runner), tried in order."""
-        key = _fast_key(args)
-        if key is None:
-            return
-        run = self._runner(args, key, entry.exe, entry.out_tree)
-        if entry.check is None:
-            self._fast[key] = run
-            return
-        table = self._tables.get(key)
-        if table is None or self._fast.get(key) is None:
-            table = self._tables[key] = []
-
-            def run_guarded(args, table=table):
-                for check, r in table:
-                    if check(args):
-                        return r(args)
-                return _MISS
-            self._fast[key] = run_guarded
-        table.append((entry.check, run))
-
-    @staticmethod
-    def _runner(args, key, exe, out_tree):
-        # exe.run is looked up at each call: a tiered executable swaps it when it tiers up
-        if not all(k[2] for k in key if isinstance(k, tuple)):  # a non-contiguous layout: one copy per call
-            def run(args):
-                return tree_unflatten(out_tree, exe.run([_contiguous(as_runtime_array(x)) for x in args]))
-        elif all(type(a) is _ndarray for a in args):
-            if out_tree is LEAF_TREE:
-                def run(args):
-                    return exe.run(args)[0]
-            else:
-                def run(args):
-                    return tree_unflatten(out_tree, exe.run(args))
-        else:
-            def run(args):
-                return tree_unflatten(out_tree, exe.run([as_runtime_array(x) for x in args]))
-        return run
+    def _make_call(self):
+        """Generate this function's ``__call__``: for each argument count seen, a chain of tests on the arguments
+        (type, dtype object, rank and size-1 dims, layout, static values) and the guards of each entry, in the
+        order the general path tries them, that runs the entry's executable with no signature built, no dict
+        looked up and no loop. Anything else (keywords, pytrees, a new signature, failing guards) takes the
+        general path, which compiles and calls this again."""
+        entries = [e for es in self._specs.values() for e in es if e.layout is not None][:MAX_FAST_ENTRIES]
+        type(self).__call__ = _generate_call(entries) if entries else Jitted.__call__
 
     def _compile(self, key, statics, leaves, treedef):
         with self._lock:
@@ -275,6 +318,7 @@ class Jitted:
             from .theano.shared import shared_inputs_of
             entry = _Entry(exe, out_tree, shared_inputs_of(graph), info["guards"],
                            _guards.compile_check(info["guards"], graph.symbols), info["mutated"])
+            entry.symbols = graph.symbols  # where each length symbol is read (the guards' lengths)
             self._store(key, entry)
             return entry
 
@@ -285,9 +329,6 @@ class Jitted:
         if len(entries) >= limit:
             old = entries.pop(0)
             self._cache = {k: e for k, e in self._cache.items() if e is not old}
-            table = self._tables.get(key)
-            if table:
-                table[:] = [(c, r) for c, r in table if c is not old.check]
             if not self._warned:
                 self._warned = True
                 lines = sorted({g.line for g in entry.guards if g.line})
@@ -300,6 +341,7 @@ class Jitted:
         entries.append(entry)
         self._count += 1
         self._cache[key if key not in self._cache else (key, self._count)] = entry
+        self._make_call()  # an entry may have been dropped: the call path must not run it any more
 
     def _trace(self, statics, leaves, treedef, info=None):
         def rebuild(tracers):
@@ -320,9 +362,8 @@ class Jitted:
         with self._lock:
             self._cache.clear()
             self._specs.clear()
-            self._fast.clear()
-            self._tables.clear()
             self._hits = self._misses = 0
+            self._make_call()
 
     def compile(self, *args, **kwargs) -> "Jitted":
         """Compile ahead of time for these arguments' signature and wait for the optimized code (a first call
