@@ -298,3 +298,77 @@ def test_a_jitted_function_called_inside_another_trace_is_inlined():
     same(outer(x), x * 3 + 1)
     g = tj.grad(lambda x: inner(x).sum())
     same(g(x), np.full(4, 3.0))
+
+
+# ------------------------------------------------------------------------------------------------ equal lengths
+def test_lengths_the_checks_force_equal_are_one_symbol():
+    def f(x, y):
+        return x + y - x
+
+    x, y = np.ones((3, 4)), np.arange(12.0).reshape(3, 4)
+    traced = tj.make_ir(f, optimize=False)(x, y)
+    assert traced.inputs[0].shape == traced.inputs[1].shape
+    opt = tj.make_ir(f)(x, y)
+    assert opt.eqns == [] and opt.outputs[0] is opt.inputs[1]  # y itself, not broadcast_to(y, (n0, n1))
+    assert "n0" in str(tj.jit(f).lower(x, y)) and "m0" not in str(tj.jit(f).lower(x, y))
+
+
+def test_unification_keeps_results_and_does_not_recompile():
+    @tj.jit
+    def f(x, y, z):
+        d = x - y
+        return (d * d).sum(axis=1) + z @ np.ones(z.shape[1]), y[::-1] * x
+
+    rng = np.random.default_rng(0)
+    for n, k in [(4, 3), (7, 3), (2, 5), (0, 3), (9, 2)]:
+        x, y, z = rng.standard_normal((n, k)), rng.standard_normal((n, k)), rng.standard_normal((n, 6))
+        d = x - y
+        same(f(x, y, z), ((d * d).sum(axis=1) + z @ np.ones(6), y[::-1] * x))
+    assert f.cache_info().misses == 1
+
+
+@pytest.mark.parametrize("shapes", [((3, 4), (3, 5)), ((3, 4), (2, 4)), ((5,), (6,)), ((0,), (2,))])
+def test_a_mismatch_still_raises_numpys_error(shapes):
+    @tj.jit
+    def f(x, y):
+        return x * y + x
+
+    f(np.ones((4, 4)[:len(shapes[0])]), np.ones((4, 4)[:len(shapes[0])]))
+    a, b = np.ones(shapes[0]), np.ones(shapes[1])
+    with pytest.raises(ValueError) as expected:
+        a * b
+    for _ in range(2):  # the general path, then the generated one
+        with pytest.raises(ValueError, match="could not be broadcast") as got:
+            f(a, b)
+        assert str(got.value).replace(" ", "") == str(expected.value).replace(" ", "")
+
+
+def test_matmul_core_lengths_are_unified_and_checked():
+    @tj.jit
+    def f(a, b):
+        return a @ b + a.sum()
+
+    a, b = np.arange(6.0).reshape(2, 3), np.ones((3, 4))
+    same(f(a, b), a @ b + a.sum())
+    same(f(a[:, :2], b[:2]), a[:, :2] @ b[:2] + a[:, :2].sum())
+    with pytest.raises(ValueError, match="mismatch in its core dimension"):
+        f(a, np.ones((4, 4)))
+
+
+def test_unification_with_mutated_arguments_and_guards():
+    @tj.jit
+    def f(u, v):
+        u += v
+        if u.shape[0] > 2:
+            return u * len(v)
+        return u
+
+    u, v = np.zeros(4), np.arange(4.0)
+    ur = u.copy()
+    for _ in range(3):
+        ur += v
+        same(f(u, v), ur * 4)
+        same(u, ur)
+    with pytest.raises(ValueError):
+        f(u, np.ones(5))
+    same(u, ur)

@@ -17,6 +17,7 @@ from .trace import guards as _guards
 from .trace.trace import _WEAK as _WEAK_DTYPE, as_runtime_array, leaf_signature, trace, tree_flatten, \
     tree_unflatten
 from .trace.tracer import Tracer
+from .trace.unify import unify_equal_lengths
 
 CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "size"])
 _ndarray = np.ndarray
@@ -349,6 +350,7 @@ class Jitted:
             return self.spec.join(statics, dyn_args, dyn_kwargs)
         # raw leaves: Python scalars stay weak
         graph, out_tree = trace(self.fun, list(leaves), treedef, rebuild, info=info)
+        graph = unify_equal_lengths(graph)  # input lengths the checks force equal: one symbol from here on
         if self.transform is not None:
             graph = self.transform(graph)
         from .theano.shared import add_shared_inputs
