@@ -137,7 +137,7 @@ def _layout(args, static_pos):
 def _generate_call(entries):
     """Python source of a ``__call__`` serving these entries (see ``Jitted._make_call``), compiled."""
     ns = {"_nd": _ndarray, "_filter": filter_traceback, "_unflatten": tree_unflatten, "_asarray": np.asarray,
-          "_contig": np.ascontiguousarray, "_copyto": np.copyto, "_general": Jitted._general}
+          "_contig": np.ascontiguousarray, "_general": Jitted._general}
     by_count: dict = {}
     for e in entries:
         by_count.setdefault(len(e.layout), []).append(e)
@@ -180,7 +180,8 @@ def _generate_call(entries):
             body.append("        self._hits += 1")
             if e.mutated:  # numpy's in-place meaning: the written arguments are updated for the caller
                 body.append(f"        out, finals = _unflatten(_o{k}, {run})")
-                body += [f"        _copyto({names[leaf_pos[j]]}, finals[{m}])" for m, j in enumerate(e.mutated)]
+                # (an item assignment: cheaper than np.copyto's dispatch; the final value has the leaf's dtype and shape)
+                body += [f"        {names[leaf_pos[j]]}[...] = finals[{m}]" for m, j in enumerate(e.mutated)]
                 body.append("        return out")
             elif e.out_tree is LEAF_TREE:
                 body.append(f"        return {run}[0]")
