@@ -178,15 +178,18 @@ def _generate_call(entries):
             run = f"_x{k}.run({arrays})"
             body.append(f"    if {' and '.join(tests) or 'True'}:")
             body.append("        self._hits += 1")
-            if e.mutated:  # numpy's in-place meaning: the written arguments are updated for the caller
-                body.append(f"        out, finals = _unflatten(_o{k}, {run})")
-                # (an item assignment: cheaper than np.copyto's dispatch; the final value has the leaf's dtype and shape)
-                body += [f"        {names[leaf_pos[j]]}[...] = finals[{m}]" for m, j in enumerate(e.mutated)]
-                body.append("        return out")
-            elif e.out_tree is LEAF_TREE:
-                body.append(f"        return {run}[0]")
+            built = _tree_source(e.out_tree, iter(range(10**9)), ns, k)  # the outputs' pytree, spelled out
+            if built is None:  # run-time checks: their flags follow the outputs (tree_unflatten raises)
+                body.append(f"        r = _unflatten(_o{k}, {run})")
             else:
-                body.append(f"        return _unflatten(_o{k}, {run})")
+                body.append(f"        o = {run}")
+                body.append(f"        r = {built}")
+            if e.mutated:  # numpy's in-place meaning: the written arguments are updated for the caller
+                # (an item assignment: cheaper than np.copyto's dispatch; the final value has the leaf's dtype and shape)
+                body += [f"        {names[leaf_pos[j]]}[...] = r[1][{m}]" for m, j in enumerate(e.mutated)]
+                body.append("        return r[0]")
+            else:
+                body.append("        return r")
     lines = ["def __call__(self, *args, **kwargs):",
              "    __tracebackhide__ = True  # IPython and pytest hide this frame",
              "    if not kwargs:",
@@ -200,6 +203,35 @@ def _generate_call(entries):
     fn = ns["__call__"]
     fn.source = src
     return fn
+
+
+def _tree_source(t, counter, ns, k):
+    """Python source building the pytree ``t`` from the executable's list of outputs ``o`` (what tree_unflatten
+    does, without its per-call recursion), or None for a tree with run-time checks."""
+    if t is LEAF_TREE:
+        return f"o[{next(counter)}]"
+    kind = t[0]
+    if kind in ("t", "l", "nt"):
+        kids = [_tree_source(e, counter, ns, k) for e in (t[2] if kind == "nt" else t[1])]
+        if any(c is None for c in kids):
+            return None
+        if kind == "l":
+            return "[" + ", ".join(kids) + "]"
+        if kind == "t":
+            return "(" + "".join(c + ", " for c in kids) + ")"
+        name = f"_nt{k}_{len(ns)}"
+        ns[name] = t[1]
+        return f"{name}(" + ", ".join(kids) + ")"
+    if kind == "d":
+        kids = [_tree_source(e, counter, ns, k) for e in t[2]]
+        if any(c is None for c in kids):
+            return None
+        name = f"_keys{k}_{len(ns)}"
+        ns[name] = t[1]
+        return "{" + ", ".join(f"{name}[{i}]: {c}" for i, c in enumerate(kids)) + "}"
+    if kind == "n":
+        return "None"
+    return None
 
 
 def _hashable(v, what):
@@ -234,7 +266,10 @@ class Jitted:
         self._misses = 0
         functools.update_wrapper(self, fun)
         # the call path is generated per function (see _make_call); a one-off subclass makes it __call__ itself
-        self.__class__ = type("Jitted", (Jitted,), {"__module__": __name__})
+        # (a subclass with a __call__ of its own keeps it, and the general path)
+        cls = type(self)
+        if cls.__call__ is Jitted.__call__:
+            self.__class__ = type(cls.__name__, (cls,), {"__module__": cls.__module__, "_generated_call": True})
 
     # ------------------------------------------------------------------------------------------------ calls
     def __call__(self, *args, **kwargs):
@@ -302,8 +337,11 @@ class Jitted:
         order the general path tries them, that runs the entry's executable with no signature built, no dict
         looked up and no loop. Anything else (keywords, pytrees, a new signature, failing guards) takes the
         general path, which compiles and calls this again."""
+        cls = type(self)
+        if "_generated_call" not in cls.__dict__:
+            return
         entries = [e for es in self._specs.values() for e in es if e.layout is not None][:MAX_FAST_ENTRIES]
-        type(self).__call__ = _generate_call(entries) if entries else Jitted.__call__
+        cls.__call__ = _generate_call(entries) if entries else Jitted.__call__
 
     def _compile(self, key, statics, leaves, treedef):
         with self._lock:
