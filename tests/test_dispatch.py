@@ -11,7 +11,7 @@ import tracejit as tj
 
 def general(f, *args, **kwargs):
     """The call through the general path only (what the fast path must agree with)."""
-    return tj.Jitted._general(f, args, kwargs)
+    return tj.Jitted.__call__(f, *args, **kwargs)  # the base class: never the generated path
 
 
 def fast_path_of(f):
@@ -398,3 +398,22 @@ def test_output_pytrees_on_the_fast_path():
 
     same(single(x), [x + 1])
     same(single(x), [x + 1])
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_one_tracejit_frame_in_a_traceback(warm):
+    import os
+    import traceback
+
+    @tj.jit
+    def f(x, y):
+        return x + y
+
+    a = np.arange(3.0)
+    if warm:  # the generated path serves the signature; the error is raised by the run-time check
+        f(a, a)
+    with pytest.raises(ValueError) as e:
+        f(a, np.arange(4.0))
+    pkg = os.path.dirname(tj.__file__)
+    frames = [fr for fr in traceback.extract_tb(e.value.__traceback__) if fr.filename.startswith(pkg)]
+    assert len(frames) <= 1

@@ -137,7 +137,7 @@ def _layout(args, static_pos):
 def _generate_call(entries):
     """Python source of a ``__call__`` serving these entries (see ``Jitted._make_call``), compiled."""
     ns = {"_nd": _ndarray, "_filter": filter_traceback, "_unflatten": tree_unflatten, "_asarray": np.asarray,
-          "_contig": np.ascontiguousarray, "_general": Jitted._general}
+          "_contig": np.ascontiguousarray, "_call": Jitted._call}
     by_count: dict = {}
     for e in entries:
         by_count.setdefault(len(e.layout), []).append(e)
@@ -197,7 +197,10 @@ def _generate_call(entries):
     lines += ["            " + ln for ln in body]
     lines += ["        except Exception as e:",
               "            raise e.with_traceback(_filter(e.__traceback__))",
-              "    return _general(self, args, kwargs)"]
+              "    try:",  # the general path, with no frame of its own: one tracejit frame in a traceback
+              "        return _call(self, args, kwargs)",
+              "    except Exception as e:",
+              "        raise e.with_traceback(_filter(e.__traceback__))"]
     src = "\n".join(lines) + "\n"
     exec(compile(src, __file__ + ":<generated call>", "exec"), ns)  # under the package: filtered from tracebacks
     fn = ns["__call__"]
@@ -273,11 +276,7 @@ class Jitted:
 
     # ------------------------------------------------------------------------------------------------ calls
     def __call__(self, *args, **kwargs):
-        __tracebackhide__ = True  # IPython and pytest hide this re-raising frame
-        return self._general(args, kwargs)
-
-    def _general(self, args, kwargs):
-        __tracebackhide__ = True
+        __tracebackhide__ = True  # IPython and pytest hide this re-raising frame (the only tracejit frame left)
         try:
             return self._call(args, kwargs)
         except Exception as e:
