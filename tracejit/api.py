@@ -14,13 +14,15 @@ from .compile import CompileOptions, build_executable, check_device, compile as 
     optimize as optimize_graph
 from .errors import filter_traceback
 from .trace import guards as _guards
-from .trace.trace import as_runtime_array, leaf_signature, trace, tree_flatten, tree_unflatten
+from .trace.trace import _WEAK as _WEAK_DTYPE, as_runtime_array, leaf_signature, trace, tree_flatten, \
+    tree_unflatten
 from .trace.tracer import Tracer
+from .trace.unify import unify_equal_lengths
 
 CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "size"])
 _ndarray = np.ndarray
 LEAF_TREE = tree_flatten(0)[1]
-_MISS = object()
+MAX_FAST_ENTRIES = 64  # entries the generated call path tests; further ones take the general path
 
 
 class _Entry(tuple):
@@ -32,6 +34,7 @@ class _Entry(tuple):
         self = super().__new__(cls, (exe, out_tree, shared))
         self.exe, self.out_tree, self.shared = exe, out_tree, shared
         self.guards, self.check, self.mutated = guards, check, mutated
+        self.layout = None  # per positional argument, what the generated call path tests (see _layout)
         return self
 
     def serves(self, leaves) -> bool:
@@ -108,19 +111,130 @@ def _contiguous(x):
     return np.ascontiguousarray(x) if type(x) is _ndarray and not x.flags.c_contiguous else x
 
 
-def _fast_key(args):
-    """The signature of all-positional array / Python-scalar arguments, computed cheaply (None otherwise)."""
-    key = []
-    for a in args:
+def _layout(args, static_pos):
+    """What the generated call path tests of each positional argument to serve a call with this entry, or None
+    when some argument needs the general path (a pytree, a numpy scalar, a device array, an unusual dtype
+    object): ("static", value), ("array", dtype, which dims are 1, C-contiguous) or ("scalar", type). The test is
+    never weaker than the signature (``leaf_signature``): a call that passes it has this entry's signature."""
+    out = []
+    for i, a in enumerate(args):
         t = type(a)
-        if t is _ndarray:
-            shp = a.shape
-            key.append((a.dtype, len(shp) if 1 not in shp else tuple(d == 1 for d in shp), a.flags.c_contiguous))
+        if i in static_pos:
+            out.append(("static", a))
+        elif t is _ndarray:
+            dt = a.dtype
+            canon = np.dtype(dt.type)
+            if canon is not dt:  # compared by identity on the call path: only the canonical dtype objects
+                return None
+            out.append(("array", canon, tuple(d == 1 for d in a.shape), a.flags.c_contiguous))
         elif t is float or t is int or t is bool:
-            key.append(t)
+            out.append(("scalar", t))
         else:
             return None
-    return tuple(key)
+    return tuple(out)
+
+
+def _generate_call(entries):
+    """Python source of a ``__call__`` serving these entries (see ``Jitted._make_call``), compiled."""
+    ns = {"_nd": _ndarray, "_filter": filter_traceback, "_unflatten": tree_unflatten, "_asarray": np.asarray,
+          "_contig": np.ascontiguousarray, "_call": Jitted._call}
+    by_count: dict = {}
+    for e in entries:
+        by_count.setdefault(len(e.layout), []).append(e)
+    body = []
+    for nargs, group in by_count.items():
+        names = [f"a{i}" for i in range(nargs)]
+        body.append(f"if len(args) == {nargs}:")
+        if nargs:
+            body.append(f"    {', '.join(names)}{',' if nargs == 1 else ''} = args")
+        for e in group:
+            k = len(ns)
+            tests, runtime, leaf_pos = [], [], []
+            for i, spec in enumerate(e.layout):
+                a = names[i]
+                if spec[0] == "static":
+                    ns[f"_s{k}_{i}"], ns[f"_t{k}_{i}"] = spec[1], type(spec[1])
+                    tests.append(f"type({a}) is _t{k}_{i} and {a} == _s{k}_{i}")
+                    continue
+                leaf_pos.append(i)
+                if spec[0] == "scalar":
+                    ns[f"_t{k}_{i}"], ns[f"_w{k}_{i}"] = spec[1], _WEAK_DTYPE[spec[1]]
+                    tests.append(f"type({a}) is _t{k}_{i}")
+                    runtime.append(f"_asarray({a}, _w{k}_{i})")
+                    continue
+                _, dt, ones, contiguous = spec
+                ns[f"_d{k}_{i}"] = dt
+                tests.append(f"type({a}) is _nd and {a}.dtype is _d{k}_{i}")
+                tests.append(f"len(s{i} := {a}.shape) == {len(ones)}")
+                tests += [f"s{i}[{ax}] {'==' if one else '!='} 1" for ax, one in enumerate(ones)]
+                tests.append(f"{'' if contiguous else 'not '}{a}.flags.c_contiguous")
+                runtime.append(a if contiguous else f"_contig({a})")
+            if e.check is not None:
+                tests.append(_guards.guard_source(e.guards, e.symbols, lambda j: names[leaf_pos[j]]))
+            ns[f"_x{k}"], ns[f"_o{k}"] = e.exe, e.out_tree
+            plain = len(leaf_pos) == nargs and all(r == names[i] for i, r in enumerate(runtime))
+            arrays = "args" if plain else "[" + ", ".join(runtime) + "]"
+            # run is looked up at each call: a tiered executable swaps it once its optimized code is in place
+            run = f"_x{k}.run({arrays})"
+            body.append(f"    if {' and '.join(tests) or 'True'}:")
+            body.append("        self._hits += 1")
+            built = _tree_source(e.out_tree, iter(range(10**9)), ns, k)  # the outputs' pytree, spelled out
+            if built is None:  # run-time checks: their flags follow the outputs (tree_unflatten raises)
+                body.append(f"        r = _unflatten(_o{k}, {run})")
+            else:
+                body.append(f"        o = {run}")
+                body.append(f"        r = {built}")
+            if e.mutated:  # numpy's in-place meaning: the written arguments are updated for the caller
+                # (an item assignment: cheaper than np.copyto's dispatch; the final value has the leaf's dtype and shape)
+                body += [f"        {names[leaf_pos[j]]}[...] = r[1][{m}]" for m, j in enumerate(e.mutated)]
+                body.append("        return r[0]")
+            else:
+                body.append("        return r")
+    lines = ["def __call__(self, *args, **kwargs):",
+             "    __tracebackhide__ = True  # IPython and pytest hide this frame",
+             "    if not kwargs:",
+             "        try:"]
+    lines += ["            " + ln for ln in body]
+    lines += ["        except Exception as e:",
+              "            raise e.with_traceback(_filter(e.__traceback__))",
+              "    try:",  # the general path, with no frame of its own: one tracejit frame in a traceback
+              "        return _call(self, args, kwargs)",
+              "    except Exception as e:",
+              "        raise e.with_traceback(_filter(e.__traceback__))"]
+    src = "\n".join(lines) + "\n"
+    exec(compile(src, __file__ + ":<generated call>", "exec"), ns)  # under the package: filtered from tracebacks
+    fn = ns["__call__"]
+    fn.source = src
+    return fn
+
+
+def _tree_source(t, counter, ns, k):
+    """Python source building the pytree ``t`` from the executable's list of outputs ``o`` (what tree_unflatten
+    does, without its per-call recursion), or None for a tree with run-time checks."""
+    if t is LEAF_TREE:
+        return f"o[{next(counter)}]"
+    kind = t[0]
+    if kind in ("t", "l", "nt"):
+        kids = [_tree_source(e, counter, ns, k) for e in (t[2] if kind == "nt" else t[1])]
+        if any(c is None for c in kids):
+            return None
+        if kind == "l":
+            return "[" + ", ".join(kids) + "]"
+        if kind == "t":
+            return "(" + "".join(c + ", " for c in kids) + ")"
+        name = f"_nt{k}_{len(ns)}"
+        ns[name] = t[1]
+        return f"{name}(" + ", ".join(kids) + ")"
+    if kind == "d":
+        kids = [_tree_source(e, counter, ns, k) for e in t[2]]
+        if any(c is None for c in kids):
+            return None
+        name = f"_keys{k}_{len(ns)}"
+        ns[name] = t[1]
+        return "{" + ", ".join(f"{name}[{i}]: {c}" for i, c in enumerate(kids)) + "}"
+    if kind == "n":
+        return "None"
+    return None
 
 
 def _hashable(v, what):
@@ -149,29 +263,20 @@ class Jitted:
         self._cache: dict = {}  # signature (or (signature, n) for further specializations) -> _Entry
         self._specs: dict = {}  # signature -> [_Entry], tried in order
         self._count = 0
-        self._fast: dict = {}
-        self._tables: dict = {}  # fast key -> [(guard check, runner)] of guarded entries
         self._warned = False
         self._lock = threading.Lock()
         self._hits = 0
         self._misses = 0
         functools.update_wrapper(self, fun)
+        # the call path is generated per function (see _make_call); a one-off subclass makes it __call__ itself
+        # (a subclass with a __call__ of its own keeps it, and the general path)
+        cls = type(self)
+        if cls.__call__ is Jitted.__call__:
+            self.__class__ = type(cls.__name__, (cls,), {"__module__": cls.__module__, "_generated_call": True})
 
     # ------------------------------------------------------------------------------------------------ calls
     def __call__(self, *args, **kwargs):
-        __tracebackhide__ = True  # IPython and pytest hide this re-raising frame
-        if not kwargs and self._fast:  # fast path: positional arrays and Python scalars with a known signature
-            key = _fast_key(args)
-            if key is not None:
-                run = self._fast.get(key)
-                if run is not None:
-                    try:
-                        out = run(args)
-                    except Exception as e:
-                        raise e.with_traceback(filter_traceback(e.__traceback__))
-                    if out is not _MISS:
-                        self._hits += 1
-                        return out
+        __tracebackhide__ = True  # IPython and pytest hide this re-raising frame (the only tracejit frame left)
         try:
             return self._call(args, kwargs)
         except Exception as e:
@@ -215,50 +320,27 @@ class Jitted:
         return None
 
     def _maybe_fast(self, args, kwargs, statics, entry):
-        """Give a new entry a fast-path runner when its calls can take one (positional arrays only)."""
-        if not kwargs and not entry.shared and not statics and not entry.mutated and len(self._fast) < 64 \
-                and not (self.spec.static_argnums or self.spec.static_argnames):
-            self._add_fast(args, entry)
+        """Describe a new entry for the generated call path when its calls can take it (positional arrays, Python
+        scalars and static values; no shared variables), and regenerate that path."""
+        if not kwargs and not entry.shared:
+            nargs = len(args)
+            static_pos = {i for i in range(nargs) if i in self.spec.static_argnums
+                          or (i - nargs) in self.spec.static_argnums}
+            entry.layout = _layout(args, static_pos)
+        with self._lock:
+            self._make_call()
 
-    def _add_fast(self, args, entry):
-        """Remember a direct runner for this all-positional signature (see the fast path in __call__); a guarded
-        entry joins the signature's table of (guard check, runner), tried in order."""
-        key = _fast_key(args)
-        if key is None:
+    def _make_call(self):
+        """Generate this function's ``__call__``: for each argument count seen, a chain of tests on the arguments
+        (type, dtype object, rank and size-1 dims, layout, static values) and the guards of each entry, in the
+        order the general path tries them, that runs the entry's executable with no signature built, no dict
+        looked up and no loop. Anything else (keywords, pytrees, a new signature, failing guards) takes the
+        general path, which compiles and calls this again."""
+        cls = type(self)
+        if "_generated_call" not in cls.__dict__:
             return
-        run = self._runner(args, key, entry.exe, entry.out_tree)
-        if entry.check is None:
-            self._fast[key] = run
-            return
-        table = self._tables.get(key)
-        if table is None or self._fast.get(key) is None:
-            table = self._tables[key] = []
-
-            def run_guarded(args, table=table):
-                for check, r in table:
-                    if check(args):
-                        return r(args)
-                return _MISS
-            self._fast[key] = run_guarded
-        table.append((entry.check, run))
-
-    @staticmethod
-    def _runner(args, key, exe, out_tree):
-        # exe.run is looked up at each call: a tiered executable swaps it when it tiers up
-        if not all(k[2] for k in key if isinstance(k, tuple)):  # a non-contiguous layout: one copy per call
-            def run(args):
-                return tree_unflatten(out_tree, exe.run([_contiguous(as_runtime_array(x)) for x in args]))
-        elif all(type(a) is _ndarray for a in args):
-            if out_tree is LEAF_TREE:
-                def run(args):
-                    return exe.run(args)[0]
-            else:
-                def run(args):
-                    return tree_unflatten(out_tree, exe.run(args))
-        else:
-            def run(args):
-                return tree_unflatten(out_tree, exe.run([as_runtime_array(x) for x in args]))
-        return run
+        entries = [e for es in self._specs.values() for e in es if e.layout is not None][:MAX_FAST_ENTRIES]
+        cls.__call__ = _generate_call(entries) if entries else Jitted.__call__
 
     def _compile(self, key, statics, leaves, treedef):
         with self._lock:
@@ -275,6 +357,7 @@ class Jitted:
             from .theano.shared import shared_inputs_of
             entry = _Entry(exe, out_tree, shared_inputs_of(graph), info["guards"],
                            _guards.compile_check(info["guards"], graph.symbols), info["mutated"])
+            entry.symbols = graph.symbols  # where each length symbol is read (the guards' lengths)
             self._store(key, entry)
             return entry
 
@@ -285,9 +368,6 @@ class Jitted:
         if len(entries) >= limit:
             old = entries.pop(0)
             self._cache = {k: e for k, e in self._cache.items() if e is not old}
-            table = self._tables.get(key)
-            if table:
-                table[:] = [(c, r) for c, r in table if c is not old.check]
             if not self._warned:
                 self._warned = True
                 lines = sorted({g.line for g in entry.guards if g.line})
@@ -300,6 +380,7 @@ class Jitted:
         entries.append(entry)
         self._count += 1
         self._cache[key if key not in self._cache else (key, self._count)] = entry
+        self._make_call()  # an entry may have been dropped: the call path must not run it any more
 
     def _trace(self, statics, leaves, treedef, info=None):
         def rebuild(tracers):
@@ -307,6 +388,7 @@ class Jitted:
             return self.spec.join(statics, dyn_args, dyn_kwargs)
         # raw leaves: Python scalars stay weak
         graph, out_tree = trace(self.fun, list(leaves), treedef, rebuild, info=info)
+        graph = unify_equal_lengths(graph)  # input lengths the checks force equal: one symbol from here on
         if self.transform is not None:
             graph = self.transform(graph)
         from .theano.shared import add_shared_inputs
@@ -320,9 +402,8 @@ class Jitted:
         with self._lock:
             self._cache.clear()
             self._specs.clear()
-            self._fast.clear()
-            self._tables.clear()
             self._hits = self._misses = 0
+            self._make_call()
 
     def compile(self, *args, **kwargs) -> "Jitted":
         """Compile ahead of time for these arguments' signature and wait for the optimized code (a first call

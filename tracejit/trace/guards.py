@@ -258,17 +258,23 @@ def compile_check(guards, symbols):
     lengths is built on the call path)."""
     if not guards:
         return None
-    parts = []
-    for g in guards:
-        if isinstance(g.lhs, tuple):
-            lhs = f"a[{g.lhs[1]}]"
-        else:
-            lhs = T.dim_py(g.lhs, lambda s: f"a[{symbols[s][0]}].shape[{symbols[s][1]}]")
-        parts.append(f"({lhs} {g.op} {g.rhs})")
-    src = "def check(a):\n    return " + " and ".join(parts) + "\n"
+    src = "def check(a):\n    return " + guard_source(guards, symbols, lambda i: f"a[{i}]") + "\n"
     ns: dict = {}
     exec(src, ns)
     return ns["check"]
+
+
+def guard_source(guards, symbols, leaf) -> str:
+    """A Python expression that is true when every guard holds; ``leaf(i)`` is the source of argument leaf i
+    (``symbols`` says which leaf and axis each length symbol is read from)."""
+    parts = []
+    for g in guards:
+        if isinstance(g.lhs, tuple):
+            lhs = leaf(g.lhs[1])
+        else:
+            lhs = T.dim_py(g.lhs, lambda s: f"{leaf(symbols[s][0])}.shape[{symbols[s][1]}]")
+        parts.append(f"({lhs} {g.op} {g.rhs})")
+    return "(" + " and ".join(parts) + ")" if parts else "True"
 
 
 def max_specializations() -> int:
