@@ -18,7 +18,8 @@ import numpy as np
 from ..ir import ops
 from ..ir import types as T
 from ..ir.graph import Value
-from .autodiff import NON_DIFFERENTIABLE, RULES, _concat, _slice, _swap_last, _zeros, full, rule
+from .ad_builders import _concat, _slice, _swap_last, _zeros, full
+from .autodiff import NON_DIFFERENTIABLE, RULES, rule
 from .batching import arange
 
 
