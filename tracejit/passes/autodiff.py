@@ -27,7 +27,6 @@ from ..ir.primitives import PRIMS
 from ..ir.regions import REGION_PRIMS
 from .ad_builders import (_add, _c, _div, _keepdims, _mul, _neg, _reduced_ct, _reshape, _slice, _sub,  # noqa: F401
                           _swap_last, _u, _unslice_axis, _where, _zeros, full, unbroadcast)
-    _c, _is_scalar_const, _mul, _div, _add, _sub, _neg, _u, _where, _reshape, full, unbroadcast, _keepdims, _reduced_ct, _swap_last, _zeros, _slice, _concat, _with_dim, _unslice_axis)
 
 # primitives whose result has zero derivative everywhere it exists (or carries no gradient: ints, bools)
 NON_DIFFERENTIABLE = {
