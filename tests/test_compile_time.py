@@ -263,7 +263,7 @@ print("child", os.waitstatus_to_exitcode(status), flush=True)
 """)
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the platform has no os.fork (Windows): the test forks a child while a compile runs")
 def test_fork_during_a_background_compile(tmp_path):
     p = _python(FORK_DURING_COMPILE, TRACEJIT_CACHE_DIR=str(tmp_path))
     assert p.returncode == 0 and "child 0" in p.stdout, (p.stdout, p.stderr[-3000:])

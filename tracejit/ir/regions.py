@@ -85,12 +85,6 @@ def _symbols_of(d, out: set):
             _symbols_of(x, out)
 
 
-def _plain_symbol(d):
-    if isinstance(d, Dim) and len(d.terms) == 1:
-        (mono, c), = d.terms
-        if c == 1 and len(mono) == 1 and isinstance(mono[0], str):
-            return mono[0]
-    return None
 
 
 def close_graph(inputs, outputs) -> tuple[Graph, tuple]:
@@ -101,7 +95,7 @@ def close_graph(inputs, outputs) -> tuple[Graph, tuple]:
     symbols: dict = {}
     for i, v in enumerate(inputs):
         for ax, d in enumerate(v.shape):
-            s = _plain_symbol(d)
+            s = T.symbol_name(d)
             if s is not None and s not in symbols:
                 symbols[s] = (i, ax)
     used: set = set()

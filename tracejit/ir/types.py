@@ -449,3 +449,12 @@ def default_float(dt: np.dtype, what="operand") -> np.dtype:
         raise TypeError(f"numpy computes this function of the bool {what} in float16, which tracejit does not "
                         f"support; cast it first (x.astype(np.float32))")
     return FLOAT64
+
+
+def symbol_name(d):
+    """The name when ``d`` is exactly one symbol (``x0``, not ``2*x0`` or ``x0*x1``), else None."""
+    if isinstance(d, Dim) and len(d.terms) == 1:
+        (mono, c), = d.terms
+        if c == 1 and len(mono) == 1 and isinstance(mono[0], str):
+            return mono[0]
+    return None

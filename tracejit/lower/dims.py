@@ -7,7 +7,7 @@ which knows the lengths that the graph's run-time checks force equal.
 from __future__ import annotations
 
 from ..ir.constraints import ConstraintKind
-from ..ir.types import Dim
+from ..ir.types import Dim, symbol_name
 from .plan import Access, contiguous_strides
 
 
@@ -20,7 +20,7 @@ class DimCanon:
         eqs = [(c.a, c.b) for c in constraints
                if c.kind is ConstraintKind.EQ and isinstance(c.a, Dim) and isinstance(c.b, Dim)]
         for a, b in eqs:
-            sa, sb = _single_symbol(a), _single_symbol(b)
+            sa, sb = symbol_name(a), symbol_name(b)
             if sa and sb:
                 ra, rb = self.find(sa), self.find(sb)
                 if ra != rb:
@@ -59,12 +59,6 @@ class DimCanon:
         return len(a) == len(b) and all(self.eq(x, y) for x, y in zip(a, b))
 
 
-def _single_symbol(d):
-    if len(d.terms) == 1:
-        mono, c = d.terms[0]
-        if c == 1 and len(mono) == 1 and isinstance(mono[0], str):
-            return mono[0]
-    return None
 
 
 def view_access(eqn, acc: Access, canon: DimCanon):

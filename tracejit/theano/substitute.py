@@ -10,13 +10,6 @@ from ..ir.regions import Region, close_graph
 from ..ir.types import Dim
 from ..trace.symbolic import atoms
 
-def _pure_symbol(d):
-    """The name when ``d`` is exactly one symbol (``x0``), else None."""
-    if isinstance(d, Dim) and len(d.terms) == 1:
-        (mono, c), = d.terms
-        if c == 1 and len(mono) == 1 and isinstance(mono[0], str):
-            return mono[0]
-    return None
 
 
 def unify_equal_axes(constraints, env, position) -> dict:
@@ -34,7 +27,7 @@ def unify_equal_axes(constraints, env, position) -> dict:
     for c in constraints:
         if c.kind is not ConstraintKind.EQ:
             continue
-        sa, sb = _pure_symbol(subst_dim(c.a, env)), _pure_symbol(subst_dim(c.b, env))
+        sa, sb = T.symbol_name(subst_dim(c.a, env)), T.symbol_name(subst_dim(c.b, env))
         if sa is None or sb is None or sa not in position or sb not in position:
             continue
         ra, rb = find(sa), find(sb)

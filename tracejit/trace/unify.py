@@ -22,13 +22,6 @@ from ..ir.types import Dim, TensorType
 _FORCING = (ConstraintKind.EQ, ConstraintKind.SAME)
 
 
-def _pure_symbol(d):
-    """The symbol's name when ``d`` is exactly one symbol, else None."""
-    if isinstance(d, Dim) and len(d.terms) == 1:
-        (mono, c), = d.terms
-        if c == 1 and len(mono) == 1 and isinstance(mono[0], str):
-            return mono[0]
-    return None
 
 
 def equal_symbols(graph) -> dict:
@@ -44,7 +37,7 @@ def equal_symbols(graph) -> dict:
     for c in graph.constraints:
         if c.kind not in _FORCING:
             continue
-        sa, sb = _pure_symbol(c.a), _pure_symbol(c.b)
+        sa, sb = T.symbol_name(c.a), T.symbol_name(c.b)
         if sa is None or sb is None or sa not in position or sb not in position:
             continue
         ra, rb = find(sa), find(sb)
