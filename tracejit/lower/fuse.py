@@ -16,6 +16,7 @@ from ..ir.types import TensorType
 from .dims import DimCanon, broadcast_access, is_contiguous, view_access
 from .plan import (Access, Buffer, BufferKind, CopyStep, DimLength, Fused, FusedAndStored, InBuffer, Kernel, KOp,
                    Level, MatmulStep, Plan, ScalarConst, ScatterAddStep, contiguous_access)
+from .scalar import is_expensive
 
 COLUMN_REDUCTIONS = ("sum", "prod", "max", "min", "any", "all")
 SPLIT_CHUNKS = 16  # pieces of a split full reduction (threads take whole pieces)
@@ -170,7 +171,7 @@ class _Planner:
         elif kind == "view":
             self.place_view(e)
         elif kind in ("elementwise", "reduce"):
-            if self.cur is None or not self.try_add(e):
+            if self.cur is None or not (self.try_add(e) or (self.widen_scalar_kernel(e) and self.try_add(e))):
                 self.new_kernel_for(e)
         elif e.prim == "gather":
             for v in e.inputs:
@@ -343,6 +344,23 @@ class _Planner:
         k = Kernel(domain=tuple(e.out.shape))
         self.add_kernel(k)
         self.fuse(e, k, KOp(e, 0, Level.INNER, self.full_axes(e.out.shape, k)))
+
+    def widen_scalar_kernel(self, e) -> bool:
+        """Give the open 0-d kernel e's iteration space when it only computes cheap scalars that e alone reads
+        (``a * np.float32(s) + 1``: the scalar's conversion is recomputed per element, which LLVM hoists, instead
+        of costing a kernel and a buffer of its own). Nothing it computes is stored, so an empty loop loses
+        nothing."""
+        k = self.cur
+        if k.domain or k.stores or k.scalars or not e.out.ndim or PRIMS[e.prim].kind != "elementwise":
+            return False
+        for o in k.ops:
+            if PRIMS[o.eqn.prim].kind != "elementwise" or is_expensive(o.eqn.prim) or o.eqn.out.id in self.out_ids:
+                return False
+            mine = {id(x.eqn) for x in k.ops}
+            if any(u is not e and id(u) not in mine for u in self.users.get(o.eqn.out.id, ())):
+                return False  # read by a later equation: it would need the value in memory
+        k.domain = tuple(e.out.shape)
+        return True
 
     def operand(self, x: Value, k: Kernel | None):
         """Make x usable by kernel k: fused in k stays, anything else becomes a buffer (or scalar)."""

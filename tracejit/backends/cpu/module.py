@@ -19,9 +19,8 @@ _init_lock = threading.Lock()
 _target_machine = None
 
 
-# llvmlite's global LLVM context is not thread-safe, and the optimized tier compiles on a background thread:
-# every use of that context (engines' modules) takes this lock; compiles use contexts of their own
-GLOBAL_CONTEXT_LOCK = threading.RLock()
+# llvmlite's global LLVM context is not thread-safe (numba compiles in it, and the optimized tier compiles on a
+# background thread): tracejit never uses it; every module it builds, optimizes or loads has a context of its own
 
 
 def target_machine(opt=3):
@@ -109,19 +108,38 @@ class CompiledModule:
 
     def _load_object(self, obj, fn_names):
         tm = target_machine()
-        with GLOBAL_CONTEXT_LOCK:  # the engine's module lives in llvmlite's global context, shared by threads
-            empty = llvm.parse_assembly("")
-            empty.triple = tm.triple
-            self.engine = llvm.create_mcjit_compiler(empty, tm)
-            self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
-            self.engine.finalize_object()
+        # the engine's (empty) module lives in an LLVM context of its own, never in llvmlite's global one: numba
+        # compiles in that global context on whatever thread calls it, and an engine freed by the garbage
+        # collector (on any thread, at any moment) would otherwise edit it concurrently
+        self._context = llvm.create_context()
+        empty = llvm.parse_assembly("", context=self._context)
+        empty.triple = tm.triple
+        self.engine = llvm.create_mcjit_compiler(empty, tm)
+        self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+        self.engine.finalize_object()
         self.addresses = {n: self.engine.get_function_address(n) for n in fn_names}
         if not all(self.addresses.values()):
             raise RuntimeError("cached object lacks a function")
 
+    def __del__(self):
+        """The engine (and the module it owns) goes before the context that module lives in."""
+        engine, ctx = getattr(self, "engine", None), getattr(self, "_context", None)
+        try:
+            if engine is not None:
+                engine.close()
+            if ctx is not None:
+                ctx.close()
+        except Exception:  # interpreter shutdown: llvmlite's own module may be gone already
+            pass
+
     def asm(self):
-        with GLOBAL_CONTEXT_LOCK:
-            return target_machine().emit_assembly(llvm.parse_assembly(self.optimized_ir))
+        ctx = llvm.create_context()
+        mod = llvm.parse_assembly(self.optimized_ir, context=ctx)
+        try:
+            return target_machine().emit_assembly(mod)
+        finally:
+            mod.close()
+            ctx.close()
 
 
 def _optimize_and_emit(ir_text, vec_pairs, tier=1, cancelled=None, timings=None):
