@@ -35,8 +35,9 @@ from ..ir import ops
 from ..ir import types as T
 from ..ir.primitives import PRIMS
 from ..ir.types import Dim
-from .patterns import (Walk, arg, args, const_like, eqn_of, is_float, is_num, is_scalar, neg, on,
-                       operands_with_scalar, param, rewrite, rule_table, scalar)
+from .matching import (arg, args, const_like, eqn_of, is_float, is_num, is_scalar, neg, operands_with_scalar, param,
+                       scalar)
+from .patterns import Walk, on, rewrite, rule_table
 
 BUDGET = 48  # nodes a sum/product collection looks through
 FOLD_MAX = 1 << 22

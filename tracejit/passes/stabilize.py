@@ -17,8 +17,8 @@ are not switched off by ``strict_ieee``, which guards the canonicalizations in `
 from __future__ import annotations
 
 from ..ir import ops
-from .patterns import arg, args, const_like, is_float, is_scalar, neg, on, operands_with_scalar, param, rewrite, \
-    rule_table
+from .matching import arg, args, const_like, is_float, is_scalar, neg, operands_with_scalar, param
+from .patterns import on, rewrite, rule_table
 
 
 def _one_plus(v):

@@ -42,7 +42,7 @@ def _int(k, what):
 
 
 def _getitem(x, key):
-    from .tracer import getitem  # the tracer module imports this one: import at call time
+    from .indexing import getitem
     return getitem(x, key)
 
 
@@ -276,7 +276,6 @@ def _cumulative(name, op, ident, a, axis, dtype, out):
     elif a.dtype in (T.BOOL, T.INT32):  # as numpy: small ints accumulate in the platform integer
         a = ops.convert(a, T.INT64)
     x = ops.transpose(a, tuple(i for i in range(a.ndim) if i != ax) + (ax,))
-    n = x.shape[-1]
     y = _u(op, _exclusive_scan(x, op, ident), x)
     back = list(range(a.ndim - 1))
     back.insert(ax, a.ndim - 1)

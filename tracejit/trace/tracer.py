@@ -12,9 +12,9 @@ import numpy as np
 from ..errors import ConcretizationError, UnsupportedError
 from ..ir import ops
 from ..ir import types as T
-from ..ir.constraints import Constraint
 from ..ir.graph import Value
 from . import guards, masked, writes
+from .indexing import getitem, is_basic, same_key
 from . import numpy_api as npi
 
 # how many leading positional arguments of a numpy function are arrays ("list": the first is a sequence of arrays)
@@ -402,7 +402,7 @@ class Tracer:
         if masked.is_mask_key(key):  # lazy while only written back through the mask (x[m] -= v)
             return masked.MaskedSelection(self._tj_value, masked.mask_of(key))
         value = getitem(self._tj_value, key)
-        if _is_basic(key):  # an exact view: writes into it reach this array, and it sees this array's writes
+        if is_basic(key):  # an exact view: writes into it reach this array, and it sees this array's writes
             k = key
             return Tracer(value, _Link(self, lambda b: getitem(b, k), lambda b, v: writes.set_item(b, k, v), k))
         return wrap(value)
@@ -414,7 +414,7 @@ class Tracer:
                 return
             value = value.tracer()  # the selected elements themselves (a data-dependent length)
         link = getattr(value, "_link", None)
-        if link is not None and link.base is self and link.seen is self._v and _same_key(link.key, key):
+        if link is not None and link.base is self and link.seen is self._v and same_key(link.key, key):
             return  # x[k] op= v: the view x[k] already wrote itself into x (no second splice)
         self._assign(writes.set_item(self._tj_value, key, ops.as_value(unwrap(value))))
 
@@ -437,167 +437,6 @@ class Tracer:
     __ipow__, __imatmul__ = _inplace("power"), _inplace("matmul")
     __iand__, __ior__, __ixor__ = _inplace("bitwise_and"), _inplace("bitwise_or"), _inplace("bitwise_xor")
     del _inplace
-
-
-def getitem(x: Value, key) -> Value:
-    """numpy basic indexing (ints, slices, None, Ellipsis) plus one integer-array index (a gather)."""
-    if not isinstance(key, tuple):
-        key = (key,)
-    key = tuple(unwrap(k) if isinstance(k, Tracer) else k for k in key)
-    n_real = sum(1 for k in key if k is not None and k is not Ellipsis)
-    if sum(1 for k in key if k is Ellipsis) > 1:
-        raise IndexError("an index can only have a single ellipsis ('...')")
-    if n_real > x.ndim:
-        raise IndexError(f"too many indices for array: array is {x.ndim}-dimensional, but {n_real} were indexed")
-    if Ellipsis in [k for k in key if not isinstance(k, (np.ndarray, Value, list))]:
-        i = [j for j, k in enumerate(key) if k is Ellipsis][0]
-        key = key[:i] + (slice(None),) * (x.ndim - n_real) + key[i + 1:]
-    else:
-        key = key + (slice(None),) * (x.ndim - n_real)
-    # squeeze: axes of x indexed by an int; new_axes: positions of the None axes in the final result
-    starts, steps, out_shape, squeeze, new_axes, arrays = [], [], [], [], [], []
-    axis = 0
-    out_axis = 0
-    for k in key:
-        if k is None:
-            new_axes.append(out_axis)
-            out_axis += 1
-            continue
-        n = x.shape[axis]
-        if isinstance(k, (bool, np.bool_)):
-            raise UnsupportedError("boolean scalar indices are not supported by tracejit")
-        if isinstance(k, T.Dim):  # a computed length used as an index (x[n // 2])
-            ops.current().constraints.append(Constraint.index(k, n, axis))
-            starts.append(k if guards.nonnegative(k) else n + k)
-            steps.append(1)
-            out_shape.append(1)
-            squeeze.append(axis)
-            out_axis -= 1
-        elif isinstance(k, (int, np.integer)):
-            k = int(k)
-            if isinstance(n, int):
-                if not -n <= k < n:
-                    raise IndexError(f"index {k} is out of bounds for axis {axis} with size {n}")
-                start = k % n
-            else:
-                start = n + k if k < 0 else k
-                ops.current().constraints.append(Constraint.index(k, n, axis))
-            starts.append(start)
-            steps.append(1)
-            out_shape.append(1)
-            squeeze.append(axis)
-            out_axis -= 1  # no result axis (undone by the increment below)
-        elif isinstance(k, slice):
-            st, ln = _slice_dims(k, n)
-            starts.append(st)
-            steps.append(int(k.step) if k.step is not None else 1)
-            out_shape.append(ln)
-        elif isinstance(k, (np.ndarray, list, Value)):
-            idx = ops.as_value(k)
-            if idx.dtype == T.BOOL:
-                raise UnsupportedError(
-                    f"reading x[mask] gives an array whose length depends on the data, which tracejit does not "
-                    f"trace yet (at {guards.user_line()}). Keep the shape instead: np.where(mask, x, 0), "
-                    f"(x * mask).sum(), or write through the mask (x[mask] = v and x[mask] -= v work)")
-            if idx.dtype.kind not in "iu":
-                raise IndexError("arrays used as indices must be of integer (or boolean) type")
-            arrays.append((axis, idx))
-            out_axis += idx.ndim - 1
-            starts.append(0)
-            steps.append(1)
-            out_shape.append(n)
-        else:
-            raise IndexError(f"only integers, slices (`:`), ellipsis (`...`), numpy.newaxis (`None`) and integer "
-                             f"arrays are valid indices, got {type(k).__name__}")
-        axis += 1
-        out_axis += 1
-    v = x
-    if any(s != 0 for s in starts) or any(s != 1 for s in steps) or tuple(out_shape) != tuple(x.shape):
-        v = ops.bind("slice", x, starts=tuple(starts), steps=tuple(steps), shape=tuple(out_shape))
-    if len(arrays) > 1 and any(idx.ndim for _, idx in arrays):
-        raise UnsupportedError("indexing with more than one integer array is not supported by tracejit; index one "
-                               "axis at a time")
-    # integer arrays: gather along their axis (positions counted before squeezing/new axes); several 0-d indices
-    # (x[i, j] with traced scalars) are one gather each, the last axis first so earlier positions stay put
-    for real_pos, idx in sorted(arrays, key=lambda a: -a[0]):
-        if idx.dtype != T.INT64:
-            idx = ops.convert(idx, T.INT64)
-        v = ops.bind("gather", v, idx, axis=real_pos)
-        shift = idx.ndim - 1
-        squeeze = [s + shift if s > real_pos else s for s in squeeze]
-    shape = [d for i, d in enumerate(v.shape) if i not in squeeze]
-    shape_real = list(shape)
-    for a in sorted(new_axes):
-        shape_real.insert(a, 1)
-    if tuple(shape_real) != v.shape:
-        v = ops.reshape(v, tuple(shape_real))
-    return v
-
-
-def _slice_dims(k: slice, n):
-    """(start, length) of slice ``k`` on an axis of length ``n`` (an int or a symbolic Dim)."""
-    step = 1 if k.step is None else int(k.step)
-    if step == 0:
-        raise ValueError("slice step cannot be zero")
-    start, stop = _bound(k.start), _bound(k.stop)
-    if isinstance(n, int) and not isinstance(start, T.Dim) and not isinstance(stop, T.Dim):
-        start, stop, step = slice(start, stop, step).indices(n)
-        return start, len(range(start, stop, step))
-    if step > 0:
-        s = 0 if start is None else (_lo(start, n) if guards.nonnegative(start) else _hi(n + start, 0))
-        e = n if stop is None else (_lo(stop, n) if guards.nonnegative(stop) else _hi(n + stop, 0))
-        length = T.dim_max(T.dim_floordiv(e - s + (step - 1), step), 0) if step != 1 else T.dim_max(e - s, 0)
-        if step == 1 and (isinstance(start, T.Dim) or isinstance(stop, T.Dim)):
-            length = _hi(e - s, 0)
-        if start is None and stop is None and step == 1:
-            length = n
-        return s, length
-    # negative step
-    s = n - 1 if start is None else (_lo(start, n - 1) if guards.nonnegative(start) else _hi(n + start, -1))
-    e = -1 if stop is None else (_lo(stop, n - 1) if guards.nonnegative(stop) else _hi(n + stop, -1))
-    length = T.dim_max(T.dim_floordiv(s - e + (-step - 1), -step), 0)
-    return s, length
-
-
-def _bound(b):
-    """A slice bound: None, an int, or a symbolic length (a traced int argument specializes, with a guard)."""
-    if b is None or isinstance(b, T.Dim):
-        return b
-    return int(b)
-
-
-def _lo(a, n):
-    """min(a, n): ``a`` itself when provably (or, for a symbolic bound, guardedly) at most n."""
-    if isinstance(a, T.Dim):
-        r = guards.at_most(a, n)
-        if r is not None:
-            return a if r else n
-    return T.dim_min(a, n)
-
-
-def _hi(a, lo):
-    """max(a, lo), likewise."""
-    if isinstance(a, T.Dim):
-        r = guards.at_most(lo, a)
-        if r is not None:
-            return a if r else lo
-    return T.dim_max(a, lo)
-
-
-def _same_key(a, b) -> bool:
-    try:
-        return a is not None and type(a) is type(b) and bool(a == b)
-    except Exception:  # noqa: BLE001 - keys holding arrays compare elementwise: not the same write
-        return False
-
-
-def _is_basic(key) -> bool:
-    """Whether numpy's ``x[key]`` is a view (ints, slices, None, ...), not a copy (integer arrays, masks)."""
-    for k in key if isinstance(key, tuple) else (key,):
-        if not (k is None or k is Ellipsis or isinstance(k, (slice, T.Dim)) or
-                (isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)))):
-            return False
-    return True
 
 
 _types.WRAP = wrap  # Dim.traced() hands lengths to user code as tracers

@@ -20,6 +20,7 @@ from ..ir.constraints import Constraint
 from ..ir.graph import Value
 from ..ir.types import Dim
 from . import guards
+from .indexing import getitem, slice_dims
 
 
 def set_item(x: Value, key, v: Value) -> Value:
@@ -30,7 +31,6 @@ def set_item(x: Value, key, v: Value) -> Value:
     masks = [k for k in key if isinstance(k, Value) and k.dtype == T.BOOL]
     if masks:
         return _set_mask(x, key, v)
-    from .tracer import getitem
     target = getitem(x, key)
     v = _fit(ops.convert(v, x.dtype) if v.dtype != x.dtype else v, target.shape)
     arrays = [i for i, k in enumerate(key) if isinstance(k, Value)]
@@ -99,8 +99,7 @@ def _set_basic(x: Value, key, v: Value) -> Value:
     for axis, k in enumerate(key):
         n = x.shape[axis]
         if isinstance(k, slice):
-            from .tracer import _slice_dims
-            start, length = _slice_dims(k, n)
+            start, length = slice_dims(k, n)
             step = 1 if k.step is None else int(k.step)
         else:
             start, length, step = _int_start(k, n), 1, 1
