@@ -481,6 +481,7 @@ def test_kernels_compile_to_ptx_without_a_gpu():
             (lambda a, b, d: d - 0.5 * (a @ b), (f32, f32.T, np.ones((3, 3), np.float32))),
             (lambda x: x.sum(axis=0) + x.prod(axis=0), (np.ones((100, 3)),)),
             (lambda x: (x.sum(), x.max()), (np.ones(1000, np.float32),)),
+            (lambda x: (x.sum(), x.max()), (np.ones(5000, np.float32),)),  # split: one piece per block
         ]
         from numba.cuda.cudadrv.error import CudaSupportError
         n = needs_driver = 0

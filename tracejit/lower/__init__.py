@@ -2,9 +2,10 @@
 the scalar table (scalar.py, math_functions.py)."""
 
 
-def plan_graph(graph):
-    """(fusion plan, memory plan) of an optimized graph: what every backend and tier lowers."""
+def plan_graph(graph, **options):
+    """(fusion plan, memory plan) of an optimized graph: what every backend and tier lowers (``options``: the
+    backend's parameters of the plan, see fuse.plan)."""
     from .fuse import plan
     from .memory import plan_memory
-    p = plan(graph)
+    p = plan(graph, **options)
     return p, plan_memory(p)

@@ -19,12 +19,13 @@ from .plan import (Access, Buffer, BufferKind, CopyStep, DimLength, Fused, Fused
 from .scalar import is_expensive
 
 COLUMN_REDUCTIONS = ("sum", "prod", "max", "min", "any", "all")
-SPLIT_CHUNKS = 16  # pieces of a split full reduction (threads take whole pieces)
+SPLIT_CHUNKS = 16  # pieces of a split full reduction on the CPU (threads take whole pieces); a GPU asks for more
 
 
-def plan(graph: Graph) -> Plan:
-    """Fuse ``graph`` into kernels and steps over buffers."""
-    return _Planner(graph).run()
+def plan(graph: Graph, split_chunks: int = SPLIT_CHUNKS) -> Plan:
+    """Fuse ``graph`` into kernels and steps over buffers. ``split_chunks``: the pieces a full reduction is cut
+    into, enough to occupy the backend's processors (a few CPU threads, or every multiprocessor of a GPU)."""
+    return _Planner(graph, split_chunks).run()
 
 
 def _column_shape(domain, red_axes, prim) -> bool:
@@ -43,8 +44,9 @@ def _is_reduction(o: KOp) -> bool:
 
 
 class _Planner:
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, split_chunks: int = SPLIT_CHUNKS):
         self.g = graph
+        self.split_chunks = split_chunks
         self.canon = DimCanon(graph.constraints)
         self.buffers: list[Buffer] = []
         self.steps: list = []
@@ -300,21 +302,21 @@ class _Planner:
         if not reds or any(o.eqn.prim not in COLUMN_REDUCTIONS for o in reds):
             return False
         n = k.domain[k.red_axes[0]]
-        return not (isinstance(n, int) and n < 4 * SPLIT_CHUNKS)
+        return not (isinstance(n, int) and n < 4 * self.split_chunks)
 
     def split(self, k: Kernel) -> Kernel:
         """Cut ``k``'s first reduced axis in chunks; the returned epilogue kernel combines the partials."""
-        k.chunks = SPLIT_CHUNKS
-        k2 = Kernel(domain=(SPLIT_CHUNKS,), red_axes=(0,), epilogue=True)
+        k.chunks = chunks = self.split_chunks
+        k2 = Kernel(domain=(chunks,), red_axes=(0,), epilogue=True)
         moved = {o.eqn.out.id for o in k.ops if o.level is Level.TAIL}
         for o in k.ops:
             if not _is_reduction(o):
                 continue
             acc_dt = _accumulator_dtype(o.eqn.prim, o.eqn.out.dtype)
-            pb = self.new_buffer(BufferKind.TEMP, acc_dt, (SPLIT_CHUNKS,))
+            pb = self.new_buffer(BufferKind.TEMP, acc_dt, (chunks,))
             k.partials[o.eqn.out.id] = pb.id
-            part = Value(TensorType(acc_dt, (SPLIT_CHUNKS,)))
-            self.src[part.id] = InBuffer(Access(pb.id, (SPLIT_CHUNKS,), (1,), 0))
+            part = Value(TensorType(acc_dt, (chunks,)))
+            self.src[part.id] = InBuffer(Access(pb.id, (chunks,), (1,), 0))
             eqn = Equation(o.eqn.prim, (part,), (("axes", (0,)),), o.eqn.out)
             k2.ops.append(KOp(eqn, 0, Level.TAIL, o.axes, (0,)))
         k2.ops += [o for o in k.ops if o.level is Level.TAIL and not _is_reduction(o)]

@@ -13,12 +13,11 @@ from numba import cuda
 
 from ...ir import types as T
 from ...ir.interpret import check_constraints
-from ...lower.fuse import plan as fuse_plan
-from ...lower.memory import plan_memory
+from ...lower import plan_graph
 from ...lower.plan import BufferKind, Kernel
 from .check import device_index
 from .kernel import threads_of, uses_blocks, write_kernel
-from .source import MAX_BLOCKS, NUMBA_TYPE, SIM, TPB, blocks_for, generated_kernel
+from .source import MAX_BLOCKS, NUMBA_TYPE, SIM, SPLIT_CHUNKS, TPB, blocks_for, generated_kernel
 from .steps import step_launch
 
 
@@ -55,8 +54,7 @@ class CudaExecutable:
         self.graph = graph
         self.device = device
         self.device_index = device_index(device)
-        self.plan = fuse_plan(graph)
-        self.memory = plan_memory(self.plan)
+        self.plan, self.memory = plan_graph(graph, split_chunks=SPLIT_CHUNKS)
         self.launches = [KernelLaunch(self.plan, s) if isinstance(s, Kernel) else step_launch(self.plan, s)
                          for s in self.plan.steps]
         self._consts: dict = {}

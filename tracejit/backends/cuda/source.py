@@ -22,6 +22,9 @@ from .scalar import _SUFFIX, _quiet, math_namespace
 SIM = simulator_enabled()
 TPB = 8 if SIM else 256  # threads per block
 MAX_BLOCKS = 2 if SIM else 32 * 132  # grid-stride loops: a few waves of blocks cover any length
+# a full reduction's pieces, one block each: four blocks per multiprocessor of an H100/H200 (132 SMs); the
+# simulator runs every thread in Python, so it keeps the CPU's few
+SPLIT_CHUNKS = 16 if SIM else 4 * 132
 NUMBA_TYPE = {T.BOOL: "boolean", T.INT32: "int32", T.INT64: "int64", T.FLOAT32: "float32", T.FLOAT64: "float64"}
 
 
