@@ -67,6 +67,21 @@ class _ArgSpec:
                 if i < len(params) and params[i].kind == params[i].POSITIONAL_OR_KEYWORD \
                         and params[i].name not in self.static_argnames:
                     self.static_argnames += (params[i].name,)
+        # a plain signature (every parameter positional-or-keyword): a call by keyword is the same call by position
+        plain = self.sig is not None and all(p.kind == p.POSITIONAL_OR_KEYWORD for p in self.sig.parameters.values())
+        self.names = tuple(self.sig.parameters) if plain else None
+
+    def positional(self, args, kwargs):
+        """``args`` extended by keyword arguments that name the next parameters in order (``f(x, y=2.0)`` is
+        ``f(x, 2.0)``: one cache entry and the fast call path for both), or None for any other call."""
+        names = self.names
+        n, m = len(args), len(args) + len(kwargs)
+        if names is None or m > len(names):
+            return None
+        try:
+            return args + tuple([kwargs[k] for k in names[n:m]])
+        except KeyError:  # a gap (a later parameter by keyword, an earlier one left to its default) or a bad name
+            return None
 
     def check(self, args, kwargs):
         """A TypeError as Python gives for arguments that do not fit fun's signature."""
@@ -192,6 +207,8 @@ def _generate_call(entries):
                 body.append("        return r")
     lines = ["def __call__(self, *args, **kwargs):",
              "    __tracebackhide__ = True  # IPython and pytest hide this frame",
+             "    if kwargs and (b := self.spec.positional(args, kwargs)) is not None:",
+             "        args, kwargs = b, {}",
              "    if not kwargs:",
              "        try:"]
     lines += ["            " + ln for ln in body]
@@ -291,6 +308,8 @@ class Jitted:
         return (statics, treedef, sig), statics, leaves, treedef
 
     def _call(self, args, kwargs):
+        if kwargs and (b := self.spec.positional(args, kwargs)) is not None:
+            args, kwargs = b, {}
         # the arguments are checked against fun's signature only on a miss: a hit has a known-good structure
         key, statics, leaves, treedef = self._key(args, kwargs, validate=False)
         if key is None:
