@@ -339,3 +339,28 @@ def test_examples_match_numpy():
         for n in (16, 23):
             args = make(n, np.random.default_rng(n))
             same_program(fun, *args)
+
+
+def test_write_at_a_traced_scalar_index_in_and_out_of_loops():
+    def put(b, i, y):
+        b = b.copy()
+        b[i] = y
+        b[:, i] = -1.0
+        return b
+    b = np.arange(12.0).reshape(3, 4)
+    for i in (0, 2, -1):
+        np.testing.assert_array_equal(tj.jit(put)(b, np.int64(i), np.arange(4.0)), put(b, i, np.arange(4.0)))
+    with pytest.raises(IndexError, match="out of bounds"):
+        tj.jit(put)(b, np.int64(3), np.arange(4.0))
+
+    def doubling(m):  # out[i] = v inside a while loop, stopping on the data
+        def body(c):
+            i, _, p, out = c
+            out[i] = p * 2
+            return i + 1, p * 2 > m, p * 2, out
+        i, _, _, out = tj.while_loop(lambda c: (c[0] < 8) & ~c[1], body,
+                                     (np.int64(0), np.bool_(False), np.float64(1.0), np.zeros(8)))
+        return i, out
+    i, out = tj.jit(doubling)(45.0)
+    assert i == 6
+    np.testing.assert_array_equal(out, [2., 4., 8., 16., 32., 64., 0., 0.])

@@ -329,3 +329,32 @@ def test_ifelse_inside_a_scan_step_and_its_gradient():
     o, g = f(np.array([1.0, -1.0, 2.0]))
     np.testing.assert_allclose(o, [2.0, 1.0, 3.0])
     np.testing.assert_allclose(g, [0.5, 0.0, 1.0])
+
+
+def test_until_ends_the_loop_after_the_first_true_condition():
+    """The Theano documentation's "conditional ending of scan": powers of 2 until one exceeds max_value."""
+    max_value = T.scalar()
+    values, _ = theano.scan(lambda p, m: [p * 2, theano.scan_module.until(p * 2 > m)],
+                            outputs_info=T.constant(1.), non_sequences=max_value, n_steps=1024)
+    f = theano.function([max_value], values)
+    np.testing.assert_array_equal(f(45), [2., 4., 8., 16., 32., 64.])
+    np.testing.assert_array_equal(f(0.5), [2.])
+    with np.errstate(over="ignore"):  # never true: n_steps bounds it
+        np.testing.assert_array_equal(f(np.inf), 2.0 ** np.arange(1, 1025))
+    with pytest.raises(NotImplementedError, match="while_loop"):
+        T.grad(values.sum(), max_value)
+
+
+def test_until_with_a_sequence_an_update_and_a_symbolic_length():
+    from tracejit.theano.scan_module import until
+    x = T.vector()
+    acc = theano.shared(np.float64(0.0))
+    ys, ups = theano.scan(lambda xi: (xi * 10, {acc: acc + xi}, until(xi > 2.5)), sequences=x)
+    g = theano.function([x], ys, updates=ups)
+    np.testing.assert_array_equal(g(np.array([1., 2., 3., 4.])), [10., 20., 30.])
+    assert acc.get_value() == 6.0  # the update holds the steps that ran
+    np.testing.assert_array_equal(g(np.array([0.5, 1.0])), [5., 10.])
+    assert acc.get_value() == 7.5
+    np.testing.assert_array_equal(g(np.zeros(0)), np.zeros(0))
+    with pytest.raises(ValueError, match="scalar condition"):
+        theano.scan(lambda xi: (xi * 2, until(xi > 0)), sequences=T.matrix())

@@ -19,8 +19,12 @@ length (a Dim), and the stacked outputs have that length on axis 0. The IR alrea
 becomes one: the ``trip_count`` library primitive turns ``k`` into a bool array of length ``k`` whose length is a
 fresh unbacked symbol, and that array is scanned over as one more (ignored) sequence. The loop is the ordinary
 ``scan`` equation (one body, compiled once; outputs preallocated once the length is bound), shapes downstream
-(``result[-1]``, ``result.sum()``) are ordinary symbolic shapes, and ``grad`` needs nothing new. A while loop
-writing into a buffer would need a bound on the length; growing buffers would need a new kind of equation.
+(``result[-1]``, ``result.sum()``) are ordinary symbolic shapes, and ``grad`` needs nothing new.
+
+A step returning ``until(cond)`` makes the loop a ``while_loop`` bounded by the trip count: each step writes its
+outputs into row i of buffers of that many rows, and the result is their first rows, as many as the steps that
+ran (that count becomes a length the same way a symbolic n_steps does). Like JAX's while loops, it has no reverse
+mode.
 
 The stacked outputs are what Theano returns: one row per step, not including the initial values.
 """
@@ -161,6 +165,28 @@ def _n_steps(n_steps):
     raise TypeError(f"scan: n_steps must be an integer scalar, got {type(n_steps).__name__}")
 
 
+class until:
+    """Theano's ``scan_module.until(condition)``: returned by the step function beside its outputs, it ends the
+    loop after the first step whose condition is true (that step's outputs included); n_steps (or the sequences)
+    bound the number of steps, and the outputs hold the steps that ran."""
+
+    def __init__(self, condition):
+        self.condition = condition
+
+
+def _take_until(res):
+    """(the step's result without its ``until``, the until's condition or None)."""
+    if isinstance(res, until):
+        return None, res.condition
+    if isinstance(res, (list, tuple)) and any(isinstance(r, until) for r in res):
+        conds = [r.condition for r in res if isinstance(r, until)]
+        if len(conds) > 1:
+            raise ValueError("scan: the step function returned more than one until(...) condition")
+        rest = [r for r in res if not isinstance(r, until)]
+        return (rest[0] if len(rest) == 1 else tuple(rest)), conds[0]
+    return res, None
+
+
 def _split_result(res):
     """Theano's step function returns outputs, an updates dict, or both (in either order)."""
     if isinstance(res, dict):
@@ -184,6 +210,10 @@ class _UpdatesFound(Exception):
 
     def __init__(self, shared):
         self.shared = shared
+
+
+class _UntilFound(Exception):
+    """The step function returned ``until(...)``: trace again as a while loop."""
 
 
 def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None, truncate_gradient=-1,
@@ -252,11 +282,14 @@ def _scan(fn, sequences, outputs_info, non_sequences, n_steps, go_backwards):
     if count is not None:
         xs.append(wrap(count))
     shared_carried: list = []
+    run = _run
     while True:
         try:
-            return _run(cf, fn, outs, nonseqs, xs, n, shared_carried, count is not None)
+            return run(cf, fn, outs, nonseqs, xs, n, shared_carried, count is not None)
         except _UpdatesFound as found:
             shared_carried = found.shared
+        except _UntilFound:
+            run = _run_until
 
 
 def _window(v, start, n, count):
@@ -281,18 +314,25 @@ def _cut_dynamic(v, start, count):
     return unwrap(wrap(v)[wrap(idx)])
 
 
-def _run(cf, fn, outs, nonseqs, xs, n, shared_carried, counted):
-    fed = [o for o in outs if o.initial is not None]
+def _initial_carry(outs, shared_carried):
+    """The loop's carry: each fed-back output's last value(s), then the carried shared variables."""
     init = []
-    for o in fed:
+    for o in outs:
+        if o.initial is None:
+            continue
         if o.taps == [-1]:
             init.append(o.initial)
         else:  # the first `depth` rows of the initial value: x(-depth), ..., x(-1)
             init.append(tuple(o.initial[j] for j in range(o.depth)))
-    init += [wrap(sv._tj_value) for sv in shared_carried]
-    n_seq_args = len(xs) - (1 if counted else 0)
+    return init + [wrap(sv._tj_value) for sv in shared_carried]
 
-    def body(carry, x):
+
+def _step_function(fn, outs, nonseqs, n_seq_args, shared_carried):
+    """``step(carry, x) -> (new carry, the step's outputs, until condition or None)``: one call of Theano's step
+    function with its arguments laid out as Theano passes them."""
+    nfed = sum(1 for o in outs if o.initial is not None)
+
+    def step(carry, x):
         args = list(x[:n_seq_args])
         k = 0
         for o in outs:
@@ -302,7 +342,7 @@ def _run(cf, fn, outs, nonseqs, xs, n, shared_carried, counted):
             k += 1
             args += [c] if o.taps == [-1] else [c[o.depth + t] for t in o.taps]
         args += nonseqs
-        res = fn(*args)
+        res, stop = _take_until(fn(*args))
         new_outs, updates = _split_result(res)
         for sv in updates:
             if not _is_shared(sv):
@@ -319,10 +359,12 @@ def _run(cf, fn, outs, nonseqs, xs, n, shared_carried, counted):
         ups = [_tensor(updates[sv], f"the update of {sv}") for sv in shared_carried]
         if shared_carried:  # reads of a carried shared variable inside the body read the carry
             from .substitute import replay
-            vmap = {sv._tj_value.id: ops.as_value(unwrap(c)) for sv, c in zip(shared_carried, carry[len(fed):])}
-            vals, _ = replay([ops.as_value(unwrap(y)) for y in new_outs + ups], vmap, {})
+            vmap = {sv._tj_value.id: ops.as_value(unwrap(c)) for sv, c in zip(shared_carried, carry[nfed:])}
+            extra = [] if stop is None else [_tensor(stop, "the until condition")]
+            vals, _ = replay([ops.as_value(unwrap(y)) for y in new_outs + ups + extra], vmap, {})
             vals = [wrap(v) for v in vals]
-            new_outs, ups = vals[:len(new_outs)], vals[len(new_outs):]
+            new_outs, ups = vals[:len(new_outs)], vals[len(new_outs):len(new_outs) + len(ups)]
+            stop = vals[-1] if extra else None
         new_carry = []
         j = 0
         for i, (o, y) in enumerate(zip(outs, new_outs)):
@@ -333,12 +375,70 @@ def _run(cf, fn, outs, nonseqs, xs, n, shared_carried, counted):
             new_outs[i] = y
             j += 1
         new_carry += [_like(u, sv) for u, sv in zip(ups, shared_carried)]
-        return tuple(new_carry), tuple(new_outs)
+        return tuple(new_carry), tuple(new_outs), stop
+    return step
+
+
+def _run(cf, fn, outs, nonseqs, xs, n, shared_carried, counted):
+    nfed = sum(1 for o in outs if o.initial is not None)
+    step = _step_function(fn, outs, nonseqs, len(xs) - (1 if counted else 0), shared_carried)
+
+    def body(carry, x):
+        new_carry, new_outs, stop = step(carry, x)
+        if stop is not None:
+            raise _UntilFound()
+        return new_carry, new_outs
 
     length = None if xs else n
-    final, ys = cf.scan(body, tuple(init), tuple(xs), length=length)
-    updates = [(sv, final[len(fed) + j]) for j, sv in enumerate(shared_carried)]
+    final, ys = cf.scan(body, tuple(_initial_carry(outs, shared_carried)), tuple(xs), length=length)
+    updates = [(sv, final[nfed + j]) for j, sv in enumerate(shared_carried)]
     return list(ys), updates
+
+
+def _zeros(shape, dtype):
+    return wrap(ops.broadcast_to(ops.constant(np.zeros((), dtype)), tuple(shape)))
+
+
+def _scalar_bool(cond):
+    """The until condition as the loop's boolean scalar."""
+    if isinstance(cond, Tracer):
+        if cond.ndim != 0:
+            raise ValueError(f"scan: until(...) takes a scalar condition, got one of shape {cond.shape}")
+        return cond if cond.dtype == np.bool_ else cond != 0
+    return np.bool_(bool(cond))
+
+
+def _run_until(cf, fn, outs, nonseqs, xs, n, shared_carried, counted):
+    """A scan whose step returns ``until(cond)``: a while loop over at most ``n`` steps writing each step's
+    outputs into rows of buffers of n rows; the result is their first rows, as many as steps ran (a length known
+    at run time, bound by the ``trip_count`` primitive as a symbolic n_steps is)."""
+    nfed = sum(1 for o in outs if o.initial is not None)
+    n_seq_args = len(xs) - (1 if counted else 0)
+    step = _step_function(fn, outs, nonseqs, n_seq_args, shared_carried)
+    init = tuple(_initial_carry(outs, shared_carried))
+    # the outputs' types, from one step traced on rows of zeros (dead code, dropped by the passes; a row read
+    # from a sequence would check its bounds at run time, and a sequence may be empty)
+    _, first_outs, _ = step(init, tuple(_zeros(unwrap(x).shape[1:], x.dtype) for x in xs))
+    bufs = tuple(_zeros((n,) + tuple(unwrap(y).shape), y.dtype) for y in first_outs)
+    limit = n.traced() if isinstance(n, T.Dim) else n
+
+    def cond(c):
+        i, stopped = c[0], c[1]
+        return (i < limit) & ~stopped
+
+    def body(c):
+        i, _, carry, rows = c
+        new_carry, new_outs, stop = step(carry, tuple(x[i] for x in xs))
+        rows = list(rows)
+        for k, y in enumerate(new_outs):
+            rows[k][i] = y
+        return i + 1, _scalar_bool(stop), new_carry, tuple(rows)
+
+    steps, _, final, rows = cf.while_loop(cond, body, (np.int64(0), np.bool_(False), init, bufs))
+    ran = ops.bind("trip_count", ops.as_value(unwrap(steps)), length=T.unbacked_dim())
+    ys = [wrap(_cut_dynamic(ops.as_value(unwrap(r)), 0, ran)) for r in rows]
+    updates = [(sv, final[nfed + j]) for j, sv in enumerate(shared_carried)]
+    return ys, updates
 
 
 def _is_shared(x) -> bool:
@@ -364,4 +464,4 @@ def dispatch(*args, **kwargs):
     return jax_scan(*args, **kwargs)
 
 
-__all__ = ["scan"]
+__all__ = ["scan", "until"]

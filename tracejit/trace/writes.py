@@ -44,7 +44,8 @@ def set_item(x: Value, key, v: Value) -> Value:
     basic = key[:pos] + (slice(None),) + key[pos + 1:]
     y = getitem(x, basic)
     axis = _result_axis(key, pos, x.ndim)
-    vals = ops.reshape(v, y.shape[:axis] + idx.shape + y.shape[axis + 1:]) if idx.ndim != 1 else v
+    # the values with one axis for the (flattened) index: a scalar index writes a length-1 slab
+    vals = ops.reshape(v, y.shape[:axis] + (T.prod(idx.shape),) + y.shape[axis + 1:]) if idx.ndim != 1 else v
     return _set_basic(x, basic, _set_along(y, axis, idx, vals))
 
 
@@ -210,6 +211,9 @@ def _set_along(y: Value, axis: int, idx: Value, vals: Value) -> Value:
                                       ops.ufunc("greater_equal", idx, nv)))
     ops.add_check(bad, IndexError, f"an index written to is out of bounds for axis {axis} with size {n}")
     idx = ops.ufunc("where", ops.ufunc("less", idx, ops.constant(0, np.int64, weak=True)), ops.ufunc("add", idx, nv), idx)
+    if isinstance(k, int) and k == 1:  # one index (x[i] = v in a loop): a select, no search for the last write
+        hit = ops.reshape(ops.ufunc("equal", arange(n), idx), (1,) * axis + (n,) + (1,) * (y.ndim - axis - 1))
+        return ops.ufunc("where", hit, vals, y)
     match = ops.ufunc("equal", ops.reshape(arange(n), (n, 1)), ops.reshape(idx, (1, k)))      # (n, k)
     pos1 = ops.ufunc("where", match, ops.reshape(ops.ufunc("add", arange(k), ops.constant(1, np.int64, weak=True)),
                                                  (1, k)), ops.constant(0, np.int64, weak=True))
