@@ -364,3 +364,71 @@ def test_write_at_a_traced_scalar_index_in_and_out_of_loops():
     i, out = tj.jit(doubling)(45.0)
     assert i == 6
     np.testing.assert_array_equal(out, [2., 4., 8., 16., 32., 64., 0., 0.])
+
+
+@st.composite
+def advanced_key(draw):
+    """Keys on a (3, 4, 5) array with at least two advanced entries (integer arrays, ints, lists) among slices
+    and None: adjacent or not, broadcasting against each other, negative and repeated positions."""
+    shape = (3, 4, 5)
+    entries, n_adv = [], 0
+    for n in shape:
+        kind = draw(st.sampled_from(["array", "array", "int", "slice", "none_then_array"]))
+        if kind == "slice":
+            entries.append(slice(draw(st.integers(0, 1)), None, draw(st.sampled_from([1, 2, -1]))))
+            continue
+        if kind == "int":
+            entries.append(draw(st.integers(-n, n - 1)))
+        else:
+            if kind == "none_then_array":
+                entries.append(None)
+            idx_shape = draw(st.sampled_from([(2,), (1,), (2, 1), (1, 2), (3,)]))
+            idx = np.array(draw(st.lists(st.integers(-n, n - 1), min_size=int(np.prod(idx_shape)),
+                                         max_size=int(np.prod(idx_shape))))).reshape(idx_shape)
+            entries.append(idx.tolist() if draw(st.booleans()) and idx.ndim == 1 else idx)
+        n_adv += 1
+    arrays = [e for e in entries if isinstance(e, (np.ndarray, list))]
+    if n_adv < 2 or not arrays:
+        entries = [np.array([0, -1]), np.array([[1], [2]]), slice(None)]
+    x = np.zeros(shape)
+    try:
+        x[tuple(entries)]
+    except IndexError:  # index shapes that do not broadcast: numpy refuses the key; so do we (checked below)
+        entries = [np.array([2, 0]), slice(None), np.array([4, -5])]
+    return tuple(entries)
+
+
+@settings(max_examples=40, deadline=None)
+@given(advanced_key())
+def test_several_index_arrays_read_and_write_as_numpy(key):
+    x = np.arange(60.0).reshape(3, 4, 5)
+    assert_same(tj.jit(lambda x: x[key])(x), x[key])
+
+    def write(x):
+        y = x.copy()
+        t = y[key]
+        y[key] = -np.arange(t.size, dtype=float).reshape(t.shape) - 1
+        return y
+    assert_same(tj.jit(write)(x), write(x))
+
+
+def test_several_index_arrays_gradient_errors_and_cross_entropy():
+    import jax
+    import jax.numpy as jnp
+    jax.config.update("jax_enable_x64", True)
+
+    def ce(logits, labels, xp):
+        z = logits - logits.max(axis=1, keepdims=True)
+        logp = z - xp.log(xp.exp(z).sum(axis=1, keepdims=True))
+        return -logp[xp.arange(len(labels)), labels].mean()
+    logits, labels = np.random.default_rng(0).standard_normal((6, 5)), np.array([0, 2, 4, 1, 1, -1])
+    np.testing.assert_allclose(tj.jit(lambda a, b: ce(a, b, np))(logits, labels), ce(logits, labels, np))
+    np.testing.assert_allclose(tj.grad(lambda a: ce(a, labels, np))(logits),
+                               jax.grad(lambda a: ce(a, labels, jnp))(logits), rtol=1e-12)
+    x = np.arange(12.0).reshape(3, 4)
+    with pytest.raises(IndexError, match="out of bounds for axis 1"):
+        tj.jit(lambda x, j: x[np.arange(3), j])(x, np.array([0, 4, 1]))
+    with pytest.raises(IndexError, match="index 5 is out of bounds for axis 1"):
+        tj.jit(lambda x: x[[0, 1], 5])(x)
+    with pytest.raises(ValueError, match="broadcast"):
+        tj.jit(lambda x: x[[0, 1], [0, 1, 2]])(x)

@@ -16,10 +16,13 @@ from . import guards
 
 
 def getitem(x: Value, key) -> Value:
-    """numpy basic indexing (ints, slices, None, Ellipsis) plus one integer-array index (a gather)."""
+    """numpy basic indexing (ints, slices, None, Ellipsis) and integer-array (advanced) indexing."""
+    key = full_key(x, key)
+    if several_advanced(key):
+        return _advanced(x, key)
     sel = _Selection()
     axis = 0
-    for k in _full_key(x, key):
+    for k in key:
         if k is None:
             sel.new_axes.append(sel.out_axis)
             sel.out_axis += 1
@@ -30,7 +33,7 @@ def getitem(x: Value, key) -> Value:
     return sel.apply(x)
 
 
-def _full_key(x: Value, key) -> tuple:
+def full_key(x: Value, key) -> tuple:
     """``key`` as a tuple with one entry per axis of x (Ellipsis expanded, missing trailing axes as ``:``) plus
     its None entries; tracers replaced by their values."""
     if not isinstance(key, tuple):
@@ -45,6 +48,111 @@ def _full_key(x: Value, key) -> tuple:
         i = [j for j, k in enumerate(key) if k is Ellipsis][0]
         return key[:i] + (slice(None),) * (x.ndim - n_real) + key[i + 1:]
     return key + (slice(None),) * (x.ndim - n_real)
+
+
+def _is_array(k) -> bool:
+    return isinstance(k, (np.ndarray, list, Value))
+
+
+def several_advanced(key) -> bool:
+    """Index arrays (one of them not 0-d) together with other arrays or ints: numpy's advanced indexing, where
+    the ints count as 0-d arrays and the broadcast index shape goes first unless the advanced entries are
+    adjacent (``x[0, :, idx]`` has the index axes first)."""
+    arrays = [k for k in key if _is_array(k)]
+    if not arrays or not any(np.ndim(k) if not isinstance(k, Value) else k.ndim for k in arrays):
+        return False
+    ints = [k for k in key if isinstance(k, (int, np.integer, T.Dim)) and not isinstance(k, (bool, np.bool_))]
+    return len(arrays) + len(ints) >= 2
+
+
+@dataclass
+class Advanced:
+    """How ``x[key]`` with several advanced entries reads: take ``x[basic]`` (the key's slices; whole advanced
+    axes; no None), transpose by ``perm`` so the advanced axes (in key order) sit together at ``axis`` (the first
+    one's place when adjacent in the key, else first), merge them into one axis of ``dims``' product and gather
+    ``flat`` there (the flat position the broadcast index arrays compute, of ``index_shape``); ``shape`` is the
+    result's, with a length-1 axis per None."""
+    basic: tuple
+    perm: tuple
+    axis: int
+    dims: list
+    flat: Value
+    index_shape: tuple
+    shape: tuple
+
+    def merged(self, y: Value) -> Value:
+        """``x[basic]`` with the advanced axes brought together and merged."""
+        if self.perm != tuple(range(y.ndim)):
+            y = ops.transpose(y, self.perm)
+        p, k = self.axis, len(self.dims)
+        return ops.reshape(y, y.shape[:p] + (T.prod(self.dims),) + y.shape[p + k:])
+
+
+def advanced(x: Value, key) -> Advanced:
+    """The reading plan of an expanded key with several advanced entries (see ``several_advanced``)."""
+    basic, order, found, lengths = [], [], [], []
+    axis = 0
+    for k in key:
+        if k is None:
+            order.append(None)
+            continue
+        n = x.shape[axis]
+        if isinstance(k, slice):
+            basic.append(k)
+            lengths.append(slice_dims(k, n)[1])
+            order.append(lengths[-1])
+        else:
+            basic.append(slice(None))
+            lengths.append(n)
+            order.append("adv")
+            found.append((axis, _checked_index(k, n, axis)))
+        axis += 1
+    index_shape = T.broadcast_shapes(*[i.shape for _, i in found], constraints=ops.current().constraints)
+    at = [j for j, o in enumerate(order) if isinstance(o, str)]
+    adjacent = at == list(range(at[0], at[0] + len(at)))
+    adv_axes = [a for a, _ in found]
+    rest = [a for a in range(x.ndim) if a not in adv_axes]
+    p = sum(1 for a in rest if a < adv_axes[0]) if adjacent else 0
+    dims = [lengths[a] for a in adv_axes]
+    flat = None
+    for j, (_, idx) in enumerate(found):
+        stride = T.prod(dims[j + 1:])
+        term = idx if (isinstance(stride, int) and stride == 1) else ops.ufunc("multiply", idx, ops.dimsize(stride))
+        flat = term if flat is None else ops.ufunc("add", flat, term)
+    kept = [o if o is not None else 1 for o in order if not isinstance(o, str)]
+    if adjacent:
+        before = [o if o is not None else 1 for o in order[:at[0]]]
+        shape = before + list(index_shape) + kept[len(before):]
+    else:
+        shape = list(index_shape) + kept
+    return Advanced(tuple(basic), tuple(rest[:p] + adv_axes + rest[p:]), p, dims,
+                    ops.broadcast_to(flat, index_shape), index_shape, tuple(shape))
+
+
+def _advanced(x: Value, key) -> Value:
+    a = advanced(x, key)
+    out = ops.bind("gather", a.merged(getitem(x, a.basic)), a.flat, axis=a.axis)
+    return ops.reshape(out, a.shape) if a.shape != out.shape else out
+
+
+def _checked_index(k, n, axis) -> Value:
+    """An advanced index entry as int64 positions in [0, n): negative ones count from the end; out-of-range ones
+    raise numpy's IndexError (at trace time when both are known, else when the call runs)."""
+    if isinstance(k, (int, np.integer)) and isinstance(n, int):
+        if not -n <= int(k) < n:
+            raise IndexError(f"index {int(k)} is out of bounds for axis {axis} with size {n}")
+        return ops.constant(int(k) % n, np.int64, weak=True)
+    idx = ops.dimsize(k) if isinstance(k, T.Dim) else _index_array(k) if _is_array(k) else \
+        ops.constant(int(k), np.int64, weak=True)
+    if idx.dtype != T.INT64:
+        idx = ops.convert(idx, T.INT64)
+    nv = ops.dimsize(n)
+    bad = ops.ufunc("logical_or", ops.ufunc("less", idx, ops.ufunc("negative", nv)), ops.ufunc("greater_equal", idx, nv))
+    which = f"index {int(k)}" if isinstance(k, (int, np.integer)) else "an index"
+    size = f" with size {n}" if isinstance(n, int) else ""
+    ops.add_check(ops.reduce("any", bad) if bad.ndim else bad, IndexError,
+                  f"{which} is out of bounds for axis {axis}{size}")
+    return ops.ufunc("where", ops.ufunc("less", idx, ops.constant(0, np.int64, weak=True)), ops.ufunc("add", idx, nv), idx)
 
 
 @dataclass

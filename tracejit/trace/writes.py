@@ -20,7 +20,7 @@ from ..ir.constraints import Constraint
 from ..ir.graph import Value
 from ..ir.types import Dim
 from . import guards
-from .indexing import getitem, slice_dims
+from .indexing import advanced, full_key, getitem, several_advanced, slice_dims
 
 
 def set_item(x: Value, key, v: Value) -> Value:
@@ -33,12 +33,16 @@ def set_item(x: Value, key, v: Value) -> Value:
         return _set_mask(x, key, v)
     target = getitem(x, key)
     v = _fit(ops.convert(v, x.dtype) if v.dtype != x.dtype else v, target.shape)
+    full = full_key(x, key)
+    if several_advanced(full):
+        return _set_advanced(x, full, v)
     arrays = [i for i, k in enumerate(key) if isinstance(k, Value)]
     if not arrays:
         return _set_basic(x, key, v)
-    if len(arrays) > 1:
-        raise UnsupportedError("writing with more than one integer-array index is not supported by tracejit; "
-                               "write one axis at a time")
+    if len(arrays) > 1:  # several 0-d traced indices: one axis at a time
+        i = arrays[0]
+        inner = set_item(getitem(x, key[:i + 1]), key[i + 1:], v)
+        return set_item(x, key[:i + 1], inner)
     pos = arrays[0]
     idx = key[pos]
     basic = key[:pos] + (slice(None),) + key[pos + 1:]
@@ -47,6 +51,23 @@ def set_item(x: Value, key, v: Value) -> Value:
     # the values with one axis for the (flattened) index: a scalar index writes a length-1 slab
     vals = ops.reshape(v, y.shape[:axis] + (T.prod(idx.shape),) + y.shape[axis + 1:]) if idx.ndim != 1 else v
     return _set_basic(x, basic, _set_along(y, axis, idx, vals))
+
+
+def _set_advanced(x: Value, key, v: Value) -> Value:
+    """``x[key] = v`` with several advanced entries: write into the merged axis of ``x[basic]`` (see
+    indexing.Advanced) at the flat positions, then undo the merge and the transpose."""
+    a = advanced(x, key)
+    y = getitem(x, a.basic)
+    merged = a.merged(y)
+    p = a.axis
+    vals = ops.reshape(v, merged.shape[:p] + (T.prod(a.index_shape),) + merged.shape[p + 1:])
+    new = _set_along(merged, p, a.flat, vals)
+    perm = a.perm
+    new = ops.reshape(new, tuple(y.shape[i] for i in perm))
+    inverse = tuple(perm.index(i) for i in range(len(perm)))
+    if inverse != tuple(range(len(perm))):
+        new = ops.transpose(new, inverse)
+    return _set_basic(x, a.basic, new)
 
 
 def _index_value(k):
