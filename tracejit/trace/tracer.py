@@ -138,7 +138,39 @@ def _copyto(dst, src, casting="same_kind", where=True):
         dst[...] = call_numpy("where", [where, wrap(s), dst], {})
 
 
-_SPECIAL = {"copyto": _copyto}
+def _fill_diagonal(a, val, wrap=False):
+    """numpy's in-place ``np.fill_diagonal``: flat positions 0, step, 2*step, ... (step = 1 + the sum of the
+    row-major strides in elements); a tall 2-D array stops after its square part unless ``wrap``."""
+    if not isinstance(a, Tracer):
+        raise UnsupportedError("np.fill_diagonal into a numpy array made outside the traced function cannot be "
+                               "written by tracejit; create the array inside the function or return the result")
+    if a.ndim < 2:
+        raise ValueError("array must be at least 2-d")
+    if a.ndim > 2 and any(d is not a.shape[0] and d != a.shape[0] for d in a.shape):
+        raise ValueError("All dimensions of input must be of equal length")
+    if np.ndim(val) != 0:
+        raise UnsupportedError("np.fill_diagonal with an array of values is not supported by tracejit; pass a "
+                               "scalar, or write the diagonal with a[np.arange(n), np.arange(n)] = values")
+    shape = a.shape
+    step = 1
+    stride = 1
+    for d in reversed(shape[1:]):
+        stride = stride * d
+        step = step + stride
+    flat = Tracer(ops.reshape(writes.arange(T.prod(shape)), shape))  # (the argument `wrap` hides wrap())
+    mask = flat % step == 0
+    if a.ndim == 2 and not wrap:
+        mask = mask & (flat < shape[1] * shape[1])
+    a[...] = call_numpy("where", [mask, val, a], {})
+
+
+def _ptp(a, axis=None, out=None, keepdims=False):
+    if out is not None:
+        raise UnsupportedError("np.ptp(..., out=) is not supported by tracejit; use the returned array")
+    return wrap(unwrap(a)).ptp(axis, keepdims) if not isinstance(a, Tracer) else a.ptp(axis, keepdims)
+
+
+_SPECIAL = {"copyto": _copyto, "fill_diagonal": _fill_diagonal, "ptp": _ptp}
 
 
 class _Link:
@@ -375,7 +407,44 @@ class Tracer:
     copy = _method("copy")
     argsort = _method("argsort")
     nonzero = _method("nonzero")
+    cumsum = _method("cumsum")
+    cumprod = _method("cumprod")
+    diagonal = _method("diagonal")
+    repeat = _method("repeat")
+    round = _method("round")
+    take = _method("take")
+    trace = _method("trace")
+    searchsorted = _method("searchsorted")
+    argpartition = _method("argpartition")
+    conj = conjugate = _method("conjugate")
     del _method
+
+    def ptp(self, axis=None, keepdims=False):
+        return call_numpy("max", [self, axis], {"keepdims": keepdims}) - \
+            call_numpy("min", [self, axis], {"keepdims": keepdims})
+
+    def compress(self, condition, axis=None):
+        return call_numpy("compress", [condition, self, axis], {})
+
+    def partition(self, kth, axis=-1, kind="introselect", order=None):
+        """In place, as ndarray.partition."""
+        self[...] = call_numpy("partition", [self, kth, axis, kind, order], {})
+
+    @property
+    def real(self):
+        return self  # real dtypes only (complex ones are refused where arrays enter)
+
+    @property
+    def imag(self):
+        return call_numpy("zeros_like", [self], {})
+
+    @property
+    def itemsize(self):
+        return self.dtype.itemsize
+
+    @property
+    def nbytes(self):
+        return self.size * self.dtype.itemsize
 
     def sort(self, axis=-1, kind=None, order=None):
         """In place, as ndarray.sort."""
