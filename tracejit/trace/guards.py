@@ -90,15 +90,28 @@ def current():
     return getattr(_local, "ctx", None)
 
 
-def user_line() -> str:
-    """``file:line`` of the innermost frame outside tracejit and numpy (the user's line)."""
-    f = sys._getframe(1)
+def _user_frame():
+    """The innermost frame outside tracejit and numpy (the user's line), or None."""
+    f = sys._getframe(2)
     while f is not None:
         fn = f.f_code.co_filename
         if not (fn.startswith(_PKG) or fn.startswith(_NUMPY) or fn.startswith("<")):
-            return f"{os.path.basename(fn)}:{f.f_lineno}"
+            return f
         f = f.f_back
-    return ""
+    return None
+
+
+def user_line() -> str:
+    """``file:line`` of the user's line."""
+    f = _user_frame()
+    return f"{os.path.basename(f.f_code.co_filename)}:{f.f_lineno}" if f is not None else ""
+
+
+def user_source_line() -> str:
+    """The source text of the user's line, or ""."""
+    import linecache
+    f = _user_frame()
+    return linecache.getline(f.f_code.co_filename, f.f_lineno) if f is not None else ""
 
 
 def _from_user_code() -> bool:

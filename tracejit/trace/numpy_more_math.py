@@ -497,7 +497,7 @@ LINALG_NAMES = ("norm", "solve", "inv", "det", "slogdet", "cholesky", "qr", "eig
 FFT_NAMES = ("fft", "ifft", "rfft", "irfft", "fft2", "ifft2", "rfft2", "irfft2", "fftn", "ifftn", "rfftn", "irfftn",
              "hfft", "ihfft")  # tracejit.numpy.fft
 from . import numpy_more_stats  # noqa: E402,F401  (rounding, closeness, nan-aware reductions, averages)
-from . import numpy_sorting, numpy_linalg, numpy_fft  # noqa: E402,F401  (register before the refusals below)
+from . import numpy_sorting, numpy_linalg, numpy_fft, numpy_extra  # noqa: E402,F401  (register before the refusals below)
 for _n in LINALG_NAMES[1:]:  # what numpy_linalg does not provide: eig and eigvals (complex results)
     IMPLS.setdefault(_n, _refuse(f"linalg.{_n}", "its results are complex, and tracejit has no complex dtype yet",
                                  "Use np.linalg.eigh for a symmetric matrix, or call it outside the traced function."))

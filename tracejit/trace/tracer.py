@@ -300,7 +300,17 @@ class Tracer:
         return c
 
     def __bool__(self):
-        return bool(self._concrete("bool() (an `if`, `while`, `and`/`or` or assert on an array)"))
+        c = guards.concrete_value(self._tj_value, "bool()")
+        if c is not None:
+            return bool(c)
+        e = _concretization("bool() (an `if`, `while`, `and`/`or` or assert on an array)", self._tj_value)
+        line = guards.user_source_line()
+        for builtin, ufunc in (("max", "maximum"), ("min", "minimum")):
+            if f"{builtin}(" in line:  # Python's max(a, b) compares its arguments: a truth value tracing lacks
+                e = ConcretizationError(f"Python's {builtin}() compares its arguments, which needs a traced value's "
+                                        f"truth (at {guards.user_line()}): use np.{ufunc}(a, b) for two values, or "
+                                        f"np.{builtin}(x) over an array. {e}")
+        raise e
 
     def __float__(self):
         return float(self._concrete("float()"))
