@@ -12,6 +12,7 @@ from . import nnet, tensor  # noqa: E402  (after function: tensor builds on it)
 from . import ifelse  # noqa: E402  (the module, as Theano's: from theano.ifelse import ifelse)
 from .scan import scan  # noqa: E402
 from . import scan_module  # noqa: E402  (theano.scan_module.until)
+from . import gradient  # noqa: E402  (theano.gradient.jacobian, hessian, zero_grad)
 
 __all__ = ["function", "Function", "In", "shared", "SharedVariable", "Variable", "pp", "debugprint", "Mode",
-           "config", "Config", "tensor", "nnet", "scan", "scan_module", "ifelse", "MissingInputError", "UnusedInputError"]
+           "config", "Config", "tensor", "nnet", "scan", "scan_module", "gradient", "ifelse", "MissingInputError", "UnusedInputError"]

@@ -52,7 +52,15 @@ def binary_crossentropy(output, target):
 
 
 def categorical_crossentropy(coding_dist, true_dist):
-    """-sum(true_dist * log(coding_dist), axis=-1) for one-hot or probability targets (one value per row)."""
+    """-sum(true_dist * log(coding_dist), axis=-1) for one-hot or probability targets, or -log(coding_dist[i,
+    true_dist[i]]) for integer class labels (one value per row either way)."""
+    if true_dist.dtype.kind in "iu" and true_dist.ndim == coding_dist.ndim - 1:
+        if coding_dist.ndim != 2:
+            raise TypeError(f"categorical_crossentropy: integer labels index the rows of a matrix of "
+                            f"probabilities; got {coding_dist.ndim} dimensions")
+        from .tensor import arange  # (tensor imports this module)
+        rows = arange(coding_dist.shape[0])
+        return -_np("log", coding_dist[rows, true_dist])
     return -_np("sum", true_dist * _np("log", coding_dist), axis=-1)
 
 

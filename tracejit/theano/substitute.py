@@ -110,6 +110,8 @@ def replay(outputs, value_map: dict, dim_env: dict, constraints=()):
     bodies: dict = {}  # the Values of every body rebuilt here (see subst_any)
     with ops.Builder() as b:
         for e in toposort(outputs):
+            if e.out.id in vm:  # an intermediate value substituted itself (consider_constant's stop_gradient)
+                continue
             ins = [vm.get(v.id, v) for v in e.inputs]
             if all(a is v for a, v in zip(ins, e.inputs)) and not _atoms(e.params) & dim_env.keys():
                 vm[e.out.id] = e.out

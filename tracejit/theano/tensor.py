@@ -40,20 +40,21 @@ for _name in _IMPLS:
 
 # ------------------------------------------------------------------------------------------------ constructors
 _PREFIXES = {"b": "int8", "i": "int32", "l": "int64", "f": "float32", "d": "float64"}
-_RANKS = {"scalar": 0, "vector": 1, "matrix": 2, "tensor3": 3, "tensor4": 4}
+_RANKS = {"scalar": 0, "vector": 1, "matrix": 2, "tensor3": 3, "tensor4": 4, "row": 2, "col": 2}
 _PLURALS = {"scalar": "scalars", "vector": "vectors", "matrix": "matrices", "tensor3": "tensor3s",
-            "tensor4": "tensor4s"}
+            "tensor4": "tensor4s", "row": "rows", "col": "cols"}
+_ONES = {"row": (0,), "col": (1,)}  # axes of length 1 (Theano's broadcastable pattern)
 
 
 def _constructor(kind, dtype=None):
-    ndim = _RANKS[kind]
+    ndim, ones = _RANKS[kind], _ONES.get(kind, ())
     if dtype is None:
         def make(name=None, dtype=None):
-            return variable(dtype or "float64", ndim, name)
+            return variable(dtype or "float64", ndim, name, ones=ones)
         make.__doc__ = f"A symbolic {kind} (rank {ndim}) of ``dtype`` (default float64)."
     else:
         def make(name=None):
-            return variable(dtype, ndim, name)
+            return variable(dtype, ndim, name, ones=ones)
         make.__doc__ = f"A symbolic {dtype} {kind} (rank {ndim})."
     return make
 
@@ -212,6 +213,10 @@ def flatten(x, ndim=1):
 
 
 # ------------------------------------------------------------------------------------------------ gradients
+# identities that mean something to the reverse pass (a zero gradient, a custom rule, a recomputation point)
+_GRADIENT_MARKS = frozenset({"stop_gradient", "custom_vjp_call", "remat_barrier"})
+
+
 def _stable_form(cv, wrt_values):
     """The cost after the optimizer's passes, when every ``wrt`` is a leaf of its graph: differentiating
     -softplus(z) instead of log(1 - sigmoid(z)) keeps the gradient finite where sigmoid(z) rounds to 1
@@ -224,6 +229,8 @@ def _stable_form(cv, wrt_values):
     if getattr(_ops._state, "stack", None):
         return cv  # inside a jit trace or a loop body (T.grad in scan's step): differentiate as written
     g = value_graph([cv])
+    if _builtins.any(e.prim in _GRADIENT_MARKS for e in g.eqns):
+        return cv  # the passes drop these identities: differentiate the graph that still says what they mean
     leaves = {v.id for v in g.inputs}
     if not _builtins.all(v.id in leaves or v.eqn is None for v in wrt_values):
         return cv  # gradient with respect to an intermediate value: keep the expression as written
@@ -234,6 +241,16 @@ def _stable_form(cv, wrt_values):
     if _builtins.any(v.id not in leaves for v in _sym.roots(_toposort([opt]), [opt])):
         return cv
     return opt
+
+
+def _with_stopped(c, values):
+    """``c`` rebuilt with each of ``values`` behind a stop_gradient."""
+    from .substitute import replay
+
+    def rebuild():
+        (new,), _ = replay([c._tj_value], {v.id: _ops.bind("stop_gradient", v) for v in values}, {})
+        return new
+    return as_tensor_variable(symbolic_apply(rebuild))
 
 
 class DisconnectedInputError(ValueError):
@@ -247,11 +264,11 @@ def grad(cost, wrt, consider_constant=None, disconnected_inputs="raise"):
     expression that ``function`` compiles with the rest of the graph.
     """
     from ..passes.autodiff import backward
-    if consider_constant:
-        raise NotImplementedError("tensor.grad: consider_constant is not supported by tracejit")
     if disconnected_inputs not in ("raise", "warn", "ignore"):
         raise ValueError(f"disconnected_inputs must be 'raise', 'warn' or 'ignore', got {disconnected_inputs!r}")
     c = as_tensor_variable(cost)
+    if consider_constant:  # every use of these variables in the cost passes no gradient
+        c = _with_stopped(c, [as_tensor_variable(k)._tj_value for k in consider_constant])
     if c.ndim != 0:
         raise TypeError(f"tensor.grad: the cost must be a scalar, got {c.label()} of shape {_T.shape_str(c.shape)}"
                         f"; reduce it first (e.g. cost.sum() or cost.mean())")

@@ -267,21 +267,55 @@ _LIFTED = ["__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", 
            "__gt__", "__ge__", "__eq__", "__ne__", "__neg__", "__abs__", "__invert__", "__getitem__",
            "__array_ufunc__", "__array_function__", "sum", "prod", "mean", "var", "std", "max", "min", "argmax",
            "argmin", "any", "all", "clip", "dot", "ravel", "squeeze", "swapaxes", "copy", "reshape", "transpose",
-           "astype", "flatten"]
+           "astype", "cumsum", "cumprod", "repeat", "round", "take", "trace", "diagonal", "nonzero", "argsort"]
 for _name in _LIFTED:
     setattr(Variable, _name, _lift(_name))
+
+
+def _dimshuffle(self, *pattern):
+    """Theano's ``x.dimshuffle(1, 'x', 0)``: a permutation of the axes with ``'x'`` for new length-1 axes; axes
+    left out must have length 1 (they are dropped)."""
+    if len(pattern) == 1 and isinstance(pattern[0], (list, tuple)):
+        pattern = tuple(pattern[0])
+    axes = [p for p in pattern if p != "x"]
+    if sorted(set(axes)) != sorted(axes) or any(not isinstance(a, int) or not 0 <= a < self.ndim for a in axes):
+        raise ValueError(f"dimshuffle: {pattern} must list axes of this {self.ndim}-d variable at most once, with "
+                         f"'x' for new axes")
+    dropped = [a for a in range(self.ndim) if a not in axes]
+    if any(not self.broadcastable[a] for a in dropped):
+        raise ValueError(f"dimshuffle: axes {dropped} are left out of {pattern} but are not of length 1")
+    x = self.reshape(tuple(d for a, d in enumerate(self.shape) if a not in dropped)) if dropped else self
+    kept = sorted(axes)
+    x = x.transpose([kept.index(a) for a in axes]) if axes != kept else x
+    shape = list(x.shape)
+    for i, p in enumerate(pattern):
+        if p == "x":
+            shape.insert(i, 1)
+    return x.reshape(tuple(shape)) if len(shape) != x.ndim else x
+
+
+def _flatten(self, ndim=1):
+    """Theano's ``x.flatten(ndim)``: the leading ndim - 1 axes kept, the rest merged."""
+    if not 1 <= ndim <= max(self.ndim, 1):
+        raise ValueError(f"flatten: ndim must be between 1 and {self.ndim}, got {ndim}")
+    return self.reshape(tuple(self.shape[:ndim - 1]) + (-1,))
+
+
+Variable.dimshuffle = _dimshuffle
+Variable.flatten = _flatten
 Variable.T = property(lambda self: symbolic_apply(Tracer.T.fget, self))
 Variable.mT = property(lambda self: symbolic_apply(Tracer.mT.fget, self))
 Variable.__hash__ = object.__hash__  # __eq__ above is symbolic; identity hashing keeps dict keys working
 
 
-def variable(dtype, ndim, name=None) -> Variable:
-    """A new symbolic input of rank ``ndim``: each axis gets its own length symbol (``x0``, ``x1``, ...)."""
+def variable(dtype, ndim, name=None, ones=()) -> Variable:
+    """A new symbolic input of rank ``ndim``: each axis gets its own length symbol (``x0``, ``x1``, ...), except
+    the axes in ``ones``, of length 1 (Theano's broadcastable axes: a row, a column)."""
     if name is not None and not isinstance(name, str):
         raise TypeError(f"a variable's name must be a string, got {type(name).__name__}")
     decl = np.dtype("float64" if dtype in (None, "floatX") else dtype)
     comp = compute_dtype(decl, f"variable {name!r}" if name else "a variable")
-    shape = tuple(Dim.symbol(fresh_symbol(name, ax)) for ax in range(ndim))
+    shape = tuple(1 if ax in ones else Dim.symbol(fresh_symbol(name, ax)) for ax in range(ndim))
     return Variable(Value(TensorType(comp, shape), name=name), decl if decl != comp else None)
 
 
