@@ -442,3 +442,18 @@ def test_new_gradients_match_jax(name):
     want = np.asarray(jax.grad(fj)(x))
     np.testing.assert_allclose(tj.grad(lambda v: f(v, np))(x), want, rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(tj.jit(tj.grad(lambda v: f(v, np)))(x), want, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("kth", [np.array([[1]]), 1.0, True, np.array([], int), [], np.int32(1), np.array(1),
+                                 np.array([0, 2]), [0, 2], -3])
+def test_partition_kth_forms_as_numpy(kth):
+    """Every kth form numpy takes gives numpy's result; every one it refuses, numpy's error."""
+    x = np.array([[3.0, 1, 2], [0, 5, -1]])
+    for f in (lambda a: np.partition(a, kth), lambda a: np.argpartition(a, kth, axis=0)):
+        try:
+            want = f(x)
+        except (TypeError, ValueError) as e:
+            with pytest.raises(type(e), match=str(e).replace("(", "\\(").replace(")", "\\)")):
+                tj.jit(f)(x)
+            continue
+        np.testing.assert_array_equal(tj.jit(f)(x), want)

@@ -56,13 +56,23 @@ def argsort(a, axis=-1, kind=None, order=None, *, stable=None):
 def _kth(kth, n) -> tuple:
     """numpy's kth (an int or a sequence of them; lengths such as ``x.shape[0] // 2`` too) as a tuple. numpy
     checks the bounds when the call runs, against the run-time length."""
+    if isinstance(kth, Value) and kth.is_const:  # a numpy array argument arrives as a constant
+        kth = np.asarray(kth.const)
+    if isinstance(kth, np.ndarray) and kth.ndim == 0:
+        kth = kth[()]
+    if isinstance(kth, np.ndarray) and kth.ndim > 1:
+        raise ValueError("object too deep for desired array")
     ks = tuple(kth) if isinstance(kth, (tuple, list, np.ndarray)) else (kth,)
+    if not ks and not (isinstance(kth, np.ndarray) and kth.dtype.kind in "iu"):
+        raise TypeError("Partition index must be integer")  # numpy reads [] as a float array
     out = []
     for k in ks:
         if isinstance(k, T.Dim):
             out.append(k)
             continue
-        if isinstance(k, (bool, np.bool_)) or (isinstance(k, Value) and k.dtype.kind not in "iu"):
+        if isinstance(k, (bool, np.bool_)):
+            raise ValueError("Booleans unacceptable as partition index")
+        if isinstance(k, (float, np.floating)) or (isinstance(k, Value) and k.dtype.kind not in "iu"):
             raise TypeError("Partition index must be integer")
         if isinstance(k, Value):
             raise UnsupportedError("np.partition: kth must be a Python int (or a length such as x.shape[0] // 2); a "
@@ -71,8 +81,6 @@ def _kth(kth, n) -> tuple:
         if isinstance(n, int) and not -n <= k < n:
             raise ValueError(f"kth(={k}) out of bounds ({n})")
         out.append(k)
-    if not out:
-        raise ValueError("kth must not be empty")  # numpy partitions nothing; keep its IR call well-formed
     return tuple(out)
 
 
@@ -87,8 +95,18 @@ def _partition_prim(prim, a, kth, axis, kind, order):
     if a.ndim == 0:
         raise np.exceptions.AxisError(axis, 0)
     ax = _ax(axis, a.ndim)
+    ks = _kth(kth, a.shape[ax])
+    if not ks:  # an empty int kth: numpy moves nothing
+        return a if prim == "partition" else IMPLS["broadcast_to"](
+            _from_iota(a, ax), tuple(a.shape))
     # a negative axis counts from the end, so vmap's leading batch axis leaves it valid
-    return ops.bind(prim, a, kth=_kth(kth, a.shape[ax]), axis=ax - a.ndim)
+    return ops.bind(prim, a, kth=ks, axis=ax - a.ndim)
+
+
+def _from_iota(a, ax):
+    """0..n-1 along axis ``ax`` of ``a``'s shape (argpartition with nothing to move)."""
+    from .numpy_more import iota
+    return ops.reshape(iota(a.shape[ax]), tuple(a.shape[ax] if i == ax else 1 for i in range(a.ndim)))
 
 
 @impl("partition")
