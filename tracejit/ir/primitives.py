@@ -314,6 +314,8 @@ def _parts(z, dtype, output):
 _lib("sort", lambda x, axis, kind: np.sort(x, axis=axis, kind=kind), lambda xs, p: _same(xs[0]))
 _lib("argsort", lambda x, axis, kind: np.argsort(x, axis=axis, kind=kind).astype(np.int64),
      lambda xs, p: _typed(T.INT64, xs[0].shape))
+
+
 def _argsort_rows(x):
     """The stable permutation that sorts the rows of each (n, m) matrix lexicographically (first column first),
     as numpy.unique(axis=) orders them."""
