@@ -85,7 +85,10 @@ MORE_KEYWORD_CASES.update({
     "median": {"axis": ((_Q,), {"axis": 1}), "keepdims": ((_Q,), {"keepdims": True})},
     "compress": {"axis": ((np.array([True, False]), _Q), {"axis": 0})},
     "unique": {"return_index": ((_TIES,), {"return_index": True}), "return_counts": ((_TIES,), {"return_counts": True}),
-               "equal_nan": ((_NANS,), {"equal_nan": False})},
+               "equal_nan": ((_NANS,), {"equal_nan": False}),
+               "axis": ((np.array([[1, 2], [0, 5], [1, 2]]),), {"axis": 0})},
+    "partition": {"axis": ((_Q, 1), {"axis": 0})},
+    "argpartition": {"axis": ((_Q, 1), {"axis": 0})},
 })
 # keywords tested in test_numpy_more instead: refused with a clear error (period), tracejit's own (inplace), or
 # giving tuples of unequal shapes, which the keyword harness cannot compare
@@ -98,4 +101,6 @@ MORE_REFUSED = {"interp": {"period"}, "put_along_axis": {"inplace"}, "histogram"
                 "sort": {"kind", "stable"}, "median": {"overwrite_input"},
                 "quantile": {"overwrite_input", "weights", "interpolation"},
                 "percentile": {"overwrite_input", "weights", "interpolation"},
-                "unique": {"return_inverse", "axis", "sorted"}}
+                "unique": {"return_inverse", "sorted"},
+                # numpy has one partition kind (introselect): a keyword with one valid value changes nothing
+                "partition": {"kind"}, "argpartition": {"kind"}}

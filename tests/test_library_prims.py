@@ -291,3 +291,169 @@ def test_vmap_of_library_calls():
     np.testing.assert_allclose(tj.vmap(np.median)(x), np.median(x.reshape(3, -1), axis=1))
     with pytest.raises(NotImplementedError, match="data-dependent"):
         tj.vmap(lambda r: r[r > 0].sum())(x)
+
+
+# ------------------------------------------------------------------------------------------------ eig, partition,
+# Hermitian transforms, unique(axis=) (issue 14's remaining functions)
+NONSYM = np.triu(R.normal(size=(4, 4))) + np.diag([1.0, 2, 3, 4]) + 0.1 * R.normal(size=(4, 4))  # real eigenvalues
+
+
+def _jax_eig(a):
+    w, v = jax.lax.linalg.eig(a, compute_left_eigenvectors=False, enable_eigvec_derivs=True)
+    return w.real, v.real
+
+
+def test_eig_matches_numpy():
+    close(np.linalg.eig, NONSYM, rtol=0, atol=0)  # numpy's LAPACK call: the same numbers
+    close(np.linalg.eigvals, np.stack([NONSYM, NONSYM.T, SPD]), rtol=0, atol=0)
+    close(np.linalg.eig, NONSYM.astype(np.float32), rtol=0, atol=0)
+    close(np.linalg.eigvals, np.triu(np.arange(9).reshape(3, 3)), rtol=1e-12)  # ints compute in float64
+    f = tj.jit(np.linalg.eigvals)
+    for n in (3, 6):  # one compilation for both lengths
+        m = np.triu(R.normal(size=(n, n)))
+        np.testing.assert_allclose(f(m), np.linalg.eigvals(m))
+    np.testing.assert_allclose(tj.vmap(np.linalg.eigvals)(np.stack([NONSYM, SPD])),
+                               np.linalg.eigvals(np.stack([NONSYM, SPD])))
+
+
+def test_eig_errors():
+    with pytest.raises(np.linalg.LinAlgError, match="square"):
+        tj.jit(np.linalg.eig)(np.ones((2, 3)))
+    with pytest.raises(np.linalg.LinAlgError, match="at least two-dimensional"):
+        tj.jit(np.linalg.eigvals)(np.ones(3))
+    with pytest.raises(NotImplementedError, match="complex eigenvalues.*eigh"):  # the rotation's are +-i
+        tj.jit(np.linalg.eig)(np.array([[0.0, -1.0], [1.0, 0.0]]))
+
+
+@pytest.mark.parametrize("kth,axis", [(2, -1), (-1, 0), ((0, 3), -1), ([1, 2], 0), (0, None)])
+def test_partition_is_numpys(kth, axis):
+    x = R.normal(size=(5, 6))
+    x[1, 2] = x[3, 4] = np.nan  # nan sorts last, as in numpy
+    close(lambda a: np.partition(a, kth, axis=axis), x, rtol=0, atol=0)
+    close(lambda a: np.argpartition(a, kth, axis=axis), x, rtol=0, atol=0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 9), st.integers(1, 4), st.data())
+def test_partition_guarantees(n, m, data):
+    """numpy's contract, checked on its own: the kth elements in sorted position, smaller ones before them and
+    larger ones after them (along the axis); argpartition gathers the same values."""
+    x = np.asarray(data.draw(st.lists(st.integers(-3, 3), min_size=n * m, max_size=n * m)), float).reshape(n, m)
+    ks = tuple(sorted(set(data.draw(st.lists(st.integers(-n, n - 1), min_size=1, max_size=3)))))
+    f = tj.jit(lambda a: (np.partition(a, ks, axis=0), np.argpartition(a, ks, axis=0)))
+    p, ip = f(x)
+    s = np.sort(x, axis=0)
+    for k in ks:
+        np.testing.assert_array_equal(p[k], s[k])
+        assert (p[:k % n] <= p[k]).all() and (p[k % n + 1:] >= p[k]).all()
+    np.testing.assert_array_equal(np.take_along_axis(x, ip, 0), p)
+
+
+def test_partition_lengths_and_errors():
+    f = tj.jit(lambda a: np.partition(a, a.shape[0] // 2)[a.shape[0] // 2])  # the median element, any length
+    for n in (5, 8):
+        x = R.normal(size=n)
+        assert f(x) == np.sort(x)[n // 2]
+    with pytest.raises(ValueError, match="out of bounds"):
+        tj.jit(lambda a: np.partition(a, 9))(np.ones(4))
+    with pytest.raises(ValueError, match="out of bounds"):  # a length known at run time: numpy's check
+        tj.jit(lambda a: np.partition(a[1:], 3))(np.ones(4))
+    with pytest.raises(TypeError, match="integer"):
+        tj.jit(lambda a: np.partition(a, 1.5))(np.ones(4))
+    with pytest.raises(ValueError, match="introselect"):
+        tj.jit(lambda a: np.argpartition(a, 1, kind="quicksort"))(np.ones(4))
+    with pytest.raises(np.exceptions.AxisError):
+        tj.jit(lambda a: np.partition(a, 1, axis=1))(np.ones(4))
+    np.testing.assert_array_equal(tj.vmap(lambda r: np.partition(r, 2))(X16.reshape(4, 4)),
+                                  np.partition(X16.reshape(4, 4), 2, axis=1))
+
+
+@pytest.mark.parametrize("norm", [None, "ortho", "forward"])
+def test_hermitian_transforms(norm):
+    x = R.normal(size=(4, 9))
+    close(lambda a: np.fft.hfft(a, norm=norm), x)
+    close(lambda a: np.fft.hfft(a, n=7, axis=0, norm=norm), x)
+    close(lambda a: np.fft.hfft(np.fft.ihfft(a, norm=norm), 9, norm=norm), x)
+    close(lambda a: _as_pair(np.fft.ihfft(a, n=12, axis=0, norm=norm)), x)
+    close(lambda a: np.fft.hfft(np.fft.fft(a) * 0.5, norm=norm), x)  # a complex input
+
+
+def test_fftshift_and_frequencies_follow_the_length():
+    f = tj.jit(lambda a: (np.fft.fftshift(a), np.fft.ifftshift(a, axes=0), np.fft.fftshift(a, axes=(1,)),
+                          _as_pair(np.fft.fftshift(np.fft.fft(a, axis=0), 0))))
+    for shape in ((4, 5), (7, 2)):  # even and odd lengths through one compilation
+        x = R.normal(size=shape)
+        want = (np.fft.fftshift(x), np.fft.ifftshift(x, axes=0), np.fft.fftshift(x, axes=(1,)),
+                _as_pair(np.fft.fftshift(np.fft.fft(x, axis=0), 0)))
+        for g, w in zip(tj.jit(f)(x), want):
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+    import tracejit.numpy as tnp
+    close(lambda d: (tnp.fft.fftfreq(9, d), tnp.fft.rfftfreq(8, d)), np.float64(0.25))
+    with pytest.raises(ValueError, match="norm"):
+        tj.jit(lambda a: np.fft.hfft(a, norm="bad"))(X16)
+
+
+UNIQUE_ALL = {ax: tj.jit(lambda a, ax=ax: np.unique(a, axis=ax, return_index=True, return_inverse=True,
+                                                    return_counts=True)) for ax in (-1, 0, 1)}
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(2, 6), st.integers(2, 3), st.integers(0, 2), st.sampled_from([-1, 0, 1]))
+def test_unique_along_an_axis(n, m, hi, axis):  # lengths 0 and 1: test_unique_axis_values_and_errors
+    x = R.integers(0, hi + 1, size=(n, m, 2))
+    got = UNIQUE_ALL[axis](x)
+    for g, w in zip(got, np.unique(x, axis=axis, return_index=True, return_inverse=True, return_counts=True)):
+        np.testing.assert_array_equal(g, w)
+        assert g.shape == w.shape and g.dtype == w.dtype
+
+
+def test_unique_axis_values_and_errors():
+    x = np.array([[1.5, np.nan], [0.0, 2.0], [1.5, np.nan], [-0.0, 2.0]])
+    close(lambda a: np.unique(a, axis=0), x)  # -0.0 == 0.0, nan != nan: numpy's row equality
+    close(lambda a: np.unique(a, axis=1, return_counts=True), x.T)
+    for shape in ((0, 3), (1, 3), (3, 1)):
+        close(lambda a: np.unique(a, axis=0, return_index=True, return_inverse=True, return_counts=True),
+              np.ones(shape, np.int64))
+    with pytest.raises(np.exceptions.AxisError):
+        tj.jit(lambda a: np.unique(a, axis=2))(x)
+
+
+EIG_GRADS = {
+    "eigvals": (lambda a, np: (np.linalg.eigvals(a) ** 3).sum(), lambda a: (_jax_eig(a)[0] ** 3).sum()),
+    "eig_vectors": (lambda a, np: ((np.linalg.eig(a)[1] ** 4).sum(0) * np.linalg.eig(a)[0]).sum(),
+                    lambda a: ((_jax_eig(a)[1] ** 4).sum(0) * _jax_eig(a)[0]).sum()),
+    "partition": (lambda x, np: (np.partition(x, 5)[:5] ** 2).sum() + np.partition(x, 5)[5] * 3,
+                  lambda x: (jnp.sort(x)[:5] ** 2).sum() + jnp.sort(x)[5] * 3),
+    "partition_axis0": (lambda x, np: (np.partition(x.reshape(4, 4), (1, 2), axis=0)[1:3] ** 3).sum(),
+                        lambda x: (jnp.sort(x.reshape(4, 4), axis=0)[1:3] ** 3).sum()),
+    "hfft": (lambda x, np: (np.fft.hfft(x, n=20) ** 2 * np.arange(20.0)).sum(),
+             lambda x: (jnp.fft.hfft(x, n=20) ** 2 * jnp.arange(20.0)).sum()),
+    "ihfft": (lambda x, np: (np.fft.ihfft(x, norm="ortho").imag ** 2 + np.fft.ihfft(x).real).sum(),
+              lambda x: (jnp.fft.ihfft(x, norm="ortho").imag ** 2 + jnp.fft.ihfft(x).real).sum()),
+    "fftshift": (lambda x, np: (np.fft.fftshift(x.reshape(4, 4), axes=0) * np.arange(16.0).reshape(4, 4)).sum(),
+                 lambda x: (jnp.fft.fftshift(x.reshape(4, 4), axes=0) * jnp.arange(16.0).reshape(4, 4)).sum()),
+}
+
+
+@pytest.mark.parametrize("name", list(EIG_GRADS))
+def test_new_gradients_match_jax(name):
+    f, fj = EIG_GRADS[name]
+    x = NONSYM if name.startswith("eig") else X16
+    want = np.asarray(jax.grad(fj)(x))
+    np.testing.assert_allclose(tj.grad(lambda v: f(v, np))(x), want, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(tj.jit(tj.grad(lambda v: f(v, np)))(x), want, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("kth", [np.array([[1]]), 1.0, True, np.array([], int), [], np.int32(1), np.array(1),
+                                 np.array([0, 2]), [0, 2], -3])
+def test_partition_kth_forms_as_numpy(kth):
+    """Every kth form numpy takes gives numpy's result; every one it refuses, numpy's error."""
+    x = np.array([[3.0, 1, 2], [0, 5, -1]])
+    for f in (lambda a: np.partition(a, kth), lambda a: np.argpartition(a, kth, axis=0)):
+        try:
+            want = f(x)
+        except (TypeError, ValueError) as e:
+            with pytest.raises(type(e), match=str(e).replace("(", "\\(").replace(")", "\\)")):
+                tj.jit(f)(x)
+            continue
+        np.testing.assert_array_equal(tj.jit(f)(x), want)

@@ -314,6 +314,22 @@ def _parts(z, dtype, output):
 _lib("sort", lambda x, axis, kind: np.sort(x, axis=axis, kind=kind), lambda xs, p: _same(xs[0]))
 _lib("argsort", lambda x, axis, kind: np.argsort(x, axis=axis, kind=kind).astype(np.int64),
      lambda xs, p: _typed(T.INT64, xs[0].shape))
+
+
+def _argsort_rows(x):
+    """The stable permutation that sorts the rows of each (n, m) matrix lexicographically (first column first),
+    as numpy.unique(axis=) orders them."""
+    if x.ndim > 2:
+        return np.stack([_argsort_rows(m) for m in x.reshape((-1,) + x.shape[-2:])]).reshape(x.shape[:-1])
+    if x.shape[1] == 0:
+        return np.arange(x.shape[0], dtype=np.int64)
+    return np.lexsort(x.T[::-1]).astype(np.int64)
+
+
+_lib("argsort_rows", _argsort_rows, lambda xs, p: _typed(T.INT64, xs[0].shape[:-1]))
+_lib("partition", lambda x, kth, axis: np.partition(x, kth, axis=axis), lambda xs, p: _same(xs[0]))
+_lib("argpartition", lambda x, kth, axis: np.argpartition(x, kth, axis=axis).astype(np.int64),
+     lambda xs, p: _typed(T.INT64, xs[0].shape))
 _lib("nonzero", lambda x, length: np.array(np.nonzero(x), dtype=np.int64).reshape(x.ndim, -1),
      lambda xs, p: _typed(T.INT64, (xs[0].ndim, p["length"])))
 
@@ -340,6 +356,21 @@ def _eigh_type(xs, p):
 
 
 _lib("eigh", lambda a, UPLO, output: np.linalg.eigh(a, UPLO=UPLO)[output], _eigh_type)
+
+
+def _eig_impl(a, vectors, output):
+    """numpy.linalg.eig (``vectors``) or eigvals of a real matrix, whose results numpy returns real exactly when
+    every eigenvalue is real; tracejit has no complex dtype yet, so complex ones stop the call."""
+    res = np.linalg.eig(a) if vectors else (np.linalg.eigvals(a),)
+    if res[0].dtype.kind == "c":
+        from ..errors import UnsupportedError
+        raise UnsupportedError(f"np.linalg.{'eig' if vectors else 'eigvals'}: this matrix has complex eigenvalues, "
+                               f"which tracejit cannot return yet (it has no complex dtype); use np.linalg.eigh for "
+                               f"a symmetric matrix, or call it outside the traced function")
+    return res[output]
+
+
+_lib("eig", _eig_impl, _eigh_type)
 
 
 def _svd_type(xs, p):

@@ -4,7 +4,8 @@ ordinary graph (optimized, and differentiated again). Registered into ``autodiff
 Conventions (as JAX's):
   * ``eigh`` and ``cholesky`` read one triangle of a symmetric input; their gradients are the symmetrized ones
     (the derivative along symmetric perturbations), as ``jax.grad`` of ``jnp.linalg.eigh``/``cholesky``.
-  * ``eigh``'s eigenvector gradient assumes distinct eigenvalues (it divides by their differences).
+  * ``eigh``'s and ``eig``'s eigenvector gradients assume distinct eigenvalues (they divide by their differences);
+    ``eig``'s are those of real eigenvalues (complex ones stop the forward call).
   * ``svd``: singular values always; singular vectors for full_matrices=False or a square matrix, with distinct
     nonzero singular values.
   * ``qr``: mode 'reduced' of a matrix with at least as many rows as columns.
@@ -23,7 +24,8 @@ from .autodiff import NON_DIFFERENTIABLE, RULES, rule
 from .batching import arange
 
 
-NON_DIFFERENTIABLE.update({"argsort", "nonzero", "trip_count"})  # integer and bool results
+# integer and bool results
+NON_DIFFERENTIABLE.update({"argsort", "argpartition", "argsort_rows", "nonzero", "trip_count"})
 
 
 def _mm(a, b):
@@ -87,6 +89,17 @@ def _sort(e, g, need):
     return [_move_last(_take_along_last(gl, _move_last(inverse, ax)), ax, back=True)]
 
 
+@rule("partition")
+def _partition(e, g, need):
+    """As sort's: each position sends its cotangent back to the element numpy's argpartition puts there."""
+    x = e.inputs[0]
+    ax = x.ndim + e.p["axis"] if e.p["axis"] < 0 else e.p["axis"]
+    perm = ops.bind("argpartition", x, kth=e.p["kth"], axis=e.p["axis"])
+    inverse = ops.bind("argsort", perm, axis=ax, kind="stable")
+    gl = _move_last(full(g, e.out.shape), ax)
+    return [_move_last(_take_along_last(gl, _move_last(inverse, ax)), ax, back=True)]
+
+
 # ------------------------------------------------------------------------------------------------ LAPACK
 @rule("linalg_inv")
 def _inv(e, g, need):
@@ -138,6 +151,34 @@ def _eigh(e, g, need):
     f = _u("where", _eye_mask(n), _c(0, w.dtype), _u("divide", _c(1, w.dtype), safe))
     inner = _u("multiply", f, _mm(_swap_last(v), full(g, v.shape)))
     return [_sym(_mm(_mm(v, inner), _swap_last(v)))]
+
+
+@rule("eig")
+def _eig(e, g, need):
+    """A = V diag(w) V^-1 with real w (distinct for the eigenvector part), V's columns of unit norm:
+    Abar = V^-T (diag(wbar) + F o (V^T Vbar - V^T V diag(diag(V^T Vbar)))) V^T, F_ij = 1 / (w_j - w_i) off the
+    diagonal: the transpose of JAX's eig JVP (dV = V (F o V^-1 dA V), then projected to keep each norm)."""
+    a = e.inputs[0]
+    w = ops.bind("eig", a, vectors=True, output=0)
+    v = ops.bind("eig", a, vectors=True, output=1)
+    vt = _swap_last(v)
+    if e.p["output"] == 0:
+        inner = _diag(full(g, w.shape))
+    else:
+        n = w.shape[-1]
+        vt_gv = _mm(vt, full(g, v.shape))
+        m = _u("subtract", vt_gv, _u("multiply", _mm(vt, v), _row_of_diagonal(vt_gv)))
+        diff = _u("subtract", ops.reshape(w, tuple(w.shape[:-1]) + (1, n)), ops.reshape(w, tuple(w.shape) + (1,)))
+        safe = _u("where", _eye_mask(n), _c(1, w.dtype), diff)
+        f = _u("where", _eye_mask(n), _c(0, w.dtype), _u("divide", _c(1, w.dtype), safe))
+        inner = _u("multiply", f, m)
+    return [ops.bind("linalg_solve", vt, _mm(inner, vt))]
+
+
+def _row_of_diagonal(m: Value) -> Value:
+    """(..., n, n) -> (..., 1, n): the diagonal of each matrix as a row (it scales the columns of a product)."""
+    n = m.shape[-1]
+    return ops.reduce("sum", _u("where", _eye_mask(n), m, _c(0, m.dtype)), m.ndim - 2, keepdims=True)
 
 
 def _diag(v: Value) -> Value:

@@ -103,7 +103,12 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
     if not isinstance(num, Dim) and not any(hasattr(a, "_tj_value") for a in (start, stop)):
         out = _ORIGINAL["linspace"](start, stop, operator.index(num), endpoint, retstep, dtype, axis)
         return (wrap(ops.constant(out[0])), out[1]) if retstep else wrap(ops.constant(out))
-    if axis != 0 or np.ndim(start) or np.ndim(stop) or getattr(start, "ndim", 0) or getattr(stop, "ndim", 0):
+    arrays = axis != 0 or np.ndim(start) or np.ndim(stop) or getattr(start, "ndim", 0) or getattr(stop, "ndim", 0)
+    if arrays and not isinstance(num, Dim):  # a static count: numpy_more_math's linspace takes arrays and axis=
+        from .tracer import call_numpy
+        return call_numpy("linspace", [start, stop, num], dict(endpoint=endpoint, retstep=retstep, dtype=dtype,
+                                                                axis=axis))
+    if arrays:
         raise NotImplementedError("np.linspace with array endpoints or axis= is not supported by tracejit with a "
                                   "symbolic length")
     num = num if isinstance(num, Dim) else operator.index(num)

@@ -107,13 +107,6 @@ def user_line() -> str:
     return f"{os.path.basename(f.f_code.co_filename)}:{f.f_lineno}" if f is not None else ""
 
 
-def user_source_line() -> str:
-    """The source text of the user's line, or ""."""
-    import linecache
-    f = _user_frame()
-    return linecache.getline(f.f_code.co_filename, f.f_lineno) if f is not None else ""
-
-
 def _from_user_code() -> bool:
     """Whether the caller of a Dim method is the user's program (tracejit itself compares Dims structurally)."""
     f = sys._getframe(2)

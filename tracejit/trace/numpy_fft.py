@@ -1,7 +1,8 @@
 """np.fft on traced values. The IR has no complex dtype yet, so a complex array is a ``ComplexPair``: its real and
 imaginary parts as two float arrays of the same shape (float32 parts for numpy's complex64). The transforms are
 library primitives over those parts (``fft``, ``rfft``, ``irfft`` along the last axis; numpy's pocketfft is the
-implementation); the n-d transforms apply them axis by axis. A pair supports what spectral code does between
+implementation); the n-d transforms apply them axis by axis, the Hermitian ones (hfft, ihfft) are irfft and rfft
+in the swapped norm, and fftshift/fftfreq are plain array code. A pair supports what spectral code does between
 transforms (arithmetic with arrays, scalars and Python complex numbers, abs, conj, angle, ``.real``/``.imag``,
 indexing and writes); a pair cannot be returned from a traced function (return ``.real`` and ``.imag``).
 """
@@ -14,7 +15,7 @@ from ..ir import ops
 from ..ir import types as T
 from ..ir.graph import Value
 from .numpy_api import IMPLS, impl
-from .numpy_more import _ax, _u
+from .numpy_more import _ax, _u, iota
 
 
 def _real(x) -> Value:
@@ -311,6 +312,73 @@ FFT_IMPLS = {"fft": fft, "ifft": ifft, "rfft": rfft, "irfft": irfft,
              "rfft2": _rnd("rfft2", (-2, -1)), "irfft2": _irnd("irfft2", (-2, -1))}
 
 
+_SWAPPED_NORM = {None: "forward", "backward": "forward", "ortho": "ortho", "forward": "backward"}
+
+
+def hfft(a, n=None, axis=-1, norm=None, out=None):
+    """numpy.fft.hfft: the real signal of a Hermitian-symmetric spectrum, irfft(conj(a)) in the swapped norm."""
+    _no_out(out, "hfft")
+    _norm(norm)
+    re, im = parts(a)
+    if re.ndim == 0:
+        raise np.exceptions.AxisError(axis, 0)
+    if n is None:
+        n = 2 * (re.shape[_ax(axis, re.ndim)] - 1)
+    return irfft(_pair(re, _u("negative", im)), n, axis, _SWAPPED_NORM[norm])
+
+
+def ihfft(a, n=None, axis=-1, norm=None, out=None):
+    """numpy.fft.ihfft: conj(rfft(a)) in the swapped norm (the inverse of hfft)."""
+    _no_out(out, "ihfft")
+    _norm(norm)
+    return rfft(a, n, axis, _SWAPPED_NORM[norm]).conj()
+
+
+def _shift(x, axes, sign):
+    """fftshift (sign +1) / ifftshift (-1): roll each axis by half its length (numpy's ``dim // 2``)."""
+    if isinstance(x, ComplexPair):
+        return _pair(_shift(x.re, axes, sign), _shift(x.im, axes, sign))
+    x = ops.as_value(x)
+    axes = tuple(range(x.ndim)) if axes is None else (axes,) if isinstance(axes, (int, np.integer)) else tuple(axes)
+    shifts = []
+    for ax in axes:
+        half = T.dim_floordiv(x.shape[_ax(ax, x.ndim)], 2)
+        half = sign * half if isinstance(half, int) else _u("multiply", ops.dimsize(half), sign)
+        shifts.append(half)
+    return IMPLS["roll"](x, tuple(shifts), axes) if axes else x
+
+
+def fftshift(x, axes=None):
+    return _shift(x, axes, 1)
+
+
+def ifftshift(x, axes=None):
+    return _shift(x, axes, -1)
+
+
+def _freq_spacing(n, d):
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer, T.Dim)):
+        raise ValueError("n should be an integer")
+    return _u("divide", 1.0, _u("multiply", ops.dimsize(n) if isinstance(n, T.Dim) else int(n), ops.as_value(d)))
+
+
+def fftfreq(n, d=1.0, device=None):
+    """numpy.fft.fftfreq with a traced spacing ``d``: [0, 1, ..., -(n // 2), ..., -1] / (n * d)."""
+    i = iota(n)
+    half = T.dim_floordiv(n - 1, 2) + 1
+    k = _u("where", _u("less", i, ops.dimsize(half) if isinstance(half, T.Dim) else half),
+           i, _u("subtract", i, ops.dimsize(n) if isinstance(n, T.Dim) else int(n)))
+    return _u("multiply", k, _freq_spacing(n, d))
+
+
+def rfftfreq(n, d=1.0, device=None):
+    """numpy.fft.rfftfreq with a traced spacing ``d``: [0, 1, ..., n // 2] / (n * d)."""
+    return _u("multiply", iota(T.dim_floordiv(n, 2) + 1), _freq_spacing(n, d))
+
+
+fftfreq.takes_scalars = rfftfreq.takes_scalars = True  # n is a length, not an array
+
+
 def _all_axes(kind, name):
     """fftn-style functions default to every axis (numpy's axes=None)."""
     def f(a, s=None, axes=None, norm=None, out=None):
@@ -323,6 +391,7 @@ def _all_axes(kind, name):
 
 
 FFT_IMPLS.update(fftn=_all_axes(_nd, "fftn"), ifftn=_all_axes(_nd, "ifftn"), rfftn=_all_axes(_rnd, "rfftn"),
-                 irfftn=_all_axes(_irnd, "irfftn"))
+                 irfftn=_all_axes(_irnd, "irfftn"), hfft=hfft, ihfft=ihfft, fftshift=fftshift, ifftshift=ifftshift,
+                 fftfreq=fftfreq, rfftfreq=rfftfreq)
 for _n, _f in FFT_IMPLS.items():
     IMPLS[_n] = _f

@@ -1,5 +1,5 @@
 """np.linalg on traced values: LAPACK's routines (through numpy.linalg) are library primitives (inv, solve,
-cholesky, eigh, svd, qr, slogdet), and the rest is built on them: det from slogdet, lstsq, pinv and matrix_rank
+cholesky, eigh, eig, svd, qr, slogdet), and the rest is built on them: det from slogdet, lstsq, pinv and matrix_rank
 from the SVD, the spectral and nuclear norms from singular values, matrix_power from matmul. Stacks of matrices
 broadcast as numpy's do; a singular or non-positive-definite matrix raises numpy's LinAlgError when the call runs.
 """
@@ -114,6 +114,21 @@ def eigvalsh(a, UPLO="L"):
     return ops.bind("eigh", _square(a, "eigvalsh"), UPLO=_uplo(UPLO), output=0)
 
 
+@impl("eig")
+def eig(a):
+    """numpy.linalg.eig of a real matrix whose eigenvalues are real: real eigenvalues and unit eigenvectors, as
+    numpy returns them. A matrix with complex eigenvalues raises UnsupportedError when the call runs (tracejit has
+    no complex dtype yet; a ComplexPair could not leave the traced function either)."""
+    a = _square(a, "eig")
+    return ops.bind("eig", a, vectors=True, output=0), ops.bind("eig", a, vectors=True, output=1)
+
+
+@impl("eigvals")
+def eigvals(a):
+    """numpy.linalg.eigvals (LAPACK without eigenvectors), real eigenvalues only as ``eig``."""
+    return ops.bind("eig", _square(a, "eigvals"), vectors=False, output=0)
+
+
 @impl("svd")
 def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
     a = _stack(a, "svd")
@@ -190,7 +205,7 @@ def lstsq(a, b, rcond=None):
     keep = _u("greater", s, _u("multiply", rc, ops.reduce("max", s, 0, keepdims=True)))
     s_inv = _u("where", keep, _u("divide", 1, s), ops.constant(0, s.dtype))
     x = _matmul(_mT(vh), _u("multiply", _expand(s_inv), _matmul(_mT(u), b2)))
-    rank = ops.reduce("sum", ops.convert(keep, T.INT64), 0)
+    rank = ops.convert(ops.reduce("sum", ops.convert(keep, T.INT64), 0), T.INT32)  # numpy's rank is an int32
     tall = isinstance(m, int) and isinstance(n, int) and m > n or (not isinstance(m - n, int) and m != n)
     if tall:
         r = _u("subtract", _matmul(a, x), b2)
@@ -239,5 +254,5 @@ def matrix_power(a, n):
     return result
 
 
-__all__ = ["inv", "solve", "cholesky", "slogdet", "det", "eigh", "eigvalsh", "svd", "qr", "pinv", "matrix_rank",
-           "lstsq", "singular_value_norm", "matrix_power"]
+__all__ = ["inv", "solve", "cholesky", "slogdet", "det", "eigh", "eigvalsh", "eig", "eigvals", "svd", "qr", "pinv",
+           "matrix_rank", "lstsq", "singular_value_norm", "matrix_power"]

@@ -488,19 +488,13 @@ def _refuse(name, why, instead):
 
 
 # sort, linalg and fft: trace/numpy_sorting.py, numpy_linalg.py, numpy_fft.py (library primitives)
-_SORT_WHY = "numpy leaves the order of a partition to its implementation, which a traced program cannot match"
-_SORT_DO = "Use np.sort (or np.argsort) instead."
-for _n in ("partition", "argpartition", "lexsort"):
-    IMPLS.setdefault(_n, _refuse(_n, _SORT_WHY, _SORT_DO))
+IMPLS.setdefault("lexsort", _refuse("lexsort", "it sorts by several keys, which tracejit does not trace yet",
+                                    "Use np.argsort with kind='stable' once per key, last key first."))
 LINALG_NAMES = ("norm", "solve", "inv", "det", "slogdet", "cholesky", "qr", "eigh", "eigvalsh", "svd", "lstsq", "pinv",
                 "matrix_power", "eig", "eigvals", "matrix_rank")  # tracejit.numpy.linalg
 FFT_NAMES = ("fft", "ifft", "rfft", "irfft", "fft2", "ifft2", "rfft2", "irfft2", "fftn", "ifftn", "rfftn", "irfftn",
-             "hfft", "ihfft")  # tracejit.numpy.fft
+             "hfft", "ihfft", "fftshift", "ifftshift", "fftfreq", "rfftfreq")  # tracejit.numpy.fft
 from . import numpy_more_stats  # noqa: E402,F401  (rounding, closeness, nan-aware reductions, averages)
-from . import numpy_sorting, numpy_linalg, numpy_fft, numpy_extra  # noqa: E402,F401  (register before the refusals below)
-for _n in LINALG_NAMES[1:]:  # what numpy_linalg does not provide: eig and eigvals (complex results)
-    IMPLS.setdefault(_n, _refuse(f"linalg.{_n}", "its results are complex, and tracejit has no complex dtype yet",
-                                 "Use np.linalg.eigh for a symmetric matrix, or call it outside the traced function."))
-for _n in FFT_NAMES:  # what numpy_fft does not provide: hfft, ihfft
-    IMPLS.setdefault(_n, _refuse(f"fft.{_n}", "tracejit has no Hermitian transform yet",
-                                 "Use np.fft.irfft/rfft, or call it outside the traced function."))
+from . import numpy_sorting, numpy_linalg, numpy_fft, numpy_extra  # noqa: E402,F401  (library primitives)
+from . import python_builtins  # noqa: E402,F401  (divmod)
+assert all(_n in IMPLS for _n in LINALG_NAMES + FFT_NAMES)  # each name tracejit.numpy exports is implemented

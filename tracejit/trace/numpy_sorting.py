@@ -1,9 +1,12 @@
-"""Sorting and data-dependent lengths on traced values: np.sort/argsort (numpy's sort is the implementation, a
-library primitive), the order statistics built on them (median, percentile, quantile with every numpy method), and
-the functions whose result length only the data decides (nonzero, flatnonzero, argwhere, one-argument where,
-unique, compress, extract, ``x[mask]``): their length is a fresh unbacked Dim bound by the ``nonzero`` primitive.
+"""Sorting and data-dependent lengths on traced values: np.sort/argsort and np.partition/argpartition (numpy's sort
+and introselect are the implementations, library primitives), the order statistics built on them (median,
+percentile, quantile with every numpy method), and the functions whose result length only the data decides
+(nonzero, flatnonzero, argwhere, one-argument where, unique, compress, extract, ``x[mask]``): their length is a
+fresh unbacked Dim bound by the ``nonzero`` primitive. ``unique(axis=)`` orders slices with ``argsort_rows``.
 """
 from __future__ import annotations
+
+import operator
 
 import numpy as np
 
@@ -48,6 +51,73 @@ def sort(a, axis=-1, kind=None, order=None, *, stable=None):
 @impl("argsort")
 def argsort(a, axis=-1, kind=None, order=None, *, stable=None):
     return _sort_prim("argsort", a, axis, kind, order, stable)
+
+
+def _kth(kth, n) -> tuple:
+    """numpy's kth (an int or a sequence of them; lengths such as ``x.shape[0] // 2`` too) as a tuple. numpy
+    checks the bounds when the call runs, against the run-time length."""
+    if isinstance(kth, Value) and kth.is_const:  # a numpy array argument arrives as a constant
+        kth = np.asarray(kth.const)
+    if isinstance(kth, np.ndarray) and kth.ndim == 0:
+        kth = kth[()]
+    if isinstance(kth, np.ndarray) and kth.ndim > 1:
+        raise ValueError("object too deep for desired array")
+    ks = tuple(kth) if isinstance(kth, (tuple, list, np.ndarray)) else (kth,)
+    if not ks and not (isinstance(kth, np.ndarray) and kth.dtype.kind in "iu"):
+        raise TypeError("Partition index must be integer")  # numpy reads [] as a float array
+    out = []
+    for k in ks:
+        if isinstance(k, T.Dim):
+            out.append(k)
+            continue
+        if isinstance(k, (bool, np.bool_)):
+            raise ValueError("Booleans unacceptable as partition index")
+        if isinstance(k, (float, np.floating)) or (isinstance(k, Value) and k.dtype.kind not in "iu"):
+            raise TypeError("Partition index must be integer")
+        if isinstance(k, Value):
+            raise UnsupportedError("np.partition: kth must be a Python int (or a length such as x.shape[0] // 2); a "
+                                   "traced kth would need a guard on its value: pass it as static (static_argnums)")
+        k = operator.index(k)
+        if isinstance(n, int) and not -n <= k < n:
+            raise ValueError(f"kth(={k}) out of bounds ({n})")
+        out.append(k)
+    return tuple(out)
+
+
+def _partition_prim(prim, a, kth, axis, kind, order):
+    """Numpy's own introselect (a library call): the result is numpy's, element for element."""
+    if order is not None:
+        raise UnsupportedError(f"np.{prim}(order=...) partitions structured arrays, which tracejit does not trace")
+    if kind != "introselect":
+        raise ValueError(f"np.{prim}: partition kind must be 'introselect' (got {kind!r})")
+    if axis is None:
+        a, axis = ravel(a), 0
+    if a.ndim == 0:
+        raise np.exceptions.AxisError(axis, 0)
+    ax = _ax(axis, a.ndim)
+    ks = _kth(kth, a.shape[ax])
+    if not ks:  # an empty int kth: numpy moves nothing
+        return a if prim == "partition" else IMPLS["broadcast_to"](
+            _from_iota(a, ax), tuple(a.shape))
+    # a negative axis counts from the end, so vmap's leading batch axis leaves it valid
+    return ops.bind(prim, a, kth=ks, axis=ax - a.ndim)
+
+
+def _from_iota(a, ax):
+    """0..n-1 along axis ``ax`` of ``a``'s shape (argpartition with nothing to move)."""
+    from .numpy_more import iota
+    return ops.reshape(iota(a.shape[ax]), tuple(a.shape[ax] if i == ax else 1 for i in range(a.ndim)))
+
+
+@impl("partition")
+def partition(a, kth, axis=-1, kind="introselect", order=None):
+    """numpy.partition: the kth elements in their sorted places, smaller ones before, larger ones after."""
+    return _partition_prim("partition", a, kth, axis, kind, order)
+
+
+@impl("argpartition")
+def argpartition(a, kth, axis=-1, kind="introselect", order=None):
+    return _partition_prim("argpartition", a, kth, axis, kind, order)
 
 
 # ------------------------------------------------------------------------------------------------ order statistics
@@ -290,43 +360,76 @@ def masked_assign(x: Value, mask: Value, v: Value) -> Value:
 @impl("unique")
 def unique(ar, return_index=False, return_inverse=False, return_counts=False, axis=None, *, equal_nan=True,
            sorted=True):
-    """numpy.unique of the flattened array: a stable sort, the first element of each run of equal values
-    (nans one run when ``equal_nan``), and the run starts through ``nonzero`` (a data-dependent length)."""
+    """numpy.unique: a stable sort, the first element of each run of equal values (nans one run when
+    ``equal_nan``), and the run starts through ``nonzero`` (a data-dependent length). With ``axis`` the elements
+    are the slices along it, ordered lexicographically (numpy's order), and equal when all their elements are."""
     if axis is not None:
-        raise UnsupportedError("np.unique(axis=...) is not supported by tracejit yet; use axis=None")
+        return _unique_slices(ar, _ax(axis, ar.ndim), return_index, return_inverse, return_counts)
     flat = ravel(ar) if ar.ndim != 1 else ar
     n = flat.shape[0]
     if isinstance(n, int) and n == 0:  # numpy: empty results (the run starts below need one element)
-        empty = ops.constant(np.zeros(0, np.int64))
-        extras = [empty] * (return_index + return_inverse + return_counts)
-        return (flat, *extras) if extras else flat
+        return _empty_unique(flat, return_index + return_inverse + return_counts)
     perm = argsort(flat, kind="stable")
     s = ops.bind("gather", flat, perm, axis=0)
-    pairs = T.dim_max(n - 1, 0)  # neighbouring pairs (none for an empty array, whose length is known at run time)
-    head, tail = _cut(s, 0, 0, pairs), _cut(s, 0, 1, pairs)
+    head, tail = _neighbours(s)
     new = _u("not_equal", tail, head)
     if equal_nan and s.dtype.kind == "f":
         new = _u("logical_and", new, _u("logical_not", _u("logical_and", _u("isnan", tail), _u("isnan", head))))
+    starts, extras = _runs(perm, new, n, return_index, return_inverse, return_counts)
+    if return_inverse and ar.ndim > 1:  # numpy 2 gives the inverse the input's shape
+        extras[1 if return_index else 0] = ops.reshape(extras[1 if return_index else 0], ar.shape)
+    values = ops.bind("gather", s, starts, axis=0)
+    return (values, *extras) if extras else values
+
+
+def _empty_unique(values, n_extras):
+    empty = ops.constant(np.zeros(0, np.int64))
+    return (values, *[empty] * n_extras) if n_extras else values
+
+
+def _neighbours(s):
+    """(s[:-1], s[1:]) along the first axis (empty for an empty array, whose length is known at run time)."""
+    pairs = T.dim_max(s.shape[0] - 1, 0)
+    return _cut(s, 0, 0, pairs), _cut(s, 0, 1, pairs)
+
+
+def _runs(perm, new, n, return_index, return_inverse, return_counts):
+    """The starts of the runs of equal sorted elements (``new`` flags each neighbour pair that differs), and the
+    requested extras: first index (through the stable ``perm``), inverse, counts."""
     flag = _concat([ops.constant(np.ones(1, bool)), new], 0)  # a run starts at 0 and wherever the value changes
     if flag.shape[0] != n:
         flag = _cut(flag, 0, 0, n)
     starts = flatnonzero(flag)
-    values = ops.bind("gather", s, starts, axis=0)
-    if not (return_index or return_inverse or return_counts):
-        return values
-    out = [values]
+    extras = []
     if return_index:
-        out.append(ops.bind("gather", perm, starts, axis=0))
+        extras.append(ops.bind("gather", perm, starts, axis=0))
     if return_inverse:
         group = _u("subtract", IMPLS["cumsum"](flag), 1)
-        inv = ops.bind("scatter_add", group, perm, axis=0, size=n)
-        out.append(ops.reshape(inv, ar.shape) if ar.ndim > 1 else inv)
+        extras.append(ops.bind("scatter_add", group, perm, axis=0, size=n))
     if return_counts:
         u = starts.shape[0]
         ends = _cut(_concat([starts, ops.reshape(ops.dimsize(n), (1,))], 0), 0, 1, u)
-        out.append(_u("subtract", ends, starts))
-    return tuple(out)
+        extras.append(_u("subtract", ends, starts))
+    return starts, extras
 
 
-__all__ = ["sort", "argsort", "median", "percentile", "quantile", "nonzero", "flatnonzero", "argwhere", "unique",
-           "compress", "extract", "select_by_mask", "where_one", "masked_assign"]
+def _unique_slices(ar, ax, return_index, return_inverse, return_counts):
+    """np.unique(ar, axis=ax): the slices along ``ax`` as rows, sorted lexicographically (a library call)."""
+    moved = ops.transpose(ar, (ax,) + tuple(i for i in range(ar.ndim) if i != ax)) if ax else ar
+    n, rest = moved.shape[0], tuple(moved.shape[1:])
+    rows = ops.reshape(moved, (n, T.prod(rest)))
+    if isinstance(n, int) and n == 0:
+        return _empty_unique(ar, return_index + return_inverse + return_counts)
+    perm = ops.bind("argsort_rows", rows)
+    s = ops.bind("gather", rows, perm, axis=0)
+    head, tail = _neighbours(s)
+    new = ops.reduce("any", _u("not_equal", tail, head), 1)  # numpy compares rows field by field: nan != nan
+    starts, extras = _runs(perm, new, n, return_index, return_inverse, return_counts)
+    values = ops.reshape(ops.bind("gather", s, starts, axis=0), (starts.shape[0],) + rest)
+    if ax:
+        values = ops.transpose(values, tuple(range(1, ax + 1)) + (0,) + tuple(range(ax + 1, ar.ndim)))
+    return (values, *extras) if extras else values
+
+
+__all__ = ["sort", "argsort", "partition", "argpartition", "median", "percentile", "quantile", "nonzero", "flatnonzero",
+           "argwhere", "unique", "compress", "extract", "select_by_mask", "where_one", "masked_assign"]

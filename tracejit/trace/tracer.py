@@ -5,6 +5,8 @@ value (``if x > 0``, ``float(x)``) raises ConcretizationError at the user's line
 """
 from __future__ import annotations
 
+import sys
+
 from ..ir import types as _types
 
 import numpy as np
@@ -16,6 +18,7 @@ from ..ir.graph import Value
 from . import guards, masked, writes
 from .indexing import getitem, is_basic, same_key
 from . import numpy_api as npi
+from .python_builtins import builtin_comparison_error, python_round
 
 # how many leading positional arguments of a numpy function are arrays ("list": the first is a sequence of arrays)
 _ARRAY_ARGS = {"where": 3, "clip": 3, "dot": 2, "matmul": 2, "vdot": 2, "inner": 2, "outer": 2, "tensordot": 2,
@@ -300,17 +303,10 @@ class Tracer:
         return c
 
     def __bool__(self):
-        c = guards.concrete_value(self._tj_value, "bool()")
-        if c is not None:
-            return bool(c)
-        e = _concretization("bool() (an `if`, `while`, `and`/`or` or assert on an array)", self._tj_value)
-        line = guards.user_source_line()
-        for builtin, ufunc in (("max", "maximum"), ("min", "minimum")):
-            if f"{builtin}(" in line:  # Python's max(a, b) compares its arguments: a truth value tracing lacks
-                e = ConcretizationError(f"Python's {builtin}() compares its arguments, which needs a traced value's "
-                                        f"truth (at {guards.user_line()}): use np.{ufunc}(a, b) for two values, or "
-                                        f"np.{builtin}(x) over an array. {e}")
-        raise e
+        try:
+            return bool(self._concrete("bool() (an `if`, `while`, `and`/`or` or assert on an array)"))
+        except ConcretizationError as err:  # Python's max(a, b) / min(a, b) get numpy's names in the message
+            raise builtin_comparison_error(err, sys._getframe(1)) from None
 
     def __float__(self):
         return float(self._concrete("float()"))
@@ -366,6 +362,7 @@ class Tracer:
     __mod__, __rmod__ = _bin("remainder"), _bin("remainder", True)
     __pow__, __rpow__ = _bin("power"), _bin("power", True)
     __matmul__, __rmatmul__ = _bin("matmul"), _bin("matmul", True)
+    __divmod__, __rdivmod__ = _bin("divmod"), _bin("divmod", True)
     __and__, __rand__ = _bin("bitwise_and"), _bin("bitwise_and", True)
     __lshift__, __rlshift__ = _bin("left_shift"), _bin("left_shift", True)
     __rshift__, __rrshift__ = _bin("right_shift"), _bin("right_shift", True)
@@ -381,6 +378,9 @@ class Tracer:
             raise TypeError("The numpy boolean negative, the `-` operator, is not supported, use the `~` operator "
                             "or the logical_not function instead.")
         return call_numpy("negative", [self], {})
+
+    def __round__(self, ndigits=None):
+        return wrap(python_round(self, ndigits))
 
     def __pos__(self):
         return self
