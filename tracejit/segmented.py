@@ -8,6 +8,7 @@ with the trip count. (A native loop inside the compiled entry is the next step.)
 """
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -55,8 +56,10 @@ class _RegionStep:
     def run(self, env, symvals):
         params = {k: resolve(p, symvals) for k, p in self.params.items()}
         args = [env[v.id] if v.id in env else v.const for v in self.inputs]
-        run_body = self.owner.run_body(symvals)
-        results = run_group(self.prim, params, args, run_body, symvals)
+        results = self.owner.run_native(self.prim, params, args, symvals)
+        if results is None:
+            self.owner.loop_runs["python"] += 1
+            results = run_group(self.prim, params, args, self.owner.run_body(symvals), symvals)
         for e in self.eqns:
             env[e.out.id] = results[e.p["result"]]
 
@@ -90,6 +93,8 @@ class RegionExecutable:
         t0 = time.perf_counter()
         self.graph, self.device, self.build = graph, device, build
         self._bodies: dict = {}
+        self._body_runs: dict = {}
+        self.loop_runs = {"native": 0, "python": 0}  # region runs by path (tests check which one ran)
         self.steps = self._plan(graph)
         self.compile_stats = {"regions": time.perf_counter() - t0}
 
@@ -107,6 +112,33 @@ class RegionExecutable:
                 arrays = list(arrays) + witness_arrays(region, symvals)
             return exe.run(arrays)
         return run
+
+    def run_native(self, prim, params, args, symvals):
+        """A loop's results with its iterations run in native code (backends/cpu/loops.py), or None where that
+        does not apply: a CUDA device, a cond, bodies holding loops or library calls, TRACEJIT_NATIVE_LOOPS=0."""
+        if self.device != "cpu" or prim == "cond" or os.environ.get("TRACEJIT_NATIVE_LOOPS", "1") == "0":
+            return None
+        from .backends.cpu import loops
+        regions = (params["body"],) if prim == "scan" else (params["cond"], params["body"])
+        exes = [loops.llvm_executable(self.body(r)) for r in regions]
+        if any(e is None for e in exes):
+            return None
+        for r in regions:
+            self._tier_up(r)
+        self.loop_runs["native"] += 1
+        args = [_contiguous(np.asarray(a)) for a in args]
+        witness = [witness_arrays(r, symvals) for r in regions]
+        if prim == "scan":
+            return loops.run_scan(exes[0], params, args, witness[0])
+        return loops.run_while(exes[0], exes[1], params, args, witness[0], witness[1])
+
+    def _tier_up(self, region):
+        """A body run natively never calls its executable's ``run``, which is what counts calls toward the
+        optimized tier: from its second loop on, the optimized tier is compiled (in the background)."""
+        n = self._body_runs[region] = self._body_runs.get(region, 0) + 1
+        tier_up = getattr(self.body(region), "tier_up", None)
+        if n == 2 and tier_up is not None:
+            tier_up()
 
     def _plan(self, graph):
         later_reads = _reads_after(graph)
