@@ -52,11 +52,12 @@ class _RegionStep:
             for r in (p if isinstance(p, tuple) else (p,)):
                 if isinstance(r, Region):
                     owner.body(r)  # compiled now, not at the first call
+        self.tiled = owner.tiled_while(self.params, self.inputs) if self.prim == "while_loop" else None
 
     def run(self, env, symvals):
         params = {k: resolve(p, symvals) for k, p in self.params.items()}
         args = [env[v.id] if v.id in env else v.const for v in self.inputs]
-        results = self.owner.run_native(self.prim, params, args, symvals)
+        results = self.owner.run_native(self.prim, params, args, symvals, self.tiled)
         if results is None:
             self.owner.loop_runs["python"] += 1
             results = run_group(self.prim, params, args, self.owner.run_body(symvals), symvals)
@@ -94,7 +95,7 @@ class RegionExecutable:
         self.graph, self.device, self.build = graph, device, build
         self._bodies: dict = {}
         self._body_runs: dict = {}
-        self.loop_runs = {"native": 0, "python": 0}  # region runs by path (tests check which one ran)
+        self.loop_runs = {"native": 0, "python": 0, "tiled": 0, "elementwise": 0}  # region runs by path (tests check which one ran)
         self.steps = self._plan(graph)
         self.compile_stats = {"regions": time.perf_counter() - t0}
 
@@ -113,30 +114,51 @@ class RegionExecutable:
             return exe.run(arrays)
         return run
 
-    def run_native(self, prim, params, args, symvals):
+    def tiled_while(self, params, outer_inputs):
+        """A while_loop over independent elements, compiled to run tile by tile (backends/cpu/tiled_loops.py),
+        or None where its shape does not prove that equivalent."""
+        if self.device != "cpu":
+            return None
+        from .backends.cpu import elementwise_while, tiled_loops
+        if not tiled_loops.tileable(params, outer_inputs):
+            return None
+        try:
+            return elementwise_while.ElementWhile(params)
+        except NotImplementedError:  # an operation the scalar table lacks: tiles of the compiled bodies instead
+            return tiled_loops.TiledWhile(params, self.build)
+
+    def run_native(self, prim, params, args, symvals, tiled=None):
         """A loop's results with its iterations run in native code (backends/cpu/loops.py), or None where that
         does not apply: a CUDA device, a cond, bodies holding loops or library calls, TRACEJIT_NATIVE_LOOPS=0."""
         if self.device != "cpu" or prim == "cond" or os.environ.get("TRACEJIT_NATIVE_LOOPS", "1") == "0":
             return None
         from .backends.cpu import loops
+        if tiled is not None and hasattr(tiled, "fn"):  # a per-element kernel: nothing compiled to tier up
+            self.loop_runs["native"] += 1
+            self.loop_runs["elementwise"] += 1
+            return tiled.run(params, [_contiguous(np.asarray(a)) for a in args])
         regions = (params["body"],) if prim == "scan" else (params["cond"], params["body"])
-        exes = [loops.llvm_executable(self.body(r)) for r in regions]
+        compiled = [tiled.cond, tiled.body] if tiled is not None else [self.body(r) for r in regions]
+        exes = [loops.llvm_executable(e) for e in compiled]
         if any(e is None for e in exes):
             return None
-        for r in regions:
-            self._tier_up(r)
+        for e in compiled:
+            self._tier_up(e)
         self.loop_runs["native"] += 1
         args = [_contiguous(np.asarray(a)) for a in args]
+        if tiled is not None:
+            self.loop_runs["tiled"] += 1
+            return tiled.run(exes[0], exes[1], params, args)
         witness = [witness_arrays(r, symvals) for r in regions]
         if prim == "scan":
             return loops.run_scan(exes[0], params, args, witness[0])
         return loops.run_while(exes[0], exes[1], params, args, witness[0], witness[1])
 
-    def _tier_up(self, region):
+    def _tier_up(self, exe):
         """A body run natively never calls its executable's ``run``, which is what counts calls toward the
         optimized tier: from its second loop on, the optimized tier is compiled (in the background)."""
-        n = self._body_runs[region] = self._body_runs.get(region, 0) + 1
-        tier_up = getattr(self.body(region), "tier_up", None)
+        n = self._body_runs[id(exe)] = self._body_runs.get(id(exe), 0) + 1
+        tier_up = getattr(exe, "tier_up", None)
         if n == 2 and tier_up is not None:
             tier_up()
 
@@ -176,7 +198,8 @@ class RegionExecutable:
 
     def wait(self):
         """Wait for the optimized tier of every segment and body (``Jitted.compile``)."""
-        for exe in [s.exe for s in self.steps if isinstance(s, _Segment)] + list(self._bodies.values()):
+        tiled = [e for s in self.steps if hasattr(getattr(s, "tiled", None), "body") for e in (s.tiled.cond, s.tiled.body)]
+        for exe in [s.exe for s in self.steps if isinstance(s, _Segment)] + list(self._bodies.values()) + tiled:
             wait = getattr(exe, "wait", None)
             if wait is not None:
                 wait()

@@ -12,6 +12,8 @@ reversed scan). Slots are addresses of pointer-sized cells (entries of a body's 
   COPY      a: slot, b: slot, c: bytes                               memcpy(*a, *b, c)
   MOVE      a: slot, b: slot                                         *a = *b
   STOP_IF   a: slot                                                  stop the loop when the byte at *a is 0
+  LOAD_ROW  a: slot, b: base address, c: row bytes, d: bytes         memcpy(*a, b + i * c, d)
+  LOOP      a: ops, b: number of ops, c: trips, d: reverse          run another table (a loop nest)
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import threading
 
 import llvmlite.binding as llvm
 
-CALL, ROW, COPY_ROW, COPY, MOVE, STOP_IF = range(6)
+CALL, ROW, COPY_ROW, COPY, MOVE, STOP_IF, LOAD_ROW, LOOP = range(8)
 WORDS = 5
 
 _IR = r"""
@@ -63,7 +65,9 @@ dispatch:
                                     i64 2, label %copyrow
                                     i64 3, label %copy
                                     i64 4, label %move
-                                    i64 5, label %stopif ]
+                                    i64 5, label %stopif
+                                    i64 6, label %loadrow
+                                    i64 7, label %loop ]
 call:
   call void %ap(ptr %bp, ptr %cp, i64 0, i64 -1)
   br label %opnext
@@ -93,6 +97,16 @@ stopif:
   %sv = load i8, ptr %sp
   %stop = icmp eq i8 %sv, 0
   br i1 %stop, label %done, label %opnext
+loadrow:
+  %loff = mul i64 %i, %c
+  %lsrc = add i64 %b, %loff
+  %lsrcp = inttoptr i64 %lsrc to ptr
+  %ldst = load ptr, ptr %ap
+  call void @llvm.memcpy.p0.p0.i64(ptr %ldst, ptr %lsrcp, i64 %d, i1 false)
+  br label %opnext
+loop:
+  %inner = call i64 @tj_loop_run(ptr %ap, i64 %b, i64 %c, i64 %d)
+  br label %opnext
 opnext:
   %k1 = add i64 %k, 1
   br label %ophead

@@ -1,0 +1,155 @@
+"""A while_loop over independent elements (the shape tiled_loops.tileable proves) as one kernel whose loop over
+the elements holds each element's own while loop: per element, load its carries, iterate while its own
+predicate ``m`` holds, store. That is the batched loop's result (tiled_loops' docstring gives the argument) with
+no work on finished elements, no arrays between iterations and nothing per iteration but the body's arithmetic:
+the loop a numba user writes by hand. The element range is split across threads.
+"""
+from __future__ import annotations
+
+import ctypes
+import threading
+from types import SimpleNamespace
+
+import llvmlite.binding as llvm
+import llvmlite.ir as ir
+import numpy as np
+
+from ...ir import types as T
+from .scalar import I1, I8, I64, PTR, CpuScalarOps, MathFunctions, constant, lltype, memtype
+from .threads import get_pool, num_threads
+
+KERNEL = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
+CHUNK = 1 << 14  # elements per piece of work handed to a thread
+_compile_lock = threading.Lock()
+
+
+def _load(b, dt, base, index):
+    v = b.load(b.gep(base, [index], source_etype=memtype(dt)), typ=memtype(dt))
+    return b.trunc(v, I1) if dt == T.BOOL else v
+
+
+def _store(b, dt, value, base, index):
+    b.store(b.zext(value, I8) if dt == T.BOOL else value, b.gep(base, [index], source_etype=memtype(dt)))
+
+
+def _evaluate(ops, graph, env, upto=None):
+    """Emit ``graph``'s equations (all elementwise) on scalar values ``env`` (value id -> LLVM value)."""
+    def arg(x):
+        if x.id in env:
+            return env[x.id]
+        return constant(x.dtype, np.asarray(x.const).item())
+    for e in graph.eqns:
+        if e is upto:
+            break
+        env[e.out.id] = ops.emit(e, [arg(x) for x in e.inputs])
+    return arg
+
+
+class ElementWhile:
+    """The compiled per-element loop of one while_loop; ``run(params, args)`` -> final carries."""
+
+    def __init__(self, params):
+        cond, body = params["cond"].graph, params["body"].graph
+        self.nc, self.nb = params["cond_nconsts"], params["body_nconsts"]
+        self.ncarry = len(body.outputs)
+        self.dtypes = [v.dtype for v in body.outputs]
+        module = ir.Module(name="tj_elem_while")
+        math = MathFunctions(module, vector=False)  # one element at a time: scalar libm calls
+        fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, I64, I64]), "tj_elem_while")
+        self._emit(fn, math, cond, body, params)
+        self.fn, self._engine = _compile(str(module), frozenset(math.vec_used))
+
+    def _emit(self, fn, math, cond, body, params):
+        """fn(arrays, start, stop); arrays: cond consts, body consts, initial carries, results."""
+        nc, nb, ncarry = self.nc, self.nb, self.ncarry
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        ops = CpuScalarOps(SimpleNamespace(b=b, math=math))
+        arrays, start, stop = fn.args
+        ptrs = [b.load(b.gep(arrays, [ir.Constant(I64, j)], source_etype=PTR), typ=PTR)
+                for j in range(nc + nb + 2 * ncarry)]
+        index = b.alloca(I64)
+        slots = [b.alloca(lltype(dt)) for dt in self.dtypes]
+        b.store(start, index)
+        head, elem, test, step, done, finish = (fn.append_basic_block(n) for n in
+                                                 ("head", "elem", "test", "step", "done", "finish"))
+        b.branch(head)
+        b.position_at_end(head)
+        e = b.load(index, typ=I64)
+        b.cbranch(b.icmp_signed("<", e, stop), elem, finish)
+        b.position_at_end(elem)
+        zero = ir.Constant(I64, 0)
+
+        def inputs(graph, first, count):
+            """A graph's consts, read at this element (arrays of the carries' shape) or once (0-d)."""
+            return {v.id: _load(b, v.dtype, ptrs[first + j], e if v.shape else zero)
+                    for j, v in enumerate(graph.inputs[:count])}
+        cconsts, bconsts = inputs(cond, 0, nc), inputs(body, nc, nb)
+        for k, dt in enumerate(self.dtypes):
+            b.store(_load(b, dt, ptrs[nc + nb + k], e), slots[k])
+        b.branch(test)
+        b.position_at_end(test)
+        cur = [b.load(s, typ=lltype(dt)) for s, dt in zip(slots, self.dtypes)]
+        env = {**cconsts, **{v.id: c for v, c in zip(cond.inputs[nc:nc + ncarry], cur)}}
+        pred = next(q for q in cond.eqns if q.out.id == cond.outputs[0].id)
+        arg = _evaluate(ops, cond, env, upto=pred)
+        b.cbranch(arg(pred.inputs[0]), step, done)
+        b.position_at_end(step)
+        env = {**bconsts, **{v.id: c for v, c in zip(body.inputs[nb:nb + ncarry], cur)}}
+        arg = _evaluate(ops, body, env)
+        for k, out in enumerate(body.outputs):
+            b.store(arg(out), slots[k])
+        b.branch(test)
+        b.position_at_end(done)
+        for k, dt in enumerate(self.dtypes):
+            _store(b, dt, cur[k], ptrs[nc + nb + ncarry + k], e)
+        b.store(b.add(e, ir.Constant(I64, 1)), index)
+        b.branch(head)
+        b.position_at_end(finish)
+        b.ret_void()
+
+    def __del__(self):
+        """The engine goes before the context its module lives in."""
+        engine, ctx = getattr(self, "_engine", (None, None))
+        try:
+            if engine is not None:
+                engine.close()
+                ctx.close()
+        except Exception:  # interpreter shutdown: llvmlite may be gone already
+            pass
+
+    def run(self, params, args) -> list:
+        nc, nb = self.nc, self.nb
+        arrays = [np.ascontiguousarray(a) for a in args]
+        init = arrays[nc + nb:]
+        results = [np.empty(a.shape, dt) for a, dt in zip(init, self.dtypes)]
+        table = (ctypes.c_void_p * len(arrays + results))(*[a.ctypes.data for a in arrays + results])
+        size = init[0].size
+        nt = min(num_threads(), -(-size // CHUNK))
+        if nt <= 1:
+            self.fn(table, 0, size)
+        else:  # pieces handed out as threads come free: rows of slow elements are shared out
+            pool = get_pool(nt)
+            futures = [pool.submit(self.fn, table, lo, min(lo + CHUNK, size)) for lo in range(0, size, CHUNK)]
+            for f in futures:
+                f.result()
+        return results
+
+
+def _compile(text, vec_used):
+    """(the kernel as a ctypes function, its engine) at LLVM's O3, for this machine."""
+    from .module import math_ir, target_machine
+    with _compile_lock:
+        tm = target_machine(3)
+        ctx = llvm.create_context()  # a context of its own (see module.py), kept with the engine
+        mod = llvm.parse_assembly(text, context=ctx)
+        for extra in math_ir(vec_used, 0):
+            mod.link_in(llvm.parse_assembly(extra, context=ctx))
+        mod.triple = tm.triple
+        mod.data_layout = str(tm.target_data)
+        mod.verify()
+        pto = llvm.create_pipeline_tuning_options(speed_level=3)
+        pb = llvm.create_pass_builder(tm, pto)
+        pb.getModulePassManager().run(mod, pb)
+        engine = llvm.create_mcjit_compiler(mod, tm)
+        engine.finalize_object()
+        return KERNEL(engine.get_function_address("tj_elem_while")), (engine, ctx)
