@@ -201,3 +201,87 @@ def loss_np(w):
         h = np.tanh(h * w + x)
         total += (h ** 2).sum()
     return total + (w ** 3).sum()
+
+
+# ------------------------------------------------------------------------------------------------ per element
+def _escape(cr, ci):
+    def going(s):
+        zr, zi, k = s
+        return (zr * zr + zi * zi <= 4.0) & (k < 50)
+
+    def step(s):
+        zr, zi, k = s
+        return zr * zr - zi * zi + cr, 2.0 * zr * zi + ci, k + 1
+    return tj.while_loop(going, step, (np.float64(0.0), np.float64(0.0), np.int64(0)))
+
+
+def _escape_numpy(cr, ci):
+    zr, zi, k = np.zeros_like(cr), np.zeros_like(ci), np.zeros(cr.shape, np.int64)
+    for _ in range(50):
+        alive = (zr * zr + zi * zi <= 4.0) & (k < 50)
+        zr, zi = np.where(alive, zr * zr - zi * zi + cr, zr), np.where(alive, 2 * zr * zi + ci, zi)
+        k = k + alive
+    return zr, zi, k
+
+
+def _grid(n):
+    cr, ci = np.meshgrid(np.linspace(-2.2, 0.8, n), np.linspace(-1.2, 1.2, n // 2))
+    return cr.ravel(), ci.ravel()
+
+
+def test_vmapped_while_runs_each_element_in_one_kernel(monkeypatch):
+    cr, ci = _grid(60)
+    native, slow, exe = _both_paths(monkeypatch, lambda: tj.vmap(_escape), cr, ci)
+    assert exe.loop_runs["elementwise"] == 1
+    for a, b, c in zip(native, slow, _escape_numpy(cr, ci)):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+
+
+def test_tiles_where_the_scalar_table_lacks_an_operation(monkeypatch):
+    from tracejit.backends.cpu import elementwise_while, tiled_loops
+
+    def lacks(self, params):
+        raise NotImplementedError("pretend")
+    monkeypatch.setattr(elementwise_while.ElementWhile, "__init__", lacks)
+    monkeypatch.setattr(tiled_loops, "TILE", 256)
+    monkeypatch.setattr(tiled_loops, "MIN_TILES_PER_THREAD", 2)
+    cr, ci = _grid(90)  # 4,050 points: 15 whole tiles and a rest
+    f = tj.jit(tj.vmap(_escape))
+    out = f(cr, ci)
+    assert _region_exe(f).loop_runs["tiled"] == 1
+    for a, c in zip(out, _escape_numpy(cr, ci)):
+        np.testing.assert_array_equal(a, c)
+
+
+def test_a_while_whose_elements_interact_is_not_split():
+    """Without where(m, ..., carry) finished elements keep changing: the loop runs whole (and still natively)."""
+    def f(x):
+        return tj.while_loop(lambda v: np.any(v < 10.0), lambda v: v * 2.0, x)
+    g = tj.jit(f)
+    x = np.array([1.0, 3.0, 0.5])
+    out = g(x)
+    v = x.copy()
+    while (v < 10).any():
+        v = v * 2
+    np.testing.assert_array_equal(out, v)
+    runs = _region_exe(g).loop_runs
+    assert runs["native"] == 1 and runs["elementwise"] == 0 and runs["tiled"] == 0
+
+
+def test_per_element_loop_with_a_math_function_and_a_constant_array():
+    def newton(a, x0):  # sqrt(a) by Newton's method, per element, until it stops moving
+        def going(s):
+            x, k = s
+            return (np.abs(np.log(x * x / a)) > 1e-13) & (k < 60)
+
+        def step(s):
+            x, k = s
+            return 0.5 * (x + a / x) + np.zeros_like(x), k + 1  # (zeros: a broadcast 0-d value per element)
+        return tj.while_loop(going, step, (x0, np.int32(0)))
+    a = np.linspace(0.5, 40.0, 33)
+    f = tj.jit(tj.vmap(newton))
+    x, k = f(a, np.ones_like(a))
+    assert _region_exe(f).loop_runs["elementwise"] == 1
+    np.testing.assert_allclose(x, np.sqrt(a), rtol=1e-12)
+    assert k.dtype == np.int32 and (k < 60).all() and k.max() > k.min()

@@ -41,7 +41,10 @@ def _evaluate(ops, graph, env, upto=None):
     for e in graph.eqns:
         if e is upto:
             break
-        env[e.out.id] = ops.emit(e, [arg(x) for x in e.inputs])
+        if e.prim == "broadcast_to":  # of a 0-d value (tiled_loops.tileable): that value, per element
+            env[e.out.id] = arg(e.inputs[0])
+        else:
+            env[e.out.id] = ops.emit(e, [arg(x) for x in e.inputs])
     return arg
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from ...ir import ops
 from ...ir.graph import Value
-from ...ir.regions import close_graph, inline
+from ...ir.regions import close_graph
 from ...ir.types import Dim, TensorType
 from ...lower.scalar import RULES
 from .loop_runner import COPY_ROW, LOAD_ROW, LOOP, ROW, STOP_IF
@@ -61,7 +61,9 @@ def _elementwise(graph, n_inputs, shape, allow=None) -> bool:
     for e in graph.eqns:
         if e is allow:
             continue
-        if e.prim not in ELEMENTWISE or e.out.shape not in ok or any(x.shape not in ok for x in e.inputs):
+        if e.out.shape not in ok or any(x.shape not in ok for x in e.inputs):
+            return False
+        if e.prim not in ELEMENTWISE and not (e.prim == "broadcast_to" and e.inputs[0].shape == ()):
             return False
     return True
 
@@ -102,8 +104,11 @@ def tile_graph(region, shape):
     with ops.Builder():
         fresh = [Value(TensorType(v.dtype, (tile,) if v.shape == shape else ()), name=v.name)
                  for v in region.graph.inputs[:n]]
-        outs = inline(region.graph, fresh + list(region.graph.inputs[n:]))
-        graph, witness = close_graph(fresh, outs)
+        env = {v.id: f for v, f in zip(region.graph.inputs, fresh)}
+        for e in region.graph.eqns:
+            params = dict(e.p, shape=(tile,)) if e.prim == "broadcast_to" else e.p  # a 0-d value per element
+            env[e.out.id] = ops.bind(e.prim, *[env.get(x.id, x) for x in e.inputs], **params)
+        graph, witness = close_graph(fresh, [env.get(o.id, o) for o in region.graph.outputs])
     if witness:
         raise ValueError("a tiled body uses a length besides its tile's")
     return graph
