@@ -285,3 +285,19 @@ def test_per_element_loop_with_a_math_function_and_a_constant_array():
     assert _region_exe(f).loop_runs["elementwise"] == 1
     np.testing.assert_allclose(x, np.sqrt(a), rtol=1e-12)
     assert k.dtype == np.int32 and (k < 60).all() and k.max() > k.min()
+
+
+def test_small_products_in_a_loop_run_blas_on_one_thread_and_restore_it():
+    from tracejit.backends.cpu import loop_blas
+    fns = loop_blas._thread_functions()
+    w = np.linspace(-1, 1, 64, dtype=np.float32).reshape(8, 8)
+    f = tj.jit(lambda h: tj.fori_loop(0, 20, lambda i, h: np.tanh(h @ w), h))
+    h0 = np.ones((4, 8), np.float32)
+    before = fns[0]() if fns else None
+    out = f(h0)
+    ref = h0
+    for _ in range(20):
+        ref = np.tanh(ref @ w)
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)
+    if fns:
+        assert fns[0]() == before

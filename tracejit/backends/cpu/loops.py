@@ -20,6 +20,7 @@ import numpy as np
 from ...ir import types as T
 from ...ir.interpret import check_constraints
 from ...lower.plan import BufferKind
+from .loop_blas import one_blas_thread, small_products
 from .loop_runner import CALL, COPY, COPY_ROW, MOVE, ROW, STOP_IF, loop_runner
 
 PTR_BYTES = ctypes.sizeof(ctypes.c_void_p)
@@ -206,7 +207,8 @@ def run_scan(exe, params, args, witness) -> list:
             after.append((COPY_ROW, y.ctypes.data, row, frame.slot(bid), row))
     ops += frame.calls() + after + carries.update(frame)
     if length:
-        _run_ops(ops, length, params["reverse"])
+        with one_blas_thread(small_products([frame])):
+            _run_ops(ops, length, params["reverse"])
     frame.check_flag()
     return carries.results([frame]) + ys
 
@@ -222,7 +224,8 @@ def run_while(cond_exe, body_exe, params, args, cond_witness, body_witness) -> l
     pred = cframe.slot(cframe.plan.outputs[0])
     ops = carries.feed(cframe, nc) + cframe.calls() + [(STOP_IF, pred, 0, 0, 0)]
     ops += carries.feed(bframe, nb) + bframe.calls() + carries.update(bframe)
-    _run_ops(ops, FOREVER)
+    with one_blas_thread(small_products([cframe, bframe])):
+        _run_ops(ops, FOREVER)
     cframe.check_flag()
     bframe.check_flag()
     return carries.results([bframe])
