@@ -19,6 +19,7 @@ from .scalar import I1, I8, I64, PTR, CpuScalarOps, MathFunctions, constant, llt
 from .threads import get_pool, num_threads
 
 KERNEL = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
+LANES = 4  # elements whose loops one pass interleaves
 CHUNK = 1 << 14  # elements per piece of work handed to a thread
 _compile_lock = threading.Lock()
 
@@ -63,7 +64,9 @@ class ElementWhile:
         self.fn, self._engine = _compile(str(module), frozenset(math.vec_used))
 
     def _emit(self, fn, math, cond, body, params):
-        """fn(arrays, start, stop); arrays: cond consts, body consts, initial carries, results."""
+        """fn(arrays, start, stop); arrays: cond consts, body consts, initial carries, results. Elements go
+        LANES at a time (their loops interleaved, so one element's chain of dependent operations does not stall
+        the core; each stops changing when its own predicate is false), the rest one at a time."""
         nc, nb, ncarry = self.nc, self.nb, self.ncarry
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         ops = CpuScalarOps(SimpleNamespace(b=b, math=math))
@@ -71,44 +74,62 @@ class ElementWhile:
         ptrs = [b.load(b.gep(arrays, [ir.Constant(I64, j)], source_etype=PTR), typ=PTR)
                 for j in range(nc + nb + 2 * ncarry)]
         index = b.alloca(I64)
-        slots = [b.alloca(lltype(dt)) for dt in self.dtypes]
+        slots = [[b.alloca(lltype(dt)) for dt in self.dtypes] for _ in range(LANES)]
         b.store(start, index)
-        head, elem, test, step, done, finish = (fn.append_basic_block(n) for n in
-                                                 ("head", "elem", "test", "step", "done", "finish"))
+        grouped_end = b.sub(stop, b.srem(b.sub(stop, start), ir.Constant(I64, LANES)))
+        for lanes, limit in ((LANES, grouped_end), (1, stop)):
+            self._element_loop(b, fn, ops, ptrs, index, slots[:lanes], limit, cond, body)
+        b.ret_void()
+
+    def _element_loop(self, b, fn, ops, ptrs, index, slots, limit, cond, body):
+        """Elements [index, limit), len(slots) at a time: load, iterate while any is live, store."""
+        nc, nb, ncarry, lanes = self.nc, self.nb, self.ncarry, len(slots)
+        head, elem, test, step, done, out = (fn.append_basic_block(f"{n}{lanes}") for n in
+                                             ("head", "elem", "test", "step", "done", "out"))
         b.branch(head)
         b.position_at_end(head)
         e = b.load(index, typ=I64)
-        b.cbranch(b.icmp_signed("<", e, stop), elem, finish)
+        b.cbranch(b.icmp_signed("<=", b.add(e, ir.Constant(I64, lanes)), limit), elem, out)
         b.position_at_end(elem)
+        at = [b.add(e, ir.Constant(I64, lane)) for lane in range(lanes)]
         zero = ir.Constant(I64, 0)
 
-        def inputs(graph, first, count):
+        def inputs(graph, first, count, lane):
             """A graph's consts, read at this element (arrays of the carries' shape) or once (0-d)."""
-            return {v.id: _load(b, v.dtype, ptrs[first + j], e if v.shape else zero)
+            return {v.id: _load(b, v.dtype, ptrs[first + j], at[lane] if v.shape else zero)
                     for j, v in enumerate(graph.inputs[:count])}
-        cconsts, bconsts = inputs(cond, 0, nc), inputs(body, nc, nb)
-        for k, dt in enumerate(self.dtypes):
-            b.store(_load(b, dt, ptrs[nc + nb + k], e), slots[k])
+        cconsts = [inputs(cond, 0, nc, lane) for lane in range(lanes)]
+        bconsts = [inputs(body, nc, nb, lane) for lane in range(lanes)]
+        for lane in range(lanes):
+            for k, dt in enumerate(self.dtypes):
+                b.store(_load(b, dt, ptrs[nc + nb + k], at[lane]), slots[lane][k])
         b.branch(test)
         b.position_at_end(test)
-        cur = [b.load(s, typ=lltype(dt)) for s, dt in zip(slots, self.dtypes)]
-        env = {**cconsts, **{v.id: c for v, c in zip(cond.inputs[nc:nc + ncarry], cur)}}
+        cur = [[b.load(s, typ=lltype(dt)) for s, dt in zip(slots[lane], self.dtypes)] for lane in range(lanes)]
         pred = next(q for q in cond.eqns if q.out.id == cond.outputs[0].id)
-        arg = _evaluate(ops, cond, env, upto=pred)
-        b.cbranch(arg(pred.inputs[0]), step, done)
+        live = []
+        for lane in range(lanes):
+            env = {**cconsts[lane], **{v.id: c for v, c in zip(cond.inputs[nc:nc + ncarry], cur[lane])}}
+            live.append(_evaluate(ops, cond, env, upto=pred)(pred.inputs[0]))
+        anyone = live[0]
+        for m in live[1:]:
+            anyone = b.or_(anyone, m)
+        b.cbranch(anyone, step, done)
         b.position_at_end(step)
-        env = {**bconsts, **{v.id: c for v, c in zip(body.inputs[nb:nb + ncarry], cur)}}
-        arg = _evaluate(ops, body, env)
-        for k, out in enumerate(body.outputs):
-            b.store(arg(out), slots[k])
+        for lane in range(lanes):
+            env = {**bconsts[lane], **{v.id: c for v, c in zip(body.inputs[nb:nb + ncarry], cur[lane])}}
+            arg = _evaluate(ops, body, env)
+            for k, o in enumerate(body.outputs):
+                new = arg(o) if lanes == 1 else b.select(live[lane], arg(o), cur[lane][k])
+                b.store(new, slots[lane][k])
         b.branch(test)
         b.position_at_end(done)
-        for k, dt in enumerate(self.dtypes):
-            _store(b, dt, cur[k], ptrs[nc + nb + ncarry + k], e)
-        b.store(b.add(e, ir.Constant(I64, 1)), index)
+        for lane in range(lanes):
+            for k, dt in enumerate(self.dtypes):
+                _store(b, dt, cur[lane][k], ptrs[nc + nb + ncarry + k], at[lane])
+        b.store(b.add(e, ir.Constant(I64, lanes)), index)
         b.branch(head)
-        b.position_at_end(finish)
-        b.ret_void()
+        b.position_at_end(out)
 
     def __del__(self):
         """The engine goes before the context its module lives in."""
