@@ -50,8 +50,9 @@ def test_fori_loop_native_matches_numpy_and_python_path(monkeypatch):
 @pytest.mark.parametrize("n", [0, 1, 7])
 def test_traced_trip_count_and_zero_trips(monkeypatch, n):
     x = np.arange(6, dtype=np.float32)
-    native, slow, exe = _both_paths(monkeypatch, lambda: lambda x, n: tj.fori_loop(0, n, lambda i, v: (v * 2 + i).astype(np.float32), x),
-                                    x, np.int64(n))
+    def f(x, n):
+        return tj.fori_loop(0, n, lambda i, v: (v * 2 + i).astype(np.float32), x)
+    native, slow, _ = _both_paths(monkeypatch, lambda: f, x, np.int64(n))
     ref = x.copy()
     for i in range(n):
         ref = (ref * 2 + i).astype(np.float32)

@@ -104,7 +104,8 @@ class RegionExecutable:
         self.graph, self.device, self.build = graph, device, build
         self._bodies: dict = {}
         self._quick_tier_seconds: dict = {}  # body executable id -> seconds of its latest quick-tier loop
-        self.loop_runs = {"native": 0, "python": 0, "tiled": 0, "elementwise": 0}  # region runs by path (tests check which one ran)
+        # loop runs by path (tests check which one ran): native (of which tiled, elementwise), or python
+        self.loop_runs = {"native": 0, "python": 0, "tiled": 0, "elementwise": 0}
         self.steps = self._plan(graph)
         self.compile_stats = {"regions": time.perf_counter() - t0}
 
@@ -216,7 +217,8 @@ class RegionExecutable:
 
     def wait(self):
         """Wait for the optimized tier of every segment and body (``Jitted.compile``)."""
-        tiled = [e for s in self.steps if hasattr(getattr(s, "tiled", None), "body") for e in (s.tiled.cond, s.tiled.body)]
+        tiled = [e for s in self.steps if hasattr(getattr(s, "tiled", None), "body")
+                 for e in (s.tiled.cond, s.tiled.body)]
         for exe in [s.exe for s in self.steps if isinstance(s, _Segment)] + list(self._bodies.values()) + tiled:
             wait = getattr(exe, "wait", None)
             if wait is not None:

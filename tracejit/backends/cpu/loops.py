@@ -57,7 +57,6 @@ class BodyFrame:
     def __init__(self, exe, inputs):
         self.exe = exe
         plan = self.plan = exe.plan
-        slot_of = exe.memory.slot_of
         env = {s: inputs[i].shape[ax] for s, (i, ax) in exe.graph.symbols.items()}
         self.env = env
         self.arrays: dict = {}  # root buffer id -> array (allocated here)
@@ -101,7 +100,7 @@ class BodyFrame:
         return [bid] + [b.id for b in self.plan.buffers
                         if b.id != bid and b.kind in _MOVABLE and self.root(b.id) == r]
 
-    def owns(self, position, ) -> bool:
+    def owns(self, position) -> bool:
         """Whether graph output ``position``'s buffer is its own: no other output shares its memory, and every
         buffer sharing it is as big (so the memory may be swapped for, or pointed at, another of that size)."""
         plan = self.plan
@@ -123,7 +122,7 @@ class BodyFrame:
             raise IndexError("an integer-array index is out of bounds for the axis it indexes")
 
 
-class _Carries:
+class Carries:
     """Carries' memory: the current value of carry ``k`` is where cell ``k`` of ``cur`` points."""
 
     def __init__(self, init):
@@ -177,7 +176,8 @@ class _Carries:
         return out
 
 
-def _run_ops(ops, n, reverse=False) -> int:
+def run_ops(ops, n, reverse=False) -> int:
+    """Run the op table ``ops`` (tuples of five ints, see loop_runner.py) ``n`` times; the trips it made."""
     table = np.ascontiguousarray(np.array(ops, np.int64).reshape(-1, 5)) if ops else np.zeros((1, 5), np.int64)
     return loop_runner()(table.ctypes.data, len(ops), n, int(reverse))
 
@@ -187,7 +187,7 @@ def run_scan(exe, params, args, witness) -> list:
     ``exe``: the body's LLVMExecutable; ``witness``: the body's witness arrays."""
     nk, nc, length = params["num_consts"], params["num_carry"], params["length"]
     consts, xs = list(args[:nk]), [np.ascontiguousarray(x) for x in args[nk + nc:]]
-    carries = _Carries(args[nk:nk + nc])
+    carries = Carries(args[nk:nk + nc])
     slices = [x[0, ...] if length else np.empty(x.shape[1:], x.dtype) for x in xs]
     frame = BodyFrame(exe, consts + carries.values + slices + list(witness))
     if length:
@@ -208,7 +208,7 @@ def run_scan(exe, params, args, witness) -> list:
     ops += frame.calls() + after + carries.update(frame)
     if length:
         with one_blas_thread(small_products([frame])):
-            _run_ops(ops, length, params["reverse"])
+            run_ops(ops, length, params["reverse"])
     frame.check_flag()
     return carries.results([frame]) + ys
 
@@ -216,7 +216,7 @@ def run_scan(exe, params, args, witness) -> list:
 def run_while(cond_exe, body_exe, params, args, cond_witness, body_witness) -> list:
     """The final carries of a while_loop whose predicate and body both run natively."""
     nc, nb = params["cond_nconsts"], params["body_nconsts"]
-    carries = _Carries(args[nc + nb:])
+    carries = Carries(args[nc + nb:])
     cframe = BodyFrame(cond_exe, list(args[:nc]) + carries.values + list(cond_witness))
     bframe = BodyFrame(body_exe, list(args[nc:nc + nb]) + carries.values + list(body_witness))
     check_constraints(cond_exe.graph, cframe.env)
@@ -225,7 +225,7 @@ def run_while(cond_exe, body_exe, params, args, cond_witness, body_witness) -> l
     ops = carries.feed(cframe, nc) + cframe.calls() + [(STOP_IF, pred, 0, 0, 0)]
     ops += carries.feed(bframe, nb) + bframe.calls() + carries.update(bframe)
     with one_blas_thread(small_products([cframe, bframe])):
-        _run_ops(ops, FOREVER)
+        run_ops(ops, FOREVER)
     cframe.check_flag()
     bframe.check_flag()
     return carries.results([bframe])

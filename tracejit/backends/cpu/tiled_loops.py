@@ -19,7 +19,7 @@ from ...ir.regions import close_graph
 from ...ir.types import Dim, TensorType
 from ...lower.scalar import RULES
 from .loop_runner import COPY_ROW, LOAD_ROW, LOOP, ROW, STOP_IF
-from .loops import FOREVER, BodyFrame, _Carries, _run_ops
+from .loops import FOREVER, BodyFrame, Carries, run_ops
 from .threads import get_pool, num_threads
 
 ELEMENTWISE = frozenset(RULES) | {"where", "convert"}
@@ -151,7 +151,7 @@ class TiledWhile:
         def tile_input(a):
             a = np.ascontiguousarray(a)
             return np.empty(length, a.dtype) if a.ndim else a
-        carries = _Carries([np.empty(length, a.dtype) for a in init])
+        carries = Carries([np.empty(length, a.dtype) for a in init])
         cframe = BodyFrame(cond_exe, [tile_input(a) for a in args[:nc]] + carries.values)
         bframe = BodyFrame(body_exe, [tile_input(a) for a in args[nc:nc + nb]] + carries.values)
         inner = carries.feed(cframe, nc) + cframe.calls() + [(STOP_IF, cframe.slot(cframe.plan.outputs[0]), 0, 0, 0)]
@@ -172,7 +172,7 @@ class TiledWhile:
         for k, r in enumerate(results):
             outer.append((COPY_ROW, r.reshape(-1)[start:].ctypes.data, step * r.itemsize, carries.cur.cell(k),
                           length * r.itemsize))
-        _run_ops(outer, trips)
+        run_ops(outer, trips)
         cframe.check_flag()
         bframe.check_flag()
         del keep  # (the tables and constants lived until here)
