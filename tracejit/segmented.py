@@ -1,13 +1,17 @@
 """The executable of a graph that holds loops or branches (``scan``, ``while_loop``, ``cond``).
 
-The outer graph is cut into straight-line segments, each compiled by the ordinary backend path, and region steps
-that run a body's compiled executable in a Python loop: carries passed as arrays, stacked scan outputs allocated
-once and each step's row written in place, a while_loop's predicate computed by compiled code, a cond running only
-its taken branch. Bodies are compiled once, when the executable is built: compile time grows with the body, not
-with the trip count. (A native loop inside the compiled entry is the next step.)
+The outer graph is cut into straight-line segments, each compiled by the ordinary backend path, and region
+steps. On the CPU a loop whose bodies are straight-line runs natively (backends/cpu/loops.py): one machine-code
+loop calls the body's compiled steps, carries double-buffered, scan rows written in place, a while_loop's
+predicate read in compiled code; a while_loop over independent elements (vmap's per-element loop) runs each
+element's loop inside one kernel (backends/cpu/elementwise_while.py). Bodies holding loops, branches or library
+calls, and every loop on a CUDA device, run from a Python loop here: carries passed as arrays, stacked scan
+outputs allocated once, a cond running only its taken branch. Bodies are compiled once, when the executable is
+built: compile time grows with the body, not with the trip count.
 """
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -15,6 +19,9 @@ import numpy as np
 from .ir.interpret import bind_unbacked, check_constraints, resolve, symbol_env
 from .ir.primitives import PRIMS, is_library_call
 from .ir.regions import REGION_PRIMS, Region, extract, group_key, run_group, witness_arrays
+
+
+WAIT_FOR_TIER = 0.005  # a native loop whose quick-tier run took longer waits for the optimized code next time
 
 
 def _cut_here(e) -> bool:
@@ -47,6 +54,10 @@ class _RegionStep:
         self.eqns, self.owner = eqns, owner
         first = eqns[0]
         self.prim, self.inputs, self.params = first.prim, first.inputs, first.p
+        # a while_loop over independent elements: its per-element kernel, or its tiled bodies (else None)
+        self.tiled = owner.tiled_while(self.params, self.inputs) if self.prim == "while_loop" else None
+        if hasattr(self.tiled, "fn"):
+            return  # one per-element kernel runs the loop: the bodies compile only if the Python path asks
         for p in self.params.values():
             for r in (p if isinstance(p, tuple) else (p,)):
                 if isinstance(r, Region):
@@ -55,8 +66,10 @@ class _RegionStep:
     def run(self, env, symvals):
         params = {k: resolve(p, symvals) for k, p in self.params.items()}
         args = [env[v.id] if v.id in env else v.const for v in self.inputs]
-        run_body = self.owner.run_body(symvals)
-        results = run_group(self.prim, params, args, run_body, symvals)
+        results = self.owner.run_native(self.prim, params, args, symvals, self.tiled)
+        if results is None:
+            self.owner.loop_runs["python"] += 1
+            results = run_group(self.prim, params, args, self.owner.run_body(symvals), symvals)
         for e in self.eqns:
             env[e.out.id] = results[e.p["result"]]
 
@@ -90,6 +103,9 @@ class RegionExecutable:
         t0 = time.perf_counter()
         self.graph, self.device, self.build = graph, device, build
         self._bodies: dict = {}
+        self._quick_tier_seconds: dict = {}  # body executable id -> seconds of its latest quick-tier loop
+        # loop runs by path (tests check which one ran): native (of which tiled, elementwise), or python
+        self.loop_runs = {"native": 0, "python": 0, "tiled": 0, "elementwise": 0}
         self.steps = self._plan(graph)
         self.compile_stats = {"regions": time.perf_counter() - t0}
 
@@ -107,6 +123,63 @@ class RegionExecutable:
                 arrays = list(arrays) + witness_arrays(region, symvals)
             return exe.run(arrays)
         return run
+
+    def tiled_while(self, params, outer_inputs):
+        """A while_loop over independent elements, compiled to run tile by tile (backends/cpu/tiled_loops.py),
+        or None where its shape does not prove that equivalent."""
+        if self.device != "cpu":
+            return None
+        from .backends.cpu import elementwise_while, tiled_loops
+        if not tiled_loops.tileable(params, outer_inputs):
+            return None
+        try:
+            return elementwise_while.ElementWhile(params)
+        except NotImplementedError:  # an operation the scalar table lacks: tiles of the compiled bodies instead
+            return tiled_loops.TiledWhile(params, self.build)
+
+    def run_native(self, prim, params, args, symvals, tiled=None):
+        """A loop's results with its iterations run in native code (backends/cpu/loops.py), or None where that
+        does not apply: a CUDA device, a cond, bodies holding loops or library calls, TRACEJIT_NATIVE_LOOPS=0."""
+        if self.device != "cpu" or prim == "cond" or os.environ.get("TRACEJIT_NATIVE_LOOPS", "1") == "0":
+            return None
+        from .backends.cpu import loops
+        if tiled is not None and hasattr(tiled, "fn"):  # a per-element kernel: nothing compiled to tier up
+            self.loop_runs["native"] += 1
+            self.loop_runs["elementwise"] += 1
+            return tiled.run(params, [_contiguous(np.asarray(a)) for a in args])
+        regions = (params["body"],) if prim == "scan" else (params["cond"], params["body"])
+        compiled = [tiled.cond, tiled.body] if tiled is not None else [self.body(r) for r in regions]
+        exes = [loops.llvm_executable(e) for e in compiled]
+        if any(e is None for e in exes):
+            return None
+        self._tier_up(compiled)
+        exes = [loops.llvm_executable(e) for e in compiled]  # the optimized tier when that was waited for
+        self.loop_runs["native"] += 1
+        args = [_contiguous(np.asarray(a)) for a in args]
+        t0 = time.perf_counter()
+        if tiled is not None:
+            self.loop_runs["tiled"] += 1
+            out = tiled.run(exes[0], exes[1], params, args)
+        elif prim == "scan":
+            out = loops.run_scan(exes[0], params, args, witness_arrays(params["body"], symvals))
+        else:
+            out = loops.run_while(exes[0], exes[1], params, args, witness_arrays(params["cond"], symvals),
+                                  witness_arrays(params["body"], symvals))
+        if any(getattr(e, "tier", 1) < 1 for e in exes):
+            for e in compiled:
+                self._quick_tier_seconds[id(e)] = time.perf_counter() - t0
+        return out
+
+    def _tier_up(self, compiled):
+        """A body run natively never calls its executable's ``run``, which is what counts calls toward the
+        optimized tier: a loop's body is hot from its first run, so that run starts the optimized compile (in
+        the background); a later run waits for it when the quick tier's loop took longer than WAIT_FOR_TIER."""
+        for exe in compiled:
+            tier_up = getattr(exe, "tier_up", None)
+            if tier_up is None or getattr(exe, "tier", 1) >= 1:
+                continue
+            slow = self._quick_tier_seconds.get(id(exe), 0.0) > WAIT_FOR_TIER
+            tier_up(wait=slow)
 
     def _plan(self, graph):
         later_reads = _reads_after(graph)
@@ -144,7 +217,9 @@ class RegionExecutable:
 
     def wait(self):
         """Wait for the optimized tier of every segment and body (``Jitted.compile``)."""
-        for exe in [s.exe for s in self.steps if isinstance(s, _Segment)] + list(self._bodies.values()):
+        tiled = [e for s in self.steps if hasattr(getattr(s, "tiled", None), "body")
+                 for e in (s.tiled.cond, s.tiled.body)]
+        for exe in [s.exe for s in self.steps if isinstance(s, _Segment)] + list(self._bodies.values()) + tiled:
             wait = getattr(exe, "wait", None)
             if wait is not None:
                 wait()
