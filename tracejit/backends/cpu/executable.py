@@ -18,9 +18,10 @@ from ...lower import plan_graph
 from ...lower.dims import DimCanon
 from ...lower.plan import BufferKind, CopyStep, Kernel, MatmulStep, ScatterAddStep
 from . import blas
-from .emitter import StepEmitter, module_text
+from .emitter import StepEmitter
 from .entry import emit_entry, make_builtin
 from .jobs import Cancelled
+from .kernel_library import LIBRARY, split_program
 from .kernels import collapsible, lower_kernel, outer_extent
 from .module import CompiledModule, codegen_fingerprint, ensure_blas_symbols
 from .scalar import MathFunctions
@@ -37,6 +38,7 @@ PARALLEL_THRESHOLD = 1 << 18
 POOL_MIN_BYTES = 1 << 17
 # The largest length or leading dimension a 32-bit-integer (LP64) BLAS takes; longer ones would wrap around.
 LP64_MAX = (1 << 31) - 1
+_KERNEL_REF = re.compile(r'@"__tjk(\d+)__"')  # the entry text's references to its kernels (kernel_library)
 KERNEL_CFUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
 
 
@@ -79,12 +81,12 @@ class LLVMExecutable:
         # cache hit skips building the IR as well as LLVM
         key = cache.graph_key(graph, "cpu", codegen_fingerprint(), f"tier{tier}") if cache.enabled() else None
         self.tier = tier
-        self.source = None  # (IR text, math functions called, distinct step functions) once built here
+        self.source = None  # the ProgramSource (kernel_library) once built here
         # where this compile's time went (seconds), for TRACEJIT_LOG_COMPILES and tests
         self.compile_stats = {"tier": tier, "kernels": plan.num_kernels}
         self._ir_text = None
         self.num_functions = None  # distinct step bodies compiled (identical steps share one); None: from disk
-        self.compiled = CompiledModule.from_cache(key, names + ["tj_entry"]) if key else None
+        self.compiled = self._from_disk(key, names) if key else None
         self.compile_stats["disk_cache"] = "hit" if self.compiled is not None else "miss"
         if self.compiled is None and cache_only:
             return
@@ -94,13 +96,11 @@ class LLVMExecutable:
                 source = self._build_ir(names, canon, cancelled)
                 self.compile_stats["ir_build"] = time.perf_counter() - t0
             self.source = source
-            self._ir_text, vec_used, self.num_functions = source
+            self._ir_text = source.whole or source.entry_text
+            self.num_functions = source.num_functions
             self.compile_stats.update(functions=self.num_functions,
                                       dedup_hits=len(plan.steps) - self.num_functions)
-            self.compiled = CompiledModule(self._ir_text, names + ["tj_entry"], vec_used, key,
-                                             tier=tier, cancelled=cancelled, timings=self.compile_stats)
-            if self.compiled.cancelled:
-                raise Cancelled("interpreter exiting")
+            self.compiled = self._compile(source, names, key, tier, cancelled)
         self._entry, self._mdef = make_builtin(self.compiled.addresses["tj_entry"], owner=self.compiled)
         self._kernels = [KERNEL_CFUNC(self.compiled.addresses[n]) for n in names]
         self._extents = extents
@@ -131,7 +131,48 @@ class LLVMExecutable:
             fns.append(em.wrapper)
         slot_of_input = {b.input_index: b.id for b in plan.buffers if b.kind is BufferKind.INPUT}
         emit_entry(module, plan, fns, self.symbols, slot_of_input, len(plan.buffers))
-        return module_text(module, ems), frozenset(math.vec_used), len(shared)
+        return split_program(module, ems, frozenset(math.vec_used), len(shared))
+
+    def _compile(self, source, names, key, tier, cancelled):
+        """The entry's CompiledModule: each kernel found in the library (this process, the disk cache) or
+        compiled there, then the entry, which calls them by name (or the whole program as one module)."""
+        fn_names = names + ["tj_entry"]
+        if source.whole is not None:
+            mod = CompiledModule(source.whole, fn_names, source.vec_used, key, tier=tier, cancelled=cancelled,
+                                 timings=self.compile_stats)
+        else:
+            kernels, keys, how = [], [], {}
+            for ks in source.kernels:
+                k = LIBRARY.key(ks, tier)
+                kmod, got = LIBRARY.compile(k, ks, tier, cancelled, self.compile_stats, use_disk=key is not None)
+                if kmod is None:
+                    raise Cancelled("interpreter exiting")
+                kernels.append(kmod)
+                keys.append(k)
+                how[got] = how.get(got, 0) + 1
+            self.compile_stats.update({f"kernels_{k}": v for k, v in sorted(how.items())})
+            text = _KERNEL_REF.sub(lambda m: f'@"{LIBRARY.symbol(keys[int(m.group(1))])}"', source.entry_text)
+            spent = {}
+            mod = CompiledModule(text, fn_names, frozenset(), key, tier=tier, cancelled=cancelled, timings=spent,
+                                 kernels=kernels, manifest="\n".join(keys).encode())
+            for k, v in spent.items():
+                self.compile_stats[k] = self.compile_stats.get(k, 0.0) + v
+        if mod.cancelled:
+            raise Cancelled("interpreter exiting")
+        return mod
+
+    @staticmethod
+    def _from_disk(key, names):
+        """The program's entry from the disk cache once every kernel it calls is loaded (else None: a miss)."""
+        def load_kernels(manifest):
+            mods = []
+            for k in manifest.decode("ascii").split():
+                mod = LIBRARY.lookup(k)
+                if mod is None:
+                    return None
+                mods.append(mod)
+            return mods
+        return CompiledModule.from_cache(key, names + ["tj_entry"], before_load=load_kernels)
 
     @property
     def num_kernels(self):
@@ -147,10 +188,11 @@ class LLVMExecutable:
         return self.plan.kernel_groups
 
     def llvm_ir(self):
-        return self.compiled.optimized_ir
+        """The optimized IR of the entry module, then of each kernel module it calls."""
+        return "\n".join([self.compiled.optimized_ir] + [k.optimized_ir for k in self.compiled.kernels])
 
     def asm(self):
-        return self.compiled.asm()
+        return "\n".join([self.compiled.asm()] + [k.asm() for k in self.compiled.kernels])
 
     def memory_plan(self, example_args=None):
         return self.memory.report(self.plan, example_args)
