@@ -38,6 +38,9 @@ PARALLEL_THRESHOLD = 1 << 18
 POOL_MIN_BYTES = 1 << 17
 # The largest length or leading dimension a 32-bit-integer (LP64) BLAS takes; longer ones would wrap around.
 LP64_MAX = (1 << 31) - 1
+# The entry module of a program split into kernels (its wrappers and tj_entry: loads of pointers and lengths, then
+# calls) compiles at the quick tier's settings in both tiers: its code is no faster at O3, which took ~4x as long
+ENTRY_TIER = 0
 _KERNEL_REF = re.compile(r'@"__tjk(\d+)__"')  # the entry text's references to its kernels (kernel_library)
 KERNEL_CFUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
 
@@ -68,14 +71,6 @@ class LLVMExecutable:
         symbols = {s: i for i, s in enumerate(sorted(graph.symbols))}
         self.symbols = symbols
         names = [f"tj_step{i}" for i in range(len(plan.steps))]
-        extents = []
-        for step in plan.steps:
-            if isinstance(step, Kernel):
-                extents.append(outer_extent(step, collapsible(plan, step, canon)))
-            elif isinstance(step, CopyStep):
-                extents.append(step.src.shape[0] if step.src.shape else None)
-            else:
-                extents.append(None)
         from .. import cache
         # the generated code is a pure function of the optimized graph and the code generator's source, so a
         # cache hit skips building the IR as well as LLVM
@@ -103,7 +98,7 @@ class LLVMExecutable:
             self.compiled = self._compile(source, names, key, tier, cancelled)
         self._entry, self._mdef = make_builtin(self.compiled.addresses["tj_entry"], owner=self.compiled)
         self._kernels = [KERNEL_CFUNC(self.compiled.addresses[n]) for n in names]
-        self._extents = extents
+        self._extents = None  # made by the first call split across threads (most programs never are)
         self.num_threads = num_threads()
         self.run = self._make_driver()
 
@@ -153,10 +148,12 @@ class LLVMExecutable:
             self.compile_stats.update({f"kernels_{k}": v for k, v in sorted(how.items())})
             text = _KERNEL_REF.sub(lambda m: f'@"{LIBRARY.symbol(keys[int(m.group(1))])}"', source.entry_text)
             spent = {}
-            mod = CompiledModule(text, fn_names, frozenset(), key, tier=tier, cancelled=cancelled, timings=spent,
+            mod = CompiledModule(text, fn_names, frozenset(), key, tier=ENTRY_TIER, cancelled=cancelled,
+                                 timings=spent,
                                  kernels=kernels, manifest="\n".join(keys).encode())
             for k, v in spent.items():
                 self.compile_stats[k] = self.compile_stats.get(k, 0.0) + v
+            self.compile_stats["entry_llvm"] = sum(spent.values())
         if mod.cancelled:
             raise Cancelled("interpreter exiting")
         return mod
@@ -311,12 +308,27 @@ class LLVMExecutable:
         from ...ir.interpret import check_constraints
         check_constraints(self.graph, env)
 
+    def _outer_extents(self):
+        """Each step's outer loop length (the loop split across threads), or None where it is not split."""
+        canon = DimCanon(self.graph.constraints)
+        extents = []
+        for step in self.plan.steps:
+            if isinstance(step, Kernel):
+                extents.append(outer_extent(step, collapsible(self.plan, step, canon)))
+            elif isinstance(step, CopyStep):
+                extents.append(step.src.shape[0] if step.src.shape else None)
+            else:
+                extents.append(None)
+        return extents
+
     def _parallel(self, arrays, symvals, env):
         nslots = len(arrays)
         bufs = (ctypes.c_void_p * max(nslots, 1))(*[a.ctypes.data for a in arrays])
         dims = (ctypes.c_int64 * max(len(symvals), 1))(*symvals)
         nt = self.num_threads
         pool = get_pool(nt - 1) if nt > 1 else None
+        if self._extents is None:
+            self._extents = self._outer_extents()
         for fn, ext in zip(self._kernels, self._extents):
             n = T.eval_dim(ext, env) if ext is not None else None
             if n is None or n < 2 * nt or pool is None:
