@@ -143,3 +143,18 @@ def test_a_new_program_of_known_kernels_compiles_only_its_entry_in_a_fresh_proce
     assert compiled >= 2 and from_disk == 0 and llvm == compiled + 1
     compiled, from_disk, llvm = run(3)  # a program never seen, made of the kernels on disk
     assert compiled == 0 and from_disk >= 2 and llvm == 1
+
+
+def test_a_jitted_program_of_known_kernels_starts_in_the_optimized_tier(fresh_library, monkeypatch):
+    """No quick tier for a program whose kernels are all compiled already: only its entry is compiled."""
+    monkeypatch.setenv("TRACEJIT_DISABLE_CACHE", "1")
+    keep = _build(2)  # the optimized kernels, alive in this process
+    before = sum(module.COMPILES)
+    f = tj.jit(_layers(3))
+    got = f(*ARGS)
+    exe = next(iter(f._cache.values()))[0]
+    assert exe.tier == 1 and exe.compile_stats.get("kernels_compiled", 0) == 0
+    assert sum(module.COMPILES) - before == 1
+    for g, w in zip(got, _numpy_layers(3, ARGS[0], ARGS[1:])):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14)
+    del keep

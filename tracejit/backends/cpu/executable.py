@@ -59,9 +59,12 @@ class LLVMExecutable:
     """One compiled program for one input signature. ``run`` takes C-contiguous arrays (the caller, which knows
     the signature, copies the others once)."""
 
-    def __init__(self, graph, tier=1, cache_only=False, planned=None, cancelled=None, source=None):
+    def __init__(self, graph, tier=1, cache_only=False, planned=None, cancelled=None, source=None,
+                 known_kernels_only=False):
         """``cancelled``: a callable polled between compile stages; true raises Cancelled (interpreter exit).
-        ``source``: the ``source`` of an executable of the other tier for the same plan (its IR is this one's)."""
+        ``source``: the ``source`` of an executable of the other tier for the same plan (its IR is this one's).
+        ``cache_only``: only a disk cache hit, else ``compiled`` stays None; ``known_kernels_only``: or, with the
+        IR built, when every kernel is known (this process, the disk cache), compiling just the entry."""
         self.graph = graph
         self.plan, self.memory = planned or plan_graph(graph)
         plan = self.plan
@@ -83,7 +86,7 @@ class LLVMExecutable:
         self.num_functions = None  # distinct step bodies compiled (identical steps share one); None: from disk
         self.compiled = self._from_disk(key, names) if key else None
         self.compile_stats["disk_cache"] = "hit" if self.compiled is not None else "miss"
-        if self.compiled is None and cache_only:
+        if self.compiled is None and cache_only and not known_kernels_only:
             return
         if self.compiled is None:
             if source is None:
@@ -91,11 +94,13 @@ class LLVMExecutable:
                 source = self._build_ir(names, canon, cancelled)
                 self.compile_stats["ir_build"] = time.perf_counter() - t0
             self.source = source
-            self._ir_text = source.whole or source.entry_text
+            self._ir_text = source.entry_text if self._splits(source) else source.whole
             self.num_functions = source.num_functions
             self.compile_stats.update(functions=self.num_functions,
                                       dedup_hits=len(plan.steps) - self.num_functions)
-            self.compiled = self._compile(source, names, key, tier, cancelled)
+            self.compiled = self._compile(source, names, key, tier, cancelled, known_only=cache_only)
+            if self.compiled is None:
+                return
         self._entry, self._mdef = make_builtin(self.compiled.addresses["tj_entry"], owner=self.compiled)
         self._kernels = [KERNEL_CFUNC(self.compiled.addresses[n]) for n in names]
         self._extents = None  # made by the first call split across threads (most programs never are)
@@ -128,18 +133,28 @@ class LLVMExecutable:
         emit_entry(module, plan, fns, self.symbols, slot_of_input, len(plan.buffers))
         return split_program(module, ems, frozenset(math.vec_used), len(shared))
 
-    def _compile(self, source, names, key, tier, cancelled):
+    def _splits(self, source):
+        """Whether this tier compiles the program as kernels and an entry (else as one module)."""
+        return source.entry_text is not None and self.tier >= 1
+
+    def _compile(self, source, names, key, tier, cancelled, known_only=False):
         """The entry's CompiledModule: each kernel found in the library (this process, the disk cache) or
-        compiled there, then the entry, which calls them by name (or the whole program as one module)."""
+        compiled there, then the entry, which calls them by name (or the whole program as one module).
+        ``known_only``: None instead of compiling any kernel (or a program that does not split)."""
         fn_names = names + ["tj_entry"]
-        if source.whole is not None:
+        if not self._splits(source):
+            if known_only:
+                return None
             mod = CompiledModule(source.whole, fn_names, source.vec_used, key, tier=tier, cancelled=cancelled,
                                  timings=self.compile_stats)
         else:
             kernels, keys, how = [], [], {}
             for ks in source.kernels:
                 k = LIBRARY.key(ks, tier)
-                kmod, got = LIBRARY.compile(k, ks, tier, cancelled, self.compile_stats, use_disk=key is not None)
+                kmod, got = LIBRARY.compile(k, ks, tier, cancelled, self.compile_stats, use_disk=key is not None,
+                                            known_only=known_only)
+                if got == "unknown":
+                    return None
                 if kmod is None:
                     raise Cancelled("interpreter exiting")
                 kernels.append(kmod)

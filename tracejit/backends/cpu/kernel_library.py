@@ -46,37 +46,37 @@ class KernelSource:
 
 @dataclass(frozen=True)
 class ProgramSource:
-    """What both tiers compile: the entry module's text (kernel i called as ``@"__tjk{i}__"``) and the kernels;
-    or, for a program kept whole, ``whole``: the single module's text."""
+    """What both tiers compile: ``whole``, the program as one module (the quick tier compiles it so: one module
+    costs less LLVM set-up than many, and quick code is short-lived), and, when the program splits, the entry
+    module's text (kernel i called as ``@"__tjk{i}__"``) and its kernels (the optimized tier compiles these)."""
+    whole: str
     entry_text: str | None
     kernels: tuple
-    whole: str | None
     vec_used: frozenset
     num_functions: int
 
 
 def split_program(module, emitters, vec_used, num_functions) -> ProgramSource:
     """Take each distinct step impl out of ``module`` (finished by every emitter) as a KernelSource; the rest is
-    the entry. Falls back to one module when a body refers to anything but declared functions and metadata."""
+    the entry. No split when a body refers to anything but declared functions and metadata."""
     owners = [em for em in emitters if em.impl_text is not None]
     for em in owners:
         del module.globals[em.fn.name]
     header = str(module)
+    whole = "\n".join([header] + [em.impl_text for em in owners])
     if num_functions < SPLIT_MIN_FUNCTIONS:
-        return ProgramSource(None, (), "\n".join([header] + [em.impl_text for em in owners]), vec_used,
-                             num_functions)
+        return ProgramSource(whole, None, (), vec_used, num_functions)
     declares, metadata = _top_level(header)
     kernels, index = [], {}
     for em in owners:
         ks = _kernel_source(em, declares, metadata, vec_used)
         if ks is None:
-            return ProgramSource(None, (), "\n".join([header] + [e.impl_text for e in owners]), vec_used,
-                                 num_functions)
+            return ProgramSource(whole, None, (), vec_used, num_functions)
         index[em.fn.name] = len(kernels)
         kernels.append(ks)
     entry = _IMPL_NAME.sub(lambda m: f'@"__tjk{index[m.group(1)]}__"', header)
     decls = [ks.declaration.format(f"__tjk{i}__") for i, ks in enumerate(kernels)]
-    return ProgramSource("\n".join([entry] + decls), tuple(kernels), None, vec_used, num_functions)
+    return ProgramSource(whole, "\n".join([entry] + decls), tuple(kernels), vec_used, num_functions)
 
 
 def _top_level(header):
@@ -167,9 +167,10 @@ class KernelLibrary:
             self.stats["from_disk"] += 1
         return mod
 
-    def compile(self, key, ks: KernelSource, tier, cancelled=None, timings=None, use_disk=True):
+    def compile(self, key, ks: KernelSource, tier, cancelled=None, timings=None, use_disk=True, known_only=False):
         """(the kernel of ``key``, how: "reused", "from_disk" or "compiled"): found in this process or on disk,
-        or compiled now and registered; (None, "cancelled") when the interpreter is exiting."""
+        or compiled now and registered; (None, "cancelled") when the interpreter is exiting; (None, "unknown")
+        with ``known_only`` when it would have to be compiled."""
         with self._lock:
             mod = self._modules.get(key)
             if mod is not None:
@@ -178,6 +179,8 @@ class KernelLibrary:
         mod = self.lookup(key) if use_disk else None
         if mod is not None:
             return mod, "from_disk"
+        if known_only:
+            return None, "unknown"
         from .module import CompiledModule
         sym = self.symbol(key)
         spent = {}
