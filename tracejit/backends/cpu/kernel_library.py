@@ -8,14 +8,14 @@ the same module text and the same key: the library compiles it once (or loads it
 and registers its address as a global symbol that the entries' MCJIT engines resolve. A new program made of known
 kernels compiles only its entry.
 
-A kernel module lives as long as an entry that calls it (each entry's CompiledModule holds its kernels); the
-library itself remembers them weakly, so the machine code of dropped programs is freed as before.
+A kernel module lives as long as the process (entries also hold theirs): freeing a kernel engine while others
+were being linked crashed llvmlite 0.50 (CI's version) when the same kernel was later compiled again, and a
+process compiles a bounded number of distinct kernels (tens of KB of code each). Entries are freed as before.
 """
 from __future__ import annotations
 
 import re
 import threading
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -135,10 +135,11 @@ def _metadata_closure(text, metadata):
 
 # ------------------------------------------------------------------------------------------------ the library
 class KernelLibrary:
-    """The kernels compiled or loaded in this process, by key (weakly: an entry keeps its kernels alive)."""
+    """The kernels compiled or loaded in this process, by key (kept for the life of the process)."""
 
     def __init__(self):
-        self._modules = weakref.WeakValueDictionary()
+        self._modules = {}
+        self._forgotten = []  # modules clear() dropped from the table: never freed (see the module docstring)
         self._lock = threading.Lock()
         self.stats = {"compiled": 0, "from_disk": 0, "reused": 0}  # for TRACEJIT_LOG_COMPILES and tests
 
@@ -209,8 +210,9 @@ class KernelLibrary:
             return mod
 
     def clear(self):
-        """Forget every kernel (tests: the next program compiles them again; live entries keep theirs)."""
+        """Forget every kernel (tests: the next program compiles them again; their code stays loaded)."""
         with self._lock:
+            self._forgotten.extend(self._modules.values())
             self._modules.clear()
 
 
