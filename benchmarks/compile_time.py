@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -103,6 +104,27 @@ def fmt(sec):
     return f"{sec:.2f} s" if sec >= 1 else f"{sec * 1e3:.1f} ms" if sec >= 1e-3 else f"{sec * 1e6:.0f} us"
 
 
+def _print_goals(rows):
+    """The issue's goals for this program: tracejit's first call at most 1/3 of JAX's, at most 2.2x more per
+    doubling of the size from the second point on, and the second call within 2x the steady state."""
+    tj = {r["n"]: r for r in rows if r["impl"] == "tracejit"}
+    jx = {r["n"]: r for r in rows if r["impl"] == "jax"}
+    notes = []
+    for n, r in tj.items():
+        if n in jx:
+            ratio = r["first"] / jx[n]["first"]
+            notes.append(f"n={n}: first call {ratio:.2f}x JAX's ({'ok' if ratio <= 1 / 3 else 'miss: goal 0.33x'})")
+        slow = r["second"] / max(r["steady"], 1e-9)
+        if slow > 2:
+            notes.append(f"n={n}: second call {slow:.1f}x the steady state (goal 2x)")
+    ns = sorted(tj)
+    for a, b in zip(ns[1:], ns[2:]):
+        growth = (tj[b]["first"] / tj[a]["first"]) ** (1 / max(math.log2(b / a), 1e-9))
+        notes.append(f"{a}->{b}: first call x{growth:.2f} per doubling ({'ok' if growth <= 2.2 else 'miss: goal 2.2'})")
+    for line in notes:
+        print(f"- {line}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--depths", default="5,10,20,40", help="MLP depths (the issue's table goes to 80)")
@@ -131,6 +153,7 @@ def main(argv=None):
                 else:
                     cells += [fmt(r["first"]), fmt(r["second"]), fmt(r["steady"])]
             print("| " + " | ".join(cells) + " |", flush=True)
+        _print_goals([r for r in rows if r["program"] == prog and "error" not in r])
     if a.json:
         with open(a.json, "w") as f:
             json.dump(rows, f, indent=1)

@@ -327,3 +327,20 @@ def test_the_codegen_fingerprint_reads_every_source_it_lists():
     from tracejit.backends.cpu import module
     here = os.path.dirname(module.__file__)
     assert [rel for rel in module.CODEGEN_SOURCES if not os.path.isfile(os.path.join(here, rel))] == []
+
+
+def test_stores_do_not_rescan_the_directory_each_time(cdir, monkeypatch):
+    """A program stores one entry per kernel: the size check lists the directory only when this process's stores
+    may have crossed the limit (or after cache.RESCAN_STORES stores), not at every store."""
+    monkeypatch.setenv("TRACEJIT_CACHE_MAX_BYTES", str(1_000_000))
+    scans = []
+    real = cache._entries
+    monkeypatch.setattr(cache, "_entries", lambda: scans.append(1) or real())
+    for i in range(10):
+        cache.store(cache.make_key("kernel", i), bytes(1000))
+    assert len(scans) <= 1
+    monkeypatch.setenv("TRACEJIT_CACHE_MAX_BYTES", str(12_000))  # a new limit: the next store checks again
+    for i in range(10, 14):
+        cache.store(cache.make_key("kernel", i), bytes(1000))
+    assert 2 <= len(scans) <= 4
+    assert cache.info()["bytes"] <= 12_000

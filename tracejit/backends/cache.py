@@ -231,8 +231,9 @@ def store(key: str, data: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+        blob = _encode(key, data)
         with os.fdopen(fd, "wb") as f:
-            f.write(_encode(key, data))
+            f.write(blob)
         os.replace(tmp, path)
         tmp = None
     except OSError as e:
@@ -245,6 +246,25 @@ def store(key: str, data: bytes) -> None:
                 os.unlink(tmp)
             except OSError:
                 pass
+    _evict_after_store(len(blob))
+
+
+# What this process knows of the directory's size since its last scan: a store rescans (a stat per entry) only
+# when its own stores may have crossed the limit, or after RESCAN_STORES stores or RESCAN_SECONDS (other
+# processes write too), so that a program storing one entry per kernel does not rescan a big cache per kernel.
+RESCAN_STORES = 32
+RESCAN_SECONDS = 30.0
+_scan = {"where": None, "bytes": 0, "stores": 0, "time": 0.0}
+
+
+def _evict_after_store(nbytes):
+    where = (str(cache_dir()), max_bytes())
+    fresh = _scan["where"] == where and _scan["stores"] < RESCAN_STORES \
+        and time.monotonic() - _scan["time"] < RESCAN_SECONDS
+    if fresh and _scan["bytes"] + nbytes <= where[1]:
+        _scan["bytes"] += nbytes
+        _scan["stores"] += 1
+        return
     evict()
 
 
@@ -284,6 +304,7 @@ def evict(limit: int | None = None) -> int:
     limit = max_bytes() if limit is None else limit
     entries = _entries()
     total = sum(size for _, size, _ in entries)
+    _scan.update(where=(str(cache_dir()), limit), bytes=total, stores=0, time=time.monotonic())
     if total <= limit:
         return 0
     target = limit * 3 // 4  # leave room, so the next stores do not each rescan and evict
@@ -298,6 +319,7 @@ def evict(limit: int | None = None) -> int:
             freed += size  # another process evicted it
         except OSError:
             pass
+    _scan["bytes"] = total - freed
     return freed
 
 

@@ -18,9 +18,10 @@ from ...lower import plan_graph
 from ...lower.dims import DimCanon
 from ...lower.plan import BufferKind, CopyStep, Kernel, MatmulStep, ScatterAddStep
 from . import blas
-from .emitter import StepEmitter, module_text
+from .emitter import StepEmitter
 from .entry import emit_entry, make_builtin
 from .jobs import Cancelled
+from .kernel_library import LIBRARY, split_program
 from .kernels import collapsible, lower_kernel, outer_extent
 from .module import CompiledModule, codegen_fingerprint, ensure_blas_symbols
 from .scalar import MathFunctions
@@ -37,6 +38,10 @@ PARALLEL_THRESHOLD = 1 << 18
 POOL_MIN_BYTES = 1 << 17
 # The largest length or leading dimension a 32-bit-integer (LP64) BLAS takes; longer ones would wrap around.
 LP64_MAX = (1 << 31) - 1
+# The entry module of a program split into kernels (its wrappers and tj_entry: loads of pointers and lengths, then
+# calls) compiles at the quick tier's settings in both tiers: its code is no faster at O3, which took ~4x as long
+ENTRY_TIER = 0
+_KERNEL_REF = re.compile(r'@"__tjk(\d+)__"')  # the entry text's references to its kernels (kernel_library)
 KERNEL_CFUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
 
 
@@ -54,9 +59,12 @@ class LLVMExecutable:
     """One compiled program for one input signature. ``run`` takes C-contiguous arrays (the caller, which knows
     the signature, copies the others once)."""
 
-    def __init__(self, graph, tier=1, cache_only=False, planned=None, cancelled=None, source=None):
+    def __init__(self, graph, tier=1, cache_only=False, planned=None, cancelled=None, source=None,
+                 known_kernels_only=False):
         """``cancelled``: a callable polled between compile stages; true raises Cancelled (interpreter exit).
-        ``source``: the ``source`` of an executable of the other tier for the same plan (its IR is this one's)."""
+        ``source``: the ``source`` of an executable of the other tier for the same plan (its IR is this one's).
+        ``cache_only``: only a disk cache hit, else ``compiled`` stays None; ``known_kernels_only``: or, with the
+        IR built, when every kernel is known (this process, the disk cache), compiling just the entry."""
         self.graph = graph
         self.plan, self.memory = planned or plan_graph(graph)
         plan = self.plan
@@ -66,27 +74,19 @@ class LLVMExecutable:
         symbols = {s: i for i, s in enumerate(sorted(graph.symbols))}
         self.symbols = symbols
         names = [f"tj_step{i}" for i in range(len(plan.steps))]
-        extents = []
-        for step in plan.steps:
-            if isinstance(step, Kernel):
-                extents.append(outer_extent(step, collapsible(plan, step, canon)))
-            elif isinstance(step, CopyStep):
-                extents.append(step.src.shape[0] if step.src.shape else None)
-            else:
-                extents.append(None)
         from .. import cache
         # the generated code is a pure function of the optimized graph and the code generator's source, so a
         # cache hit skips building the IR as well as LLVM
         key = cache.graph_key(graph, "cpu", codegen_fingerprint(), f"tier{tier}") if cache.enabled() else None
         self.tier = tier
-        self.source = None  # (IR text, math functions called, distinct step functions) once built here
+        self.source = None  # the ProgramSource (kernel_library) once built here
         # where this compile's time went (seconds), for TRACEJIT_LOG_COMPILES and tests
         self.compile_stats = {"tier": tier, "kernels": plan.num_kernels}
         self._ir_text = None
         self.num_functions = None  # distinct step bodies compiled (identical steps share one); None: from disk
-        self.compiled = CompiledModule.from_cache(key, names + ["tj_entry"]) if key else None
+        self.compiled = self._from_disk(key, names) if key else None
         self.compile_stats["disk_cache"] = "hit" if self.compiled is not None else "miss"
-        if self.compiled is None and cache_only:
+        if self.compiled is None and cache_only and not known_kernels_only:
             return
         if self.compiled is None:
             if source is None:
@@ -94,16 +94,16 @@ class LLVMExecutable:
                 source = self._build_ir(names, canon, cancelled)
                 self.compile_stats["ir_build"] = time.perf_counter() - t0
             self.source = source
-            self._ir_text, vec_used, self.num_functions = source
+            self._ir_text = source.entry_text if self._splits(source) else source.whole
+            self.num_functions = source.num_functions
             self.compile_stats.update(functions=self.num_functions,
                                       dedup_hits=len(plan.steps) - self.num_functions)
-            self.compiled = CompiledModule(self._ir_text, names + ["tj_entry"], vec_used, key,
-                                             tier=tier, cancelled=cancelled, timings=self.compile_stats)
-            if self.compiled.cancelled:
-                raise Cancelled("interpreter exiting")
+            self.compiled = self._compile(source, names, key, tier, cancelled, known_only=cache_only)
+            if self.compiled is None:
+                return
         self._entry, self._mdef = make_builtin(self.compiled.addresses["tj_entry"], owner=self.compiled)
         self._kernels = [KERNEL_CFUNC(self.compiled.addresses[n]) for n in names]
-        self._extents = extents
+        self._extents = None  # made by the first call split across threads (most programs never are)
         self.num_threads = num_threads()
         self.run = self._make_driver()
 
@@ -131,7 +131,60 @@ class LLVMExecutable:
             fns.append(em.wrapper)
         slot_of_input = {b.input_index: b.id for b in plan.buffers if b.kind is BufferKind.INPUT}
         emit_entry(module, plan, fns, self.symbols, slot_of_input, len(plan.buffers))
-        return module_text(module, ems), frozenset(math.vec_used), len(shared)
+        return split_program(module, ems, frozenset(math.vec_used), len(shared))
+
+    def _splits(self, source):
+        """Whether this tier compiles the program as kernels and an entry (else as one module)."""
+        return source.entry_text is not None and self.tier >= 1
+
+    def _compile(self, source, names, key, tier, cancelled, known_only=False):
+        """The entry's CompiledModule: each kernel found in the library (this process, the disk cache) or
+        compiled there, then the entry, which calls them by name (or the whole program as one module).
+        ``known_only``: None instead of compiling any kernel (or a program that does not split)."""
+        fn_names = names + ["tj_entry"]
+        if not self._splits(source):
+            if known_only:
+                return None
+            mod = CompiledModule(source.whole, fn_names, source.vec_used, key, tier=tier, cancelled=cancelled,
+                                 timings=self.compile_stats)
+        else:
+            kernels, keys, how = [], [], {}
+            for ks in source.kernels:
+                k = LIBRARY.key(ks, tier)
+                kmod, got = LIBRARY.compile(k, ks, tier, cancelled, self.compile_stats, use_disk=key is not None,
+                                            known_only=known_only)
+                if got == "unknown":
+                    return None
+                if kmod is None:
+                    raise Cancelled("interpreter exiting")
+                kernels.append(kmod)
+                keys.append(k)
+                how[got] = how.get(got, 0) + 1
+            self.compile_stats.update({f"kernels_{k}": v for k, v in sorted(how.items())})
+            text = _KERNEL_REF.sub(lambda m: f'@"{LIBRARY.symbol(keys[int(m.group(1))])}"', source.entry_text)
+            spent = {}
+            mod = CompiledModule(text, fn_names, frozenset(), key, tier=ENTRY_TIER, cancelled=cancelled,
+                                 timings=spent,
+                                 kernels=kernels, manifest="\n".join(keys).encode())
+            for k, v in spent.items():
+                self.compile_stats[k] = self.compile_stats.get(k, 0.0) + v
+            self.compile_stats["entry_llvm"] = sum(spent.values())
+        if mod.cancelled:
+            raise Cancelled("interpreter exiting")
+        return mod
+
+    @staticmethod
+    def _from_disk(key, names):
+        """The program's entry from the disk cache once every kernel it calls is loaded (else None: a miss)."""
+        def load_kernels(manifest):
+            mods = []
+            for k in manifest.decode("ascii").split():
+                mod = LIBRARY.lookup(k)
+                if mod is None:
+                    return None
+                mods.append(mod)
+            return mods
+        return CompiledModule.from_cache(key, names + ["tj_entry"], before_load=load_kernels)
 
     @property
     def num_kernels(self):
@@ -147,10 +200,11 @@ class LLVMExecutable:
         return self.plan.kernel_groups
 
     def llvm_ir(self):
-        return self.compiled.optimized_ir
+        """The optimized IR of the entry module, then of each kernel module it calls."""
+        return "\n".join([self.compiled.optimized_ir] + [k.optimized_ir for k in self.compiled.kernels])
 
     def asm(self):
-        return self.compiled.asm()
+        return "\n".join([self.compiled.asm()] + [k.asm() for k in self.compiled.kernels])
 
     def memory_plan(self, example_args=None):
         return self.memory.report(self.plan, example_args)
@@ -269,12 +323,27 @@ class LLVMExecutable:
         from ...ir.interpret import check_constraints
         check_constraints(self.graph, env)
 
+    def _outer_extents(self):
+        """Each step's outer loop length (the loop split across threads), or None where it is not split."""
+        canon = DimCanon(self.graph.constraints)
+        extents = []
+        for step in self.plan.steps:
+            if isinstance(step, Kernel):
+                extents.append(outer_extent(step, collapsible(self.plan, step, canon)))
+            elif isinstance(step, CopyStep):
+                extents.append(step.src.shape[0] if step.src.shape else None)
+            else:
+                extents.append(None)
+        return extents
+
     def _parallel(self, arrays, symvals, env):
         nslots = len(arrays)
         bufs = (ctypes.c_void_p * max(nslots, 1))(*[a.ctypes.data for a in arrays])
         dims = (ctypes.c_int64 * max(len(symvals), 1))(*symvals)
         nt = self.num_threads
         pool = get_pool(nt - 1) if nt > 1 else None
+        if self._extents is None:
+            self._extents = self._outer_extents()
         for fn, ext in zip(self._kernels, self._extents):
             n = T.eval_dim(ext, env) if ext is not None else None
             if n is None or n < 2 * nt or pool is None:

@@ -59,6 +59,9 @@ def ensure_blas_symbols():
 
 
 # ------------------------------------------------------------------------------------------------ compile
+COMPILES = [0, 0]  # LLVM compiles of this process (quick tier, optimized tier): tests count them
+
+
 class CompiledModule:
     """A JIT-compiled LLVM module; keeps the engine alive as long as functions are in use.
 
@@ -67,33 +70,48 @@ class CompiledModule:
     """
 
     @classmethod
-    def from_cache(cls, cache_key, fn_names):
-        """The module stored under ``cache_key``, or None (a miss, or an unusable entry)."""
+    def from_cache(cls, cache_key, fn_names, before_load=None):
+        """The module stored under ``cache_key``, or None (a miss, or an unusable entry). ``before_load``: called
+        with the manifest stored beside the object (bytes) before the object is loaded; it makes the symbols the
+        object calls resolvable, and returns the kernel modules it loaded (kept alive with this one) or None
+        (then the entry is not loaded: an unresolved symbol would abort the process inside LLVM)."""
         from .. import cache
         blob = cache.load(cache_key)
         if blob is None:
             return None
         self = cls.__new__(cls)
         try:
-            n = int.from_bytes(blob[:8], "little")
-            self._bitcode = blob[8:8 + n]
-            self._load_object(blob[8 + n:], fn_names)
+            m = int.from_bytes(blob[:8], "little")
+            manifest = blob[8:8 + m]
+            n = int.from_bytes(blob[8 + m:16 + m], "little")
+            self._bitcode = blob[16 + m:16 + m + n]
+            obj = blob[16 + m + n:]
+            self.kernels = () if before_load is None else before_load(manifest)
+            if self.kernels is None:
+                return None
+            self._load_object(obj, fn_names)
         except Exception:  # an unusable entry: the caller compiles afresh and overwrites it
             return None
         self.from_cache = True
         return self
 
-    def __init__(self, ir_text, fn_names, vec_pairs, cache_key=None, tier=1, cancelled=None, timings=None):
+    def __init__(self, ir_text, fn_names, vec_pairs, cache_key=None, tier=1, cancelled=None, timings=None,
+                 kernels=(), manifest=b""):
+        """``kernels``: the kernel modules whose functions this one calls (kept alive as long as it is);
+        ``manifest``: stored with the object, given to ``from_cache``'s ``before_load``."""
         from .. import cache
         self.from_cache = False
+        self.kernels = tuple(kernels)
         self._bitcode, obj = _optimize_and_emit(ir_text, vec_pairs, tier, cancelled, timings)
         self.cancelled = obj is None
         if self.cancelled:  # the interpreter is exiting: no machine code is loaded or stored
             return
+        COMPILES[tier >= 1] += 1
         # machine code is generated once: the object file both runs here and goes to the disk cache
         self._load_object(obj, fn_names)
         if cache_key and obj:
-            cache.store(cache_key, len(self._bitcode).to_bytes(8, "little") + self._bitcode + obj)
+            cache.store(cache_key, len(manifest).to_bytes(8, "little") + manifest
+                        + len(self._bitcode).to_bytes(8, "little") + self._bitcode + obj)
 
     @property
     def optimized_ir(self) -> str:
@@ -248,7 +266,7 @@ def _scalarmath_ir(pairs) -> str:
 
 # the sources whose text decides the machine code of a program (relative to this directory): the fingerprint
 # hashes them, so editing any of them retires what the disk cache holds
-CODEGEN_SOURCES = ("executable.py", "emitter.py", "kernels.py", "reductions.py", "streaming.py", "steps.py",
+CODEGEN_SOURCES = ("executable.py", "kernel_library.py", "emitter.py", "kernels.py", "reductions.py", "streaming.py", "steps.py",
                    "entry.py", "module.py", "scalar.py", "blas.py", "vecmath/__init__.py", "vecmath/constants.py",
                    "vecmath/builder.py", "vecmath/cores.py", "vecmath/functions.py", "../../lower/scalar.py",
                    "../../lower/math_functions.py", "../../lower/plan.py", "../../lower/dims.py",

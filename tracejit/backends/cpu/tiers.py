@@ -31,9 +31,14 @@ class TieredExecutable:
     def __init__(self, graph, planned=None):
         self.graph = graph
         self._planned = planned or plan_graph(graph)  # both tiers lower the same fusion and memory plan
-        fast = LLVMExecutable(graph, tier=1, cache_only=True, planned=self._planned)
+        # optimized code at once when the disk cache holds it, or when every kernel it calls is known (this
+        # process or the disk cache: a new program made of known kernels compiles only its entry)
+        fast = LLVMExecutable(graph, tier=1, cache_only=True, planned=self._planned, known_kernels_only=True)
         t0 = time.perf_counter()
-        self._exe = fast if fast.compiled is not None else LLVMExecutable(graph, tier=0, planned=self._planned)
+        self._exe = fast if fast.compiled is not None else \
+            LLVMExecutable(graph, tier=0, planned=self._planned, source=fast.source)
+        if self._exe is not fast and "ir_build" in fast.compile_stats:  # the IR was built by the probe
+            self._exe.compile_stats["ir_build"] = fast.compile_stats["ir_build"]
         # from the disk cache, the first tier's load time says nothing of the optimized compile: guess it from
         # the number of kernels (a first tier on disk without the optimized one: a process that exited early)
         self._tier0_compile_s = TIER0_SECONDS_PER_KERNEL * self.num_kernels if self._exe.from_cache \
