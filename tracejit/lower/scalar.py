@@ -549,6 +549,30 @@ def _mixed_sign_compare(o, prim, in_dts, args):
     return o.select(BOOL, negative, o.const(BOOL, op in (">", ">=", "!=")), r)
 
 
+# numpy functions that are no ufunc but a few float16 operations (np.sinc: pi * x, sin, divide), each rounded
+STEPWISE_IN_FLOAT16 = {"sinc"}
+
+
+class _RoundEachStep:
+    """A backend's operations in float32 with every arithmetic result and constant rounded to float16."""
+
+    def __init__(self, o):
+        self.o = o
+
+    def __getattr__(self, name):
+        op = getattr(self.o, name)
+        if name not in ("add", "sub", "mul", "div", "math", "const"):
+            return op
+
+        def rounded(*a):
+            dt = a[1] if name == "math" else a[0]
+            if name == "const":
+                return op(dt, float(np.float16(a[1]))) if dt == FLOAT32 else op(*a)
+            r = op(*a)
+            return self.o.cast(self.o.cast(r, FLOAT32, FLOAT16), FLOAT16, FLOAT32) if dt == FLOAT32 else r
+        return rounded
+
+
 def lower(o, prim, in_dts, out_dt, args, overrides=None):
     """The backend value of elementwise primitive ``prim`` on ``args`` (of dtypes ``in_dts``): the backend's
     native form from ``overrides`` when it registered one for this primitive, else the table's rule."""
@@ -559,7 +583,8 @@ def lower(o, prim, in_dts, out_dt, args, overrides=None):
     dt = np.dtype(in_dts[0])
     if dt == FLOAT16:  # numpy computes float16 ufuncs in float32 and rounds each result to float16
         args = [o.cast(a, FLOAT16, FLOAT32) if np.dtype(d) == FLOAT16 else a for a, d in zip(args, in_dts)]
-        res = _apply_row(o, prim, FLOAT32, args, overrides)
+        steps = _RoundEachStep(o) if prim in STEPWISE_IN_FLOAT16 else o
+        res = _apply_row(steps, prim, FLOAT32, args, overrides)
         return o.cast(res, FLOAT32, FLOAT16) if np.dtype(out_dt) == FLOAT16 else res
     if prim in _CMP and {np.dtype(d).kind for d in in_dts} == {"u", "i"}:
         return _mixed_sign_compare(o, prim, in_dts, args)

@@ -22,7 +22,7 @@ from .scalar import _SUFFIX, _quiet, math_namespace
 SIM = simulator_enabled()
 TPB = 8 if SIM else 256  # threads per block
 MAX_BLOCKS = 2 if SIM else 32 * 132  # grid-stride loops: a few waves of blocks cover any length
-NUMBA_TYPE = {T.BOOL: "boolean", T.INT32: "int32", T.INT64: "int64", T.FLOAT32: "float32", T.FLOAT64: "float64"}
+NUMBA_TYPE = {dt: "boolean" if dt == T.BOOL else dt.name for dt in T.SUPPORTED_DTYPES}
 
 
 def _namespace() -> dict:
