@@ -18,7 +18,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from scalar_cases import ELEMENTWISE, dtypes_of, mismatches
+from scalar_cases import ELEMENTWISE, NEW_DTYPES, dtypes_of, mismatches
 from tracejit.ir.primitives import BINARY_UFUNCS, UNARY_UFUNCS
 
 
@@ -106,6 +106,21 @@ def test_every_elementwise_primitive_matches_numpy_on_cuda(prim):
                 for o in C.CudaExecutable(graph).run(cols)]
     rng = np.random.default_rng(18)
     bad = [m for dt in dtypes_of(prim) for m in mismatches(prim, dt, run, rng)]
+    assert not bad, bad
+
+
+@pytest.mark.parametrize("prim", ELEMENTWISE)
+def test_every_elementwise_primitive_on_narrow_unsigned_and_half_dtypes_on_cuda(prim):
+    """int8/int16/uint8..uint64/float16 on CUDA: two of the dtypes each primitive accepts (a different pair per
+    primitive, so the suite covers them all), special values and a few random ones."""
+    def run(graph, cols):
+        return [np.asarray(o.copy_to_host() if hasattr(o, "copy_to_host") else o)
+                for o in C.CudaExecutable(graph).run(cols)]
+    rng = np.random.default_rng(20)
+    dts = dtypes_of(prim, NEW_DTYPES)
+    k = ELEMENTWISE.index(prim)
+    picked = {dts[k % len(dts)], dts[(k + 3) % len(dts)]} if dts else set()
+    bad = [m for dt in sorted(picked, key=str) for m in mismatches(prim, dt, run, rng, nrandom=8)]
     assert not bad, bad
 
 

@@ -30,13 +30,13 @@ def _namespace() -> dict:
     import numba
     ns = {"cuda": cuda, "_INF": math.inf, "_NAN": math.nan}
     for dt, suf in _SUFFIX.items():
-        ns["_T_" + suf] = getattr(numba, NUMBA_TYPE[dt])
+        ns["_T_" + suf] = getattr(numba.types, NUMBA_TYPE[dt])
         if dt == T.BOOL:
             continue
         if SIM:
             ns["_cast_" + suf] = _quiet(lambda x, dt=dt: np.asarray(x).astype(dt)[()])
         else:
-            ns["_cast_" + suf] = getattr(numba, NUMBA_TYPE[dt])
+            ns["_cast_" + suf] = getattr(numba.types, NUMBA_TYPE[dt])
     ns.update(math_namespace(SIM))
     return ns
 
