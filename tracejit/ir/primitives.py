@@ -189,7 +189,7 @@ _resolve_cache: dict = {}
 
 def _probe(t: TensorType):
     if t.weak:
-        return {"b": T.BOOL, "i": int, "f": float}[t.dtype.kind]  # numpy takes no Python bool here
+        return {"b": T.BOOL, "i": int, "u": int, "f": float}[t.dtype.kind]  # numpy takes no Python bool here
     return t.dtype
 
 
