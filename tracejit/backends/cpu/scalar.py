@@ -5,6 +5,8 @@ widens the scalar code it writes.
 """
 from __future__ import annotations
 
+import functools
+
 import llvmlite.ir as ir
 import numpy as np
 
@@ -37,6 +39,7 @@ def from_memory(b, dt, v):
     if dt == T.BOOL:
         return b.trunc(v, I1)
     if dt == T.FLOAT16:
+        check_half_support()
         return b.fpext(v, F32)  # exact
     return v
 
@@ -80,6 +83,7 @@ def check_half_support():
                         "machine lacks; convert to float32 first (x.astype(np.float32))")
 
 
+@functools.lru_cache(maxsize=1)
 def llvm_features():
     import llvmlite.binding as llvm
     return llvm.get_host_cpu_features().flatten()
