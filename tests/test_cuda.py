@@ -124,6 +124,22 @@ def test_every_elementwise_primitive_on_narrow_unsigned_and_half_dtypes_on_cuda(
     assert not bad, bad
 
 
+def test_uint8_image_kernel_and_float16_reductions_on_cuda():
+    """The new dtypes end to end on the CUDA backend: tests/test_dtypes.py's image kernel, float16 reductions
+    (float32 accumulators; quarters keep every partial sum exact) and argmax."""
+    import tracejit as tj
+    from test_dtypes import box_blur_and_stretch, same
+    host = lambda g: np.asarray(g.copy_to_host() if hasattr(g, "copy_to_host") else g)  # noqa: E731
+    img = np.random.default_rng(10).integers(30, 200, (13, 11), dtype=np.uint8)
+    for g, w in zip(tj.jit(box_blur_and_stretch, device="cuda")(img), box_blur_and_stretch(img)):
+        same(host(g), w)
+    h = (np.round(np.random.default_rng(1).standard_normal((5, 40)) * 8) / 8).astype(np.float16)
+    f = lambda h: (h.sum(), h.sum(axis=0), h.max(axis=1), np.argmax(h), (h * h + 1).mean(), h.astype(np.uint8))  # noqa: E731
+    with np.errstate(all="ignore"):
+        for g, w in zip(tj.jit(f, device="cuda")(h), f(h)):
+            same(host(g), w, f16_ulps=2)
+
+
 def test_newer_ufuncs_and_their_gradients():
     """heaviside ... right_shift reach the CUDA backend through the scalar table alone (no CUDA code of their own)."""
     x = np.array([-2.3, -0.7, 0.0, 0.4, 1.3, 2.9, np.inf, np.nan])

@@ -71,6 +71,7 @@ class _Accumulator:
         src, ops = self.w.src, self.w.ops
         if self.index:  # the first best element wins; a nan beats any number (numpy's argmax)
             v = ops.convert(v, self.in_dt, self.acc_dt)  # float16 compares in float32
+            src.splice(ops)
             op = ">" if self.prim == "argmax" else "<"
             better = f"{v} {op} {self.acc}"
             if self.acc_dt.kind == "f":
