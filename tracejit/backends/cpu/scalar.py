@@ -49,6 +49,7 @@ def to_memory(b, dt, v):
     if dt == T.BOOL:
         return b.zext(v, I8)
     if dt == T.FLOAT16:
+        check_half_support()
         return b.fptrunc(v, F16)
     return v
 
@@ -76,8 +77,8 @@ def constant(dt, value):
 
 
 def check_half_support():
-    """float16 <-> float32 conversions are single instructions with F16C; without it LLVM calls compiler-rt
-    helpers that the JIT cannot resolve (a crash), so refuse instead."""
+    """float16 loads and stores are single instructions with F16C; without it LLVM calls compiler-rt helpers
+    that the JIT cannot resolve (a crash), so refuse instead."""
     if "+f16c" not in llvm_features():
         raise TypeError("float16 arrays need a CPU with the F16C instructions (x86-64 since 2012), which this "
                         "machine lacks; convert to float32 first (x.astype(np.float32))")
@@ -294,9 +295,8 @@ class CpuScalarOps(S.ScalarOps):
     def _round_to_half(self, x):
         """A float32 or float64 rounded once to float16, in its float32 register form. float64 first rounds to
         float32 *to odd* (the truncation, with the last bit set when inexact): rounding that to 11 bits gives the
-        correctly rounded result, where rounding twice to nearest could not (and LLVM's direct double -> half
-        calls a helper the JIT lacks)."""
-        check_half_support()
+        correctly rounded result, where rounding twice to nearest could not. No ``half`` instruction here: LLVM
+        folds fptrunc chains into double -> half, a compiler-rt call the JIT cannot resolve."""
         b = self.b
         if x.type == F64:
             f = b.fptrunc(x, F32)
@@ -307,7 +307,24 @@ class CpuScalarOps(S.ScalarOps):
             step = b.select(grow, ir.Constant(I32, 1), ir.Constant(I32, -1))
             fixed = b.bitcast(b.add(bits, step), F32)
             x = b.select(b.and_(inexact, b.not_(odd)), fixed, f)
-        return b.fpext(b.fptrunc(x, F16), F32)
+        return self._round_float_to_half(x)
+
+    def _round_float_to_half(self, x):
+        """float32 -> the nearest float16 value (ties to even), as a float32: the mantissa cut to 10 bits in
+        integer arithmetic for normal halves, the nearest multiple of 2**-24 below 2**-14 (adding and removing
+        0.5 rounds there), infinity from 65520 up, nan kept."""
+        b = self.b
+        c = lambda v: ir.Constant(I32, v)  # noqa: E731
+        bits = b.bitcast(x, I32)
+        sign, mag = b.and_(bits, c(-0x80000000)), b.and_(bits, c(0x7FFFFFFF))
+        normal = b.and_(b.add(mag, b.add(c(0xFFF), b.and_(b.lshr(mag, c(13)), c(1)))), c(~0x1FFF))
+        absx = b.bitcast(mag, F32)
+        half = ir.Constant(F32, 0.5)
+        tiny = b.bitcast(b.fsub(b.fadd(absx, half), half), I32)
+        r = b.select(b.icmp_unsigned("<", mag, c(0x38800000)), tiny, normal)
+        r = b.select(b.icmp_unsigned(">=", mag, c(0x477FF000)), c(0x7F800000), r)
+        r = b.select(b.icmp_unsigned(">", mag, c(0x7F800000)), mag, r)
+        return b.bitcast(b.or_(r, sign), F32)
 
     def _fabs(self, x, ty):
         return self.math_lib.intrinsic(self.b, "llvm.fabs", ty, x)
