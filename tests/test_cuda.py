@@ -18,7 +18,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from scalar_cases import ELEMENTWISE, dtypes_of, mismatches
+from scalar_cases import ELEMENTWISE, NEW_DTYPES, dtypes_of, mismatches
 from tracejit.ir.primitives import BINARY_UFUNCS, UNARY_UFUNCS
 
 
@@ -107,6 +107,37 @@ def test_every_elementwise_primitive_matches_numpy_on_cuda(prim):
     rng = np.random.default_rng(18)
     bad = [m for dt in dtypes_of(prim) for m in mismatches(prim, dt, run, rng)]
     assert not bad, bad
+
+
+@pytest.mark.parametrize("prim", ELEMENTWISE)
+def test_every_elementwise_primitive_on_narrow_unsigned_and_half_dtypes_on_cuda(prim):
+    """int8/int16/uint8..uint64/float16 on CUDA: two of the dtypes each primitive accepts (a different pair per
+    primitive, so the suite covers them all), special values and a few random ones."""
+    def run(graph, cols):
+        return [np.asarray(o.copy_to_host() if hasattr(o, "copy_to_host") else o)
+                for o in C.CudaExecutable(graph).run(cols)]
+    rng = np.random.default_rng(20)
+    dts = dtypes_of(prim, NEW_DTYPES)
+    k = ELEMENTWISE.index(prim)
+    picked = {dts[k % len(dts)], dts[(k + 3) % len(dts)]} if dts else set()
+    bad = [m for dt in sorted(picked, key=str) for m in mismatches(prim, dt, run, rng, nrandom=8)]
+    assert not bad, bad
+
+
+def test_uint8_image_kernel_and_float16_reductions_on_cuda():
+    """The new dtypes end to end on the CUDA backend: tests/test_dtypes.py's image kernel, float16 reductions
+    (float32 accumulators; quarters keep every partial sum exact) and argmax."""
+    import tracejit as tj
+    from test_dtypes import box_blur_and_stretch, same
+    host = lambda g: np.asarray(g.copy_to_host() if hasattr(g, "copy_to_host") else g)  # noqa: E731
+    img = np.random.default_rng(10).integers(30, 200, (13, 11), dtype=np.uint8)
+    for g, w in zip(tj.jit(box_blur_and_stretch, device="cuda")(img), box_blur_and_stretch(img)):
+        same(host(g), w)
+    h = (np.round(np.random.default_rng(1).standard_normal((5, 40)) * 8) / 8).astype(np.float16)
+    f = lambda h: (h.sum(), h.sum(axis=0), h.max(axis=1), np.argmax(h), (h * h + 1).mean(), h.astype(np.uint8))  # noqa: E731
+    with np.errstate(all="ignore"):
+        for g, w in zip(tj.jit(f, device="cuda")(h), f(h)):
+            same(host(g), w, f16_ulps=2)
 
 
 def test_newer_ufuncs_and_their_gradients():

@@ -15,6 +15,7 @@ from numpy.exceptions import AxisError
 import tracejit as tj
 from numpy_more_cases import MORE_KEYWORD_CASES, MORE_REFUSED
 from tracejit.errors import ConcretizationError, UnsupportedError
+from tracejit.ir import types as T
 from tracejit.ir.primitives import BINARY_UFUNCS, UNARY_UFUNCS
 from tracejit.trace.numpy_api import IMPLS
 
@@ -238,7 +239,7 @@ def _check_ufunc(name, ops):
     vals = [v for _, v, _ in ops]
     note(f"np.{name}{tuple((w, v, 'arg' if a else 'const') for w, v, a in ops)}")
     expected, error = numpy_or_error(uf, *vals)
-    if expected is not None and expected.dtype not in SUPPORTED:  # float16/int8 results: tracejit refuses them
+    if expected is not None and expected.dtype not in T.SUPPORTED_DTYPES:  # results tracejit refuses
         return
     args = [v for _, v, a in ops if a]
 
@@ -301,7 +302,7 @@ def reduction_cases(draw):
 def _check_reduction(name, x, kw):
     note(f"np.{name}(x of shape {x.shape} {x.dtype}, **{kw})")
     expected, error = numpy_or_error(getattr(np, name), x, **kw)
-    if expected is not None and expected.dtype not in SUPPORTED:
+    if expected is not None and expected.dtype not in T.SUPPORTED_DTYPES:
         return
     same_outcome(lambda: tj.jit(lambda x: getattr(np, name)(x, **kw))(x), expected, error, err_msg=name)
 

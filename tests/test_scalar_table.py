@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from scalar_cases import ELEMENTWISE, dtypes_of, mismatches
+from scalar_cases import ELEMENTWISE, NEW_DTYPES, dtypes_of, mismatches
 from tracejit.backends.cpu.executable import LLVMExecutable
 from tracejit.ir.primitives import PRIMS
 from tracejit.lower import scalar as S
@@ -22,6 +22,14 @@ def run_cpu(graph, cols):
 def test_every_elementwise_primitive_matches_numpy_on_cpu(prim):
     rng = np.random.default_rng(18)
     bad = [m for dt in dtypes_of(prim) for m in mismatches(prim, dt, run_cpu, rng)]
+    assert not bad, bad
+
+
+@pytest.mark.parametrize("prim", ELEMENTWISE)
+def test_every_elementwise_primitive_matches_numpy_on_narrow_unsigned_and_half_dtypes(prim):
+    """int8/int16/uint8..uint64/float16: the special values of each and fewer random ones."""
+    rng = np.random.default_rng(19)
+    bad = [m for dt in dtypes_of(prim, NEW_DTYPES) for m in mismatches(prim, dt, run_cpu, rng, nrandom=16)]
     assert not bad, bad
 
 

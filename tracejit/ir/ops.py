@@ -61,12 +61,7 @@ def current() -> Builder:
 def constant(value, dtype=None, weak=False) -> Value:
     arr = np.asarray(value, dtype=dtype)
     if arr.dtype not in T.SUPPORTED_DTYPES:
-        if arr.dtype.kind in "iu" and arr.dtype.itemsize <= 8:
-            arr = arr.astype(np.int64)
-        elif arr.dtype == np.float16:
-            arr = arr.astype(np.float32)
-        else:
-            T.check_dtype(arr.dtype, "a constant")
+        T.check_dtype(arr.dtype, "a constant")
     b = current()
     key = const_key(arr) + (weak,)
     hit = b.consts.get(key)
@@ -179,7 +174,7 @@ def convert(x: Value, dtype) -> Value:
     dtype = np.dtype(dtype)
     if dtype not in T.SUPPORTED_DTYPES:  # the backends store only these: anything else would be a wrong layout
         raise TypeError(f"cannot convert a {x.dtype} value to {dtype} inside a traced function: tracejit computes "
-                        f"in bool, int32, int64, float32 and float64; convert the result after the call instead "
+                        f"in {T.SUPPORTED_NAMES}; convert the result after the call instead "
                         f"(f(x).astype(np.{dtype.name}))")
     if x.dtype == dtype:
         if x.type.weak:
@@ -236,7 +231,7 @@ def _python_int_operands(prim, xs):
         return prim, xs
     i = 0 if _is_pyint(xs[0]) else 1
     v, other = xs[i], as_value(xs[1 - i])
-    if prim in COMPARISONS and other.dtype.kind == "i" and not other.type.weak:
+    if prim in COMPARISONS and other.dtype.kind in "iu" and not other.type.weak:
         info = np.iinfo(other.dtype)
         if not info.min <= v <= info.max:
             if i == 0:
@@ -254,7 +249,7 @@ def _widen_for_weak_int(xs):
     answers it exactly whatever the int's size."""
     if not any(x.type.weak and x.dtype.kind == "i" and not x.is_const for x in xs):
         return xs
-    return tuple(convert(x, T.INT64) if x.dtype.kind == "i" and not x.type.weak and x.dtype.itemsize < 8 else x
+    return tuple(convert(x, T.INT64) if x.dtype.kind in "iu" and not x.type.weak and x.dtype.itemsize < 8 else x
                  for x in xs)
 
 
@@ -262,7 +257,8 @@ def check_weak_int(x: Value, dtype, what: str) -> None:
     """numpy 2 (NEP 50) raises OverflowError when a Python int is used with an array of a narrower int dtype it
     does not fit; a constant is checked now, a Python int argument (or value computed from them) at each call."""
     dtype = np.dtype(dtype)
-    if not (x.type.weak and x.dtype.kind == "i" and dtype.kind == "i" and dtype.itemsize < x.dtype.itemsize):
+    if not (x.type.weak and x.dtype.kind == "i" and dtype.kind in "iu"
+            and (dtype.itemsize < x.dtype.itemsize or dtype.kind == "u")):
         return
     info = np.iinfo(dtype)
     if x.is_const:
@@ -274,7 +270,8 @@ def check_weak_int(x: Value, dtype, what: str) -> None:
         return
     if x.eqn is not None and x.eqn.prim == "dimsize":
         return  # an array length: it fits any index type the array it measures could have
-    lo, hi = constant(int(info.min), T.INT64, weak=True), constant(int(info.max), T.INT64, weak=True)
+    top = min(int(info.max), int(np.iinfo(np.int64).max))  # a Python int argument is traced as an int64
+    lo, hi = constant(int(info.min), T.INT64, weak=True), constant(top, T.INT64, weak=True)
     flag = ufunc("logical_or", ufunc("less", x, lo), ufunc("greater", x, hi))
     add_check(flag, OverflowError, f"a Python int argument is out of bounds for {dtype}, the dtype np.{what} computes "
                                    f"in with the {dtype} array it meets (numpy 2 raises here too, NEP 50); pass it "

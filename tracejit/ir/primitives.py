@@ -189,8 +189,13 @@ _resolve_cache: dict = {}
 
 def _probe(t: TensorType):
     if t.weak:
-        return {"b": T.BOOL, "i": int, "f": float}[t.dtype.kind]  # numpy takes no Python bool here
+        return {"b": T.BOOL, "i": int, "u": int, "f": float}[t.dtype.kind]  # numpy takes no Python bool here
     return t.dtype
+
+
+# float16 rows the scalar table computes in float32 and rounds (as numpy): these two read the float16 bit pattern
+# itself, which a float32 computation cannot see
+NOT_FOR_FLOAT16 = ("nextafter", "spacing")
 
 
 def elementwise_dtypes(prim: str, types) -> tuple[tuple, np.dtype, bool]:
@@ -224,6 +229,9 @@ def elementwise_dtypes(prim: str, types) -> tuple[tuple, np.dtype, bool]:
                 names = ", ".join(t.dtype.name for t in types)
                 raise TypeError(f"np.{prim} of ({names}) computes in {d}, which tracejit does not support; "
                                 f"cast the operands first (e.g. .astype(np.float64))")
+        if prim in NOT_FOR_FLOAT16 and T.FLOAT16 in ins:
+            raise TypeError(f"np.{prim} of float16 values is not supported by tracejit (it needs float16's bit "
+                            f"pattern); compute it in float32: np.{prim}(x.astype(np.float32), ...)")
         if prim == "ldexp":  # numpy's int32 or int64 exponent loops agree: one int64 exponent for the backends
             ins = (ins[0], T.INT64)
         res = (tuple(ins), out, weak)

@@ -15,12 +15,12 @@ from ..errors import ConcretizationError
 from .constraints import Constraint
 
 BOOL = np.dtype(np.bool_)
-INT32 = np.dtype(np.int32)
-INT64 = np.dtype(np.int64)
-FLOAT32 = np.dtype(np.float32)
-FLOAT64 = np.dtype(np.float64)
-SUPPORTED_DTYPES = (BOOL, INT32, INT64, FLOAT32, FLOAT64)
-_KIND_ORDER = {"b": 0, "i": 1, "f": 2}
+INT8, INT16, INT32, INT64 = (np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64))
+UINT8, UINT16, UINT32, UINT64 = (np.dtype(t) for t in (np.uint8, np.uint16, np.uint32, np.uint64))
+FLOAT16, FLOAT32, FLOAT64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
+SUPPORTED_DTYPES = (BOOL, INT32, INT64, FLOAT32, FLOAT64, INT8, INT16, UINT8, UINT16, UINT32, UINT64, FLOAT16)
+SUPPORTED_NAMES = "bool, int8/16/32/64, uint8/16/32/64, float16/32/64"
+_KIND_ORDER = {"b": 0, "i": 1, "u": 1, "f": 2}
 
 
 def check_dtype(dtype, what="argument") -> np.dtype:
@@ -29,13 +29,11 @@ def check_dtype(dtype, what="argument") -> np.dtype:
         dt = np.dtype(dtype)
     except TypeError:
         raise TypeError(f"{what} has dtype {dtype!r}, which tracejit does not support; "
-                        f"use one of bool, int32, int64, float32, float64") from None
+                        f"use one of {SUPPORTED_NAMES}") from None
     if dt in SUPPORTED_DTYPES:
         return dt
-    if dt.kind in "iu" and dt.itemsize < 8:
-        return dt  # caller decides whether to widen
     raise TypeError(f"{what} has dtype {dt}, which tracejit does not support; "
-                    f"use one of bool, int32, int64, float32, float64 (e.g. .astype(np.float64))")
+                    f"use one of {SUPPORTED_NAMES} (e.g. .astype(np.float64))")
 
 
 def is_float(dt) -> bool:
@@ -442,13 +440,10 @@ def result_dtype(*types: TensorType) -> tuple[np.dtype, bool]:
 
 
 def default_float(dt: np.dtype, what="operand") -> np.dtype:
-    """The float dtype numpy computes ``sqrt``/``exp``/true-divide of ``dt`` in (int32/int64 -> float64)."""
-    if dt.kind == "f":
-        return dt
-    if dt == BOOL:
-        raise TypeError(f"numpy computes this function of the bool {what} in float16, which tracejit does not "
-                        f"support; cast it first (x.astype(np.float32))")
-    return FLOAT64
+    """The float dtype numpy computes ``sqrt``/``exp``/true-divide of ``dt`` in: the smallest float that holds
+    every value (bool/int8/uint8 -> float16, int16/uint16 -> float32, wider ints -> float64)."""
+    dt = np.dtype(dt)
+    return dt if dt.kind == "f" else np.result_type(dt, FLOAT16)
 
 
 def symbol_name(d):

@@ -35,7 +35,10 @@ def _column_shape(domain, red_axes, prim) -> bool:
 
 
 def _accumulator_dtype(prim, dt) -> np.dtype:
-    """float32 sums and products accumulate in float64 where the accumulator is a buffer (column, split)."""
+    """float32 sums and products accumulate in float64 where the accumulator is a buffer (column, split); float16
+    reductions in float32 (backends/cpu/reductions.py: as numpy's, rounded once)."""
+    if dt == T.FLOAT16:
+        return T.FLOAT32
     return np.dtype(np.float64) if (prim in ("sum", "prod") and dt == T.FLOAT32) else np.dtype(dt)
 
 

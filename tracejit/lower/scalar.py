@@ -23,8 +23,10 @@ import numpy as np
 # the math table's names, read by the backends through this module
 from .math_functions import BINARY_MATH, CHEAP, LIBCALL, VEC_FUNCTIONS, MathFn, reference  # noqa: F401
 from .math_functions import EXPENSIVE, MATH, ROWS
+from .scalar_dtypes import STEPWISE_IN_FLOAT16, RoundEachStep, convert, mixed_sign_compare
 
 BOOL, INT32, INT64 = np.dtype(np.bool_), np.dtype(np.int32), np.dtype(np.int64)
+FLOAT16, FLOAT32 = np.dtype(np.float16), np.dtype(np.float32)
 
 
 class ScalarOps:
@@ -95,6 +97,10 @@ def _b(dt):
     return np.dtype(dt) == BOOL
 
 
+def _u(dt):
+    return np.dtype(dt).kind == "u"
+
+
 def _truth(o, dt, x):
     return x if _b(dt) else o.cast(x, dt, BOOL)
 
@@ -148,7 +154,7 @@ def _square(o, dt, x):
 def _absolute(o, dt, x):
     if _f(dt):
         return o.math("fabs", dt, x)
-    if _b(dt):
+    if _b(dt) or _u(dt):
         return x
     return o.select(dt, o.cmp(dt, "<", x, o.const(dt, 0)), o.neg(dt, x), x)
 
@@ -164,10 +170,15 @@ def _sign(o, dt, x):
 def _reciprocal(o, dt, x):
     if _f(dt):
         return o.div(dt, o.const(dt, 1), x)
-    # C's 1 / x as numpy computes it: 1, -1 or 0, and the INT_MIN pattern for x == 0
-    one, m1 = o.const(dt, 1), o.const(dt, -1)
-    r = o.select(dt, o.cmp(dt, "==", x, one), one, o.select(dt, o.cmp(dt, "==", x, m1), m1, o.const(dt, 0)))
-    return o.select(dt, _is_zero(o, dt, x), o.const(dt, np.iinfo(dt).min), r)
+    # C's 1 / x as numpy computes it: 1, -1 or 0, and for x == 0 the INT_MIN pattern of x86's 32/64-bit division
+    # (8/16-bit and unsigned ints give 0)
+    one, zero = o.const(dt, 1), o.const(dt, 0)
+    if _u(dt):
+        return o.select(dt, o.cmp(dt, "==", x, one), one, zero)
+    m1 = o.const(dt, -1)
+    r = o.select(dt, o.cmp(dt, "==", x, one), one, o.select(dt, o.cmp(dt, "==", x, m1), m1, zero))
+    at_zero = o.const(dt, np.iinfo(dt).min if np.dtype(dt).itemsize >= 4 else 0)
+    return o.select(dt, _is_zero(o, dt, x), at_zero, r)
 
 
 def _float_mod(o, dt, x, y):
@@ -179,8 +190,10 @@ def _float_mod(o, dt, x, y):
 
 
 def _safe_divisor(o, dt, y):
-    """(y with 0 and -1 replaced by 1, y == 0, y == -1): integer division never traps or overflows."""
-    yz, ym1 = _is_zero(o, dt, y), o.cmp(dt, "==", y, o.const(dt, -1))
+    """(y with 0 and -1 replaced by 1, y == 0, y == -1): integer division never traps or overflows (unsigned
+    division has no -1)."""
+    yz = _is_zero(o, dt, y)
+    ym1 = o.const(BOOL, False) if _u(dt) else o.cmp(dt, "==", y, o.const(dt, -1))
     return o.select(dt, o.or_(BOOL, yz, ym1), o.const(dt, 1), y), yz, ym1
 
 
@@ -216,9 +229,10 @@ def _remainder(o, dt, x, y):
 def _power(o, dt, x, y):
     if _f(dt):
         return o.math("power", dt, x, y)
-    # square and multiply over the exponent's bits (numpy refuses negative integer exponents)
+    # square and multiply over the exponent's bits (numpy refuses negative integer exponents: a signed one's
+    # top bit is clear)
     res, base, one = o.const(dt, 1), x, o.const(dt, 1)
-    for k in range(np.dtype(dt).itemsize * 8 - 1):
+    for k in range(np.dtype(dt).itemsize * 8 - (0 if _u(dt) else 1)):
         bit = o.cmp(dt, "!=", o.and_(dt, o.shr(dt, y, o.const(dt, k)), one), o.const(dt, 0))
         res = o.select(dt, bit, o.mul(dt, res, base), res)
         base = o.mul(dt, base, base)
@@ -412,9 +426,25 @@ def _neg_abs(o, dt, x):
     return o.select(dt, o.cmp(dt, ">", x, o.const(dt, 0)), o.neg(dt, x), x)
 
 
+def _euclid_steps(dt) -> int:
+    """Euclid's worst case over the magnitudes of ``dt``: consecutive Fibonacci numbers (46 below 2**31)."""
+    limit, a, b, n = 2 ** (np.dtype(dt).itemsize * 8 - (0 if _u(dt) else 1)), 1, 1, 1
+    while b <= limit:
+        a, b, n = b, a + b, n + 1
+    return n + 1
+
+
+def _unsigned_gcd(o, dt, x, y):
+    zero, one = o.const(dt, 0), o.const(dt, 1)
+
+    def step(s):  # (a, b) -> (b mod a, a) until a == 0
+        a, b = s
+        return [o.imod(dt, b, o.select(dt, _is_zero(o, dt, a), one, a)), a]
+    return o.while_(dt, [x, y], lambda s: o.cmp(dt, "!=", s[0], zero), step, _euclid_steps(dt))[1]
+
+
 def _neg_gcd(o, dt, x, y):
-    """-gcd(|x|, |y|): Euclid's loop (as numpy's) on non-positive values, unrolled for the worst case (consecutive
-    Fibonacci numbers: 46 steps below 2**31, 92 below 2**63)."""
+    """-gcd(|x|, |y|): Euclid's loop (as numpy's) on non-positive values, unrolled for the worst case."""
     zero, one, m1 = o.const(dt, 0), o.const(dt, 1), o.const(dt, -1)
 
     def step(s):  # (a, b) -> (b mod a, a); a == 0 (the loop's end) and a == -1 (b mod -1 == 0) never divide
@@ -423,12 +453,13 @@ def _neg_gcd(o, dt, x, y):
         safe = o.select(dt, o.or_(BOOL, o.cmp(dt, "==", a, zero), am1), one, a)
         return [o.select(dt, am1, zero, o.imod(dt, b, safe)), a]
     state = [_neg_abs(o, dt, x), _neg_abs(o, dt, y)]
-    steps = 47 if np.dtype(dt).itemsize == 4 else 93
-    return o.while_(dt, state, lambda s: o.cmp(dt, "!=", s[0], zero), step, steps)[1]
+    return o.while_(dt, state, lambda s: o.cmp(dt, "!=", s[0], zero), step, _euclid_steps(dt))[1]
 
 
 @rule("gcd")
 def _gcd(o, dt, x, y):
+    if _u(dt):
+        return _unsigned_gcd(o, dt, x, y)
     return o.neg(dt, _neg_gcd(o, dt, x, y))  # gcd(INT_MIN, 0) wraps to INT_MIN, as numpy's unsigned result
 
 
@@ -436,6 +467,10 @@ def _gcd(o, dt, x, y):
 def _lcm(o, dt, x, y):
     """|x| / gcd * |y| wrapping as numpy's unsigned arithmetic: (-|x|) / (-gcd) is exact and non-negative."""
     zero, one, m1 = o.const(dt, 0), o.const(dt, 1), o.const(dt, -1)
+    if _u(dt):
+        g = _unsigned_gcd(o, dt, x, y)
+        g0 = _is_zero(o, dt, g)
+        return o.select(dt, g0, zero, o.mul(dt, o.idiv(dt, x, o.select(dt, g0, one, g)), y))
     ng, nx = _neg_gcd(o, dt, x, y), _neg_abs(o, dt, x)
     g0, gm1 = o.cmp(dt, "==", ng, zero), o.cmp(dt, "==", ng, m1)
     q = o.select(dt, gm1, o.neg(dt, nx), o.idiv(dt, nx, o.select(dt, o.or_(BOOL, g0, gm1), one, ng)))
@@ -457,25 +492,12 @@ def _left_shift(o, dt, x, n):
 @rule("right_shift")
 def _right_shift(o, dt, x, n):
     ok, n = _shift_amount(o, dt, n)
-    beyond = o.select(dt, o.cmp(dt, "<", x, o.const(dt, 0)), o.const(dt, -1), o.const(dt, 0))
+    zero = o.const(dt, 0)
+    beyond = zero if _u(dt) else o.select(dt, o.cmp(dt, "<", x, zero), o.const(dt, -1), zero)
     return o.select(dt, ok, o.shr(dt, x, n), beyond)
 
 
 # ------------------------------------------------------------------------------------------------ lowering
-def convert(o, x, src, dst):
-    """numpy's astype: a float that is nan or out of the integer range becomes INT_MIN (as numpy on x86)."""
-    src, dst = np.dtype(src), np.dtype(dst)
-    if src == dst:
-        return x
-    if not (_f(src) and dst.kind in "iu"):
-        return o.cast(x, src, dst)
-    bits = dst.itemsize * 8
-    ok = o.and_(BOOL, o.cmp(src, ">=", x, o.const(src, -(2.0 ** (bits - 1)))),
-                o.cmp(src, "<", x, o.const(src, 2.0 ** (bits - 1))))
-    safe = o.select(src, ok, x, o.const(src, 0))
-    return o.select(dst, ok, o.cast(safe, src, dst), o.const(dst, np.iinfo(dst).min))
-
-
 def lower(o, prim, in_dts, out_dt, args, overrides=None):
     """The backend value of elementwise primitive ``prim`` on ``args`` (of dtypes ``in_dts``): the backend's
     native form from ``overrides`` when it registered one for this primitive, else the table's rule."""
@@ -483,15 +505,27 @@ def lower(o, prim, in_dts, out_dt, args, overrides=None):
         return convert(o, args[0], in_dts[0], out_dt)
     if prim == "where":
         return o.select(out_dt, *args)
+    dt = np.dtype(in_dts[0])
+    if dt == FLOAT16:  # numpy computes float16 ufuncs in float32 and rounds each result to float16
+        args = [o.cast(a, FLOAT16, FLOAT32) if np.dtype(d) == FLOAT16 else a for a, d in zip(args, in_dts)]
+        steps = RoundEachStep(o) if prim in STEPWISE_IN_FLOAT16 else o
+        res = _apply_row(steps, prim, FLOAT32, args, overrides)
+        return o.cast(res, FLOAT32, FLOAT16) if np.dtype(out_dt) == FLOAT16 else res
+    if prim in _CMP and {np.dtype(d).kind for d in in_dts} == {"u", "i"}:
+        return mixed_sign_compare(o, _CMP[prim], in_dts, args)
+    return _apply_row(o, prim, dt, args, overrides)
+
+
+def _apply_row(o, prim, dt, args, overrides):
     native = overrides.get(prim) if overrides else None
     if native is not None:
-        res = native(o, np.dtype(in_dts[0]), *args)
+        res = native(o, dt, *args)
         if res is not NotImplemented:
             return res
     row = RULES.get(prim)
     if row is None:
         raise NotImplementedError(f"the scalar table has no row for the elementwise primitive {prim!r}")
-    return row.rule(o, np.dtype(in_dts[0]), *args)
+    return row.rule(o, dt, *args)
 
 
 class _Recorder(ScalarOps):

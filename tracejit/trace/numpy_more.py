@@ -273,8 +273,8 @@ def _cumulative(name, op, ident, a, axis, dtype, out):
     ax = _ax(axis, a.ndim)
     if dtype is not None:
         a = ops.convert(a, T.check_dtype(dtype, f"np.{name}'s dtype="))
-    elif a.dtype in (T.BOOL, T.INT32):  # as numpy: small ints accumulate in the platform integer
-        a = ops.convert(a, T.INT64)
+    elif a.dtype.kind in "biu" and a.dtype.itemsize < 8:  # as numpy: small ints accumulate in the platform
+        a = ops.convert(a, T.UINT64 if a.dtype.kind == "u" else T.INT64)  # (unsigned) integer
     x = ops.transpose(a, tuple(i for i in range(a.ndim) if i != ax) + (ax,))
     y = _u(op, _exclusive_scan(x, op, ident), x)
     back = list(range(a.ndim - 1))

@@ -76,7 +76,7 @@ def _sorted_count(a, v, before):
     lead = (1,) * v.ndim
     if isinstance(K, int) and K <= 2 * B:
         return ops.reduce("sum", before(ops.reshape(a, (K,) + lead), v), 0)
-    fill = {"f": np.nan, "i": np.iinfo(a.dtype).max if a.dtype.kind == "i" else 0, "b": True}[a.dtype.kind]
+    fill = np.nan if a.dtype.kind == "f" else True if a.dtype.kind == "b" else np.iinfo(a.dtype).max
     m = T.dim_floordiv(K + (B - 1), B)
     tail = ops.broadcast_to(_const(fill, a.dtype), (m * B - K + 1,))  # one more: every position below is valid
     padded = ops.bind("concatenate", a, tail, axis=0)                   # (m * B + 1,)

@@ -45,7 +45,10 @@ def matmul(a, b, out=None, *, dtype=None, casting="same_kind", order="K", subok=
     batch = T.broadcast_shapes(a.shape[:-2], b.shape[:-2], constraints=ops.current().constraints)
     a = ops.broadcast_to(a, batch + a.shape[-2:]) if a.shape[:-2] != batch else a
     b = ops.broadcast_to(b, batch + b.shape[-2:]) if b.shape[:-2] != batch else b
-    out = ops.bind("matmul", a, b)
+    if dt == T.FLOAT16:  # numpy's float16 matmul sums in float32 and rounds once; BLAS has no half gemm
+        out = ops.convert(ops.bind("matmul", ops.convert(a, T.FLOAT32), ops.convert(b, T.FLOAT32)), T.FLOAT16)
+    else:
+        out = ops.bind("matmul", a, b)
     if squeeze_a or squeeze_b:
         shp = list(out.shape)
         if squeeze_b:

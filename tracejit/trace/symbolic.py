@@ -119,17 +119,18 @@ def type_name(dtype, ndim) -> str:
 
 
 def compute_dtype(dtype, what="a symbolic variable") -> np.dtype:
-    """The dtype a declared dtype computes in: tracejit has no 8/16-bit integer arithmetic (-> int32)."""
+    """The dtype a declared dtype computes in: Theano's 8/16-bit ints compute in int32 and uint32 in int64, as
+    tracejit's Theano layer always did (its range checks name the declared dtype)."""
     if isinstance(dtype, str) and dtype == "floatX":
         dtype = "float64"
     try:
         dt = np.dtype(dtype)
     except TypeError:
         raise TypeError(f"{what}: unknown dtype {dtype!r}") from None
-    if dt in T.SUPPORTED_DTYPES:
-        return dt
-    if dt.kind in "iu" and dt.itemsize < 4:
+    if dt.kind in "iu" and dt.itemsize < 4:  # Theano's narrow ints keep computing in int32 (range-checked)
         return T.INT32
+    if dt in T.SUPPORTED_DTYPES and dt != T.UINT32:
+        return dt
     if dt.kind == "u" and dt.itemsize == 4:
         return T.INT64
     raise TypeError(f"{what} has dtype {dt}, which tracejit does not support; use one of bool, int8, int32, "

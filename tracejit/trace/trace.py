@@ -121,14 +121,12 @@ def leaf_signature(x, what):
         shape, dt, contiguous = _device_meta(x)
         if dt not in T.SUPPORTED_DTYPES:
             raise TypeError(f"{_desc(what)} is a device array of dtype {dt}, which tracejit does not support; use one of "
-                            f"bool, int32, int64, float32, float64")
+                            f"{T.SUPPORTED_NAMES}")
         return (dt.num, tuple(d == 1 for d in shape) if 1 in shape else len(shape), contiguous, "device")
     if t is np.ndarray:
         dt = x.dtype
         if dt not in T.SUPPORTED_DTYPES:
             T.check_dtype(dt, _desc(what))
-            raise TypeError(f"{_desc(what)} has dtype {dt}, which tracejit does not support; use one of bool, int32, "
-                            f"int64, float32, float64 (e.g. .astype(np.int64))")
         shape = x.shape
         return (dt.num, tuple(d == 1 for d in shape) if 1 in shape else len(shape), x.flags.c_contiguous)
     if t in _WEAK:

@@ -12,9 +12,8 @@ import re
 
 import llvmlite.ir as ir
 
-from ...ir import types as T
 from ...lower.plan import Access
-from .scalar import I1, I8, I64, PTR, memtype
+from .scalar import I64, PTR, from_memory, memtype, to_memory
 
 VOID = ir.VoidType()
 KERNEL_TY = ir.FunctionType(VOID, [PTR, PTR, I64, I64])
@@ -204,16 +203,11 @@ class StepEmitter:
 
     def load(self, acc: Access, idx, axes):
         dt = self.plan.buffers[acc.buf].dtype
-        v = self.b.load(self.address(acc, idx, axes), typ=memtype(dt))
-        if dt == T.BOOL:
-            v = self.b.trunc(v, I1)
-        return v
+        return from_memory(self.b, dt, self.b.load(self.address(acc, idx, axes), typ=memtype(dt)))
 
     def store(self, acc: Access, idx, axes, v):
         dt = self.plan.buffers[acc.buf].dtype
-        if dt == T.BOOL:
-            v = self.b.zext(v, I8)
-        self.b.store(v, self.address(acc, idx, axes))
+        self.b.store(to_memory(self.b, dt, v), self.address(acc, idx, axes))
 
 
 def module_text(module, emitters) -> str:

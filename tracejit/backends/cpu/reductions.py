@@ -30,12 +30,15 @@ class Reduction:
         self.prim = e.prim
         self.in_dt = e.inputs[0].dtype
         self.out_dt = e.out.dtype
-        # float32 sums accumulate in float64 (as accurate as numpy's pairwise summation, and still vectorized)
+        # float32 sums accumulate in float64 (as accurate as numpy's pairwise summation, and still vectorized);
+        # float16 ones in float32 as numpy's, rounded once at the end; max/min of float16 compare exactly in float32
         self.acc_dt = self.out_dt
         if self.prim in ("sum", "prod") and self.out_dt == T.FLOAT32:
             self.acc_dt = T.FLOAT64
+        if self.out_dt == T.FLOAT16:
+            self.acc_dt = T.FLOAT32
         if self.prim in ("argmax", "argmin"):
-            self.acc_dt = self.in_dt
+            self.acc_dt = T.FLOAT32 if self.in_dt == T.FLOAT16 else self.in_dt
         self.blocked = self.prim == "sum" and is_float(self.acc_dt)
         b = em.b
         ty = lltype(self.acc_dt)

@@ -5,41 +5,89 @@ widens the scalar code it writes.
 """
 from __future__ import annotations
 
+import functools
+
 import llvmlite.ir as ir
 import numpy as np
 
 from ...ir import types as T
 from ...lower import scalar as S
 
-I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
-F32, F64 = ir.FloatType(), ir.DoubleType()
+I1, I8, I16, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
+F16, F32, F64 = ir.HalfType(), ir.FloatType(), ir.DoubleType()
 PTR = ir.PointerType()
 
 
 def lltype(dt: np.dtype):
+    """The register type of ``dt``: float16 values live in float registers (numpy computes them in float32 and
+    rounds each result), stored as ``half``."""
     dt = np.dtype(dt)
     if dt == T.BOOL:
         return I1
     if dt.kind == "f":
         return F64 if dt.itemsize == 8 else F32
-    return I64 if dt.itemsize == 8 else I32
+    return ir.IntType(dt.itemsize * 8)
 
 
 def memtype(dt: np.dtype):
-    return I8 if np.dtype(dt) == T.BOOL else lltype(dt)
+    dt = np.dtype(dt)
+    return I8 if dt == T.BOOL else F16 if dt == T.FLOAT16 else lltype(dt)
+
+
+def from_memory(b, dt, v):
+    """A value loaded as ``memtype(dt)`` in its register form."""
+    if dt == T.BOOL:
+        return b.trunc(v, I1)
+    if dt == T.FLOAT16:
+        check_half_support()
+        return b.fpext(v, F32)  # exact
+    return v
+
+
+def to_memory(b, dt, v):
+    """A register value in its memory form (a float16 value is already rounded: the truncation is exact)."""
+    if dt == T.BOOL:
+        return b.zext(v, I8)
+    if dt == T.FLOAT16:
+        check_half_support()
+        return b.fptrunc(v, F16)
+    return v
 
 
 def is_float(dt):
     return np.dtype(dt).kind == "f"
 
 
+def is_unsigned(dt):
+    return np.dtype(dt).kind == "u"
+
+
 def constant(dt, value):
+    dt = np.dtype(dt)
     ty = lltype(dt)
     if dt == T.BOOL:
         return ir.Constant(I1, int(bool(value)))
+    if dt == T.FLOAT16:
+        return ir.Constant(ty, float(np.float16(value)))
     if is_float(dt):
         return ir.Constant(ty, float(value))
-    return ir.Constant(ty, int(value))
+    bits = dt.itemsize * 8
+    v = int(value) % (1 << bits)  # two's complement: LLVM spells uint64's top half as negative i64
+    return ir.Constant(ty, v - (1 << bits) if v >> (bits - 1) else v)
+
+
+def check_half_support():
+    """float16 loads and stores are single instructions with F16C; without it LLVM calls compiler-rt helpers
+    that the JIT cannot resolve (a crash), so refuse instead."""
+    if "+f16c" not in llvm_features():
+        raise TypeError("float16 arrays need a CPU with the F16C instructions (x86-64 since 2012), which this "
+                        "machine lacks; convert to float32 first (x.astype(np.float32))")
+
+
+@functools.lru_cache(maxsize=1)
+def llvm_features():
+    import llvmlite.binding as llvm
+    return llvm.get_host_cpu_features().flatten()
 
 
 # ------------------------------------------------------------------------------------------------ math
@@ -164,12 +212,16 @@ class CpuScalarOps(S.ScalarOps):
 
     def idiv(self, dt, x, y):
         b = self.b
+        if is_unsigned(dt):
+            return b.udiv(x, y)
         q, r = b.sdiv(x, y), b.srem(x, y)
         adj = b.and_(b.icmp_signed("!=", r, ir.Constant(x.type, 0)), b.icmp_signed("<", b.xor(x, y), ir.Constant(x.type, 0)))
         return b.sub(q, b.zext(adj, x.type))
 
     def imod(self, dt, x, y):
         b = self.b
+        if is_unsigned(dt):
+            return b.urem(x, y)
         zero = ir.Constant(x.type, 0)
         r = b.srem(x, y)
         fix = b.and_(b.icmp_signed("!=", r, zero), b.icmp_signed("<", b.xor(r, y), zero))
@@ -178,7 +230,7 @@ class CpuScalarOps(S.ScalarOps):
     def cmp(self, dt, op, x, y):
         if is_float(dt):
             return self.b.fcmp_unordered(op, x, y) if op == "!=" else self.b.fcmp_ordered(op, x, y)
-        if np.dtype(dt) == T.BOOL:
+        if np.dtype(dt) == T.BOOL or is_unsigned(dt):
             return self.b.icmp_unsigned(op, x, y)
         return self.b.icmp_signed(op, x, y)
 
@@ -201,7 +253,7 @@ class CpuScalarOps(S.ScalarOps):
         return self.b.shl(x, y)
 
     def shr(self, dt, x, y):
-        return self.b.ashr(x, y)
+        return self.b.lshr(x, y) if is_unsigned(dt) else self.b.ashr(x, y)
 
     def isnan(self, dt, x):
         return self.b.fcmp_unordered("uno", x, x)
@@ -220,13 +272,62 @@ class CpuScalarOps(S.ScalarOps):
             if is_float(src):
                 return b.fcmp_unordered("une", x, ir.Constant(lltype(src), 0.0))
             return b.icmp_unsigned("!=", x, ir.Constant(lltype(src), 0))
+        if dst == T.FLOAT16:
+            return self._round_to_half(self.cast(x, src, T.FLOAT32) if src != T.FLOAT64 else x)
+        if src == T.FLOAT16:
+            src = T.FLOAT32  # its register form
         if src == T.BOOL:
             return b.uitofp(x, lltype(dst)) if is_float(dst) else b.zext(x, lltype(dst))
         if is_float(src) and is_float(dst):
+            if src == dst:
+                return x
             return b.fpext(x, F64) if dst.itemsize > src.itemsize else b.fptrunc(x, F32)
         if not is_float(src) and not is_float(dst):
-            return b.sext(x, lltype(dst)) if dst.itemsize > src.itemsize else b.trunc(x, lltype(dst))
-        return b.sitofp(x, lltype(dst)) if is_float(dst) else b.fptosi(x, lltype(dst))
+            if dst.itemsize == src.itemsize:
+                return x
+            if dst.itemsize < src.itemsize:
+                return b.trunc(x, lltype(dst))
+            return b.zext(x, lltype(dst)) if is_unsigned(src) else b.sext(x, lltype(dst))
+        if is_float(dst):
+            return b.uitofp(x, lltype(dst)) if is_unsigned(src) else b.sitofp(x, lltype(dst))
+        return b.fptoui(x, lltype(dst)) if is_unsigned(dst) else b.fptosi(x, lltype(dst))
+
+    def _round_to_half(self, x):
+        """A float32 or float64 rounded once to float16, in its float32 register form. float64 first rounds to
+        float32 *to odd* (the truncation, with the last bit set when inexact): rounding that to 11 bits gives the
+        correctly rounded result, where rounding twice to nearest could not. No ``half`` instruction here: LLVM
+        folds fptrunc chains into double -> half, a compiler-rt call the JIT cannot resolve."""
+        b = self.b
+        if x.type == F64:
+            f = b.fptrunc(x, F32)
+            inexact = b.fcmp_ordered("one", b.fpext(f, F64), x)
+            bits = b.bitcast(f, I32)
+            odd = b.trunc(bits, I1)
+            grow = b.fcmp_ordered("<", self._fabs(b.fpext(f, F64), F64), self._fabs(x, F64))  # |f| < |x|: away
+            step = b.select(grow, ir.Constant(I32, 1), ir.Constant(I32, -1))
+            fixed = b.bitcast(b.add(bits, step), F32)
+            x = b.select(b.and_(inexact, b.not_(odd)), fixed, f)
+        return self._round_float_to_half(x)
+
+    def _round_float_to_half(self, x):
+        """float32 -> the nearest float16 value (ties to even), as a float32: the mantissa cut to 10 bits in
+        integer arithmetic for normal halves, the nearest multiple of 2**-24 below 2**-14 (adding and removing
+        0.5 rounds there), infinity from 65520 up, nan kept."""
+        b = self.b
+        c = lambda v: ir.Constant(I32, v)  # noqa: E731
+        bits = b.bitcast(x, I32)
+        sign, mag = b.and_(bits, c(-0x80000000)), b.and_(bits, c(0x7FFFFFFF))
+        normal = b.and_(b.add(mag, b.add(c(0xFFF), b.and_(b.lshr(mag, c(13)), c(1)))), c(~0x1FFF))
+        absx = b.bitcast(mag, F32)
+        half = ir.Constant(F32, 0.5)
+        tiny = b.bitcast(b.fsub(b.fadd(absx, half), half), I32)
+        r = b.select(b.icmp_unsigned("<", mag, c(0x38800000)), tiny, normal)
+        r = b.select(b.icmp_unsigned(">=", mag, c(0x477FF000)), c(0x7F800000), r)
+        r = b.select(b.icmp_unsigned(">", mag, c(0x7F800000)), mag, r)
+        return b.bitcast(b.or_(r, sign), F32)
+
+    def _fabs(self, x, ty):
+        return self.math_lib.intrinsic(self.b, "llvm.fabs", ty, x)
 
     # -------------------------------------------------------------------------------- for reductions and scatter
     def compare(self, dt, op, x, y):

@@ -6,7 +6,7 @@ import llvmlite.ir as ir
 from ...ir import types as T
 from ...lower.plan import Access, CopyStep, MatmulStep, ScatterAddStep
 from .emitter import StepEmitter
-from .scalar import I1, I8, I64, CpuScalarOps, constant, is_float, lltype, memtype
+from .scalar import I64, CpuScalarOps, constant, from_memory, is_float, lltype, memtype, to_memory
 
 
 def lower_copy(em: StepEmitter, plan, step: CopyStep):
@@ -75,10 +75,8 @@ def lower_scatter_add(em: StepEmitter, plan, step: ScatterAddStep):
             ptr = em.address(out, local, tuple(oaxes))
             gv = em.load(g, idx, tuple(None if d == 1 else k for k, d in enumerate(g.shape)))
             cur = b.load(ptr, typ=memtype(dt))
-            if dt == T.BOOL:
-                b.store(b.zext(b.or_(b.trunc(cur, I1), gv), I8), ptr)
-            else:
-                b.store(ops.op_add(dt, cur, gv), ptr)
+            cur = from_memory(b, dt, cur)
+            b.store(to_memory(b, dt, b.or_(cur, gv) if dt == T.BOOL else ops.op_add(dt, cur, gv)), ptr)
             return
         em.loop(ir.Constant(I64, 0), em.dim(g.shape[j]), lambda i: rec(j + 1, {**idx, j: i}), name=f"s{j}")
     rec(0, {})

@@ -14,11 +14,10 @@ import llvmlite.binding as llvm
 import llvmlite.ir as ir
 import numpy as np
 
-from ...ir import types as T
 from ...lower import scalar as scalar_table
 from ...lower.plan import Kernel
 from .emitter import VOID, StepEmitter
-from .scalar import I8, I32, I64, memtype
+from .scalar import I32, I64, memtype, to_memory
 
 # Elements per block. Small blocks keep reads and streaming writes in flight together (long read-only then
 # write-only phases are slower).
@@ -66,8 +65,7 @@ class StreamedStores:
 
     def store(self, acc, i, v):
         dt = self.plan.buffers[acc.buf].dtype
-        if dt == T.BOOL:
-            v = self.em.b.zext(v, I8)
+        v = to_memory(self.em.b, dt, v)
         b = self.em.b
         b.store(v, b.gep(self.scratch[id(acc)], [b.sub(i, self.base)], source_etype=memtype(dt), inbounds=True))
 

@@ -55,8 +55,10 @@ class _Accumulator:
         self.acc_dt = self.out_dt
         if self.prim in ("sum", "prod") and self.out_dt == T.FLOAT32:
             self.acc_dt = np.dtype(T.FLOAT64)  # as the CPU: float32 sums accumulate in float64
+        if self.out_dt == T.FLOAT16:
+            self.acc_dt = T.FLOAT32  # as numpy's float16 reductions (rounded once at the end)
         if self.prim in ("argmax", "argmin"):
-            self.acc_dt = self.in_dt
+            self.acc_dt = T.FLOAT32 if self.in_dt == T.FLOAT16 else self.in_dt
         self.acc = f"acc{e.out.id}"
         self.index = f"ai{e.out.id}" if self.prim in ("argmax", "argmin") else None
 
@@ -68,6 +70,8 @@ class _Accumulator:
     def update(self, v, counter):
         src, ops = self.w.src, self.w.ops
         if self.index:  # the first best element wins; a nan beats any number (numpy's argmax)
+            v = ops.convert(v, self.in_dt, self.acc_dt)  # float16 compares in float32
+            src.splice(ops)
             op = ">" if self.prim == "argmax" else "<"
             better = f"{v} {op} {self.acc}"
             if self.acc_dt.kind == "f":

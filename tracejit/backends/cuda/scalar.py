@@ -11,7 +11,8 @@ import numpy as np
 from ...ir import types as T
 from ...lower import scalar as S
 
-_SUFFIX = {T.BOOL: "b", T.INT32: "i32", T.INT64: "i64", T.FLOAT32: "f32", T.FLOAT64: "f64"}
+_SUFFIX = {T.BOOL: "b", T.INT8: "i8", T.INT16: "i16", T.INT32: "i32", T.INT64: "i64", T.UINT8: "u8", T.UINT16: "u16",
+           T.UINT32: "u32", T.UINT64: "u64", T.FLOAT16: "f16", T.FLOAT32: "f32", T.FLOAT64: "f64"}
 
 
 def literal(value, dt) -> str:

@@ -25,7 +25,7 @@ MAX_BLOCKS = 2 if SIM else 32 * 132  # grid-stride loops: a few waves of blocks 
 # a full reduction's pieces, one block each: four blocks per multiprocessor of an H100/H200 (132 SMs); the
 # simulator runs every thread in Python, so it keeps the CPU's few
 SPLIT_CHUNKS = 16 if SIM else 4 * 132
-NUMBA_TYPE = {T.BOOL: "boolean", T.INT32: "int32", T.INT64: "int64", T.FLOAT32: "float32", T.FLOAT64: "float64"}
+NUMBA_TYPE = {dt: "boolean" if dt == T.BOOL else dt.name for dt in T.SUPPORTED_DTYPES}
 
 
 def _namespace() -> dict:
@@ -33,13 +33,13 @@ def _namespace() -> dict:
     import numba
     ns = {"cuda": cuda, "_INF": math.inf, "_NAN": math.nan}
     for dt, suf in _SUFFIX.items():
-        ns["_T_" + suf] = getattr(numba, NUMBA_TYPE[dt])
+        ns["_T_" + suf] = getattr(numba.types, NUMBA_TYPE[dt])
         if dt == T.BOOL:
             continue
         if SIM:
             ns["_cast_" + suf] = _quiet(lambda x, dt=dt: np.asarray(x).astype(dt)[()])
         else:
-            ns["_cast_" + suf] = getattr(numba, NUMBA_TYPE[dt])
+            ns["_cast_" + suf] = getattr(numba.types, NUMBA_TYPE[dt])
     ns.update(math_namespace(SIM))
     return ns
 
