@@ -149,8 +149,9 @@ class _AfterImport(importlib.abc.MetaPathFinder):
 
 def install():
     """Register the scipy.special ufunc names and patch the scipy modules loaded now or later."""
-    from . import scipy_special
+    from . import scipy_incomplete, scipy_special
     scipy_special.register()
+    scipy_incomplete.register()
     for name in _INSTALLERS:
         if name in sys.modules:
             _run(name)
