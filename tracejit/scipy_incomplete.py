@@ -188,7 +188,7 @@ def _gamma_pair(a, x, k):
     pre_s = np.exp(_log_gamma_prefix(a_s, x_s)) / a_s
     pre_f = np.exp(_log_gamma_prefix(a_f, x_f))
     p_series, q_frac = pre_s * series.v, pre_f * frac.v
-    edge_p = np.where(bad, np.nan, np.where((x == 0) | np.isinf(a), 0.0, 1.0))
+    edge_p = np.where(bad, np.nan, np.where((x == 0) | np.isinf(a), 0.0, 1.0)).astype(dtype)
     p = np.where(edge, edge_p, np.where(use_series, p_series, 1.0 - q_frac))
     q = np.where(edge, np.where(bad, np.nan, 1.0 - edge_p), np.where(use_series, 1.0 - p_series, q_frac))
     if not k:
@@ -196,7 +196,7 @@ def _gamma_pair(a, x, k):
     lx_s, lx_f = np.log(np.where(x_s > 0, x_s, 1.0)), np.log(x_f)
     dp_series = p_series * (lx_s - sps.digamma(a_s + 1.0)) + pre_s * series.d[0]
     dq_frac = q_frac * (lx_f - sps.digamma(a_f)) + pre_f * frac.d[0]
-    dp = np.where(edge, np.where(bad, np.nan, 0.0), np.where(use_series, dp_series, -dq_frac))
+    dp = np.where(edge, np.where(bad, np.nan, 0.0).astype(dtype), np.where(use_series, dp_series, -dq_frac))
     return p, q, (dp,)
 
 
@@ -274,14 +274,14 @@ def _betainc_parts(a, b, x, y, k):
     frac = _beta_fraction(p, q, u, ~edge, k, dtype)
     pre = np.exp(p * np.log(u) + q * np.log(w) - np.log(p) - sps.betaln(p, q))
     v = pre * frac.v
-    edge_val = np.where(bad, np.nan, np.where((x == 0) | (b == 0), 0.0, 1.0))
+    edge_val = np.where(bad, np.nan, np.where((x == 0) | (b == 0), 0.0, 1.0)).astype(dtype)
     out = np.where(edge, edge_val, np.where(direct, v, 1.0 - v))
     if not k:
         return out, ()
     psum = sps.digamma(p + q)
     dv_p = v * (np.log(u) - 1.0 / p - sps.digamma(p) + psum) + pre * frac.d[0]
     dv_q = v * (np.log(w) - sps.digamma(q) + psum) + pre * frac.d[1]
-    zero = np.where(bad, np.nan, 0.0)
+    zero = np.where(bad, np.nan, 0.0).astype(dtype)
     da = np.where(edge, zero, np.where(direct, dv_p, -dv_q))
     db = np.where(edge, zero, np.where(direct, dv_q, -dv_p))
     return out, (da, db)
