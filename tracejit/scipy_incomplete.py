@@ -87,27 +87,31 @@ def _converged(new, old, eps):
 
 def _iterate(step, state, k, active, n0, dtype):
     """Run ``state = step(n, state)`` (state: a tuple of Duals with ``k`` partials, its first the running result)
-    with n = n0, n0 + 1, ... until every active element has converged; returns the result Dual."""
+    with n = n0, n0 + 1, ... until every active element has converged. An element that has converged keeps its
+    state from then on: the rescaled recurrences carry rounding noise of a few ulps, which a test for a change
+    below one ulp could miss forever."""
     eps, cap = _eps_cap(dtype)
     m = len(state)
 
-    def cond(c):
-        return c[0] < cap + n0
+    def unpack(flat):
+        duals = []
+        for _ in range(m):
+            d, flat = _unflat(flat, k)
+            duals.append(d)
+        return tuple(duals)
 
-    def cond_all(c):
-        return cond(c) & ~c[1]
+    def running(c):
+        return (c[0] < cap + n0) & ~np.all(c[1])
 
     def body(c):
-        n, _, flat = c
-        duals, rest = [], flat
-        for _ in range(m):
-            d, rest = _unflat(rest, k)
-            duals.append(d)
-        new = step(n, tuple(duals))
-        done = np.all(_converged(new[0], duals[0], eps) | ~active)
-        return n + 1.0, done, tuple(x for d in new for x in d.flat())
-    init = (np.asarray(float(n0), dtype), np.asarray(False), tuple(x for d in state for x in d.flat()))
-    out = while_loop(cond_all, body, init)
+        n, done, flat = c
+        old = unpack(flat)
+        new = step(n, old)
+        done_now = done | _converged(new[0], old[0], 2.0 * eps)
+        new_flat = tuple(x for d in new for x in d.flat())
+        return n + 1.0, done_now, tuple(np.where(done, o, v) for o, v in zip(flat, new_flat))
+    init = (np.asarray(float(n0), dtype), ~active, tuple(x for d in state for x in d.flat()))
+    out = while_loop(running, body, init)
     return _unflat(out[2], k)[0]
 
 
