@@ -217,3 +217,15 @@ def test_incomplete_functions_on_cuda_simulator():
     got = tj.jit(lambda u, v, t: (sp.gammainc(u, v), sp.gammaincc(u, v), sp.betainc(u, v, t)), device="cuda")(a, x, z)
     for g, w in zip(got, (sp.gammainc(a, x), sp.gammaincc(a, x), sp.betainc(a, x, z))):
         np.testing.assert_allclose(np.asarray(g), w, rtol=1e-13)
+
+
+def test_survival_example_fits():
+    import importlib.util
+    path = os.path.join(os.path.dirname(__file__), "..", "examples", "survival_gamma.py")
+    spec = importlib.util.spec_from_file_location("survival_gamma", path)
+    ex = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ex)
+    times, observed = ex.simulate(np.random.default_rng(1), n=150)
+    theta, value = ex.fit(times, observed, steps=60)
+    np.testing.assert_allclose(value, ex.log_posterior_scipy(theta, times, observed), rtol=1e-12)
+    assert abs(np.exp(theta[0]) - 2.3) < 0.8 and abs(np.exp(theta[1]) - 1.8) < 0.8
