@@ -128,8 +128,10 @@ def _bcast(*xs):
 
 
 def _float_dtype(*xs):
-    dts = [np.dtype(getattr(x, "dtype", np.float64)) for x in xs]
-    return np.float32 if all(d == np.float32 for d in dts) else np.float64
+    """float32 when every array argument is float32 (Python scalars are weak, as in numpy 2), else float64: it
+    sets the convergence tolerance, which must match the precision the iteration runs in."""
+    dts = [np.dtype(x.dtype) for x in xs if hasattr(x, "dtype")]
+    return np.float32 if dts and all(d == np.float32 for d in dts) else np.float64
 
 
 # ------------------------------------------------------------------------------------------------ gamma
