@@ -75,6 +75,7 @@ def test_float32_keeps_its_dtype_and_accuracy():
     a, x = a[:200].astype(np.float32), x[:200].astype(np.float32)
     p = tj.jit(lambda u, v: sp.gammainc(u, v))(a, x)
     assert p.dtype == np.float32
+    assert tj.jit(lambda u: sp.gammainc(u, np.float32(2.0)) + sp.betainc(u, 2.0, 0.3))(a[:5]).dtype == np.float32
     want = sp.gammainc(a.astype(np.float64), x.astype(np.float64))
     np.testing.assert_allclose(p, want, rtol=2e-5, atol=1e-6)
     b = np.exp(RNG.uniform(0, 3, 200)).astype(np.float32)
@@ -155,6 +156,8 @@ def test_cdf_gradients_against_closed_forms():
     g = tj.jit(tj.grad(lambda v, d: np.sum(st.t.logcdf(v, d)), argnums=(0, 1)))(x, df)
     np.testing.assert_allclose(g[0], np.exp(st.t.logpdf(x, df) - st.t.logcdf(x, df)), rtol=1e-12)
     np.testing.assert_allclose(g[1], _central(st.t.logcdf, (x, df), 1), rtol=1e-6)
+    at0 = np.array([0.0, 1.0])  # the tail is a function of z^2: its chain rule alone gives 0 at z == 0
+    np.testing.assert_allclose(tj.grad(lambda v: np.sum(st.t.cdf(v, 3.0)))(at0), st.t.pdf(at0, 3.0), rtol=1e-12)
     k, mu = np.array([0.0, 2.0, 5.0, 11.0]), np.array([0.5, 3.0, 4.0, 20.0])
     g = tj.grad(lambda m: np.sum(st.poisson.logcdf(k, m)))(mu)  # d/dmu log Q(k + 1, mu) = -pmf / cdf
     np.testing.assert_allclose(g, -st.poisson.pmf(k, mu) / st.poisson.cdf(k, mu), rtol=1e-12)

@@ -67,14 +67,19 @@ def _t_tail(z, df):
     return 0.5 * betainc_xy(0.5 * df, 0.5, df / (df + zz), zz / (df + zz))
 
 
+def _t_slope_at_zero(z, df):
+    """0 in value; at z == 0 exactly, derivative pdf(0): the tail's derivative through z^2 vanishes there."""
+    return np.where(z == 0, (z - sps._stop(z)) * np.exp(_t_logpdf(0.0 * z, df)), 0.0)
+
+
 def _t_cdf(z, df):
     tail = _t_tail(z, df)
-    return np.where(z < 0, tail, 1.0 - tail)
+    return np.where(z < 0, tail, 1.0 - tail) + _t_slope_at_zero(z, df)
 
 
 def _t_sf(z, df):
     tail = _t_tail(z, df)
-    return np.where(z < 0, 1.0 - tail, tail)
+    return np.where(z < 0, 1.0 - tail, tail) - _t_slope_at_zero(z, df)
 
 
 def _beta_cdf(z, a, b):
