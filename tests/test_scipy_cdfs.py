@@ -171,8 +171,9 @@ def test_multivariate_normal_with_traced_covariance():
     d = 4
     m = RNG.normal(size=(d, d))
     cov, mean, pts = m @ m.T + np.eye(d), RNG.normal(size=d), RNG.normal(size=(9, d))
-    f = tj.jit(lambda v, mu, c: (st.multivariate_normal.logpdf(v, mu, c), st.multivariate_normal.pdf(v[0], mu, c),
-                                 st.multivariate_normal.logpdf(v, cov=c), st.multivariate_normal.logpdf(v[0, :1], 1.0, c[:1, :1])))
+    mvn = st.multivariate_normal
+    f = tj.jit(lambda v, mu, c: (mvn.logpdf(v, mu, c), mvn.pdf(v[0], mu, c), mvn.logpdf(v, cov=c),
+                                 mvn.logpdf(v[0, :1], 1.0, c[:1, :1])))
     got = f(pts, mean, cov)
     want = (st.multivariate_normal.logpdf(pts, mean, cov), st.multivariate_normal.pdf(pts[0], mean, cov),
             st.multivariate_normal.logpdf(pts, cov=cov), st.multivariate_normal.logpdf(pts[0, :1], 1.0, cov[:1, :1]))

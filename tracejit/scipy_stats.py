@@ -7,7 +7,8 @@ value ``z = (x - loc) / scale`` (continuous) or ``k - loc`` (discrete) and the s
 calling conventions (shapes positionally or by name, then ``loc``, ``scale``), applies the location-scale family,
 and returns nan for an invalid parameter as scipy does; logcdf, sf and logsf not in a row are derived from its
 cdf / sf (or, for symmetric distributions, from cdf(-z)). A method tracejit cannot compute on traced values
-(``ppf``, ``isf``, ``rvs``, another distribution) raises UnsupportedError naming it, never a wrong value. How scipy's own entry points reach this module: tracejit/scipy_hooks.py.
+(``ppf``, ``isf``, ``rvs``, another distribution) raises UnsupportedError naming it, never a wrong value. How
+scipy's own entry points reach this module: tracejit/scipy_hooks.py.
 """
 from __future__ import annotations
 
