@@ -1,15 +1,15 @@
 """The one place where tracejit changes scipy objects, so that scipy is called on traced values as users call it.
 
-- scipy.special's ufuncs (gammaln, ndtr, erfinv, ...) need nothing here: numpy hands a tracer to
-  ``Tracer.__array_ufunc__`` under the ufunc's name; ``scipy_special.register()`` adds those names to tracejit's
-  numpy table.
+- scipy.special's ufuncs (gammaln, ndtr, erfinv, gammainc, betainc, ...) need nothing here: numpy hands a tracer
+  to ``Tracer.__array_ufunc__`` under the ufunc's name; ``scipy_special.register()`` and
+  ``scipy_incomplete.register()`` add those names to tracejit's numpy table.
 - scipy.special's Python functions (polygamma, logsumexp, softmax, log_softmax) call ``np.asarray`` on their input,
   which a tracer cannot satisfy. Each such function object gets a trampoline body (its ``__code__``; signature and
   docstring kept) that calls tracejit's version when an argument is a tracer and the original body otherwise.
   Changing the function object rather than the module attribute also covers ``from scipy.special import
   logsumexp`` run before ``import tracejit``.
 - scipy.stats: the public methods of ``rv_continuous`` / ``rv_discrete`` (``pdf``, ``logpdf``, ``cdf``, ``logcdf``,
-  ``pmf``, ``logpmf`` and, to refuse them clearly, ``sf``, ``logsf``, ``ppf``, ``isf``) and of
+  ``pmf``, ``logpmf``, ``sf``, ``logsf`` and, to refuse them clearly, ``ppf``, ``isf``) and of
   ``multivariate_normal`` / ``dirichlet`` (and their frozen forms) are wrapped the same way; frozen univariate
   distributions call the wrapped methods.
 Non-traced calls cost one scan of the arguments for a tracer and run scipy's code untouched.
@@ -149,8 +149,9 @@ class _AfterImport(importlib.abc.MetaPathFinder):
 
 def install():
     """Register the scipy.special ufunc names and patch the scipy modules loaded now or later."""
-    from . import scipy_special
+    from . import scipy_incomplete, scipy_special
     scipy_special.register()
+    scipy_incomplete.register()
     for name in _INSTALLERS:
         if name in sys.modules:
             _run(name)

@@ -1,11 +1,14 @@
-"""scipy.stats densities and distribution functions on traced values, built on tracejit.scipy_special.
+"""scipy.stats densities and distribution functions on traced values, built on tracejit.scipy_special and
+tracejit.scipy_incomplete (the incomplete gamma and beta functions behind the cdfs of t, gamma, chi2, beta, f,
+poisson, binom and nbinom).
 
 Each supported distribution is a row: its shape-parameter names and, per method, a function of the standardized
 value ``z = (x - loc) / scale`` (continuous) or ``k - loc`` (discrete) and the shapes. ``call`` binds scipy's
 calling conventions (shapes positionally or by name, then ``loc``, ``scale``), applies the location-scale family,
-and returns nan for an invalid parameter as scipy does. A method tracejit cannot compute on traced values (a cdf
-that needs an incomplete gamma or beta function, ``ppf``, ``rvs``, another distribution) raises UnsupportedError
-naming it, never a wrong value. How scipy's own entry points reach this module: tracejit/scipy_hooks.py.
+and returns nan for an invalid parameter as scipy does; logcdf, sf and logsf not in a row are derived from its
+cdf / sf (or, for symmetric distributions, from cdf(-z)). A method tracejit cannot compute on traced values
+(``ppf``, ``isf``, ``rvs``, another distribution) raises UnsupportedError naming it, never a wrong value. How
+scipy's own entry points reach this module: tracejit/scipy_hooks.py.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import numpy as np
 from .errors import UnsupportedError
 from .trace.tracer import Tracer
 from . import scipy_special as sps
+from .scipy_incomplete import betainc_xy, gammainc, gammaincc
 from .scipy_special import betaln, log_ndtr, ndtr, xlog1py, xlogy
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
@@ -55,6 +59,61 @@ def _beta_logpdf(z, a, b):
     inside = (z >= 0) & (z <= 1)
     zs = np.where(inside, z, 0.5)
     return np.where(inside, xlogy(a - 1.0, zs) + xlog1py(b - 1.0, -zs) - betaln(a, b), -np.inf)
+
+
+def _t_tail(z, df):
+    """P(T > |z|) = I_x(df/2, 1/2)/2 with x = df/(df + z^2); 1 - x = z^2/(df + z^2) is passed as computed, so a
+    small |z| keeps its precision."""
+    zz = z * z
+    return 0.5 * betainc_xy(0.5 * df, 0.5, df / (df + zz), zz / (df + zz))
+
+
+def _t_slope_at_zero(z, df):
+    """0 in value; at z == 0 exactly, derivative pdf(0): the tail's derivative through z^2 vanishes there."""
+    return np.where(z == 0, (z - sps._stop(z)) * np.exp(_t_logpdf(0.0 * z, df)), 0.0)
+
+
+def _t_cdf(z, df):
+    tail = _t_tail(z, df)
+    return np.where(z < 0, tail, 1.0 - tail) + _t_slope_at_zero(z, df)
+
+
+def _t_sf(z, df):
+    tail = _t_tail(z, df)
+    return np.where(z < 0, 1.0 - tail, tail) - _t_slope_at_zero(z, df)
+
+
+def _beta_cdf(z, a, b):
+    zc = np.clip(z, 0.0, 1.0)
+    return betainc_xy(a, b, zc, 1.0 - zc)
+
+
+def _beta_sf(z, a, b):
+    zc = np.clip(z, 0.0, 1.0)
+    return betainc_xy(b, a, 1.0 - zc, zc)
+
+
+def _f_logpdf(z, dfn, dfd):
+    pos = z > 0
+    zs = np.where(pos, z, 1.0)
+    hn, hd = 0.5 * dfn, 0.5 * dfd
+    val = (xlogy(hn, dfn / dfd) + xlogy(hn - 1.0, zs) - (hn + hd) * np.log1p(dfn * zs / dfd) - betaln(hn, hd))
+    return np.where(pos, val, -np.inf)
+
+
+def _f_parts(z, dfn, dfd):
+    zc = np.maximum(z, 0.0)
+    return 0.5 * dfn, 0.5 * dfd, dfn * zc / (dfn * zc + dfd), dfd / (dfn * zc + dfd)
+
+
+def _f_cdf(z, dfn, dfd):
+    hn, hd, u, w = _f_parts(z, dfn, dfd)
+    return betainc_xy(hn, hd, u, w)
+
+
+def _f_sf(z, dfn, dfd):
+    hn, hd, u, w = _f_parts(z, dfn, dfd)
+    return betainc_xy(hd, hn, w, u)
 
 
 def _cauchy_cdf(z):
@@ -102,6 +161,57 @@ def _bernoulli_cdf(k, p):
     return np.where(k < 0, 0.0 * p, np.where(k < 1, 1.0 - p, 1.0 + 0.0 * p))
 
 
+def _count_below(k, upper=None):
+    """floor(k) + 1 (the number of counts <= k), kept at 1 where k < 0 (and below upper) so that an unselected
+    branch stays finite."""
+    kf = np.floor(k)
+    ok = k >= 0 if upper is None else (k >= 0) & (kf < upper)
+    return ok, np.where(ok, kf + 1.0, 1.0)
+
+
+def _poisson_cdf(k, mu):
+    ok, m = _count_below(k)
+    return np.where(ok, gammaincc(m, mu), 0.0 * mu)
+
+
+def _poisson_sf(k, mu):
+    ok, m = _count_below(k)
+    return np.where(ok, gammainc(m, mu), 1.0 + 0.0 * mu)
+
+
+def _binom_tails(k, n, p):
+    """(P(K <= k), P(K > k)) for 0 <= k < n: I_(1-p)(n - k, k + 1) and I_p(k + 1, n - k)."""
+    ok, m = _count_below(k, n)
+    rest = np.where(ok, n - m + 1.0, 1.0)
+    return ok, betainc_xy(rest, m, 1.0 - p, p), betainc_xy(m, rest, p, 1.0 - p)
+
+
+def _binom_cdf(k, n, p):
+    ok, cdf, _ = _binom_tails(k, n, p)
+    return np.where(ok, cdf, np.where(k < 0, 0.0, 1.0) + 0.0 * p)
+
+
+def _binom_sf(k, n, p):
+    ok, _, sf = _binom_tails(k, n, p)
+    return np.where(ok, sf, np.where(k < 0, 1.0, 0.0) + 0.0 * p)
+
+
+def _nbinom_logpmf(k, n, p):
+    ok = _is_count(k)
+    ks = np.where(ok, k, 0.0)
+    return np.where(ok, _lg(ks + n) - _lg(ks + 1.0) - _lg(n) + xlogy(n, p) + xlog1py(ks, -p), -np.inf)
+
+
+def _nbinom_cdf(k, n, p):
+    ok, m = _count_below(k)
+    return np.where(ok, betainc_xy(n, m, p, 1.0 - p), 0.0 * p)
+
+
+def _nbinom_sf(k, n, p):
+    ok, m = _count_below(k)
+    return np.where(ok, betainc_xy(m, n, 1.0 - p, p), 1.0 + 0.0 * p)
+
+
 def _binom_logpmf(k, n, p):
     ok = _is_count(k, n)
     ks = np.where(ok, k, 0.0)
@@ -112,9 +222,16 @@ def _binom_logpmf(k, n, p):
 # name -> (shape names, {method: function of (z, *shapes)}, parameter check of the shapes (True where valid))
 CONTINUOUS = {
     "norm": ((), {"logpdf": _norm_logpdf, "cdf": ndtr, "logcdf": log_ndtr}, None),
-    "t": (("df",), {"logpdf": _t_logpdf}, lambda df: df > 0),
-    "gamma": (("a",), {"logpdf": _gamma_logpdf}, lambda a: a > 0),
-    "beta": (("a", "b"), {"logpdf": _beta_logpdf}, lambda a, b: (a > 0) & (b > 0)),
+    "t": (("df",), {"logpdf": _t_logpdf, "cdf": _t_cdf, "sf": _t_sf}, lambda df: df > 0),
+    "gamma": (("a",), {"logpdf": _gamma_logpdf, "cdf": lambda z, a: gammainc(a, np.maximum(z, 0.0)),
+                       "sf": lambda z, a: gammaincc(a, np.maximum(z, 0.0))}, lambda a: a > 0),
+    "chi2": (("df",), {"logpdf": lambda z, df: _gamma_logpdf(0.5 * z, 0.5 * df) - _LOG2,
+                       "cdf": lambda z, df: gammainc(0.5 * df, np.maximum(0.5 * z, 0.0)),
+                       "sf": lambda z, df: gammaincc(0.5 * df, np.maximum(0.5 * z, 0.0))}, lambda df: df > 0),
+    "beta": (("a", "b"), {"logpdf": _beta_logpdf, "cdf": _beta_cdf, "sf": _beta_sf},
+             lambda a, b: (a > 0) & (b > 0)),
+    "f": (("dfn", "dfd"), {"logpdf": _f_logpdf, "cdf": _f_cdf, "sf": _f_sf},
+          lambda dfn, dfd: (dfn > 0) & (dfd > 0)),
     "cauchy": ((), {"logpdf": lambda z: -math.log(math.pi) - np.log1p(z * z), "cdf": _cauchy_cdf,
                     "logcdf": lambda z: np.log(_cauchy_cdf(z))}, None),
     "laplace": ((), {"logpdf": lambda z: -_LOG2 - np.abs(z), "logcdf": _laplace_logcdf,
@@ -127,11 +244,13 @@ CONTINUOUS = {
                      "logcdf": lambda z: np.log(np.clip(z, 0.0, 1.0))}, None),
 }
 DISCRETE = {
-    "poisson": (("mu",), {"logpmf": _poisson_logpmf}, lambda mu: mu >= 0),
+    "poisson": (("mu",), {"logpmf": _poisson_logpmf, "cdf": _poisson_cdf, "sf": _poisson_sf}, lambda mu: mu >= 0),
     "bernoulli": (("p",), {"logpmf": _bernoulli_logpmf, "cdf": _bernoulli_cdf,
                            "logcdf": lambda k, p: np.log(_bernoulli_cdf(k, p))}, lambda p: (p >= 0) & (p <= 1)),
-    "binom": (("n", "p"), {"logpmf": _binom_logpmf},
+    "binom": (("n", "p"), {"logpmf": _binom_logpmf, "cdf": _binom_cdf, "sf": _binom_sf},
               lambda n, p: (n >= 0) & (n == np.floor(n)) & (p >= 0) & (p <= 1)),
+    "nbinom": (("n", "p"), {"logpmf": _nbinom_logpmf, "cdf": _nbinom_cdf, "sf": _nbinom_sf},
+               lambda n, p: (n > 0) & (p > 0) & (p <= 1)),
 }
 
 
@@ -149,9 +268,38 @@ def _unsupported(name, method, why=""):
         f"numpy and scipy.special functions")
 
 
+_SYMMETRIC = {"norm", "cauchy", "laplace", "logistic"}  # sf(z) = cdf(-z), logsf(z) = logcdf(-z)
+
+
+def _method(name, methods, base):
+    """The function computing ``base`` (logcdf, sf, logsf derived from cdf / sf / symmetry when not in the row)."""
+    if base in methods:
+        return methods[base]
+    if base in ("sf", "logsf") and name in _SYMMETRIC:
+        f = _method(name, methods, base.replace("sf", "cdf"))
+        return None if f is None else (lambda z, *p: f(-z, *p))
+    if base == "sf" and "cdf" in methods:
+        return lambda z, *p: 1.0 - methods["cdf"](z, *p)
+    if base in ("logcdf", "logsf") and "cdf" in methods and "sf" in methods:
+        return lambda z, *p: _log_of_pair(methods[base[3:]](z, *p), methods["sf" if base == "logcdf" else "cdf"](z, *p))
+    if base in ("logcdf", "logsf"):
+        f = _method(name, methods, base[3:])
+        return None if f is None else (lambda z, *p: np.log(f(z, *p)))
+    return None
+
+
+def _log_of_pair(v, complement):
+    """log v, through log1p(-complement) where v is near 1 (log v would keep only v's absolute precision)."""
+    return np.where(v < 0.5, np.log(np.where(v < 0.5, v, 0.25)), np.log1p(-np.where(v < 0.5, 0.25, complement)))
+
+
+def _methods_of(name, methods):
+    have = {m for m in ("logpdf", "logpmf", "cdf", "logcdf", "sf", "logsf") if _method(name, methods, m)}
+    return have | {k for k, v in _EXP.items() if v in have}
+
+
 def supported() -> str:
-    rows = [f"{n}.{'/'.join(sorted(set(m) | {k for k, v in _EXP.items() if v in m}))}"
-            for n, (_, m, _) in {**CONTINUOUS, **DISCRETE}.items()]
+    rows = [f"{n}.{'/'.join(sorted(_methods_of(n, m)))}" for n, (_, m, _) in {**CONTINUOUS, **DISCRETE}.items()]
     return ", ".join(rows) + ", multivariate_normal.logpdf/pdf, dirichlet.logpdf/pdf"
 
 
@@ -187,12 +335,12 @@ def call(name, method, args, kwds):
         raise _unsupported(name, method)
     shapes, methods, valid = table[name]
     base = _EXP.get(method, method)
-    if base not in methods:
-        raise _unsupported(name, method, " (it needs a special function tracejit does not have, e.g. an "
-                                         "incomplete gamma or beta function)" if method in ("cdf", "logcdf") else "")
+    fun = _method(name, methods, base)
+    if fun is None:
+        raise _unsupported(name, method)
     (x, *params), loc, scale = _bind(name, method, shapes, discrete, args, kwds)
     z = x - loc if discrete else (x - loc) / scale
-    out = methods[base](z, *params)
+    out = fun(z, *params)
     if base in ("logpdf",):
         out = out - np.log(scale)
     if base != method:
@@ -205,15 +353,13 @@ def call(name, method, args, kwds):
 
 # ------------------------------------------------------------------------------------------------ multivariate
 def mvn_logpdf(x, mean=None, cov=1, allow_singular=False):
-    """multivariate_normal.logpdf with traced x / mean. The covariance must be concrete (factored once at trace
-    time by a Cholesky decomposition: tracejit has no traced Cholesky) or, if traced, a scalar or 1-D (diagonal),
-    as scipy reads those."""
+    """multivariate_normal.logpdf with traced x / mean / cov. A concrete 2-D covariance is factored once at trace
+    time; a traced one by the traced Cholesky factorization (differentiable), the Mahalanobis terms by a solve
+    with the factor and log det from its diagonal. A scalar or 1-D cov is a diagonal one, as scipy reads it."""
     if isinstance(cov, Tracer):
-        if cov.ndim > 1:
-            raise UnsupportedError(
-                "scipy.stats.multivariate_normal.logpdf: a traced 2-D covariance is not supported by tracejit (it "
-                "has no traced Cholesky factorization); pass cov as a concrete array, or a traced 1-D diagonal")
-        return _mvn_diag(x, mean, cov)
+        if cov.ndim < 2:
+            return _mvn_diag(x, mean, cov)
+        return _mvn_traced_cov(x, mean, _f64(cov))
     cov = np.asarray(cov, dtype=np.float64)
     if cov.ndim < 2:
         return _mvn_diag(x, mean, cov)
@@ -229,6 +375,28 @@ def mvn_logpdf(x, mean=None, cov=1, allow_singular=False):
     w = np.matmul(dev, inv.T.astype(np.result_type(dev.dtype, np.float32)))  # rows of L^-1 (x - mean)
     maha = np.sum(w * w, axis=-1)
     return _squeeze(-0.5 * (d * math.log(2 * math.pi) + logdet + maha))
+
+
+def _mvn_traced_cov(x, mean, cov):
+    """L = cholesky(cov); log N = -(d log 2 pi + 2 sum log diag L + |L^-1 (x - mean)|^2)/2. Points of any batch
+    shape are solved as the columns of one (d, N) right-hand side. A covariance that is not positive definite
+    gives nan (the factorization's), where scipy raises."""
+    if cov.ndim != 2:
+        raise UnsupportedError(f"scipy.stats.multivariate_normal.logpdf: cov must be a (d, d) matrix, got "
+                               f"{cov.ndim} dimensions")
+    d = _known(cov.shape[-1])
+    chol = np.linalg.cholesky(cov)
+    diag = np.diagonal(chol)
+    dev = _deviation(x, mean, d)
+    batch = tuple(np.shape(dev)[:-1])
+    cols = np.reshape(dev, (-1, np.shape(dev)[-1])).T if len(batch) != 1 else dev.T
+    if not batch:
+        cols = dev[:, None]
+    w = np.linalg.solve(chol, cols)
+    maha = np.sum(w * w, axis=0)
+    maha = maha[0] if not batch else (maha if len(batch) == 1 else np.reshape(maha, batch))
+    dims = d if d is not None else np.sum(np.ones_like(diag))
+    return _squeeze(-0.5 * (dims * math.log(2 * math.pi) + 2.0 * np.sum(np.log(diag)) + maha))
 
 
 def _known(n):
