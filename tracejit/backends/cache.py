@@ -110,7 +110,7 @@ _SOURCE_DIGEST = None
 
 
 def source_digest() -> str:
-    """A hash of the package's Python sources (read once per process: ~40 small files, about a millisecond)."""
+    """A hash of the package's Python sources, computed once per process."""
     global _SOURCE_DIGEST
     if _SOURCE_DIGEST is None:
         _SOURCE_DIGEST = tree_digest(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -118,16 +118,16 @@ def source_digest() -> str:
 
 
 def tree_digest(root) -> str:
-    """sha256 over the names and contents of the .py files under ``root``, in a fixed order."""
+    """sha256 over the names, sizes and modification times of the .py files under ``root``, in a fixed order (as
+    Python's own .pyc files are invalidated: reading ~150 files' contents cost 7 ms of every first call)."""
     h = hashlib.sha256()
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         for name in sorted(filenames):
             if name.endswith(".py"):
                 path = os.path.join(dirpath, name)
-                h.update(os.path.relpath(path, root).encode() + b"\0")
-                with open(path, "rb") as f:
-                    h.update(f.read())
+                st = os.stat(path)
+                h.update(f"{os.path.relpath(path, root)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
     return h.hexdigest()[:16]
 
 

@@ -33,12 +33,15 @@ class TieredExecutable:
         self._planned = planned or plan_graph(graph)  # both tiers lower the same fusion and memory plan
         # optimized code at once when the disk cache holds it, or when every kernel it calls is known (this
         # process or the disk cache: a new program made of known kernels compiles only its entry)
-        fast = LLVMExecutable(graph, tier=1, cache_only=True, planned=self._planned, known_kernels_only=True)
         t0 = time.perf_counter()
-        self._exe = fast if fast.compiled is not None else \
-            LLVMExecutable(graph, tier=0, planned=self._planned, source=fast.source)
-        if self._exe is not fast and "ir_build" in fast.compile_stats:  # the IR was built by the probe
-            self._exe.compile_stats["ir_build"] = fast.compile_stats["ir_build"]
+        self._exe = self._from_disk()
+        if self._exe is None:  # cold: the IR is built once, for the known-kernels probe and the first tier
+            fast = LLVMExecutable(graph, tier=1, cache_only=True, planned=self._planned, known_kernels_only=True)
+            t0 = time.perf_counter()
+            self._exe = fast if fast.compiled is not None else \
+                LLVMExecutable(graph, tier=0, planned=self._planned, source=fast.source)
+            if self._exe is not fast and "ir_build" in fast.compile_stats:  # the IR was built by the probe
+                self._exe.compile_stats["ir_build"] = fast.compile_stats["ir_build"]
         # from the disk cache, the first tier's load time says nothing of the optimized compile: guess it from
         # the number of kernels (a first tier on disk without the optimized one: a process that exited early)
         self._tier0_compile_s = TIER0_SECONDS_PER_KERNEL * self.num_kernels if self._exe.from_cache \
@@ -52,6 +55,15 @@ class TieredExecutable:
         self.tier_up_error = None  # why the optimized tier failed to compile (the first tier keeps running)
         # ``run`` is the optimized executable's own driver once that exists: no wrapper left on the call path
         self.run = self._exe.run if self._exe.tier >= 1 else self._run_first_tier
+
+    def _from_disk(self):
+        """The optimized tier from the disk cache, else the first tier from it, else None. A warm start builds no
+        IR: the known-kernels probe (which needs the IR's kernel hashes) is for cold starts."""
+        for tier in (1, 0):
+            exe = LLVMExecutable(self.graph, tier=tier, cache_only=True, planned=self._planned)
+            if exe.compiled is not None:
+                return exe
+        return None
 
     @property
     def tier(self):
