@@ -161,10 +161,11 @@ class ElementWhile:
 
 def _compile(text, vec_used):
     """(the kernel as a ctypes function, its engine) at LLVM's O3, for this machine."""
-    from .module import math_ir, target_machine
+    from .module import OwnedEngine, math_ir, target_machine
     with _compile_lock:
         tm = target_machine(3)
-        ctx = llvm.create_context()  # a context of its own (see module.py), kept with the engine
+        owner = OwnedEngine()  # a context of its own, freed after the engine (see module.py)
+        ctx = owner.context()
         mod = llvm.parse_assembly(text, context=ctx)
         for extra in math_ir(vec_used, 0):
             mod.link_in(llvm.parse_assembly(extra, context=ctx))
@@ -174,6 +175,6 @@ def _compile(text, vec_used):
         pto = llvm.create_pipeline_tuning_options(speed_level=3)
         pb = llvm.create_pass_builder(tm, pto)
         pb.getModulePassManager().run(mod, pb)
-        engine = llvm.create_mcjit_compiler(mod, tm)
+        engine = owner.engine = llvm.create_mcjit_compiler(mod, tm)
         engine.finalize_object()
-        return KERNEL(engine.get_function_address("tj_elem_while")), (engine, ctx)
+        return KERNEL(engine.get_function_address("tj_elem_while")), owner

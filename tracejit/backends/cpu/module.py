@@ -58,6 +58,45 @@ def ensure_blas_symbols():
 
 
 
+# ------------------------------------------------------------------------------------------------ engines
+# The LLVM context of each engine's module, held here rather than by the engine's owner: the garbage collector
+# finalizes the objects of a dead reference cycle in any order, and a context freed before the engine whose
+# module lives in it makes the engine's disposal a use after free (a segfault in some later collection)
+_ENGINE_CONTEXTS: dict = {}
+
+
+def engine_context(owner):
+    """A new LLVM context for the engine ``owner`` will hold; freed by ``release_engine(owner, engine)``."""
+    ctx = _ENGINE_CONTEXTS[id(owner)] = llvm.create_context()
+    return ctx
+
+
+def release_engine(owner, engine):
+    """Free ``owner``'s engine (its module with it), then the context that module lived in: from ``owner``'s
+    ``__del__``."""
+    try:
+        if engine is not None:
+            engine.close()
+        ctx = _ENGINE_CONTEXTS.pop(id(owner), None)
+        if ctx is not None:
+            ctx.close()
+    except Exception:  # noqa: BLE001 - interpreter shutdown: llvmlite's own module may be gone already
+        pass
+
+
+class OwnedEngine:
+    """An engine compiled from IR text in a context of its own (kernels outside CompiledModule's path)."""
+
+    def __init__(self):
+        self.engine = None
+
+    def context(self):
+        return engine_context(self)
+
+    def __del__(self):
+        release_engine(self, self.engine)
+
+
 # ------------------------------------------------------------------------------------------------ compile
 COMPILES = [0, 0]  # LLVM compiles of this process (quick tier, optimized tier): tests count them
 
@@ -129,8 +168,7 @@ class CompiledModule:
         # the engine's (empty) module lives in an LLVM context of its own, never in llvmlite's global one: numba
         # compiles in that global context on whatever thread calls it, and an engine freed by the garbage
         # collector (on any thread, at any moment) would otherwise edit it concurrently
-        self._context = llvm.create_context()
-        empty = llvm.parse_assembly("", context=self._context)
+        empty = llvm.parse_assembly("", context=engine_context(self))
         empty.triple = tm.triple
         self.engine = llvm.create_mcjit_compiler(empty, tm)
         self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
@@ -140,15 +178,7 @@ class CompiledModule:
             raise RuntimeError("cached object lacks a function")
 
     def __del__(self):
-        """The engine (and the module it owns) goes before the context that module lives in."""
-        engine, ctx = getattr(self, "engine", None), getattr(self, "_context", None)
-        try:
-            if engine is not None:
-                engine.close()
-            if ctx is not None:
-                ctx.close()
-        except Exception:  # interpreter shutdown: llvmlite's own module may be gone already
-            pass
+        release_engine(self, getattr(self, "engine", None))
 
     def asm(self):
         ctx = llvm.create_context()
