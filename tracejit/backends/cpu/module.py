@@ -94,7 +94,10 @@ class OwnedEngine:
         return engine_context(self)
 
     def __del__(self):
-        release_engine(self, self.engine)
+        try:
+            release_engine(self, self.engine)
+        except TypeError:  # interpreter shutdown (see CompiledModule.__del__)
+            pass
 
 
 # ------------------------------------------------------------------------------------------------ compile
@@ -178,7 +181,10 @@ class CompiledModule:
             raise RuntimeError("cached object lacks a function")
 
     def __del__(self):
-        release_engine(self, getattr(self, "engine", None))
+        try:
+            release_engine(self, getattr(self, "engine", None))
+        except TypeError:  # interpreter shutdown: this module's globals are gone, and LLVM goes with the process
+            pass
 
     def asm(self):
         ctx = llvm.create_context()
