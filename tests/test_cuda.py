@@ -569,3 +569,20 @@ def test_block_reductions_keep_numpys_first_index_and_nan():
     check(lambda x: (np.argmax(x, axis=1), np.argmin(-x, axis=1), x.max(axis=1), x.sum(axis=1)), x)
     i = rng.integers(-3, 3, (2, 45)).astype(np.int32)
     check(lambda i: (np.argmax(i, axis=1), np.argmin(i, axis=1), i.sum(axis=1), i.prod(axis=1), (i > 0).all(axis=1)), i)
+
+
+# ------------------------------------------------------------------------------------------------ scipy.special
+def test_scipy_special_primitives():
+    import scipy.special as sp
+    x = np.array([0.3, 1.5, 4.0])
+    got = tj.jit(lambda v: (sp.erf(v), sp.erfc(v), sp.gammaln(v), sp.gamma(v), sp.log_ndtr(-v)), device="cuda")(x)
+    for g, w in zip(got, (sp.erf(x), sp.erfc(x), sp.gammaln(x), sp.gamma(x), sp.log_ndtr(-x))):
+        np.testing.assert_allclose(np.asarray(g), w, rtol=1e-13)
+
+
+def test_incomplete_gamma_and_beta():
+    import scipy.special as sp
+    a, x, z = np.array([0.5, 2.5, 7.0, 30.0]), np.array([0.2, 3.5, 6.9, 25.0]), np.array([0.1, 0.5, 0.9, 0.3])
+    got = tj.jit(lambda u, v, t: (sp.gammainc(u, v), sp.gammaincc(u, v), sp.betainc(u, v, t)), device="cuda")(a, x, z)
+    for g, w in zip(got, (sp.gammainc(a, x), sp.gammaincc(a, x), sp.betainc(a, x, z))):
+        np.testing.assert_allclose(np.asarray(g), w, rtol=1e-13)

@@ -385,11 +385,3 @@ def test_errors_name_the_function_and_the_way_out():
         tj.jit(lambda n, v: sp.polygamma(n, v))(np.int64(1), x)
     with pytest.raises(UnsupportedError, match="cov must be a"):
         tj.jit(lambda v, c: st.multivariate_normal.logpdf(v, cov=c))(x, np.ones((1, 2, 2)))
-
-
-@pytest.mark.skipif(os.environ.get("NUMBA_ENABLE_CUDASIM", "0") in ("", "0"), reason="CUDA simulator not enabled")
-def test_special_primitives_on_cuda_simulator():
-    x = np.array([0.3, 1.5, 4.0])
-    got = tj.jit(lambda v: (sp.erf(v), sp.erfc(v), sp.gammaln(v), sp.gamma(v), sp.log_ndtr(-v)), device="cuda")(x)
-    for g, w in zip(got, (sp.erf(x), sp.erfc(x), sp.gammaln(x), sp.gamma(x), sp.log_ndtr(-x))):
-        np.testing.assert_allclose(np.asarray(g), w, rtol=1e-13)

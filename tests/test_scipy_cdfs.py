@@ -215,13 +215,6 @@ def test_censored_gamma_survival_model():
     np.testing.assert_allclose(g, fd, rtol=1e-6)
 
 
-@pytest.mark.skipif(os.environ.get("NUMBA_ENABLE_CUDASIM", "0") in ("", "0"), reason="CUDA simulator not enabled")
-def test_incomplete_functions_on_cuda_simulator():
-    a, x, z = np.array([0.5, 2.5, 7.0, 30.0]), np.array([0.2, 3.5, 6.9, 25.0]), np.array([0.1, 0.5, 0.9, 0.3])
-    got = tj.jit(lambda u, v, t: (sp.gammainc(u, v), sp.gammaincc(u, v), sp.betainc(u, v, t)), device="cuda")(a, x, z)
-    for g, w in zip(got, (sp.gammainc(a, x), sp.gammaincc(a, x), sp.betainc(a, x, z))):
-        np.testing.assert_allclose(np.asarray(g), w, rtol=1e-13)
-
 
 def test_survival_example_fits():
     import importlib.util
