@@ -101,3 +101,22 @@ def is_contiguous(acc: Access, canon: DimCanon) -> bool:
     """Every non-unit dim has its C-order stride (offset aside)."""
     expect = contiguous_strides(acc.shape)
     return all(d == 1 or canon.eq(s, e) for d, s, e in zip(acc.shape, acc.strides, expect))
+
+
+GATHERED = "g"  # the loop-index name a gather's source reads its gathered axis with
+
+
+def gather_source_axes(x_shape, axis: int, out_axes: tuple, index_ndim: int) -> tuple:
+    """The kernel axis each dim of a gather's source ``x`` is read along: None for length-1 dims, the output's
+    axes before and after ``axis``, and ``GATHERED`` (the index's value) for ``axis`` itself."""
+    out = []
+    for j, d in enumerate(x_shape):
+        if d == 1:
+            out.append(None)
+        elif j < axis:
+            out.append(out_axes[j])
+        elif j == axis:
+            out.append(GATHERED)
+        else:
+            out.append(out_axes[j - 1 + index_ndim])
+    return tuple(out)

@@ -6,6 +6,7 @@ import llvmlite.ir as ir
 
 from ...ir import types as T
 from ...ir.primitives import PRIMS
+from ...lower.dims import GATHERED, gather_source_axes
 from ...lower.plan import (Access, DimLength, InBuffer, Kernel, ScalarConst, contiguous_strides, memory_access)
 from .emitter import FLAT, StepEmitter
 from .reductions import REDUCTION_INIT, SUM_BLOCK, Reduction
@@ -153,19 +154,8 @@ class KernelLowering:
         iv = self.em.checked_index(iv, self.em.dim(x.shape[ax]), self.flag_ptr)
         # address: x dims before ax map to out dims before ax; after ax to out dims after the index dims
         local = dict(idx)
-        gath_axis = "g"
-        local[gath_axis] = iv
-        xaxes = []
-        for j in range(x.ndim):
-            if x.shape[j] == 1:
-                xaxes.append(None)
-            elif j < ax:
-                xaxes.append(o.axes[j])
-            elif j == ax:
-                xaxes.append(gath_axis)
-            else:
-                xaxes.append(o.axes[j - 1 + ind.ndim])
-        return self.em.load(xacc, local, tuple(xaxes))
+        local[GATHERED] = iv
+        return self.em.load(xacc, local, gather_source_axes(x.shape, ax, o.axes, ind.ndim))
 
     def store_value(self, o, idx, v):
         """Store the value of op ``o`` wherever the plan keeps it."""

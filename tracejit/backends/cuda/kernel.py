@@ -22,6 +22,7 @@ import numpy as np
 from ...ir import types as T
 from ...ir.primitives import PRIMS
 from ...lower import scalar as S
+from ...lower.dims import GATHERED, gather_source_axes
 from ...lower.plan import Access, DimLength, Kernel, Level, ScalarConst, memory_access
 from .scalar import _SUFFIX, OVERRIDES, CudaScalarOps, literal
 from .source import TPB, KernelSource, Launchable
@@ -204,18 +205,8 @@ class _KernelWriter:
         iv = self.operand(ind, tuple(o.axes[ax:ax + ind.ndim]), idx, values, phase, ind.ndim)
         iv = self.src.checked_index(iv, self.src.dim(x.shape[ax]))
         local = dict(idx)
-        local["g"] = iv
-        xaxes = []
-        for j in range(x.ndim):
-            if x.shape[j] == 1:
-                xaxes.append(None)
-            elif j < ax:
-                xaxes.append(o.axes[j])
-            elif j == ax:
-                xaxes.append("g")
-            else:
-                xaxes.append(o.axes[j - 1 + ind.ndim])
-        return self.src.load(self.plan.sources[x.id].access, local, tuple(xaxes))
+        local[GATHERED] = iv
+        return self.src.load(self.plan.sources[x.id].access, local, gather_source_axes(x.shape, ax, o.axes, ind.ndim))
 
     def do_stores(self, o, idx, v, tail=False):
         for acc in self.stored.get(o.eqn.out.id, ()):
