@@ -327,13 +327,7 @@ class _KernelWriter:
             total, names, idx = " * ".join(dims) or "1", [f"i{a}" for a in outer], {a: f"i{a}" for a in outer}
         src.put(f"while b < {total}:")
         src.depth += 1
-        if len(dims) == 1:
-            src.put(f"{names[0]} = b")
-        elif dims:
-            src.put("_r = b")
-            for d, nm in zip(reversed(dims[1:]), reversed(names[1:])):
-                src.put(f"{nm} = _r % {d}", f"_r = _r // {d}")
-            src.put(f"{names[0]} = _r")
+        src.unravel("b", dims, names)
         self.run_phases(idx)
         src.put("b += cuda.gridDim.x")
         src.depth -= 1

@@ -157,10 +157,14 @@ class KernelSource:
         ``dims`` into ``names``; ``end_loop`` closes it."""
         self.put("t = cuda.grid(1)", "nthreads = cuda.gridsize(1)", f"while t < {total}:")
         self.depth += 1
+        self.unravel("t", dims, names)
+
+    def unravel(self, var: str, dims: list, names: list):
+        """``names`` = the C-order multi-index of the flat index ``var`` over ``dims``."""
         if len(dims) == 1:
-            self.put(f"{names[0]} = t")
+            self.put(f"{names[0]} = {var}")
         elif dims:
-            self.put("_r = t")
+            self.put(f"_r = {var}")
             for d, nm in zip(reversed(dims[1:]), reversed(names[1:])):
                 self.put(f"{nm} = _r % {d}", f"_r = _r // {d}")
             self.put(f"{names[0]} = _r")
