@@ -48,3 +48,22 @@ class Constraint(NamedTuple):
     def map_lengths(self, fn) -> "Constraint":
         """The same check with ``fn`` applied to its lengths and to its origin (substituting symbols)."""
         return Constraint(self.kind, fn(self.a), fn(self.b), fn(self.origin))
+
+
+def merge_symbols(pairs, position) -> dict:
+    """Symbol -> its class's representative, for the symbols that ``pairs`` say are equal (pairs naming a symbol
+    missing from ``position`` are ignored); the representative is the member with the lowest ``position``."""
+    parent: dict = {}
+
+    def find(s):
+        while s in parent:
+            s = parent[s]
+        return s
+    for sa, sb in pairs:
+        if sa is None or sb is None or sa not in position or sb not in position:
+            continue
+        ra, rb = find(sa), find(sb)
+        if ra != rb:
+            first, second = sorted((ra, rb), key=lambda s: position[s])
+            parent[second] = first
+    return {s: find(s) for s in parent}

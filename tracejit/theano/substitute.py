@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..ir import ops
 from ..ir import types as T
-from ..ir.constraints import ConstraintKind
+from ..ir.constraints import ConstraintKind, merge_symbols
 from ..ir.graph import Value, toposort
 from ..ir.regions import Region, close_graph
 from ..ir.types import Dim
@@ -18,23 +18,8 @@ def unify_equal_axes(constraints, env, position) -> dict:
     Declared axes do not broadcast (Theano's rule, checked before the call), so such symbols are one length:
     the compiled graph reads it once, fuses over it, and has no run-time check left for it.
     """
-    parent: dict = {}
-
-    def find(s):
-        while parent.get(s, s) != s:
-            s = parent[s]
-        return s
-    for c in constraints:
-        if c.kind is not ConstraintKind.EQ:
-            continue
-        sa, sb = T.symbol_name(subst_dim(c.a, env)), T.symbol_name(subst_dim(c.b, env))
-        if sa is None or sb is None or sa not in position or sb not in position:
-            continue
-        ra, rb = find(sa), find(sb)
-        if ra != rb:
-            first, second = sorted((ra, rb), key=lambda s: position[s])
-            parent[second] = first
-    return {s: find(s) for s in parent if find(s) != s}
+    return merge_symbols(((T.symbol_name(subst_dim(c.a, env)), T.symbol_name(subst_dim(c.b, env)))
+                          for c in constraints if c.kind is ConstraintKind.EQ), position)
 
 
 def subst_dim(d, env: dict):

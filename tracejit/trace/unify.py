@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from ..ir import ops
 from ..ir import types as T
-from ..ir.constraints import ConstraintKind
+from ..ir.constraints import ConstraintKind, merge_symbols
 from ..ir.graph import Graph, Value, toposort
 from ..ir.regions import REGION_PRIMS
 from ..ir.types import Dim, TensorType
@@ -27,24 +27,8 @@ _FORCING = (ConstraintKind.EQ, ConstraintKind.SAME)
 def equal_symbols(graph) -> dict:
     """Input symbol -> the symbol it is unified with (the one read from the earliest input axis), for input
     symbols that an EQ (broadcasting) or SAME (exact) check requires equal."""
-    position = graph.symbols
-    parent: dict = {}
-
-    def find(s):
-        while s in parent:
-            s = parent[s]
-        return s
-    for c in graph.constraints:
-        if c.kind not in _FORCING:
-            continue
-        sa, sb = T.symbol_name(c.a), T.symbol_name(c.b)
-        if sa is None or sb is None or sa not in position or sb not in position:
-            continue
-        ra, rb = find(sa), find(sb)
-        if ra != rb:
-            first, second = sorted((ra, rb), key=lambda s: position[s])
-            parent[second] = first
-    return {s: find(s) for s in parent}
+    return merge_symbols(((T.symbol_name(c.a), T.symbol_name(c.b)) for c in graph.constraints
+                          if c.kind in _FORCING), graph.symbols)
 
 
 def _subst(x, env):
