@@ -132,7 +132,19 @@ def tree_digest(root) -> str:
 
 
 def graph_fingerprint(graph) -> str:
-    """The optimized graph's text, plus what the text abbreviates: large constants' bytes, shape constraints."""
+    """The optimized graph's text, plus what the text abbreviates: large constants' bytes, shape constraints.
+    Kept on the graph (an optimized graph is not edited): each tier's cache probe asks for it."""
+    fp = getattr(graph, "_fingerprint", None)
+    if fp is None:
+        fp = _fingerprint(graph)
+        try:
+            graph._fingerprint = fp
+        except AttributeError:  # a graph type without room for it: computed again next time
+            pass
+    return fp
+
+
+def _fingerprint(graph) -> str:
     from ..ir.printing import graph_text
     parts = [graph_text(graph)]
     for v in graph.constants():
