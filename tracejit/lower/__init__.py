@@ -6,6 +6,7 @@ def plan_graph(graph, **options):
     """(fusion plan, memory plan) of an optimized graph: what every backend and tier lowers (``options``: the
     backend's parameters of the plan, see fuse.plan)."""
     from .fuse import plan
+    from .matvec import share_matrix_reads
     from .memory import plan_memory
-    p = plan(graph, **options)
+    p = plan(share_matrix_reads(graph), **options)
     return p, plan_memory(p)
