@@ -2,6 +2,8 @@
 
     python benchmarks/grad_bench.py            # full sizes
     python benchmarks/grad_bench.py --quick    # small sizes, few repeats
+    python benchmarks/grad_bench.py --only hvp --interleave   # the rows whose name contains "hvp", with
+                                                              # the columns timed in alternation
 
 Workloads:
   sigmoid_grad   d/dx sum(1/(1+exp(-x))), x: 10^7 float64
@@ -42,6 +44,22 @@ def median_ms(fn, repeats, warmup=2):
         fn()
         times.append(time.perf_counter() - t0)
     return 1e3 * statistics.median(times)
+
+
+def interleaved_medians_ms(fns: dict, repeats, warmup=2) -> dict:
+    """Median ms of each function, timed in rounds that call every function once: on a loaded machine the
+    load then falls on all columns alike, so their ratio holds better than their times."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    _wait_for_background_compiles()
+    times = {c: [] for c in fns}
+    for _ in range(repeats):
+        for c, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[c].append(time.perf_counter() - t0)
+    return {c: 1e3 * statistics.median(ts) for c, ts in times.items()}
 
 
 def _wait_for_background_compiles():
@@ -357,6 +375,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--only", default=None, help="run only the workloads whose name contains this text")
+    ap.add_argument("--interleave", action="store_true", help="time the columns in alternating rounds")
     args = ap.parse_args(argv)
     repeats = args.repeats or (5 if args.quick else 15)
     mods = {p: _import(p) for p in PEERS[1:]}
@@ -370,6 +390,10 @@ def main(argv=None):
         (f"logreg_hvp jvp(grad) {n_lr}x100 f64", lambda: logreg_hvp(n_lr, 100, mods), 1e-8),
         ("jacfwd 100->100 f64", lambda: jacfwd_100(mods), 1e-9),
     ]
+    if args.only:
+        workloads = [w for w in workloads if args.only in w[0]]
+        if not workloads:
+            ap.error(f"--only {args.only!r} matches no workload")
     cols = ["tracejit"] + PEERS
     print(f"tracejit backend: {_backend()}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
           f"(compare only side by side); peers: " +
@@ -385,7 +409,7 @@ def main(argv=None):
             print(f"| {name} | setup failed: {type(e).__name__}: {e} |")
             failed = True
             continue
-        times = {}
+        times, runnable = {}, {}
         for c in cols:
             fn = impls.get(c)
             if fn is None:
@@ -396,10 +420,14 @@ def main(argv=None):
                     times[c] = "wrong"
                     failed = True
                     continue
-                times[c] = median_ms(fn, repeats if c != "autograd" else max(3, repeats // 3))
+                if args.interleave:
+                    runnable[c] = fn
+                else:
+                    times[c] = median_ms(fn, repeats if c != "autograd" else max(3, repeats // 3))
             except Exception as e:
                 times[c] = f"error: {type(e).__name__}"
                 failed = True
+        times.update(interleaved_medians_ms(runnable, repeats))
         cells = [_fmt(times[c]) for c in cols]
         t0 = times["tracejit"]
         ratios = [f"{times[p] / t0:.2f}x" if isinstance(times[p], float) and isinstance(t0, float) else "n/a"
