@@ -277,6 +277,13 @@ def test_matmul_tiled():
     check(lambda a, b: a @ b, rng.integers(-5, 5, (4, 6)).astype(np.int32), rng.integers(-5, 5, (6, 3)).astype(np.int32))
 
 
+def test_matvecs_sharing_a_matrix():
+    """lower/matvec.py: products over one matrix become reductions in one kernel, on this backend too."""
+    X, w, v, r = rng.standard_normal((33, 7)), rng.standard_normal(7), rng.standard_normal(7), rng.standard_normal(33)
+    check(lambda X, w, v: np.tanh(X @ w) * (X @ v), X, w, v, kernels=1)
+    check(lambda X, r, s: (X.T @ r, X.T @ s), X, r, 2 * r, kernels=1)
+
+
 def test_gather_with_bounds_checks():
     x = rng.standard_normal((5, 4))
     check(lambda x, i: (x[i], x[:, i], x[i] * 2), x, np.array([0, -1, 3, 3]))
