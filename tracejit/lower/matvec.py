@@ -51,6 +51,8 @@ def _is_one(d) -> bool:
 def shared_matvecs(graph: Graph) -> dict:
     """Output id -> (matrix, orientation) of every matrix-vector product whose matrix another product of the same
     orientation also reads."""
+    if sum(e.prim == "matmul" for e in graph.eqns) < 2:  # most programs: no work for the planner's hot path
+        return {}
     groups: dict = {}
     canon = DimCanon(graph.constraints)
     for e in graph.eqns:
