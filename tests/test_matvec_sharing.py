@@ -39,9 +39,38 @@ def test_two_products_with_one_matrix_become_one_kernel():
 def test_two_products_with_the_transpose_become_one_column_kernel():
     X, a, b = rng.standard_normal((40, 6)), rng.standard_normal(40), rng.standard_normal(40)
     g = optimized(lambda X, a, b: (X.T @ a, X.T @ b), X, a, b)
-    assert sorted(o for _, o in shared_matvecs(g).values()) == ["columns", "columns"]
+    assert [mv.along for mv in shared_matvecs(g).values()] == ["columns", "columns"]
     steps = steps_of(g)
     assert len(steps) == 1 and isinstance(steps[0], Kernel) and steps[0].column
+
+
+@pytest.mark.parametrize("f, along", [(lambda X, r, w: (r @ X, X.T @ (2 * r)), "columns"),   # row @ X is X.T @ col
+                                      (lambda X, r, w: (w @ X.T, X @ (w + 1)), "rows")])     # row @ X.T is X @ col
+def test_row_vector_products_join_the_group(f, along):
+    X, r, w = rng.standard_normal((40, 6)), rng.standard_normal(40), rng.standard_normal(6)
+    g = optimized(f, X, r, w)
+    assert [mv.along for mv in shared_matvecs(g).values()] == [along, along]
+    steps = steps_of(g)  # the elementwise work on a vector first, then one kernel over X for both products
+    assert [isinstance(s, Kernel) and bool(s.red_axes) for s in steps] == [False, True]
+    assert len(plan_unshared(g).steps) == 3
+    _check(f, X, r, w)
+
+
+@pytest.mark.parametrize("f, members", [(lambda X, w, v: (X @ w, X @ (X @ w), X @ v), 3),   # a member reads another
+                                        (lambda X, w, v: (X @ v, np.tanh(X @ w) @ X.T, X @ np.exp(v)), 4)])
+def test_products_depending_on_each_other(f, members):
+    X, w, v = rng.standard_normal((7, 7)), rng.standard_normal(7), rng.standard_normal(7)
+    assert len(shared_matvecs(optimized(f, X, w, v))) == members
+    _check(f, X, w, v)
+
+
+def test_a_product_of_products_reads_the_rewritten_value():
+    """X.T @ (X @ w) with X @ w and X @ v shared: the outer product reads the reduction, not a leftover matmul."""
+    X, w, v = rng.standard_normal((40, 6)), rng.standard_normal(6), rng.standard_normal(6)
+    f = lambda X, w, v: (X @ w, X @ v, (X @ w) @ X[:, :5])  # noqa: E731
+    shared = share_matrix_reads(optimized(f, X, w, v))
+    assert shared.ops.count("matmul") == 1
+    _check(f, X, w, v)
 
 
 @pytest.mark.parametrize("f", [lambda X, w, r: X @ w,                    # one product: BLAS stays
