@@ -122,8 +122,10 @@ def schedule_together(eqns: list, sums: list) -> list:
     in ``(r @ X, X.T @ (2 * r))`` the kernel for ``2 * r`` would come between the two reductions and split them.
     Moving the earlier reductions (and what reads them) after the last one keeps every input before its reader;
     when the last reduction itself reads an earlier one, the order stays as it was."""
-    group = {id(s.eqn) for s in sums} | {id(s.eqn.inputs[0].eqn) for s in sums}
     index = {id(e): i for i, e in enumerate(eqns)}
+    group = {id(s.eqn) for s in sums} | {id(s.eqn.inputs[0].eqn) for s in sums}
+    if not group <= index.keys():  # (not expected: every product was live, so is its reduction)
+        return eqns
     first, last = min(index[k] for k in group), max(index[k] for k in group)
     last_sum = eqns[last]
     moved: set = set()
