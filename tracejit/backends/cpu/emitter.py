@@ -118,12 +118,20 @@ class StepEmitter:
         self.b.branch(self.body_block)
         self._set_args()
         self._share_or_own()
-        wb = ir.IRBuilder(self.wrapper.append_basic_block("entry"))
-        bufs, dims, start, stop = self.wrapper.args
-        lens = [wb.load(wb.gep(dims, [ir.Constant(I64, k)], source_etype=I64), typ=I64) for k in self._used_dims]
-        ptrs = [wb.load(wb.gep(bufs, [ir.Constant(I64, i)], source_etype=PTR), typ=PTR) for i in self._used]
-        wb.call(self.impl, [start, stop] + lens + ptrs)
-        wb.ret_void()
+        emit_wrapper(self.wrapper, self.impl, self._used_dims, self._used)
+
+    def reuse_for(self, own, other):
+        """The wrapper of a step whose StepStructure ``other`` equals this step's (``own``): it calls this step's
+        impl with its own lengths and buffers, matched by their numbers in the key (None: one the body reads
+        is not numbered there; the step is then emitted by itself)."""
+        slot_num = {s: n for n, s in enumerate(own.slots)}
+        index_num = {self.symbols[s]: n for n, s in enumerate(own.symbols)}
+        try:
+            slots = [other.slots[slot_num[s]] for s in self._used]
+            dims = [self.symbols[other.symbols[index_num[k]]] for k in self._used_dims]
+        except (KeyError, IndexError):
+            return None
+        return slots, dims
 
     def _set_args(self):
         """Give the impl its arguments: the lengths, then the buffers, its body read."""
@@ -219,3 +227,12 @@ def module_text(module, emitters) -> str:
             texts.append(em.impl_text)
     return "\n".join([str(module)] + texts)
 
+
+def emit_wrapper(wrapper, impl, dim_indices, slots):
+    """The ABI wrapper's body: load the lengths and buffer pointers ``impl`` takes, then call it."""
+    wb = ir.IRBuilder(wrapper.append_basic_block("entry"))
+    bufs, dims, start, stop = wrapper.args
+    lens = [wb.load(wb.gep(dims, [ir.Constant(I64, k)], source_etype=I64), typ=I64) for k in dim_indices]
+    ptrs = [wb.load(wb.gep(bufs, [ir.Constant(I64, i)], source_etype=PTR), typ=PTR) for i in slots]
+    wb.call(impl, [start, stop] + lens + ptrs)
+    wb.ret_void()

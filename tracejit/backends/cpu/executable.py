@@ -18,13 +18,14 @@ from ...lower import plan_graph
 from ...lower.dims import DimCanon
 from ...lower.plan import BufferKind, CopyStep, Kernel, MatmulStep, ScatterAddStep
 from . import blas
-from .emitter import StepEmitter
+from .emitter import KERNEL_TY, StepEmitter, emit_wrapper
 from .entry import emit_entry, make_builtin
 from .jobs import Cancelled
 from .kernel_library import LIBRARY, split_program
 from .kernels import collapsible, lower_kernel, outer_extent
 from .module import CompiledModule, codegen_fingerprint, ensure_blas_symbols
 from .scalar import MathFunctions
+from .step_key import step_structure
 from .steps import lower_copy, lower_matmul, lower_scatter_add
 from .recycle import recycler
 from .threads import get_pool, num_threads
@@ -42,6 +43,9 @@ LP64_MAX = (1 << 31) - 1
 # calls) compiles at the quick tier's settings in both tiers: its code is no faster at O3, which took ~4x as long
 ENTRY_TIER = 0
 _KERNEL_REF = re.compile(r'@"__tjk(\d+)__"')  # the entry text's references to its kernels (kernel_library)
+# Steps with equal StepStructures (step_key.py) share one emitted body without building its IR again (tests
+# switch this off to check that the shared program is the one the IR-text dedup alone makes)
+PREEMISSION_DEDUP = True
 KERNEL_CFUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
 
 
@@ -112,11 +116,19 @@ class LLVMExecutable:
         plan = self.plan
         module = ir.Module(name="tracejit")
         math = MathFunctions(module)  # both tiers call the vector library's symbols (they link different bodies)
-        fns, ems, shared = [], [], {}
+        fns, ems, shared, first_of = [], [], {}, {}
         for name, step in zip(names, plan.steps):
             if cancelled is not None and cancelled():
                 raise Cancelled("interpreter exiting")
+            st = step_structure(step, plan, self.memory.slot_of, isinstance(step, Kernel) and
+                                collapsible(plan, step, canon)) if PREEMISSION_DEDUP else None
+            reused = self._reuse(module, name, first_of.get(st.key) if st else None, st)
+            if reused is not None:
+                fns.append(reused)
+                continue
             em = StepEmitter(module, math, plan, self.symbols, name, self.memory.slot_of, shared)
+            if st is not None:
+                first_of[st.key] = (em, st)
             ems.append(em)
             if isinstance(step, Kernel):
                 lower_kernel(em, plan, step, canon)
@@ -131,7 +143,23 @@ class LLVMExecutable:
             fns.append(em.wrapper)
         slot_of_input = {b.input_index: b.id for b in plan.buffers if b.kind is BufferKind.INPUT}
         emit_entry(module, plan, fns, self.symbols, slot_of_input, len(plan.buffers))
+        self.compile_stats["steps_reused"] = len(fns) - len(ems)
         return split_program(module, ems, frozenset(math.vec_used), len(shared))
+
+    @staticmethod
+    def _reuse(module, name, first, st):
+        """The wrapper ``name`` of a step structurally equal to an earlier one (``first``: its emitter and
+        structure), calling that step's body; None when there is none (or its arguments do not map)."""
+        if first is None:
+            return None
+        em, own = first
+        args = em.reuse_for(own, st)
+        if args is None:
+            return None
+        slots, dims = args
+        wrapper = ir.Function(module, KERNEL_TY, name)
+        emit_wrapper(wrapper, em.impl, dims, slots)
+        return wrapper
 
     def _splits(self, source):
         """Whether this tier compiles the program as kernels and an entry (else as one module)."""

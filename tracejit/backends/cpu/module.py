@@ -303,6 +303,7 @@ def _scalarmath_ir(pairs) -> str:
 # the sources whose text decides the machine code of a program (relative to this directory): the fingerprint
 # hashes them, so editing any of them retires what the disk cache holds
 CODEGEN_SOURCES = ("executable.py", "kernel_library.py", "emitter.py", "kernels.py", "reductions.py", "streaming.py", "steps.py",
+                   "step_key.py",
                    "entry.py", "module.py", "scalar.py", "blas.py", "vecmath/__init__.py", "vecmath/constants.py",
                    "vecmath/builder.py", "vecmath/cores.py", "vecmath/functions.py", "../../lower/scalar.py",
                    "../../lower/math_functions.py", "../../lower/plan.py", "../../lower/dims.py",
