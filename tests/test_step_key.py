@@ -118,3 +118,30 @@ def test_signed_zeros_keep_their_own_bodies():
     got = f(x, y)
     np.testing.assert_array_equal(np.signbit(got[0]), np.signbit(np.where(x > 1, x, 0.0)))
     np.testing.assert_array_equal(np.signbit(got[1]), np.signbit(np.where(y > 1, y, -0.0)))
+
+
+def test_steps_with_little_work_are_optimized_without_the_loop_vectorizer(monkeypatch):
+    """A BLAS call and loops over a few elements known at compile time skip O3's loop passes; loops over
+    symbolic lengths keep them; every tier computes numpy's results."""
+    monkeypatch.setenv("TRACEJIT_DISABLE_CACHE", "1")
+    from tracejit.backends.cpu.step_key import LIGHT_MAX_ELEMENTS, is_light
+    from tracejit.lower import plan_graph
+    c = np.linspace(0, 1, 64).reshape(8, 8)
+
+    def f(x, w):
+        return np.exp(c * x.sum()) + 1.0, np.tanh(x) + 1.0, x.reshape(8, -1) @ w
+
+    x, w = rng.standard_normal(64), rng.standard_normal((8, 5))
+    plan, _ = plan_graph(tj.jit(f).lower(x, w).optimized)
+    light = {type(s).__name__ + str(getattr(s, "domain", "")): is_light(s) for s in plan.steps}
+    assert light["Kernel(8, 8)"] and light["MatmulStep"], light
+    assert light["Kernel(n,)"] is False, light  # symbolic lengths: full O3
+    assert 64 <= LIGHT_MAX_ELEMENTS
+    g = tj.jit(f).compile(x, w)
+    exe = next(iter(g._cache.values()))[0]
+    assert exe.tier == 1 and sorted(k.light for k in exe.source.kernels) == [False, False, True, True, True]
+    ir_of = {k.light: m.optimized_ir for k, m in zip(exe.source.kernels, exe.compiled.kernels)}
+    assert "vector.body" in ir_of[False] and "vector.body" not in ir_of[True]
+    want = (np.exp(c * x.sum()) + 1.0, np.tanh(x) + 1.0, x.reshape(8, -1) @ w)
+    for got, ref in zip(g(x, w), want):
+        np.testing.assert_allclose(got, ref, rtol=1e-13)

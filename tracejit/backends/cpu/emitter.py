@@ -51,6 +51,7 @@ class StepEmitter:
         self.wrapper = ir.Function(module, KERNEL_TY, name)
         self.impl = self.fn  # the function the wrapper calls (another step's when this one is a duplicate)
         self.impl_text = None  # the impl's IR text when this step owns it (module text is built from these)
+        self.light = False  # optimized lightly at tier 1 (step_key.is_light): the owner of a step sets it
         self.entry = self.fn.append_basic_block("entry")
         self.b = ir.IRBuilder(self.entry)
         self._dimcache = {}

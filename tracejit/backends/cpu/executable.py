@@ -25,7 +25,7 @@ from .kernel_library import LIBRARY, split_program
 from .kernels import collapsible, lower_kernel, outer_extent
 from .module import CompiledModule, codegen_fingerprint, ensure_blas_symbols
 from .scalar import MathFunctions
-from .step_key import step_structure
+from .step_key import is_light, step_structure
 from .steps import lower_copy, lower_matmul, lower_scatter_add
 from .recycle import recycler
 from .threads import get_pool, num_threads
@@ -127,6 +127,7 @@ class LLVMExecutable:
                 fns.append(reused)
                 continue
             em = StepEmitter(module, math, plan, self.symbols, name, self.memory.slot_of, shared)
+            em.light = is_light(step)
             if st is not None:
                 first_of[st.key] = (em, st)
             ems.append(em)

@@ -42,6 +42,7 @@ class KernelSource:
     text: str
     vec_pairs: frozenset
     declaration: str  # ``declare void @"{}"(i64, ...)``: the entry's declaration of it, with the name left open
+    light: bool = False  # optimized without O3's loop vectorizer and unroller (step_key.is_light)
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def _kernel_source(em, declares, metadata, vec_used):
     pairs = frozenset(symbols[n] for n in refs if n in symbols)
     args = ", ".join(str(t) for t in em.fn.ftype.args)
     body = "\n".join([declares[n] for n in sorted(refs)] + meta_lines + [text])
-    return KernelSource(body, pairs, f'declare void @"{{}}"({args})')
+    return KernelSource(body, pairs, f'declare void @"{{}}"({args})', em.light)
 
 
 def _metadata_closure(text, metadata):
@@ -148,7 +149,7 @@ class KernelLibrary:
         from .. import cache
         from .module import codegen_fingerprint
         return cache.make_key("kernel", ks.text, sorted(map(str, ks.vec_pairs)), f"tier{tier}",
-                              codegen_fingerprint(), cache.target_description("cpu"), *cache.versions())
+                              "light" if ks.light else "full", codegen_fingerprint(), cache.target_description("cpu"), *cache.versions())
 
     @staticmethod
     def symbol(key) -> str:
@@ -186,7 +187,8 @@ class KernelLibrary:
         sym = self.symbol(key)
         spent = {}
         mod = CompiledModule(ks.text.replace(f'@"{PLACEHOLDER}"', f'@"{sym}"'), [sym], ks.vec_pairs,
-                             key if use_disk else None, tier=tier, cancelled=cancelled, timings=spent)
+                             key if use_disk else None, tier=tier, cancelled=cancelled, timings=spent,
+                             light=ks.light)
         if timings is not None:
             for k, v in spent.items():
                 timings[k] = timings.get(k, 0.0) + v

@@ -18,6 +18,24 @@ from ...lower.plan import (Access, CopyStep, DimLength, Fused, FusedAndStored, I
                            ScalarConst, ScatterAddStep)
 
 
+# Steps with at most this many elements known at compile time are optimized lightly (see ``is_light``)
+LIGHT_MAX_ELEMENTS = 1024
+
+
+def is_light(step) -> bool:
+    """Whether the optimized tier should skip O3's loop vectorizer and unroller for ``step``: its loops run over
+    at most LIGHT_MAX_ELEMENTS elements known at compile time, or it has no loop over data (a float matmul is
+    one BLAS call). Their compile costs more than they save on such steps; a step over symbolic lengths may run
+    on any size, so it keeps O3."""
+    if isinstance(step, MatmulStep):
+        return len(step.out.shape) == 2 and np.dtype(step.dtype).kind in "fc"
+    shape = step.domain if isinstance(step, Kernel) else step.src.shape if isinstance(step, CopyStep) else \
+        step.g.shape if isinstance(step, ScatterAddStep) else None
+    if shape is None or not all(isinstance(d, (int, np.integer)) for d in shape):
+        return False
+    return int(np.prod(shape, dtype=np.int64)) <= LIGHT_MAX_ELEMENTS
+
+
 class _Unkeyable(Exception):
     """The step holds something the key cannot describe structurally."""
 
