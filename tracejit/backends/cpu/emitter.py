@@ -237,3 +237,26 @@ def emit_wrapper(wrapper, impl, dim_indices, slots):
     ptrs = [wb.load(wb.gep(bufs, [ir.Constant(I64, i)], source_etype=PTR), typ=PTR) for i in slots]
     wb.call(impl, [start, stop] + lens + ptrs)
     wb.ret_void()
+
+
+_WRAPPER_TEMPLATES = {}  # (lengths, buffers) -> the text of such a wrapper with its names and slots left open
+_SENTINEL = 77777000000  # slot numbers of the template wrapper (no other number of its text has 11 digits)
+
+
+def wrapper_text(name, impl_name, dim_indices, slots) -> str:
+    """The text emit_wrapper's function would print as, without building it: a step that reuses another's body
+    costs a string format instead of llvmlite objects (the template is printed by llvmlite itself, once per
+    count of lengths and buffers, so the text is the same byte for byte)."""
+    shape = (len(dim_indices), len(slots))
+    template = _WRAPPER_TEMPLATES.get(shape)
+    if template is None:
+        m = ir.Module()
+        impl = ir.Function(m, ir.FunctionType(VOID, [I64] * (2 + shape[0]) + [PTR] * shape[1]), "__tj_impl__")
+        w = ir.Function(m, KERNEL_TY, "__tj_wrapper__")
+        nums = range(_SENTINEL, _SENTINEL + sum(shape))
+        emit_wrapper(w, impl, nums[:shape[0]], nums[shape[0]:])
+        text = str(w).rstrip("\n").replace("{", "{{").replace("}", "}}")  # (replaces one declaration line)
+        text = text.replace('@"__tj_wrapper__"', '@"{name}"').replace('@"__tj_impl__"', '@"{impl}"')
+        template = re.sub(r"\b77777\d{6}\b", lambda m: "{%d}" % (int(m.group()) - _SENTINEL), text)
+        _WRAPPER_TEMPLATES[shape] = template
+    return template.format(*dim_indices, *slots, name=name, impl=impl_name)

@@ -18,7 +18,7 @@ from ...lower import plan_graph
 from ...lower.dims import DimCanon
 from ...lower.plan import BufferKind, CopyStep, Kernel, MatmulStep, ScatterAddStep
 from . import blas
-from .emitter import KERNEL_TY, StepEmitter, emit_wrapper
+from .emitter import KERNEL_TY, StepEmitter, wrapper_text
 from .entry import emit_entry, make_builtin
 from .jobs import Cancelled
 from .kernel_library import LIBRARY, split_program
@@ -116,13 +116,13 @@ class LLVMExecutable:
         plan = self.plan
         module = ir.Module(name="tracejit")
         math = MathFunctions(module)  # both tiers call the vector library's symbols (they link different bodies)
-        fns, ems, shared, first_of = [], [], {}, {}
+        fns, ems, shared, first_of, wrappers = [], [], {}, {}, {}
         for name, step in zip(names, plan.steps):
             if cancelled is not None and cancelled():
                 raise Cancelled("interpreter exiting")
             st = step_structure(step, plan, self.memory.slot_of, isinstance(step, Kernel) and
                                 collapsible(plan, step, canon)) if PREEMISSION_DEDUP else None
-            reused = self._reuse(module, name, first_of.get(st.key) if st else None, st)
+            reused = self._reuse(module, name, first_of.get(st.key) if st else None, st, wrappers)
             if reused is not None:
                 fns.append(reused)
                 continue
@@ -145,12 +145,13 @@ class LLVMExecutable:
         slot_of_input = {b.input_index: b.id for b in plan.buffers if b.kind is BufferKind.INPUT}
         emit_entry(module, plan, fns, self.symbols, slot_of_input, len(plan.buffers))
         self.compile_stats["steps_reused"] = len(fns) - len(ems)
-        return split_program(module, ems, frozenset(math.vec_used), len(shared))
+        return split_program(module, ems, frozenset(math.vec_used), len(shared), wrappers)
 
     @staticmethod
-    def _reuse(module, name, first, st):
+    def _reuse(module, name, first, st, wrappers):
         """The wrapper ``name`` of a step structurally equal to an earlier one (``first``: its emitter and
-        structure), calling that step's body; None when there is none (or its arguments do not map)."""
+        structure), calling that step's body: declared in ``module``, its definition's text in ``wrappers``;
+        None when there is no such step (or its arguments do not map)."""
         if first is None:
             return None
         em, own = first
@@ -158,9 +159,8 @@ class LLVMExecutable:
         if args is None:
             return None
         slots, dims = args
-        wrapper = ir.Function(module, KERNEL_TY, name)
-        emit_wrapper(wrapper, em.impl, dims, slots)
-        return wrapper
+        wrappers[name] = wrapper_text(name, em.impl.name, dims, slots)
+        return ir.Function(module, KERNEL_TY, name)
 
     def _splits(self, source):
         """Whether this tier compiles the program as kernels and an entry (else as one module)."""

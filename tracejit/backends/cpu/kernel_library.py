@@ -57,13 +57,14 @@ class ProgramSource:
     num_functions: int
 
 
-def split_program(module, emitters, vec_used, num_functions) -> ProgramSource:
+def split_program(module, emitters, vec_used, num_functions, wrappers=None) -> ProgramSource:
     """Take each distinct step impl out of ``module`` (finished by every emitter) as a KernelSource; the rest is
-    the entry. No split when a body refers to anything but declared functions and metadata."""
+    the entry. No split when a body refers to anything but declared functions and metadata. ``wrappers``: name
+    -> definition text of functions the module only declares (steps that reuse another's body)."""
     owners = [em for em in emitters if em.impl_text is not None]
     for em in owners:
         del module.globals[em.fn.name]
-    header = str(module)
+    header = _define(str(module), wrappers)
     whole = "\n".join([header] + [em.impl_text for em in owners])
     if num_functions < SPLIT_MIN_FUNCTIONS:
         return ProgramSource(whole, None, (), vec_used, num_functions)
@@ -78,6 +79,19 @@ def split_program(module, emitters, vec_used, num_functions) -> ProgramSource:
     entry = _IMPL_NAME.sub(lambda m: f'@"__tjk{index[m.group(1)]}__"', header)
     decls = [ks.declaration.format(f"__tjk{i}__") for i, ks in enumerate(kernels)]
     return ProgramSource(whole, "\n".join([entry] + decls), tuple(kernels), vec_used, num_functions)
+
+
+def _define(text, definitions):
+    """``text`` with the declaration of each function of ``definitions`` replaced by its definition."""
+    if not definitions:
+        return text
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith('declare void @"'):
+            d = definitions.get(line[15:line.find('"', 15)])
+            if d is not None:
+                lines[i] = d
+    return "\n".join(lines)
 
 
 def _top_level(header):

@@ -61,6 +61,7 @@ class _Keyer:
     def __init__(self, plan, roots):
         self.plan, self.roots = plan, roots
         self.slot_num, self.symbol_num, self.value_num = {}, {}, {}
+        self.dim_key = {}  # Dim -> its key in this step (a step names the same few lengths over and over)
 
     def step(self, step, flat):
         if isinstance(step, Kernel):
@@ -68,7 +69,7 @@ class _Keyer:
         elif isinstance(step, CopyStep):
             key = ("copy", self.access(step.src), self.access(step.dst))
         elif isinstance(step, MatmulStep):
-            key = ("matmul", self.access(step.a), self.access(step.b), self.access(step.out), str(step.dtype),
+            key = ("matmul", self.access(step.a), self.access(step.b), self.access(step.out), np.dtype(step.dtype),
                    self.scalar(step.alpha), self.scalar(step.beta))
         elif isinstance(step, ScatterAddStep):
             key = ("scatter_add", self.access(step.g), self.access(step.idx), self.access(step.out), step.axis,
@@ -80,7 +81,7 @@ class _Keyer:
     def kernel(self, k: Kernel, flat):
         head = ("kernel", self.dims(k.domain), tuple(k.red_axes), k.column, k.chunks, k.epilogue, flat,
                 self.flag())
-        ops = tuple((o.phase, str(o.level), o.axes, o.in_axes, o.eqn.prim, self.param(o.eqn.params),
+        ops = tuple((o.phase, o.level, o.axes, o.in_axes, o.eqn.prim, self.param(o.eqn.params),
                      tuple(self.value(x) for x in o.eqn.inputs), self.value(o.eqn.out)) for o in k.ops)
         stores = tuple((self.value(v), self.access(acc)) for v, acc in k.stores)
         scalars = tuple((self.value_num.get(vid, ("?", vid)), self.source(src)) for vid, src in k.scalars.items())
@@ -94,7 +95,7 @@ class _Keyer:
     def buffer(self, bid):
         slot = self.roots.get(bid, bid)
         n = self.slot_num.setdefault(slot, len(self.slot_num))
-        return n, str(self.plan.buffers[bid].dtype)
+        return n, self.plan.buffers[bid].dtype
 
     def flag(self):
         return None if self.plan.flag is None else self.buffer(self.plan.flag)
@@ -104,7 +105,7 @@ class _Keyer:
         if n is not None:
             return n
         n = self.value_num[v.id] = len(self.value_num)
-        return n, str(v.dtype), self.dims(v.shape), v.type.weak, self.source(self.plan.sources.get(v.id))
+        return n, v.dtype, self.dims(v.shape), v.type.weak, self.source(self.plan.sources.get(v.id))
 
     def source(self, src):
         if src is None:
@@ -116,7 +117,7 @@ class _Keyer:
         if isinstance(src, Fused):
             return "fused"
         if isinstance(src, ScalarConst):
-            return "scalar", str(np.dtype(src.dtype)), self.scalar(src.value)
+            return "scalar", np.dtype(src.dtype), self.scalar(src.value)
         if isinstance(src, DimLength):
             return "length", self.dim(src.dim)
         raise _Unkeyable
@@ -129,12 +130,18 @@ class _Keyer:
         return tuple(self.dim(d) for d in ds)
 
     def dim(self, d):
+        if type(d) is int:
+            return d
+        if isinstance(d, Dim):
+            key = self.dim_key.get(d)
+            if key is None:
+                # in the Dim's own term order: the lowering emits the terms in that order
+                key = self.dim_key[d] = ("dim",) + tuple((tuple(self.atom(a) for a in mono), c)
+                                                         for mono, c in d.terms)
+            return key
         if isinstance(d, (int, np.integer)) and not isinstance(d, bool):
             return int(d)
-        if not isinstance(d, Dim):
-            raise _Unkeyable
-        # in the Dim's own term order: the lowering emits the terms in that order
-        return ("dim",) + tuple((tuple(self.atom(a) for a in mono), c) for mono, c in d.terms)
+        raise _Unkeyable
 
     def atom(self, a):
         if isinstance(a, str):
