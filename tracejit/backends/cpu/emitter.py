@@ -8,6 +8,8 @@ program share one function (see StepEmitter._share_or_own).
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import re
 
 import llvmlite.ir as ir
@@ -260,3 +262,18 @@ def wrapper_text(name, impl_name, dim_indices, slots) -> str:
         template = re.sub(r"\b77777\d{6}\b", lambda m: "{%d}" % (int(m.group()) - _SENTINEL), text)
         _WRAPPER_TEMPLATES[shape] = template
     return template.format(*dim_indices, *slots, name=name, impl=impl_name)
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """Python's cyclic collector off while a program's IR is built: llvmlite's objects are reference cycles, and
+    each full collection walks every object alive, so at 10^4 steps collections made the build superlinear
+    (12,000 steps: 12.0 s of CPU with them, 6.2 s without). Back on afterwards, unless it was off already."""
+    was_on = gc.isenabled()
+    if was_on:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()

@@ -18,7 +18,7 @@ from ...lower import plan_graph
 from ...lower.dims import DimCanon
 from ...lower.plan import BufferKind, CopyStep, Kernel, MatmulStep, ScatterAddStep
 from . import blas
-from .emitter import KERNEL_TY, StepEmitter, wrapper_text
+from .emitter import KERNEL_TY, StepEmitter, gc_paused, wrapper_text
 from .entry import emit_entry, make_builtin
 from .jobs import Cancelled
 from .kernel_library import LIBRARY, split_program
@@ -95,7 +95,8 @@ class LLVMExecutable:
         if self.compiled is None:
             if source is None:
                 t0 = time.perf_counter()
-                source = self._build_ir(names, canon, cancelled)
+                with gc_paused():
+                    source = self._build_ir(names, canon, cancelled)
                 self.compile_stats["ir_build"] = time.perf_counter() - t0
             self.source = source
             self._ir_text = source.entry_text if self._splits(source) else source.whole
