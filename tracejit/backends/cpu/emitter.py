@@ -128,7 +128,7 @@ class StepEmitter:
         impl with its own lengths and buffers, matched by their numbers in the key (None: one the body reads
         is not numbered there; the step is then emitted by itself)."""
         slot_num = {s: n for n, s in enumerate(own.slots)}
-        index_num = {self.symbols[s]: n for n, s in enumerate(own.symbols)}
+        index_num = {self.symbols[s]: n for n, s in enumerate(own.symbols) if s in self.symbols}
         try:
             slots = [other.slots[slot_num[s]] for s in self._used]
             dims = [self.symbols[other.symbols[index_num[k]]] for k in self._used_dims]

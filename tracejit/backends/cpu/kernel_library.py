@@ -163,7 +163,8 @@ class KernelLibrary:
         from .. import cache
         from .module import codegen_fingerprint
         return cache.make_key("kernel", ks.text, sorted(map(str, ks.vec_pairs)), f"tier{tier}",
-                              "light" if ks.light else "full", codegen_fingerprint(), cache.target_description("cpu"), *cache.versions())
+                              "light" if ks.light else "full", codegen_fingerprint(),
+                              cache.target_description("cpu"), *cache.versions())
 
     @staticmethod
     def symbol(key) -> str:
