@@ -4,7 +4,8 @@ loads and stores through an Access.
 Kernel ABI: ``void k(ptr bufs, ptr dims, i64 start, i64 stop)``: ``bufs`` holds every buffer's data pointer,
 ``dims`` the run-time value of every shape symbol; ``[start, stop)`` is the range of the first outer loop that
 this call runs (``stop < 0``: all of it), so the runtime can split a kernel across threads. Identical steps of a
-program share one function (see StepEmitter._share_or_own).
+program share one function: steps with equal structural keys (step_key.py) before any IR is built (their wrapper
+comes from ``wrapper_text``), and the rest when their IR text is equal (StepEmitter._share_or_own).
 """
 from __future__ import annotations
 
