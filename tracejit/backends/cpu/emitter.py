@@ -4,10 +4,13 @@ loads and stores through an Access.
 Kernel ABI: ``void k(ptr bufs, ptr dims, i64 start, i64 stop)``: ``bufs`` holds every buffer's data pointer,
 ``dims`` the run-time value of every shape symbol; ``[start, stop)`` is the range of the first outer loop that
 this call runs (``stop < 0``: all of it), so the runtime can split a kernel across threads. Identical steps of a
-program share one function (see StepEmitter._share_or_own).
+program share one function: steps with equal structural keys (step_key.py) before any IR is built (their wrapper
+comes from ``wrapper_text``), and the rest when their IR text is equal (StepEmitter._share_or_own).
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import re
 
 import llvmlite.ir as ir
@@ -51,6 +54,7 @@ class StepEmitter:
         self.wrapper = ir.Function(module, KERNEL_TY, name)
         self.impl = self.fn  # the function the wrapper calls (another step's when this one is a duplicate)
         self.impl_text = None  # the impl's IR text when this step owns it (module text is built from these)
+        self.light = False  # optimized lightly at tier 1 (step_key.is_light): the owner of a step sets it
         self.entry = self.fn.append_basic_block("entry")
         self.b = ir.IRBuilder(self.entry)
         self._dimcache = {}
@@ -118,12 +122,20 @@ class StepEmitter:
         self.b.branch(self.body_block)
         self._set_args()
         self._share_or_own()
-        wb = ir.IRBuilder(self.wrapper.append_basic_block("entry"))
-        bufs, dims, start, stop = self.wrapper.args
-        lens = [wb.load(wb.gep(dims, [ir.Constant(I64, k)], source_etype=I64), typ=I64) for k in self._used_dims]
-        ptrs = [wb.load(wb.gep(bufs, [ir.Constant(I64, i)], source_etype=PTR), typ=PTR) for i in self._used]
-        wb.call(self.impl, [start, stop] + lens + ptrs)
-        wb.ret_void()
+        emit_wrapper(self.wrapper, self.impl, self._used_dims, self._used)
+
+    def reuse_for(self, own, other):
+        """The wrapper of a step whose StepStructure ``other`` equals this step's (``own``): it calls this step's
+        impl with its own lengths and buffers, matched by their numbers in the key (None: one the body reads
+        is not numbered there; the step is then emitted by itself)."""
+        slot_num = {s: n for n, s in enumerate(own.slots)}
+        index_num = {self.symbols[s]: n for n, s in enumerate(own.symbols) if s in self.symbols}
+        try:
+            slots = [other.slots[slot_num[s]] for s in self._used]
+            dims = [self.symbols[other.symbols[index_num[k]]] for k in self._used_dims]
+        except (KeyError, IndexError):
+            return None
+        return slots, dims
 
     def _set_args(self):
         """Give the impl its arguments: the lengths, then the buffers, its body read."""
@@ -219,3 +231,50 @@ def module_text(module, emitters) -> str:
             texts.append(em.impl_text)
     return "\n".join([str(module)] + texts)
 
+
+def emit_wrapper(wrapper, impl, dim_indices, slots):
+    """The ABI wrapper's body: load the lengths and buffer pointers ``impl`` takes, then call it."""
+    wb = ir.IRBuilder(wrapper.append_basic_block("entry"))
+    bufs, dims, start, stop = wrapper.args
+    lens = [wb.load(wb.gep(dims, [ir.Constant(I64, k)], source_etype=I64), typ=I64) for k in dim_indices]
+    ptrs = [wb.load(wb.gep(bufs, [ir.Constant(I64, i)], source_etype=PTR), typ=PTR) for i in slots]
+    wb.call(impl, [start, stop] + lens + ptrs)
+    wb.ret_void()
+
+
+_WRAPPER_TEMPLATES = {}  # (lengths, buffers) -> the text of such a wrapper with its names and slots left open
+_SENTINEL = 77777000000  # slot numbers of the template wrapper (no other number of its text has 11 digits)
+
+
+def wrapper_text(name, impl_name, dim_indices, slots) -> str:
+    """The text emit_wrapper's function would print as, without building it: a step that reuses another's body
+    costs a string format instead of llvmlite objects (the template is printed by llvmlite itself, once per
+    count of lengths and buffers, so the text is the same byte for byte)."""
+    shape = (len(dim_indices), len(slots))
+    template = _WRAPPER_TEMPLATES.get(shape)
+    if template is None:
+        m = ir.Module()
+        impl = ir.Function(m, ir.FunctionType(VOID, [I64] * (2 + shape[0]) + [PTR] * shape[1]), "__tj_impl__")
+        w = ir.Function(m, KERNEL_TY, "__tj_wrapper__")
+        nums = range(_SENTINEL, _SENTINEL + sum(shape))
+        emit_wrapper(w, impl, nums[:shape[0]], nums[shape[0]:])
+        text = str(w).rstrip("\n").replace("{", "{{").replace("}", "}}")  # (replaces one declaration line)
+        text = text.replace('@"__tj_wrapper__"', '@"{name}"').replace('@"__tj_impl__"', '@"{impl}"')
+        template = re.sub(r"\b77777\d{6}\b", lambda m: "{%d}" % (int(m.group()) - _SENTINEL), text)
+        _WRAPPER_TEMPLATES[shape] = template
+    return template.format(*dim_indices, *slots, name=name, impl=impl_name)
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """Python's cyclic collector off while a program's IR is built: llvmlite's objects are reference cycles, and
+    each full collection walks every object alive, so at 10^4 steps collections made the build superlinear
+    (12,000 steps: 12.0 s of CPU with them, 6.2 s without). Back on afterwards, unless it was off already."""
+    was_on = gc.isenabled()
+    if was_on:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()

@@ -18,13 +18,14 @@ from ...lower import plan_graph
 from ...lower.dims import DimCanon
 from ...lower.plan import BufferKind, CopyStep, Kernel, MatmulStep, ScatterAddStep
 from . import blas
-from .emitter import StepEmitter
+from .emitter import KERNEL_TY, StepEmitter, gc_paused, wrapper_text
 from .entry import emit_entry, make_builtin
 from .jobs import Cancelled
 from .kernel_library import LIBRARY, split_program
 from .kernels import collapsible, lower_kernel, outer_extent
 from .module import CompiledModule, codegen_fingerprint, ensure_blas_symbols
 from .scalar import MathFunctions
+from .step_key import is_light, step_structure
 from .steps import lower_copy, lower_matmul, lower_scatter_add
 from .recycle import recycler
 from .threads import get_pool, num_threads
@@ -42,6 +43,9 @@ LP64_MAX = (1 << 31) - 1
 # calls) compiles at the quick tier's settings in both tiers: its code is no faster at O3, which took ~4x as long
 ENTRY_TIER = 0
 _KERNEL_REF = re.compile(r'@"__tjk(\d+)__"')  # the entry text's references to its kernels (kernel_library)
+# Steps with equal StepStructures (step_key.py) share one emitted body without building its IR again (tests
+# switch this off to check that the shared program is the one the IR-text dedup alone makes)
+PREEMISSION_DEDUP = True
 KERNEL_CFUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
 
 
@@ -91,7 +95,8 @@ class LLVMExecutable:
         if self.compiled is None:
             if source is None:
                 t0 = time.perf_counter()
-                source = self._build_ir(names, canon, cancelled)
+                with gc_paused():
+                    source = self._build_ir(names, canon, cancelled)
                 self.compile_stats["ir_build"] = time.perf_counter() - t0
             self.source = source
             self._ir_text = source.entry_text if self._splits(source) else source.whole
@@ -112,11 +117,20 @@ class LLVMExecutable:
         plan = self.plan
         module = ir.Module(name="tracejit")
         math = MathFunctions(module)  # both tiers call the vector library's symbols (they link different bodies)
-        fns, ems, shared = [], [], {}
+        fns, ems, shared, first_of, wrappers = [], [], {}, {}, {}
         for name, step in zip(names, plan.steps):
             if cancelled is not None and cancelled():
                 raise Cancelled("interpreter exiting")
+            st = step_structure(step, plan, self.memory.slot_of, isinstance(step, Kernel) and
+                                collapsible(plan, step, canon)) if PREEMISSION_DEDUP else None
+            reused = self._reuse(module, name, first_of.get(st.key) if st else None, st, wrappers)
+            if reused is not None:
+                fns.append(reused)
+                continue
             em = StepEmitter(module, math, plan, self.symbols, name, self.memory.slot_of, shared)
+            em.light = is_light(step)
+            if st is not None:
+                first_of[st.key] = (em, st)
             ems.append(em)
             if isinstance(step, Kernel):
                 lower_kernel(em, plan, step, canon)
@@ -131,7 +145,23 @@ class LLVMExecutable:
             fns.append(em.wrapper)
         slot_of_input = {b.input_index: b.id for b in plan.buffers if b.kind is BufferKind.INPUT}
         emit_entry(module, plan, fns, self.symbols, slot_of_input, len(plan.buffers))
-        return split_program(module, ems, frozenset(math.vec_used), len(shared))
+        self.compile_stats["steps_reused"] = len(fns) - len(ems)
+        return split_program(module, ems, frozenset(math.vec_used), len(shared), wrappers)
+
+    @staticmethod
+    def _reuse(module, name, first, st, wrappers):
+        """The wrapper ``name`` of a step structurally equal to an earlier one (``first``: its emitter and
+        structure), calling that step's body: declared in ``module``, its definition's text in ``wrappers``;
+        None when there is no such step (or its arguments do not map)."""
+        if first is None:
+            return None
+        em, own = first
+        args = em.reuse_for(own, st)
+        if args is None:
+            return None
+        slots, dims = args
+        wrappers[name] = wrapper_text(name, em.impl.name, dims, slots)
+        return ir.Function(module, KERNEL_TY, name)
 
     def _splits(self, source):
         """Whether this tier compiles the program as kernels and an entry (else as one module)."""

@@ -42,6 +42,7 @@ class KernelSource:
     text: str
     vec_pairs: frozenset
     declaration: str  # ``declare void @"{}"(i64, ...)``: the entry's declaration of it, with the name left open
+    light: bool = False  # optimized without O3's loop vectorizer and unroller (step_key.is_light)
 
 
 @dataclass(frozen=True)
@@ -56,13 +57,14 @@ class ProgramSource:
     num_functions: int
 
 
-def split_program(module, emitters, vec_used, num_functions) -> ProgramSource:
+def split_program(module, emitters, vec_used, num_functions, wrappers=None) -> ProgramSource:
     """Take each distinct step impl out of ``module`` (finished by every emitter) as a KernelSource; the rest is
-    the entry. No split when a body refers to anything but declared functions and metadata."""
+    the entry. No split when a body refers to anything but declared functions and metadata. ``wrappers``: name
+    -> definition text of functions the module only declares (steps that reuse another's body)."""
     owners = [em for em in emitters if em.impl_text is not None]
     for em in owners:
         del module.globals[em.fn.name]
-    header = str(module)
+    header = _define(str(module), wrappers)
     whole = "\n".join([header] + [em.impl_text for em in owners])
     if num_functions < SPLIT_MIN_FUNCTIONS:
         return ProgramSource(whole, None, (), vec_used, num_functions)
@@ -77,6 +79,19 @@ def split_program(module, emitters, vec_used, num_functions) -> ProgramSource:
     entry = _IMPL_NAME.sub(lambda m: f'@"__tjk{index[m.group(1)]}__"', header)
     decls = [ks.declaration.format(f"__tjk{i}__") for i, ks in enumerate(kernels)]
     return ProgramSource(whole, "\n".join([entry] + decls), tuple(kernels), vec_used, num_functions)
+
+
+def _define(text, definitions):
+    """``text`` with the declaration of each function of ``definitions`` replaced by its definition."""
+    if not definitions:
+        return text
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith('declare void @"'):
+            d = definitions.get(line[15:line.find('"', 15)])
+            if d is not None:
+                lines[i] = d
+    return "\n".join(lines)
 
 
 def _top_level(header):
@@ -114,7 +129,7 @@ def _kernel_source(em, declares, metadata, vec_used):
     pairs = frozenset(symbols[n] for n in refs if n in symbols)
     args = ", ".join(str(t) for t in em.fn.ftype.args)
     body = "\n".join([declares[n] for n in sorted(refs)] + meta_lines + [text])
-    return KernelSource(body, pairs, f'declare void @"{{}}"({args})')
+    return KernelSource(body, pairs, f'declare void @"{{}}"({args})', em.light)
 
 
 def _metadata_closure(text, metadata):
@@ -148,7 +163,8 @@ class KernelLibrary:
         from .. import cache
         from .module import codegen_fingerprint
         return cache.make_key("kernel", ks.text, sorted(map(str, ks.vec_pairs)), f"tier{tier}",
-                              codegen_fingerprint(), cache.target_description("cpu"), *cache.versions())
+                              "light" if ks.light else "full", codegen_fingerprint(),
+                              cache.target_description("cpu"), *cache.versions())
 
     @staticmethod
     def symbol(key) -> str:
@@ -186,7 +202,8 @@ class KernelLibrary:
         sym = self.symbol(key)
         spent = {}
         mod = CompiledModule(ks.text.replace(f'@"{PLACEHOLDER}"', f'@"{sym}"'), [sym], ks.vec_pairs,
-                             key if use_disk else None, tier=tier, cancelled=cancelled, timings=spent)
+                             key if use_disk else None, tier=tier, cancelled=cancelled, timings=spent,
+                             light=ks.light)
         if timings is not None:
             for k, v in spent.items():
                 timings[k] = timings.get(k, 0.0) + v

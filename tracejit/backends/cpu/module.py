@@ -138,13 +138,14 @@ class CompiledModule:
         return self
 
     def __init__(self, ir_text, fn_names, vec_pairs, cache_key=None, tier=1, cancelled=None, timings=None,
-                 kernels=(), manifest=b""):
+                 kernels=(), manifest=b"", light=False):
         """``kernels``: the kernel modules whose functions this one calls (kept alive as long as it is);
-        ``manifest``: stored with the object, given to ``from_cache``'s ``before_load``."""
+        ``manifest``: stored with the object, given to ``from_cache``'s ``before_load``; ``light``: see
+        ``_optimize``."""
         from .. import cache
         self.from_cache = False
         self.kernels = tuple(kernels)
-        self._bitcode, obj = _optimize_and_emit(ir_text, vec_pairs, tier, cancelled, timings)
+        self._bitcode, obj = _optimize_and_emit(ir_text, vec_pairs, tier, cancelled, timings, light)
         self.cancelled = obj is None
         if self.cancelled:  # the interpreter is exiting: no machine code is loaded or stored
             return
@@ -196,7 +197,7 @@ class CompiledModule:
             ctx.close()
 
 
-def _optimize_and_emit(ir_text, vec_pairs, tier=1, cancelled=None, timings=None):
+def _optimize_and_emit(ir_text, vec_pairs, tier=1, cancelled=None, timings=None, light=False):
     """(optimized bitcode, object code) of a module, built in an LLVM context of its own that is freed here: the
     constants, types and metadata that optimization adds to a context would otherwise accumulate, compile after
     compile, in llvmlite's global one. ``cancelled()`` true between the stages: (None, None), nothing emitted.
@@ -213,7 +214,7 @@ def _optimize_and_emit(ir_text, vec_pairs, tier=1, cancelled=None, timings=None)
         if cancelled is not None and cancelled():
             return None, None
         t0 = time.perf_counter()
-        _optimize(mod, tm, tier)
+        _optimize(mod, tm, tier, light)
         t1 = time.perf_counter()
         if cancelled is not None and cancelled():
             return None, None
@@ -226,12 +227,14 @@ def _optimize_and_emit(ir_text, vec_pairs, tier=1, cancelled=None, timings=None)
         ctx.close()
 
 
-def _optimize(mod, tm, tier):
+def _optimize(mod, tm, tier, light=False):
     """Run LLVM's pipeline for ``tier``: 1 is O3 with loop and SLP vectorization and unrolling (the code that
-    runs from then on); 0 is the quick tier, whose code runs a few calls while the optimized tier compiles in the
-    background: TIER0_SPEED without vectorizers, emitted at TIER0_CODEGEN."""
-    pto = llvm.create_pipeline_tuning_options(speed_level=3 if tier >= 1 else TIER0_SPEED)
-    vectorize = tier >= 1
+    runs from then on), or with ``light`` (a step with little work: step_key.is_light) LIGHT_SPEED without them;
+    0 is the quick tier, whose code runs a few calls while the optimized tier compiles in the background:
+    TIER0_SPEED without vectorizers, emitted at TIER0_CODEGEN."""
+    speed = TIER0_SPEED if tier < 1 else LIGHT_SPEED if light else 3
+    pto = llvm.create_pipeline_tuning_options(speed_level=speed)
+    vectorize = tier >= 1 and not light
     pto.loop_vectorization = vectorize
     pto.slp_vectorization = vectorize
     pto.loop_unrolling = vectorize
@@ -248,6 +251,7 @@ def _optimize(mod, tm, tier):
 # work outweighs the rest of that compile wait for it (tiers.TieredExecutable).
 TIER0_SPEED = 0
 TIER0_CODEGEN = 0
+LIGHT_SPEED = 2  # the optimized tier's pipeline for steps with little work
 
 
 def _free_pass_manager(pm):
@@ -303,6 +307,7 @@ def _scalarmath_ir(pairs) -> str:
 # the sources whose text decides the machine code of a program (relative to this directory): the fingerprint
 # hashes them, so editing any of them retires what the disk cache holds
 CODEGEN_SOURCES = ("executable.py", "kernel_library.py", "emitter.py", "kernels.py", "reductions.py", "streaming.py", "steps.py",
+                   "step_key.py",
                    "entry.py", "module.py", "scalar.py", "blas.py", "vecmath/__init__.py", "vecmath/constants.py",
                    "vecmath/builder.py", "vecmath/cores.py", "vecmath/functions.py", "../../lower/scalar.py",
                    "../../lower/math_functions.py", "../../lower/plan.py", "../../lower/dims.py",

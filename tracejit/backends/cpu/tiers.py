@@ -71,9 +71,7 @@ class TieredExecutable:
 
     def _run_first_tier(self, arrays):
         job = self._job
-        if (job is None or job.lost) and (self._spent >= TIER_UP_SECONDS or self._calls + 1 >= TIER_UP_CALLS):
-            self.tier_up()
-        elif job is not None and self._last >= self._compile_left():
+        if job is not None and not job.lost and self._last >= self._compile_left():
             job.join()  # a first-tier call would take longer than the rest of the optimized compile
             if self.run is not self._run_first_tier:
                 return self.run(arrays)
@@ -82,6 +80,10 @@ class TieredExecutable:
         self._last = time.perf_counter() - t0
         self._spent += self._last  # (a lost update under a race only delays the tier-up)
         self._calls += 1
+        # the background compile starts after this call, not before it: the call that earns the tier-up does
+        # not share the cores with its start (thread, LLVM's parsing)
+        if (job is None or job.lost) and (self._spent >= TIER_UP_SECONDS or self._calls >= TIER_UP_CALLS):
+            self.tier_up()
         return out
 
     def _compile_left(self):
