@@ -27,9 +27,9 @@ MAX_FAST_ENTRIES = 64  # entries the generated call path tests; further ones tak
 
 class _Entry(tuple):
     """(exe, out_tree, shared): one compiled specialization of a signature: it serves a call when ``check`` (its guards) holds. ``mutated``:
-    the argument leaves the function writes into; their final values follow the outputs and are copied back into
-    the caller's arrays after the call (numpy's in-place meaning; a copy, not yet a write into the caller's
-    buffer)."""
+    the argument leaves the function writes into; their final values follow the outputs (numpy's in-place meaning).
+    The CPU backend stores them into the caller's arrays where that is safe (lower/inplace.py); the others are
+    copied into the caller's arrays after the call."""
     def __new__(cls, exe, out_tree, shared, guards, check, mutated):
         self = super().__new__(cls, (exe, out_tree, shared))
         self.exe, self.out_tree, self.shared = exe, out_tree, shared
@@ -200,8 +200,11 @@ def _generate_call(entries):
                 body.append(f"        o = {run}")
                 body.append(f"        r = {built}")
             if e.mutated:  # numpy's in-place meaning: the written arguments are updated for the caller
-                # (an item assignment: cheaper than np.copyto's dispatch; the final value has the leaf's dtype and shape)
-                body += [f"        {names[leaf_pos[j]]}[...] = r[1][{m}]" for m, j in enumerate(e.mutated)]
+                # (an item assignment: cheaper than np.copyto's dispatch; the final value has the leaf's dtype and
+                # shape); a value the program stored into the argument itself is there already
+                for m, j in enumerate(e.mutated):
+                    a = names[leaf_pos[j]]
+                    body.append(f"        if (v := r[1][{m}]) is not {a}: {a}[...] = v")
                 body.append("        return r[0]")
             else:
                 body.append("        return r")
@@ -329,7 +332,8 @@ class Jitted:
         if entry.mutated:  # numpy's in-place meaning: the written arguments are updated for the caller
             out, finals = out
             for i, v in zip(entry.mutated, finals):
-                np.copyto(leaves[i], v)
+                if v is not leaves[i]:  # else stored into the argument by the program (lower/inplace.py)
+                    np.copyto(leaves[i], v)
         return out
 
     def _lookup(self, key, leaves):
@@ -370,8 +374,10 @@ class Jitted:
             info: dict = {}
             t0 = time.perf_counter()
             graph, out_tree = self._trace(statics, leaves, treedef, info)
+            # outputs that are an argument's final value may be stored into the argument itself
+            updates = info["updates"] if self.transform is None else None
             exe = compile_graph(graph, self.options, name=getattr(self.fun, "__qualname__", "function"),
-                                trace_s=time.perf_counter() - t0)
+                                trace_s=time.perf_counter() - t0, updates=updates)
             self._misses += 1
             from .theano.shared import shared_inputs_of
             entry = _Entry(exe, out_tree, shared_inputs_of(graph), info["guards"],

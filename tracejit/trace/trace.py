@@ -225,11 +225,15 @@ def trace(fun, leaves, treedef, rebuild_args, names=None, info=None):
         if mutated and info is None:
             raise UnsupportedError("this transformation does not support functions that write into their arguments; "
                                    "copy the argument first (x = x.copy())")
+        # output index -> the argument it updates; none when a run-time check may fail after the program ran
+        # (a failed check leaves the caller's arguments untouched)
+        updates = {len(outs) + m: i for m, i in enumerate(mutated)} if not b.checks else {}
         if mutated:  # the written arguments' final values follow the outputs
             outs += [tracers[i]._tj_value for i in mutated]
             out_tree = ("t", (out_tree, ("t", (LEAF,) * len(mutated))))
         if info is not None:
             info["mutated"] = mutated
+            info["updates"] = updates
             info["guards"] = list(ctx.guards)
         if b.checks:  # their flags are extra outputs, read by tree_unflatten
             outs += [flag for flag, _, _ in b.checks]

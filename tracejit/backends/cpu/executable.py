@@ -77,7 +77,10 @@ class LLVMExecutable:
         from .. import cache
         # the generated code is a pure function of the optimized graph and the code generator's source, so a
         # cache hit skips building the IR as well as LLVM
-        key = cache.graph_key(graph, "cpu", codegen_fingerprint(), f"tier{tier}") if cache.enabled() else None
+        # arguments updated in place (lower/inplace.py) change where the steps store: part of the key
+        written = "".join(f"-arg{j}" for j in sorted(self.memory.in_arguments))
+        key = cache.graph_key(graph, "cpu", codegen_fingerprint(), f"tier{tier}{written}") if cache.enabled() \
+            else None
         self.tier = tier
         self.source = None  # the ProgramSource (kernel_library) once built here
         # where this compile's time went (seconds), for TRACEJIT_LOG_COMPILES and tests
@@ -130,8 +133,14 @@ class LLVMExecutable:
                 raise NotImplementedError(type(step).__name__)
             fns.append(em.wrapper)
         slot_of_input = {b.input_index: b.id for b in plan.buffers if b.kind is BufferKind.INPUT}
-        emit_entry(module, plan, fns, self.symbols, slot_of_input, len(plan.buffers))
+        emit_entry(module, plan, fns, self.symbols, slot_of_input, len(plan.buffers),
+                   updated=self._overlap_checked())
         return split_program(module, ems, frozenset(math.vec_used), len(shared))
+
+    def _overlap_checked(self):
+        """Input indices of the arguments updated in place whose memory another input could share."""
+        n_inputs = sum(1 for b in self.plan.buffers if b.kind is BufferKind.INPUT)
+        return sorted(self.memory.in_arguments) if n_inputs > 1 else []
 
     def _splits(self, source):
         """Whether this tier compiles the program as kernels and an entry (else as one module)."""
@@ -239,17 +248,26 @@ class LLVMExecutable:
         slot_vals = self.memory.slot_of
         work = self._work_expr(py)
         call_args = ", ".join(slots)
+        updated = [f"a{j}" for j in self._overlap_checked()]
+        # an argument updated in place that shares memory with another input is updated through a private
+        # copy (the caller copies the result back), as when nothing is updated in place
+        shares = " or ".join(f"_overlap({a}, ({''.join(x + ', ' for x in names if x != a)}))" for a in updated)
+        private = [f"        if {shares}: {', '.join(updated)} = {', '.join(a + '.copy()' for a in updated)}"] \
+            if updated else []
         lines.append(f"    if {work} < {PARALLEL_THRESHOLD} or _nthreads == 1:")
-        lines.append(f"        _entry({call_args})")
+        if updated:  # the entry checks: it runs nothing and returns the argument when memory is shared
+            lines.append(f"        if _entry({call_args}) is not None:")
+            lines += ["    " + ln for ln in private]
+            lines.append(f"            _entry({call_args})")
+        else:
+            lines.append(f"        _entry({call_args})")
         lines.append("    else:")
+        lines += private
         lines.append(f"        _parallel([{call_args}], [{', '.join(sym_src[s] for s in sorted(g.symbols))}], "
                      f"{{{env_items}}})")
         if plan.flag is not None:
             lines.append(f"    if f{plan.flag}[0]: _index_error()")
-        outs = []
-        for bid in plan.outputs:
-            root = slot_vals.get(bid, bid)
-            outs.append(f"b{root}")
+        outs = [self._slot_name(slot_vals.get(bid, bid)) for bid in plan.outputs]
         lines.append(f"    return [{', '.join(outs)}]")
         src = "\n".join(lines)
         poison = bool(os.environ.get("TRACEJIT_POISON_BUFFERS"))
@@ -258,7 +276,8 @@ class LLVMExecutable:
         ns = {"_entry": self._entry, "_take": recycler.take_poisoned if poison else recycler.take, "_owner": owner,
               "_empty": _poisoned_empty if poison else np.empty, "_zeros": np.zeros, "_i64": np.int64,
               "_check": self._check, "_parallel": self._parallel,
-              "_nthreads": self.num_threads, "_index_error": _index_error, "_blas_limit": _blas_limit, **consts}
+              "_nthreads": self.num_threads, "_index_error": _index_error, "_blas_limit": _blas_limit,
+              "_overlap": _overlap, **consts}
         exec(compile(src, "<tracejit driver>", "exec"), ns)
         self.driver_source = src
         return ns["run"]
@@ -280,7 +299,7 @@ class LLVMExecutable:
                 slots.append(f"f{b.id}")
             else:
                 root = slot_vals.get(b.id, b.id)
-                if root not in alloc_done:
+                if root not in alloc_done and self.plan.buffers[root].kind is not BufferKind.INPUT:
                     alloc_done.add(root)
                     rb = self.plan.buffers[root]
                     shape = "(" + ", ".join(py(d) for d in rb.shape) + ("," if len(rb.shape) == 1 else "") + ")"
@@ -291,8 +310,13 @@ class LLVMExecutable:
                     else:  # big buffers come from the recycling pool (no page faults on reuse)
                         lines.append(f"    b{root} = _take({shape}, dt{root}, {nbytes}, _owner) if {nbytes} >= "
                                      f"{POOL_MIN_BYTES} else _empty({shape}, dt{root})")
-                slots.append(f"b{root}")
+                slots.append(self._slot_name(root))
         return slots
+
+    def _slot_name(self, root):
+        """The driver's name of a buffer's memory: an argument's own (updated in place) or a buffer's."""
+        b = self.plan.buffers[root]
+        return f"a{b.input_index}" if b.kind is BufferKind.INPUT else f"b{root}"
 
     def _blas_limit_check(self, py):
         """Driver lines refusing, before any work, a matmul whose lengths a 32-bit BLAS cannot take."""
@@ -373,6 +397,11 @@ def _blas_limit(name, limit):
     raise ValueError(f"a matmul operand has a length or row stride above {limit}, more than the 32-bit integers of "
                      f"the BLAS in use ({name}) can hold; use numpy's bundled ILP64 OpenBLAS (TRACEJIT_BLAS=numpy, "
                      f"the default when numpy's wheel ships it) or split the product into smaller blocks")
+
+
+def _overlap(a, others):
+    """Whether an argument updated in place may share memory with one of the other inputs."""
+    return any(np.may_share_memory(a, x) for x in others)
 
 
 def _index_error():
