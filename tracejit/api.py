@@ -35,6 +35,7 @@ class _Entry(tuple):
         self.exe, self.out_tree, self.shared = exe, out_tree, shared
         self.guards, self.check, self.mutated = guards, check, mutated
         self.layout = None  # per positional argument, what the generated call path tests (see _layout)
+        self.same_objects = ()  # ((j, i), ...): leaf j was the same array as leaf i in the call traced
         return self
 
     def serves(self, leaves) -> bool:
@@ -122,6 +123,17 @@ class _ArgSpec:
         return args, kwargs
 
 
+def _same_objects(leaves) -> tuple:
+    """((j, i), ...): array leaf j is the same object as the earlier leaf i."""
+    first, out = {}, []
+    for j, x in enumerate(leaves):
+        if type(x) is _ndarray:
+            i = first.setdefault(id(x), j)
+            if i != j:
+                out.append((j, i))
+    return tuple(out)
+
+
 def _contiguous(x):
     return np.ascontiguousarray(x) if type(x) is _ndarray and not x.flags.c_contiguous else x
 
@@ -184,6 +196,7 @@ def _generate_call(entries):
                 tests += [f"s{i}[{ax}] {'==' if one else '!='} 1" for ax, one in enumerate(ones)]
                 tests.append(f"{'' if contiguous else 'not '}{a}.flags.c_contiguous")
                 runtime.append(a if contiguous else f"_contig({a})")
+            tests += _identity_tests(e, [names[i] for i in leaf_pos])
             if e.check is not None:
                 tests.append(_guards.guard_source(e.guards, e.symbols, lambda j: names[leaf_pos[j]]))
             ns[f"_x{k}"], ns[f"_o{k}"] = e.exe, e.out_tree
@@ -226,6 +239,21 @@ def _generate_call(entries):
     fn = ns["__call__"]
     fn.source = src
     return fn
+
+
+def _identity_tests(e, leaf_names) -> list:
+    """Tests that a call passes the same array twice exactly where this entry's trace saw it (which matters
+    only once the function writes into an argument, or was traced with one tracer for both)."""
+    same = dict(e.same_objects)
+    if not same and not e.mutated:
+        return []
+    arrays = [j for j, spec in enumerate(s for s in e.layout if s[0] != "static") if spec[0] == "array"]
+    tests = []
+    for q in arrays:
+        for p in arrays:
+            if p < q and (same or p in e.mutated or q in e.mutated):
+                tests.append(f"{leaf_names[p]} {'is' if same.get(q) == p else 'is not'} {leaf_names[q]}")
+    return tests
 
 
 def _tree_source(t, counter, ns, k):
@@ -308,7 +336,8 @@ class Jitted:
         if any(isinstance(x, Tracer) for x in leaves):
             return None, statics, leaves, treedef
         sig = tuple(leaf_signature(x, i) for i, x in enumerate(leaves))
-        return (statics, treedef, sig), statics, leaves, treedef
+        same = _same_objects(leaves)  # f(a, a): traced with one tracer for both (trace._one_tracer_per_array)
+        return ((statics, treedef, sig, same) if same else (statics, treedef, sig)), statics, leaves, treedef
 
     def _call(self, args, kwargs):
         if kwargs and (b := self.spec.positional(args, kwargs)) is not None:
@@ -373,6 +402,7 @@ class Jitted:
                 return entry
             info: dict = {}
             t0 = time.perf_counter()
+            info["share_same_objects"] = self.transform is None  # (a gradient needs each argument's own input)
             graph, out_tree = self._trace(statics, leaves, treedef, info)
             # outputs that are an argument's final value may be stored into the argument itself
             updates = info["updates"] if self.transform is None else None
@@ -383,6 +413,7 @@ class Jitted:
             entry = _Entry(exe, out_tree, shared_inputs_of(graph), info["guards"],
                            _guards.compile_check(info["guards"], graph.symbols), info["mutated"])
             entry.symbols = graph.symbols  # where each length symbol is read (the guards' lengths)
+            entry.same_objects = key[3] if len(key) == 4 else ()
             self._store(key, entry)
             return entry
 

@@ -18,7 +18,7 @@ in place; the backend checks that at each call and then runs on a private copy o
 from __future__ import annotations
 
 from .dims import DimCanon
-from .memory import MemoryPlan, _accesses, _kernel_buffer_uses, GATHERED
+from .memory import MemoryPlan, _accesses, _kernel_buffer_uses
 from .plan import Access, BufferKind, CopyStep, Kernel, Level, Plan, contiguous_strides
 
 
@@ -91,16 +91,37 @@ def _old_values_read_in_time(plan, memory, canon, arg) -> bool:
     step = plan.steps[first]
     if not _reads_old(plan, step, arg):
         return True
-    if not isinstance(step, Kernel) or step.column or step.chunks:
+    return isinstance(step, Kernel) and _reads_before_writing_each_element(plan, memory, canon, step, arg)
+
+
+def _reads_before_writing_each_element(plan, memory, canon, k: Kernel, arg) -> bool:
+    """Kernel ``k`` stores one value into the argument's memory, at each element once, and reads the argument only
+    at the element being written: earlier in the same iteration, or in an earlier phase (a reduction over the
+    row before the row is written; each outer iteration touches only its own elements)."""
+    stores = [(v, acc) for v, acc in k.stores if _root(memory, acc.buf) == arg]
+    accumulators = set(k.column_accs.values()) | set(k.partials.values())
+    if len(stores) != 1 or any(_root(memory, b) == arg for b in accumulators):
         return False
-    reads, writes = _kernel_buffer_uses(plan, step)
-    stores = [w for b, ws in writes.items() if _root(memory, b) == arg for w in ws]
-    if len(stores) != 1:
-        return False
-    wphase, wlevel, wacc, worder = stores[0]
-    return wlevel is Level.INNER and all(
-        phase == wphase and level is Level.INNER and level != GATHERED and order <= worder
-        and _same(acc, wacc, memory, canon) for phase, level, acc, order in reads[arg])
+    producer = next((o for o in k.ops if o.eqn.out.id == stores[0][0].id), None)
+    if producer is None or producer.level is not Level.INNER or not all(
+            a in producer.axes or (isinstance(n, int) and n == 1) for a, n in enumerate(k.domain)):
+        return False  # a value stored at a tail, or again at each step of a loop it does not span
+    reads, writes = _kernel_buffer_uses(plan, k)
+    (wphase, _, wacc, worder), = [w for b, ws in writes.items() if _root(memory, b) == arg for w in ws]
+    for phase, level, acc, order in reads[arg]:
+        if level is not Level.INNER or not _same(acc, wacc, memory, canon):
+            return False
+        if not (phase == wphase and order <= worder or phase < wphase and not k.column and not k.chunks):
+            return False
+    return True
+
+
+def inputs_read(plan: Plan) -> set:
+    """Input indices of the arguments some step reads (an array passed twice is read through one of them)."""
+    read = set()
+    for s in plan.steps:
+        read |= set(_kernel_buffer_uses(plan, s)[0]) if isinstance(s, Kernel) else _accesses(s)[0]
+    return {b.input_index for b in plan.buffers if b.kind is BufferKind.INPUT and b.id in read}
 
 
 # ------------------------------------------------------------------------------------------------ pieces

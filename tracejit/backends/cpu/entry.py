@@ -14,9 +14,9 @@ from .scalar import I8, I64, PTR
 def emit_entry(module, plan, steps_fns, symbols, slot_of_input, nslots, updated=()):
     """``PyObject *entry(PyObject *self, PyObject *const *args, Py_ssize_t nargs)`` (METH_FASTCALL).
 
-    ``updated``: input indices of arguments whose memory the program writes (lower/inplace.py). When one of them
-    overlaps another input's memory the entry runs nothing and returns that argument instead of None (the driver
-    then runs on a private copy of it)."""
+    ``updated``: {input index of an argument whose memory the program writes (lower/inplace.py): the other inputs
+    it must not overlap}. When one overlaps the entry runs nothing and returns an argument instead of None (the
+    driver then runs on private copies)."""
     fnty = ir.FunctionType(PTR, [PTR, PTR, I64])
     fn = ir.Function(module, fnty, "tj_entry")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
@@ -64,23 +64,23 @@ def _return_if_overlapping(fn, b, args, plan, slot_of_input, updated):
     """Return the first updated argument (a new reference) when an updated argument's bytes overlap another
     input's; an empty array overlaps nothing."""
     extents = {}
-    for j, slot in slot_of_input.items():
+    for j in sorted(set(updated) | {k for ks in updated.values() for k in ks}):
+        slot = slot_of_input[j]
         obj = b.load(b.gep(args, [ir.Constant(I64, slot)], source_etype=PTR), typ=PTR)
         extents[j] = _extent(b, obj, plan.buffers[slot])
     zero = ir.Constant(I64, 0)
     hit = ir.Constant(ir.IntType(1), 0)
-    for j in updated:
+    for j, others in updated.items():
         lo, hi, n = extents[j]
-        for k, (lo2, hi2, n2) in extents.items():
-            if k == j:
-                continue
+        for k in others:
+            lo2, hi2, n2 = extents[k]
             both = b.and_(b.icmp_signed(">", n, zero), b.icmp_signed(">", n2, zero))
             over = b.and_(b.icmp_unsigned("<", lo, hi2), b.icmp_unsigned("<", lo2, hi))
             hit = b.or_(hit, b.and_(both, over))
     shared, run = fn.append_basic_block("shared"), fn.append_basic_block("run")
     b.cbranch(hit, shared, run)
     b.position_at_end(shared)
-    obj = b.load(b.gep(args, [ir.Constant(I64, slot_of_input[updated[0]])], source_etype=PTR), typ=PTR)
+    obj = b.load(b.gep(args, [ir.Constant(I64, slot_of_input[min(updated)])], source_etype=PTR), typ=PTR)
     rc = b.load(obj, typ=I64)  # ob_refcnt
     b.store(b.add(rc, ir.Constant(I64, 1)), obj)
     b.ret(obj)

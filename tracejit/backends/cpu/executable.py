@@ -21,6 +21,7 @@ from . import blas
 from .emitter import StepEmitter
 from .entry import emit_entry, make_builtin
 from .jobs import Cancelled
+from ...lower.inplace import inputs_read
 from .kernel_library import LIBRARY, split_program
 from .kernels import collapsible, lower_kernel, outer_extent
 from .module import CompiledModule, codegen_fingerprint, ensure_blas_symbols
@@ -138,9 +139,10 @@ class LLVMExecutable:
         return split_program(module, ems, frozenset(math.vec_used), len(shared))
 
     def _overlap_checked(self):
-        """Input indices of the arguments updated in place whose memory another input could share."""
-        n_inputs = sum(1 for b in self.plan.buffers if b.kind is BufferKind.INPUT)
-        return sorted(self.memory.in_arguments) if n_inputs > 1 else []
+        """{input index of an argument updated in place: the other inputs read, whose memory it may share}."""
+        read = inputs_read(self.plan)
+        checks = {j: [k for k in sorted(read) if k != j] for j in sorted(self.memory.in_arguments)}
+        return {j: ks for j, ks in checks.items() if ks}
 
     def _splits(self, source):
         """Whether this tier compiles the program as kernels and an entry (else as one module)."""
@@ -248,10 +250,11 @@ class LLVMExecutable:
         slot_vals = self.memory.slot_of
         work = self._work_expr(py)
         call_args = ", ".join(slots)
-        updated = [f"a{j}" for j in self._overlap_checked()]
+        checked = self._overlap_checked()
+        updated = [f"a{j}" for j in checked]
         # an argument updated in place that shares memory with another input is updated through a private
         # copy (the caller copies the result back), as when nothing is updated in place
-        shares = " or ".join(f"_overlap({a}, ({''.join(x + ', ' for x in names if x != a)}))" for a in updated)
+        shares = " or ".join(f"_overlap(a{j}, ({''.join(f'a{k}, ' for k in ks)}))" for j, ks in checked.items())
         private = [f"        if {shares}: {', '.join(updated)} = {', '.join(a + '.copy()' for a in updated)}"] \
             if updated else []
         lines.append(f"    if {work} < {PARALLEL_THRESHOLD} or _nthreads == 1:")
