@@ -6,23 +6,23 @@ import inspect
 import threading
 import time
 import warnings
+import weakref
 from collections import namedtuple
 
 import numpy as np
 
 from .compile import CompileOptions, build_executable, check_device, compile as compile_graph, \
     optimize as optimize_graph
+from .call_path import HITS, MAX_FAST_ENTRIES, generate_call, layout as _layout
 from .errors import filter_traceback
 from .trace import guards as _guards
-from .trace.trace import _WEAK as _WEAK_DTYPE, as_runtime_array, leaf_signature, trace, tree_flatten, \
+from .trace.trace import as_runtime_array, leaf_signature, trace, tree_flatten, \
     tree_unflatten
 from .trace.tracer import Tracer
 from .trace.unify import unify_equal_lengths
 
 CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "size"])
 _ndarray = np.ndarray
-LEAF_TREE = tree_flatten(0)[1]
-MAX_FAST_ENTRIES = 64  # entries the generated call path tests; further ones take the general path
 
 
 class _Entry(tuple):
@@ -138,153 +138,6 @@ def _contiguous(x):
     return np.ascontiguousarray(x) if type(x) is _ndarray and not x.flags.c_contiguous else x
 
 
-def _layout(args, static_pos):
-    """What the generated call path tests of each positional argument to serve a call with this entry, or None
-    when some argument needs the general path (a pytree, a numpy scalar, a device array, an unusual dtype
-    object): ("static", value), ("array", dtype, which dims are 1, C-contiguous) or ("scalar", type). The test is
-    never weaker than the signature (``leaf_signature``): a call that passes it has this entry's signature."""
-    out = []
-    for i, a in enumerate(args):
-        t = type(a)
-        if i in static_pos:
-            out.append(("static", a))
-        elif t is _ndarray:
-            dt = a.dtype
-            canon = np.dtype(dt.type)
-            if canon is not dt:  # compared by identity on the call path: only the canonical dtype objects
-                return None
-            out.append(("array", canon, tuple(d == 1 for d in a.shape), a.flags.c_contiguous))
-        elif t is float or t is int or t is bool:
-            out.append(("scalar", t))
-        else:
-            return None
-    return tuple(out)
-
-
-def _generate_call(entries):
-    """Python source of a ``__call__`` serving these entries (see ``Jitted._make_call``), compiled."""
-    ns = {"_nd": _ndarray, "_filter": filter_traceback, "_unflatten": tree_unflatten, "_asarray": np.asarray,
-          "_contig": np.ascontiguousarray, "_call": Jitted._call}
-    by_count: dict = {}
-    for e in entries:
-        by_count.setdefault(len(e.layout), []).append(e)
-    body = []
-    for nargs, group in by_count.items():
-        names = [f"a{i}" for i in range(nargs)]
-        body.append(f"if len(args) == {nargs}:")
-        if nargs:
-            body.append(f"    {', '.join(names)}{',' if nargs == 1 else ''} = args")
-        for e in group:
-            k = len(ns)
-            tests, runtime, leaf_pos = [], [], []
-            for i, spec in enumerate(e.layout):
-                a = names[i]
-                if spec[0] == "static":
-                    ns[f"_s{k}_{i}"], ns[f"_t{k}_{i}"] = spec[1], type(spec[1])
-                    tests.append(f"type({a}) is _t{k}_{i} and {a} == _s{k}_{i}")
-                    continue
-                leaf_pos.append(i)
-                if spec[0] == "scalar":
-                    ns[f"_t{k}_{i}"], ns[f"_w{k}_{i}"] = spec[1], _WEAK_DTYPE[spec[1]]
-                    tests.append(f"type({a}) is _t{k}_{i}")
-                    runtime.append(f"_asarray({a}, _w{k}_{i})")
-                    continue
-                _, dt, ones, contiguous = spec
-                ns[f"_d{k}_{i}"] = dt
-                tests.append(f"type({a}) is _nd and {a}.dtype is _d{k}_{i}")
-                tests.append(f"len(s{i} := {a}.shape) == {len(ones)}")
-                tests += [f"s{i}[{ax}] {'==' if one else '!='} 1" for ax, one in enumerate(ones)]
-                tests.append(f"{'' if contiguous else 'not '}{a}.flags.c_contiguous")
-                runtime.append(a if contiguous else f"_contig({a})")
-            tests += _identity_tests(e, [names[i] for i in leaf_pos])
-            if e.check is not None:
-                tests.append(_guards.guard_source(e.guards, e.symbols, lambda j: names[leaf_pos[j]]))
-            ns[f"_x{k}"], ns[f"_o{k}"] = e.exe, e.out_tree
-            plain = len(leaf_pos) == nargs and all(r == names[i] for i, r in enumerate(runtime))
-            arrays = "args" if plain else "[" + ", ".join(runtime) + "]"
-            # run is looked up at each call: a tiered executable swaps it once its optimized code is in place
-            run = f"_x{k}.run({arrays})"
-            body.append(f"    if {' and '.join(tests) or 'True'}:")
-            body.append("        self._hits += 1")
-            built = _tree_source(e.out_tree, iter(range(10**9)), ns, k)  # the outputs' pytree, spelled out
-            if built is None:  # run-time checks: their flags follow the outputs (tree_unflatten raises)
-                body.append(f"        r = _unflatten(_o{k}, {run})")
-            else:
-                body.append(f"        o = {run}")
-                body.append(f"        r = {built}")
-            if e.mutated:  # numpy's in-place meaning: the written arguments are updated for the caller
-                # (an item assignment: cheaper than np.copyto's dispatch; the final value has the leaf's dtype and
-                # shape); a value the program stored into the argument itself is there already
-                for m, j in enumerate(e.mutated):
-                    a = names[leaf_pos[j]]
-                    body.append(f"        if (v := r[1][{m}]) is not {a}: {a}[...] = v")
-                body.append("        return r[0]")
-            else:
-                body.append("        return r")
-    lines = ["def __call__(self, *args, **kwargs):",
-             "    __tracebackhide__ = True  # IPython and pytest hide this frame",
-             "    if kwargs and (b := self.spec.positional(args, kwargs)) is not None:",
-             "        args, kwargs = b, {}",
-             "    if not kwargs:",
-             "        try:"]
-    lines += ["            " + ln for ln in body]
-    lines += ["        except Exception as e:",
-              "            raise e.with_traceback(_filter(e.__traceback__))",
-              "    try:",  # the general path, with no frame of its own: one tracejit frame in a traceback
-              "        return _call(self, args, kwargs)",
-              "    except Exception as e:",
-              "        raise e.with_traceback(_filter(e.__traceback__))"]
-    src = "\n".join(lines) + "\n"
-    exec(compile(src, __file__ + ":<generated call>", "exec"), ns)  # under the package: filtered from tracebacks
-    fn = ns["__call__"]
-    fn.source = src
-    return fn
-
-
-def _identity_tests(e, leaf_names) -> list:
-    """Tests that a call passes the same array twice exactly where this entry's trace saw it (which matters
-    only once the function writes into an argument, or was traced with one tracer for both)."""
-    same = dict(e.same_objects)
-    if not same and not e.mutated:
-        return []
-    arrays = [j for j, spec in enumerate(s for s in e.layout if s[0] != "static") if spec[0] == "array"]
-    tests = []
-    for q in arrays:
-        for p in arrays:
-            if p < q and (same or p in e.mutated or q in e.mutated):
-                tests.append(f"{leaf_names[p]} {'is' if same.get(q) == p else 'is not'} {leaf_names[q]}")
-    return tests
-
-
-def _tree_source(t, counter, ns, k):
-    """Python source building the pytree ``t`` from the executable's list of outputs ``o`` (what tree_unflatten
-    does, without its per-call recursion), or None for a tree with run-time checks."""
-    if t is LEAF_TREE:
-        return f"o[{next(counter)}]"
-    kind = t[0]
-    if kind in ("t", "l", "nt"):
-        kids = [_tree_source(e, counter, ns, k) for e in (t[2] if kind == "nt" else t[1])]
-        if any(c is None for c in kids):
-            return None
-        if kind == "l":
-            return "[" + ", ".join(kids) + "]"
-        if kind == "t":
-            return "(" + "".join(c + ", " for c in kids) + ")"
-        name = f"_nt{k}_{len(ns)}"
-        ns[name] = t[1]
-        return f"{name}(" + ", ".join(kids) + ")"
-    if kind == "d":
-        kids = [_tree_source(e, counter, ns, k) for e in t[2]]
-        if any(c is None for c in kids):
-            return None
-        name = f"_keys{k}_{len(ns)}"
-        ns[name] = t[1]
-        return "{" + ", ".join(f"{name}[{i}]: {c}" for i, c in enumerate(kids)) + "}"
-    if kind == "n":
-        return "None"
-    return None
-
-
 def _hashable(v, what):
     try:
         hash(v)
@@ -392,7 +245,21 @@ class Jitted:
         if "_generated_call" not in cls.__dict__:
             return
         entries = [e for es in self._specs.values() for e in es if e.layout is not None][:MAX_FAST_ENTRIES]
-        cls.__call__ = _generate_call(entries) if entries else Jitted.__call__
+        self._collect_fast_hits()
+        cls.__call__ = generate_call(entries, Jitted._call) if entries else Jitted.__call__
+
+    def _collect_fast_hits(self):
+        """Move the generated call path's count of the calls it served into ``_hits`` (a global of that function
+        counts them: cheaper per call than an attribute of this object)."""
+        counts = getattr(type(self).__dict__.get("__call__"), "__globals__", {})
+        if HITS in counts:
+            self._hits += counts[HITS]
+            counts[HITS] = 0
+
+    def _optimized_tier_ready(self):
+        """A tiered executable's optimized code is in place: the call path inlines its driver from now on."""
+        with self._lock:
+            self._make_call()
 
     def _compile(self, key, statics, leaves, treedef):
         with self._lock:
@@ -414,6 +281,9 @@ class Jitted:
                            _guards.compile_check(info["guards"], graph.symbols), info["mutated"])
             entry.symbols = graph.symbols  # where each length symbol is read (the guards' lengths)
             entry.same_objects = key[3] if len(key) == 4 else ()
+            when_optimized = getattr(exe, "when_optimized", None)
+            if when_optimized is not None:  # (weakly: the executable must not keep this function alive)
+                when_optimized(weakref.WeakMethod(self._optimized_tier_ready))
             self._store(key, entry)
             return entry
 
@@ -452,12 +322,14 @@ class Jitted:
 
     # ------------------------------------------------------------------------------------------------ introspection
     def cache_info(self) -> CacheInfo:
+        self._collect_fast_hits()
         return CacheInfo(self._hits, self._misses, len(self._cache))
 
     def cache_clear(self):
         with self._lock:
             self._cache.clear()
             self._specs.clear()
+            self._collect_fast_hits()
             self._hits = self._misses = 0
             self._make_call()
 
