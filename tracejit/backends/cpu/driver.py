@@ -122,7 +122,10 @@ class DriverSource:
         # big buffers come from the recycling pool (no page faults on reuse); recycled buffers remember this
         # executable weakly: they are given back when it is garbage-collected
         take = self.glob("take", recycler.take_poisoned if poison else recycler.take)
-        owner = self.glob("owner", recycler.owner(self.exe))
+        ref = self.exe.__dict__.get("_pool_owner")  # one weakref per executable, however often it is inlined
+        if ref is None:
+            ref = self.exe._pool_owner = recycler.owner(self.exe)
+        owner = self.glob("owner", ref)
         nbytes = f"{self.py(size)} * {rb.dtype.itemsize}"
         return f"{take}({shape}, {dt}, {nbytes}, {owner}) if {nbytes} >= {pool_min} else {empty}({shape}, {dt})"
 
