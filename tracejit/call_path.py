@@ -44,11 +44,9 @@ def layout(args, static_pos):
 
 
 def final_executable(exe):
-    """The CPU executable whose driver can be inlined: ``exe`` itself, or a tiered one's optimized tier once calls
-    run it; None for any other (the first tier, which is swapped later; CUDA; programs with loops)."""
-    from .backends.cpu.executable import LLVMExecutable
-    if type(exe) is LLVMExecutable:
-        return exe
+    """The executable whose driver can be inlined (``inline_driver``): CPU code that is final, ``exe`` itself or a
+    tiered one's optimized tier once calls run it; None for any other (a first tier, which is swapped later;
+    CUDA; programs with loops)."""
     optimized = getattr(exe, "optimized_executable", None)
     return optimized() if optimized is not None else None
 
@@ -132,7 +130,6 @@ def _entry_lines(e, names, ns) -> list:
 def _inlined(e, exe, names, leaf_pos, runtime, shapes, ns, k) -> list:
     """The driver's lines on this call's arrays, then the results. An argument the function writes into gets a
     name of its own (``d{i}``): the driver may rebind it to a private copy, which is then copied back."""
-    from .backends.cpu.driver import DriverSource
     lines, inputs = [], []
     for j, (i, r) in enumerate(zip(leaf_pos, runtime)):
         if r == names[i] and j not in e.mutated:
@@ -140,7 +137,7 @@ def _inlined(e, exe, names, leaf_pos, runtime, shapes, ns, k) -> list:
         else:
             lines.append(f"d{i} = {r}")
             inputs.append(f"d{i}")
-    driver = DriverSource(exe, inputs, shapes=shapes, prefix=f"_k{k}_")
+    driver = exe.inline_driver(inputs, shapes=shapes, prefix=f"_k{k}_")
     ns.update(driver.globals)
     return lines + driver.lines + _results(e, None, driver.outputs, names, leaf_pos, ns, k)
 

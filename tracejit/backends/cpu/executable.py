@@ -15,7 +15,7 @@ from ...ir import types as T
 from ...lower import plan_graph
 from ...lower.dims import DimCanon
 from ...lower.plan import BufferKind, CopyStep, Kernel, MatmulStep, ScatterAddStep
-from .driver import make_run, overlap_checked
+from .driver import DriverSource, make_run, overlap_checked
 from .emitter import StepEmitter
 from .entry import emit_entry, make_builtin
 from .jobs import Cancelled
@@ -209,6 +209,14 @@ class LLVMExecutable:
 
     def memory_plan(self, example_args=None):
         return self.memory.report(self.plan, example_args)
+
+    def optimized_executable(self):
+        """This executable: its code is final (api's call path inlines its driver)."""
+        return self
+
+    def inline_driver(self, names, shapes=None, prefix="_"):
+        """The driver's lines on arrays named ``names`` (a driver.DriverSource: lines, globals, outputs)."""
+        return DriverSource(self, names, shapes, prefix)
 
     def _check(self, env):
         from ...ir.interpret import check_constraints
