@@ -3,6 +3,7 @@ reads an old value after it is overwritten (lower/inplace.py), and the caller's 
 numpy's, element for element, also when arguments share memory."""
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import tracejit as tj
 from tracejit.lower.plan import BufferKind, CopyStep, Kernel
@@ -199,3 +200,48 @@ def test_a_gather_that_may_raise_keeps_the_copy():
     with pytest.raises(IndexError):
         f(u, np.array([0, 9]))
     np.testing.assert_array_equal(u, np.arange(4.0))
+
+
+# a menu of writes into the arguments u (n,) and v (n,): a random sequence of them, traced, must leave u and v as
+# numpy does (each write's old values read or not, in place or through a temporary)
+WRITES = [
+    lambda u, v: u.__iadd__(1.5),
+    lambda u, v: u.__imul__(v),
+    lambda u, v: u.__setitem__(slice(1, None), u[:-1]),
+    lambda u, v: u.__setitem__(slice(None, -1), u[1:] * 2),
+    lambda u, v: u.__setitem__(slice(None, None, 2), v[::2]),
+    lambda u, v: u.__setitem__(slice(None, None, -1), u + v),
+    lambda u, v: u.__isub__(u.mean()),
+    lambda u, v: np.add(u, v, out=v),
+    lambda u, v: v.__setitem__(u > 0.5, 0.0),
+    lambda u, v: v.__setitem__(slice(2, 4), u[:2]),
+    lambda u, v: u.__setitem__(0, v.sum()),
+]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(0, len(WRITES) - 1), min_size=1, max_size=3), st.integers(4, 9),
+       st.sampled_from(["distinct", "same", "overlapping"]))
+def test_random_write_sequences_match_numpy(ops, n, how):
+    def program(u, v):
+        for i in ops:
+            WRITES[i](u, v)
+
+    f = tj.jit(program)
+    rng = np.random.default_rng(n)
+    for _ in range(2):
+        base = rng.random(n + 1)
+        mine = base.copy()
+        if how == "distinct":
+            args, margs = (base[:n].copy(), base[1:].copy()), (mine[:n].copy(), mine[1:].copy())
+        elif how == "same":  # f(a, a): one array, as in numpy
+            args, margs = (base[:n],) * 2, (mine[:n],) * 2
+        else:  # overlapping views: tracejit reads each as it was before the call, numpy sees the writes
+            if any(i not in (0, 6) for i in ops):
+                return
+            args, margs = (base[:n], base[1:]), (mine[:n], mine[1:])
+        program(*args)
+        f(*margs)
+        np.testing.assert_allclose(mine, base, rtol=1e-12)
+        for a, m in zip(args, margs):
+            np.testing.assert_allclose(m, a, rtol=1e-12)
