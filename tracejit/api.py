@@ -246,7 +246,7 @@ class Jitted:
             return
         entries = [e for es in self._specs.values() for e in es if e.layout is not None][:MAX_FAST_ENTRIES]
         self._collect_fast_hits()
-        cls.__call__ = generate_call(entries, Jitted._call) if entries else Jitted.__call__
+        cls.__call__ = generate_call(entries, Jitted._call, self.spec.names) if entries else Jitted.__call__
 
     def _collect_fast_hits(self):
         """Move the generated call path's count of the calls it served into ``_hits`` (a global of that function

@@ -51,11 +51,13 @@ def final_executable(exe):
     return optimized() if optimized is not None else None
 
 
-def generate_call(entries, general_call):
+def generate_call(entries, general_call, names=None):
     """Python source of a ``__call__`` serving these entries, compiled; anything else (keywords, pytrees, a new
-    signature, failing guards) takes ``general_call(self, args, kwargs)``."""
+    signature, failing guards) takes ``general_call(self, args, kwargs)``. ``names``: the function's parameter
+    names when every parameter is positional-or-keyword (keywords naming the next parameters in order are then
+    the same call by position, as _ArgSpec.positional says)."""
     ns = {"_nd": _ndarray, "_filter": filter_traceback, "_unflatten": tree_unflatten, "_asarray": np.asarray,
-          "_contig": np.ascontiguousarray, "_call": general_call, HITS: 0}
+          "_contig": np.ascontiguousarray, "_call": general_call, HITS: 0, "_names": names}
     by_count: dict = {}
     for e in entries:
         by_count.setdefault(len(e.layout), []).append(e)
@@ -70,8 +72,13 @@ def generate_call(entries, general_call):
     lines = ["def __call__(self, *args, **kwargs):",
              f"    global {HITS}",
              "    __tracebackhide__ = True  # IPython and pytest hide this frame",
-             "    if kwargs and (b := self.spec.positional(args, kwargs)) is not None:",
-             "        args, kwargs = b, {}",
+             "    if kwargs:  # keywords naming the next parameters: the call by position (_ArgSpec.positional)",
+             "        try:",  # a KeyError, or fewer names than keywords: another call, for the general path
+             "            b = [kwargs[k] for k in _names[len(args):len(args) + len(kwargs)]]",
+             "            if len(b) == len(kwargs):",
+             "                args, kwargs = args + tuple(b), {}",
+             "        except (KeyError, TypeError):",
+             "            pass",
              "    if not kwargs:",
              "        try:"]
     lines += ["            " + ln for ln in body]
