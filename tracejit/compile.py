@@ -93,12 +93,13 @@ def build_executable(optimized: Graph, options: CompileOptions = CompileOptions(
     from .lower import scalar as scalar_table
     t0 = time.perf_counter()
     planned = plan_graph(optimized)
+    # (counted before the arguments' copies are dropped: the kernels that cost LLVM time stay)
+    worth_tiers = any(scalar_table.is_expensive(e.prim) for e in optimized.eqns) \
+        or len(planned[0].steps) >= tiers.TIER_MIN_STEPS
     if updates:
         from .lower.inplace import write_into_arguments
         write_into_arguments(*planned, updates)
     plan_s = time.perf_counter() - t0
-    worth_tiers = any(scalar_table.is_expensive(e.prim) for e in optimized.eqns) \
-        or len(planned[0].steps) >= tiers.TIER_MIN_STEPS
     if options.tiered and worth_tiers and os.environ.get("TRACEJIT_TIERED", "1") != "0":
         exe = tiers.TieredExecutable(optimized, planned)
     else:

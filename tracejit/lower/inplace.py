@@ -29,7 +29,7 @@ def write_into_arguments(plan: Plan, memory: MemoryPlan, updates: dict) -> dict:
     if plan.flag is not None:  # an index error is raised after the run: the arguments must still be untouched
         memory.in_arguments = {}
         return {}
-    canon = DimCanon(plan.graph.constraints)
+    canon = _CachedCanon(plan.graph.constraints)
     inputs = {b.input_index: b.id for b in plan.buffers if b.kind is BufferKind.INPUT}
     placed, used_outputs = {}, set()
     for k, j in sorted(updates.items()):
@@ -48,6 +48,28 @@ def write_into_arguments(plan: Plan, memory: MemoryPlan, updates: dict) -> dict:
         used_outputs.add(out)
     memory.in_arguments = placed
     return placed
+
+
+class _CachedCanon(DimCanon):
+    """DimCanon remembering each length it canonicalized: the rewrites here compare the same few accesses many
+    times, and a slice's ``max(0, min(1, n))`` lengths are slow to canonicalize."""
+
+    def __init__(self, constraints):
+        self._seen = {}
+        super().__init__(constraints)
+        self._seen = {}  # (filled while the aliases were found: forget, they changed as they were found)
+
+    def dim(self, d):
+        try:
+            return self._seen[d]
+        except KeyError:
+            out = self._seen[d] = super().dim(d)
+            return out
+        except TypeError:  # an unhashable length: not remembered
+            return super().dim(d)
+
+    def shape(self, shape):
+        return tuple(self.dim(d) for d in shape)
 
 
 def _fits(plan, memory, canon, out, arg) -> bool:
