@@ -432,3 +432,55 @@ def test_one_tracejit_frame_in_a_traceback(warm):
     pkg = os.path.dirname(tj.__file__)
     frames = [fr for fr in traceback.extract_tb(e.value.__traceback__) if fr.filename.startswith(pkg)]
     assert len(frames) <= 1
+
+
+def test_the_optimized_tier_runs_inlined_in_the_call_path():
+    @tj.jit
+    def f(x):
+        return np.exp(x) + 1  # vector math: a tiered executable
+
+    x = np.linspace(0.0, 1.0, 10)
+    f.compile(x)  # waits for the optimized tier, which regenerates the call path
+    src = fast_path_of(f)
+    assert "_entry(" in src and ".run(" not in src
+    for _ in range(3):
+        same(f(x), np.exp(x) + 1)
+        same(general(f, x), np.exp(x) + 1)
+
+
+def test_calls_served_by_the_generated_path_are_counted():
+    f = tj.jit(lambda x: x * 2)
+    x = np.ones(5)
+    for _ in range(4):
+        same(f(x), x * 2)
+    assert f.cache_info() == (3, 1, 1)
+    f.cache_clear()
+    assert f.cache_info() == (0, 0, 0)
+    f(x)
+    f(x)
+    assert f.cache_info() == (1, 1, 1)
+
+
+def test_one_output_two_outputs_and_an_updated_argument_on_the_inlined_path():
+    @tj.jit
+    def one(x):
+        return x + 1
+
+    @tj.jit
+    def two(x):
+        return x + 1, {"d": x * 2}
+
+    @tj.jit
+    def bump(u, s):
+        u += s
+        return u.sum()
+
+    x = np.arange(4.0)
+    u = np.zeros(4)
+    for i in range(3):
+        assert type(one(x)) is np.ndarray
+        same(one(x), x + 1)
+        same(two(x), (x + 1, {"d": x * 2}))
+        same(bump(u, 1.5), np.float64(1.5 * 4 * (i + 1)))
+        same(u, np.full(4, 1.5 * (i + 1)))
+    assert "_entry(" in fast_path_of(bump)

@@ -6,35 +6,36 @@ import inspect
 import threading
 import time
 import warnings
+import weakref
 from collections import namedtuple
 
 import numpy as np
 
 from .compile import CompileOptions, build_executable, check_device, compile as compile_graph, \
     optimize as optimize_graph
+from .call_path import HITS, MAX_FAST_ENTRIES, generate_call, layout as _layout
 from .errors import filter_traceback
 from .trace import guards as _guards
-from .trace.trace import _WEAK as _WEAK_DTYPE, as_runtime_array, leaf_signature, trace, tree_flatten, \
+from .trace.trace import as_runtime_array, leaf_signature, trace, tree_flatten, \
     tree_unflatten
 from .trace.tracer import Tracer
 from .trace.unify import unify_equal_lengths
 
 CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "size"])
 _ndarray = np.ndarray
-LEAF_TREE = tree_flatten(0)[1]
-MAX_FAST_ENTRIES = 64  # entries the generated call path tests; further ones take the general path
 
 
 class _Entry(tuple):
     """(exe, out_tree, shared): one compiled specialization of a signature: it serves a call when ``check`` (its guards) holds. ``mutated``:
-    the argument leaves the function writes into; their final values follow the outputs and are copied back into
-    the caller's arrays after the call (numpy's in-place meaning; a copy, not yet a write into the caller's
-    buffer)."""
+    the argument leaves the function writes into; their final values follow the outputs (numpy's in-place meaning).
+    The CPU backend stores them into the caller's arrays where that is safe (lower/inplace.py); the others are
+    copied into the caller's arrays after the call."""
     def __new__(cls, exe, out_tree, shared, guards, check, mutated):
         self = super().__new__(cls, (exe, out_tree, shared))
         self.exe, self.out_tree, self.shared = exe, out_tree, shared
         self.guards, self.check, self.mutated = guards, check, mutated
         self.layout = None  # per positional argument, what the generated call path tests (see _layout)
+        self.same_objects = ()  # ((j, i), ...): leaf j was the same array as leaf i in the call traced
         return self
 
     def serves(self, leaves) -> bool:
@@ -122,136 +123,19 @@ class _ArgSpec:
         return args, kwargs
 
 
-def _contiguous(x):
-    return np.ascontiguousarray(x) if type(x) is _ndarray and not x.flags.c_contiguous else x
-
-
-def _layout(args, static_pos):
-    """What the generated call path tests of each positional argument to serve a call with this entry, or None
-    when some argument needs the general path (a pytree, a numpy scalar, a device array, an unusual dtype
-    object): ("static", value), ("array", dtype, which dims are 1, C-contiguous) or ("scalar", type). The test is
-    never weaker than the signature (``leaf_signature``): a call that passes it has this entry's signature."""
-    out = []
-    for i, a in enumerate(args):
-        t = type(a)
-        if i in static_pos:
-            out.append(("static", a))
-        elif t is _ndarray:
-            dt = a.dtype
-            canon = np.dtype(dt.type)
-            if canon is not dt:  # compared by identity on the call path: only the canonical dtype objects
-                return None
-            out.append(("array", canon, tuple(d == 1 for d in a.shape), a.flags.c_contiguous))
-        elif t is float or t is int or t is bool:
-            out.append(("scalar", t))
-        else:
-            return None
+def _same_objects(leaves) -> tuple:
+    """((j, i), ...): array leaf j is the same object as the earlier leaf i."""
+    first, out = {}, []
+    for j, x in enumerate(leaves):
+        if type(x) is _ndarray:
+            i = first.setdefault(id(x), j)
+            if i != j:
+                out.append((j, i))
     return tuple(out)
 
 
-def _generate_call(entries):
-    """Python source of a ``__call__`` serving these entries (see ``Jitted._make_call``), compiled."""
-    ns = {"_nd": _ndarray, "_filter": filter_traceback, "_unflatten": tree_unflatten, "_asarray": np.asarray,
-          "_contig": np.ascontiguousarray, "_call": Jitted._call}
-    by_count: dict = {}
-    for e in entries:
-        by_count.setdefault(len(e.layout), []).append(e)
-    body = []
-    for nargs, group in by_count.items():
-        names = [f"a{i}" for i in range(nargs)]
-        body.append(f"if len(args) == {nargs}:")
-        if nargs:
-            body.append(f"    {', '.join(names)}{',' if nargs == 1 else ''} = args")
-        for e in group:
-            k = len(ns)
-            tests, runtime, leaf_pos = [], [], []
-            for i, spec in enumerate(e.layout):
-                a = names[i]
-                if spec[0] == "static":
-                    ns[f"_s{k}_{i}"], ns[f"_t{k}_{i}"] = spec[1], type(spec[1])
-                    tests.append(f"type({a}) is _t{k}_{i} and {a} == _s{k}_{i}")
-                    continue
-                leaf_pos.append(i)
-                if spec[0] == "scalar":
-                    ns[f"_t{k}_{i}"], ns[f"_w{k}_{i}"] = spec[1], _WEAK_DTYPE[spec[1]]
-                    tests.append(f"type({a}) is _t{k}_{i}")
-                    runtime.append(f"_asarray({a}, _w{k}_{i})")
-                    continue
-                _, dt, ones, contiguous = spec
-                ns[f"_d{k}_{i}"] = dt
-                tests.append(f"type({a}) is _nd and {a}.dtype is _d{k}_{i}")
-                tests.append(f"len(s{i} := {a}.shape) == {len(ones)}")
-                tests += [f"s{i}[{ax}] {'==' if one else '!='} 1" for ax, one in enumerate(ones)]
-                tests.append(f"{'' if contiguous else 'not '}{a}.flags.c_contiguous")
-                runtime.append(a if contiguous else f"_contig({a})")
-            if e.check is not None:
-                tests.append(_guards.guard_source(e.guards, e.symbols, lambda j: names[leaf_pos[j]]))
-            ns[f"_x{k}"], ns[f"_o{k}"] = e.exe, e.out_tree
-            plain = len(leaf_pos) == nargs and all(r == names[i] for i, r in enumerate(runtime))
-            arrays = "args" if plain else "[" + ", ".join(runtime) + "]"
-            # run is looked up at each call: a tiered executable swaps it once its optimized code is in place
-            run = f"_x{k}.run({arrays})"
-            body.append(f"    if {' and '.join(tests) or 'True'}:")
-            body.append("        self._hits += 1")
-            built = _tree_source(e.out_tree, iter(range(10**9)), ns, k)  # the outputs' pytree, spelled out
-            if built is None:  # run-time checks: their flags follow the outputs (tree_unflatten raises)
-                body.append(f"        r = _unflatten(_o{k}, {run})")
-            else:
-                body.append(f"        o = {run}")
-                body.append(f"        r = {built}")
-            if e.mutated:  # numpy's in-place meaning: the written arguments are updated for the caller
-                # (an item assignment: cheaper than np.copyto's dispatch; the final value has the leaf's dtype and shape)
-                body += [f"        {names[leaf_pos[j]]}[...] = r[1][{m}]" for m, j in enumerate(e.mutated)]
-                body.append("        return r[0]")
-            else:
-                body.append("        return r")
-    lines = ["def __call__(self, *args, **kwargs):",
-             "    __tracebackhide__ = True  # IPython and pytest hide this frame",
-             "    if kwargs and (b := self.spec.positional(args, kwargs)) is not None:",
-             "        args, kwargs = b, {}",
-             "    if not kwargs:",
-             "        try:"]
-    lines += ["            " + ln for ln in body]
-    lines += ["        except Exception as e:",
-              "            raise e.with_traceback(_filter(e.__traceback__))",
-              "    try:",  # the general path, with no frame of its own: one tracejit frame in a traceback
-              "        return _call(self, args, kwargs)",
-              "    except Exception as e:",
-              "        raise e.with_traceback(_filter(e.__traceback__))"]
-    src = "\n".join(lines) + "\n"
-    exec(compile(src, __file__ + ":<generated call>", "exec"), ns)  # under the package: filtered from tracebacks
-    fn = ns["__call__"]
-    fn.source = src
-    return fn
-
-
-def _tree_source(t, counter, ns, k):
-    """Python source building the pytree ``t`` from the executable's list of outputs ``o`` (what tree_unflatten
-    does, without its per-call recursion), or None for a tree with run-time checks."""
-    if t is LEAF_TREE:
-        return f"o[{next(counter)}]"
-    kind = t[0]
-    if kind in ("t", "l", "nt"):
-        kids = [_tree_source(e, counter, ns, k) for e in (t[2] if kind == "nt" else t[1])]
-        if any(c is None for c in kids):
-            return None
-        if kind == "l":
-            return "[" + ", ".join(kids) + "]"
-        if kind == "t":
-            return "(" + "".join(c + ", " for c in kids) + ")"
-        name = f"_nt{k}_{len(ns)}"
-        ns[name] = t[1]
-        return f"{name}(" + ", ".join(kids) + ")"
-    if kind == "d":
-        kids = [_tree_source(e, counter, ns, k) for e in t[2]]
-        if any(c is None for c in kids):
-            return None
-        name = f"_keys{k}_{len(ns)}"
-        ns[name] = t[1]
-        return "{" + ", ".join(f"{name}[{i}]: {c}" for i, c in enumerate(kids)) + "}"
-    if kind == "n":
-        return "None"
-    return None
+def _contiguous(x):
+    return np.ascontiguousarray(x) if type(x) is _ndarray and not x.flags.c_contiguous else x
 
 
 def _hashable(v, what):
@@ -305,7 +189,8 @@ class Jitted:
         if any(isinstance(x, Tracer) for x in leaves):
             return None, statics, leaves, treedef
         sig = tuple(leaf_signature(x, i) for i, x in enumerate(leaves))
-        return (statics, treedef, sig), statics, leaves, treedef
+        same = _same_objects(leaves)  # f(a, a): traced with one tracer for both (trace._one_tracer_per_array)
+        return ((statics, treedef, sig, same) if same else (statics, treedef, sig)), statics, leaves, treedef
 
     def _call(self, args, kwargs):
         if kwargs and (b := self.spec.positional(args, kwargs)) is not None:
@@ -329,7 +214,8 @@ class Jitted:
         if entry.mutated:  # numpy's in-place meaning: the written arguments are updated for the caller
             out, finals = out
             for i, v in zip(entry.mutated, finals):
-                np.copyto(leaves[i], v)
+                if v is not leaves[i]:  # else stored into the argument by the program (lower/inplace.py)
+                    np.copyto(leaves[i], v)
         return out
 
     def _lookup(self, key, leaves):
@@ -359,7 +245,21 @@ class Jitted:
         if "_generated_call" not in cls.__dict__:
             return
         entries = [e for es in self._specs.values() for e in es if e.layout is not None][:MAX_FAST_ENTRIES]
-        cls.__call__ = _generate_call(entries) if entries else Jitted.__call__
+        self._collect_fast_hits()
+        cls.__call__ = generate_call(entries, Jitted._call, self.spec.names) if entries else Jitted.__call__
+
+    def _collect_fast_hits(self):
+        """Move the generated call path's count of the calls it served into ``_hits`` (a global of that function
+        counts them: cheaper per call than an attribute of this object)."""
+        counts = getattr(type(self).__dict__.get("__call__"), "__globals__", {})
+        if HITS in counts:
+            self._hits += counts[HITS]
+            counts[HITS] = 0
+
+    def _optimized_tier_ready(self):
+        """A tiered executable's optimized code is in place: the call path inlines its driver from now on."""
+        with self._lock:
+            self._make_call()
 
     def _compile(self, key, statics, leaves, treedef):
         with self._lock:
@@ -369,14 +269,21 @@ class Jitted:
                 return entry
             info: dict = {}
             t0 = time.perf_counter()
+            info["share_same_objects"] = self.transform is None  # (a gradient needs each argument's own input)
             graph, out_tree = self._trace(statics, leaves, treedef, info)
+            # outputs that are an argument's final value may be stored into the argument itself
+            updates = info["updates"] if self.transform is None else None
             exe = compile_graph(graph, self.options, name=getattr(self.fun, "__qualname__", "function"),
-                                trace_s=time.perf_counter() - t0)
+                                trace_s=time.perf_counter() - t0, updates=updates)
             self._misses += 1
             from .theano.shared import shared_inputs_of
             entry = _Entry(exe, out_tree, shared_inputs_of(graph), info["guards"],
                            _guards.compile_check(info["guards"], graph.symbols), info["mutated"])
             entry.symbols = graph.symbols  # where each length symbol is read (the guards' lengths)
+            entry.same_objects = key[3] if len(key) == 4 else ()
+            when_optimized = getattr(exe, "when_optimized", None)
+            if when_optimized is not None:  # (weakly: the executable must not keep this function alive)
+                when_optimized(weakref.WeakMethod(self._optimized_tier_ready))
             self._store(key, entry)
             return entry
 
@@ -415,12 +322,14 @@ class Jitted:
 
     # ------------------------------------------------------------------------------------------------ introspection
     def cache_info(self) -> CacheInfo:
+        self._collect_fast_hits()
         return CacheInfo(self._hits, self._misses, len(self._cache))
 
     def cache_clear(self):
         with self._lock:
             self._cache.clear()
             self._specs.clear()
+            self._collect_fast_hits()
             self._hits = self._misses = 0
             self._make_call()
 

@@ -73,8 +73,10 @@ def optimize(graph: Graph, options: CompileOptions = CompileOptions(), with_log=
     return (opt, log) if with_log else opt
 
 
-def build_executable(optimized: Graph, options: CompileOptions = CompileOptions()):
+def build_executable(optimized: Graph, options: CompileOptions = CompileOptions(), updates=None):
     """An executable for an optimized graph: the CUDA backend, or the CPU backend with or without tiers.
+    ``updates``: {output index: input index} for outputs that are an argument's value after the call; on the CPU
+    they are stored into the argument's memory where that is safe (lower/inplace.py).
 
     Tiers pay off where LLVM's optimized compile is slow: vector math (big inlined polynomials) or several
     steps; a small program compiles at the optimized level at once. TRACEJIT_TIERED=0 turns tiers off.
@@ -91,9 +93,13 @@ def build_executable(optimized: Graph, options: CompileOptions = CompileOptions(
     from .lower import scalar as scalar_table
     t0 = time.perf_counter()
     planned = plan_graph(optimized)
-    plan_s = time.perf_counter() - t0
+    # (counted before the arguments' copies are dropped: the kernels that cost LLVM time stay)
     worth_tiers = any(scalar_table.is_expensive(e.prim) for e in optimized.eqns) \
         or len(planned[0].steps) >= tiers.TIER_MIN_STEPS
+    if updates:
+        from .lower.inplace import write_into_arguments
+        write_into_arguments(*planned, updates)
+    plan_s = time.perf_counter() - t0
     if options.tiered and worth_tiers and os.environ.get("TRACEJIT_TIERED", "1") != "0":
         exe = tiers.TieredExecutable(optimized, planned)
     else:
@@ -102,14 +108,16 @@ def build_executable(optimized: Graph, options: CompileOptions = CompileOptions(
     return exe
 
 
-def compile(graph: Graph, options: CompileOptions = CompileOptions(), name="function", trace_s=None):
-    """Optimize ``graph`` and build its executable. The executable keeps ``traced`` (the graph given),
+def compile(graph: Graph, options: CompileOptions = CompileOptions(), name="function", trace_s=None,
+            updates=None):
+    """Optimize ``graph`` and build its executable (``updates``: see build_executable). The executable keeps
+    ``traced`` (the graph given),
     ``optimized`` and ``options``; its ``compile_stats`` gain the time of each stage (logged with
     TRACEJIT_LOG_COMPILES=1 under ``name``)."""
     t0 = time.perf_counter()
     opt = optimize(graph, options)
     t1 = time.perf_counter()
-    exe = build_executable(opt, options)
+    exe = build_executable(opt, options, updates)
     exe.traced, exe.optimized, exe.options = graph, opt, options
     stats = getattr(exe, "compile_stats", None)
     if stats is not None:

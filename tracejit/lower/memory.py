@@ -19,6 +19,7 @@ from .plan import BufferKind, CopyStep, Kernel, Level, MatmulStep, Plan, Scatter
 class MemoryPlan:
     slot_of: dict = field(default_factory=dict)  # temp buffer id -> buffer id whose allocation it uses
     lifetimes: dict = field(default_factory=dict)  # buffer id -> (first step, last step)
+    in_arguments: dict = field(default_factory=dict)  # input index -> output buffer in its memory (inplace.py)
 
     def report(self, plan: Plan, example_args=None):
         """Bytes of intermediate buffers: symbolic, and for the example arguments' lengths when given."""

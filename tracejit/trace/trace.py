@@ -200,6 +200,8 @@ def trace(fun, leaves, treedef, rebuild_args, names=None, info=None):
     with ops.Builder() as b:
         inputs = [make_input(x, i, symbols, names[i] if names else None) for i, x in enumerate(leaves)]
         tracers = [wrap(v) for v in inputs]
+        if info is not None and info.get("share_same_objects"):
+            tracers = _one_tracer_per_array(tracers, leaves)
         args, kwargs = rebuild_args(tracers)
         ctx = guards.Context(leaves, symbols, inputs) if info is not None else None
         try:
@@ -225,11 +227,15 @@ def trace(fun, leaves, treedef, rebuild_args, names=None, info=None):
         if mutated and info is None:
             raise UnsupportedError("this transformation does not support functions that write into their arguments; "
                                    "copy the argument first (x = x.copy())")
+        # output index -> the argument it updates; none when a run-time check may fail after the program ran
+        # (a failed check leaves the caller's arguments untouched)
+        updates = {len(outs) + m: i for m, i in enumerate(mutated)} if not b.checks else {}
         if mutated:  # the written arguments' final values follow the outputs
             outs += [tracers[i]._tj_value for i in mutated]
             out_tree = ("t", (out_tree, ("t", (LEAF,) * len(mutated))))
         if info is not None:
             info["mutated"] = mutated
+            info["updates"] = updates
             info["guards"] = list(ctx.guards)
         if b.checks:  # their flags are extra outputs, read by tree_unflatten
             outs += [flag for flag, _, _ in b.checks]
@@ -238,11 +244,23 @@ def trace(fun, leaves, treedef, rebuild_args, names=None, info=None):
     return rebuild(g), out_tree
 
 
+def _one_tracer_per_array(tracers, leaves) -> list:
+    """The same array passed twice (``f(a, a)``) is one tracer, so that a write through one name is seen through
+    the other, as in numpy (api.jit keys such calls apart)."""
+    first = {}
+    out = list(tracers)
+    for j, x in enumerate(leaves):
+        if type(x) is np.ndarray:
+            out[j] = out[first.setdefault(id(x), j)]
+    return out
+
+
 def _mutated(tracers, inputs, leaves) -> list:
-    """Indices of the argument leaves the function wrote into (numpy arrays only: numbers cannot be mutated)."""
+    """Indices of the argument leaves the function wrote into (numpy arrays only: numbers cannot be mutated); an
+    array passed twice counts at its first place."""
     out = []
     for i, (t, v) in enumerate(zip(tracers, inputs)):
-        if not isinstance(t, Tracer) or t._v is v and t._stale is None:
+        if not isinstance(t, Tracer) or t._v is v and t._stale is None or any(t is u for u in tracers[:i]):
             continue
         if t._stale is not None:
             raise UnsupportedError(f"argument leaf {i}: {t._stale}")

@@ -10,14 +10,12 @@ import sys
 import time
 
 import llvmlite.ir as ir
-import numpy as np
 
 from ...ir import types as T
-from ...ir.constraints import ConstraintKind
 from ...lower import plan_graph
 from ...lower.dims import DimCanon
 from ...lower.plan import BufferKind, CopyStep, Kernel, MatmulStep, ScatterAddStep
-from . import blas
+from .driver import DriverSource, make_run, overlap_checked
 from .emitter import KERNEL_TY, StepEmitter, gc_paused, wrapper_text
 from .entry import emit_entry, make_builtin
 from .jobs import Cancelled
@@ -27,7 +25,6 @@ from .module import CompiledModule, codegen_fingerprint, ensure_blas_symbols
 from .scalar import MathFunctions
 from .step_key import is_light, step_structure
 from .steps import lower_copy, lower_matmul, lower_scatter_add
-from .recycle import recycler
 from .threads import get_pool, num_threads
 
 # Elements of the biggest loop nest below which one call of the native entry runs everything on this thread:
@@ -81,7 +78,10 @@ class LLVMExecutable:
         from .. import cache
         # the generated code is a pure function of the optimized graph and the code generator's source, so a
         # cache hit skips building the IR as well as LLVM
-        key = cache.graph_key(graph, "cpu", codegen_fingerprint(), f"tier{tier}") if cache.enabled() else None
+        # arguments updated in place (lower/inplace.py) change where the steps store: part of the key
+        written = "".join(f"-arg{j}" for j in sorted(self.memory.in_arguments))
+        key = cache.graph_key(graph, "cpu", codegen_fingerprint(), f"tier{tier}{written}") if cache.enabled() \
+            else None
         self.tier = tier
         self.source = None  # the ProgramSource (kernel_library) once built here
         # where this compile's time went (seconds), for TRACEJIT_LOG_COMPILES and tests
@@ -110,7 +110,7 @@ class LLVMExecutable:
         self._kernels = [KERNEL_CFUNC(self.compiled.addresses[n]) for n in names]
         self._extents = None  # made by the first call split across threads (most programs never are)
         self.num_threads = num_threads()
-        self.run = self._make_driver()
+        self.run, self.driver_source = make_run(self)
 
     def _build_ir(self, names, canon, cancelled):
         """(module IR text, math functions it calls, distinct step functions): the same for both tiers."""
@@ -144,7 +144,8 @@ class LLVMExecutable:
                 raise NotImplementedError(type(step).__name__)
             fns.append(em.wrapper)
         slot_of_input = {b.input_index: b.id for b in plan.buffers if b.kind is BufferKind.INPUT}
-        emit_entry(module, plan, fns, self.symbols, slot_of_input, len(plan.buffers))
+        emit_entry(module, plan, fns, self.symbols, slot_of_input, len(plan.buffers),
+                   updated=overlap_checked(plan, self.memory))
         self.compile_stats["steps_reused"] = len(fns) - len(ems)
         return split_program(module, ems, frozenset(math.vec_used), len(shared), wrappers)
 
@@ -239,115 +240,13 @@ class LLVMExecutable:
     def memory_plan(self, example_args=None):
         return self.memory.report(self.plan, example_args)
 
-    # driver -------------------------------------------------------------------------------------
-    def _make_driver(self):
-        plan, g = self.plan, self.graph
-        lines = ["def run(args):"]
-        n_in = len(g.inputs)
-        names = [f"a{i}" for i in range(n_in)]
-        if n_in:
-            lines.append(f"    {', '.join(names)}{',' if n_in == 1 else ''} = args")
-        sym_src = {}
-        for s, (i, ax) in g.symbols.items():
-            sym_src[s] = _ident(s)
-            lines.append(f"    {sym_src[s]} = a{i}.shape[{ax}]")
+    def optimized_executable(self):
+        """This executable: its code is final (api's call path inlines its driver)."""
+        return self
 
-        def py(d):
-            return T.dim_py(d, lambda s: sym_src[s])
-        env_items = ", ".join(f"{s!r}: {sym_src[s]}" for s in g.symbols)
-        if g.constraints:  # inline comparisons; the dict of lengths is built only to word an error
-            conds = []
-            for c in g.constraints:
-                if c.kind is ConstraintKind.EQ and (c.a == 1 or c.b == 1):
-                    continue  # a static 1 broadcasts (interpret.check_constraints words the rules)
-                pa, pb = py(c.a), py(c.b)
-                conds.append(f"(-{pb} <= {pa} < {pb})" if c.kind is ConstraintKind.INDEX else f"({pa} == {pb})")
-            lines.append(f"    if not ({' and '.join(dict.fromkeys(conds))}): _check({{{env_items}}})")
-        lines += self._blas_limit_check(py)
-        consts = {}
-        slots = self._buffer_lines(py, lines, consts)
-        slot_vals = self.memory.slot_of
-        work = self._work_expr(py)
-        call_args = ", ".join(slots)
-        lines.append(f"    if {work} < {PARALLEL_THRESHOLD} or _nthreads == 1:")
-        lines.append(f"        _entry({call_args})")
-        lines.append("    else:")
-        lines.append(f"        _parallel([{call_args}], [{', '.join(sym_src[s] for s in sorted(g.symbols))}], "
-                     f"{{{env_items}}})")
-        if plan.flag is not None:
-            lines.append(f"    if f{plan.flag}[0]: _index_error()")
-        outs = []
-        for bid in plan.outputs:
-            root = slot_vals.get(bid, bid)
-            outs.append(f"b{root}")
-        lines.append(f"    return [{', '.join(outs)}]")
-        src = "\n".join(lines)
-        poison = bool(os.environ.get("TRACEJIT_POISON_BUFFERS"))
-        # recycled buffers remember this executable weakly: they are given back when it is garbage-collected
-        owner = recycler.owner(self)
-        ns = {"_entry": self._entry, "_take": recycler.take_poisoned if poison else recycler.take, "_owner": owner,
-              "_empty": _poisoned_empty if poison else np.empty, "_zeros": np.zeros, "_i64": np.int64,
-              "_check": self._check, "_parallel": self._parallel,
-              "_nthreads": self.num_threads, "_index_error": _index_error, "_blas_limit": _blas_limit, **consts}
-        exec(compile(src, "<tracejit driver>", "exec"), ns)
-        self.driver_source = src
-        return ns["run"]
-
-    def _buffer_lines(self, py, lines, consts):
-        """Driver lines that make every buffer the entry is given (inputs, constants, the error flag, outputs and
-        intermediates: small ones from np.empty, big ones from the recycling pool); the slot names, in order."""
-        slots = []
-        slot_vals = self.memory.slot_of
-        alloc_done = set()
-        for b in self.plan.buffers:
-            if b.kind is BufferKind.INPUT:
-                slots.append(f"a{b.input_index}")
-            elif b.kind is BufferKind.CONST:
-                consts[f"c{b.id}"] = b.const
-                slots.append(f"c{b.id}")
-            elif b.kind is BufferKind.FLAG:
-                lines.append(f"    f{b.id} = _zeros(1, _i64)")
-                slots.append(f"f{b.id}")
-            else:
-                root = slot_vals.get(b.id, b.id)
-                if root not in alloc_done:
-                    alloc_done.add(root)
-                    rb = self.plan.buffers[root]
-                    shape = "(" + ", ".join(py(d) for d in rb.shape) + ("," if len(rb.shape) == 1 else "") + ")"
-                    consts[f"dt{root}"] = rb.dtype
-                    nbytes = f"{py(T.prod(rb.shape))} * {rb.dtype.itemsize}"
-                    if isinstance(T.prod(rb.shape), int) and T.prod(rb.shape) * rb.dtype.itemsize < POOL_MIN_BYTES:
-                        lines.append(f"    b{root} = _empty({shape}, dt{root})")
-                    else:  # big buffers come from the recycling pool (no page faults on reuse)
-                        lines.append(f"    b{root} = _take({shape}, dt{root}, {nbytes}, _owner) if {nbytes} >= "
-                                     f"{POOL_MIN_BYTES} else _empty({shape}, dt{root})")
-                slots.append(f"b{root}")
-        return slots
-
-    def _blas_limit_check(self, py):
-        """Driver lines refusing, before any work, a matmul whose lengths a 32-bit BLAS cannot take."""
-        steps = [st for st in self.plan.steps if isinstance(st, MatmulStep)]
-        if not steps:
-            return []
-        if blas.provider().int_bits >= 64:
-            return []
-        dims = {d for st in steps for acc in (st.a, st.b, st.out) for d in acc.shape[-2:] + acc.strides[-2:]}
-        conds = [f"{py(d)} > {LP64_MAX}" for d in dims if not isinstance(d, int) or d > LP64_MAX]
-        return [f"    if {' or '.join(conds)}: _blas_limit({blas.provider().name!r}, {LP64_MAX})"] if conds else []
-
-    def _work_expr(self, py):
-        """Python source of the biggest loop-nest size of the program (decides threads or one call)."""
-        sizes = []
-        for step in self.plan.steps:
-            dom = getattr(step, "domain", None)
-            if dom is None and hasattr(step, "src"):
-                dom = step.src.shape
-            if dom:
-                sizes.append(py(T.prod(dom)))
-        sizes = list(dict.fromkeys(sizes))
-        if not sizes:
-            return "0"
-        return sizes[0] if len(sizes) == 1 else f"max({', '.join(sizes)})"
+    def inline_driver(self, names, shapes=None, prefix="_"):
+        """The driver's lines on arrays named ``names`` (a driver.DriverSource: lines, globals, outputs)."""
+        return DriverSource(self, names, shapes, prefix)
 
     def _check(self, env):
         from ...ir.interpret import check_constraints
@@ -384,26 +283,3 @@ class LLVMExecutable:
             fn(bufs, dims, bounds[0], bounds[1])
             for f in futs:
                 f.result()
-
-
-def _ident(symbol: str) -> str:
-    """The driver's Python name for a length symbol (a data-dependent one, ``u#3``, is not an identifier)."""
-    return "s_" + re.sub(r"\W", lambda m: f"_{ord(m.group())}_", symbol)
-
-
-def _poisoned_empty(shape, dtype):
-    """np.empty filled with 0xFF bytes (NaN, -1, True): with TRACEJIT_POISON_BUFFERS=1 a read of memory that no
-    kernel wrote shows up as a wrong result in the tests instead of passing by luck."""
-    out = np.empty(shape, dtype)
-    out.reshape(-1).view(np.uint8).fill(0xFF)
-    return out
-
-
-def _blas_limit(name, limit):
-    raise ValueError(f"a matmul operand has a length or row stride above {limit}, more than the 32-bit integers of "
-                     f"the BLAS in use ({name}) can hold; use numpy's bundled ILP64 OpenBLAS (TRACEJIT_BLAS=numpy, "
-                     f"the default when numpy's wheel ships it) or split the product into smaller blocks")
-
-
-def _index_error():
-    raise IndexError("an integer-array index is out of bounds for the axis it indexes")

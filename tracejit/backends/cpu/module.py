@@ -311,7 +311,7 @@ CODEGEN_SOURCES = ("executable.py", "kernel_library.py", "emitter.py", "kernels.
                    "entry.py", "module.py", "scalar.py", "blas.py", "vecmath/__init__.py", "vecmath/constants.py",
                    "vecmath/builder.py", "vecmath/cores.py", "vecmath/functions.py", "../../lower/scalar.py",
                    "../../lower/math_functions.py", "../../lower/plan.py", "../../lower/dims.py",
-                   "../../lower/fuse.py", "../../lower/memory.py")
+                   "../../lower/fuse.py", "../../lower/memory.py", "../../lower/inplace.py")
 
 
 def codegen_fingerprint() -> str:

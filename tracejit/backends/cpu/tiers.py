@@ -53,6 +53,7 @@ class TieredExecutable:
         self._lock = threading.Lock()
         self._job = None  # the background compile of the optimized tier, once started
         self.tier_up_error = None  # why the optimized tier failed to compile (the first tier keeps running)
+        self._when_optimized = []  # weak methods called once the optimized tier runs (the jitted call path)
         # ``run`` is the optimized executable's own driver once that exists: no wrapper left on the call path
         self.run = self._exe.run if self._exe.tier >= 1 else self._run_first_tier
 
@@ -120,6 +121,18 @@ class TieredExecutable:
         log_compile("optimized tier (background)", exe.compile_stats)
         self._exe = exe
         self.run = exe.run  # the switch: callers look ``run`` up at each call
+        for ref in self._when_optimized:
+            callback = ref()
+            if callback is not None:
+                callback()
+
+    def optimized_executable(self):
+        """The optimized tier's LLVMExecutable once calls run it, else None."""
+        return self._exe if self._exe.tier >= 1 else None
+
+    def when_optimized(self, ref):
+        """Call ``ref()()`` (a weak method) once the optimized tier runs (api.jit regenerates its call path)."""
+        self._when_optimized.append(ref)
 
     def __getattr__(self, name):  # num_kernels, llvm_ir, asm, plan, memory_plan, kernel_groups, ...
         return getattr(self._exe, name)
