@@ -139,7 +139,7 @@ def _layout(args, static_pos):
         elif t is _ndarray:
             dt = a.dtype
             canon = np.dtype(dt.type)
-            if canon is not dt:  # compared by identity on the call path: only the canonical dtype objects
+            if canon is not dt or dt.kind == "c":  # complex: two real leaves (trace.tree_flatten)  # compared by identity on the call path: only the canonical dtype objects
                 return None
             out.append(("array", canon, tuple(d == 1 for d in a.shape), a.flags.c_contiguous))
         elif t is float or t is int or t is bool:

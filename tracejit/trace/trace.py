@@ -9,6 +9,7 @@ from ..ir import types as T
 from ..ir.graph import Graph, Value, rebuild
 from ..ir.types import Dim, TensorType
 from . import creation, guards
+from .complex_array import COMPLEX128, ComplexArray, check_complex_dtype
 from .tracer import Tracer, wrap
 
 
@@ -41,8 +42,34 @@ def _flatten(x, leaves):
         return ("d", tuple(keys), tuple(_flatten(x[k], leaves) for k in keys))
     if x is None:
         return ("n",)
+    t = type(x)
+    if (t is np.ndarray and x.dtype.kind == "c") or t is complex or isinstance(x, (ComplexArray, np.complexfloating)):
+        return _flatten_complex(x, leaves)
     leaves.append(x)
     return LEAF
+
+
+def _flatten_complex(x, leaves):
+    """A complex array (or Python complex) is a node of its two real parts: the compiled program reads and writes
+    real arrays only (see complex_array.py); ``_join_complex`` makes the numpy complex array again."""
+    if type(x) is complex:  # a weak scalar: its parts are Python floats
+        leaves += [x.real, x.imag]
+        return ("c", "weak")
+    if isinstance(x, ComplexArray):
+        leaves += [x.real, x.imag]
+        return ("c", x.dtype)
+    x = np.asarray(x)
+    dt = check_complex_dtype(x.dtype, "a complex argument has dtype")
+    leaves += [x.real, x.imag]
+    return ("c", dt)
+
+
+def _join_complex(t, re, im):
+    if not isinstance(re, Tracer) and not isinstance(im, Tracer):  # the compiled program's outputs
+        out = np.empty(np.shape(re), COMPLEX128 if t[1] == "weak" else t[1])
+        out.real, out.imag = re, im
+        return out
+    return ComplexArray(re, im, COMPLEX128 if t[1] == "weak" else t[1], weak=t[1] == "weak")
 
 
 def tree_unflatten(treedef, leaves):
@@ -65,6 +92,8 @@ def _unflatten(t, it):
         return dict(zip(t[1], [_unflatten(e, it) for e in t[2]]))
     if kind == "chk":
         return _checked(t, it)
+    if kind == "c":
+        return _join_complex(t, next(it), next(it))
     return None
 
 
@@ -217,7 +246,7 @@ def trace(fun, leaves, treedef, rebuild_args, names=None, info=None):
             try:
                 outs.append(ops.as_value(o))
             except TypeError as e:
-                why = f" ({e})" if type(o).__name__ == "ComplexPair" else ""
+                why = ""
                 raise TypeError(f"the traced function returned an object of type {type(o).__name__}; tracejit "
                                 f"functions must return arrays or pytrees (tuples, lists, dicts) of arrays{why}"
                                 ) from None
