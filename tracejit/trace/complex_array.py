@@ -127,11 +127,9 @@ class ComplexArray:
         if all(lazy) and re.mask is im.mask:  # z[m] * w[m]: kept lazy until written back through the mask
             self._re, self._im = as_part(re, fdt), as_part(im, fdt)
             return
-        re, im = [ops.as_value(p.tracer() if isinstance(p, masked.MaskedSelection) else p) for p in (re, im)]
-        re, im = [ops.convert(v, fdt) if v.dtype != fdt or v.type.weak else v for v in (re, im)]
-        shape = T.broadcast_shapes(re.shape, im.shape, constraints=ops.current().constraints)
-        self._re = wrap(re if re.shape == shape else ops.broadcast_to(re, shape))
-        self._im = wrap(im if im.shape == shape else ops.broadcast_to(im, shape))
+        vals = [ops.as_value(p.tracer() if isinstance(p, masked.MaskedSelection) else p) for p in (re, im)]
+        shape = T.broadcast_shapes(*[v.shape for v in vals], constraints=ops.current().constraints)
+        self._re, self._im = [_part(p, v, fdt, shape) for p, v in zip((re, im), vals)]
 
     # the parts, as numpy names them ------------------------------------------------------------------------
     real = property(lambda self: self._re)
@@ -282,6 +280,16 @@ class ComplexArray:
 
     def astype(self, dtype, copy=True):
         return _call("astype", self, dtype)
+
+
+def _part(p, v, fdt, shape):
+    """A part as a traced array of dtype ``fdt`` and ``shape``: the very tracer when it is one already, so that
+    writes into the complex array reach the tracer (an argument, a view's base)."""
+    from .tracer import Tracer, wrap
+    if isinstance(p, Tracer) and v.dtype == fdt and not v.type.weak and v.shape == shape:
+        return p
+    v = ops.convert(v, fdt) if v.dtype != fdt or v.type.weak else v
+    return wrap(v if v.shape == shape else ops.broadcast_to(v, shape))
 
 
 def _materialized(p):

@@ -32,7 +32,8 @@ def call(name, args, kwargs):
     if f is None:
         raise UnsupportedError(f"np.{name} of a complex traced array is not supported by tracejit yet; compute it "
                                f"from the array's .real and .imag")
-    return f(*args, **kwargs)
+    from .tracer import wrap
+    return wrap(f(*args, **kwargs))  # the library's implementations (np.fft) give IR values
 
 
 def _binary(x, y):

@@ -9,7 +9,7 @@ from ..ir import types as T
 from ..ir.graph import Graph, Value, rebuild
 from ..ir.types import Dim, TensorType
 from . import creation, guards
-from .complex_array import COMPLEX128, ComplexArray, check_complex_dtype
+from .complex_array import COMPLEX64, COMPLEX128, ComplexArray
 from .tracer import Tracer, wrap
 
 
@@ -43,7 +43,8 @@ def _flatten(x, leaves):
     if x is None:
         return ("n",)
     t = type(x)
-    if (t is np.ndarray and x.dtype.kind == "c") or t is complex or isinstance(x, (ComplexArray, np.complexfloating)):
+    if t is complex or isinstance(x, ComplexArray) or (isinstance(x, (np.ndarray, np.complexfloating))
+                                                       and x.dtype in (COMPLEX64, COMPLEX128)):
         return _flatten_complex(x, leaves)
     leaves.append(x)
     return LEAF
@@ -59,9 +60,8 @@ def _flatten_complex(x, leaves):
         leaves += [x.real, x.imag]
         return ("c", x.dtype)
     x = np.asarray(x)
-    dt = check_complex_dtype(x.dtype, "a complex argument has dtype")
     leaves += [x.real, x.imag]
-    return ("c", dt)
+    return ("c", x.dtype)
 
 
 def _join_complex(t, re, im):
@@ -228,6 +228,7 @@ def trace(fun, leaves, treedef, rebuild_args, names=None, info=None):
     symbols: dict = {}
     with ops.Builder() as b:
         inputs = [make_input(x, i, symbols, names[i] if names else None) for i, x in enumerate(leaves)]
+        _share_complex_shapes(treedef, inputs, symbols)
         tracers = [wrap(v) for v in inputs]
         args, kwargs = rebuild_args(tracers)
         ctx = guards.Context(leaves, symbols, inputs) if info is not None else None
@@ -265,6 +266,29 @@ def trace(fun, leaves, treedef, rebuild_args, names=None, info=None):
             out_tree = ("chk", out_tree, tuple((exc, msg) for _, exc, msg in b.checks))
         g = Graph(inputs=inputs, outputs=outs, constraints=_dedupe(b.constraints), symbols=symbols)
     return rebuild(g), out_tree
+
+
+def _share_complex_shapes(treedef, inputs, symbols):
+    """The imaginary part of a complex argument takes its real part's symbolic shape: the two are one array's
+    parts (same shape at every call), and a ComplexArray keeps both input tracers only when their shapes agree."""
+    for i in _complex_leaf_positions(treedef, [0]):
+        inputs[i + 1] = Value(TensorType(inputs[i + 1].dtype, inputs[i].shape, inputs[i + 1].type.weak),
+                              name=inputs[i + 1].name)
+        for sym in [s for s, (leaf, _) in symbols.items() if leaf == i + 1]:
+            del symbols[sym]
+
+
+def _complex_leaf_positions(t, pos) -> list:
+    """Leaf indices of the real parts of the complex nodes in treedef ``t`` (``pos``: a one-item counter)."""
+    if t is LEAF:
+        pos[0] += 1
+        return []
+    kind = t[0]
+    if kind == "c":
+        pos[0] += 2
+        return [pos[0] - 2]
+    kids = t[2] if kind in ("d", "nt") else t[1] if kind in ("t", "l") else ()
+    return [i for k in kids for i in _complex_leaf_positions(k, pos)]
 
 
 def _mutated(tracers, inputs, leaves) -> list:
