@@ -589,7 +589,33 @@ def fold_constants(v, ctx):
     return ctx.shared_constant(out, weak=v.type.weak)
 
 
-FOLD_RULES = rule_table(fold_constants)
+@on("*", reach=2)
+def fold_through_broadcast(v, ctx):
+    """f(broadcast_to(c1, s), c2) -> broadcast_to(f(c1, c2), s): an elementwise function of broadcast constants
+    is a broadcast constant (the zero real part of ``1j * x`` reaching exp and cos, which would otherwise cost a
+    scalar kernel of their own)"""
+    e = v.eqn
+    if PRIMS[e.prim].kind != "elementwise" or not e.inputs or v.type.weak or all(x.is_const for x in e.inputs):
+        return None
+    srcs = []
+    for x in e.inputs:
+        if x.is_const:
+            srcs.append(x.const)
+        elif x.eqn is not None and x.eqn.prim == "broadcast_to" and x.eqn.inputs[0].is_const:
+            srcs.append(x.eqn.inputs[0].const)
+        else:
+            return None
+    if any(_has_dim(p) for _, p in e.params) or max(np.size(c) for c in srcs) > FOLD_MAX:
+        return None
+    try:
+        with np.errstate(all="ignore"):
+            out = np.asarray(PRIMS[e.prim].impl(*srcs, **e.p))
+    except Exception:  # noqa: BLE001 - left to run, as fold_constants does
+        return None
+    return ops.broadcast_to(ctx.shared_constant(out.astype(v.dtype)), v.shape)
+
+
+FOLD_RULES = rule_table(fold_constants, fold_through_broadcast)
 
 
 def fold(graph, strict_ieee=False, stats=None, memo=None, **_):

@@ -233,19 +233,19 @@ def sign(z, **kw):
 @cimpl("isnan")
 def isnan(z, **kw):
     a, b, _ = _unary(z)
-    return np.isnan(a) | np.isnan(b)
+    return np.isnan(a) if b is None else np.isnan(a) | np.isnan(b)
 
 
 @cimpl("isinf")
 def isinf(z, **kw):
     a, b, _ = _unary(z)
-    return np.isinf(a) | np.isinf(b)
+    return np.isinf(a) if b is None else np.isinf(a) | np.isinf(b)
 
 
 @cimpl("isfinite")
 def isfinite(z, **kw):
     a, b, _ = _unary(z)
-    return np.isfinite(a) & np.isfinite(b)
+    return np.isfinite(a) if b is None else np.isfinite(a) & np.isfinite(b)
 
 
 @cimpl("iscomplexobj")
@@ -346,7 +346,7 @@ def astype(x, dtype, copy=True, **kw):
         fdt = part_dtype(check_complex_dtype(dt, "astype to"))
         return make(a.astype(fdt), None if b is None else b.astype(fdt), dt)
     if dt == np.bool_:
-        return (a != 0) | (b != 0)
+        return (a != 0) if b is None else (a != 0) | (b != 0)
     warnings.warn("Casting complex values to real discards the imaginary part", np.exceptions.ComplexWarning,
                   stacklevel=4)
     return a.astype(dt)
