@@ -170,6 +170,17 @@ def where_same(v, ctx):
         return a
 
 
+@on("where", reach=1)
+def where_constant(v, ctx):
+    """where(True, x, y) -> x; where(False, x, y) -> y (a condition known everywhere: complex z[m] writes on a
+    fresh array)"""
+    c, a, b = args(v, "where")
+    known = scalar(c)
+    if known is not None and c.dtype == np.bool_:
+        pick = a if known else b
+        return pick if pick.dtype == v.dtype and pick.type.weak == v.type.weak else None
+
+
 # ------------------------------------------------------------------------------------------------ collections
 def _count_nodes(v, leaves) -> int:
     """Equations in the expression tree of v above ``leaves`` (ids) and constants."""
@@ -549,7 +560,7 @@ def sum_of_broadcast(v, ctx):
 
 SIMPLIFY_RULES = rule_table(drop_stop_gradient, drop_custom_rule, double_negation, negated_difference, self_difference, subtract_zero,
                             add_zero, multiply_one, multiply_zero, divide_one, power_constant, exp_of_log, log_of_exp,
-                            where_same, collect_sum, collect_product, transpose_of_transpose,
+                            where_same, where_constant, collect_sum, collect_product, transpose_of_transpose,
                             transpose_of_matmul, reshape_of_reshape, broadcast_of_broadcast, sum_of_broadcast)
 
 
