@@ -203,3 +203,17 @@ def test_no_warnings_on_plain_use():
         warnings.simplefilter("error")
         z = np.arange(3.0) * 1j
         check(tj.jit(lambda z: np.sqrt(z) + np.log(z + 1))(z), np.sqrt(z) + np.log(z + 1))
+
+
+def test_transformations_carry_complex_values():
+    z = np.arange(6.0).reshape(2, 3) + 1j
+    check(tj.vmap(lambda z: (z * z).sum())(z), (z * z).sum(axis=1))
+
+    def ref(c):
+        w = c
+        for _ in range(5):
+            w = w * w * 0.1 + c
+        return w
+    got = tj.jit(lambda c: tj.fori_loop(0, 5, lambda i, w: w * w * 0.1 + c, c))(z[0])
+    check(got, ref(z[0]))
+    check(tj.jit(lambda x: np.real(x) + np.imag(x))(np.ones(3)), np.ones(3))

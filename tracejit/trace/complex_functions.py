@@ -487,3 +487,14 @@ def shape(z):
 @cimpl("size")
 def size(z):
     return ComplexArray.size.fget(z)
+
+
+def _register_real_forms():
+    """np.real / np.imag of a real traced array (numpy: the array itself, zeros)."""
+    from ..ir import ops
+    from .numpy_api import IMPLS
+    IMPLS.setdefault("real", lambda x: x)
+    IMPLS.setdefault("imag", lambda x: ops.broadcast_to(ops.constant(0, x.dtype), x.shape))
+
+
+_register_real_forms()

@@ -42,12 +42,16 @@ def _flatten(x, leaves):
         return ("d", tuple(keys), tuple(_flatten(x[k], leaves) for k in keys))
     if x is None:
         return ("n",)
-    t = type(x)
-    if t is complex or isinstance(x, ComplexArray) or (isinstance(x, (np.ndarray, np.complexfloating))
-                                                       and x.dtype in (COMPLEX64, COMPLEX128)):
+    if is_complex_leaf(x):
         return _flatten_complex(x, leaves)
     leaves.append(x)
     return LEAF
+
+
+def is_complex_leaf(x) -> bool:
+    """A complex64/complex128 array or number (a Python complex, a traced ComplexArray): two leaves, its parts."""
+    return type(x) is complex or isinstance(x, ComplexArray) or (
+        isinstance(x, (np.ndarray, np.complexfloating)) and x.dtype in (COMPLEX64, COMPLEX128))
 
 
 def _flatten_complex(x, leaves):
@@ -65,6 +69,8 @@ def _flatten_complex(x, leaves):
 
 
 def _join_complex(t, re, im):
+    if isinstance(re, str):  # a printed tree (control_flow._show)
+        return re
     if not isinstance(re, Tracer) and not isinstance(im, Tracer):  # the compiled program's outputs
         out = np.empty(np.shape(re), COMPLEX128 if t[1] == "weak" else t[1])
         out.real, out.imag = re, im
@@ -246,10 +252,9 @@ def trace(fun, leaves, treedef, rebuild_args, names=None, info=None):
         for o in out_leaves:
             try:
                 outs.append(ops.as_value(o))
-            except TypeError as e:
-                why = ""
+            except TypeError:
                 raise TypeError(f"the traced function returned an object of type {type(o).__name__}; tracejit "
-                                f"functions must return arrays or pytrees (tuples, lists, dicts) of arrays{why}"
+                                f"functions must return arrays or pytrees (tuples, lists, dicts) of arrays"
                                 ) from None
         mutated = _mutated(tracers, inputs, leaves)
         if mutated and info is None:
@@ -329,6 +334,8 @@ def _number_sequences(treedef, leaves):
 def _count_leaves(t) -> int:
     if t is LEAF:
         return 1
+    if t[0] == "c":
+        return 2
     kids = t[2] if t[0] in ("d", "nt") else t[1] if t[0] in ("t", "l") else ()
     return sum(_count_leaves(k) for k in kids)
 
