@@ -14,14 +14,15 @@ from .compile import CompileOptions, build_executable, check_device, compile as 
     optimize as optimize_graph
 from .errors import filter_traceback
 from .trace import guards as _guards
-from .trace.trace import _WEAK as _WEAK_DTYPE, as_runtime_array, leaf_signature, trace, tree_flatten, \
-    tree_unflatten
+from .trace.trace import _WEAK as _WEAK_DTYPE, as_runtime_array, join_complex, leaf_signature, trace, \
+    tree_flatten, tree_unflatten
 from .trace.tracer import Tracer
 from .trace.unify import unify_equal_lengths
 
 CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "size"])
 _ndarray = np.ndarray
 LEAF_TREE = tree_flatten(0)[1]
+_COMPLEX = (np.dtype(np.complex64), np.dtype(np.complex128))
 MAX_FAST_ENTRIES = 64  # entries the generated call path tests; further ones take the general path
 
 
@@ -139,9 +140,10 @@ def _layout(args, static_pos):
         elif t is _ndarray:
             dt = a.dtype
             canon = np.dtype(dt.type)
-            if canon is not dt or dt.kind == "c":  # complex: two real leaves (trace.tree_flatten)  # compared by identity on the call path: only the canonical dtype objects
-                return None
-            out.append(("array", canon, tuple(d == 1 for d in a.shape), a.flags.c_contiguous))
+            if canon is not dt or (dt.kind == "c" and dt not in _COMPLEX):  # compared by identity on the call
+                return None  # path: only the canonical dtype objects
+            kind = "complex" if dt.kind == "c" else "array"  # complex: its two parts are the leaves
+            out.append((kind, canon, tuple(d == 1 for d in a.shape), a.flags.c_contiguous))
         elif t is float or t is int or t is bool:
             out.append(("scalar", t))
         else:
@@ -177,13 +179,17 @@ def _generate_call(entries):
                     tests.append(f"type({a}) is _t{k}_{i}")
                     runtime.append(f"_asarray({a}, _w{k}_{i})")
                     continue
-                _, dt, ones, contiguous = spec
+                kind, dt, ones, contiguous = spec
                 ns[f"_d{k}_{i}"] = dt
                 tests.append(f"type({a}) is _nd and {a}.dtype is _d{k}_{i}")
                 tests.append(f"len(s{i} := {a}.shape) == {len(ones)}")
                 tests += [f"s{i}[{ax}] {'==' if one else '!='} 1" for ax, one in enumerate(ones)]
                 tests.append(f"{'' if contiguous else 'not '}{a}.flags.c_contiguous")
-                runtime.append(a if contiguous else f"_contig({a})")
+                if kind == "complex":  # two leaves: the parts (trace.tree_flatten)
+                    leaf_pos.append(i)
+                    runtime += [f"_contig({a}.real)", f"_contig({a}.imag)"]
+                else:
+                    runtime.append(a if contiguous else f"_contig({a})")
             if e.check is not None:
                 tests.append(_guards.guard_source(e.guards, e.symbols, lambda j: names[leaf_pos[j]]))
             ns[f"_x{k}"], ns[f"_o{k}"] = e.exe, e.out_tree
@@ -251,6 +257,11 @@ def _tree_source(t, counter, ns, k):
         return "{" + ", ".join(f"{name}[{i}]: {c}" for i, c in enumerate(kids)) + "}"
     if kind == "n":
         return "None"
+    if kind == "c":  # a complex output from its two parts
+        name = f"_cx{k}_{len(ns)}"
+        ns[name] = functools.partial(join_complex, t)
+        re, im = next(counter), next(counter)
+        return f"{name}(o[{re}], o[{im}])"
     return None
 
 
@@ -346,6 +357,8 @@ class Jitted:
             static_pos = {i for i in range(nargs) if i in self.spec.static_argnums
                           or (i - nargs) in self.spec.static_argnums}
             entry.layout = _layout(args, static_pos)
+            if entry.mutated and entry.layout and any(s[0] == "complex" for s in entry.layout):
+                entry.layout = None  # writes into a complex argument are copied back by the general path
         with self._lock:
             self._make_call()
 

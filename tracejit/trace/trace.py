@@ -50,13 +50,16 @@ def _flatten(x, leaves):
 
 def is_complex_leaf(x) -> bool:
     """A complex64/complex128 array or number (a Python complex, a traced ComplexArray): two leaves, its parts."""
-    return type(x) is complex or isinstance(x, ComplexArray) or (
-        isinstance(x, (np.ndarray, np.complexfloating)) and x.dtype in (COMPLEX64, COMPLEX128))
+    t = type(x)
+    if t is np.ndarray:  # the common case first: one attribute read (every call of the general path asks)
+        return x.dtype.kind == "c" and x.dtype in (COMPLEX64, COMPLEX128)
+    return t is complex or t is ComplexArray or (isinstance(x, np.complexfloating)
+                                                 and x.dtype in (COMPLEX64, COMPLEX128))
 
 
 def _flatten_complex(x, leaves):
     """A complex array (or Python complex) is a node of its two real parts: the compiled program reads and writes
-    real arrays only (see complex_array.py); ``_join_complex`` makes the numpy complex array again."""
+    real arrays only (see complex_array.py); ``join_complex`` makes the numpy complex array again."""
     if type(x) is complex:  # a weak scalar: its parts are Python floats
         leaves += [x.real, x.imag]
         return ("c", "weak")
@@ -68,7 +71,9 @@ def _flatten_complex(x, leaves):
     return ("c", x.dtype)
 
 
-def _join_complex(t, re, im):
+def join_complex(t, re, im):
+    """The complex value of node ``t`` from its parts: a numpy array from a compiled program's outputs, a traced
+    ComplexArray from input tracers (``t[1]``: the dtype, or "weak" for a Python complex)."""
     if isinstance(re, str):  # a printed tree (control_flow._show)
         return re
     if not isinstance(re, Tracer) and not isinstance(im, Tracer):  # the compiled program's outputs
@@ -99,7 +104,7 @@ def _unflatten(t, it):
     if kind == "chk":
         return _checked(t, it)
     if kind == "c":
-        return _join_complex(t, next(it), next(it))
+        return join_complex(t, next(it), next(it))
     return None
 
 
