@@ -230,3 +230,16 @@ def test_fast_call_path_serves_complex_arguments():
     z64 = z.astype(np.complex64)
     check(f(z64, x)[0], z64 * x)  # another signature: compiled again, not served by the first entry
     check(f(z[::-1], x)[0], z[::-1] * x)
+
+
+def test_part_attributes_are_views():
+    def f(z, x):
+        z.imag = x
+        w = z.copy()
+        w.real[1:] = 0
+        return w
+    z, x = np.arange(4.0) + 1j, np.arange(4.0) * 2
+    want_z = z.copy()
+    want = f(want_z, x)
+    check(tj.jit(f)(z, x), want)
+    check(z, want_z)  # the write into the argument reaches the caller

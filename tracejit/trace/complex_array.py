@@ -132,8 +132,22 @@ class ComplexArray:
         self._re, self._im = [_part(p, v, fdt, shape) for p, v in zip((re, im), vals)]
 
     # the parts, as numpy names them ------------------------------------------------------------------------
-    real = property(lambda self: self._re)
-    imag = property(lambda self: self._im)
+    @property
+    def real(self):
+        return self._re
+
+    @real.setter
+    def real(self, value):  # z.real = x writes the real part, as numpy
+        self._re[...] = value
+
+    @property
+    def imag(self):
+        return self._im
+
+    @imag.setter
+    def imag(self, value):
+        self._im[...] = value
+
     re = property(lambda self: ops.as_value(_materialized(self._re)))
     im = property(lambda self: ops.as_value(_materialized(self._im)))
     shape = property(lambda self: self.re.shape)
