@@ -55,7 +55,9 @@ UNARY = {"abs": np.abs, "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "conj": n
          "isfinite": np.isfinite, ".real": lambda z: z.real * 1, ".imag": lambda z: z.imag * 1,
          "sum": np.sum, "mean": lambda z: z.mean(axis=-1) if np.ndim(z) else z.mean(),
          "prod": lambda z: np.prod(z, axis=-1) if np.ndim(z) else np.prod(z), "cumsum": np.cumsum,
-         "power2": lambda z: z ** 2, "reciprocal": lambda z: 1 / z, "sign": np.sign}
+         "power2": lambda z: z ** 2, "reciprocal": lambda z: 1 / z, "sign": np.sign,
+         "max": lambda z: np.max(z, axis=-1) if np.ndim(z) and np.shape(z)[-1] else z,
+         "min": lambda z: z.min(axis=0, keepdims=True) if np.ndim(z) and np.shape(z)[0] else z}
 BINARY = {"add": np.add, "subtract": np.subtract, "multiply": np.multiply, "divide": np.divide,
           "equal": np.equal, "not_equal": np.not_equal, "less": np.less, "greater_equal": np.greater_equal,
           "maximum": np.maximum, "minimum": np.minimum, "where": lambda a, b: np.where(np.abs(a) > 1, a, b)}

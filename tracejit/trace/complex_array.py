@@ -68,7 +68,7 @@ def operand(x) -> Operand:
         return Operand(x, None, np.asarray(x).dtype if not isinstance(x, bool) else T.BOOL, True)
     if isinstance(x, (np.ndarray, np.generic)):
         if x.dtype.kind == "c":
-            check_complex_dtype(x.dtype, "an array used in the traced function has dtype")
+            check_complex_dtype(x.dtype, "a numpy array used in the traced function has dtype")
             return Operand(wrap(ops.as_value(np.ascontiguousarray(np.real(x)))),
                            wrap(ops.as_value(np.ascontiguousarray(np.imag(x)))), x.dtype, False)
         return Operand(wrap(ops.as_value(np.asarray(x))), None, x.dtype, False)
@@ -186,11 +186,7 @@ class ComplexArray:
         return ComplexArray(self._re[key], self._im[key], self.dtype)
 
     def __setitem__(self, key, value):
-        o = operand(value)
-        fdt = part_dtype(self.dtype)
-        if o.dtype.kind == "c" and np.result_type(self.dtype, o.dtype) != self.dtype and not o.weak:
-            pass  # numpy casts complex128 values into a complex64 array on assignment (same_kind)
-        re, im = parts_in(o, fdt)
+        re, im = parts_in(operand(value), part_dtype(self.dtype))  # cast as numpy's assignment casts
         self._re[key] = re
         self._im[key] = 0.0 if im is None else im
 
@@ -240,10 +236,7 @@ class ComplexArray:
 
     def _inplace(name):
         def f(self, other):
-            r = _call(name, self, other)
-            if r.dtype != self.dtype and np.result_type(r.dtype, self.dtype) != self.dtype:
-                pass  # complex128 into complex64: numpy's same_kind allows it
-            self[...] = r
+            self[...] = _call(name, self, other)  # complex128 into complex64: numpy's same_kind allows it
             return self
         return f
 
@@ -278,7 +271,7 @@ class ComplexArray:
     conj = conjugate = _method("conjugate")
     ravel, squeeze, swapaxes, copy = _method("ravel"), _method("squeeze"), _method("swapaxes"), _method("copy")
     diagonal, repeat, take, trace = _method("diagonal"), _method("repeat"), _method("take"), _method("trace")
-    dot, var, std = _method("dot"), _method("var"), _method("std")
+    dot, var, std, max, min = _method("dot"), _method("var"), _method("std"), _method("max"), _method("min")
     del _method
 
     def flatten(self):

@@ -434,6 +434,26 @@ def cumprod(z, axis=None, dtype=None, **kw):
     return make(r * np.cos(theta), r * np.sin(theta), operand(z).dtype)
 
 
+def _extreme(pick_real):
+    """numpy's max/min of complex values: lexicographic, the real part first (nan parts propagate through the
+    real reductions, as numpy's)."""
+    def f(z, axis=None, out=None, keepdims=False, **kw):
+        a, b, dt = _unary(z)
+        b = 0.0 * a if b is None else b
+        best_re = pick_real(a, axis=axis, keepdims=True)
+        fill = -np.inf if pick_real is np.max else np.inf
+        best_im = pick_real(np.where(a == best_re, b, fill), axis=axis, keepdims=True)
+        if not keepdims:
+            axes = tuple(range(np.ndim(a))) if axis is None else axis
+            best_re, best_im = np.squeeze(best_re, axis=axes), np.squeeze(best_im, axis=axes)
+        return make(best_re, best_im, dt)
+    return f
+
+
+COMPLEX_IMPLS["max"] = COMPLEX_IMPLS["amax"] = _extreme(np.max)
+COMPLEX_IMPLS["min"] = COMPLEX_IMPLS["amin"] = _extreme(np.min)
+
+
 @cimpl("var")
 def var(z, axis=None, dtype=None, ddof=0, keepdims=False, **kw):
     """Of the magnitudes of the deviations, as numpy: a real result."""
