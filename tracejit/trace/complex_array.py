@@ -117,7 +117,6 @@ class ComplexArray:
     __slots__ = ("_re", "_im", "dtype", "weak")
 
     def __init__(self, re, im, dtype=None, weak=False):
-        from .tracer import wrap
         if dtype is None:
             dts = [np.dtype(p.dtype) for p in (re, im) if hasattr(p, "dtype")]
             dtype = complex_of(np.result_type(*dts) if dts else T.FLOAT64)
