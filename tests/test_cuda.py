@@ -593,3 +593,28 @@ def test_incomplete_gamma_and_beta():
     got = tj.jit(lambda u, v, t: (sp.gammainc(u, v), sp.gammaincc(u, v), sp.betainc(u, v, t)), device="cuda")(a, x, z)
     for g, w in zip(got, (sp.gammainc(a, x), sp.gammaincc(a, x), sp.betainc(a, x, z))):
         np.testing.assert_allclose(np.asarray(g), w, rtol=1e-13)
+
+
+# ------------------------------------------------------------------------------------------------ complex
+def test_complex_values_on_cuda():
+    """complex64/complex128 are real work on their parts (trace/complex_array.py): one kernel, as on the CPU."""
+    x = np.linspace(0.0, 1.0, 33)
+    z = x * (1 + 2j)
+    f = check(lambda x, z: np.abs(np.exp(1j * x) * z), x, z, kernels=1)
+    got = tj.jit(lambda z, w: z * w.conj() + 1j, device="cuda")(z, z.astype(np.complex64))
+    want = z * z.astype(np.complex64).conj() + 1j
+    got = np.asarray(got)
+    assert got.dtype == want.dtype
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    del f
+
+    def mandel(c, iters):
+        z = np.zeros_like(c)
+        n = np.zeros(c.shape, np.int64)
+        for _ in range(iters):
+            m = np.abs(z) <= 2.0
+            z[m] = z[m] * z[m] + c[m]
+            n[m] += 1
+        return n
+    c = np.linspace(-2.0, 0.5, 12)[None, :] + 1j * np.linspace(-1.0, 1.0, 5)[:, None]
+    close(tj.jit(mandel, static_argnums=1, device="cuda")(c, 6), mandel(c, 6))

@@ -204,7 +204,6 @@ REFUSED = {
     "eig_complex": (lambda a: np.linalg.eig(a), ROTATION, UnsupportedError, "complex eigenvalues"),
     "eigvals_complex": (lambda a: np.linalg.eigvals(2 * a + np.eye(2)), ROTATION, UnsupportedError,
                         "eigvals: this matrix"),
-    "fft_returned": (lambda x: np.fft.fft(x), V, TypeError, "complex value cannot leave"),
     "bincount_no_minlength": (lambda x: np.bincount(x), VI, UnsupportedError, "minlength"),
     "put_along_axis_inplace": (lambda x: np.put_along_axis(x, np.zeros((5, 1), int), 1.0, 1), X, UnsupportedError,
                                "inplace=False"),

@@ -232,6 +232,9 @@ class Jitted:
             static_pos = {i for i in range(nargs) if i in self.spec.static_argnums
                           or (i - nargs) in self.spec.static_argnums}
             entry.layout = _layout(args, static_pos)
+            if (entry.mutated or entry.same_objects) and entry.layout and \
+                    any(s[0] == "complex" for s in entry.layout):
+                entry.layout = None  # writes into a complex argument are copied back by the general path
         with self._lock:
             self._make_call()
 

@@ -12,9 +12,12 @@ import numpy as np
 
 from .errors import filter_traceback
 from .trace import guards as _guards
-from .trace.trace import _WEAK as _WEAK_DTYPE, tree_flatten, tree_unflatten
+import functools
+
+from .trace.trace import _WEAK as _WEAK_DTYPE, join_complex, tree_flatten, tree_unflatten
 
 _ndarray = np.ndarray
+_COMPLEX = (np.dtype(np.complex64), np.dtype(np.complex128))
 LEAF_TREE = tree_flatten(0)[1]
 MAX_FAST_ENTRIES = 64  # entries the generated call path tests; further ones take the general path
 HITS = "_fast_hits"  # the generated function's global counting the calls it served (Jitted.cache_info)
@@ -33,9 +36,10 @@ def layout(args, static_pos):
         elif t is _ndarray:
             dt = a.dtype
             canon = np.dtype(dt.type)
-            if canon is not dt:  # compared by identity on the call path: only the canonical dtype objects
-                return None
-            out.append(("array", canon, tuple(d == 1 for d in a.shape), a.flags.c_contiguous))
+            if canon is not dt or (dt.kind == "c" and dt not in _COMPLEX):  # compared by identity on the call
+                return None  # path: only the canonical dtype objects
+            kind = "complex" if dt.kind == "c" else "array"  # complex: its two parts are the leaves
+            out.append((kind, canon, tuple(d == 1 for d in a.shape), a.flags.c_contiguous))
         elif t is float or t is int or t is bool:
             out.append(("scalar", t))
         else:
@@ -112,14 +116,19 @@ def _entry_lines(e, names, ns) -> list:
             tests.append(f"type({a}) is _t{k}_{i}")
             runtime.append(f"_asarray({a}, _w{k}_{i})")
             continue
-        _, dt, ones, contiguous = spec
+        kind, dt, ones, contiguous = spec
         ns[f"_d{k}_{i}"] = dt
         tests.append(f"type({a}) is _nd and {a}.dtype is _d{k}_{i}")
         tests.append(f"len(s{i} := {a}.shape) == {len(ones)}")
         shapes[len(leaf_pos) - 1] = f"s{i}"
         tests += [f"s{i}[{ax}] {'==' if one else '!='} 1" for ax, one in enumerate(ones)]
         tests.append(f"{'' if contiguous else 'not '}{a}.flags.c_contiguous")
-        runtime.append(a if contiguous else f"_contig({a})")
+        if kind == "complex":  # two leaves: the parts (trace.tree_flatten), of the array's shape
+            leaf_pos.append(i)
+            shapes[len(leaf_pos) - 1] = f"s{i}"
+            runtime += [f"_contig({a}.real)", f"_contig({a}.imag)"]
+        else:
+            runtime.append(a if contiguous else f"_contig({a})")
     tests += _identity_tests(e, [names[i] for i in leaf_pos])
     if e.check is not None:
         tests.append(_guards.guard_source(e.guards, e.symbols, lambda j: names[leaf_pos[j]]))
@@ -136,14 +145,14 @@ def _entry_lines(e, names, ns) -> list:
 
 def _inlined(e, exe, names, leaf_pos, runtime, shapes, ns, k) -> list:
     """The driver's lines on this call's arrays, then the results. An argument the function writes into gets a
-    name of its own (``d{i}``): the driver may rebind it to a private copy, which is then copied back."""
+    name of its own (``d{j}``, j its leaf): the driver may rebind it to a private copy, which is then copied back."""
     lines, inputs = [], []
     for j, (i, r) in enumerate(zip(leaf_pos, runtime)):
         if r == names[i] and j not in e.mutated:
             inputs.append(r)
         else:
-            lines.append(f"d{i} = {r}")
-            inputs.append(f"d{i}")
+            lines.append(f"d{j} = {r}")
+            inputs.append(f"d{j}")
     driver = exe.inline_driver(inputs, shapes=shapes, prefix=f"_k{k}_")
     ns.update(driver.globals)
     return lines + driver.lines + _results(e, None, driver.outputs, names, leaf_pos, ns, k)
@@ -223,4 +232,9 @@ def _tree_source(t, leaf, ns, k):
         return "{" + ", ".join(f"{name}[{i}]: {c}" for i, c in enumerate(kids)) + "}"
     if kind == "n":
         return "None"
+    if kind == "c":  # a complex output from its two parts
+        name = f"_cx{k}_{len(ns)}"
+        ns[name] = functools.partial(join_complex, t)
+        re, im = leaf(), leaf()
+        return f"{name}({re}, {im})"
     return None

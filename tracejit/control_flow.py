@@ -49,6 +49,8 @@ def _leaf_names(what: str, treedef) -> list:
         elif kind == "nt":
             for i, sub in enumerate(t[2]):
                 walk(sub, f"{path}[{i}]")
+        elif kind == "c":  # a complex array: its two real parts (trace/complex_array.py)
+            out.extend([f"{path}.real", f"{path}.imag"])
     walk(treedef, what)
     return out
 

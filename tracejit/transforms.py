@@ -155,6 +155,7 @@ def _trace_fresh(fun, args, kwargs, argnums, what):
     trees, fresh, actual = [], [], []
     for i in argnums:
         leaves, tree = tree_flatten(args[i])
+        _refuse_complex(tree, f"argument {i}", what)
         vals = [_leaf_value(x) for x in leaves]
         for k, v in enumerate(vals):
             if not T.is_float(v.dtype):
@@ -177,7 +178,24 @@ def _trace_fresh(fun, args, kwargs, argnums, what):
     return builder, fresh, actual, trees, out
 
 
+def _refuse_complex(tree, where, what):
+    """Complex derivatives (Wirtinger, holomorphic) are a later issue: a complex argument or result is refused
+    rather than differentiated by some convention the user did not ask for. Complex values inside a real-valued
+    function of real arguments are fine: they are real work on their parts, differentiated exactly."""
+    if isinstance(tree, tuple) and tree and tree[0] == "c":
+        dt = "complex128" if tree[1] == "weak" else tree[1]
+        raise TypeError(f"{what}: {where} has dtype {dt}; tracejit does not differentiate complex functions yet. "
+                        f"Differentiate a real-valued function of real arguments (np.abs(z), z.real, ...), passing "
+                        f"the real and imaginary parts as float arrays")
+    if isinstance(tree, tuple):
+        for t in tree[1:]:
+            for k in (t if isinstance(t, tuple) else ()):
+                _refuse_complex(k, where, what)
+
+
 def _scalar_output(out, what, fun) -> Value:
+    if type(out).__name__ == "ComplexArray":
+        _refuse_complex(("c", out.dtype), "the result", what)
     try:
         v = _leaf_value(out)
     except TypeError:

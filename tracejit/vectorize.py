@@ -24,7 +24,7 @@ from .ir import types as T
 from .ir.constraints import Constraint
 from .ir.graph import Value
 from .passes.batching import batch, move
-from .trace.trace import tree_flatten, tree_unflatten
+from .trace.trace import is_complex_leaf, tree_flatten, tree_unflatten
 from .trace.tracer import Tracer, wrap
 from .transforms import _adopt_checks, _dispatch, _fun_name, _shape, _unwrap_jit
 
@@ -85,6 +85,8 @@ def _leaf_paths(tree, path) -> list:
         return [p for k in sorted(tree, key=repr) for p in _leaf_paths(tree[k], path + _key_str(k))]
     if tree is None:
         return []
+    if is_complex_leaf(tree):  # its two parts (trace.tree_flatten)
+        return [path + ".real", path + ".imag"]
     return [path]
 
 

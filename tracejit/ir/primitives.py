@@ -368,13 +368,15 @@ _lib("eigh", lambda a, UPLO, output: np.linalg.eigh(a, UPLO=UPLO)[output], _eigh
 
 def _eig_impl(a, vectors, output):
     """numpy.linalg.eig (``vectors``) or eigvals of a real matrix, whose results numpy returns real exactly when
-    every eigenvalue is real; tracejit has no complex dtype yet, so complex ones stop the call."""
+    every eigenvalue is real: a traced program's dtypes are fixed before the values are known, so complex ones stop
+    the call."""
     res = np.linalg.eig(a) if vectors else (np.linalg.eigvals(a),)
     if res[0].dtype.kind == "c":
         from ..errors import UnsupportedError
         raise UnsupportedError(f"np.linalg.{'eig' if vectors else 'eigvals'}: this matrix has complex eigenvalues, "
-                               f"which tracejit cannot return yet (it has no complex dtype); use np.linalg.eigh for "
-                               f"a symmetric matrix, or call it outside the traced function")
+                               f"for which numpy returns complex arrays; tracejit fixed the result dtype when it traced "
+                               f"(real), so it cannot return them. Use np.linalg.eigh for a symmetric matrix, or call "
+                               f"it outside the traced function")
     return res[output]
 
 

@@ -38,10 +38,14 @@ def param(v, name):
 def scalar(v):
     """The Python value of a constant whose elements are all equal (a scalar of any shape), else None.
 
-    Rules may treat it as a 0-d scalar: ``conform`` broadcasts their result back to the shape it had."""
+    Rules may treat it as a 0-d scalar: ``conform`` broadcasts their result back to the shape it had. A constant
+    broadcast to a symbolic shape is one too (the zero imaginary part of a real operand in complex arithmetic)."""
     c = v.const
     if c is None:
-        return None
+        e = v.eqn
+        if e is None or e.prim != "broadcast_to" or e.inputs[0].const is None:
+            return None
+        c = e.inputs[0].const
     if c.size == 1:
         return c.reshape(()).item()
     if 1 < c.size <= 64 and c.dtype.kind != "f" and (c == c.flat[0]).all():

@@ -170,6 +170,17 @@ def where_same(v, ctx):
         return a
 
 
+@on("where", reach=1)
+def where_constant(v, ctx):
+    """where(True, x, y) -> x; where(False, x, y) -> y (a condition known everywhere: complex z[m] writes on a
+    fresh array)"""
+    c, a, b = args(v, "where")
+    known = scalar(c)
+    if known is not None and c.dtype == np.bool_:
+        pick = a if known else b
+        return pick if pick.dtype == v.dtype and pick.type.weak == v.type.weak else None
+
+
 # ------------------------------------------------------------------------------------------------ collections
 def _count_nodes(v, leaves) -> int:
     """Equations in the expression tree of v above ``leaves`` (ids) and constants."""
@@ -549,7 +560,7 @@ def sum_of_broadcast(v, ctx):
 
 SIMPLIFY_RULES = rule_table(drop_stop_gradient, drop_custom_rule, double_negation, negated_difference, self_difference, subtract_zero,
                             add_zero, multiply_one, multiply_zero, divide_one, power_constant, exp_of_log, log_of_exp,
-                            where_same, collect_sum, collect_product, transpose_of_transpose,
+                            where_same, where_constant, collect_sum, collect_product, transpose_of_transpose,
                             transpose_of_matmul, reshape_of_reshape, broadcast_of_broadcast, sum_of_broadcast)
 
 
@@ -589,7 +600,33 @@ def fold_constants(v, ctx):
     return ctx.shared_constant(out, weak=v.type.weak)
 
 
-FOLD_RULES = rule_table(fold_constants)
+@on("*", reach=2)
+def fold_through_broadcast(v, ctx):
+    """f(broadcast_to(c1, s), c2) -> broadcast_to(f(c1, c2), s): an elementwise function of broadcast constants
+    is a broadcast constant (the zero real part of ``1j * x`` reaching exp and cos, which would otherwise cost a
+    scalar kernel of their own)"""
+    e = v.eqn
+    if PRIMS[e.prim].kind != "elementwise" or not e.inputs or v.type.weak or all(x.is_const for x in e.inputs):
+        return None
+    srcs = []
+    for x in e.inputs:
+        if x.is_const:
+            srcs.append(x.const)
+        elif x.eqn is not None and x.eqn.prim == "broadcast_to" and x.eqn.inputs[0].is_const:
+            srcs.append(x.eqn.inputs[0].const)
+        else:
+            return None
+    if any(_has_dim(p) for _, p in e.params) or max(np.size(c) for c in srcs) > FOLD_MAX:
+        return None
+    try:
+        with np.errstate(all="ignore"):
+            out = np.asarray(PRIMS[e.prim].impl(*srcs, **e.p))
+    except Exception:  # noqa: BLE001 - left to run, as fold_constants does
+        return None
+    return ops.broadcast_to(ctx.shared_constant(out.astype(v.dtype)), v.shape)
+
+
+FOLD_RULES = rule_table(fold_constants, fold_through_broadcast)
 
 
 def fold(graph, strict_ieee=False, stats=None, memo=None, **_):

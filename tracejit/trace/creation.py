@@ -45,19 +45,33 @@ def _dtype(dtype, default=np.float64):
     return T.check_dtype(dt, "the dtype of an array made in the traced function")
 
 
+def _filled_dtype(dtype, default=np.float64):
+    """The dtype of np.zeros/ones/full: a real one tracejit computes in, or complex64/complex128."""
+    dt = np.dtype(default if dtype is None else dtype)
+    return dt if dt in (np.complex64, np.complex128) else _dtype(dt)
+
+
 def _filled(shape, value, dtype):
     from .tracer import wrap
+    if dtype.kind == "c":  # a complex array is its two parts (complex_array.py)
+        from .complex_array import ComplexArray, part_dtype
+        v = value if hasattr(value, "_tj_value") or isinstance(value, ComplexArray) else complex(value)
+        if isinstance(v, complex):
+            return ComplexArray(_filled(shape, v.real, part_dtype(dtype)), _filled(shape, v.imag, part_dtype(dtype)),
+                                dtype)
+        return ComplexArray(_filled(shape, 0.0, part_dtype(dtype)), _filled(shape, 0.0, part_dtype(dtype)),
+                            dtype) + v
     v = ops.as_value(value)
     v = ops.convert(v, dtype) if v.dtype != dtype or v.type.weak else v
     return wrap(ops.broadcast_to(v, _shape(shape)))
 
 
 def zeros(shape, dtype=float, order="C", *, like=None, device=None):
-    return _filled(shape, 0, _dtype(dtype))
+    return _filled(shape, 0, _filled_dtype(dtype))
 
 
 def ones(shape, dtype=None, order="C", *, like=None, device=None):
-    return _filled(shape, 1, _dtype(dtype))
+    return _filled(shape, 1, _filled_dtype(dtype))
 
 
 def full(shape, fill_value, dtype=None, order="C", *, like=None, device=None):
@@ -65,7 +79,7 @@ def full(shape, fill_value, dtype=None, order="C", *, like=None, device=None):
         v = ops.as_value(fill_value)
         dtype = v.dtype if not v.type.weak else np.asarray(fill_value if not hasattr(fill_value, "_tj_value")
                                                            else v.dtype.type(0)).dtype
-    return _filled(shape, fill_value, _dtype(dtype))
+    return _filled(shape, fill_value, _filled_dtype(dtype))
 
 
 def arange(start, stop=None, step=None, dtype=None, *, like=None, device=None):
@@ -153,8 +167,25 @@ def identity(n, dtype=None, *, like=None):
     return eye(n, dtype=float if dtype is None else dtype)
 
 
+def _fft_freq(name):
+    """np.fft.fftfreq/rfftfreq: with a symbolic length (``x.shape[0]``), the traced form of numpy_fft.py."""
+    def f(n, d=1.0, device=None):
+        if isinstance(n, Dim):
+            from . import numpy_fft
+            from .tracer import wrap
+            return wrap(getattr(numpy_fft, name)(n, d))
+        return _ORIGINAL[f"fft.{name}"](n, d)
+    return f
+
+
 _IMPLS = {"zeros": zeros, "ones": ones, "empty": zeros, "full": full, "arange": arange, "linspace": linspace,
-          "eye": eye, "identity": identity}
+          "eye": eye, "identity": identity, "fft.fftfreq": _fft_freq("fftfreq"), "fft.rfftfreq": _fft_freq("rfftfreq")}
+
+
+def _module_and_attr(name):
+    """numpy's module holding ``name`` ("fft.fftfreq": np.fft) and the attribute."""
+    mod, _, attr = name.rpartition(".")
+    return (getattr(np, mod) if mod else np), attr
 
 
 def _wrapper(name):
@@ -190,8 +221,9 @@ class patched:
         with _lock:
             if _depth == 0:
                 for name in _IMPLS:
-                    _ORIGINAL.setdefault(name, getattr(np, name))
-                    setattr(np, name, _wrapper(name))
+                    mod, attr = _module_and_attr(name)
+                    _ORIGINAL.setdefault(name, getattr(mod, attr))
+                    setattr(mod, attr, _wrapper(name))
             _depth += 1
 
     def __exit__(self, *exc):
@@ -203,7 +235,8 @@ class patched:
             _depth -= 1
             if _depth == 0:
                 for name, f in _ORIGINAL.items():
-                    setattr(np, name, f)
+                    mod, attr = _module_and_attr(name)
+                    setattr(mod, attr, f)
 
 
 def _register_like():

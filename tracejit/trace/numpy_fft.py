@@ -1,10 +1,8 @@
-"""np.fft on traced values. The IR has no complex dtype yet, so a complex array is a ``ComplexPair``: its real and
-imaginary parts as two float arrays of the same shape (float32 parts for numpy's complex64). The transforms are
+"""np.fft on traced values. A complex array is a ``ComplexArray`` (complex_array.py): its real and imaginary parts
+as two float arrays of the same shape (float32 parts for numpy's complex64). The transforms are
 library primitives over those parts (``fft``, ``rfft``, ``irfft`` along the last axis; numpy's pocketfft is the
 implementation); the n-d transforms apply them axis by axis, the Hermitian ones (hfft, ihfft) are irfft and rfft
-in the swapped norm, and fftshift/fftfreq are plain array code. A pair supports what spectral code does between
-transforms (arithmetic with arrays, scalars and Python complex numbers, abs, conj, angle, ``.real``/``.imag``,
-indexing and writes); a pair cannot be returned from a traced function (return ``.real`` and ``.imag``).
+in the swapped norm, and fftshift/fftfreq are plain array code.
 """
 from __future__ import annotations
 
@@ -14,6 +12,8 @@ from ..errors import UnsupportedError
 from ..ir import ops
 from ..ir import types as T
 from ..ir.graph import Value
+from .complex_array import ComplexArray
+from .complex_functions import COMPLEX_IMPLS
 from .numpy_api import IMPLS, impl
 from .numpy_more import _ax, _u, iota
 
@@ -24,9 +24,9 @@ def _real(x) -> Value:
 
 
 def parts(x):
-    """(real, imaginary) Values of a pair, a traced array, an array or a Python complex."""
+    """(real, imaginary) Values of a complex traced array, a traced array, an array or a Python complex."""
     from .tracer import unwrap
-    if isinstance(x, ComplexPair):
+    if isinstance(x, ComplexArray):
         return x.re, x.im
     if isinstance(x, complex):
         return ops.constant(x.real, T.FLOAT64, weak=True), ops.constant(x.imag, T.FLOAT64, weak=True)
@@ -36,132 +36,8 @@ def parts(x):
     return v, ops.constant(0, v.dtype if v.dtype.kind == "f" else T.FLOAT64, weak=True)
 
 
-def _pair(re: Value, im: Value) -> "ComplexPair":
-    return ComplexPair(re, im)
-
-
-class ComplexPair:
-    """A traced complex array as its two float parts."""
-
-    __array_priority__ = 3000
-    __slots__ = ("_re", "_im")
-
-    def __init__(self, re, im):
-        from .tracer import wrap
-        re, im = ops.as_value(re), ops.as_value(im)
-        dt = np.result_type(re.dtype, im.dtype)
-        dt = dt if dt.kind == "f" else T.FLOAT64
-        shape = T.broadcast_shapes(re.shape, im.shape, constraints=ops.current().constraints)
-        self._re = wrap(ops.broadcast_to(ops.convert(re, dt) if re.dtype != dt else re, shape))
-        self._im = wrap(ops.broadcast_to(ops.convert(im, dt) if im.dtype != dt else im, shape))
-
-    re = property(lambda self: self._re._tj_value)
-    im = property(lambda self: self._im._tj_value)
-    real = property(lambda self: self._re)
-    imag = property(lambda self: self._im)
-    shape = property(lambda self: self.re.shape)
-    ndim = property(lambda self: self.re.ndim)
-    size = property(lambda self: T.prod(self.re.shape))
-    dtype = property(lambda self: np.dtype(np.complex64 if self.re.dtype == T.FLOAT32 else np.complex128))
-
-    @property
-    def _tj_value(self):
-        raise TypeError("a complex value cannot leave the traced function or be used as a real array (tracejit has "
-                        "no complex dtype yet): use its .real and .imag (or np.abs) instead")
-
-    def __repr__(self):
-        return f"ComplexPair({self.dtype}{list(self.shape)})"
-
-    # arithmetic --------------------------------------------------------------------------------------------
-    def __add__(self, o):
-        (a, b), (c, d) = parts(self), parts(o)
-        return _pair(_u("add", a, c), _u("add", b, d))
-
-    __radd__ = __add__
-
-    def __sub__(self, o):
-        (a, b), (c, d) = parts(self), parts(o)
-        return _pair(_u("subtract", a, c), _u("subtract", b, d))
-
-    def __rsub__(self, o):
-        return (-self) + o
-
-    def __mul__(self, o):
-        (a, b), (c, d) = parts(self), parts(o)
-        return _pair(_u("subtract", _u("multiply", a, c), _u("multiply", b, d)),
-                     _u("add", _u("multiply", a, d), _u("multiply", b, c)))
-
-    __rmul__ = __mul__
-
-    def __truediv__(self, o):
-        (c, d) = parts(o)
-        den = _u("add", _u("multiply", c, c), _u("multiply", d, d))
-        q = self * _pair(_u("divide", c, den), _u("divide", _u("negative", d), den))
-        return q
-
-    def __rtruediv__(self, o):
-        return _pair(*parts(o)) / self
-
-    def __neg__(self):
-        return _pair(_u("negative", self.re), _u("negative", self.im))
-
-    def __abs__(self):
-        from .tracer import wrap
-        return wrap(ops.ufunc("hypot", self.re, self.im))
-
-    def conj(self):
-        return _pair(self.re, _u("negative", self.im))
-
-    conjugate = conj
-
-    # indexing ----------------------------------------------------------------------------------------------
-    def __getitem__(self, key):
-        return ComplexPair(self._re[key], self._im[key])
-
-    def __setitem__(self, key, value):
-        re, im = parts(value)
-        from .tracer import wrap
-        self._re[key] = wrap(re)
-        self._im[key] = wrap(im)
-
-    def __len__(self):
-        return len(self._re)
-
-    # numpy's protocols ---------------------------------------------------------------------------------------
-    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        name = ufunc.__name__
-        if method != "__call__" or kwargs:
-            raise UnsupportedError(f"np.{name}.{method} with keywords on a complex traced value")
-        if name == "absolute":
-            return abs(inputs[0])
-        if name in ("conjugate", "conj"):
-            return _pair(*parts(inputs[0])).conj()
-        ops_ = {"add": "__add__", "subtract": "__sub__", "multiply": "__mul__", "divide": "__truediv__",
-                "true_divide": "__truediv__", "negative": "__neg__"}
-        if name in ops_:
-            first = _pair(*parts(inputs[0]))
-            return getattr(first, ops_[name])(*inputs[1:])
-        raise UnsupportedError(f"np.{name} of a complex traced value is not supported by tracejit yet")
-
-    def __array_function__(self, func, types, args, kwargs):
-        name = func.__name__
-        from .tracer import wrap
-        if name in FFT_IMPLS:
-            return wrap(FFT_IMPLS[name](*args, **kwargs))
-        simple = {"real": lambda z: _pair(*parts(z)).real, "imag": lambda z: _pair(*parts(z)).imag,
-                  "conj": lambda z: _pair(*parts(z)).conj(), "conjugate": lambda z: _pair(*parts(z)).conj(),
-                  "abs": lambda z: abs(_pair(*parts(z))), "absolute": lambda z: abs(_pair(*parts(z))),
-                  "angle": _angle}
-        if name in simple and len(args) == 1 and not kwargs:
-            return wrap(simple[name](args[0]))
-        raise UnsupportedError(f"np.{name} of a complex traced value is not supported by tracejit yet (use its "
-                               f".real and .imag)")
-
-
-def _angle(z, deg=False):
-    re, im = parts(z)
-    a = ops.ufunc("arctan2", im, re)
-    return ops.ufunc("multiply", a, 180 / np.pi) if deg else a
+def _pair(re: Value, im: Value) -> ComplexArray:
+    return ComplexArray(re, im)
 
 
 # ------------------------------------------------------------------------------------------------ transforms
@@ -217,7 +93,7 @@ def _c2c(x, n, axis, norm, inverse):
 
 
 def _check_real(a, name):
-    if isinstance(a, ComplexPair):
+    if isinstance(a, ComplexArray):
         raise TypeError(f"np.fft.{name} takes a real array; this one is complex (use .real, or np.fft.fft)")
     return _real(a)
 
@@ -336,7 +212,7 @@ def ihfft(a, n=None, axis=-1, norm=None, out=None):
 
 def _shift(x, axes, sign):
     """fftshift (sign +1) / ifftshift (-1): roll each axis by half its length (numpy's ``dim // 2``)."""
-    if isinstance(x, ComplexPair):
+    if isinstance(x, ComplexArray):
         return _pair(_shift(x.re, axes, sign), _shift(x.im, axes, sign))
     x = ops.as_value(x)
     axes = tuple(range(x.ndim)) if axes is None else (axes,) if isinstance(axes, (int, np.integer)) else tuple(axes)
@@ -394,4 +270,4 @@ FFT_IMPLS.update(fftn=_all_axes(_nd, "fftn"), ifftn=_all_axes(_nd, "ifftn"), rff
                  irfftn=_all_axes(_irnd, "irfftn"), hfft=hfft, ihfft=ihfft, fftshift=fftshift, ifftshift=ifftshift,
                  fftfreq=fftfreq, rfftfreq=rfftfreq)
 for _n, _f in FFT_IMPLS.items():
-    IMPLS[_n] = _f
+    IMPLS[_n] = COMPLEX_IMPLS[_n] = _f

@@ -117,8 +117,9 @@ def eigvalsh(a, UPLO="L"):
 @impl("eig")
 def eig(a):
     """numpy.linalg.eig of a real matrix whose eigenvalues are real: real eigenvalues and unit eigenvectors, as
-    numpy returns them. A matrix with complex eigenvalues raises UnsupportedError when the call runs (tracejit has
-    no complex dtype yet; a ComplexPair could not leave the traced function either)."""
+    numpy returns them. A matrix with complex eigenvalues raises UnsupportedError when the call runs: numpy's
+    result dtype depends on the values (complex exactly when some eigenvalue is), and a trace fixes its dtypes
+    before any value is known."""
     a = _square(a, "eig")
     return ops.bind("eig", a, vectors=True, output=0), ops.bind("eig", a, vectors=True, output=1)
 

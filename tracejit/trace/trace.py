@@ -9,6 +9,7 @@ from ..ir import types as T
 from ..ir.graph import Graph, Value, rebuild
 from ..ir.types import Dim, TensorType
 from . import creation, guards
+from .complex_array import COMPLEX64, COMPLEX128, ComplexArray
 from .tracer import Tracer, wrap
 
 
@@ -41,8 +42,45 @@ def _flatten(x, leaves):
         return ("d", tuple(keys), tuple(_flatten(x[k], leaves) for k in keys))
     if x is None:
         return ("n",)
+    if is_complex_leaf(x):
+        return _flatten_complex(x, leaves)
     leaves.append(x)
     return LEAF
+
+
+def is_complex_leaf(x) -> bool:
+    """A complex64/complex128 array or number (a Python complex, a traced ComplexArray): two leaves, its parts."""
+    t = type(x)
+    if t is np.ndarray:  # the common case first: one attribute read (every call of the general path asks)
+        return x.dtype.kind == "c" and x.dtype in (COMPLEX64, COMPLEX128)
+    return t is complex or t is ComplexArray or (isinstance(x, np.complexfloating)
+                                                 and x.dtype in (COMPLEX64, COMPLEX128))
+
+
+def _flatten_complex(x, leaves):
+    """A complex array (or Python complex) is a node of its two real parts: the compiled program reads and writes
+    real arrays only (see complex_array.py); ``join_complex`` makes the numpy complex array again."""
+    if type(x) is complex:  # a weak scalar: its parts are Python floats
+        leaves += [x.real, x.imag]
+        return ("c", "weak")
+    if isinstance(x, ComplexArray):
+        leaves += [x.real, x.imag]
+        return ("c", x.dtype)
+    x = np.asarray(x)
+    leaves += [x.real, x.imag]
+    return ("c", x.dtype)
+
+
+def join_complex(t, re, im):
+    """The complex value of node ``t`` from its parts: a numpy array from a compiled program's outputs, a traced
+    ComplexArray from input tracers (``t[1]``: the dtype, or "weak" for a Python complex)."""
+    if isinstance(re, str):  # a printed tree (control_flow._show)
+        return re
+    if not isinstance(re, Tracer) and not isinstance(im, Tracer):  # the compiled program's outputs
+        out = np.empty(np.shape(re), COMPLEX128 if t[1] == "weak" else t[1])
+        out.real, out.imag = re, im
+        return out
+    return ComplexArray(re, im, COMPLEX128 if t[1] == "weak" else t[1], weak=t[1] == "weak")
 
 
 def tree_unflatten(treedef, leaves):
@@ -65,6 +103,8 @@ def _unflatten(t, it):
         return dict(zip(t[1], [_unflatten(e, it) for e in t[2]]))
     if kind == "chk":
         return _checked(t, it)
+    if kind == "c":
+        return join_complex(t, next(it), next(it))
     return None
 
 
@@ -199,6 +239,7 @@ def trace(fun, leaves, treedef, rebuild_args, names=None, info=None):
     symbols: dict = {}
     with ops.Builder() as b:
         inputs = [make_input(x, i, symbols, names[i] if names else None) for i, x in enumerate(leaves)]
+        _share_complex_shapes(treedef, inputs, symbols)
         tracers = [wrap(v) for v in inputs]
         if info is not None and info.get("share_same_objects"):
             tracers = _one_tracer_per_array(tracers, leaves)
@@ -218,10 +259,9 @@ def trace(fun, leaves, treedef, rebuild_args, names=None, info=None):
         for o in out_leaves:
             try:
                 outs.append(ops.as_value(o))
-            except TypeError as e:
-                why = f" ({e})" if type(o).__name__ == "ComplexPair" else ""
+            except TypeError:
                 raise TypeError(f"the traced function returned an object of type {type(o).__name__}; tracejit "
-                                f"functions must return arrays or pytrees (tuples, lists, dicts) of arrays{why}"
+                                f"functions must return arrays or pytrees (tuples, lists, dicts) of arrays"
                                 ) from None
         mutated = _mutated(tracers, inputs, leaves)
         if mutated and info is None:
@@ -253,6 +293,29 @@ def _one_tracer_per_array(tracers, leaves) -> list:
         if type(x) is np.ndarray:
             out[j] = out[first.setdefault(id(x), j)]
     return out
+
+
+def _share_complex_shapes(treedef, inputs, symbols):
+    """The imaginary part of a complex argument takes its real part's symbolic shape: the two are one array's
+    parts (same shape at every call), and a ComplexArray keeps both input tracers only when their shapes agree."""
+    for i in _complex_leaf_positions(treedef, [0]):
+        inputs[i + 1] = Value(TensorType(inputs[i + 1].dtype, inputs[i].shape, inputs[i + 1].type.weak),
+                              name=inputs[i + 1].name)
+        for sym in [s for s, (leaf, _) in symbols.items() if leaf == i + 1]:
+            del symbols[sym]
+
+
+def _complex_leaf_positions(t, pos) -> list:
+    """Leaf indices of the real parts of the complex nodes in treedef ``t`` (``pos``: a one-item counter)."""
+    if t is LEAF:
+        pos[0] += 1
+        return []
+    kind = t[0]
+    if kind == "c":
+        pos[0] += 2
+        return [pos[0] - 2]
+    kids = t[2] if kind in ("d", "nt") else t[1] if kind in ("t", "l") else ()
+    return [i for k in kids for i in _complex_leaf_positions(k, pos)]
 
 
 def _mutated(tracers, inputs, leaves) -> list:
@@ -294,6 +357,8 @@ def _number_sequences(treedef, leaves):
 def _count_leaves(t) -> int:
     if t is LEAF:
         return 1
+    if t[0] == "c":
+        return 2
     kids = t[2] if t[0] in ("d", "nt") else t[1] if t[0] in ("t", "l") else ()
     return sum(_count_leaves(k) for k in kids)
 

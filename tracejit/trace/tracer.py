@@ -15,7 +15,8 @@ from ..errors import ConcretizationError, UnsupportedError
 from ..ir import ops
 from ..ir import types as T
 from ..ir.graph import Value
-from . import guards, masked, writes
+from . import complex_functions, guards, masked, writes
+from .complex_array import involves_complex
 from .indexing import getitem, is_basic, same_key
 from . import numpy_api as npi
 from .python_builtins import builtin_comparison_error, python_round
@@ -47,7 +48,7 @@ def unwrap(x):
     if isinstance(x, Tracer):
         return x._tj_value
     if isinstance(x, np.ndarray):
-        return ops.as_value(x)
+        return x if x.dtype.kind == "c" else ops.as_value(x)  # complex constants: complex_functions takes them
     if isinstance(x, list):
         return [unwrap(e) for e in x]
     if isinstance(x, tuple):
@@ -63,6 +64,8 @@ def call_numpy(name, args, kwargs):
         kwargs = {k: v for k, v in kwargs.items() if k != "out"}
         res = call_numpy(name, args, kwargs)
         return _write_out(name, out, res)
+    if involves_complex(args, kwargs):
+        return complex_functions.call(name, args, kwargs)
     if name in _SPECIAL:
         return _SPECIAL[name](*args, **kwargs)
     res = _call_impl(name, args, kwargs)
