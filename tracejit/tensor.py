@@ -1,3 +1,13 @@
-"""``import tracejit.tensor as T``: Theano's ``tensor`` module, which lives in ``tracejit.theano.tensor``."""
+"""``import tracejit.tensor as T``: Theano's ``tensor`` module, which lives in ``tracejit.theano.tensor``.
+
+Its submodules are registered too, so ``from tracejit.tensor.nnet import sigmoid`` and
+``from tracejit.tensor.shared_randomstreams import RandomStreams`` work as Theano's imports do.
+"""
+import sys as _sys
+
 from .theano.tensor import *  # noqa: F401,F403
 from .theano.tensor import __all__  # noqa: F401
+from .theano import nnet, shared_randomstreams  # noqa: F401
+
+for _name, _module in (("nnet", nnet), ("shared_randomstreams", shared_randomstreams)):
+    _sys.modules[f"{__name__}.{_name}"] = _module

@@ -12,9 +12,11 @@ import sys
 def alias_theano():
     """Make ``import theano`` (and its submodules that tracejit has) import tracejit.theano."""
     import tracejit.theano as package
-    from . import ifelse, nnet, printing, tensor
+    from . import ifelse, nnet, printing, sandbox, shared_randomstreams, tensor
     for name, module in {"theano": package, "theano.tensor": tensor, "theano.tensor.nnet": nnet,
-                         "theano.printing": printing, "theano.ifelse": ifelse}.items():
+                         "theano.printing": printing, "theano.ifelse": ifelse,
+                         "theano.tensor.shared_randomstreams": shared_randomstreams,
+                         "theano.sandbox": sandbox, "theano.sandbox.rng_mrg": sandbox.rng_mrg}.items():
         sys.modules[name] = module
 
 

@@ -103,6 +103,36 @@ def _length_symbols(eqns, values) -> set:
     return out
 
 
+def _shape_vector(x):
+    """``x.shape`` as an output is one int64 vector, as in Theano (here a shape is a tuple of lengths)."""
+    if not (isinstance(x, tuple) and x and all(isinstance(d, (Dim, int)) and not isinstance(d, bool) for d in x)
+            and any(isinstance(d, Dim) for d in x)):
+        return x
+    from ..trace.tracer import wrap
+    return symbolic_apply(lambda: np.stack([wrap(ops.dimsize(d)).astype(np.int64) for d in x]))
+
+
+def _default_updates(out_vals, explicit, excluded) -> list:
+    """(shared variable, its ``default_update``) for each shared variable the outputs and updates read that has
+    one and no explicit update (Theano's rule; random streams advance this way). ``excluded``: True skips them all,
+    a list skips those variables."""
+    if excluded is True:
+        return []
+    skip = {x._tj_value.id for x in (excluded or ())} | {t._tj_value.id for t, _ in explicit}
+    found, values = [], list(out_vals) + [v for _, v in explicit]
+    while values:
+        new = []
+        for v in roots(toposort(values), values):
+            sv = shared_of(v)
+            if sv is None or sv.default_update is None or v.id in skip:
+                continue
+            skip.add(v.id)
+            found.append((sv, sv.default_update))
+            new.append(value_of(sv.default_update, f"the default update of {sv.label()}"))
+        values = new
+    return found
+
+
 # ------------------------------------------------------------------------------------------------ function
 class Function:
     """A compiled Theano-style function: ``f(*values)`` runs the outputs and applies the updates.
@@ -112,7 +142,7 @@ class Function:
     """
 
     def __init__(self, inputs, outputs=None, updates=None, givens=None, allow_input_downcast=None,
-                 on_unused_input="raise", name=None, mode=None, device=None):
+                 on_unused_input="raise", name=None, mode=None, device=None, no_default_updates=False):
         self.name = name
         self.options = compile_options(mode, device)
         self.device = self.options.device
@@ -128,11 +158,13 @@ class Function:
         self._keys = list(outputs) if isinstance(outputs, dict) else None  # dict outputs: a dict per call
         if self._keys is not None:
             outputs = list(outputs.values())
+        outputs = _shape_vector(outputs)
         self._single = outputs is not None and not isinstance(outputs, (list, tuple))
         outs = [] if outputs is None else [outputs] if self._single else list(outputs)
         self.outputs = outs
         out_vals = [value_of(o, f"output {i}") for i, o in enumerate(outs)]
         upd = self._check_updates(_pairs(updates, "updates"))
+        upd += self._check_updates(_default_updates(out_vals, upd, no_default_updates))
         upd_vals = [v for _, v in upd]
         all_vals = out_vals + upd_vals
         extra_cons = []
@@ -465,7 +497,7 @@ def _replace_storage(target, new):
 
 
 def function(inputs, outputs=None, updates=None, givens=None, allow_input_downcast=None, on_unused_input="raise",
-             name=None, mode=None, device=None):
+             name=None, mode=None, device=None, no_default_updates=False):
     """Compile ``outputs`` as a function of ``inputs`` (Theano's ``theano.function``).
 
     ``outputs``: a variable (the call returns one array) or a list (the call returns a list). ``updates``: pairs
@@ -473,11 +505,13 @@ def function(inputs, outputs=None, updates=None, givens=None, allow_input_downca
     ``(variable, replacement)`` substituted in the graph. Shared variables reached are read at every call.
     ``mode``: a ``Mode`` (``Mode(strict_ieee=True)``, ``Mode().excluding('stabilize')``) or 'FAST_RUN' /
     'FAST_COMPILE'; None follows ``tracejit.theano.config``. ``device``: 'cpu' or 'cuda' (None: config.device).
+    Shared variables with a ``default_update`` (random streams' states) are updated too, unless
+    ``no_default_updates`` is True (or lists them).
     """
     __tracebackhide__ = True
     try:
         return Function(inputs, outputs, updates, givens, allow_input_downcast, on_unused_input, name, mode,
-                        device)
+                        device, no_default_updates)
     except Exception as e:
         raise e.with_traceback(filter_traceback(e.__traceback__))
 
