@@ -17,6 +17,7 @@ class DimCanon:
     def __init__(self, constraints):
         self.parent = {}  # symbol -> a symbol it equals
         self.alias = {}   # other expression (``max(0, min(1, k1))`` of a slice) -> an expression it equals
+        self._canonical = {}  # Dim -> its canonical form (planning asks for the same lengths many times)
         eqs = [(c.a, c.b) for c in constraints
                if c.kind is ConstraintKind.EQ and isinstance(c.a, Dim) and isinstance(c.b, Dim)]
         for a, b in eqs:
@@ -31,6 +32,7 @@ class DimCanon:
             if ra != rb:
                 lo, hi = sorted((ra, rb), key=repr)
                 self.alias[hi] = lo
+                self._canonical.clear()  # forms computed before this alias may change
 
     def find(self, s):
         while s in self.parent:
@@ -40,6 +42,12 @@ class DimCanon:
     def dim(self, d):
         if not isinstance(d, Dim) or not (self.parent or self.alias):
             return d
+        known = self._canonical.get(d)
+        if known is None:
+            known = self._canonical[d] = self._canonicalize(d)
+        return known
+
+    def _canonicalize(self, d):
         terms = {}
         for mono, c in d.terms:
             m = tuple(sorted((self.find(a) if isinstance(a, str) else a for a in mono), key=repr))

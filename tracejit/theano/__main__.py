@@ -12,11 +12,14 @@ import sys
 def alias_theano():
     """Make ``import theano`` (and its submodules that tracejit has) import tracejit.theano."""
     import tracejit.theano as package
-    from . import ifelse, nnet, printing, sandbox, shared_randomstreams, tensor
+    from . import conv, ifelse, nnet, printing, sandbox, shared_randomstreams, signal, tensor
     for name, module in {"theano": package, "theano.tensor": tensor, "theano.tensor.nnet": nnet,
                          "theano.printing": printing, "theano.ifelse": ifelse,
                          "theano.tensor.shared_randomstreams": shared_randomstreams,
-                         "theano.sandbox": sandbox, "theano.sandbox.rng_mrg": sandbox.rng_mrg}.items():
+                         "theano.sandbox": sandbox, "theano.sandbox.rng_mrg": sandbox.rng_mrg,
+                         "theano.tensor.nnet.conv": conv, "theano.tensor.signal": signal,
+                         "theano.tensor.signal.pool": signal.pool,
+                         "theano.tensor.signal.downsample": signal.downsample}.items():
         sys.modules[name] = module
 
 

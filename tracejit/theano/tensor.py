@@ -351,6 +351,6 @@ def Rop(f, wrt, eval_points):
     return out[0] if single else list(out)
 
 
-from . import shared_randomstreams  # noqa: E402 (theano.tensor.shared_randomstreams)
+from . import shared_randomstreams, signal  # noqa: E402 (theano.tensor.shared_randomstreams, .signal)
 
 __all__ = sorted(n for n in globals() if not n.startswith("_") and n not in ("annotations",))
