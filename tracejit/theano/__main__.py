@@ -19,7 +19,11 @@ def alias_theano():
                          "theano.sandbox": sandbox, "theano.sandbox.rng_mrg": sandbox.rng_mrg,
                          "theano.tensor.nnet.conv": conv, "theano.tensor.signal": signal,
                          "theano.tensor.signal.pool": signal.pool,
-                         "theano.tensor.signal.downsample": signal.downsample}.items():
+                         "theano.tensor.signal.downsample": signal.downsample,
+                         "theano.tensor.extra_ops": tensor.extra_ops, "theano.compile": package.compile,
+                         "theano.compile.io": package.compile.io,
+                         "theano.compile.sharedvalue": package.compile.sharedvalue,
+                         "theano.gradient": package.gradient, "theano.scan_module": package.scan_module}.items():
         sys.modules[name] = module
 
 

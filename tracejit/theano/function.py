@@ -103,6 +103,24 @@ def _length_symbols(eqns, values) -> set:
     return out
 
 
+class Out:
+    """Theano's ``Out(variable, borrow=False)``: an output; ``borrow`` changes nothing here (outputs are fresh
+    arrays unless an update aliases them, which tracejit copies)."""
+
+    def __init__(self, variable, borrow=False):
+        self.variable, self.borrow = variable, borrow
+
+
+def _unwrap_out(outputs):
+    if isinstance(outputs, Out):
+        return outputs.variable
+    if isinstance(outputs, (list, tuple)) and any(isinstance(o, Out) for o in outputs):
+        return [o.variable if isinstance(o, Out) else o for o in outputs]
+    if isinstance(outputs, dict):
+        return {k: o.variable if isinstance(o, Out) else o for k, o in outputs.items()}
+    return outputs
+
+
 def _shape_vector(x):
     """``x.shape`` as an output is one int64 vector, as in Theano (here a shape is a tuple of lengths)."""
     if not (isinstance(x, tuple) and x and all(isinstance(d, (Dim, int)) and not isinstance(d, bool) for d in x)
@@ -144,6 +162,10 @@ class Function:
     def __init__(self, inputs, outputs=None, updates=None, givens=None, allow_input_downcast=None,
                  on_unused_input="raise", name=None, mode=None, device=None, no_default_updates=False):
         self.name = name
+        self._args = dict(inputs=inputs, outputs=outputs, updates=updates, givens=givens,
+                          allow_input_downcast=allow_input_downcast, on_unused_input=on_unused_input, mode=mode,
+                          device=device, no_default_updates=no_default_updates)
+        outputs = _unwrap_out(outputs)
         self.options = compile_options(mode, device)
         self.device = self.options.device
         self._update_targets, self._shared, self.outputs = [], [], []
@@ -159,6 +181,8 @@ class Function:
         if self._keys is not None:
             outputs = list(outputs.values())
         outputs = _shape_vector(outputs)
+        if isinstance(outputs, (list, tuple)):
+            outputs = [_shape_vector(o) for o in outputs]
         self._single = outputs is not None and not isinstance(outputs, (list, tuple))
         outs = [] if outputs is None else [outputs] if self._single else list(outputs)
         self.outputs = outs
@@ -482,6 +506,30 @@ class Function:
         outs = ", ".join(shorten(pp(o), 40) for o in self.outputs)
         ups = f", {len(self._update_targets)} update(s)" if self._update_targets else ""
         return f"<tracejit.function ({self._arg_names()}) -> ({outs}){ups}>"
+
+    def copy(self, share_memory=False, swap=None, delete_updates=False, name=None, profile=None):
+        """Theano's ``f.copy``: the same function, compiled again, with shared variables replaced as ``swap``
+        says (``{old: new}``: read and updated in place of the old ones) and, with ``delete_updates``, no updates."""
+        args = dict(self._args)
+        swap = dict(swap or {})
+        for old, new in swap.items():
+            if not isinstance(old, SharedVariable) or not isinstance(new, SharedVariable):
+                raise TypeError("copy: swap maps shared variables to shared variables ({old: new})")
+        updates = [] if delete_updates else _pairs(args["updates"], "updates")
+        args["updates"] = [(swap.get(t, t), e) for t, e in updates]
+        args["givens"] = _pairs(args["givens"], "givens") + list(swap.items())
+        if delete_updates:  # the inputs stay, even those only the updates read
+            args["no_default_updates"], args["on_unused_input"] = True, "ignore"
+        return function(name=name or self.name, **args)
+
+    @property
+    def maker(self):
+        """Theano's ``f.maker.fgraph``: the optimized graph (``toposort()``, ``inputs``, ``outputs``)."""
+        import types
+        graph = self.graph
+        fgraph = types.SimpleNamespace(toposort=lambda: list(graph.eqns), inputs=list(graph.inputs),
+                                       outputs=list(graph.outputs), apply_nodes=list(graph.eqns))
+        return types.SimpleNamespace(fgraph=fgraph, inputs=self.inputs, outputs=self.outputs)
 
     def _repr_html_(self):
         from ..ir.printing import graph_html
