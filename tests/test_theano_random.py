@@ -146,3 +146,21 @@ def test_floatx_flag_sets_default_dtypes():
                          env={**__import__("os").environ, "THEANO_FLAGS": "floatX=float32,device=cpu"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["float32"] * 3
+
+
+def test_draws_inside_scan_differ_per_step_and_the_update_advances_by_the_steps():
+    srng = RandomStreams(seed=3)
+    v0 = T.dvector("v0")
+    chain, updates = tj.scan(lambda v: srng.binomial(size=v.shape, n=1, p=0.5, dtype="float64") + 0 * v,
+                             outputs_info=v0, n_steps=6)
+    (rng, _), = updates.items()
+    before = rng.get_value()
+    f = function([v0], chain, updates=updates)
+    a, b = f(np.zeros(64)), f(np.zeros(64))
+    assert len({tuple(r) for r in a}) == 6 and not np.array_equal(a, b)
+    assert rng.get_value()[1] == before[1] + 12 and abs(a.mean() - 0.5) < 0.1
+    k = T.iscalar("k")
+    walk, ups = tj.scan(lambda v: srng.normal(size=v.shape) + v, outputs_info=v0, n_steps=k)
+    w = function([v0, k], walk, updates=ups)(np.zeros(2000), 4)
+    steps = np.diff(np.vstack([np.zeros(2000), w]), axis=0)  # independent standard normal increments
+    assert np.all(np.abs(steps.std(axis=1) - 1) < 0.1) and abs(np.corrcoef(steps[0], steps[1])[0, 1]) < 0.1

@@ -18,6 +18,13 @@ from .config import config
 from .shared import SharedVariable, shared
 
 
+_STATES: set = set()  # the Value ids of stream states (scan gives each step its own state)
+
+
+def is_stream_state(sv) -> bool:
+    return sv._tj_value.id in _STATES
+
+
 def _dtype(dtype):
     return np.dtype(config.floatX if dtype in (None, "floatX") else dtype)
 
@@ -61,6 +68,7 @@ class RandomStreams:
     def _stream(self):
         k = len(self.state_updates)
         rng = shared(np.array([R.new_key(self.default_instance_seed, k), 0], dtype=np.uint64), name=f"rng{k}")
+        _STATES.add(rng._tj_value.id)
         update = symbolic_apply(R.advance, rng)
         rng.default_update = update
         self.state_updates.append((rng, update))
