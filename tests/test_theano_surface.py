@@ -104,3 +104,29 @@ def test_tag_keeps_annotations():
     x = T.dmatrix("x")
     x.tag.test_value = X
     assert x.tag.test_value is X
+
+
+@pytest.mark.parametrize("make", [lambda a, b: slice(a, b), lambda a, b: slice(a, None, 2),
+                                  lambda a, b: slice(None, b), lambda a, b: slice(b, a, -1),
+                                  lambda a, b: slice(a, b, 3)])
+def test_slices_with_symbolic_bounds_follow_numpy(make):
+    data = shared(np.arange(20.0).reshape(10, 2))
+    a, b = T.lscalar("a"), T.lscalar("b")
+    f = function([a, b], data[make(a, b)] * 1.0, on_unused_input="ignore")
+    for lo, hi in [(2, 5), (0, 10), (-3, -1), (7, 30), (5, 2), (-20, 4), (9, 9)]:
+        np.testing.assert_array_equal(f(lo, hi), data.get_value()[make(lo, hi)], err_msg=f"{lo}, {hi}")
+
+
+def test_minibatch_givens_as_in_the_deep_learning_tutorials():
+    rng = np.random.default_rng(0)
+    xs, ys = shared(rng.standard_normal((50, 3))), shared((rng.random(50) > 0.5).astype(np.int64))
+    x, y, index = T.dmatrix("x"), T.lvector("y"), T.lscalar("index")
+    w = shared(np.zeros((3, 2)), name="w")
+    p = T.nnet.softmax(T.dot(x, w))
+    cost = -T.mean(T.log(p)[T.arange(y.shape[0]), y])
+    batch = 20
+    train = function([index], cost, updates=[(w, w - 0.5 * T.grad(cost, w))],
+                     givens={x: xs[index * batch:(index + 1) * batch], y: ys[index * batch:(index + 1) * batch]})
+    first = [float(train(i)) for i in range(3)]  # the last batch has 10 rows (numpy clips the slice)
+    later = [float(train(i)) for i in range(3)]
+    assert first[0] == pytest.approx(np.log(2)) and sum(later) < sum(first)

@@ -58,6 +58,13 @@ def inc_subtensor(x, y, inplace=False, set_instead_of_inc=False, tolerate_inplac
 
 
 # ------------------------------------------------------------------------------------------------ shapes
+def alloc(value, *shape):
+    """An array of ``shape`` (lengths may be symbolic: ``x.shape[1]``) filled with ``value``, in its dtype."""
+    from .tensor import zeros
+    dtype = np.asarray(value).dtype if not isinstance(value, Tracer) else value.dtype
+    return zeros(shape, dtype=dtype) + value
+
+
 def specify_shape(x, shape):
     """``x``, promised to have ``shape`` (checked against the lengths known now)."""
     shape = tuple(shape)
@@ -172,6 +179,6 @@ for _name in ("cumsum", "cumprod", "diff", "repeat", "bincount", "squeeze", "fil
 extra_ops.to_one_hot = _to_one_hot
 
 
-__all__ = ["set_subtensor", "inc_subtensor", "specify_shape", "shape_padaxis", "shape_padleft", "shape_padright",
+__all__ = ["alloc", "set_subtensor", "inc_subtensor", "specify_shape", "shape_padaxis", "shape_padleft", "shape_padright",
            "addbroadcast", "unbroadcast", "patternbroadcast", "TensorType", "max_and_argmax", "stacklists",
            "extra_ops", "SPECIAL_FUNCTIONS"]
