@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from scipy import special
 
+import tracejit as tj
 import tracejit.tensor as T
 from tracejit import function, shared
 from tracejit import theano
@@ -130,3 +131,14 @@ def test_minibatch_givens_as_in_the_deep_learning_tutorials():
     first = [float(train(i)) for i in range(3)]  # the last batch has 10 rows (numpy clips the slice)
     later = [float(train(i)) for i in range(3)]
     assert first[0] == pytest.approx(np.log(2)) and sum(later) < sum(first)
+
+
+def test_scan_body_reading_a_minibatch_of_run_time_length():
+    data, i, w = shared(np.arange(12.0).reshape(6, 2)), T.lscalar("i"), T.dmatrix("w")
+    x = data[i * 2:(i + 1) * 2]
+    ys, _ = tj.scan(lambda h: T.tanh(T.dot(h, w) + x.sum()), outputs_info=x, n_steps=3)
+    f = function([i, w], ys[-1])
+    h = data.get_value()[2:4]
+    for _ in range(3):
+        h = np.tanh(h @ np.eye(2) + data.get_value()[2:4].sum())
+    np.testing.assert_allclose(f(1, np.eye(2)), h)
