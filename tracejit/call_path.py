@@ -8,12 +8,12 @@ outputs built); otherwise it calls the executable's ``run``.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .errors import filter_traceback
 from .trace import guards as _guards
-import functools
-
 from .trace.trace import _WEAK as _WEAK_DTYPE, join_complex, tree_flatten, tree_unflatten
 
 _ndarray = np.ndarray

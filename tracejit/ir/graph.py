@@ -54,6 +54,9 @@ class Equation:
     inputs: tuple
     params: tuple  # sorted (key, value) pairs, hashable
     out: Value = None
+    # the Values whose library calls bind the data-dependent lengths this equation mentions: held so the weak
+    # registry that toposort consults (types.UNBACKED_SOURCES) keeps them while this equation lives
+    length_deps: tuple = ()
 
     @property
     def p(self) -> dict:
@@ -123,10 +126,11 @@ class Graph:
         return out
 
 
-def toposort(outputs, follow_lengths=True) -> list:
+def toposort(outputs, follow_lengths=True, bound=()) -> list:
     """Equations needed for ``outputs``, in a topological order (dead code dropped): depth first, each equation
     after its inputs' in input order. ``follow_lengths=False``: the calls binding data-dependent lengths are not
-    pulled in (a graph cut out of a bigger one reads those lengths from witness inputs instead)."""
+    pulled in (a graph cut out of a bigger one reads those lengths from witness inputs instead); ``bound``: the
+    symbols the graph's own inputs bind (a loop body's), whose outer binding calls are not pulled in either."""
     order, seen, opened = [], set(), set()
     stack = [v.eqn for v in reversed(outputs) if v.eqn is not None]
     while stack:
@@ -143,7 +147,7 @@ def toposort(outputs, follow_lengths=True) -> list:
             if x.eqn is not None and x.eqn not in seen:
                 stack.append(x.eqn)
         if follow_lengths and T.UNBACKED_SOURCES:
-            stack.extend(d for d in length_sources(e) if d not in seen)
+            stack.extend(d for d in length_sources(e, bound) if d not in seen)
     return order
 
 
@@ -155,7 +159,7 @@ def _dims_in(v):
             yield from _dims_in(x)
 
 
-def length_sources(e) -> list:
+def length_sources(e, bound=()) -> list:
     """The equations that bind the data-dependent lengths ``e`` mentions (in its parameters or its result's shape)
     without reading the arrays that carry them: ``e`` must run after them."""
     syms = set()
@@ -163,6 +167,8 @@ def length_sources(e) -> list:
         syms |= T.unbacked_symbols(d)
     out = []
     for s in syms:
+        if s in bound:
+            continue
         src = T.UNBACKED_SOURCES.get(s)
         if src is not None and src.eqn is not e and src.eqn is not None:
             out.append(src.eqn)
@@ -172,5 +178,6 @@ def length_sources(e) -> list:
 def rebuild(graph: Graph, outputs=None, inputs=None) -> Graph:
     """A new Graph over the same inputs with the equations reachable from ``outputs`` (dead code elimination)."""
     outs = list(graph.outputs if outputs is None else outputs)
-    return Graph(inputs=list(graph.inputs if inputs is None else inputs), outputs=outs, eqns=toposort(outs),
+    return Graph(inputs=list(graph.inputs if inputs is None else inputs), outputs=outs,
+                 eqns=toposort(outs, bound=graph.symbols if inputs is None else ()),
                  constraints=list(graph.constraints), symbols=dict(graph.symbols))

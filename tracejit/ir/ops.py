@@ -12,6 +12,7 @@ from numpy.exceptions import AxisError
 
 from . import types as T
 from .constraints import Constraint
+from . import graph as G
 from .graph import Equation, Value, const_key, freeze_params
 from .primitives import LIBRARY_TYPES, PRIMS, unbacked_outputs, UFUNCS, elementwise_dtypes, reduce_dtype
 from .types import Dim, TensorType
@@ -142,6 +143,8 @@ def bind(prim: str, *inputs: Value, **params) -> Value:
     v = Value(out_type, eqn)
     eqn.out = v
     b.table[key] = v
+    if T.UNBACKED_SOURCES:
+        eqn.length_deps = tuple(src.out for src in G.length_sources(eqn))
     if P.kind == "library":  # the data-dependent lengths it binds (see graph.toposort)
         for sym in unbacked_outputs(eqn):
             T.UNBACKED_SOURCES[sym] = v

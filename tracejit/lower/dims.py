@@ -32,7 +32,7 @@ class DimCanon:
             if ra != rb:
                 lo, hi = sorted((ra, rb), key=repr)
                 self.alias[hi] = lo
-        self._canonical.clear()  # forms computed while ``alias`` was still growing
+                self._canonical.clear()  # forms computed before this alias may change
 
     def find(self, s):
         while s in self.parent:

@@ -262,7 +262,7 @@ def _rewrite_once(graph, rules, ctx):
             env[e.out.id] = out
         outs = [get(v) for v in graph.outputs]
         constraints = list(dict.fromkeys(list(graph.constraints) + b.constraints))
-    new_graph = Graph(list(graph.inputs), outs, toposort(outs), constraints, dict(graph.symbols))
+    new_graph = Graph(list(graph.inputs), outs, toposort(outs, bound=graph.symbols), constraints, dict(graph.symbols))
     return new_graph, _constants_distinct(new_graph, b.consts, ctx)
 
 

@@ -4,7 +4,7 @@
 ``python -m tracejit.theano script.py`` runs a Theano script with ``import theano`` answered by this package.
 """
 from .config import Config, Mode, config
-from .function import Function, In, MissingInputError, UnusedInputError, function
+from .function import Function, In, MissingInputError, UnusedInputError, Out, function
 from .printing import debugprint, pp
 from .shared import SharedVariable, shared
 from ..trace.symbolic import Variable
@@ -13,6 +13,22 @@ from . import ifelse  # noqa: E402  (the module, as Theano's: from theano.ifelse
 from .scan import scan  # noqa: E402
 from . import scan_module  # noqa: E402  (theano.scan_module.until)
 from . import gradient  # noqa: E402  (theano.gradient.jacobian, hessian, zero_grad)
+from . import sandbox  # noqa: E402  (theano.sandbox.rng_mrg)
 
-__all__ = ["function", "Function", "In", "shared", "SharedVariable", "Variable", "pp", "debugprint", "Mode",
+
+def _namespace(name, doc, **names):
+    import types
+    module = types.ModuleType(name, doc)
+    module.__dict__.update(names)
+    return module
+
+
+# theano.compile: where Theano's own modules define function, In, Out, shared and Mode
+compile = _namespace("tracejit.theano.compile", "Theano's compile package: function, In, Out, shared, Mode.",
+                     function=function, In=In, Out=Out, shared=shared, Mode=Mode, SharedVariable=SharedVariable,
+                     io=_namespace("tracejit.theano.compile.io", "theano.compile.io", In=In, Out=Out),
+                     sharedvalue=_namespace("tracejit.theano.compile.sharedvalue", "theano.compile.sharedvalue",
+                                            shared=shared, SharedVariable=SharedVariable))
+
+__all__ = ["function", "Function", "In", "Out", "compile", "sandbox", "shared", "SharedVariable", "Variable", "pp", "debugprint", "Mode",
            "config", "Config", "tensor", "nnet", "scan", "scan_module", "gradient", "ifelse", "MissingInputError", "UnusedInputError"]

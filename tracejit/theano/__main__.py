@@ -12,9 +12,18 @@ import sys
 def alias_theano():
     """Make ``import theano`` (and its submodules that tracejit has) import tracejit.theano."""
     import tracejit.theano as package
-    from . import ifelse, nnet, printing, tensor
+    from . import conv, ifelse, nnet, printing, sandbox, shared_randomstreams, signal, tensor
     for name, module in {"theano": package, "theano.tensor": tensor, "theano.tensor.nnet": nnet,
-                         "theano.printing": printing, "theano.ifelse": ifelse}.items():
+                         "theano.printing": printing, "theano.ifelse": ifelse,
+                         "theano.tensor.shared_randomstreams": shared_randomstreams,
+                         "theano.sandbox": sandbox, "theano.sandbox.rng_mrg": sandbox.rng_mrg,
+                         "theano.tensor.nnet.conv": conv, "theano.tensor.signal": signal,
+                         "theano.tensor.signal.pool": signal.pool,
+                         "theano.tensor.signal.downsample": signal.downsample,
+                         "theano.tensor.extra_ops": tensor.extra_ops, "theano.compile": package.compile,
+                         "theano.compile.io": package.compile.io,
+                         "theano.compile.sharedvalue": package.compile.sharedvalue,
+                         "theano.gradient": package.gradient, "theano.scan_module": package.scan_module}.items():
         sys.modules[name] = module
 
 

@@ -37,7 +37,7 @@ class Config:
             name, value = name.strip(), value.strip()
             if name == "strict_ieee":
                 self.strict_ieee = value.lower() in ("1", "true", "yes", "on")
-            elif name in ("optimizer_excluding", "mode"):
+            elif name in ("optimizer_excluding", "mode", "floatX"):
                 setattr(self, name, value)
 
     def __repr__(self):

@@ -103,6 +103,54 @@ def _length_symbols(eqns, values) -> set:
     return out
 
 
+class Out:
+    """Theano's ``Out(variable, borrow=False)``: an output; ``borrow`` changes nothing here (outputs are fresh
+    arrays unless an update aliases them, which tracejit copies)."""
+
+    def __init__(self, variable, borrow=False):
+        self.variable, self.borrow = variable, borrow
+
+
+def _unwrap_out(outputs):
+    if isinstance(outputs, Out):
+        return outputs.variable
+    if isinstance(outputs, (list, tuple)) and any(isinstance(o, Out) for o in outputs):
+        return [o.variable if isinstance(o, Out) else o for o in outputs]
+    if isinstance(outputs, dict):
+        return {k: o.variable if isinstance(o, Out) else o for k, o in outputs.items()}
+    return outputs
+
+
+def _shape_vector(x):
+    """``x.shape`` as an output is one int64 vector, as in Theano (here a shape is a tuple of lengths)."""
+    if not (isinstance(x, tuple) and x and all(isinstance(d, (Dim, int)) and not isinstance(d, bool) for d in x)
+            and any(isinstance(d, Dim) for d in x)):
+        return x
+    from ..trace.tracer import wrap
+    return symbolic_apply(lambda: np.stack([wrap(ops.dimsize(d)).astype(np.int64) for d in x]))
+
+
+def _default_updates(out_vals, explicit, excluded) -> list:
+    """(shared variable, its ``default_update``) for each shared variable the outputs and updates read that has
+    one and no explicit update (Theano's rule; random streams advance this way). ``excluded``: True skips them all,
+    a list skips those variables."""
+    if excluded is True:
+        return []
+    skip = {x._tj_value.id for x in (excluded or ())} | {t._tj_value.id for t, _ in explicit}
+    found, values = [], list(out_vals) + [v for _, v in explicit]
+    while values:
+        new = []
+        for v in roots(toposort(values), values):
+            sv = shared_of(v)
+            if sv is None or sv.default_update is None or v.id in skip:
+                continue
+            skip.add(v.id)
+            found.append((sv, sv.default_update))
+            new.append(value_of(sv.default_update, f"the default update of {sv.label()}"))
+        values = new
+    return found
+
+
 # ------------------------------------------------------------------------------------------------ function
 class Function:
     """A compiled Theano-style function: ``f(*values)`` runs the outputs and applies the updates.
@@ -112,8 +160,12 @@ class Function:
     """
 
     def __init__(self, inputs, outputs=None, updates=None, givens=None, allow_input_downcast=None,
-                 on_unused_input="raise", name=None, mode=None, device=None):
+                 on_unused_input="raise", name=None, mode=None, device=None, no_default_updates=False):
         self.name = name
+        self._args = dict(inputs=inputs, outputs=outputs, updates=updates, givens=givens,
+                          allow_input_downcast=allow_input_downcast, on_unused_input=on_unused_input, mode=mode,
+                          device=device, no_default_updates=no_default_updates)
+        outputs = _unwrap_out(outputs)
         self.options = compile_options(mode, device)
         self.device = self.options.device
         self._update_targets, self._shared, self.outputs = [], [], []
@@ -128,11 +180,15 @@ class Function:
         self._keys = list(outputs) if isinstance(outputs, dict) else None  # dict outputs: a dict per call
         if self._keys is not None:
             outputs = list(outputs.values())
+        outputs = _shape_vector(outputs)
+        if isinstance(outputs, (list, tuple)):
+            outputs = [_shape_vector(o) for o in outputs]
         self._single = outputs is not None and not isinstance(outputs, (list, tuple))
         outs = [] if outputs is None else [outputs] if self._single else list(outputs)
         self.outputs = outs
         out_vals = [value_of(o, f"output {i}") for i, o in enumerate(outs)]
         upd = self._check_updates(_pairs(updates, "updates"))
+        upd += self._check_updates(_default_updates(out_vals, upd, no_default_updates))
         upd_vals = [v for _, v in upd]
         all_vals = out_vals + upd_vals
         extra_cons = []
@@ -451,6 +507,30 @@ class Function:
         ups = f", {len(self._update_targets)} update(s)" if self._update_targets else ""
         return f"<tracejit.function ({self._arg_names()}) -> ({outs}){ups}>"
 
+    def copy(self, share_memory=False, swap=None, delete_updates=False, name=None, profile=None):
+        """Theano's ``f.copy``: the same function, compiled again, with shared variables replaced as ``swap``
+        says (``{old: new}``: read and updated in place of the old ones) and, with ``delete_updates``, no updates."""
+        args = dict(self._args)
+        swap = dict(swap or {})
+        for old, new in swap.items():
+            if not isinstance(old, SharedVariable) or not isinstance(new, SharedVariable):
+                raise TypeError("copy: swap maps shared variables to shared variables ({old: new})")
+        updates = [] if delete_updates else _pairs(args["updates"], "updates")
+        args["updates"] = [(swap.get(t, t), e) for t, e in updates]
+        args["givens"] = _pairs(args["givens"], "givens") + list(swap.items())
+        if delete_updates:  # the inputs stay, even those only the updates read
+            args["no_default_updates"], args["on_unused_input"] = True, "ignore"
+        return function(name=name or self.name, **args)
+
+    @property
+    def maker(self):
+        """Theano's ``f.maker.fgraph``: the optimized graph (``toposort()``, ``inputs``, ``outputs``)."""
+        import types
+        graph = self.graph
+        fgraph = types.SimpleNamespace(toposort=lambda: list(graph.eqns), inputs=list(graph.inputs),
+                                       outputs=list(graph.outputs), apply_nodes=list(graph.eqns))
+        return types.SimpleNamespace(fgraph=fgraph, inputs=self.inputs, outputs=self.outputs)
+
     def _repr_html_(self):
         from ..ir.printing import graph_html
         return graph_html(self.graph)
@@ -465,7 +545,7 @@ def _replace_storage(target, new):
 
 
 def function(inputs, outputs=None, updates=None, givens=None, allow_input_downcast=None, on_unused_input="raise",
-             name=None, mode=None, device=None):
+             name=None, mode=None, device=None, no_default_updates=False):
     """Compile ``outputs`` as a function of ``inputs`` (Theano's ``theano.function``).
 
     ``outputs``: a variable (the call returns one array) or a list (the call returns a list). ``updates``: pairs
@@ -473,11 +553,13 @@ def function(inputs, outputs=None, updates=None, givens=None, allow_input_downca
     ``(variable, replacement)`` substituted in the graph. Shared variables reached are read at every call.
     ``mode``: a ``Mode`` (``Mode(strict_ieee=True)``, ``Mode().excluding('stabilize')``) or 'FAST_RUN' /
     'FAST_COMPILE'; None follows ``tracejit.theano.config``. ``device``: 'cpu' or 'cuda' (None: config.device).
+    Shared variables with a ``default_update`` (random streams' states) are updated too, unless
+    ``no_default_updates`` is True (or lists them).
     """
     __tracebackhide__ = True
     try:
         return Function(inputs, outputs, updates, givens, allow_input_downcast, on_unused_input, name, mode,
-                        device)
+                        device, no_default_updates)
     except Exception as e:
         raise e.with_traceback(filter_traceback(e.__traceback__))
 

@@ -2,6 +2,8 @@
 gradient per output element), ``Rop``/``Lop``, and ``zero_grad``/``disconnected_grad`` (a zero gradient)."""
 from __future__ import annotations
 
+import numpy as np
+
 from .tensor import DisconnectedInputError, Lop, Rop, arange, grad
 
 
@@ -50,4 +52,25 @@ def zero_grad(x):
 
 disconnected_grad = zero_grad
 
-__all__ = ["grad", "jacobian", "hessian", "Rop", "Lop", "zero_grad", "disconnected_grad", "DisconnectedInputError"]
+
+def grad_clip(x, lower_bound, upper_bound):
+    """``x`` in the forward pass; in the backward pass the gradient reaching ``x`` is clipped to the bounds."""
+    from ..custom import custom_vjp
+    from ..trace.symbolic import symbolic_apply
+
+    @custom_vjp
+    def clipped(v):
+        return v
+
+    clipped.defvjp(lambda v: (v, None), lambda _, g: (np.clip(g, lower_bound, upper_bound),))
+    return symbolic_apply(clipped, x)
+
+
+def grad_scale(x, multiplier):
+    """``x`` in the forward pass; its gradient multiplied by ``multiplier`` in the backward pass."""
+    from ..numpy import stop_gradient
+    from ..trace.symbolic import symbolic_apply
+    return symbolic_apply(lambda v: stop_gradient(v) + multiplier * (v - stop_gradient(v)), x)
+
+__all__ = ["grad", "jacobian", "hessian", "Rop", "Lop", "zero_grad", "disconnected_grad", "grad_clip", "grad_scale",
+           "DisconnectedInputError"]

@@ -64,5 +64,8 @@ def categorical_crossentropy(coding_dist, true_dist):
     return -_np("sum", true_dist * _np("log", coding_dist), axis=-1)
 
 
-__all__ = ["sigmoid", "ultra_fast_sigmoid", "hard_sigmoid", "softplus", "relu", "softmax", "logsoftmax",
+from . import conv  # noqa: E402  (theano.tensor.nnet.conv)
+from .conv import conv2d  # noqa: E402
+
+__all__ = ["conv2d", "sigmoid", "ultra_fast_sigmoid", "hard_sigmoid", "softplus", "relu", "softmax", "logsoftmax",
            "log_softmax", "binary_crossentropy", "categorical_crossentropy"]

@@ -38,6 +38,7 @@ from ..ir import ops
 from ..ir import types as T
 from ..trace.symbolic import Variable, symbolic_apply
 from ..trace.tracer import Tracer, unwrap, wrap
+from . import scan_random
 
 THEANO_KEYWORDS = frozenset({"fn", "sequences", "outputs_info", "non_sequences", "n_steps", "truncate_gradient",
                              "go_backwards", "mode", "name", "profile", "allow_gc", "strict", "return_list"})
@@ -283,13 +284,18 @@ def _scan(fn, sequences, outputs_info, non_sequences, n_steps, go_backwards):
         xs.append(wrap(count))
     shared_carried: list = []
     run = _run
+    draws = None  # the random streams the step draws from, once it turned out to draw
     while True:
         try:
-            return run(cf, fn, outs, nonseqs, xs, n, shared_carried, count is not None)
+            ys, updates, steps = run(cf, fn, outs, nonseqs, xs, n, shared_carried, count is not None, draws)
+            return ys, updates + scan_random.final_updates(draws or [], steps)
         except _UpdatesFound as found:
             shared_carried = found.shared
         except _UntilFound:
             run = _run_until
+        except scan_random.RandomFound:  # the step draws: each step reads its streams at its own counter
+            xs.append(scan_random.step_index(n))
+            draws = []
 
 
 def _window(v, start, n, count):
@@ -327,9 +333,10 @@ def _initial_carry(outs, shared_carried):
     return init + [wrap(sv._tj_value) for sv in shared_carried]
 
 
-def _step_function(fn, outs, nonseqs, n_seq_args, shared_carried):
+def _step_function(fn, outs, nonseqs, n_seq_args, shared_carried, draws=None):
     """``step(carry, x) -> (new carry, the step's outputs, until condition or None)``: one call of Theano's step
-    function with its arguments laid out as Theano passes them."""
+    function with its arguments laid out as Theano passes them. ``draws``: None, or a list that collects the
+    random streams the step draws from (then the step index is the last of ``x``)."""
     nfed = sum(1 for o in outs if o.initial is not None)
 
     def step(carry, x):
@@ -365,6 +372,11 @@ def _step_function(fn, outs, nonseqs, n_seq_args, shared_carried):
             vals = [wrap(v) for v in vals]
             new_outs, ups = vals[:len(new_outs)], vals[len(new_outs):len(new_outs) + len(ups)]
             stop = vals[-1] if extra else None
+        k_out, k_up = len(new_outs), len(ups)
+        vals = scan_random.per_step(list(new_outs) + list(ups) + ([] if stop is None else [stop]),
+                                    None if draws is None else x[-1], draws)
+        new_outs, ups = list(vals[:k_out]), list(vals[k_out:k_out + k_up])
+        stop = vals[-1] if stop is not None else None
         new_carry = []
         j = 0
         for i, (o, y) in enumerate(zip(outs, new_outs)):
@@ -379,9 +391,10 @@ def _step_function(fn, outs, nonseqs, n_seq_args, shared_carried):
     return step
 
 
-def _run(cf, fn, outs, nonseqs, xs, n, shared_carried, counted):
+def _run(cf, fn, outs, nonseqs, xs, n, shared_carried, counted, draws=None):
     nfed = sum(1 for o in outs if o.initial is not None)
-    step = _step_function(fn, outs, nonseqs, len(xs) - (1 if counted else 0), shared_carried)
+    n_seq_args = len(xs) - (1 if counted else 0) - (0 if draws is None else 1)
+    step = _step_function(fn, outs, nonseqs, n_seq_args, shared_carried, draws)
 
     def body(carry, x):
         new_carry, new_outs, stop = step(carry, x)
@@ -392,7 +405,7 @@ def _run(cf, fn, outs, nonseqs, xs, n, shared_carried, counted):
     length = None if xs else n
     final, ys = cf.scan(body, tuple(_initial_carry(outs, shared_carried)), tuple(xs), length=length)
     updates = [(sv, final[nfed + j]) for j, sv in enumerate(shared_carried)]
-    return list(ys), updates
+    return list(ys), updates, n
 
 
 def _zeros(shape, dtype):
@@ -408,13 +421,13 @@ def _scalar_bool(cond):
     return np.bool_(bool(cond))
 
 
-def _run_until(cf, fn, outs, nonseqs, xs, n, shared_carried, counted):
+def _run_until(cf, fn, outs, nonseqs, xs, n, shared_carried, counted, draws=None):
     """A scan whose step returns ``until(cond)``: a while loop over at most ``n`` steps writing each step's
     outputs into rows of buffers of n rows; the result is their first rows, as many as steps ran (a length known
     at run time, bound by the ``trip_count`` primitive as a symbolic n_steps is)."""
     nfed = sum(1 for o in outs if o.initial is not None)
-    n_seq_args = len(xs) - (1 if counted else 0)
-    step = _step_function(fn, outs, nonseqs, n_seq_args, shared_carried)
+    n_seq_args = len(xs) - (1 if counted else 0) - (0 if draws is None else 1)
+    step = _step_function(fn, outs, nonseqs, n_seq_args, shared_carried, draws)
     init = tuple(_initial_carry(outs, shared_carried))
     # the outputs' types, from one step traced on rows of zeros (dead code, dropped by the passes; a row read
     # from a sequence would check its bounds at run time, and a sequence may be empty)
@@ -438,7 +451,7 @@ def _run_until(cf, fn, outs, nonseqs, xs, n, shared_carried, counted):
     ran = ops.bind("trip_count", ops.as_value(unwrap(steps)), length=T.unbacked_dim())
     ys = [wrap(_cut_dynamic(ops.as_value(unwrap(r)), 0, ran)) for r in rows]
     updates = [(sv, final[nfed + j]) for j, sv in enumerate(shared_carried)]
-    return ys, updates
+    return ys, updates, steps
 
 
 def _is_shared(x) -> bool:

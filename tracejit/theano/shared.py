@@ -20,11 +20,12 @@ class SharedVariable(Variable):
     """A symbolic variable with a value that lives between calls: an implicit input of every function using it
     (read at each call, never baked in), and a target of ``updates``."""
 
-    __slots__ = ("_storage",)
+    __slots__ = ("_storage", "default_update")
 
     def __init__(self, value: Value, storage: np.ndarray):
         super().__init__(value)
         self._storage = storage
+        self.default_update = None  # an expression every function reading this variable writes back (Theano's)
 
     def get_value(self, borrow=False, return_internal_type=False):
         """A copy of the current value (``borrow=True``: the internal array itself)."""

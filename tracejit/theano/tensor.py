@@ -22,6 +22,7 @@ from ..trace.symbolic import Variable, compute_dtype, constant, symbolic_apply, 
 from ..trace.tracer import Tracer as _Tracer
 from ..trace.tracer import call_numpy as _call_numpy
 from .function import MissingInputError, UnusedInputError  # noqa: F401 (re-exported)
+from .config import config as _config
 from .shared import SharedVariable  # noqa: F401 (re-exported)
 
 
@@ -50,8 +51,8 @@ def _constructor(kind, dtype=None):
     ndim, ones = _RANKS[kind], _ONES.get(kind, ())
     if dtype is None:
         def make(name=None, dtype=None):
-            return variable(dtype or "float64", ndim, name, ones=ones)
-        make.__doc__ = f"A symbolic {kind} (rank {ndim}) of ``dtype`` (default float64)."
+            return variable(dtype or _config.floatX, ndim, name, ones=ones)
+        make.__doc__ = f"A symbolic {kind} (rank {ndim}) of ``dtype`` (default config.floatX: float64)."
     else:
         def make(name=None):
             return variable(dtype, ndim, name, ones=ones)
@@ -136,16 +137,16 @@ def _symbolic_arange(start, stop, step, dtype):
     return wrap(_ops.convert(v, dtype) if v.dtype != dtype else v)
 
 
-def zeros(shape, dtype="float64"):
+def zeros(shape, dtype=None):
     """An array of zeros; ``shape`` may hold symbolic lengths (``x.shape[0]``)."""
     from ..trace.creation import zeros as _zeros
-    return symbolic_apply(_zeros, _shape_arg(shape, "zeros"), compute_dtype(dtype))
+    return symbolic_apply(_zeros, _shape_arg(shape, "zeros"), compute_dtype(dtype or _config.floatX))
 
 
-def ones(shape, dtype="float64"):
+def ones(shape, dtype=None):
     """An array of ones; ``shape`` may hold symbolic lengths (``x.shape[0]``)."""
     from ..trace.creation import ones as _ones
-    return symbolic_apply(_ones, _shape_arg(shape, "ones"), compute_dtype(dtype))
+    return symbolic_apply(_ones, _shape_arg(shape, "ones"), compute_dtype(dtype or _config.floatX))
 
 
 def _shape_arg(shape, what):
@@ -349,5 +350,12 @@ def Rop(f, wrt, eval_points):
     out = symbolic_apply(build)
     return out[0] if single else list(out)
 
+
+from . import shared_randomstreams, signal  # noqa: E402 (theano.tensor.shared_randomstreams, .signal)
+from .tensor_more import *  # noqa: E402,F401,F403
+from .tensor_more import SPECIAL_FUNCTIONS as _SPECIAL_FUNCTIONS  # noqa: E402
+
+for _name, _f in _SPECIAL_FUNCTIONS.items():
+    globals().setdefault(_name, _f)
 
 __all__ = sorted(n for n in globals() if not n.startswith("_") and n not in ("annotations",))

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import UnsupportedError
+from ..errors import ConcretizationError, UnsupportedError
 from ..ir import ops
 from ..ir import types as T
 from ..ir.constraints import Constraint
@@ -18,6 +18,7 @@ from . import guards
 def getitem(x: Value, key) -> Value:
     """numpy basic indexing (ints, slices, None, Ellipsis) and integer-array (advanced) indexing."""
     key = full_key(x, key)
+    x, key = _dynamic_slices(x, key)
     if several_advanced(key):
         return _advanced(x, key)
     sel = _Selection()
@@ -266,6 +267,68 @@ def slice_dims(k: slice, n):
     e = -1 if stop is None else (_lo(stop, n - 1) if guards.nonnegative(stop) else _hi(n + stop, -1))
     length = T.dim_max(T.dim_floordiv(s - e + (-step - 1), -step), 0)
     return s, length
+
+
+def _dynamic_slices(x: Value, key):
+    """Slices whose bounds are traced values that cannot become ints here (a Theano minibatch
+    ``data[i * n:(i + 1) * n]`` with a symbolic ``i``) are cut first, each as a gather of a run-time length; the
+    rest of the key then indexes the result."""
+    axis, out = 0, []
+    for k in key:
+        if isinstance(k, slice) and _traced_bounds(k):
+            x = _gather_slice(x, axis, k)
+            k = slice(None)
+        out.append(k)
+        axis += k is not None
+    return x, tuple(out)
+
+
+def _traced_bounds(k: slice) -> bool:
+    for b in (k.start, k.stop):
+        b = getattr(b, "_tj_value", b)
+        if isinstance(b, Value):
+            try:
+                int(_tracer(b))  # under jit a traced int argument specializes (with a guard)
+            except ConcretizationError:
+                return True
+    return False
+
+
+def _tracer(v):
+    from .tracer import wrap
+    return wrap(v)
+
+
+def _gather_slice(x: Value, axis: int, k: slice) -> Value:
+    """``x[start:stop:step]`` along ``axis`` with traced bounds, as numpy clips them; its length is a run-time
+    symbol (bound by the ``trip_count`` primitive, as Theano's scan binds a symbolic n_steps)."""
+    from .writes import arange as iota
+    k = slice(*(getattr(b, "_tj_value", b) for b in (k.start, k.stop, k.step)))
+    if isinstance(k.step, Value):
+        raise UnsupportedError("a slice step must be a Python int inside tracejit (the bounds may be traced)")
+    step = 1 if k.step is None else int(k.step)
+    if step == 0:
+        raise ValueError("slice step cannot be zero")
+    n = ops.convert(ops.dimsize(x.shape[axis]), T.INT64)
+    lo, hi = (0, n) if step > 0 else (-1, ops.ufunc("subtract", n, _i64(1)))
+
+    def bound(b, default):
+        if b is None:
+            return default
+        b = ops.convert(ops.as_value(b), T.INT64) if isinstance(b, Value) else _i64(int(b))
+        b = ops.ufunc("where", ops.ufunc("less", b, _i64(0)), ops.ufunc("add", b, n), b)
+        return ops.ufunc("minimum", ops.ufunc("maximum", b, _i64(lo) if isinstance(lo, int) else lo), hi)
+    start, stop = bound(k.start, _i64(0) if step > 0 else hi), bound(k.stop, n if step > 0 else _i64(-1))
+    span = ops.ufunc("subtract", stop, start) if step > 0 else ops.ufunc("subtract", start, stop)
+    count = ops.ufunc("floor_divide", ops.ufunc("add", span, _i64(abs(step) - 1)), _i64(abs(step)))
+    count = ops.ufunc("maximum", count, _i64(0))
+    rows = ops.bind("trip_count", count, length=T.unbacked_dim())
+    idx = ops.ufunc("add", ops.ufunc("multiply", iota(rows.shape[0]), _i64(step)), start)
+    return getitem(x, (slice(None),) * axis + (idx,))
+
+
+def _i64(v):
+    return ops.constant(v, np.int64)
 
 
 def _bound(b):

@@ -144,11 +144,21 @@ class Variable(Tracer):
     It behaves like a traced array (numpy operators, methods, indexing, ``np.exp(x)``) and has a ``name``.
     """
 
-    __slots__ = ("_decl",)
+    __slots__ = ("_decl", "_subtensor", "_tag")
 
     def __init__(self, value: Value, declared_dtype=None):
         Tracer.__init__(self, value)
         self._decl = declared_dtype  # for int8 inputs (computed in int32); None: the value's dtype
+        self._subtensor = None  # (base, key) when this is base[key]: what Theano's set_subtensor writes into
+        self._tag = None
+
+    @property
+    def tag(self):
+        """Theano's free-form annotations (``x.tag.test_value = ...``), kept but not evaluated."""
+        if self._tag is None:
+            import types
+            self._tag = types.SimpleNamespace()
+        return self._tag
 
     # identity, names, types ------------------------------------------------------------------------
     __hash__ = object.__hash__
@@ -271,6 +281,16 @@ _LIFTED = ["__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", 
            "astype", "cumsum", "cumprod", "repeat", "round", "take", "trace", "diagonal", "nonzero", "argsort"]
 for _name in _LIFTED:
     setattr(Variable, _name, _lift(_name))
+
+
+def _getitem(self, key):
+    out = symbolic_apply(Tracer.__getitem__, self, key)
+    if isinstance(out, Variable):
+        out._subtensor = (self, key)
+    return out
+
+
+Variable.__getitem__ = _getitem
 
 
 def _dimshuffle(self, *pattern):
