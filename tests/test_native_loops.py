@@ -166,7 +166,7 @@ def test_index_error_inside_a_native_loop():
         f(np.arange(4.0), np.array([1, 9]))
 
 
-def test_nested_loops_fall_back_to_python_for_the_outer_loop():
+def test_nested_loops_run_as_one_native_program():
     def f(x):
         return tj.fori_loop(0, 3, lambda i, v: tj.fori_loop(0, 4, lambda j, w: w + j, v) * 2, x)
     g = tj.jit(f)
@@ -175,7 +175,8 @@ def test_nested_loops_fall_back_to_python_for_the_outer_loop():
     for _ in range(3):
         v = (v + 6) * 2
     assert float(out) == v
-    assert _region_exe(g).loop_runs["python"] == 1
+    runs = _region_exe(g).loop_runs
+    assert runs["python"] == 0 and runs["program"] == 1
 
 
 def test_grad_through_scan_and_fori_loop_uses_native_loops():
@@ -302,3 +303,119 @@ def test_small_products_in_a_loop_run_blas_on_one_thread_and_restore_it():
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)
     if fns:
         assert fns[0]() == before
+
+
+# ------------------------------------------------------------------------------------------------ nested programs
+def _count_region_runs(monkeypatch):
+    """Calls of RegionExecutable.run (the top-level call is one; a body run from Python adds more)."""
+    from tracejit import segmented
+    calls = []
+    real = segmented.RegionExecutable.run
+
+    def counted(self, arrays):
+        calls.append(self)
+        return real(self, arrays)
+    monkeypatch.setattr(segmented.RegionExecutable, "run", counted)
+    return calls
+
+
+def _program_paths(monkeypatch, make, *args):
+    """(native result, Python-driven result): the native run must be one op table, no body run from Python."""
+    calls = _count_region_runs(monkeypatch)
+    f = tj.jit(make())
+    native = f(*args)
+    runs = _region_exe(f).loop_runs
+    assert runs["python"] == 0 and runs["program"] >= 1
+    assert len(calls) == 1, "a nested body ran from Python"
+    monkeypatch.setenv("TRACEJIT_NATIVE_LOOPS", "0")
+    slow = tj.jit(make())(*args)
+    monkeypatch.delenv("TRACEJIT_NATIVE_LOOPS")
+    return native, slow
+
+
+def test_cond_inside_a_loop_body_runs_natively(monkeypatch):
+    x = np.linspace(-1, 1, 9)
+
+    def f(x):
+        return tj.fori_loop(0, 12, lambda i, v: tj.cond(v.sum() > 2, lambda a: a * 0.5 - i,
+                                                        lambda a: a + np.cos(a), v), x)
+    native, slow = _program_paths(monkeypatch, lambda: f, x)
+    ref = x.copy()
+    for i in range(12):
+        ref = ref * 0.5 - i if ref.sum() > 2 else ref + np.cos(ref)
+    np.testing.assert_allclose(native, ref, rtol=1e-13)
+    np.testing.assert_array_equal(native, slow)
+
+
+@pytest.mark.parametrize("index", [-3, 0, 1, 2, 7])
+def test_top_level_switch_runs_one_branch_natively(monkeypatch, index):
+    x = np.arange(5.0)
+
+    def f(x, k):
+        return tj.switch(k, [lambda a: a + 1, lambda a: (a * 3).sum() * a, lambda a: -a], x)
+    native, slow = _program_paths(monkeypatch, lambda: f, x, np.int64(index))
+    ref = [x + 1, (x * 3).sum() * x, -x][int(np.clip(index, 0, 2))]
+    np.testing.assert_array_equal(native, ref)
+    np.testing.assert_array_equal(native, slow)
+
+
+def test_top_level_cond_with_several_results_and_a_passed_through_operand(monkeypatch):
+    def f(x, y):
+        return tj.cond(x.sum() > y.sum(), lambda a, b: (a, b * 2), lambda a, b: (a * 0 + b.sum(), b - a.sum()), x, y)
+    x, y = np.arange(3.0), np.array([5.0, 1.0, 2.0])
+    for args in ((x, y), (x + 10, y)):
+        native, slow = _program_paths(monkeypatch, lambda: f, *args)
+        _assert_same(native, slow)
+
+
+def test_while_loop_and_fori_loop_inside_a_scan_body(monkeypatch):
+    def f(x, xs):
+        def cell(c, xi):
+            grown = tj.while_loop(lambda w: w.sum() < 10 + xi, lambda w: w * 2 + 0.25, c)
+            smooth = tj.fori_loop(0, 3, lambda j, w: w * 0.5 + j, grown)
+            return smooth * 0.1, (grown.sum(), smooth)
+        return tj.scan(cell, x, xs, reverse=True)
+    x, xs = np.linspace(0.1, 1, 4), np.arange(6.0)
+    native, slow = _program_paths(monkeypatch, lambda: f, x, xs)
+    c, ys, rows = x.copy(), [], []
+    for xi in xs[::-1]:
+        g = c.copy()
+        while g.sum() < 10 + xi:
+            g = g * 2 + 0.25
+        s = g.copy()
+        for j in range(3):
+            s = s * 0.5 + j
+        c = s * 0.1
+        ys.append(g.sum())
+        rows.append(s)
+    np.testing.assert_allclose(native[0], c, rtol=1e-13)
+    np.testing.assert_allclose(native[1][0], ys[::-1], rtol=1e-13)
+    np.testing.assert_allclose(native[1][1], rows[::-1], rtol=1e-13)
+    _assert_same(native[0], slow[0])
+    _assert_same(native[1], slow[1])
+
+
+def test_grad_through_a_nested_loop_runs_natively(monkeypatch):
+    w = np.linspace(0.5, 1.5, 4)
+
+    def loss(w):
+        def cell(h, x):
+            h = tj.fori_loop(0, 3, lambda j, v: np.tanh(v * w + x), h)
+            return h, h.sum()
+        return tj.scan(cell, np.zeros(4), np.linspace(0, 1, 5))[1].sum()
+    native, slow = _program_paths(monkeypatch, lambda: tj.grad(loss), w)
+    eps, fd = 1e-6, []
+    for k in range(4):
+        d = np.zeros(4)
+        d[k] = eps
+        fd.append((float(tj.jit(loss)(w + d)) - float(tj.jit(loss)(w - d))) / (2 * eps))
+    np.testing.assert_allclose(native, fd, rtol=1e-6)
+    np.testing.assert_allclose(native, slow, rtol=1e-14)
+
+
+def test_index_error_inside_a_nested_native_loop():
+    f = tj.jit(lambda x, idx: tj.fori_loop(0, 2, lambda i, v: tj.fori_loop(0, 2, lambda j, u: u + x[idx], v),
+                                           np.zeros(2)))
+    np.testing.assert_array_equal(f(np.arange(4.0), np.array([1, 2])), [4.0, 8.0])
+    with pytest.raises(IndexError, match="out of bounds"):
+        f(np.arange(4.0), np.array([1, 9]))

@@ -131,16 +131,6 @@ class ElementWhile:
         b.branch(head)
         b.position_at_end(out)
 
-    def __del__(self):
-        """The engine goes before the context its module lives in."""
-        engine, ctx = getattr(self, "_engine", (None, None))
-        try:
-            if engine is not None:
-                engine.close()
-                ctx.close()
-        except Exception:  # interpreter shutdown: llvmlite may be gone already
-            pass
-
     def run(self, params, args) -> list:
         nc, nb = self.nc, self.nb
         arrays = [np.ascontiguousarray(a) for a in args]

@@ -1,0 +1,315 @@
+"""Loops and branches that hold loops or branches, run natively: a segmented graph (segmented.RegionExecutable:
+straight-line segments, ``scan``, ``while_loop`` and ``cond`` steps) becomes one op table for the native loop
+runner (loop_runner.py), so a fori_loop inside a scan body, a cond inside a loop body, or a cond at top level runs
+without Python between its steps, iterations or branches.
+
+A program is built for one set of input shapes (every length known) and exposes, for the caller to wire:
+``input_slots(k)`` (pointer cells to point at input k's memory before running), ``ops`` (the table that runs it
+once) and ``output_cell(k)`` (a pointer cell holding output k's address after a run; valid until the next run).
+Values pass between steps by moving pointers. A loop's carries live in two buffers of the program's own: a step
+copies the body's results into the spare one and the two swap, so a body result that is one of its inputs, or
+two results sharing memory, need no special case. A cond's branches are tables of their own; the runner's SWITCH
+op runs the one the index picks.
+
+Unsupported (the caller runs those from Python): library calls (their result lengths are bound at run time) and
+any body that is not CPU code.
+"""
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+
+from ...ir import types as T
+from ...ir.interpret import resolve, symbol_env
+from ...ir.regions import witness_arrays
+from .loop_runner import COPY, COPY_ROW, LOOP, MOVE, ROW_AT, STOP_IF, SWITCH
+from .loops import FOREVER, BodyFrame, llvm_executable
+
+
+class Unsupported(Exception):
+    """This executable cannot become an op table (the caller falls back to the Python-driven loop)."""
+
+
+class Build:
+    """What the tables point into: pointer cells, arrays and op tables kept alive while the program lives."""
+
+    def __init__(self):
+        self.keep: list = []
+        self.frames: list = []
+
+    def cell(self, address=0) -> int:
+        c = ctypes.c_void_p(address or None)
+        self.keep.append(c)
+        return ctypes.addressof(c)
+
+    def array_cell(self, arr) -> int:
+        """A cell pointing at ``arr`` (kept alive)."""
+        self.keep.append(arr)
+        return self.cell(arr.ctypes.data)
+
+    def table(self, ops) -> tuple:
+        """(address, length) of an op table."""
+        t = np.array(ops, np.int64).reshape(-1, 5) if ops else np.zeros((1, 5), np.int64)
+        self.keep.append(t)
+        return t.ctypes.data, len(ops)
+
+
+def pin(slots, address):
+    """Point each pointer cell in ``slots`` at ``address`` now (memory that stays put: witnesses, constants)."""
+    for s in slots:
+        ctypes.c_void_p.from_address(s).value = address
+
+
+def feed(slots, cell) -> list:
+    return [(MOVE, s, cell, 0, 0) for s in slots]
+
+
+def placeholder(shape, dtype):
+    """An array standing for a value whose memory is pointed at later: only its shape matters."""
+    return np.empty(shape, dtype)
+
+
+class FrameProgram:
+    """A straight-line body: one BodyFrame, its step functions called in order."""
+
+    def __init__(self, exe, arrays, build):
+        self.frame = BodyFrame(exe, arrays)
+        build.frames.append(self.frame)
+        build.keep.append(self.frame)
+        self.ops = self.frame.calls()
+        self.graph = exe.graph
+
+    def input_slots(self, k) -> list:
+        return self.frame.input_slots(k)
+
+    def output_cell(self, k) -> int:
+        return self.frame.slot(self.frame.plan.outputs[k])
+
+
+def program(exe, arrays, build):
+    """The program of a body's executable, for inputs shaped like ``arrays``."""
+    from ...segmented import RegionExecutable
+    tier_up = getattr(exe, "tier_up", None)
+    if tier_up is not None and getattr(exe, "tier", 1) < 1:
+        tier_up(wait=False)  # a body run natively never counts calls toward the optimized tier
+    leaf = llvm_executable(exe)
+    if leaf is not None:
+        return FrameProgram(leaf, arrays, build)
+    if isinstance(exe, RegionExecutable) and exe.device == "cpu":
+        return GraphProgram(exe, arrays, build)
+    raise Unsupported(type(exe).__name__)
+
+
+class GraphProgram:
+    """A segmented graph's steps in order, each value's address in a cell."""
+
+    def __init__(self, exe, arrays, build):
+        from ...segmented import _RegionStep, _Segment
+        g = self.graph = exe.graph
+        env = symbol_env(g, arrays)
+        self.inputs = [build.cell() for _ in g.inputs]
+        cells = {v.id: c for v, c in zip(g.inputs, self.inputs)}
+
+        def cell_of(v):
+            if v.id not in cells:
+                cells[v.id] = build.array_cell(np.ascontiguousarray(v.const))
+            return cells[v.id]
+
+        def shaped(v):
+            return placeholder(tuple(T.eval_dim(d, env) for d in v.shape), v.dtype)
+
+        self.ops = []
+        for step in exe.steps:
+            if isinstance(step, _Segment):
+                witness = [np.zeros(env[s], np.bool_) for s in step.witness]
+                sub = program(step.exe, [shaped(v) for v in step.inputs] + witness, build)
+                for j, w in enumerate(witness, len(step.inputs)):
+                    build.keep.append(w)
+                    pin(sub.input_slots(j), w.ctypes.data)
+                outs = step.outputs
+            elif isinstance(step, _RegionStep):
+                params = {k: resolve(p, env) for k, p in step.params.items()}
+                sub = region_program(exe, step.prim, params, [shaped(v) for v in step.inputs], env, build)
+                outs = [next((e.out for e in step.eqns if e.p["result"] == r), None)
+                        for r in range(len(sub.outputs))]  # a result nobody reads has no equation
+            else:
+                raise Unsupported("a library call")
+            for j, v in enumerate(step.inputs):
+                self.ops += feed(sub.input_slots(j), cell_of(v))
+            self.ops += sub.ops
+            for r, v in enumerate(outs):
+                if v is not None:
+                    cells[v.id] = sub.output_cell(r)
+        self.outputs = [cell_of(v) for v in g.outputs]
+
+    def input_slots(self, k) -> list:
+        return [self.inputs[k]]
+
+    def output_cell(self, k) -> int:
+        return self.outputs[k]
+
+
+def region_program(owner, prim, params, arrays, env, build):
+    """The program of one loop or branch step of ``owner`` (a RegionExecutable) for inputs shaped like
+    ``arrays``, its lengths resolved (``params``) with the symbol values ``env``."""
+    if prim == "scan":
+        return ScanProgram(owner, params, arrays, env, build)
+    if prim == "while_loop":
+        return WhileProgram(owner, params, arrays, env, build)
+    return CondProgram(owner, params, arrays, env, build)
+
+
+class _StepCells:
+    """A step's own input cells (what its caller points at the arguments)."""
+
+    def __init__(self, n, build):
+        self.inputs = [build.cell() for _ in range(n)]
+
+    def input_slots(self, k) -> list:
+        return [self.inputs[k]]
+
+    def output_cell(self, k) -> int:
+        return self.outputs[k]
+
+
+class _Carries:
+    """A loop's carries: current values where the cells ``cur`` point, the spare buffers where ``spare`` point."""
+
+    def __init__(self, init_arrays, build):
+        self.nbytes = [a.nbytes for a in init_arrays]
+        self.cur = [build.array_cell(np.empty_like(a)) for a in init_arrays]
+        self.spare = [build.array_cell(np.empty_like(a)) for a in init_arrays]
+        self.tmp = build.cell()
+
+    def start(self, init_cells) -> list:
+        return [(COPY, c, i, n, 0) for c, i, n in zip(self.cur, init_cells, self.nbytes) if n]
+
+    def feed(self, body, first) -> list:
+        return [op for k, c in enumerate(self.cur) for op in feed(body.input_slots(first + k), c)]
+
+    def update(self, body) -> list:
+        """Copy every result into the spare buffers first (a result may be another carry's input), then swap."""
+        ops = [(COPY, s, body.output_cell(k), n, 0) for k, (s, n) in enumerate(zip(self.spare, self.nbytes)) if n]
+        for c, s, n in zip(self.cur, self.spare, self.nbytes):
+            if n:
+                ops += [(MOVE, self.tmp, c, 0, 0), (MOVE, c, s, 0, 0), (MOVE, s, self.tmp, 0, 0)]
+        return ops
+
+
+def _body_program(owner, region, arrays, env, build):
+    """A region's program with its witness inputs pinned."""
+    witness = witness_arrays(region, env)
+    body = program(owner.body(region), list(arrays) + witness, build)
+    for j, w in enumerate(witness, len(arrays)):
+        build.keep.append(w)
+        pin(body.input_slots(j), w.ctypes.data)
+    return body
+
+
+def _shape_of(body, k, arrays):
+    g = body.graph
+    benv = symbol_env(g, arrays)
+    return tuple(T.eval_dim(d, benv) for d in g.outputs[k].shape), g.outputs[k].dtype
+
+
+class ScanProgram(_StepCells):
+    def __init__(self, owner, params, arrays, env, build):
+        super().__init__(len(arrays), build)
+        nk, nc, n = params["num_consts"], params["num_carry"], params["length"]
+        carries = _Carries(arrays[nk:nk + nc], build)
+        xs = arrays[nk + nc:]
+        slices = [placeholder(x.shape[1:], x.dtype) for x in xs]
+        body_arrays = list(arrays[:nk]) + [placeholder(a.shape, a.dtype) for a in arrays[nk:nk + nc]] + slices
+        body = _body_program(owner, params["body"], body_arrays, env, build)
+        witness = witness_arrays(params["body"], env)
+        ys = []
+        for j in range(len(body.graph.outputs) - nc):
+            shape, dtype = _shape_of(body, nc + j, body_arrays + witness)
+            ys.append(np.empty((n,) + shape, dtype))
+        inner = carries.feed(body, nk)
+        for j, (x, s) in enumerate(zip(xs, slices)):
+            inner += [(ROW_AT, slot, self.inputs[nk + nc + j], s.nbytes, 0) for slot in body.input_slots(nk + nc + j)]
+        inner += body.ops
+        for j, y in enumerate(ys):
+            row = y.nbytes // n if n else 0
+            if row:
+                inner.append((COPY_ROW, y.ctypes.data, row, body.output_cell(nc + j), row))
+        inner += carries.update(body)
+        address, count = build.table(inner)
+        self.ops = [op for k in range(nk) for op in feed(body.input_slots(k), self.inputs[k])]
+        self.ops += carries.start(self.inputs[nk:nk + nc]) + [(LOOP, address, count, n, int(params["reverse"]))]
+        self.outputs = carries.cur + [build.array_cell(y) for y in ys]
+
+
+class WhileProgram(_StepCells):
+    def __init__(self, owner, params, arrays, env, build):
+        super().__init__(len(arrays), build)
+        nc, nb = params["cond_nconsts"], params["body_nconsts"]
+        init = arrays[nc + nb:]
+        carries = _Carries(init, build)
+        shaped = [placeholder(a.shape, a.dtype) for a in init]
+        cond = _body_program(owner, params["cond"], list(arrays[:nc]) + shaped, env, build)
+        body = _body_program(owner, params["body"], list(arrays[nc:nc + nb]) + shaped, env, build)
+        inner = carries.feed(cond, nc) + cond.ops + [(STOP_IF, cond.output_cell(0), 0, 0, 0)]
+        inner += carries.feed(body, nb) + body.ops + carries.update(body)
+        address, count = build.table(inner)
+        self.ops = [op for k in range(nc) for op in feed(cond.input_slots(k), self.inputs[k])]
+        self.ops += [op for k in range(nb) for op in feed(body.input_slots(k), self.inputs[nc + k])]
+        self.ops += carries.start(self.inputs[nc + nb:]) + [(LOOP, address, count, FOREVER, 0)]
+        self.outputs = carries.cur
+
+
+class CondProgram(_StepCells):
+    def __init__(self, owner, params, arrays, env, build):
+        super().__init__(len(arrays), build)
+        branches, counts = params["branches"], params["const_counts"]
+        width = arrays[0].dtype.itemsize
+        if arrays[0].dtype.kind not in "iu" or width not in (4, 8):
+            raise Unsupported(f"a cond index of dtype {arrays[0].dtype}")
+        first_operand = 1 + sum(counts)
+        operands = list(range(first_operand, len(arrays)))
+        n_out = len(branches[0].graph.outputs)
+        self.outputs = [build.cell() for _ in range(n_out)]
+        rows = []
+        for k, region in enumerate(branches):
+            start = 1 + sum(counts[:k])
+            which = list(range(start, start + counts[k])) + operands
+            branch = _body_program(owner, region, [arrays[i] for i in which], env, build)
+            ops = [op for j, i in enumerate(which) for op in feed(branch.input_slots(j), self.inputs[i])]
+            ops += branch.ops + [(MOVE, o, branch.output_cell(r), 0, 0) for r, o in enumerate(self.outputs)]
+            rows += list(build.table(ops))
+        table = np.array(rows, np.int64)
+        build.keep.append(table)
+        self.ops = [(SWITCH, self.inputs[0], table.ctypes.data, len(branches), width)]
+
+
+def run_step(owner, prim, params, args, env, eqns):
+    """The results of one loop or branch step of ``owner`` run as one op table (None for a result no equation of
+    ``eqns`` reads), or None when a body cannot be (see Unsupported). ``args``: C-contiguous arrays; ``params``
+    resolved; ``env``: the symbol values."""
+    from .loop_blas import one_blas_thread, small_products
+    from .loops import run_ops
+    build = Build()
+    try:
+        step = region_program(owner, prim, params, args, env, build)
+    except Unsupported:
+        return None
+    for k, a in enumerate(args):
+        pin(step.input_slots(k), a.ctypes.data)
+    with one_blas_thread(small_products(build.frames)):
+        run_ops(step.ops, 1)
+    for f in build.frames:
+        f.check_flag()
+    results = [None] * len(step.outputs)
+    for e in eqns:
+        results[e.p["result"]] = _read(step.output_cell(e.p["result"]), e.out, env)
+    return results
+
+
+def _read(cell, value, env):
+    """A copy of ``value``'s array at the address in ``cell`` (the program's buffers are reused by its next run)."""
+    out = np.empty(tuple(T.eval_dim(d, env) for d in value.shape), value.dtype)
+    if out.nbytes:
+        ctypes.memmove(out.ctypes.data, ctypes.c_void_p.from_address(cell).value, out.nbytes)
+    return out
