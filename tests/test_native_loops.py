@@ -419,3 +419,59 @@ def test_index_error_inside_a_nested_native_loop():
     np.testing.assert_array_equal(f(np.arange(4.0), np.array([1, 2])), [4.0, 8.0])
     with pytest.raises(IndexError, match="out of bounds"):
         f(np.arange(4.0), np.array([1, 9]))
+
+
+# ------------------------------------------------------------------------------------------------ LAPACK in bodies
+def test_newton_steps_with_solve_run_natively(monkeypatch):
+    """Newton's method on F(x) = A x + x^3 - b: each step solves with the Jacobian, inside the native loop."""
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(5, 5)) + 5 * np.eye(5), rng.normal(size=5)
+
+    def newton(a, b):
+        def step(i, x):
+            return x - np.linalg.solve(a + np.diag(3 * x * x), a @ x + x ** 3 - b)
+        return tj.fori_loop(0, 8, step, np.zeros(5))
+    native, slow = _program_paths(monkeypatch, lambda: newton, a, b)
+    x = np.zeros(5)
+    for _ in range(8):
+        x = x - np.linalg.solve(a + np.diag(3 * x * x), a @ x + x ** 3 - b)
+    np.testing.assert_allclose(native, x, rtol=1e-12)
+    np.testing.assert_allclose(a @ native + native ** 3, b, atol=1e-10)
+    np.testing.assert_allclose(native, slow, rtol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_cholesky_inv_and_stacked_solve_in_a_scan_body(monkeypatch, dtype):
+    rng = np.random.default_rng(4)
+    m = rng.normal(size=(3, 3)).astype(dtype)
+    stack = (rng.normal(size=(2, 3, 3)) + 3 * np.eye(3)).astype(dtype)
+    rhs = rng.normal(size=(4, 2, 3, 2)).astype(dtype)
+
+    def f(m, stack, rhs):
+        def cell(c, r):
+            spd = c @ c.T + np.eye(3, dtype=dtype)
+            low = np.linalg.cholesky(spd)
+            y = np.linalg.solve(stack, r) + np.linalg.inv(spd).sum()
+            return low * 0.5 + np.eye(3, dtype=dtype), y
+        return tj.scan(cell, m, rhs)
+    native, slow = _program_paths(monkeypatch, lambda: f, m, stack, rhs)
+    c, ys = m.astype(np.float64), []
+    for r in rhs.astype(np.float64):
+        spd = c @ c.T + np.eye(3)
+        ys.append(np.linalg.solve(stack.astype(np.float64), r) + np.linalg.inv(spd).sum())
+        c = np.linalg.cholesky(spd) * 0.5 + np.eye(3)
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    np.testing.assert_allclose(native[0], c, rtol=tol, atol=tol)
+    np.testing.assert_allclose(native[1], np.stack(ys), rtol=tol, atol=tol)
+    assert native[0].dtype == dtype and native[1].dtype == dtype
+    np.testing.assert_allclose(native[0], slow[0], rtol=tol, atol=tol)
+
+
+def test_singular_and_indefinite_matrices_raise_numpys_error_from_a_native_loop():
+    solve = tj.jit(lambda a, b: tj.fori_loop(0, 2, lambda i, v: np.linalg.solve(a, v), b))
+    with pytest.raises(np.linalg.LinAlgError, match="Singular matrix"):
+        solve(np.ones((3, 3)), np.ones(3))
+    chol = tj.jit(lambda a: tj.fori_loop(0, 2, lambda i, v: np.linalg.cholesky(v) + a, a))
+    with pytest.raises(np.linalg.LinAlgError, match="positive definite"):
+        chol(-np.eye(3))
+    np.testing.assert_allclose(solve(2 * np.eye(3), np.ones(3)), np.full(3, 0.25))

@@ -11,8 +11,9 @@ copies the body's results into the spare one and the two swap, so a body result 
 two results sharing memory, need no special case. A cond's branches are tables of their own; the runner's SWITCH
 op runs the one the index picks.
 
-Unsupported (the caller runs those from Python): library calls (their result lengths are bound at run time) and
-any body that is not CPU code.
+Library calls: LAPACK's solve, inv and cholesky run in the table (loop_lapack.py). Unsupported (the caller runs
+those from Python): other library calls (sort, FFT, eig; nonzero, whose length is bound at run time) and any
+body that is not CPU code.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ class Build:
     def __init__(self):
         self.keep: list = []
         self.frames: list = []
+        self.checks: list = []  # run after the program: they raise the errors its flags recorded
 
     def cell(self, address=0) -> int:
         c = ctypes.c_void_p(address or None)
@@ -76,6 +78,7 @@ class FrameProgram:
     def __init__(self, exe, arrays, build):
         self.frame = BodyFrame(exe, arrays)
         build.frames.append(self.frame)
+        build.checks.append(self.frame.check_flag)
         build.keep.append(self.frame)
         self.ops = self.frame.calls()
         self.graph = exe.graph
@@ -105,7 +108,8 @@ class GraphProgram:
     """A segmented graph's steps in order, each value's address in a cell."""
 
     def __init__(self, exe, arrays, build):
-        from ...segmented import _RegionStep, _Segment
+        from ...segmented import _LibraryStep, _RegionStep, _Segment
+        from .loop_lapack import LapackProgram
         g = self.graph = exe.graph
         env = symbol_env(g, arrays)
         self.inputs = [build.cell() for _ in g.inputs]
@@ -127,15 +131,19 @@ class GraphProgram:
                 for j, w in enumerate(witness, len(step.inputs)):
                     build.keep.append(w)
                     pin(sub.input_slots(j), w.ctypes.data)
-                outs = step.outputs
+                step_inputs, outs = step.inputs, step.outputs
             elif isinstance(step, _RegionStep):
                 params = {k: resolve(p, env) for k, p in step.params.items()}
                 sub = region_program(exe, step.prim, params, [shaped(v) for v in step.inputs], env, build)
                 outs = [next((e.out for e in step.eqns if e.p["result"] == r), None)
                         for r in range(len(sub.outputs))]  # a result nobody reads has no equation
+                step_inputs = step.inputs
+            elif isinstance(step, _LibraryStep):
+                sub = LapackProgram(step.eqn, [shaped(v) for v in step.eqn.inputs], build)
+                step_inputs, outs = step.eqn.inputs, [step.eqn.out]
             else:
-                raise Unsupported("a library call")
-            for j, v in enumerate(step.inputs):
+                raise Unsupported(type(step).__name__)
+            for j, v in enumerate(step_inputs):
                 self.ops += feed(sub.input_slots(j), cell_of(v))
             self.ops += sub.ops
             for r, v in enumerate(outs):
@@ -299,8 +307,8 @@ def run_step(owner, prim, params, args, env, eqns):
         pin(step.input_slots(k), a.ctypes.data)
     with one_blas_thread(small_products(build.frames)):
         run_ops(step.ops, 1)
-    for f in build.frames:
-        f.check_flag()
+    for check in build.checks:
+        check()
     results = [None] * len(step.outputs)
     for e in eqns:
         results[e.p["result"]] = _read(step.output_cell(e.p["result"]), e.out, env)
