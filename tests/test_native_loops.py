@@ -475,3 +475,21 @@ def test_singular_and_indefinite_matrices_raise_numpys_error_from_a_native_loop(
     with pytest.raises(np.linalg.LinAlgError, match="positive definite"):
         chol(-np.eye(3))
     np.testing.assert_allclose(solve(2 * np.eye(3), np.ones(3)), np.full(3, 0.25))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64, np.int32])
+def test_sort_in_a_loop_body_runs_natively_in_numpys_order(monkeypatch, dtype):
+    rng = np.random.default_rng(5)
+    x = (rng.normal(size=(3, 8)) * 5).astype(dtype)
+    if x.dtype.kind == "f":
+        x[0, :4] = [np.nan, -0.0, np.inf, np.nan]
+
+    def f(x):
+        return tj.fori_loop(0, 3, lambda i, v: np.sort((v[:, ::-1] * -1 + i).astype(dtype)), x)
+    native, slow = _program_paths(monkeypatch, lambda: f, x)
+    ref = x.copy()
+    for i in range(3):
+        ref = np.sort(ref[:, ::-1] * -1 + dtype(i))
+    np.testing.assert_array_equal(native, ref)
+    np.testing.assert_array_equal(native, slow)
+    assert native.dtype == dtype

@@ -11,9 +11,9 @@ copies the body's results into the spare one and the two swap, so a body result 
 two results sharing memory, need no special case. A cond's branches are tables of their own; the runner's SWITCH
 op runs the one the index picks.
 
-Library calls: LAPACK's solve, inv and cholesky run in the table (loop_lapack.py). Unsupported (the caller runs
-those from Python): other library calls (sort, FFT, eig; nonzero, whose length is bound at run time) and any
-body that is not CPU code.
+Library calls: LAPACK's solve, inv and cholesky, and sort, run in the table (loop_library.py). Unsupported (the
+caller runs those from Python): other library calls (FFT, eig, argsort; nonzero, whose length is bound at run
+time) and any body that is not CPU code.
 """
 from __future__ import annotations
 
@@ -109,7 +109,7 @@ class GraphProgram:
 
     def __init__(self, exe, arrays, build):
         from ...segmented import _LibraryStep, _RegionStep, _Segment
-        from .loop_lapack import LapackProgram
+        from .loop_library import library_program
         g = self.graph = exe.graph
         env = symbol_env(g, arrays)
         self.inputs = [build.cell() for _ in g.inputs]
@@ -139,7 +139,7 @@ class GraphProgram:
                         for r in range(len(sub.outputs))]  # a result nobody reads has no equation
                 step_inputs = step.inputs
             elif isinstance(step, _LibraryStep):
-                sub = LapackProgram(step.eqn, [shaped(v) for v in step.eqn.inputs], build)
+                sub = library_program(step.eqn, [shaped(v) for v in step.eqn.inputs], build)
                 step_inputs, outs = step.eqn.inputs, [step.eqn.out]
             else:
                 raise Unsupported(type(step).__name__)

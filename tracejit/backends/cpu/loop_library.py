@@ -1,6 +1,6 @@
-"""LAPACK inside native loops: ``solve``, ``inv`` and ``cholesky`` in a loop body (a Newton step, a Kalman
-update) run as steps of the body's op table, calling LAPACK through scipy's ``cython_lapack`` function pointers,
-with no Python per iteration.
+"""Library calls inside native loops: ``solve``, ``inv`` and ``cholesky`` in a loop body (a Newton step, a Kalman
+update) and ``sort`` run as steps of the body's op table, calling LAPACK through scipy's ``cython_lapack``
+function pointers and the C library's ``qsort``, with no Python per iteration.
 
 Each routine is one small machine-code function ``fn(args, 0, 0, -1)`` (the runner's CALL form), compiled once
 per process; ``args`` is a table of int64 words naming the pointer cells of its operands, the sizes and the
@@ -9,7 +9,8 @@ workspace. numpy's row-major matrix is LAPACK's column-major transpose, so:
   inv      the same factors; getrs with 'N' on the identity gives (A^T)^-1 column-major, A^-1 row-major
   cholesky potrf 'U' on A's bytes: U^T U = A, and U column-major is the lower factor L row-major
 A singular matrix (or one that is not positive definite) sets a flag, raised as numpy's LinAlgError after the
-run. Stacked matrices are looped over.
+run. Stacked matrices are looped over. ``sort`` along the last axis: each row copied, then qsort with numpy's
+order (nan last). FFT and eig have no C entry point to call here: bodies using them run from Python.
 """
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from .loop_runner import CALL
 I8, I32, I64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
 PTR = ir.PointerType()
 ROUTINES = ("solve", "inv", "cholesky")
+SORTED = {"d": ir.DoubleType(), "s": ir.FloatType(), "l": I64, "i": I32}  # the types sort handles
+SORT_KINDS = {np.dtype(np.float64): "d", np.dtype(np.float32): "s", np.dtype(np.int64): "l", np.dtype(np.int32): "i"}
 MESSAGES = {"solve": "Singular matrix", "inv": "Singular matrix", "cholesky": "Matrix is not positive definite"}
 _lock = threading.Lock()
 _compiled: dict = {}
@@ -178,6 +181,37 @@ def _memcpy(b):
     return ir.Function(mod, ir.FunctionType(ir.VoidType(), [PTR, PTR, I64, ir.IntType(1)]), name)
 
 
+def _emit_compare(module, kind, ty):
+    """int cmp(const T *a, const T *b) in numpy's order: nan after every number."""
+    fn = ir.Function(module, ir.FunctionType(I32, [PTR, PTR]), f"tj_cmp_{kind}")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    x, y = b.load(fn.args[0], typ=ty), b.load(fn.args[1], typ=ty)
+    one, minus = ir.Constant(I32, 1), ir.Constant(I32, -1)
+    if isinstance(ty, ir.IntType):
+        lt, gt = b.icmp_signed("<", x, y), b.icmp_signed(">", x, y)
+        b.ret(b.select(lt, minus, b.zext(gt, I32)))
+        return fn
+    lt, gt = b.fcmp_ordered("<", x, y), b.fcmp_ordered(">", x, y)
+    nan_order = b.sub(b.zext(b.fcmp_unordered("uno", x, x), I32), b.zext(b.fcmp_unordered("uno", y, y), I32))
+    b.ret(b.select(lt, minus, b.select(gt, one, nan_order)))  # equal numbers: 0; nan and nan: 0
+    return fn
+
+
+def _emit_sort(module, kind, ty):
+    """fn(args): args = [cell in, cell out, rows, n]; out = in with each row of n sorted."""
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, PTR, I64, I64]), f"tj_sort_{kind}")
+    e = _Emitter(fn, ty)
+    b = e.b
+    src, out, rows, n = e.through_cell(0), e.through_cell(1), e.word(2), e.word(3)
+    size = ir.Constant(I64, 8 if kind in "dl" else 4)
+    b.call(_memcpy(b), [out, src, b.mul(b.mul(rows, n), size), ir.Constant(ir.IntType(1), 0)])
+    qsort = module.globals.get("tj_qsort") or ir.Function(
+        module, ir.FunctionType(ir.VoidType(), [PTR, I64, I64, PTR]), "tj_qsort")
+    compare = _emit_compare(module, kind, ty)
+    e.loop(rows, lambda r: b.call(qsort, [e.at(out, b.mul(r, n)), n, size, compare]))
+    b.ret_void()
+
+
 def _functions():
     """{(routine, dtype char): address}, compiled once per process."""
     with _lock:
@@ -191,6 +225,9 @@ def _functions():
                     e = _Emitter(fn, fty)
                     _emit_potrf(e, kind) if routine == "cholesky" else _emit_getrs(e, kind, routine == "inv")
                     e.b.ret_void()
+            for kind, ty in SORTED.items():
+                _emit_sort(module, kind, ty)
+            llvm.add_symbol("tj_qsort", ctypes.cast(ctypes.CDLL(None).qsort, ctypes.c_void_p).value)
             for kind in "ds":
                 for name in ("getrf", "getrs", "potrf"):
                     llvm.add_symbol(f"tj_lapack_{kind}{name}", _lapack(kind + name))
@@ -205,10 +242,42 @@ def _functions():
             for kind in "ds":
                 for routine in ROUTINES:
                     _compiled[routine, kind] = engine.get_function_address(f"tj_lapack_{routine}_{kind}")
+            for kind in SORTED:
+                _compiled["sort", kind] = engine.get_function_address(f"tj_sort_{kind}")
     return _compiled
 
 
 PRIMS = {"linalg_solve": "solve", "linalg_inv": "inv", "cholesky": "cholesky"}
+
+
+def library_program(eqn, arrays, build):
+    """The program of one library equation of a body (see the module docstring), or Unsupported."""
+    if eqn.prim == "sort":
+        return SortProgram(eqn, arrays, build)
+    return LapackProgram(eqn, arrays, build)
+
+
+class SortProgram:
+    """``np.sort`` along the last axis as one CALL."""
+
+    def __init__(self, eqn, arrays, build):
+        from .native_program import Unsupported
+        a = arrays[0]
+        kind = SORT_KINDS.get(a.dtype)
+        if kind not in SORTED or eqn.p["axis"] not in (-1, a.ndim - 1):
+            raise Unsupported(f"sort of {a.dtype} along axis {eqn.p['axis']}")
+        self.input = build.cell()
+        self.out = build.array_cell(np.empty(a.shape, a.dtype))
+        n = a.shape[-1]
+        table = np.array([self.input, self.out, a.size // n if n else 0, n], np.int64)
+        build.keep.append(table)
+        self.ops = [(CALL, _functions()["sort", kind], table.ctypes.data, 0, 0)] if a.size else []
+
+    def input_slots(self, k) -> list:
+        return [self.input]
+
+    def output_cell(self, k) -> int:
+        return self.out
 
 
 class LapackProgram:
