@@ -103,6 +103,7 @@ class RegionExecutable:
         t0 = time.perf_counter()
         self.graph, self.device, self.build = graph, device, build
         self._bodies: dict = {}
+        self._programs: dict = {}  # steps built as op tables, by shapes (native_program.run_step)
         self._quick_tier_seconds: dict = {}  # body executable id -> seconds of its latest quick-tier loop
         # loop runs by path (tests check which one ran): native (of which tiled, elementwise), or python
         # (program: a step run as one op table holding nested loops or branches, see native_program.py)
@@ -149,13 +150,13 @@ class RegionExecutable:
             self.loop_runs["native"] += 1
             self.loop_runs["elementwise"] += 1
             return tiled.run(params, [_contiguous(np.asarray(a)) for a in args])
-        regions = params["branches"] if prim == "cond" else \
-            (params["body"],) if prim == "scan" else (params["cond"], params["body"])
-        compiled = [tiled.cond, tiled.body] if tiled is not None else [self.body(r) for r in regions]
-        exes = [loops.llvm_executable(e) for e in compiled]
+        if prim != "cond":
+            regions = (params["body"],) if prim == "scan" else (params["cond"], params["body"])
+            compiled = [tiled.cond, tiled.body] if tiled is not None else [self.body(r) for r in regions]
+            exes = [loops.llvm_executable(e) for e in compiled]
         if prim == "cond" or any(e is None for e in exes):  # branches, or bodies holding loops or branches
             out = native_program.run_step(self, prim, params, [_contiguous(np.asarray(a)) for a in args], symvals,
-                                          eqns)
+                                          eqns, self._programs)
             if out is not None:
                 self.loop_runs["native"] += 1
                 self.loop_runs["program"] += 1

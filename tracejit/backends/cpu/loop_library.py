@@ -312,6 +312,7 @@ class LapackProgram:
         fn = _functions()[routine, kind]
         self.ops = [(CALL, fn, table.ctypes.data, 0, 0)] if n and batch else []
         build.checks.append(self.check)
+        build.flags.append(self.flag)
 
     def input_slots(self, k) -> list:
         return [self.inputs[k]]

@@ -18,13 +18,15 @@ time) and any body that is not CPU code.
 from __future__ import annotations
 
 import ctypes
+import threading
 
 import numpy as np
 
 from ...ir import types as T
 from ...ir.interpret import resolve, symbol_env
 from ...ir.regions import witness_arrays
-from .loop_runner import COPY, COPY_ROW, LOOP, MOVE, ROW_AT, STOP_IF, SWITCH
+from .loop_blas import one_blas_thread, small_products
+from .loop_runner import COPY, COPY_ROW, LOOP, MOVE, ROW_AT, STOP_IF, SWITCH, loop_runner
 from .loops import FOREVER, BodyFrame, llvm_executable
 
 
@@ -39,6 +41,8 @@ class Build:
         self.keep: list = []
         self.frames: list = []
         self.checks: list = []  # run after the program: they raise the errors its flags recorded
+        self.flags: list = []  # the flag arrays those read, cleared before each run
+        self.tiered: list = []  # (executable, its tier when built): the program is rebuilt once it tiers up
 
     def cell(self, address=0) -> int:
         c = ctypes.c_void_p(address or None)
@@ -79,6 +83,8 @@ class FrameProgram:
         self.frame = BodyFrame(exe, arrays)
         build.frames.append(self.frame)
         build.checks.append(self.frame.check_flag)
+        if self.frame.flag is not None:
+            build.flags.append(self.frame.flag)
         build.keep.append(self.frame)
         self.ops = self.frame.calls()
         self.graph = exe.graph
@@ -96,6 +102,7 @@ def program(exe, arrays, build):
     tier_up = getattr(exe, "tier_up", None)
     if tier_up is not None and getattr(exe, "tier", 1) < 1:
         tier_up(wait=False)  # a body run natively never counts calls toward the optimized tier
+        build.tiered.append((exe, exe.tier))
     leaf = llvm_executable(exe)
     if leaf is not None:
         return FrameProgram(leaf, arrays, build)
@@ -292,27 +299,66 @@ class CondProgram(_StepCells):
         self.ops = [(SWITCH, self.inputs[0], table.ctypes.data, len(branches), width)]
 
 
-def run_step(owner, prim, params, args, env, eqns):
+class StepRun:
+    """A built step program, kept for the next call with the same shapes: only the inputs' addresses change."""
+
+    def __init__(self, owner, prim, params, args, env):
+        self.build = build = Build()
+        self.step = region_program(owner, prim, params, args, env, build)
+        self.table, self.count = build.table(self.step.ops)
+        self.small = small_products(build.frames)
+        self.lock = threading.Lock()
+        self.runner = loop_runner()
+
+    def stale(self) -> bool:
+        """Whether a body it calls has its optimized tier in place now (a new build runs that code)."""
+        return any(exe.tier != tier for exe, tier in self.build.tiered)
+
+    def run(self, args, env, eqns):
+        for k, a in enumerate(args):
+            pin(self.step.input_slots(k), a.ctypes.data)
+        for f in self.build.flags:
+            f[0] = 0  # a previous run's error is not this one's
+        if self.small:
+            with one_blas_thread(True):
+                self.runner(self.table, self.count, 1, 0)
+        else:
+            self.runner(self.table, self.count, 1, 0)
+        for check in self.build.checks:
+            check()
+        results = [None] * len(self.step.outputs)
+        for e in eqns:
+            results[e.p["result"]] = _read(self.step.output_cell(e.p["result"]), e.out, env)
+        return results
+
+
+def run_step(owner, prim, params, args, env, eqns, cache):
     """The results of one loop or branch step of ``owner`` run as one op table (None for a result no equation of
     ``eqns`` reads), or None when a body cannot be (see Unsupported). ``args``: C-contiguous arrays; ``params``
-    resolved; ``env``: the symbol values."""
-    from .loop_blas import one_blas_thread, small_products
-    from .loops import run_ops
-    build = Build()
-    try:
-        step = region_program(owner, prim, params, args, env, build)
-    except Unsupported:
+    resolved; ``env``: the symbol values; ``cache``: a dict keeping built programs by shapes (a program in use
+    by another thread is not shared: this call builds its own)."""
+    key = (prim, params.get("body"), params.get("cond"), params.get("branches"), params.get("length"),
+           tuple((a.shape, a.dtype.str) for a in args), tuple(sorted(env.items())))
+    run = cache.get(key)
+    if run is False:
         return None
-    for k, a in enumerate(args):
-        pin(step.input_slots(k), a.ctypes.data)
-    with one_blas_thread(small_products(build.frames)):
-        run_ops(step.ops, 1)
-    for check in build.checks:
-        check()
-    results = [None] * len(step.outputs)
-    for e in eqns:
-        results[e.p["result"]] = _read(step.output_cell(e.p["result"]), e.out, env)
-    return results
+    if run is not None and run.stale():
+        del cache[key]
+        run = None
+    if run is None or not run.lock.acquire(blocking=False):
+        try:
+            fresh = StepRun(owner, prim, params, args, env)
+        except Unsupported:
+            cache[key] = False
+            return None
+        if run is None:
+            cache[key] = fresh
+        run = fresh
+        run.lock.acquire()
+    try:
+        return run.run(args, env, eqns)
+    finally:
+        run.lock.release()
 
 
 def _read(cell, value, env):
