@@ -23,7 +23,7 @@ import threading
 import numpy as np
 
 from ...ir import types as T
-from ...ir.interpret import resolve, symbol_env
+from ...ir.interpret import check_constraints, resolve, symbol_env
 from ...ir.regions import witness_arrays
 from .loop_blas import one_blas_thread, small_products
 from .loop_runner import COPY, COPY_ROW, LOOP, MOVE, ROW_AT, STOP_IF, SWITCH, loop_runner
@@ -81,6 +81,7 @@ class FrameProgram:
 
     def __init__(self, exe, arrays, build):
         self.frame = BodyFrame(exe, arrays)
+        check_constraints(exe.graph, self.frame.env)  # the lengths a body's trace assumed (once per build)
         build.frames.append(self.frame)
         build.checks.append(self.frame.check_flag)
         if self.frame.flag is not None:
