@@ -10,6 +10,8 @@ processes weighs on all alike; ratios are the peer's time over tracejit's, > 1: 
             PyTensor scan + grad); also tracejit's Theano surface (theano.scan + T.grad) on the same program
   compile   first-call compile time of `fori` at 10 and at 10,000 steps (first call minus a later call)
   mandel    Mandelbrot escape times on 1000 x 1000 points, 100 iterations (vs numpy and numba)
+  nested    a 200-step scan whose step runs a 10-step fori_loop and a cond, on 256 floats (vs the same program
+            driven from Python, JAX, numba)
 """
 from __future__ import annotations
 
@@ -189,7 +191,58 @@ def mandel_case(size=1000, iters=100):
     row("mandel", interleaved_ms(fns, repeat=5))
 
 
-CASES = {"fori": fori_case, "compile": compile_case, "lstm": lstm_case, "mandel": mandel_case}
+# ------------------------------------------------------------------------------------------------ nested
+def _nested_step(np_, fori, cond):
+    """A scan step holding a fori_loop and a cond: damp the carry 10 times, then branch on its sum."""
+    def step(c, x):
+        c = fori(0, 10, lambda j, v: v * 0.9 + 0.01 * x, c)
+        c = cond(c.sum() > 0, lambda v: v - 0.5, lambda v: v + 0.25, c)
+        return c, c[0]
+    return step
+
+
+def nested_case(steps=200, n=256):
+    """A scan of 200 steps, each running a 10-step fori_loop and a cond, on 256 floats: tracejit's native program
+    (one op table), the same executable driven from Python (TRACEJIT_NATIVE_LOOPS=0), JAX, numba."""
+    xs = np.linspace(-1, 1, steps)
+    c0 = np.linspace(0, 1, n)
+    f = tj.jit(lambda c, xs: tj.scan(_nested_step(np, tj.fori_loop, tj.cond), c, xs))
+
+    def python_driven():
+        os.environ["TRACEJIT_NATIVE_LOOPS"] = "0"
+        try:
+            return f(c0, xs)
+        finally:
+            del os.environ["TRACEJIT_NATIVE_LOOPS"]
+    fns = {"tracejit": lambda: f(c0, xs), "tracejit from Python": python_driven}
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    lax = jax.lax
+    jf = jax.jit(lambda c, xs: lax.scan(_nested_step(jax.numpy, lax.fori_loop,
+                                                     lambda p, t, e, v: lax.cond(p, t, e, v)), c, xs))
+    fns["jax"] = lambda: jax.block_until_ready(jf(c0, xs))
+    np.testing.assert_allclose(f(c0, xs)[1], np.asarray(jf(c0, xs)[1]), rtol=1e-12)
+    try:
+        import numba
+
+        @numba.njit(cache=False)
+        def nb(c, xs):
+            c = c.copy()
+            ys = np.empty(xs.shape[0])
+            for t in range(xs.shape[0]):
+                for _ in range(10):
+                    c = c * 0.9 + 0.01 * xs[t]
+                c = c - 0.5 if c.sum() > 0 else c + 0.25
+                ys[t] = c[0]
+            return c, ys
+        fns["numba"] = lambda: nb(c0, xs)
+        np.testing.assert_allclose(f(c0, xs)[1], nb(c0, xs)[1], rtol=1e-12)
+    except ImportError:
+        pass
+    row("nested", interleaved_ms(fns, repeat=15))
+
+
+CASES = {"fori": fori_case, "nested": nested_case, "compile": compile_case, "lstm": lstm_case, "mandel": mandel_case}
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()

@@ -4,10 +4,12 @@ The outer graph is cut into straight-line segments, each compiled by the ordinar
 steps. On the CPU a loop whose bodies are straight-line runs natively (backends/cpu/loops.py): one machine-code
 loop calls the body's compiled steps, carries double-buffered, scan rows written in place, a while_loop's
 predicate read in compiled code; a while_loop over independent elements (vmap's per-element loop) runs each
-element's loop inside one kernel (backends/cpu/elementwise_while.py). Bodies holding loops, branches or library
-calls, and every loop on a CUDA device, run from a Python loop here: carries passed as arrays, stacked scan
-outputs allocated once, a cond running only its taken branch. Bodies are compiled once, when the executable is
-built: compile time grows with the body, not with the trip count.
+element's loop inside one kernel (backends/cpu/elementwise_while.py). A cond, and a loop whose bodies hold loops,
+branches or LAPACK/sort calls, run as one op table of the same native loop (backends/cpu/native_program.py).
+What is left (bodies calling other library routines, and every loop on a CUDA device) runs from a Python loop
+here: carries passed as arrays, stacked scan outputs allocated once, a cond running only its taken branch.
+Bodies are compiled once, when the executable is built: compile time grows with the body, not with the trip
+count.
 """
 from __future__ import annotations
 

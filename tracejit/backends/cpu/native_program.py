@@ -129,7 +129,10 @@ class GraphProgram:
             return cells[v.id]
 
         def shaped(v):
-            return placeholder(tuple(T.eval_dim(d, env) for d in v.shape), v.dtype)
+            try:
+                return placeholder(tuple(T.eval_dim(d, env) for d in v.shape), v.dtype)
+            except KeyError as unbound:  # a length bound only at run time
+                raise Unsupported(f"the length {unbound} is known only when the step runs") from None
 
         self.ops = []
         for step in exe.steps:
