@@ -208,12 +208,25 @@ class _Carries:
         return [op for k, c in enumerate(self.cur) for op in feed(body.input_slots(first + k), c)]
 
     def update(self, body) -> list:
-        """Copy every result into the spare buffers first (a result may be another carry's input), then swap."""
-        ops = [(COPY, s, body.output_cell(k), n, 0) for k, (s, n) in enumerate(zip(self.spare, self.nbytes)) if n]
-        for c, s, n in zip(self.cur, self.spare, self.nbytes):
-            if n:
-                ops += [(MOVE, self.tmp, c, 0, 0), (MOVE, c, s, 0, 0), (MOVE, s, self.tmp, 0, 0)]
+        """Copy the results into the spare buffers first (a result may be another carry's input), then swap. A
+        straight-line body's result that owns its buffer (loops.BodyFrame.owns) trades buffers with the carry
+        instead: no copy."""
+        frame = body.frame if isinstance(body, FrameProgram) else None
+        owned = [bool(n) and frame is not None and frame.owns(k) for k, n in enumerate(self.nbytes)]
+        ops = [(COPY, s, body.output_cell(k), n, 0) for k, (s, n) in enumerate(zip(self.spare, self.nbytes))
+               if n and not owned[k]]
+        for k, (c, s, n) in enumerate(zip(self.cur, self.spare, self.nbytes)):
+            if owned[k]:
+                out = body.output_cell(k)
+                ops += self._swap(c, out)
+                bid = frame.plan.outputs[k]
+                ops += [(MOVE, frame.slot(a), out, 0, 0) for a in frame.aliases(bid)[1:]]
+            elif n:
+                ops += self._swap(c, s)
         return ops
+
+    def _swap(self, a, b) -> list:
+        return [(MOVE, self.tmp, a, 0, 0), (MOVE, a, b, 0, 0), (MOVE, b, self.tmp, 0, 0)]
 
 
 def _body_program(owner, region, arrays, env, build):
