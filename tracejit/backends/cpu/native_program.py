@@ -326,14 +326,20 @@ class StepRun:
         self.small = small_products(build.frames)
         self.lock = threading.Lock()
         self.runner = loop_runner()
+        # the input cells as ctypes objects, set at each run (made once: from_address costs a microsecond)
+        self.input_cells = [[ctypes.c_void_p.from_address(c) for c in self.step.input_slots(k)]
+                            for k in range(len(args))]
+        self.shapes: dict = {}  # result -> (shape, dtype), filled at the first run
 
     def stale(self) -> bool:
         """Whether a body it calls has its optimized tier in place now (a new build runs that code)."""
         return any(exe.tier != tier for exe, tier in self.build.tiered)
 
     def run(self, args, env, eqns):
-        for k, a in enumerate(args):
-            pin(self.step.input_slots(k), a.ctypes.data)
+        for cells, a in zip(self.input_cells, args):
+            address = a.ctypes.data
+            for c in cells:
+                c.value = address
         for f in self.build.flags:
             f[0] = 0  # a previous run's error is not this one's
         if self.small:
@@ -345,7 +351,10 @@ class StepRun:
             check()
         results = [None] * len(self.step.outputs)
         for e in eqns:
-            results[e.p["result"]] = _read(self.step.output_cell(e.p["result"]), e.out, env)
+            r = e.p["result"]
+            if r not in self.shapes:
+                self.shapes[r] = (tuple(T.eval_dim(d, env) for d in e.out.shape), e.out.dtype)
+            results[r] = _read(self.step.output_cell(r), *self.shapes[r])
         return results
 
 
@@ -378,9 +387,9 @@ def run_step(owner, prim, params, args, env, eqns, cache):
         run.lock.release()
 
 
-def _read(cell, value, env):
-    """A copy of ``value``'s array at the address in ``cell`` (the program's buffers are reused by its next run)."""
-    out = np.empty(tuple(T.eval_dim(d, env) for d in value.shape), value.dtype)
+def _read(cell, shape, dtype):
+    """A copy of the array at the address in ``cell`` (the program's buffers are reused by its next run)."""
+    out = np.empty(shape, dtype)
     if out.nbytes:
         ctypes.memmove(out.ctypes.data, ctypes.c_void_p.from_address(cell).value, out.nbytes)
     return out
