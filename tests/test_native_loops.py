@@ -495,3 +495,15 @@ def test_sort_in_a_loop_body_runs_natively_in_numpys_order(monkeypatch, dtype):
     np.testing.assert_array_equal(native, ref)
     np.testing.assert_array_equal(native, slow)
     assert native.dtype == dtype
+
+
+def test_a_kept_program_is_not_shared_by_concurrent_calls():
+    from concurrent.futures import ThreadPoolExecutor
+    f = tj.jit(lambda x: tj.fori_loop(0, 200, lambda i, v: tj.cond(v.sum() > 0, lambda a: a * 0.5 - 1.0,
+                                                                     lambda a: a + 0.75, v), x))
+    inputs = [np.linspace(-k, k + 1, 64) for k in range(8)]
+    expected = [f(x) for x in inputs]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            for got, ref in zip(pool.map(f, inputs), expected):
+                np.testing.assert_array_equal(got, ref)
