@@ -289,6 +289,53 @@ def test_per_element_loop_with_a_math_function_and_a_constant_array():
     assert k.dtype == np.int32 and (k < 60).all() and k.max() > k.min()
 
 
+def _element_while(f):
+    """The ElementWhile kernel behind a jitted function's per-element while_loop."""
+    (step,) = [s for s in _region_exe(f).steps if hasattr(getattr(s, "tiled", None), "fn")]
+    return step.tiled
+
+
+@pytest.mark.parametrize("n", [3, 8, 29])
+def test_per_element_loop_on_simd_lanes_matches_numpy_for_each_dtype(monkeypatch, n):
+    """float32, int32 and bool carries on SIMD lanes, n not a multiple of the lanes (a scalar remainder)."""
+    def collatz(x0, limit):
+        def going(s):
+            x, k, odd = s
+            return (x != 1) & (k < limit)
+
+        def step(s):
+            x, k, odd = s
+            odd = x % 2 == 1
+            return np.where(odd, 3 * x + 1, x // 2), k + np.float32(0.5), odd
+        return tj.while_loop(going, step, (x0, np.float32(0.0), np.bool_(False)))
+    x0 = np.arange(1, n + 1, dtype=np.int32) * 7
+    f = tj.jit(tj.vmap(collatz, in_axes=(0, None)))
+    x, k, odd = f(x0, np.int32(40))
+    assert _element_while(f).simd
+    ref = []
+    for v in x0:
+        v, kk, o = int(v), np.float32(0), False
+        while v != 1 and kk < 40:
+            o = v % 2 == 1
+            v, kk = (3 * v + 1 if o else v // 2), kk + np.float32(0.5)
+        ref.append((v, kk, o))
+    np.testing.assert_array_equal(x, [r[0] for r in ref])
+    np.testing.assert_array_equal(k, np.array([r[1] for r in ref], np.float32))
+    np.testing.assert_array_equal(odd, [r[2] for r in ref])
+    assert x.dtype == np.int32 and k.dtype == np.float32 and odd.dtype == np.bool_
+
+
+def test_a_math_call_in_a_per_element_loop_uses_scalar_lanes():
+    f = tj.jit(tj.vmap(lambda x: tj.while_loop(lambda v: v < 3.0, lambda v: v + np.exp(-v), x)))
+    out = f(np.linspace(0, 2, 11))
+    assert not _element_while(f).simd
+    ref = np.linspace(0, 2, 11)
+    for j in range(11):
+        while ref[j] < 3.0:
+            ref[j] = ref[j] + np.exp(-ref[j])
+    np.testing.assert_allclose(out, ref, rtol=1e-14)
+
+
 def test_small_products_in_a_loop_run_blas_on_one_thread_and_restore_it():
     from tracejit.backends.cpu import loop_blas
     fns = loop_blas._thread_functions()
