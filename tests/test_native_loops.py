@@ -166,7 +166,7 @@ def test_index_error_inside_a_native_loop():
         f(np.arange(4.0), np.array([1, 9]))
 
 
-def test_nested_loops_fall_back_to_python_for_the_outer_loop():
+def test_nested_loops_run_as_one_native_program():
     def f(x):
         return tj.fori_loop(0, 3, lambda i, v: tj.fori_loop(0, 4, lambda j, w: w + j, v) * 2, x)
     g = tj.jit(f)
@@ -175,7 +175,8 @@ def test_nested_loops_fall_back_to_python_for_the_outer_loop():
     for _ in range(3):
         v = (v + 6) * 2
     assert float(out) == v
-    assert _region_exe(g).loop_runs["python"] == 1
+    runs = _region_exe(g).loop_runs
+    assert runs["python"] == 0 and runs["program"] == 1
 
 
 def test_grad_through_scan_and_fori_loop_uses_native_loops():
@@ -288,6 +289,53 @@ def test_per_element_loop_with_a_math_function_and_a_constant_array():
     assert k.dtype == np.int32 and (k < 60).all() and k.max() > k.min()
 
 
+def _element_while(f):
+    """The ElementWhile kernel behind a jitted function's per-element while_loop."""
+    (step,) = [s for s in _region_exe(f).steps if hasattr(getattr(s, "tiled", None), "fn")]
+    return step.tiled
+
+
+@pytest.mark.parametrize("n", [3, 8, 29])
+def test_per_element_loop_on_simd_lanes_matches_numpy_for_each_dtype(monkeypatch, n):
+    """float32, int32 and bool carries on SIMD lanes, n not a multiple of the lanes (a scalar remainder)."""
+    def collatz(x0, limit):
+        def going(s):
+            x, k, odd = s
+            return (x != 1) & (k < limit)
+
+        def step(s):
+            x, k, odd = s
+            odd = x % 2 == 1
+            return np.where(odd, 3 * x + 1, x // 2), k + np.float32(0.5), odd
+        return tj.while_loop(going, step, (x0, np.float32(0.0), np.bool_(False)))
+    x0 = np.arange(1, n + 1, dtype=np.int32) * 7
+    f = tj.jit(tj.vmap(collatz, in_axes=(0, None)))
+    x, k, odd = f(x0, np.int32(40))
+    assert _element_while(f).simd
+    ref = []
+    for v in x0:
+        v, kk, o = int(v), np.float32(0), False
+        while v != 1 and kk < 40:
+            o = v % 2 == 1
+            v, kk = (3 * v + 1 if o else v // 2), kk + np.float32(0.5)
+        ref.append((v, kk, o))
+    np.testing.assert_array_equal(x, [r[0] for r in ref])
+    np.testing.assert_array_equal(k, np.array([r[1] for r in ref], np.float32))
+    np.testing.assert_array_equal(odd, [r[2] for r in ref])
+    assert x.dtype == np.int32 and k.dtype == np.float32 and odd.dtype == np.bool_
+
+
+def test_a_math_call_in_a_per_element_loop_uses_scalar_lanes():
+    f = tj.jit(tj.vmap(lambda x: tj.while_loop(lambda v: v < 3.0, lambda v: v + np.exp(-v), x)))
+    out = f(np.linspace(0, 2, 11))
+    assert not _element_while(f).simd
+    ref = np.linspace(0, 2, 11)
+    for j in range(11):
+        while ref[j] < 3.0:
+            ref[j] = ref[j] + np.exp(-ref[j])
+    np.testing.assert_allclose(out, ref, rtol=1e-14)
+
+
 def test_small_products_in_a_loop_run_blas_on_one_thread_and_restore_it():
     from tracejit.backends.cpu import loop_blas
     fns = loop_blas._thread_functions()
@@ -302,3 +350,207 @@ def test_small_products_in_a_loop_run_blas_on_one_thread_and_restore_it():
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)
     if fns:
         assert fns[0]() == before
+
+
+# ------------------------------------------------------------------------------------------------ nested programs
+def _count_region_runs(monkeypatch):
+    """Calls of RegionExecutable.run (the top-level call is one; a body run from Python adds more)."""
+    from tracejit import segmented
+    calls = []
+    real = segmented.RegionExecutable.run
+
+    def counted(self, arrays):
+        calls.append(self)
+        return real(self, arrays)
+    monkeypatch.setattr(segmented.RegionExecutable, "run", counted)
+    return calls
+
+
+def _program_paths(monkeypatch, make, *args):
+    """(native result, Python-driven result): the native run must be one op table, no body run from Python."""
+    calls = _count_region_runs(monkeypatch)
+    f = tj.jit(make())
+    native = f(*args)
+    runs = _region_exe(f).loop_runs
+    assert runs["python"] == 0 and runs["program"] >= 1
+    assert len(calls) == 1, "a nested body ran from Python"
+    monkeypatch.setenv("TRACEJIT_NATIVE_LOOPS", "0")
+    slow = tj.jit(make())(*args)
+    monkeypatch.delenv("TRACEJIT_NATIVE_LOOPS")
+    return native, slow
+
+
+def test_cond_inside_a_loop_body_runs_natively(monkeypatch):
+    x = np.linspace(-1, 1, 9)
+
+    def f(x):
+        return tj.fori_loop(0, 12, lambda i, v: tj.cond(v.sum() > 2, lambda a: a * 0.5 - i,
+                                                        lambda a: a + np.cos(a), v), x)
+    native, slow = _program_paths(monkeypatch, lambda: f, x)
+    ref = x.copy()
+    for i in range(12):
+        ref = ref * 0.5 - i if ref.sum() > 2 else ref + np.cos(ref)
+    np.testing.assert_allclose(native, ref, rtol=1e-13)
+    np.testing.assert_array_equal(native, slow)
+
+
+@pytest.mark.parametrize("index", [-3, 0, 1, 2, 7])
+def test_top_level_switch_runs_one_branch_natively(monkeypatch, index):
+    x = np.arange(5.0)
+
+    def f(x, k):
+        return tj.switch(k, [lambda a: a + 1, lambda a: (a * 3).sum() * a, lambda a: -a], x)
+    native, slow = _program_paths(monkeypatch, lambda: f, x, np.int64(index))
+    ref = [x + 1, (x * 3).sum() * x, -x][int(np.clip(index, 0, 2))]
+    np.testing.assert_array_equal(native, ref)
+    np.testing.assert_array_equal(native, slow)
+
+
+def test_top_level_cond_with_several_results_and_a_passed_through_operand(monkeypatch):
+    def f(x, y):
+        return tj.cond(x.sum() > y.sum(), lambda a, b: (a, b * 2), lambda a, b: (a * 0 + b.sum(), b - a.sum()), x, y)
+    x, y = np.arange(3.0), np.array([5.0, 1.0, 2.0])
+    for args in ((x, y), (x + 10, y)):
+        native, slow = _program_paths(monkeypatch, lambda: f, *args)
+        _assert_same(native, slow)
+
+
+def test_while_loop_and_fori_loop_inside_a_scan_body(monkeypatch):
+    def f(x, xs):
+        def cell(c, xi):
+            grown = tj.while_loop(lambda w: w.sum() < 10 + xi, lambda w: w * 2 + 0.25, c)
+            smooth = tj.fori_loop(0, 3, lambda j, w: w * 0.5 + j, grown)
+            return smooth * 0.1, (grown.sum(), smooth)
+        return tj.scan(cell, x, xs, reverse=True)
+    x, xs = np.linspace(0.1, 1, 4), np.arange(6.0)
+    native, slow = _program_paths(monkeypatch, lambda: f, x, xs)
+    c, ys, rows = x.copy(), [], []
+    for xi in xs[::-1]:
+        g = c.copy()
+        while g.sum() < 10 + xi:
+            g = g * 2 + 0.25
+        s = g.copy()
+        for j in range(3):
+            s = s * 0.5 + j
+        c = s * 0.1
+        ys.append(g.sum())
+        rows.append(s)
+    np.testing.assert_allclose(native[0], c, rtol=1e-13)
+    np.testing.assert_allclose(native[1][0], ys[::-1], rtol=1e-13)
+    np.testing.assert_allclose(native[1][1], rows[::-1], rtol=1e-13)
+    _assert_same(native[0], slow[0])
+    _assert_same(native[1], slow[1])
+
+
+def test_grad_through_a_nested_loop_runs_natively(monkeypatch):
+    w = np.linspace(0.5, 1.5, 4)
+
+    def loss(w):
+        def cell(h, x):
+            h = tj.fori_loop(0, 3, lambda j, v: np.tanh(v * w + x), h)
+            return h, h.sum()
+        return tj.scan(cell, np.zeros(4), np.linspace(0, 1, 5))[1].sum()
+    native, slow = _program_paths(monkeypatch, lambda: tj.grad(loss), w)
+    eps, fd, value = 1e-6, [], tj.jit(loss)
+    for k in range(4):
+        d = np.zeros(4)
+        d[k] = eps
+        fd.append((float(value(w + d)) - float(value(w - d))) / (2 * eps))
+    np.testing.assert_allclose(native, fd, rtol=1e-6)
+    np.testing.assert_allclose(native, slow, rtol=1e-14)
+
+
+def test_index_error_inside_a_nested_native_loop():
+    f = tj.jit(lambda x, idx: tj.fori_loop(0, 2, lambda i, v: tj.fori_loop(0, 2, lambda j, u: u + x[idx], v),
+                                           np.zeros(2)))
+    np.testing.assert_array_equal(f(np.arange(4.0), np.array([1, 2])), [4.0, 8.0])
+    with pytest.raises(IndexError, match="out of bounds"):
+        f(np.arange(4.0), np.array([1, 9]))
+    # the built program is kept for these shapes: new inputs, and the error flag cleared for the next run
+    np.testing.assert_array_equal(f(np.arange(4.0) * 2, np.array([3, 0])), [24.0, 0.0])
+
+
+# ------------------------------------------------------------------------------------------------ LAPACK in bodies
+def test_newton_steps_with_solve_run_natively(monkeypatch):
+    """Newton's method on F(x) = A x + x^3 - b: each step solves with the Jacobian, inside the native loop."""
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(5, 5)) + 5 * np.eye(5), rng.normal(size=5)
+
+    def newton(a, b):
+        def step(i, x):
+            return x - np.linalg.solve(a + np.diag(3 * x * x), a @ x + x ** 3 - b)
+        return tj.fori_loop(0, 8, step, np.zeros(5))
+    native, slow = _program_paths(monkeypatch, lambda: newton, a, b)
+    x = np.zeros(5)
+    for _ in range(8):
+        x = x - np.linalg.solve(a + np.diag(3 * x * x), a @ x + x ** 3 - b)
+    np.testing.assert_allclose(native, x, rtol=1e-12)
+    np.testing.assert_allclose(a @ native + native ** 3, b, atol=1e-10)
+    np.testing.assert_allclose(native, slow, rtol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_cholesky_inv_and_stacked_solve_in_a_scan_body(monkeypatch, dtype):
+    rng = np.random.default_rng(4)
+    m = rng.normal(size=(3, 3)).astype(dtype)
+    stack = (rng.normal(size=(2, 3, 3)) + 3 * np.eye(3)).astype(dtype)
+    rhs = rng.normal(size=(4, 2, 3, 2)).astype(dtype)
+
+    def f(m, stack, rhs):
+        def cell(c, r):
+            spd = c @ c.T + np.eye(3, dtype=dtype)
+            low = np.linalg.cholesky(spd)
+            y = np.linalg.solve(stack, r) + np.linalg.inv(spd).sum()
+            return low * 0.5 + np.eye(3, dtype=dtype), y
+        return tj.scan(cell, m, rhs)
+    native, slow = _program_paths(monkeypatch, lambda: f, m, stack, rhs)
+    c, ys = m.astype(np.float64), []
+    for r in rhs.astype(np.float64):
+        spd = c @ c.T + np.eye(3)
+        ys.append(np.linalg.solve(stack.astype(np.float64), r) + np.linalg.inv(spd).sum())
+        c = np.linalg.cholesky(spd) * 0.5 + np.eye(3)
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    np.testing.assert_allclose(native[0], c, rtol=tol, atol=tol)
+    np.testing.assert_allclose(native[1], np.stack(ys), rtol=tol, atol=tol)
+    assert native[0].dtype == dtype and native[1].dtype == dtype
+    np.testing.assert_allclose(native[0], slow[0], rtol=tol, atol=tol)
+
+
+def test_singular_and_indefinite_matrices_raise_numpys_error_from_a_native_loop():
+    solve = tj.jit(lambda a, b: tj.fori_loop(0, 2, lambda i, v: np.linalg.solve(a, v), b))
+    with pytest.raises(np.linalg.LinAlgError, match="Singular matrix"):
+        solve(np.ones((3, 3)), np.ones(3))
+    chol = tj.jit(lambda a: tj.fori_loop(0, 2, lambda i, v: np.linalg.cholesky(v) + a, a))
+    with pytest.raises(np.linalg.LinAlgError, match="positive definite"):
+        chol(-np.eye(3))
+    np.testing.assert_allclose(solve(2 * np.eye(3), np.ones(3)), np.full(3, 0.25))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64, np.int32])
+def test_sort_in_a_loop_body_runs_natively_in_numpys_order(monkeypatch, dtype):
+    rng = np.random.default_rng(5)
+    x = (rng.normal(size=(3, 8)) * 5).astype(dtype)
+    if x.dtype.kind == "f":
+        x[0, :4] = [np.nan, -0.0, np.inf, np.nan]
+
+    def f(x):
+        return tj.fori_loop(0, 3, lambda i, v: np.sort((v[:, ::-1] * -1 + i).astype(dtype)), x)
+    native, slow = _program_paths(monkeypatch, lambda: f, x)
+    ref = x.copy()
+    for i in range(3):
+        ref = np.sort(ref[:, ::-1] * -1 + dtype(i))
+    np.testing.assert_array_equal(native, ref)
+    np.testing.assert_array_equal(native, slow)
+    assert native.dtype == dtype
+
+
+def test_a_kept_program_is_not_shared_by_concurrent_calls():
+    from concurrent.futures import ThreadPoolExecutor
+    f = tj.jit(lambda x: tj.fori_loop(0, 200, lambda i, v: tj.cond(v.sum() > 0, lambda a: a * 0.5 - 1.0,
+                                                                     lambda a: a + 0.75, v), x))
+    inputs = [np.linspace(-k, k + 1, 64) for k in range(8)]
+    expected = [f(x) for x in inputs]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            for got, ref in zip(pool.map(f, inputs), expected):
+                np.testing.assert_array_equal(got, ref)

@@ -315,8 +315,10 @@ def test_more_errors_name_the_argument():
         theano.scan(lambda p: p, outputs_info=x, n_steps=T.dvector("k"))
     with pytest.raises(ValueError, match="outputs_info"):
         theano.scan(lambda v: [v, v], sequences=x, outputs_info=[None])
-    with pytest.raises(NotImplementedError, match="truncate_gradient"):
-        theano.scan(lambda v: v, sequences=x, truncate_gradient=5)
+    with pytest.raises(ValueError, match="truncate_gradient"):
+        theano.scan(lambda v: v, sequences=x, truncate_gradient=0)
+    with pytest.raises(TypeError, match="truncate_gradient"):
+        theano.scan(lambda v: v, sequences=x, truncate_gradient=2.5)
     with pytest.raises(ValueError, match="n_steps"):
         theano.scan(lambda p: p, outputs_info=x, n_steps=-2)
 
@@ -358,3 +360,39 @@ def test_until_with_a_sequence_an_update_and_a_symbolic_length():
     np.testing.assert_array_equal(g(np.zeros(0)), np.zeros(0))
     with pytest.raises(ValueError, match="scalar condition"):
         theano.scan(lambda xi: (xi * 2, until(xi > 0)), sequences=T.matrix())
+
+
+def _truncated_bptt(x, w, h0, k):
+    """Hand-written truncated backpropagation through time of sum(h_t), h_t = tanh(W h_{t-1} + x_t): only the
+    last k steps are walked back; the earlier ones get nothing, h0 only when the walk reaches it (Theano's rule)."""
+    hs = [h0]
+    for t in range(len(x)):
+        hs.append(np.tanh(w @ hs[-1] + x[t]))
+    dw, dx, dh = np.zeros_like(w), np.zeros_like(x), np.zeros_like(h0)
+    for t in range(len(x) - 1, max(len(x) - k, 0) - 1, -1):
+        da = (dh + 1.0) * (1 - hs[t + 1] ** 2)
+        dw += np.outer(da, hs[t])
+        dx[t] = da
+        dh = w.T @ da
+    return sum(h.sum() for h in hs[1:]), dx, dw, (dh if k >= len(x) else np.zeros_like(h0))
+
+
+@pytest.mark.parametrize("k, symbolic_steps", [(3, False), (1, False), (7, False), (50, False), (3, True)])
+def test_truncate_gradient_matches_hand_written_truncated_bptt(k, symbolic_steps):
+    rng = np.random.default_rng(k)
+    n = 7
+    X, W, h0, steps = T.matrix("X"), T.matrix("W"), T.vector("h0"), T.iscalar("steps")
+    out, _ = theano.scan(lambda x, h, W: T.tanh(T.dot(W, h) + x), sequences=X, outputs_info=h0, non_sequences=W,
+                         n_steps=steps if symbolic_steps else None, truncate_gradient=k)
+    cost = out.sum()
+    f = theano.function([X, W, h0] + ([steps] if symbolic_steps else []), [cost] + T.grad(cost, [X, W, h0]))
+    x, w, h = rng.normal(size=(n, 3)), rng.normal(size=(3, 3)) * 0.5, rng.normal(size=3)
+    got = f(x, w, h, n) if symbolic_steps else f(x, w, h)
+    for g, ref in zip(got, _truncated_bptt(x, w, h, k)):
+        np.testing.assert_allclose(g, ref, rtol=1e-10, atol=1e-12)
+    if k >= n:  # nothing cut: the full gradient, as without truncate_gradient
+        full, _ = theano.scan(lambda x, h, W: T.tanh(T.dot(W, h) + x), sequences=X, outputs_info=h0,
+                              non_sequences=W)
+        f_full = theano.function([X, W, h0], T.grad(full.sum(), [X, W, h0]))
+        for g, ref in zip(got[1:], f_full(x, w, h)):
+            np.testing.assert_allclose(g, ref, rtol=1e-12)

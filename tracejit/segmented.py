@@ -4,10 +4,12 @@ The outer graph is cut into straight-line segments, each compiled by the ordinar
 steps. On the CPU a loop whose bodies are straight-line runs natively (backends/cpu/loops.py): one machine-code
 loop calls the body's compiled steps, carries double-buffered, scan rows written in place, a while_loop's
 predicate read in compiled code; a while_loop over independent elements (vmap's per-element loop) runs each
-element's loop inside one kernel (backends/cpu/elementwise_while.py). Bodies holding loops, branches or library
-calls, and every loop on a CUDA device, run from a Python loop here: carries passed as arrays, stacked scan
-outputs allocated once, a cond running only its taken branch. Bodies are compiled once, when the executable is
-built: compile time grows with the body, not with the trip count.
+element's loop inside one kernel (backends/cpu/elementwise_while.py). A cond, and a loop whose bodies hold loops,
+branches or LAPACK/sort calls, run as one op table of the same native loop (backends/cpu/native_program.py).
+What is left (bodies calling other library routines, and every loop on a CUDA device) runs from a Python loop
+here: carries passed as arrays, stacked scan outputs allocated once, a cond running only its taken branch.
+Bodies are compiled once, when the executable is built: compile time grows with the body, not with the trip
+count.
 """
 from __future__ import annotations
 
@@ -66,7 +68,7 @@ class _RegionStep:
     def run(self, env, symvals):
         params = {k: resolve(p, symvals) for k, p in self.params.items()}
         args = [env[v.id] if v.id in env else v.const for v in self.inputs]
-        results = self.owner.run_native(self.prim, params, args, symvals, self.tiled)
+        results = self.owner.run_native(self.prim, params, args, symvals, self.tiled, self.eqns)
         if results is None:
             self.owner.loop_runs["python"] += 1
             results = run_group(self.prim, params, args, self.owner.run_body(symvals), symvals)
@@ -103,9 +105,11 @@ class RegionExecutable:
         t0 = time.perf_counter()
         self.graph, self.device, self.build = graph, device, build
         self._bodies: dict = {}
+        self._programs: dict = {}  # steps built as op tables, by shapes (native_program.run_step)
         self._quick_tier_seconds: dict = {}  # body executable id -> seconds of its latest quick-tier loop
         # loop runs by path (tests check which one ran): native (of which tiled, elementwise), or python
-        self.loop_runs = {"native": 0, "python": 0, "tiled": 0, "elementwise": 0}
+        # (program: a step run as one op table holding nested loops or branches, see native_program.py)
+        self.loop_runs = {"native": 0, "python": 0, "tiled": 0, "elementwise": 0, "program": 0}
         self.steps = self._plan(graph)
         self.compile_stats = {"regions": time.perf_counter() - t0}
 
@@ -137,21 +141,28 @@ class RegionExecutable:
         except NotImplementedError:  # an operation the scalar table lacks: tiles of the compiled bodies instead
             return tiled_loops.TiledWhile(params, self.build)
 
-    def run_native(self, prim, params, args, symvals, tiled=None):
-        """A loop's results with its iterations run in native code (backends/cpu/loops.py), or None where that
-        does not apply: a CUDA device, a cond, bodies holding loops or library calls, TRACEJIT_NATIVE_LOOPS=0."""
-        if self.device != "cpu" or prim == "cond" or os.environ.get("TRACEJIT_NATIVE_LOOPS", "1") == "0":
+    def run_native(self, prim, params, args, symvals, tiled=None, eqns=()):
+        """A loop's or branch's results run in native code (backends/cpu/loops.py; native_program.py where a body
+        holds loops or branches, and for a cond), or None where that does not apply: a CUDA device, bodies
+        calling libraries, TRACEJIT_NATIVE_LOOPS=0."""
+        if self.device != "cpu" or os.environ.get("TRACEJIT_NATIVE_LOOPS", "1") == "0":
             return None
-        from .backends.cpu import loops
+        from .backends.cpu import loops, native_program
         if tiled is not None and hasattr(tiled, "fn"):  # a per-element kernel: nothing compiled to tier up
             self.loop_runs["native"] += 1
             self.loop_runs["elementwise"] += 1
             return tiled.run(params, [_contiguous(np.asarray(a)) for a in args])
-        regions = (params["body"],) if prim == "scan" else (params["cond"], params["body"])
-        compiled = [tiled.cond, tiled.body] if tiled is not None else [self.body(r) for r in regions]
-        exes = [loops.llvm_executable(e) for e in compiled]
-        if any(e is None for e in exes):
-            return None
+        if prim != "cond":
+            regions = (params["body"],) if prim == "scan" else (params["cond"], params["body"])
+            compiled = [tiled.cond, tiled.body] if tiled is not None else [self.body(r) for r in regions]
+            exes = [loops.llvm_executable(e) for e in compiled]
+        if prim == "cond" or any(e is None for e in exes):  # branches, or bodies holding loops or branches
+            out = native_program.run_step(self, prim, params, [_contiguous(np.asarray(a)) for a in args], symvals,
+                                          eqns, self._programs)
+            if out is not None:
+                self.loop_runs["native"] += 1
+                self.loop_runs["program"] += 1
+            return out
         self._tier_up(compiled)
         exes = [loops.llvm_executable(e) for e in compiled]  # the optimized tier when that was waited for
         self.loop_runs["native"] += 1

@@ -36,6 +36,7 @@ import numpy as np
 
 from ..ir import ops
 from ..ir import types as T
+from ..trace.numpy_more import iota
 from ..trace.symbolic import Variable, symbolic_apply
 from ..trace.tracer import Tracer, unwrap, wrap
 from . import scan_random
@@ -228,10 +229,9 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
     """
     if not callable(fn):
         raise TypeError(f"scan: fn must be callable, got {type(fn).__name__}")
-    if truncate_gradient != -1:
-        raise NotImplementedError("scan: truncate_gradient is not supported by tracejit (gradients always run "
-                                  "through every step); leave it at -1")
-    result = symbolic_apply(lambda: _scan(fn, sequences, outputs_info, non_sequences, n_steps, go_backwards))
+    truncate = _truncate_gradient(truncate_gradient)
+    result = symbolic_apply(lambda: _scan(fn, sequences, outputs_info, non_sequences, n_steps, go_backwards,
+                                          truncate))
     outputs, updates = result
     outputs = [_variable(o) for o in outputs]
     updates = OrderedDict((sv, _variable(v)) for sv, v in updates)
@@ -248,7 +248,17 @@ def _variable(x):
     return Variable(x._tj_value) if isinstance(x, Tracer) else x
 
 
-def _scan(fn, sequences, outputs_info, non_sequences, n_steps, go_backwards):
+def _truncate_gradient(k):
+    """Theano's ``truncate_gradient``: -1 (backprop through every step) or a positive step count."""
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):
+        raise TypeError(f"scan: truncate_gradient must be an int (-1 for full backpropagation, or the number of "
+                        f"last steps to backpropagate through), got {type(k).__name__}")
+    if k != -1 and k < 1:
+        raise ValueError(f"scan: truncate_gradient must be -1 (no truncation) or a positive number of steps, got {k}")
+    return None if k == -1 else int(k)
+
+
+def _scan(fn, sequences, outputs_info, non_sequences, n_steps, go_backwards, truncate=None):
     from .. import control_flow as cf
     seqs = _sequences(sequences)
     outs = _outputs(outputs_info)
@@ -287,7 +297,8 @@ def _scan(fn, sequences, outputs_info, non_sequences, n_steps, go_backwards):
     draws = None  # the random streams the step draws from, once it turned out to draw
     while True:
         try:
-            ys, updates, steps = run(cf, fn, outs, nonseqs, xs, n, shared_carried, count is not None, draws)
+            extra = {"truncate": truncate} if run is _run else {}
+            ys, updates, steps = run(cf, fn, outs, nonseqs, xs, n, shared_carried, count is not None, draws, **extra)
             return ys, updates + scan_random.final_updates(draws or [], steps)
         except _UpdatesFound as found:
             shared_carried = found.shared
@@ -312,12 +323,11 @@ def _window(v, start, n, count):
 
 def _cut_dynamic(v, start, count):
     """Rows ``start .. start + len(count)`` of ``v``: a gather by ``arange(len(count)) + start``, the window's
-    length being the trip count's run-time symbol."""
-    from ..trace.writes import arange as iota
-    idx = iota(count.shape[0])
-    if start:
-        idx = ops.ufunc("add", idx, ops.constant(start, np.int64, weak=True))
-    return unwrap(wrap(v)[wrap(idx)])
+    length being the trip count's run-time symbol. The indices are computed from ``count``'s values (all false:
+    the running sum of their negation is 1, 2, ...), not from its length alone: a length is no data dependency,
+    and with only that, dead code elimination could drop the ``trip_count`` call that binds the length."""
+    idx = np.cumsum((~wrap(count)).astype(np.int64)) + (start - 1)
+    return unwrap(wrap(v)[idx])
 
 
 def _initial_carry(outs, shared_carried):
@@ -391,21 +401,45 @@ def _step_function(fn, outs, nonseqs, n_seq_args, shared_carried, draws=None):
     return step
 
 
-def _run(cf, fn, outs, nonseqs, xs, n, shared_carried, counted, draws=None):
+def _run(cf, fn, outs, nonseqs, xs, n, shared_carried, counted, draws=None, truncate=None):
     nfed = sum(1 for o in outs if o.initial is not None)
     n_seq_args = len(xs) - (1 if counted else 0) - (0 if draws is None else 1)
     step = _step_function(fn, outs, nonseqs, n_seq_args, shared_carried, draws)
+    if truncate is not None:  # the step's index rides along as one more (last) sequence
+        xs = list(xs) + [wrap(iota(n))]
+        first_kept = n.traced() - truncate if isinstance(n, T.Dim) else n - truncate
 
     def body(carry, x):
+        if truncate is not None:
+            x, i = x[:-1], x[-1]
         new_carry, new_outs, stop = step(carry, x)
         if stop is not None:
             raise _UntilFound()
+        if truncate is not None:
+            new_carry, new_outs = _truncated(new_carry, i >= first_kept), _truncated(new_outs, i >= first_kept)
         return new_carry, new_outs
 
     length = None if xs else n
     final, ys = cf.scan(body, tuple(_initial_carry(outs, shared_carried)), tuple(xs), length=length)
     updates = [(sv, final[nfed + j]) for j, sv in enumerate(shared_carried)]
     return list(ys), updates, n
+
+
+def _truncated(values, kept):
+    """Theano's truncated backpropagation through time: a step before the last ``truncate_gradient`` ones passes
+    no cotangent back into its body (not to its inputs, the carry it read, the sequences' rows or the
+    non-sequences); the values themselves are unchanged. So the initial state gets a gradient only when the
+    truncation reaches the first step, as in Theano."""
+    out, kept = [], ops.as_value(unwrap(kept))
+    for v in values:
+        if isinstance(v, tuple):
+            out.append(tuple(_truncated(v, kept)))
+        elif np.dtype(v.dtype).kind in "fc":
+            x = ops.as_value(unwrap(v))
+            out.append(wrap(ops.ufunc("where", kept, x, ops.ufunc("stop_gradient", x))))
+        else:
+            out.append(v)  # integers carry no gradient
+    return tuple(out)
 
 
 def _zeros(shape, dtype):

@@ -230,7 +230,7 @@ def _stable_form(cv, wrt_values):
     if getattr(_ops._state, "stack", None):
         return cv  # inside a jit trace or a loop body (T.grad in scan's step): differentiate as written
     g = value_graph([cv])
-    if _builtins.any(e.prim in _GRADIENT_MARKS for e in g.eqns):
+    if _marks_gradient(g.eqns):
         return cv  # the passes drop these identities: differentiate the graph that still says what they mean
     leaves = {v.id for v in g.inputs}
     if not _builtins.all(v.id in leaves or v.eqn is None for v in wrt_values):
@@ -242,6 +242,19 @@ def _stable_form(cv, wrt_values):
     if _builtins.any(v.id not in leaves for v in _sym.roots(_toposort([opt]), [opt])):
         return cv
     return opt
+
+
+def _marks_gradient(eqns) -> bool:
+    """Whether any equation, also inside a loop or branch body (a truncated scan's), is a _GRADIENT_MARKS one."""
+    from ..ir.regions import Region
+    for e in eqns:
+        if e.prim in _GRADIENT_MARKS:
+            return True
+        for _, p in e.params:
+            if _builtins.any(isinstance(r, Region) and _marks_gradient(r.graph.eqns)
+                             for r in (p if isinstance(p, tuple) else (p,))):
+                return True
+    return False
 
 
 def _with_stopped(c, values):

@@ -1,8 +1,10 @@
 """A while_loop over independent elements (the shape tiled_loops.tileable proves) as one kernel whose loop over
 the elements holds each element's own while loop: per element, load its carries, iterate while its own
 predicate ``m`` holds, store. That is the batched loop's result (tiled_loops' docstring gives the argument) with
-no work on finished elements, no arrays between iterations and nothing per iteration but the body's arithmetic:
-the loop a numba user writes by hand. The element range is split across threads.
+no arrays between iterations and nothing per iteration but the body's arithmetic: the loop a numba user writes
+by hand. Elements go SIMD_LANES at a time, one vector per carry, while any lane is live (a finished lane keeps its
+values); a body the vector form cannot spell (a math library call, float16) interleaves scalar lanes instead.
+The element range is split across threads.
 """
 from __future__ import annotations
 
@@ -15,11 +17,12 @@ import llvmlite.ir as ir
 import numpy as np
 
 from ...ir import types as T
-from .scalar import I1, I8, I64, PTR, CpuScalarOps, MathFunctions, constant, lltype, memtype
+from .scalar import I1, I8, I32, I64, PTR, CpuScalarOps, MathFunctions, constant, is_float, is_unsigned, lltype, memtype
 from .threads import get_pool, num_threads
 
 KERNEL = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
-LANES = 4  # elements whose loops one pass interleaves
+LANES = 4  # elements whose loops one pass interleaves (scalar lanes, where SIMD lanes cannot be used)
+SIMD_LANES = 8  # elements one pass carries as vectors: two AVX2 registers of float64, two chains in flight
 CHUNK = 1 << 14  # elements per piece of work handed to a thread
 _compile_lock = threading.Lock()
 
@@ -38,7 +41,7 @@ def _evaluate(ops, graph, env, upto=None):
     def arg(x):
         if x.id in env:
             return env[x.id]
-        return constant(x.dtype, np.asarray(x.const).item())
+        return ops.const(x.dtype, np.asarray(x.const).item())
     for e in graph.eqns:
         if e is upto:
             break
@@ -49,6 +52,76 @@ def _evaluate(ops, graph, env, upto=None):
     return arg
 
 
+class VectorOps(CpuScalarOps):
+    """The scalar table's operations on vectors of ``width`` lanes (LLVM's arithmetic, comparisons and selects are
+    lane-wise). Math library calls and float16 are not offered: NotImplementedError (the caller falls back)."""
+
+    def __init__(self, em, width):
+        super().__init__(em)
+        self.width = width
+
+    def vtype(self, dt):
+        return ir.VectorType(lltype(dt), self.width)
+
+    def const(self, dt, value):
+        return ir.Constant(self.vtype(dt), [constant(np.dtype(dt), value)] * self.width)
+
+    def splat(self, x):
+        b = self.b
+        one = b.insert_element(ir.Constant(ir.VectorType(x.type, self.width), None), x, ir.Constant(I32, 0))
+        return b.shuffle_vector(one, one, ir.Constant(ir.VectorType(I32, self.width), [0] * self.width))
+
+    def load(self, dt, base, index):
+        b = self.b
+        v = b.load(b.gep(base, [index], source_etype=memtype(dt)), typ=ir.VectorType(memtype(dt), self.width),
+                   align=np.dtype(dt).itemsize)  # an element's alignment, not the vector's
+        if dt == T.FLOAT16:
+            raise NotImplementedError("float16 lanes")
+        return b.trunc(v, self.vtype(dt)) if dt == T.BOOL else v
+
+    def store(self, dt, value, base, index):
+        b = self.b
+        v = b.zext(value, ir.VectorType(I8, self.width)) if dt == T.BOOL else value
+        b.store(v, b.gep(base, [index], source_etype=memtype(dt)), align=np.dtype(dt).itemsize)
+
+    def any(self, mask):
+        b = self.b
+        name = f"llvm.vector.reduce.or.v{self.width}i1"
+        fn = b.module.globals.get(name) or ir.Function(b.module, ir.FunctionType(I1, [mask.type]), name)
+        return b.call(fn, [mask])
+
+    def math(self, name, dt, *xs):
+        raise NotImplementedError(f"{name} on SIMD lanes")
+
+    def _fabs(self, x, ty):
+        raise NotImplementedError("fabs on SIMD lanes")
+
+    def cast(self, x, src, dst):
+        b = self.b
+        src, dst = np.dtype(src), np.dtype(dst)
+        if T.FLOAT16 in (src, dst):
+            raise NotImplementedError("float16 lanes")
+        if src == dst:
+            return x
+        to = self.vtype(dst)
+        if dst == T.BOOL:
+            zero = self.const(src, 0)
+            return b.fcmp_unordered("une", x, zero) if is_float(src) else b.icmp_unsigned("!=", x, zero)
+        if src == T.BOOL:
+            return b.uitofp(x, to) if is_float(dst) else b.zext(x, to)
+        if is_float(src) and is_float(dst):
+            return b.fpext(x, to) if dst.itemsize > src.itemsize else b.fptrunc(x, to)
+        if not is_float(src) and not is_float(dst):
+            if dst.itemsize == src.itemsize:
+                return x
+            if dst.itemsize < src.itemsize:
+                return b.trunc(x, to)
+            return b.zext(x, to) if is_unsigned(src) else b.sext(x, to)
+        if is_float(dst):
+            return b.uitofp(x, to) if is_unsigned(src) else b.sitofp(x, to)
+        return b.fptoui(x, to) if is_unsigned(dst) else b.fptosi(x, to)
+
+
 class ElementWhile:
     """The compiled per-element loop of one while_loop; ``run(params, args)`` -> final carries."""
 
@@ -57,11 +130,19 @@ class ElementWhile:
         self.nc, self.nb = params["cond_nconsts"], params["body_nconsts"]
         self.ncarry = len(body.outputs)
         self.dtypes = [v.dtype for v in body.outputs]
+        self.simd = True
+        try:  # SIMD lanes (one vector per carry); an operation they lack falls back to interleaved scalar lanes
+            self.fn, self._engine = self._build(cond, body, params)
+        except (NotImplementedError, RuntimeError, TypeError, AttributeError, ValueError):
+            self.simd = False
+            self.fn, self._engine = self._build(cond, body, params)
+
+    def _build(self, cond, body, params):
         module = ir.Module(name="tj_elem_while")
         math = MathFunctions(module, vector=False)  # one element at a time: scalar libm calls
         fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, I64, I64]), "tj_elem_while")
         self._emit(fn, math, cond, body, params)
-        self.fn, self._engine = _compile(str(module), frozenset(math.vec_used))
+        return _compile(str(module), frozenset(math.vec_used))
 
     def _emit(self, fn, math, cond, body, params):
         """fn(arrays, start, stop); arrays: cond consts, body consts, initial carries, results. Elements go
@@ -76,9 +157,15 @@ class ElementWhile:
         index = b.alloca(I64)
         slots = [[b.alloca(lltype(dt)) for dt in self.dtypes] for _ in range(LANES)]
         b.store(start, index)
-        grouped_end = b.sub(stop, b.srem(b.sub(stop, start), ir.Constant(I64, LANES)))
-        for lanes, limit in ((LANES, grouped_end), (1, stop)):
-            self._element_loop(b, fn, ops, ptrs, index, slots[:lanes], limit, cond, body)
+        group = SIMD_LANES if self.simd else LANES
+        grouped_end = b.sub(stop, b.srem(b.sub(stop, start), ir.Constant(I64, group)))
+        if self.simd:
+            vops = VectorOps(SimpleNamespace(b=b, math=math), SIMD_LANES)
+            vslots = [b.alloca(vops.vtype(dt)) for dt in self.dtypes]
+            self._vector_loop(b, fn, vops, ptrs, index, vslots, grouped_end, cond, body)
+        else:
+            self._element_loop(b, fn, ops, ptrs, index, slots, grouped_end, cond, body)
+        self._element_loop(b, fn, ops, ptrs, index, slots[:1], stop, cond, body)
         b.ret_void()
 
     def _element_loop(self, b, fn, ops, ptrs, index, slots, limit, cond, body):
@@ -128,6 +215,46 @@ class ElementWhile:
             for k, dt in enumerate(self.dtypes):
                 _store(b, dt, cur[lane][k], ptrs[nc + nb + ncarry + k], at[lane])
         b.store(b.add(e, ir.Constant(I64, lanes)), index)
+        b.branch(head)
+        b.position_at_end(out)
+
+    def _vector_loop(self, b, fn, ops, ptrs, index, slots, limit, cond, body):
+        """Elements [index, limit), SIMD_LANES at a time as one vector per carry: a lane whose predicate is false
+        keeps its values (a select), and the loop runs while any lane is live."""
+        nc, nb, ncarry = self.nc, self.nb, self.ncarry
+        head, elem, test, step, done, out = (fn.append_basic_block(f"v{n}") for n in
+                                             ("head", "elem", "test", "step", "done", "out"))
+        b.branch(head)
+        b.position_at_end(head)
+        e = b.load(index, typ=I64)
+        b.cbranch(b.icmp_signed("<=", b.add(e, ir.Constant(I64, ops.width)), limit), elem, out)
+        b.position_at_end(elem)
+
+        def inputs(graph, first, count):
+            """A graph's consts: the lanes' elements of an array of the carries' shape, or one 0-d value splat."""
+            return {v.id: ops.load(v.dtype, ptrs[first + j], e) if v.shape else
+                    ops.splat(_load(b, v.dtype, ptrs[first + j], ir.Constant(I64, 0)))
+                    for j, v in enumerate(graph.inputs[:count])}
+        cconsts, bconsts = inputs(cond, 0, nc), inputs(body, nc, nb)
+        for k, dt in enumerate(self.dtypes):
+            b.store(ops.load(dt, ptrs[nc + nb + k], e), slots[k])
+        b.branch(test)
+        b.position_at_end(test)
+        cur = [b.load(s, typ=ops.vtype(dt)) for s, dt in zip(slots, self.dtypes)]
+        pred = next(q for q in cond.eqns if q.out.id == cond.outputs[0].id)
+        env = {**cconsts, **{v.id: c for v, c in zip(cond.inputs[nc:nc + ncarry], cur)}}
+        live = _evaluate(ops, cond, env, upto=pred)(pred.inputs[0])
+        b.cbranch(ops.any(live), step, done)
+        b.position_at_end(step)
+        env = {**bconsts, **{v.id: c for v, c in zip(body.inputs[nb:nb + ncarry], cur)}}
+        arg = _evaluate(ops, body, env)
+        for k, o in enumerate(body.outputs):
+            b.store(b.select(live, arg(o), cur[k]), slots[k])
+        b.branch(test)
+        b.position_at_end(done)
+        for k, dt in enumerate(self.dtypes):
+            ops.store(dt, cur[k], ptrs[nc + nb + ncarry + k], e)
+        b.store(b.add(e, ir.Constant(I64, ops.width)), index)
         b.branch(head)
         b.position_at_end(out)
 

@@ -14,6 +14,10 @@ reversed scan). Slots are addresses of pointer-sized cells (entries of a body's 
   STOP_IF   a: slot                                                  stop the loop when the byte at *a is 0
   LOAD_ROW  a: slot, b: base address, c: row bytes, d: bytes         memcpy(*a, b + i * c, d)
   LOOP      a: ops, b: number of ops, c: trips, d: reverse          run another table (a loop nest)
+  ROW_AT    a: slot, b: slot of the base, c: row bytes               *a = *b + i * c
+  SWITCH    a: slot of the index, b: branch table, c: branches,      run table k once, k = the index (int32 when
+            d: index bytes (4 or 8)                                  d is 4, else int64) clipped to [0, c - 1];
+                                                                     a branch table row is (ops, number of ops)
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ import threading
 
 import llvmlite.binding as llvm
 
-CALL, ROW, COPY_ROW, COPY, MOVE, STOP_IF, LOAD_ROW, LOOP = range(8)
+CALL, ROW, COPY_ROW, COPY, MOVE, STOP_IF, LOAD_ROW, LOOP, ROW_AT, SWITCH = range(10)
 WORDS = 5
 
 _IR = r"""
@@ -67,7 +71,9 @@ dispatch:
                                     i64 4, label %move
                                     i64 5, label %stopif
                                     i64 6, label %loadrow
-                                    i64 7, label %loop ]
+                                    i64 7, label %loop
+                                    i64 8, label %rowat
+                                    i64 9, label %switch ]
 call:
   call void %ap(ptr %bp, ptr %cp, i64 0, i64 -1)
   br label %opnext
@@ -106,6 +112,37 @@ loadrow:
   br label %opnext
 loop:
   %inner = call i64 @tj_loop_run(ptr %ap, i64 %b, i64 %c, i64 %d)
+  br label %opnext
+rowat:
+  %abase = load i64, ptr %bp
+  %aoff = mul i64 %i, %c
+  %av = add i64 %abase, %aoff
+  store i64 %av, ptr %ap
+  br label %opnext
+switch:
+  %xp = load ptr, ptr %ap
+  %wide = icmp eq i64 %d, 8
+  br i1 %wide, label %sw64, label %sw32
+sw32:
+  %x32 = load i32, ptr %xp
+  %x32w = sext i32 %x32 to i64
+  br label %swpick
+sw64:
+  %x64 = load i64, ptr %xp
+  br label %swpick
+swpick:
+  %x = phi i64 [%x32w, %sw32], [%x64, %sw64]
+  %top = sub i64 %c, 1
+  %over = icmp sgt i64 %x, %top
+  %xhi = select i1 %over, i64 %top, i64 %x
+  %under = icmp slt i64 %xhi, 0
+  %kb = select i1 %under, i64 0, i64 %xhi
+  %boff = mul i64 %kb, 2
+  %brow = getelementptr i64, ptr %bp, i64 %boff
+  %bops = load ptr, ptr %brow
+  %bn = getelementptr i64, ptr %brow, i64 1
+  %bnops = load i64, ptr %bn
+  %bdone = call i64 @tj_loop_run(ptr %bops, i64 %bnops, i64 1, i64 0)
   br label %opnext
 opnext:
   %k1 = add i64 %k, 1

@@ -8,8 +8,8 @@ first, so ``(a, b) -> (b, a)`` reads the old values). A scan's stacked outputs a
 that owns its buffer is pointed at row ``i`` and written there in place, the others are copied into it.
 
 Covered: bodies (and while predicates) that are straight-line graphs compiled by the CPU backend. Bodies with
-nested loops or branches, library calls (sort, LAPACK, FFT, nonzero) or a CUDA device run from Python
-(segmented.py).
+nested loops or branches, or LAPACK and sort calls, become op tables of native_program.py; other library calls
+(FFT, eig, nonzero) and a CUDA device run from Python (segmented.py).
 """
 from __future__ import annotations
 
