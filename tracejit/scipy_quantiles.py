@@ -27,6 +27,7 @@ from .scipy_incomplete import _bcast, _betainc_parts, _gamma_pair
 _EPS = 2.0 ** -52
 _TINY = 1e-300    # the low end of (0, x] brackets: bisected geometrically, about 60 halvings reach it
 _HUGE = 1e300
+_SLACK = 2.0 ** -40  # relative: above the incomplete gamma / beta functions' error for large parameters (~1e-13)
 _MAX_STEPS = 400  # safeguarded Newton converges in ~5-20 steps; bisection alone needs ~2100 over [1e-300, 1e300]
 
 
@@ -131,6 +132,11 @@ ROOTS = {"gamma": (_gamma_std, (0.0, np.inf)), "chi2": (_chi2_std, (0.0, np.inf)
          "f": (_f_std, (0.0, np.inf)), "t": (_t_std, (-np.inf, np.inf))}
 
 
+def _cauchy_isf(p):
+    """cot(pi p), through the smaller of p and 1 - p (tan(pi (1/2 - p)) loses p's digits in the tails)."""
+    return np.where(p < 0.5, 1.0 / np.tan(math.pi * p), np.where(p == 0.5, 0.0, -1.0 / np.tan(math.pi * (1.0 - p))))
+
+
 def _expon_isf(p):
     return -np.log(p)
 
@@ -138,7 +144,7 @@ def _expon_isf(p):
 # name -> (ppf, isf) of the standard distribution, closed forms (differentiable as they stand)
 CLOSED = {
     "norm": (sps.ndtri, lambda p: -sps.ndtri(p)),
-    "cauchy": (lambda q: np.tan(math.pi * (q - 0.5)), lambda p: np.tan(math.pi * (0.5 - p))),
+    "cauchy": (lambda q: -_cauchy_isf(q), _cauchy_isf),
     "laplace": (lambda q: np.where(q < 0.5, np.log(2.0 * q), -np.log(2.0 - 2.0 * q)),
                 lambda p: np.where(p < 0.5, -np.log(2.0 * p), np.log(2.0 - 2.0 * p))),
     "logistic": (lambda q: np.log(q) - np.log1p(-q), lambda p: np.log1p(-p) - np.log(p)),
@@ -199,6 +205,19 @@ _DISCRETE_TOP = {"poisson": lambda mu: np.inf + 0.0 * mu, "binom": lambda n, p: 
                  "bernoulli": lambda p: 1.0 + 0.0 * p, "nbinom": lambda n, p: np.inf + 0.0 * n}
 
 
+def _reaches(fns, ps, q, isf):
+    """``k -> cdf(k) >= q`` (ppf) or ``sf(k) <= q`` (isf), asked of the tail below 1/2 (cdf(k) >= q as
+    sf(k) <= 1 - q when q > 1/2: 1 - cdf would have lost the tail's digits), with a relative slack so that q
+    taken from scipy's cdf(k) gives k back although the two cdfs may differ in the last digits."""
+    small = q <= 0.5
+    tail = np.where(small, q, 1.0 - q)
+    below = lambda k: fns["cdf"](k, *ps) >= tail * (1.0 - _SLACK)  # noqa: E731  P(X <= k) reaches tail
+    above = lambda k: fns["sf"](k, *ps) <= tail * (1.0 + _SLACK)  # noqa: E731  P(X > k) is within tail
+    if isf:
+        return lambda k: np.where(small, above(k), below(k))
+    return lambda k: np.where(small, below(k), above(k))
+
+
 def discrete(name, method, q, params, loc, fns, valid):
     """scipy's ``rv_discrete.ppf``: the smallest k with cdf(k) >= q (``isf``: with sf(k) <= q); -1 + loc at q = 0
     (isf: q = 1), the support's top at the other end, nan outside [0, 1] or for an invalid parameter. A bisection
@@ -209,12 +228,12 @@ def discrete(name, method, q, params, loc, fns, valid):
     isf = method == "isf"
     qs = sps._stop(np.where(inside, q, 0.5))
     ps = [sps._stop(np.where(inside, p, 0.5)) for p in params]
-    top = _DISCRETE_TOP[name](*params)
+    top = sps._stop(_DISCRETE_TOP[name](*params))
     mean, sd = _moments(name, ps)
     tail = qs if isf else 1.0 - qs  # P(X > hi) <= tail puts the quantile at or below hi
     hi = np.floor(mean + sd * np.sqrt(np.minimum((1.0 - tail) / tail, _HUGE))) + 1.0
     hi = np.minimum(hi, np.where(inside, top, 1.0))
-    hit = (lambda k: fns["sf"](k, *ps) <= qs) if isf else (lambda k: fns["cdf"](k, *ps) >= qs)
+    hit = _reaches(fns, ps, qs, isf)
 
     def running(c):
         return ~np.all(c[0])
@@ -226,6 +245,7 @@ def discrete(name, method, q, params, loc, fns, valid):
         lo_n, hi_n = np.where(h, lo, mid), np.where(h, mid, hi)
         return done | (hi_n - lo_n <= 1.0), np.where(done, lo, lo_n), np.where(done, hi, hi_n)
     _, _, k = while_loop(running, body, (~inside | (hi <= 0.0), -1.0 + 0.0 * hi, np.maximum(hi, 0.0)))
+    k = sps._stop(k)  # piecewise constant in q and the parameters
     first, last = (top, -1.0) if isf else (-1.0, top)
     out = np.where(q == 0, first, np.where(q == 1, last, k))
     return np.where(ok, out + loc, np.nan)
