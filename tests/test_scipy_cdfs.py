@@ -190,6 +190,28 @@ def test_multivariate_normal_with_traced_covariance():
         np.testing.assert_allclose(got_g, want_g, rtol=1e-10, atol=1e-13)
 
 
+def test_frozen_multivariate_normal_with_traced_mean_and_covariance():
+    d = 3
+    m = RNG.normal(size=(d, d))
+    cov, mean, pts = m @ m.T + np.eye(d), RNG.normal(size=d), RNG.normal(size=(5, d))
+
+    def densities(mu, c, v):
+        frozen = st.multivariate_normal(mu, c)
+        return frozen.logpdf(v), frozen.pdf(v[0]), st.multivariate_normal(mean=mu, cov=2.0).logpdf(v)
+    got, want = tj.jit(densities)(mean, cov, pts), densities(mean, cov, pts)
+    for g, w in zip(got, want):
+        assert np.shape(g) == np.shape(w)
+        np.testing.assert_allclose(g, w, rtol=1e-12)
+    loss = lambda mu, c: np.sum(st.multivariate_normal(mu, c).logpdf(pts))  # noqa: E731
+    g = tj.grad(loss, argnums=(0, 1))(mean, cov)
+    inv = np.linalg.inv(cov)
+    dev = (pts - mean) @ inv
+    for got_g, want_g in zip(g, (dev.sum(axis=0), 0.5 * (dev.T @ dev - len(pts) * inv))):  # JAX's symmetric form
+        np.testing.assert_allclose(got_g, want_g, rtol=1e-10, atol=1e-13)
+    with pytest.raises(UnsupportedError, match="multivariate_normal.*entropy"):
+        tj.jit(lambda mu: st.multivariate_normal(mu, cov).entropy())(mean)
+
+
 def test_censored_gamma_survival_model():
     """A Weibull-free survival model: gamma event times, right-censored at a follow-up time; the censored points
     contribute log S(t) (gamma.logsf). Jitted log-likelihood and its gradient against scipy + central differences."""

@@ -473,5 +473,25 @@ def dirichlet_pdf(x, alpha):
     return np.exp(dirichlet_logpdf(x, alpha))
 
 
+class FrozenMultivariateNormal:
+    """``scipy.stats.multivariate_normal(mean, cov)`` where mean or cov is traced: scipy's frozen object would
+    factor the covariance with numpy at construction; this one keeps them traced, so its densities are
+    differentiable in both (as the non-frozen ``multivariate_normal.logpdf(x, mean, cov)``)."""
+
+    def __init__(self, mean=None, cov=1, allow_singular=False, seed=None, **_):
+        self.mean, self.cov, self.allow_singular = mean, cov, allow_singular
+
+    def logpdf(self, x):
+        return mvn_logpdf(x, self.mean, self.cov, self.allow_singular)
+
+    def pdf(self, x):
+        return mvn_pdf(x, self.mean, self.cov, self.allow_singular)
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise _unsupported("multivariate_normal", f"(mean, cov).{name}", " with a traced mean or covariance")
+
+
 MULTIVARIATE = {("multivariate_normal", "logpdf"): mvn_logpdf, ("multivariate_normal", "pdf"): mvn_pdf,
                 ("dirichlet", "logpdf"): dirichlet_logpdf, ("dirichlet", "pdf"): dirichlet_pdf}
