@@ -489,15 +489,8 @@ def _matrix_norm(x, ord, axes, keepdims):
     return ops.reshape(out, tuple(d for i, d in enumerate(x.shape) if i not in axes))
 
 
-# ------------------------------------------------------------------------------------------------ refusals
-def _refuse(name, why, instead):
-    def f(*args, **kwargs):
-        raise UnsupportedError(f"np.{name} is not supported on traced values by tracejit: {why}. {instead}")
-    f.__name__ = name
-    return f
-
-
-# sort, linalg and fft: trace/numpy_sorting.py, numpy_linalg.py, numpy_fft.py (library primitives)
+# ------------------------------------------------------------------------------------------------ the rest
+# sort, lexsort, linalg and fft: trace/numpy_sorting.py, numpy_sorting_keys.py, numpy_linalg.py, numpy_fft.py
 LINALG_NAMES = ("norm", "solve", "inv", "det", "slogdet", "cholesky", "qr", "eigh", "eigvalsh", "svd", "lstsq", "pinv",
                 "matrix_power", "eig", "eigvals", "matrix_rank")  # tracejit.numpy.linalg
 FFT_NAMES = ("fft", "ifft", "rfft", "irfft", "fft2", "ifft2", "rfft2", "irfft2", "fftn", "ifftn", "rfftn", "irfftn",

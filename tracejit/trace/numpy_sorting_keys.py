@@ -24,8 +24,7 @@ def _keys_of(keys) -> list:
     if isinstance(keys, Value):
         if keys.ndim == 0:
             raise TypeError("need sequence of keys with len > 0 in lexsort")
-        n = keys.shape[0]
-        n = guards.dim_value(n)  # the number of keys, as numpy iterates them (a guard on the cache entry)
+        n = guards.dim_value(keys.shape[0])  # the number of keys, as numpy iterates them (guarded)
         return [ops.reshape(ops.bind("slice", keys, starts=(i,) + (0,) * (keys.ndim - 1), steps=(1,) * keys.ndim,
                                      shape=(1,) + tuple(keys.shape[1:])), tuple(keys.shape[1:])) for i in range(n)]
     if not isinstance(keys, (list, tuple)):
