@@ -25,7 +25,7 @@ from . import scipy_special as sps
 from .scipy_incomplete import _bcast, _betainc_parts, _gamma_pair
 
 _EPS = 2.0 ** -52
-_TINY = 1e-300    # the low end of (0, x] brackets: bisected geometrically, about 60 halvings reach it
+_TINY = float(np.finfo(np.float64).tiny)  # the low end of (0, x] brackets: ~60 geometric halvings reach it
 _HUGE = 1e300
 _SLACK = 2.0 ** -40  # relative: above the incomplete gamma / beta functions' error for large parameters (~1e-13)
 _MAX_STEPS = 400  # safeguarded Newton converges in ~5-20 steps; bisection alone needs ~2100 over [1e-300, 1e300]
