@@ -206,16 +206,13 @@ _DISCRETE_TOP = {"poisson": lambda mu: np.inf + 0.0 * mu, "binom": lambda n, p: 
 
 
 def _reaches(fns, ps, q, isf):
-    """``k -> cdf(k) >= q`` (ppf) or ``sf(k) <= q`` (isf), asked of the tail below 1/2 (cdf(k) >= q as
-    sf(k) <= 1 - q when q > 1/2: 1 - cdf would have lost the tail's digits), with a relative slack so that q
-    taken from scipy's cdf(k) gives k back although the two cdfs may differ in the last digits."""
-    small = q <= 0.5
-    tail = np.where(small, q, 1.0 - q)
-    below = lambda k: fns["cdf"](k, *ps) >= tail * (1.0 - _SLACK)  # noqa: E731  P(X <= k) reaches tail
-    above = lambda k: fns["sf"](k, *ps) <= tail * (1.0 + _SLACK)  # noqa: E731  P(X > k) is within tail
+    """``k -> cdf(k) >= q`` (ppf) or ``sf(k) <= q`` (isf), as scipy asks, with a slack relative to the smaller
+    tail (plus a few ulps of q) so that q taken from scipy's cdf(k) gives k back although the two cdfs may differ
+    in their last digits; it is far below the tail itself, so 1 - 1e-12 is still told from 1 - 2e-12."""
+    slack = _SLACK * np.minimum(q, 1.0 - q) + 8.0 * _EPS * q
     if isf:
-        return lambda k: np.where(small, above(k), below(k))
-    return lambda k: np.where(small, below(k), above(k))
+        return lambda k: fns["sf"](k, *ps) <= q + slack
+    return lambda k: fns["cdf"](k, *ps) >= q - slack
 
 
 def discrete(name, method, q, params, loc, fns, valid):
