@@ -59,6 +59,7 @@ MORE_KEYWORD_CASES = {
     "searchsorted": {"side": ((S, V), {"side": "right"}),
                      "sorter": ((S[::-1], V), {"sorter": np.arange(5, -1, -1)})},
     "bincount": {"weights": ((XB,), {"minlength": 7, "weights": W}), "minlength": ((XB,), {"minlength": 9})},
+    "lexsort": {"axis": ((np.stack([AI % 2, AI % 3]),), {"axis": 0})},  # two (3, 4) keys
     "interp": {"left": ((V, S[1:], A[0, :1].repeat(5)), {"left": -5.0}),
                "right": ((V, S[:5], A[0, :1].repeat(5)), {"right": 5.0})},
     "convolve": {"mode": ((V, S[:3]), {"mode": "same"})},

@@ -108,6 +108,9 @@ def _install_stats():
                        (mv.dirichlet_gen, multivariate("dirichlet")), (mv.multivariate_normal_frozen, frozen_mvn)):
         for n in ("pdf", "logpdf", "cdf", "logcdf", "rvs", "entropy"):
             _divert_method(cls, n, route)
+    # freezing with a traced mean / cov: scipy's constructor would factor them with numpy
+    _divert_method(mv.multivariate_normal_gen, "__call__", lambda self, name, args, kwargs:
+                   tst.FrozenMultivariateNormal(*args, **kwargs))
 
 
 _INSTALLERS = {"scipy.special": _install_special, "scipy.stats": _install_stats}

@@ -7,8 +7,8 @@ value ``z = (x - loc) / scale`` (continuous) or ``k - loc`` (discrete) and the s
 calling conventions (shapes positionally or by name, then ``loc``, ``scale``), applies the location-scale family,
 and returns nan for an invalid parameter as scipy does; logcdf, sf and logsf not in a row are derived from its
 cdf / sf (or, for symmetric distributions, from cdf(-z)). A method tracejit cannot compute on traced values
-(``ppf``, ``isf``, ``rvs``, another distribution) raises UnsupportedError naming it, never a wrong value. How
-scipy's own entry points reach this module: tracejit/scipy_hooks.py.
+(``rvs``, another distribution) raises UnsupportedError naming it, never a wrong value; ``ppf`` and ``isf`` are in
+tracejit/scipy_quantiles.py. How scipy's own entry points reach this module: tracejit/scipy_hooks.py.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import numpy as np
 
 from .errors import UnsupportedError
 from .trace.tracer import Tracer
+from . import scipy_quantiles as sq
 from . import scipy_special as sps
 from .scipy_incomplete import betainc_xy, gammainc, gammaincc
 from .scipy_special import betaln, log_ndtr, ndtr, xlog1py, xlogy
@@ -295,7 +296,7 @@ def _log_of_pair(v, complement):
 
 def _methods_of(name, methods):
     have = {m for m in ("logpdf", "logpmf", "cdf", "logcdf", "sf", "logsf") if _method(name, methods, m)}
-    return have | {k for k, v in _EXP.items() if v in have}
+    return have | {k for k, v in _EXP.items() if v in have} | ({"ppf", "isf"} if name in sq.QUANTILE_NAMES else set())
 
 
 def supported() -> str:
@@ -334,6 +335,8 @@ def call(name, method, args, kwds):
     if name not in table:
         raise _unsupported(name, method)
     shapes, methods, valid = table[name]
+    if method in ("ppf", "isf"):
+        return _quantile(name, method, discrete, (shapes, methods, valid), args, kwds)
     base = _EXP.get(method, method)
     fun = _method(name, methods, base)
     if fun is None:
@@ -349,6 +352,21 @@ def call(name, method, args, kwds):
     if valid is not None:
         ok = ok & valid(*params)
     return np.where(ok, out, np.nan)
+
+
+def _quantile(name, method, discrete, row, args, kwds):
+    """``ppf`` / ``isf``, whose first argument scipy names ``q``."""
+    shapes, methods, valid = row
+    if name not in sq.QUANTILE_NAMES:
+        raise _unsupported(name, method)
+    if "q" in kwds:
+        kwds = dict(kwds)
+        args = (kwds.pop("q"),) + tuple(args)
+    (q, *params), loc, scale = _bind(name, method, shapes, discrete, args, kwds)
+    fns = {m: _method(name, methods, m) for m in ("cdf", "sf", "logpdf")}
+    if discrete:
+        return sq.discrete(name, method, q, params, loc, fns, valid)
+    return sq.continuous(name, method, q, params, loc, scale, fns, valid)
 
 
 # ------------------------------------------------------------------------------------------------ multivariate
@@ -453,6 +471,26 @@ def dirichlet_logpdf(x, alpha):
 
 def dirichlet_pdf(x, alpha):
     return np.exp(dirichlet_logpdf(x, alpha))
+
+
+class FrozenMultivariateNormal:
+    """``scipy.stats.multivariate_normal(mean, cov)`` where mean or cov is traced: scipy's frozen object would
+    factor the covariance with numpy at construction; this one keeps them traced, so its densities are
+    differentiable in both (as the non-frozen ``multivariate_normal.logpdf(x, mean, cov)``)."""
+
+    def __init__(self, mean=None, cov=1, allow_singular=False, seed=None, **_):
+        self.mean, self.cov, self.allow_singular = mean, cov, allow_singular
+
+    def logpdf(self, x):
+        return mvn_logpdf(x, self.mean, self.cov, self.allow_singular)
+
+    def pdf(self, x):
+        return mvn_pdf(x, self.mean, self.cov, self.allow_singular)
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise _unsupported("multivariate_normal", f"(mean, cov).{name}", " with a traced mean or covariance")
 
 
 MULTIVARIATE = {("multivariate_normal", "logpdf"): mvn_logpdf, ("multivariate_normal", "pdf"): mvn_pdf,

@@ -14,6 +14,7 @@ from ..ir.constraints import Constraint
 from ..ir.graph import Value
 from .numpy_api import IMPLS, impl
 from .numpy_more import _u, iota
+from .numpy_results import EighResult, EigResult, QRResult, SlogdetResult, SVDResult
 
 LinAlgError = np.linalg.LinAlgError
 
@@ -87,7 +88,7 @@ def cholesky(a, /, *, upper=False):
 @impl("slogdet")
 def slogdet(a):
     a = _square(a, "slogdet")
-    return ops.bind("slogdet", a, output=0), ops.bind("slogdet", a, output=1)
+    return SlogdetResult(ops.bind("slogdet", a, output=0), ops.bind("slogdet", a, output=1))
 
 
 @impl("det")
@@ -106,7 +107,8 @@ def _uplo(UPLO):
 @impl("eigh")
 def eigh(a, UPLO="L"):
     a = _square(a, "eigh")
-    return ops.bind("eigh", a, UPLO=_uplo(UPLO), output=0), ops.bind("eigh", a, UPLO=_uplo(UPLO), output=1)
+    uplo = _uplo(UPLO)
+    return EighResult(ops.bind("eigh", a, UPLO=uplo, output=0), ops.bind("eigh", a, UPLO=uplo, output=1))
 
 
 @impl("eigvalsh")
@@ -121,7 +123,7 @@ def eig(a):
     result dtype depends on the values (complex exactly when some eigenvalue is), and a trace fixes its dtypes
     before any value is known."""
     a = _square(a, "eig")
-    return ops.bind("eig", a, vectors=True, output=0), ops.bind("eig", a, vectors=True, output=1)
+    return EigResult(ops.bind("eig", a, vectors=True, output=0), ops.bind("eig", a, vectors=True, output=1))
 
 
 @impl("eigvals")
@@ -136,7 +138,7 @@ def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
     full = bool(full_matrices) and compute_uv
     if not compute_uv:
         return ops.bind("svd", a, full_matrices=False, output=1)
-    return tuple(ops.bind("svd", a, full_matrices=full, output=k) for k in range(3))
+    return SVDResult(*(ops.bind("svd", a, full_matrices=full, output=k) for k in range(3)))
 
 
 @impl("qr")
@@ -148,7 +150,7 @@ def qr(a, mode="reduced"):
     a = _stack(a, "qr")
     lapack_mode = "complete" if mode == "complete" else "reduced"
     r = ops.bind("qr", a, mode=lapack_mode, output=1)
-    return r if mode == "r" else (ops.bind("qr", a, mode=lapack_mode, output=0), r)
+    return r if mode == "r" else QRResult(ops.bind("qr", a, mode=lapack_mode, output=0), r)
 
 
 def _eps(dt) -> float:

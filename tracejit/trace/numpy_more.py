@@ -445,11 +445,11 @@ def take_along_axis(arr, indices, axis=-1):
 def put_along_axis(arr, indices, values, axis, inplace=True):
     """numpy.put_along_axis as a new array (``inplace=False``, as JAX's): the written positions take ``values``,
     the others keep ``arr``. Two indices writing one element would need numpy's last-write-wins order, which a
-    scatter-add cannot give: that raises at run time instead of answering wrongly."""
+    scatter-add cannot give: that raises at run time instead of answering wrongly. numpy's in-place call is a
+    write into the tracer (tracer._put_along_axis), which keeps the last write."""
     if inplace:
-        raise UnsupportedError("np.put_along_axis writes into its argument and returns None; traced arrays are "
-                               "values: call tracejit.numpy.put_along_axis(arr, indices, values, axis, "
-                               "inplace=False), which returns the updated array")
+        raise UnsupportedError("np.put_along_axis in place writes into a traced array: call it on the tracer "
+                               "(numpy's np.put_along_axis(arr, ...)), or pass inplace=False for the new array")
     if axis is None:
         arr2 = ravel(arr)
         return ops.reshape(put_along_axis(arr2, ravel(_v(indices)), ravel(_v(values)), 0, inplace=False), arr.shape)

@@ -14,7 +14,7 @@ from ..ir import types as T
 from ..ir.constraints import Constraint
 from ..ir.graph import Value
 from .numpy_api import IMPLS, impl, ravel
-from .numpy_more import _along, _cut, _dimv, _int, _u, _v, iota
+from .numpy_more import _along, _concat, _cut, _dimv, _int, _u, _v, iota
 
 # ------------------------------------------------------------------------------------------------ helpers
 
@@ -90,9 +90,10 @@ def _sorted_count(a, v, before):
 
 @impl("bincount")
 def bincount(x, weights=None, minlength=0):
-    """numpy.bincount with a static result length: ``minlength`` (numpy's length max(x) + 1 depends on the data).
-    A scatter-add of ones (or weights); a negative value or one >= minlength raises ValueError at run time rather
-    than returning a different length than numpy would."""
+    """numpy.bincount: a scatter-add of ones (or weights). Without ``minlength`` the length is numpy's max(x) + 1,
+    a data-dependent length bound at run time (the ``trip_count`` primitive, as np.nonzero's); with it, the static
+    length ``minlength``, where a larger value raises ValueError at run time rather than returning a different
+    length than numpy would. A negative value raises numpy's ValueError."""
     if x.ndim != 1:
         raise ValueError("object too deep for desired array" if x.ndim else "object of too small depth for "
                                                                               "desired array")
@@ -104,18 +105,20 @@ def bincount(x, weights=None, minlength=0):
     m = _int(m, "np.bincount's minlength")
     if m < 0:
         raise ValueError("'minlength' must not be negative")
-    if m == 0:
-        raise UnsupportedError("np.bincount's result length is max(x) + 1, which depends on the data: tracejit "
-                               "needs minlength=K (a static bound on max(x) + 1); values >= K then raise")
     xi = ops.convert(x, T.INT64)
     neg = _u("less", xi, 0)
-    big = _u("greater_equal", xi, m)
     if x.shape[0] != 0:
         ops.add_check(ops.reduce("any", neg), ValueError, "'list' argument must have no negative elements")
-        ops.add_check(ops.reduce("any", big), ValueError,
-                      f"np.bincount in tracejit: a value is >= minlength={m}, which would lengthen numpy's result; "
-                      f"raise minlength to a bound on max(x) + 1")
-    bad = _u("logical_or", neg, big)
+    if m == 0:
+        m = _data_length(xi)
+        bad = neg
+    else:
+        big = _u("greater_equal", xi, m)
+        if x.shape[0] != 0:
+            ops.add_check(ops.reduce("any", big), ValueError,
+                          f"np.bincount in tracejit: a value is >= minlength={m}, which would lengthen numpy's "
+                          f"result; raise minlength to a bound on max(x) + 1, or leave it out")
+        bad = _u("logical_or", neg, big)
     safe = _u("where", bad, 0, xi)
     if weights is None:
         g = _u("where", bad, _const(0, T.INT64), _const(1, T.INT64))
@@ -125,6 +128,13 @@ def bincount(x, weights=None, minlength=0):
                                                                        "length.")
         g = _u("where", bad, _const(0.0, T.FLOAT64), w)
     return ops.bind("scatter_add", g, safe, axis=0, size=m)
+
+
+def _data_length(xi: Value):
+    """max(x) + 1 (0 for an empty x, at least 0) as a fresh length known when the call runs."""
+    top = ops.reduce("max", _concat([xi, ops.constant(np.full(1, -1, np.int64))], 0))
+    count = ops.bind("trip_count", _u("maximum", _u("add", top, 1), 0), length=T.unbacked_dim())
+    return count.shape[0]
 
 
 def _same_length(n, m, msg):
@@ -479,22 +489,13 @@ def _matrix_norm(x, ord, axes, keepdims):
     return ops.reshape(out, tuple(d for i, d in enumerate(x.shape) if i not in axes))
 
 
-# ------------------------------------------------------------------------------------------------ refusals
-def _refuse(name, why, instead):
-    def f(*args, **kwargs):
-        raise UnsupportedError(f"np.{name} is not supported on traced values by tracejit: {why}. {instead}")
-    f.__name__ = name
-    return f
-
-
-# sort, linalg and fft: trace/numpy_sorting.py, numpy_linalg.py, numpy_fft.py (library primitives)
-IMPLS.setdefault("lexsort", _refuse("lexsort", "it sorts by several keys, which tracejit does not trace yet",
-                                    "Use np.argsort with kind='stable' once per key, last key first."))
+# ------------------------------------------------------------------------------------------------ the rest
+# sort, lexsort, linalg and fft: trace/numpy_sorting.py, numpy_sorting_keys.py, numpy_linalg.py, numpy_fft.py
 LINALG_NAMES = ("norm", "solve", "inv", "det", "slogdet", "cholesky", "qr", "eigh", "eigvalsh", "svd", "lstsq", "pinv",
                 "matrix_power", "eig", "eigvals", "matrix_rank")  # tracejit.numpy.linalg
 FFT_NAMES = ("fft", "ifft", "rfft", "irfft", "fft2", "ifft2", "rfft2", "irfft2", "fftn", "ifftn", "rfftn", "irfftn",
              "hfft", "ihfft", "fftshift", "ifftshift", "fftfreq", "rfftfreq")  # tracejit.numpy.fft
 from . import numpy_more_stats  # noqa: E402,F401  (rounding, closeness, nan-aware reductions, averages)
-from . import numpy_sorting, numpy_linalg, numpy_fft, numpy_extra  # noqa: E402,F401  (library primitives)
+from . import numpy_sorting, numpy_sorting_keys, numpy_linalg, numpy_fft, numpy_extra  # noqa: E402,F401
 from . import python_builtins  # noqa: E402,F401  (divmod)
 assert all(_n in IMPLS for _n in LINALG_NAMES + FFT_NAMES)  # each name tracejit.numpy exports is implemented

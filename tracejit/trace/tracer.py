@@ -37,8 +37,9 @@ def _concretization(what, v: Value):
 def wrap(x):
     if isinstance(x, Value):
         return Tracer(x)
-    if isinstance(x, tuple):
-        return tuple(wrap(e) for e in x)
+    if isinstance(x, tuple):  # numpy 2's named results (EighResult, ...) keep their class
+        items = [wrap(e) for e in x]
+        return type(x)(*items) if hasattr(x, "_fields") else tuple(items)
     if isinstance(x, list):
         return [wrap(e) for e in x]
     return x
@@ -176,7 +177,36 @@ def _ptp(a, axis=None, out=None, keepdims=False):
     return wrap(unwrap(a)).ptp(axis, keepdims) if not isinstance(a, Tracer) else a.ptp(axis, keepdims)
 
 
-_SPECIAL = {"copyto": _copyto, "fill_diagonal": _fill_diagonal, "ptp": _ptp}
+def _put_along_axis(arr, indices, values, axis, inplace=True):
+    """numpy's in-place ``np.put_along_axis``: numpy's own definition, ``arr[fancy index] = values`` (the index
+    along ``axis``, aranges on the other axes), as a write into the tracer: repeated indices keep the last write,
+    aliases and a jitted function's argument see the update, and it returns None. ``inplace=False`` is
+    tracejit.numpy's functional form (JAX's), returning the new array."""
+    if not inplace:
+        return _call_impl("put_along_axis", [arr, indices, values, axis], {"inplace": False})
+    if not isinstance(arr, Tracer):
+        raise UnsupportedError("np.put_along_axis into a numpy array made outside the traced function cannot be "
+                               "written by tracejit; create the array inside the function, or use "
+                               "tracejit.numpy.put_along_axis(arr, indices, values, axis, inplace=False)")
+    idx = ops.as_value(unwrap(indices))
+    if idx.dtype.kind not in "iu":
+        raise IndexError("`indices` must be an integer array")
+    if axis is None:
+        if idx.ndim != 1:
+            raise ValueError("when axis=None, `indices` must have a single dimension.")
+        flat = Tracer(ops.reshape(arr._tj_value, (T.prod(arr.shape),)))
+        flat[idx] = values
+        arr[...] = wrap(ops.reshape(flat._tj_value, arr.shape))
+        return None
+    ax = ops.normalize_axis(axis, arr.ndim)[0]
+    if idx.ndim != arr.ndim:
+        raise ValueError("`indices` and `arr` must have the same number of dimensions")
+    arr[tuple(idx if j == ax else ops.reshape(writes.arange(n), tuple(n if i == j else 1 for i in range(arr.ndim)))
+              for j, n in enumerate(arr.shape))] = values
+    return None
+
+
+_SPECIAL = {"copyto": _copyto, "fill_diagonal": _fill_diagonal, "ptp": _ptp, "put_along_axis": _put_along_axis}
 
 
 class _Link:
