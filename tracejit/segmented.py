@@ -37,6 +37,7 @@ def has_regions(graph) -> bool:
 
 class _Segment:
     """Straight-line equations compiled as one graph: reads ``inputs``, produces ``outputs`` (outer Values)."""
+    step_kind = "segment"  # what backends/cpu/native_program.py dispatches on (it cannot import this module)
 
     def __init__(self, eqns, inputs, outputs, build):
         self.inputs, self.outputs = inputs, outputs
@@ -51,6 +52,7 @@ class _Segment:
 
 class _RegionStep:
     """One run of a loop or branch; its sibling equations' results all land in the environment."""
+    step_kind = "region"  # what backends/cpu/native_program.py dispatches on (it cannot import this module)
 
     def __init__(self, eqns, owner):
         self.eqns, self.owner = eqns, owner
@@ -79,6 +81,7 @@ class _RegionStep:
 class _LibraryStep:
     """A call into numpy's routine (sort, LAPACK, FFT, nonzero) between compiled segments; the data-dependent
     lengths of its result (``x[mask]``'s) are bound from the array it returns, so later segments read them."""
+    step_kind = "library"  # what backends/cpu/native_program.py dispatches on (it cannot import this module)
 
     def __init__(self, eqn):
         self.eqn = eqn
@@ -100,6 +103,7 @@ class RegionExecutable:
     ``build(graph) -> executable`` compiles a straight-line graph (compile.build_executable with the options);
     on a CUDA device each segment and body is a CudaExecutable run from the host loop: arrays pass through host
     memory between steps (correct, not fast: device-resident carries come with the native loop)."""
+    segmented = True  # (see step_kind)
 
     def __init__(self, graph, build, device="cpu"):
         t0 = time.perf_counter()

@@ -99,7 +99,6 @@ class FrameProgram:
 
 def program(exe, arrays, build):
     """The program of a body's executable, for inputs shaped like ``arrays``."""
-    from ...segmented import RegionExecutable
     tier_up = getattr(exe, "tier_up", None)
     if tier_up is not None and getattr(exe, "tier", 1) < 1:
         tier_up(wait=False)  # a body run natively never counts calls toward the optimized tier
@@ -107,7 +106,7 @@ def program(exe, arrays, build):
     leaf = llvm_executable(exe)
     if leaf is not None:
         return FrameProgram(leaf, arrays, build)
-    if isinstance(exe, RegionExecutable) and exe.device == "cpu":
+    if getattr(exe, "segmented", False) and exe.device == "cpu":  # a segmented.RegionExecutable
         return GraphProgram(exe, arrays, build)
     raise Unsupported(type(exe).__name__)
 
@@ -116,7 +115,6 @@ class GraphProgram:
     """A segmented graph's steps in order, each value's address in a cell."""
 
     def __init__(self, exe, arrays, build):
-        from ...segmented import _LibraryStep, _RegionStep, _Segment
         from .loop_library import library_program
         g = self.graph = exe.graph
         env = symbol_env(g, arrays)
@@ -136,20 +134,21 @@ class GraphProgram:
 
         self.ops = []
         for step in exe.steps:
-            if isinstance(step, _Segment):
+            kind = getattr(step, "step_kind", None)  # segmented.py's steps (an upper layer: not imported)
+            if kind == "segment":
                 witness = [np.zeros(env[s], np.bool_) for s in step.witness]
                 sub = program(step.exe, [shaped(v) for v in step.inputs] + witness, build)
                 for j, w in enumerate(witness, len(step.inputs)):
                     build.keep.append(w)
                     pin(sub.input_slots(j), w.ctypes.data)
                 step_inputs, outs = step.inputs, step.outputs
-            elif isinstance(step, _RegionStep):
+            elif kind == "region":
                 params = {k: resolve(p, env) for k, p in step.params.items()}
                 sub = region_program(exe, step.prim, params, [shaped(v) for v in step.inputs], env, build)
                 outs = [next((e.out for e in step.eqns if e.p["result"] == r), None)
                         for r in range(len(sub.outputs))]  # a result nobody reads has no equation
                 step_inputs = step.inputs
-            elif isinstance(step, _LibraryStep):
+            elif kind == "library":
                 sub = library_program(step.eqn, [shaped(v) for v in step.eqn.inputs], build)
                 step_inputs, outs = step.eqn.inputs, [step.eqn.out]
             else:
