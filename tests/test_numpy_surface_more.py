@@ -184,7 +184,7 @@ def test_cholesky_of_a_non_positive_definite_constant_is_left_to_run():
     from tracejit.ir.interpret import evaluate
     from tracejit.ir.types import TensorType
     from tracejit.passes.pipeline import optimize
-    from tracejit.passes.simplify import fold
+    from tracejit.passes.fold import fold
 
     def graph(matrix):
         x = Value(TensorType(np.dtype(np.float64), (2, 2)))

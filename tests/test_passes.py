@@ -16,7 +16,8 @@ from tracejit.ir.types import Dim, TensorType
 from tracejit.passes import patterns
 from tracejit.passes.cse import cse
 from tracejit.passes.pipeline import PASSES, optimize, optimize_with_log
-from tracejit.passes.simplify import fold, simplify
+from tracejit.passes.fold import fold
+from tracejit.passes.simplify import simplify
 
 X = np.linspace(0.5, 2.0, 6)
 X32 = X.astype(np.float32)

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from ..ir.graph import Graph, rebuild
 from .cse import cse
 from .regions import optimize_regions
-from .simplify import fold, simplify
+from .fold import fold
+from .simplify import simplify
 from .stabilize import stabilize
 
 

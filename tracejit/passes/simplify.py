@@ -1,4 +1,4 @@
-"""Algebraic canonicalization (``simplify``) and constant folding (``fold``).
+"""Algebraic canonicalization (``simplify``); constant folding (``fold``) is in passes/fold.py.
 
 simplify, as Theano's fast-run canonicalizer: ``--x -> x``, ``-(a - b) -> b - a``, ``x - x -> 0``, ``x + 0``,
 ``x - 0``, ``x * 1``, ``x * 0 -> 0``, ``x / 1``, ``x ** 0|1|2|0.5|-1``, ``exp(log(x)) -> x``, ``log(exp(x)) -> x``,
@@ -20,10 +20,6 @@ ring (wrap-around included), so they cancel freely; products are collected for f
 Integer versions of these stay on (they are exact for integers). Everything else is exact or differs by rounding.
 A product never cancels a factor converted from an integer or bool (``x / x`` is nan for x = 0, an ordinary integer),
 and never turns ``x / c`` into ``x * (1/c)`` for such x unless 1/c is exact (``6 / 3`` stays exactly 2).
-
-fold: an equation whose inputs are all constants is evaluated once with its primitive's numpy reference;
-equal large results share one constant. ``broadcast_to`` and outputs of more than ``FOLD_MAX`` elements are
-left to run time (folding would only materialize memory).
 """
 from __future__ import annotations
 
@@ -33,14 +29,11 @@ import numpy as np
 
 from ..ir import ops
 from ..ir import types as T
-from ..ir.primitives import PRIMS
-from ..ir.types import Dim
 from .matching import (arg, args, const_like, eqn_of, is_float, is_num, is_scalar, neg, operands_with_scalar, param,
                        scalar)
 from .patterns import Walk, on, rewrite, rule_table
 
 BUDGET = 48  # nodes a sum/product collection looks through
-FOLD_MAX = 1 << 22
 
 
 def _ieee_ok(v, ctx) -> bool:
@@ -567,70 +560,3 @@ SIMPLIFY_RULES = rule_table(drop_stop_gradient, drop_custom_rule, double_negatio
 def simplify(graph, strict_ieee=False, stats=None, memo=None, **_):
     """Algebraic canonicalization (see the module docstring for the rewrites and what strict_ieee turns off)."""
     return rewrite(graph, SIMPLIFY_RULES, strict_ieee, stats, memo)
-
-
-# ------------------------------------------------------------------------------------------------ folding
-def _has_dim(p) -> bool:
-    if isinstance(p, Dim):
-        return True
-    if isinstance(p, tuple):
-        return any(_has_dim(x) for x in p)
-    return False
-
-
-@on("*", reach=1)
-def fold_constants(v, ctx):
-    """f(constants) -> constant, evaluated with f's numpy reference"""
-    e = v.eqn
-    if not e.inputs or not all(x.is_const for x in e.inputs) or e.prim == "broadcast_to":
-        return None
-    if PRIMS[e.prim].kind == "region":  # a loop is run by the backend, not unrolled at compile time
-        return None
-    if any(_has_dim(p) for _, p in e.params) or not all(isinstance(d, int) for d in v.shape):
-        return None
-    if math.prod(v.shape) > FOLD_MAX:
-        return None
-    try:
-        with np.errstate(all="ignore"):
-            out = np.asarray(PRIMS[e.prim].impl(*[x.const for x in e.inputs], **e.p))
-    except Exception:  # noqa: BLE001 - e.g. cholesky of a constant that is not positive definite: left to run,
-        return None   # where the call reports it as it does for any input
-    if out.dtype != v.dtype:
-        out = out.astype(v.dtype)
-    return ctx.shared_constant(out, weak=v.type.weak)
-
-
-@on("*", reach=2)
-def fold_through_broadcast(v, ctx):
-    """f(broadcast_to(c1, s), c2) -> broadcast_to(f(c1, c2), s): an elementwise function of broadcast constants
-    is a broadcast constant (the zero real part of ``1j * x`` reaching exp and cos, which would otherwise cost a
-    scalar kernel of their own)"""
-    e = v.eqn
-    if PRIMS[e.prim].kind != "elementwise" or not e.inputs or v.type.weak or all(x.is_const for x in e.inputs):
-        return None
-    srcs = []
-    for x in e.inputs:
-        if x.is_const:
-            srcs.append(x.const)
-        elif x.eqn is not None and x.eqn.prim == "broadcast_to" and x.eqn.inputs[0].is_const:
-            srcs.append(x.eqn.inputs[0].const)
-        else:
-            return None
-    if any(_has_dim(p) for _, p in e.params) or max(np.size(c) for c in srcs) > FOLD_MAX:
-        return None
-    try:
-        with np.errstate(all="ignore"):
-            out = np.asarray(PRIMS[e.prim].impl(*srcs, **e.p))
-    except Exception:  # noqa: BLE001 - left to run, as fold_constants does
-        return None
-    return ops.broadcast_to(ctx.shared_constant(out.astype(v.dtype)), v.shape)
-
-
-FOLD_RULES = rule_table(fold_constants, fold_through_broadcast)
-
-
-def fold(graph, strict_ieee=False, stats=None, memo=None, **_):
-    """Constant folding: every equation whose inputs are all constants becomes a constant."""
-    return rewrite(graph, FOLD_RULES, strict_ieee, stats, memo)
-
-
