@@ -321,12 +321,20 @@ def test_cache_key_follows_the_source_not_only_the_release(tmp_path):
     assert cache.tree_digest(pkg) != first
 
 
-def test_the_codegen_fingerprint_reads_every_source_it_lists():
-    """A renamed or moved code generator file left in CODEGEN_SOURCES would silently drop out of the cache key."""
+def test_the_codegen_fingerprint_covers_every_backend_and_lowering_module():
+    """Every module of the CPU backend and of lower/ is in the cache key, found by walking the directories: a hand
+    list once missed lower/matvec.py (which changes the plan) and backends/cpu/driver.py (which lays out the
+    entry's arguments), and a stale cached entry then crashed the process."""
     import os
+    import tracejit
     from tracejit.backends.cpu import module
     here = os.path.dirname(module.__file__)
-    assert [rel for rel in module.CODEGEN_SOURCES if not os.path.isfile(os.path.join(here, rel))] == []
+    covered = {os.path.normpath(os.path.join(here, rel)) for rel in module.codegen_sources()}
+    pkg = os.path.dirname(tracejit.__file__)
+    for sub in ("backends/cpu", "backends/cpu/vecmath", "lower"):
+        for f in os.listdir(os.path.join(pkg, sub)):
+            if f.endswith(".py"):
+                assert os.path.join(pkg, sub, f) in covered, f"{sub}/{f} is not in the codegen fingerprint"
 
 
 def test_stores_do_not_rescan_the_directory_each_time(cdir, monkeypatch):

@@ -304,14 +304,23 @@ def _scalarmath_ir(pairs) -> str:
     return "\n".join(list(decls.values()) + defs + ["attributes #0 = { alwaysinline nounwind }"])
 
 
-# the sources whose text decides the machine code of a program (relative to this directory): the fingerprint
-# hashes them, so editing any of them retires what the disk cache holds
-CODEGEN_SOURCES = ("executable.py", "kernel_library.py", "emitter.py", "kernels.py", "reductions.py", "streaming.py", "steps.py",
-                   "step_key.py",
-                   "entry.py", "module.py", "scalar.py", "blas.py", "vecmath/__init__.py", "vecmath/constants.py",
-                   "vecmath/builder.py", "vecmath/cores.py", "vecmath/functions.py", "../../lower/scalar.py",
-                   "../../lower/math_functions.py", "../../lower/plan.py", "../../lower/dims.py",
-                   "../../lower/fuse.py", "../../lower/memory.py", "../../lower/inplace.py")
+# the sources whose text decides the machine code of a program and the layout its entry expects from the Python
+# driver: every module of the CPU backend and of the lowering (relative to this directory). The fingerprint hashes
+# them all, so editing any of them retires what the disk cache holds (a hand-kept list missed new modules, and a
+# stale entry whose buffer layout no longer matched the driver crashed the process).
+CODEGEN_DIRS = (".", "../../lower")
+
+
+def codegen_sources() -> list:
+    """CODEGEN_DIRS' Python files, relative to this directory, in a fixed order."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = []
+    for d in CODEGEN_DIRS:
+        root = os.path.normpath(os.path.join(here, d))
+        for dirpath, dirnames, files in os.walk(root):
+            dirnames[:] = sorted(n for n in dirnames if n != "__pycache__")
+            out += [os.path.relpath(os.path.join(dirpath, f), here) for f in sorted(files) if f.endswith(".py")]
+    return out
 
 
 def codegen_fingerprint() -> str:
@@ -321,7 +330,7 @@ def codegen_fingerprint() -> str:
         import hashlib
         here = os.path.dirname(os.path.abspath(__file__))
         h = hashlib.sha256()
-        for rel in CODEGEN_SOURCES:
+        for rel in codegen_sources():
             try:
                 with open(os.path.join(here, rel), "rb") as f:
                     h.update(f.read())
