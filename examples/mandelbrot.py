@@ -38,6 +38,17 @@ def mandelbrot_numpy(cr, ci, max_iter=100):
     return count
 
 
+def mandelbrot_complex(c, iters):
+    """The plain-numpy form on complex128 (issue 14's program): masked updates of z, run unchanged under jit."""
+    z = np.zeros_like(c)
+    n = np.zeros(c.shape, np.int64)
+    for _ in range(iters):
+        m = np.abs(z) <= 2.0
+        z[m] = z[m] * z[m] + c[m]
+        n[m] += 1
+    return n
+
+
 def grid(width, height):
     x = np.linspace(-2.2, 0.8, width)
     y = np.linspace(-1.2, 1.2, height)

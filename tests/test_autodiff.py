@@ -13,6 +13,7 @@ import scipy.special
 from hypothesis import given, strategies as st
 
 import tracejit as tj
+from finite_differences import numeric_grad
 from tracejit.ir import ops
 from tracejit.ir.graph import Value
 from tracejit.ir.interpret import evaluate
@@ -50,22 +51,6 @@ def test_softmax_family_gradients_skip_the_max(fun):
     ops_ = tj.make_ir(tj.grad(loss))(x).ops
     assert "equal" not in ops_ and ops_.count("max") == 1
     np.testing.assert_allclose(tj.jit(tj.grad(loss))(x), numeric_grad(loss, x), rtol=1e-6, atol=1e-8)
-
-
-def numeric_grad(f, x, h=1e-6):
-    """Central differences of scalar ``f`` at float64 ``x`` (error ~h^2 * f''')."""
-    x = np.array(x, dtype=np.float64)
-    g = np.zeros_like(x)
-    flat, gf = x.reshape(-1), g.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + h
-        fp = float(f(x))
-        flat[i] = old - h
-        fm = float(f(x))
-        flat[i] = old
-        gf[i] = (fp - fm) / (2 * h)
-    return g
 
 
 def check_grad(f, *args, argnum=0, rtol=1e-5, atol=1e-6):

@@ -14,6 +14,7 @@ from tracejit.tensor.signal.pool import pool_2d
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conv_reference import conv_ref, pool_ref  # noqa: E402
+from finite_differences import numeric_grad  # noqa: E402
 
 RNG = np.random.default_rng(0)
 X = RNG.standard_normal((2, 3, 9, 8))
@@ -58,15 +59,6 @@ def test_pool_2d_with_padding():
         np.testing.assert_allclose(out, pool_ref(X, (3, 3), True, (2, 2), (1, 2), mode), atol=1e-12, err_msg=mode)
 
 
-def _numeric_grad(fn, a, eps=1e-6):
-    g = np.zeros_like(a)
-    for i in np.ndindex(a.shape):
-        d = np.zeros_like(a)
-        d[i] = eps
-        g[i] = (fn(a + d) - fn(a - d)) / (2 * eps)
-    return g
-
-
 def test_gradients_of_conv_and_pool_match_finite_differences():
     x, w = T.tensor4("x"), T.tensor4("w")
     xs, ws = RNG.standard_normal((1, 2, 5, 4)), RNG.standard_normal((2, 2, 3, 2))
@@ -74,8 +66,8 @@ def test_gradients_of_conv_and_pool_match_finite_differences():
     loss = (y * y).sum()
     f = function([x, w], loss)
     gx, gw = function([x, w], T.grad(loss, [x, w]))(xs, ws)
-    np.testing.assert_allclose(gx, _numeric_grad(lambda a: f(a, ws), xs), rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(gw, _numeric_grad(lambda a: f(xs, a), ws), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(gx, numeric_grad(lambda a: f(a, ws), xs), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(gw, numeric_grad(lambda a: f(xs, a), ws), rtol=1e-5, atol=1e-7)
 
 
 def test_conv_and_pool_work_on_jit_tracers():

@@ -21,9 +21,7 @@ from ..trace.writes import arange as _iota
 
 def _arange(n):
     """arange of a length that may be symbolic (numpy's own would ask for its int)."""
-    if isinstance(n, Dim):
-        return wrap(_iota(n))
-    return np.arange(n)
+    return wrap(_iota(n))
 
 
 def _scalar(d):

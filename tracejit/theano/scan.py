@@ -323,11 +323,12 @@ def _window(v, start, n, count):
 
 def _cut_dynamic(v, start, count):
     """Rows ``start .. start + len(count)`` of ``v``: a gather by ``arange(len(count)) + start``, the window's
-    length being the trip count's run-time symbol. The indices are computed from ``count``'s values (all false:
-    the running sum of their negation is 1, 2, ...), not from its length alone: a length is no data dependency,
-    and with only that, dead code elimination could drop the ``trip_count`` call that binds the length."""
-    idx = np.cumsum((~wrap(count)).astype(np.int64)) + (start - 1)
-    return unwrap(wrap(v)[idx])
+    length being the trip count's run-time symbol (the equations that mention it hold the call binding it:
+    ops.bind records ``length_deps``, so neither dead code elimination nor the garbage collector loses it)."""
+    idx = iota(count.shape[0])
+    if start:
+        idx = ops.ufunc("add", idx, ops.constant(start, np.int64, weak=True))
+    return unwrap(wrap(v)[wrap(idx)])
 
 
 def _initial_carry(outs, shared_carried):

@@ -22,7 +22,7 @@ class RandomFound(Exception):
 
 def step_index(n):
     """The extra sequence ``0, 1, ..., n - 1`` (uint64) scanned beside the others."""
-    return wrap(_iota(n) if not isinstance(n, int) else ops.constant(np.arange(n, dtype=np.int64))).astype(np.uint64)
+    return wrap(_iota(n)).astype(np.uint64)
 
 
 def streams_read(values) -> list:

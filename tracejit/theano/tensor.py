@@ -366,9 +366,12 @@ def Rop(f, wrt, eval_points):
 
 from . import shared_randomstreams, signal  # noqa: E402 (theano.tensor.shared_randomstreams, .signal)
 from .tensor_more import *  # noqa: E402,F401,F403
+from .tensor_more import EXTRA_OPS_NUMPY_NAMES as _EXTRA_OPS_NUMPY_NAMES  # noqa: E402
 from .tensor_more import SPECIAL_FUNCTIONS as _SPECIAL_FUNCTIONS  # noqa: E402
 
 for _name, _f in _SPECIAL_FUNCTIONS.items():
     globals().setdefault(_name, _f)
+for _name in _EXTRA_OPS_NUMPY_NAMES:
+    setattr(extra_ops, _name, globals().get(_name) or _numpy_function(_name))  # noqa: F405 (extra_ops)
 
 __all__ = sorted(n for n in globals() if not n.startswith("_") and n not in ("annotations",))

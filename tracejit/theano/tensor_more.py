@@ -10,7 +10,7 @@ import numpy as np
 from scipy import special as _sp
 
 from ..trace.symbolic import Variable, symbolic_apply, variable
-from ..trace.tracer import Tracer, call_numpy, wrap
+from ..trace.tracer import Tracer, wrap
 from .config import config
 
 
@@ -160,22 +160,16 @@ def _special(name, f):
 SPECIAL_FUNCTIONS = {name: _special(name, f) for name, f in _SPECIAL.items()}
 
 
-def _numpy_named(name):
-    def f(*args, **kwargs):
-        return symbolic_apply(call_numpy, name, args, kwargs)
-    f.__name__ = f.__qualname__ = name
-    return f
-
-
 def _to_one_hot(y, nb_class, dtype=None):
     return symbolic_apply(lambda t: (t[:, None] == np.arange(nb_class)).astype(dtype or config.floatX), y)
 
 
+# Theano's tensor.extra_ops: to_one_hot, plus numpy's functions of the same names (tensor.py adds those: they are
+# its own numpy-named functions)
+EXTRA_OPS_NUMPY_NAMES = ("cumsum", "cumprod", "diff", "repeat", "bincount", "squeeze", "fill_diagonal", "unique",
+                         "searchsorted", "ravel_multi_index", "unravel_index")
 extra_ops = types.ModuleType("tracejit.theano.tensor.extra_ops",
                              "Theano's tensor.extra_ops: numpy's functions of the same names over symbolic variables.")
-for _name in ("cumsum", "cumprod", "diff", "repeat", "bincount", "squeeze", "fill_diagonal", "unique",
-              "searchsorted", "ravel_multi_index", "unravel_index"):
-    setattr(extra_ops, _name, _numpy_named(_name))
 extra_ops.to_one_hot = _to_one_hot
 
 

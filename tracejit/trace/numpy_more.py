@@ -16,6 +16,7 @@ from ..ir import types as T
 from ..ir.constraints import Constraint
 from ..ir.graph import Value
 from .numpy_api import concatenate, impl, ravel
+from .writes import arange as iota  # int64 0..n-1 for a static or symbolic length
 
 # ------------------------------------------------------------------------------------------------ helpers
 
@@ -60,14 +61,6 @@ def _cut(x, axis, start, length):
     starts = [0] * x.ndim
     starts[axis] = start
     return ops.bind("slice", x, starts=tuple(starts), steps=(1,) * x.ndim, shape=tuple(shape))
-
-
-def iota(n) -> Value:
-    """int64 ``0..n-1`` for a static or symbolic length (the IR has no iota primitive; see batching.arange)."""
-    if isinstance(n, int):
-        return ops.constant(np.arange(n, dtype=np.int64))
-    from ..passes.batching import arange
-    return arange(n)
 
 
 def _along(v: Value, axis, ndim) -> Value:
