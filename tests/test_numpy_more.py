@@ -554,3 +554,34 @@ def test_vmap_matches_a_loop(name):
     f = VMAPPED[name]
     x = R.normal(size=(3, 6))
     _same(tj.vmap(f)(x), np.stack([f(r) for r in x]))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.int32, np.uint8, np.bool_])
+def test_ufunc_accumulate_matches_numpy(dtype):
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((40, 3)) * 20).astype(dtype)
+    if dtype == np.float64:
+        x[5, 1] = np.nan
+    f = lambda x: (np.maximum.accumulate(x), np.minimum.accumulate(x, axis=1), np.add.accumulate(x, axis=-1),
+                   np.multiply.accumulate(x[:6]))
+    for got, want in zip(tj.jit(f)(x), f(x)):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+
+
+def test_ufunc_accumulate_gradient_and_errors():
+    g = tj.grad(lambda x: np.maximum.accumulate(x).sum())(np.array([1., 3, 2, 5, 4]))
+    np.testing.assert_array_equal(g, [1, 2, 0, 2, 0])
+    with pytest.raises(ValueError, match="axis"):
+        tj.jit(lambda x: np.maximum.accumulate(x, axis=None))(np.ones(3))
+
+
+def test_reshape_and_ravel_in_fortran_order():
+    a = np.arange(24.0).reshape(2, 3, 4)
+    f = lambda a: (a.ravel(order="F"), a.reshape(4, 6, order="F"), a.T.flatten("F"), np.reshape(a, (-1, 2), order="F"))
+    for got, want in zip(tj.jit(f)(a), f(a)):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(NotImplementedError, match="order='K'.*memory layout"):
+        tj.jit(lambda a: a.ravel(order="K"))(a)
+    with pytest.raises(ValueError, match="order must be one of"):
+        tj.jit(lambda a: a.reshape(-1, order="X"))(a)

@@ -134,6 +134,19 @@ def test_int_and_bool_arguments_traced_until_python_needs_them():
     assert_same(h(np.ones(3), 4), np.ones(5))
 
 
+def test_int_arguments_as_lengths_of_numpy_constructors():
+    """np.arange(n) / np.full(n, v) convert n with np.asarray first: specialized on n like range(n)."""
+    def f(n, a):
+        return a * n, np.arange(n) * 2, np.full(n, 1.5).sum(), np.linspace(0, 1, n + 1)
+    g = tj.jit(f)
+    for n in (7, np.int64(3), 7):
+        for got, want in zip(g(n, np.ones(2)), f(n, np.ones(2))):
+            assert_same(got, want)
+    assert g.cache_info().misses == 2
+    with pytest.raises(tj.ConcretizationError, match="np.asarray"):  # a value computed from an array's data
+        tj.jit(lambda a: np.arange(a.sum().astype(np.int64)))(np.ones(3))
+
+
 def test_dispatch_with_guards_uses_the_fast_path():
     g = tj.jit(lambda x: x * len(x))
     x = np.ones(4)

@@ -296,8 +296,15 @@ def std(x, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Tru
 @impl("reshape")
 def reshape(x, shape, order="C", *, copy=None):  # numpy 2's signature (newshape= is gone)
     newshape = shape
-    if order not in ("C", None):  # numpy reads None as the default, 'C'
-        raise UnsupportedError("np.reshape: only order='C' is supported by tracejit")
+    if order in ("A", "K") and x.ndim > 1:  # these follow the memory layout, which a traced value does not have
+        raise UnsupportedError(f"np.reshape/ravel: order={order!r} depends on the array's memory layout, which "
+                               f"tracejit does not track; write order='C' or order='F'")
+    if order == "F":  # column-major: reverse the axes, reshape to the reversed shape, reverse back
+        shp = ops.resolve_reshape(x, newshape)
+        flipped = ops.reshape(ops.transpose(x, tuple(reversed(range(x.ndim)))), tuple(reversed(shp)))
+        return ops.transpose(flipped, tuple(reversed(range(len(shp)))))
+    if order not in ("C", "A", "K", None):  # numpy reads None as the default, 'C'
+        raise ValueError(f"order must be one of 'C', 'F', 'A', or 'K' (got {order!r})")
     return ops.reshape(x, ops.resolve_reshape(x, newshape))
 
 

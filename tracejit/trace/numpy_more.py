@@ -214,7 +214,7 @@ def rot90(m, k=1, axes=(0, 1)):
 # ------------------------------------------------------------------------------------------------ cumsum, cumprod
 _BLOCK = 16     # scans work on blocks of this many elements: a masked reduction per block (16 ops per element)
 _LEVELS = 4     # levels of blocks before the block totals are scanned directly (quadratic in n / 16**4)
-_RED = {"add": "sum", "multiply": "prod"}
+_RED = {"add": "sum", "multiply": "prod", "maximum": "max", "minimum": "min"}
 
 
 def _masked_reduce(x, strict, op, ident):
@@ -279,6 +279,32 @@ def _cumulative(name, op, ident, a, axis, dtype, out):
 def cumsum(a, axis=None, dtype=None, out=None):
     """numpy.cumsum as a blocked prefix scan of masked reductions (see _exclusive_scan)."""
     return _cumulative("cumsum", "add", 0, a, axis, dtype, out)
+
+
+def ufunc_accumulate(name, a, axis=0, dtype=None, out=None):
+    """``np.add/multiply/maximum/minimum.accumulate``: the cumulative scan along ``axis`` (default 0, as numpy's
+    ufunc method; cumsum's default ravels). maximum/minimum scan from the dtype's lowest/highest value, so nan
+    propagates as in numpy's ufuncs."""
+    if name in ("add", "multiply"):
+        return _cumulative(f"{name}.accumulate", name, 0 if name == "add" else 1, a, axis, dtype, out)
+    if out is not None:
+        raise UnsupportedError(f"np.{name}.accumulate: the out= argument is not supported by tracejit")
+    if axis is None:
+        raise ValueError(f"np.{name}.accumulate needs an integer axis (numpy refuses axis=None here)")
+    if a.ndim == 0:
+        raise AxisError(axis, 0)
+    if dtype is not None:
+        a = ops.convert(a, T.check_dtype(dtype, f"np.{name}.accumulate's dtype="))
+    ax = _ax(axis, a.ndim)
+    dt = np.dtype(a.dtype.name)
+    low = name == "maximum"
+    ident = (-np.inf if low else np.inf) if dt.kind in "fc" else (dt.kind == "b" and not low) if dt.kind == "b" \
+        else (np.iinfo(dt).min if low else np.iinfo(dt).max)
+    x = ops.transpose(a, tuple(i for i in range(a.ndim) if i != ax) + (ax,))
+    y = _u(name, _exclusive_scan(x, name, ident), x)
+    back = list(range(a.ndim - 1))
+    back.insert(ax, a.ndim - 1)
+    return ops.transpose(y, tuple(back))
 
 
 @impl("cumprod")

@@ -279,6 +279,10 @@ class Tracer:
                 inputs = (call_numpy("astype", [inputs[0], kwargs.pop("dtype")], {}),)  # reduced in dtype
             kwargs = {k: v for k, v in kwargs.items() if not (k == "dtype" and v is None and red not in ("sum", "prod"))}
             return call_numpy(red, inputs, kwargs)
+        if method == "accumulate" and ufunc.__name__ in ("add", "multiply", "maximum", "minimum") \
+                and len(inputs) == 1:
+            from .numpy_more import ufunc_accumulate
+            return wrap(ufunc_accumulate(ufunc.__name__, ops.as_value(unwrap(inputs[0])), **kwargs))
         if method == "at" and ufunc.__name__ in ("add", "subtract") and len(inputs) == 3:
             x, idx, v = inputs
             if not isinstance(x, Tracer):
@@ -293,6 +297,10 @@ class Tracer:
         return call_numpy(func.__name__, args, kwargs)
 
     def __array__(self, dtype=None, copy=None):
+        # np.arange(n), np.zeros(n), np.full(n, v) on an int argument: numpy converts it to an array first
+        c = guards.concrete_value(self._tj_value, "np.asarray()") if self.ndim == 0 else None
+        if c is not None:
+            return np.asarray(c, dtype=dtype if dtype is not None else self.dtype)
         e = _concretization("np.asarray() (conversion to a concrete numpy array)", self._tj_value)
         e.from_asarray = True  # trace() adds a hint when a list argument of numbers was the cause
         raise e
@@ -506,8 +514,8 @@ class Tracer:
     def astype(self, dtype, copy=True):
         return call_numpy("astype", [self, dtype], {})
 
-    def flatten(self):
-        return self.ravel()
+    def flatten(self, order="C"):
+        return self.ravel(order)
 
     # indexing -----------------------------------------------------------------------------------
     def __getitem__(self, key):
