@@ -2,7 +2,7 @@
 
     python benchmarks/compile_time.py                       # tanh MLP depths 5..40, tracejit beside JAX
     python benchmarks/compile_time.py --depths 5,10,20,40,80
-    python benchmarks/compile_time.py --only life,chain20   # other programs (see PROGRAMS)
+    python benchmarks/compile_time.py --only life,chain20,lenet   # other programs (see PROGRAMS)
 
 Each point runs in a new Python process with a fresh, empty disk cache, so nothing compiled earlier helps. The
 "second" column is what a user feels right after the first call (a synchronous recompile would show here);
@@ -56,6 +56,36 @@ elif prog == "life":
     from numpy_programs import life_step
     f = jit(life_step)
     args = ((rng.random((n, n)) < 0.3).astype(onp.int64),)
+elif prog == "lenet" and impl == "tracejit":  # the Theano issue's LeNet training step (theano.function)
+    sys.path.insert(0, "examples")
+    from theano_lenet import build, synthetic_digits
+    f, _ = build(rng, batch=n)
+    args = synthetic_digits(n, rng)
+elif prog == "lenet":  # the same network and step written with jax.lax (dropout from a key per call)
+    from jax import lax
+    def conv_pool(h, w, b):
+        c = lax.conv_general_dilated(h, w, (1, 1), "VALID")
+        p = lax.reduce_window(c, -np.inf, lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+        return np.tanh(p + b[None, :, None, None])
+    def loss(ps, x, y, key):
+        h = conv_pool(conv_pool(x, ps[0], ps[1]), ps[2], ps[3]).reshape(x.shape[0], -1)
+        hid = np.tanh(h @ ps[4] + ps[5])
+        hid = hid * jax.random.bernoulli(key, 0.8, hid.shape) / 0.8
+        z = hid @ ps[6] + ps[7]
+        logp = z - jax.scipy.special.logsumexp(z, axis=1, keepdims=True)
+        return -np.mean(logp[np.arange(x.shape[0]), y])
+    @jax.jit
+    def step(ps, x, y, key):
+        g = jax.grad(loss)(ps, x, y, key)
+        return [p - 0.1 * gp for p, gp in zip(ps, g)]
+    u = lambda *s: rng.uniform(-0.1, 0.1, s)
+    ps = [u(8, 1, 5, 5), onp.zeros(8), u(16, 8, 5, 5), onp.zeros(16), u(256, 64), onp.zeros(64), u(64, 10), onp.zeros(10)]
+    sys.path.insert(0, "examples")
+    from theano_lenet import synthetic_digits
+    xb, yb = synthetic_digits(n, rng)
+    keys = iter(jax.random.split(jax.random.PRNGKey(0), 64))
+    f = lambda x, y: step(ps, x, y, next(keys))
+    args = (xb, yb)
 else:
     raise SystemExit(f"unknown program {prog}")
 
@@ -70,7 +100,8 @@ second = timed()
 time.sleep(0.0)
 # steady state: once the optimized tier is in (tracejit compiles it in the background), the median of many calls
 if impl == "tracejit":
-    for exe in [e.exe for es in f._specs.values() for e in es]:
+    exes = [e.exe for es in f._specs.values() for e in es] if hasattr(f, "_specs") else [e[0] for e in f._execs.values()]
+    for exe in exes:
         getattr(exe, "wait", lambda: None)()
 for _ in range(3):
     timed()
@@ -81,7 +112,9 @@ print(json.dumps({"import": t_import, "first": first, "first_cpu": first_cpu, "s
 
 PROGRAMS = {"mlp": "jit(grad(loss)) of a depth-n tanh MLP, 64x64 layers",
             "chain20": "the 20-primitive elementwise expression of benchmarks/run.py, n elements",
-            "life": "Game of Life step (examples/numpy_programs.py), n x n int64 board"}
+            "life": "Game of Life step (examples/numpy_programs.py), n x n int64 board",
+            "lenet": "LeNet training step (examples/theano_lenet.py: theano.function with updates; JAX: lax.conv), "
+                     "batch n"}
 
 
 def run_point(impl, prog, n, timeout=900):
@@ -138,7 +171,7 @@ def main(argv=None):
     ap.add_argument("--impls", default="tracejit,jax")
     ap.add_argument("--json", help="also write the rows here")
     a = ap.parse_args(argv)
-    sizes = {"mlp": [int(d) for d in a.depths.split(",")], "chain20": [1000], "life": [64]}
+    sizes = {"mlp": [int(d) for d in a.depths.split(",")], "chain20": [1000], "life": [64], "lenet": [50]}
     impls = a.impls.split(",")
     rows = []
     for prog in a.only.split(","):

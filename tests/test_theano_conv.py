@@ -39,6 +39,20 @@ def test_conv2d_dilation_no_flip_and_new_lengths_without_recompiling():
     assert len(f._execs) == 1
 
 
+def test_one_channel_inputs_compile_one_executable():
+    """A length-1 symbolic axis at every call (one input channel) compiles only that signature: nothing is
+    compiled when the function is made, so the common signature is not built for nothing."""
+    x, w = T.tensor4("x"), T.tensor4("w")
+    f = function([x, w], conv2d(x, w))
+    assert f.num_compiled == 0
+    X1, W1 = RNG.standard_normal((2, 1, 7, 6)), RNG.standard_normal((3, 1, 3, 3))
+    for _ in range(2):
+        np.testing.assert_allclose(f(X1, W1), conv_ref(X1, W1, (0, 0), (1, 1)), atol=1e-12)
+    assert f.num_compiled == 1
+    np.testing.assert_allclose(f(X, W), conv_ref(X, W, (0, 0), (1, 1)), atol=1e-12)  # the common one, now
+    assert f.num_compiled == 2 and f.graph is not None
+
+
 MODES = ["max", "sum", "average_exc_pad", "average_inc_pad"]
 
 

@@ -209,7 +209,9 @@ class Function:
                           for i, v in enumerate(g_inputs)}
         self._sym_inputs = tuple(i for i, axes in self._sym_axes.items() if axes)
         self._execs: dict = {}
-        self._exe = self._build(())
+        # compiled at the first call, for the signature it has: a Theano program whose inputs have a length-1
+        # axis at every call (LeNet's one channel) would otherwise compile the common signature for nothing
+        self._exe = None
         # the call path is generated per function; a one-off subclass makes it the __call__ itself (no extra frame)
         self.__class__ = type("Function", (Function,), {"__call__": self._make_fast(), "__module__": __name__})
 
@@ -337,7 +339,7 @@ class Function:
         opt = exe.optimized
         in_ids = {v.id for v in opt.inputs}
         if not key:
-            self.graph = opt  # the optimized graph of the common signature (debugprint, _repr_html_)
+            self._graph = opt  # the optimized graph of the common signature (debugprint, _repr_html_)
         alias_out = tuple(j for j in range(self._nout) if self._update_targets and may_alias(opt.outputs[j], in_ids))
         alias_upd = tuple(k for k in range(len(self._update_targets))
                           if may_alias(opt.outputs[self._nout + k], in_ids))
@@ -345,11 +347,25 @@ class Function:
         self._execs[key] = entry
         return entry
 
+    def _common(self):
+        """The entry of the common signature (no symbolic length equal to 1), compiled at its first use; the
+        generated call path then runs it directly."""
+        if self._exe is None:
+            self._exe = self._build(())
+            type(self).__call__ = self._make_fast()
+        return self._exe
+
+    @property
+    def graph(self):
+        """The optimized graph of the common signature."""
+        self._common()
+        return self._graph
+
     def _special(self, arrays):
         """The entry for a call where some symbolic length is 1 (compiled once per such pattern)."""
         key = tuple((i, ax) for i in self._sym_inputs for ax in self._sym_axes[i] if arrays[i].shape[ax] == 1)
         if not key:
-            return self._exe
+            return self._common()
         self._check_no_broadcast(arrays, key)
         entry = self._execs.get(key)
         return entry if entry is not None else self._build(key)
@@ -395,8 +411,7 @@ class Function:
         generic machinery per call (the tutorial's training step costs ~1 µs here beyond the executable)."""
         n, ns = self._nin, {}
         args = [f"a{i}" for i in range(n)]
-        ns.update(_bind=self._bind_args, _general=self._call_general, _exe=self._exe[0], _copyto=np.copyto,
-                  _replace=_replace_storage)
+        ns.update(_bind=self._bind_args, _general=self._call_general, _copyto=np.copyto, _replace=_replace_storage)
         ns["_filter"] = filter_traceback
         lines = ["def fast(*args, **kwargs):",
                  f"    if kwargs or len(args) != {n}:",
@@ -410,6 +425,10 @@ class Function:
             ns[f"_s{k}"] = sv
             lines.append(f"    a{n + k} = _s{k}._storage")
         arrays = "[" + ", ".join(f"a{i}" for i in range(n + len(self._shared))) + "]"
+        if self._exe is None:  # nothing compiled yet: the general path compiles what the call needs
+            lines.append(f"    return _general({arrays})")
+            return self._generate(lines, ns)
+        ns["_exe"] = self._exe[0]
         if self._sym_inputs:
             cond = " or ".join(f"1 in a{i}.shape" for i in self._sym_inputs)
             lines += [f"    if {cond}:", f"        return _general({arrays})"]
@@ -437,6 +456,9 @@ class Function:
             lines.append("    return dict(zip(_keys, outs))")  # zip stops at the outputs: updates are not shown
         else:
             lines.append("    return outs[0]" if self._single else f"    return outs[:{m}]")
+        return self._generate(lines, ns)
+
+    def _generate(self, lines, ns):
         head = ["def __call__(self, *args, **kwargs):",
                 "    __tracebackhide__ = True  # IPython and pytest hide this frame",
                 "    try:"]
@@ -495,7 +517,7 @@ class Function:
     def executable(self):
         """The executable of the common signature (no symbolic length equal to 1): ``tier``, ``compile_stats``,
         ``wait()`` (compile the optimized tier now), ``llvm_ir()``."""
-        return self._exe[0]
+        return self._common()[0]
 
     @property
     def num_compiled(self) -> int:
