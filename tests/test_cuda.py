@@ -212,6 +212,13 @@ def test_broadcasting_by_strides():
     check(lambda a, b: a[:, None, :] - b[None, :, :], rng.standard_normal((3, 4)), rng.standard_normal((5, 4)))
 
 
+def test_iota_of_symbolic_lengths():
+    """np.arange of a length (the iota primitive) as the loop index, alone, broadcast and inside a reduction."""
+    x = rng.standard_normal((4, 6))
+    check(lambda x: (np.arange(x.shape[1]) * x, np.arange(x.shape[0])[:, None] - np.arange(x.shape[1]),
+                     (np.arange(x.shape[1]) * x).sum(axis=1), np.eye(x.shape[0]) @ x), x)
+
+
 def test_views_transpose_slice_reshape_broadcast_to():
     x = rng.standard_normal((4, 6))
     check(lambda x: (x.T, x[1:, ::2], x[::-1], x.reshape(3, 8), x.T.reshape(-1), np.broadcast_to(x[0], (3, 6)),

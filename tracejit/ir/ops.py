@@ -118,6 +118,8 @@ def _type_of(prim, inputs, params) -> TensorType:
         return TensorType(g.dtype, g.shape[:ax] + (params["size"],) + g.shape[ax + idx.ndim:])
     if prim == "dimsize":
         return TensorType(T.INT64, (), weak=True)
+    if prim == "iota":
+        return TensorType(T.INT64, (params["length"],))
     if prim in ("custom_vjp_call", "remat_barrier"):
         return x.type
     if P.kind == "region":
@@ -412,6 +414,13 @@ def dimsize(d) -> Value:
     if isinstance(d, int):
         return constant(d, np.int64, weak=True)
     return bind("dimsize", dim=d)
+
+
+def iota(n) -> Value:
+    """int64 ``0..n-1``: a constant for a static length, else the ``iota`` primitive (computed where it is read)."""
+    if isinstance(n, int):
+        return constant(np.arange(n, dtype=np.int64))
+    return bind("iota", length=n)
 
 
 def count(shape, axes) -> Value:

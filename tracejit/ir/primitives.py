@@ -4,7 +4,7 @@ Kinds:
   elementwise  n-ary, numpy broadcasting, all inputs share one compute dtype (ops.py inserts ``convert``)
   reduce       params ``axes`` (sorted tuple); the result drops those axes
   view         reshape, transpose, broadcast_to, slice: change the index map, not the data
-  other        matmul, concatenate, gather, scatter_add, dimsize
+  other        matmul, concatenate, gather, scatter_add, dimsize, iota
 
 The VJP rules live beside the autodiff pass (``passes/autodiff.py``), one table keyed by these names.
 """
@@ -161,6 +161,8 @@ def _scatter_add(g, idx, axis, size):
 
 _reg("scatter_add", "other", _scatter_add, nin=2)
 _reg("dimsize", "other", lambda dim: np.asarray(dim, np.int64), nin=0)
+# int64 0..length-1 (numpy's arange for a symbolic length): fused as the loop index of its axis, no memory read
+_reg("iota", "other", lambda length: np.arange(length, dtype=np.int64), nin=0)
 # identity on its first input that carries a user's derivative rule (tracejit/custom.py); its other inputs are the
 # call's arguments and residuals, so rewrites keep them in the graph until the optimizer drops the mark
 _reg("custom_vjp_call", "other", lambda x, *rest, **p: np.array(x, copy=True), nin=1)

@@ -178,6 +178,9 @@ class _Planner:
         elif kind in ("elementwise", "reduce"):
             if self.cur is None or not (self.try_add(e) or (self.widen_scalar_kernel(e) and self.try_add(e))):
                 self.new_kernel_for(e)
+        elif e.prim == "iota":  # elementwise over its own shape, reading nothing: joins the open kernel if it fits
+            if self.cur is None or not self.try_add_elementwise(e, self.cur, []):
+                self.new_kernel_for(e)
         elif e.prim == "gather":
             for v in e.inputs:
                 self.access_of(v)

@@ -33,7 +33,7 @@ NON_DIFFERENTIABLE = {
     "sign", "floor", "ceil", "trunc", "rint", "floor_divide", "equal", "not_equal", "less", "less_equal",
     "greater", "greater_equal", "logical_and", "logical_or", "logical_xor", "logical_not", "bitwise_and",
     "bitwise_or", "bitwise_xor", "invert", "isnan", "isinf", "isfinite", "argmax", "argmin", "any", "all",
-    "dimsize", "signbit", "spacing", "gcd", "lcm", "left_shift", "right_shift",
+    "dimsize", "iota", "signbit", "spacing", "gcd", "lcm", "left_shift", "right_shift",
 }
 
 

@@ -91,34 +91,10 @@ def front_padded(v: Value, d, rank: int) -> Value:
     return reshape(v, v.shape[:1] + (1,) * (rank - len(per)) + per)
 
 
-def arange(n, levels: int = 2, block: int = 256) -> Value:
-    """int64 ``0, 1, ..., n-1`` for a static or symbolic length ``n``.
-
-    The IR has no iota primitive, so a symbolic ``n`` is built in blocks: position ``i * block + j`` is
-    ``starts[i] + j`` with ``starts = arange(ceil(n / block)) * block`` (the same construction, ``levels`` deep),
-    cut to ``n``. The innermost level counts (``_counted``, quadratic in its length), on n / block**levels
-    positions, so the whole costs about n additions. Used by gather/scatter with a batched index into a batched
-    operand."""
-    if isinstance(n, int):
-        return ops.constant(np.arange(n, dtype=np.int64))
-    m = T.dim_floordiv(n + (block - 1), block)
-    starts = arange(m, levels - 1, block) if levels > 1 else _counted(m)
-    first = reshape(ops.ufunc("multiply", starts, ops.constant(np.asarray(block, np.int64))), (m, 1))
-    grid = ops.ufunc("add", first, ops.constant(np.arange(block, dtype=np.int64)))       # (m, block)
-    return ops.bind("slice", reshape(grid, (m * block,)), starts=(0,), steps=(1,), shape=(n,))
-
-
-def _counted(n) -> Value:
-    """int64 ``0..n-1`` from views only: U = the (n, n) upper triangle of ones (the row [1]*n + [0]*(n+1) tiled n
-    times and re-cut into rows of 2n, which shifts row i right by i); column j of U holds j + 1 ones."""
-    one = ops.constant(np.ones((), np.int64))
-    zero = ops.constant(np.zeros((), np.int64))
-    row = ops.bind("concatenate", broadcast(one, (n,)), broadcast(zero, (n + 1,)), axis=0)  # (2n+1,)
-    tiled = reshape(broadcast(row, (n, 2 * n + 1)), (n * (2 * n + 1),))
-    cut = ops.bind("slice", tiled, starts=(0,), steps=(1,), shape=(n * 2 * n,))
-    rows = reshape(cut, (n, 2 * n))                                                       # U[i, j] = (j >= i)
-    upper = ops.bind("slice", rows, starts=(0, 0), steps=(1, 1), shape=(n, n))
-    return ops.ufunc("subtract", ops.reduce("sum", upper, 0), one)
+def arange(n) -> Value:
+    """int64 ``0, 1, ..., n-1`` for a static or symbolic length ``n`` (the ``iota`` primitive for a symbolic one).
+    Used by gather/scatter with a batched index into a batched operand."""
+    return ops.iota(n)
 
 
 def _flat_index(idx: Value, n, size) -> Value:
@@ -266,6 +242,12 @@ def _scatter_add(eqn, args, dims):
 def _dimsize(eqn, args, dims):
     """A length of the per-example shapes: the same for every example (never batched: it has no inputs)."""
     return ops.bind("dimsize", **eqn.p), None
+
+
+@rule("iota")
+def _iota(eqn, args, dims):
+    """0..n-1 over a per-example length: the same for every example."""
+    return ops.bind("iota", **eqn.p), None
 
 
 @rule("custom_vjp_call")

@@ -227,15 +227,11 @@ def _masked_reduce(x, strict, op, ident):
 
 
 def _strict_lower(n):
-    """(n, n) bool ``j < i`` for a static or symbolic n, from views and copies only (no iota): the row
-    ``[0]*n + [1]*(n+1)`` tiled n times and re-cut into rows of 2n is shifted right by one more place each row."""
+    """(n, n) bool ``j < i`` for a static or symbolic n."""
     if isinstance(n, int):
         return ops.constant(np.tril(np.ones((n, n), bool), -1))
-    row = ops.bind("concatenate", ops.broadcast_to(ops.constant(False), (n,)),
-                   ops.broadcast_to(ops.constant(True), (n + 1,)), axis=0)
-    tiled = ops.reshape(ops.broadcast_to(row, (n, 2 * n + 1)), (n * (2 * n + 1),))
-    rows = ops.reshape(_cut(tiled, 0, 0, n * 2 * n), (n, 2 * n))
-    return _cut(rows, 1, 0, n)
+    i = iota(n)
+    return _u("less", ops.reshape(i, (1, n)), ops.reshape(i, (n, 1)))
 
 
 def _exclusive_scan(x, op, ident, level=0):

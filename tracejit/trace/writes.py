@@ -214,11 +214,8 @@ def _splice(x: Value, axis: int, start, length, middle: Value) -> Value:
 
 # --------------------------------------------------------------------------------------------- integer arrays
 def arange(n) -> Value:
-    """int64 ``0..n-1`` for a static or symbolic length (the IR has no iota primitive; see batching.arange)."""
-    if isinstance(n, int):
-        return ops.constant(np.arange(n, dtype=np.int64))
-    from ..passes.batching import arange as sym_arange
-    return sym_arange(n)
+    """int64 ``0..n-1`` for a static or symbolic length."""
+    return ops.iota(n)
 
 
 def _set_along(y: Value, axis: int, idx: Value, vals: Value) -> Value:

@@ -16,7 +16,7 @@ from .streaming import StreamedStores, streamable
 
 def collapsible(plan, k: Kernel, canon):
     """An elementwise kernel whose every access is C-contiguous over the whole domain runs as one flat loop."""
-    if k.red_axes or len(k.domain) <= 1 or any(o.eqn.prim == "gather" for o in k.ops):
+    if k.red_axes or len(k.domain) <= 1 or any(o.eqn.prim in ("gather", "iota") for o in k.ops):
         return False
     full = contiguous_strides(k.domain)
     accs = [acc for _, acc in k.stores]
@@ -113,6 +113,8 @@ class KernelLowering:
             return self.operand(e.inputs[0], o.axes, idx, values, phase, level, q=None)
         if e.prim == "gather":  # addresses its operands itself: they need not have the result's rank
             return self.gather(e, o, idx, values, phase, level)
+        if e.prim == "iota":  # the loop index of its axis (never in a flat kernel: see collapsible)
+            return idx[o.axes[0]] if o.axes[0] is not None else ir.Constant(I64, 0)
         q = e.out.ndim
         args = [self.operand(x, o.axes, idx, values, phase, level, q) for x in e.inputs]
         return self.ops.emit(e, args)

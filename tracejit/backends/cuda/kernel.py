@@ -191,6 +191,8 @@ class _KernelWriter:
             return values[x.id] if x.id in values else self.operand(x, o.axes, idx, values, phase, None)
         if e.prim == "gather":
             return self.gather(e, o, idx, values, phase)
+        if e.prim == "iota":  # the index of its axis
+            return f"_cast_i64({idx[o.axes[0]]})" if o.axes[0] is not None else "_cast_i64(0)"
         q = e.out.ndim
         names = {x.id: self.operand(x, o.axes, idx, values, phase, q) for x in e.inputs}
         out = f"v{e.out.id}"
