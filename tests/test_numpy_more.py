@@ -585,3 +585,43 @@ def test_reshape_and_ravel_in_fortran_order():
         tj.jit(lambda a: a.ravel(order="K"))(a)
     with pytest.raises(ValueError, match="order must be one of"):
         tj.jit(lambda a: a.reshape(-1, order="X"))(a)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64, np.int8, np.uint16])
+def test_fmod_matches_numpy(dtype):
+    rng = np.random.default_rng(5)
+    if dtype in (np.float64, np.float32):
+        vals = np.concatenate([rng.standard_normal(60) * 10, [0.0, -0.0, np.inf, -np.inf, 1e-30, 3.0, -3.0]])
+    else:
+        vals = np.arange(-20, 21) if np.dtype(dtype).kind == "i" else np.arange(0, 41)
+    a, b = np.meshgrid(vals.astype(dtype), vals[::5].astype(dtype))
+    with np.errstate(all="ignore"):
+        want = np.fmod(a, b)
+    got = tj.jit(np.fmod)(a, b)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+    keep = ~np.isnan(want) if want.dtype.kind == "f" else slice(None)
+    np.testing.assert_array_equal(np.signbit(got[keep]), np.signbit(want[keep]))  # -0.0 from a negative dividend
+
+
+def test_nanargmax_nanargmin_and_all_nan_error():
+    x = np.array([[np.nan, 3.0, 1.0], [2.0, np.nan, 5.0]])
+    f = lambda x: (np.nanargmax(x), np.nanargmin(x, axis=1), np.nanargmax(x, axis=0, keepdims=True))
+    for got, want in zip(tj.jit(f)(x), f(x)):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="All-NaN slice"):
+        tj.jit(lambda x: np.nanargmax(x, axis=1))(np.array([[np.nan, np.nan], [1.0, 2.0]]))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float32])
+def test_quantile_dtypes_follow_numpy(dtype):
+    """Interpolating methods give float64 for integer input (not the small float a ufunc would); methods that
+    pick an element keep the input's dtype."""
+    a = np.array([5, 1, 3, 2, 9, 7], dtype)
+    for method in ("linear", "lower", "higher", "nearest", "midpoint", "inverted_cdf", "hazen"):
+        f = lambda a: (np.percentile(a, [30, 60], method=method), np.quantile(a, 0.25, method=method))
+        for got, want in zip(tj.jit(f)(a), f(a)):
+            assert got.dtype == want.dtype, method
+            np.testing.assert_allclose(got, want, rtol=1e-6)
+    got, want = tj.jit(np.median)(a), np.median(a)
+    assert got.dtype == want.dtype and got == want

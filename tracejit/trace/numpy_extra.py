@@ -179,3 +179,47 @@ def apply_along_axis(func1d, axis, arr, *args, **kwargs):
     res = res.reshape(tuple(outer) + tuple(res.shape[1:]))
     k = res.ndim - len(outer)  # the result axes of one call
     return np.moveaxis(res, tuple(range(len(outer), res.ndim)), tuple(range(axis, axis + k))) if k else res
+
+
+# ------------------------------------------------------------------------------------------------ fmod, nanarg*
+@impl("fmod")
+@_on_tracers
+def fmod(x1, x2, out=None, **kw):
+    """C's fmod (the remainder takes the dividend's sign), from numpy's remainder (the divisor's sign): floats
+    as copysign(remainder(|x1|, |x2|), x1), exact as fmod is; integers move a nonzero remainder whose sign
+    differs from x1's back by x2 (x2 == 0 gives 0, as numpy)."""
+    if out is not None or kw:
+        raise UnsupportedError("np.fmod: out=, where= and other ufunc keywords are not supported by tracejit")
+    r = np.remainder(x1, x2)
+    if r.dtype.kind == "f":
+        return np.copysign(np.remainder(np.abs(x1), np.abs(x2)), x1).astype(r.dtype)
+    if r.dtype.kind in "ub":
+        return r
+    return np.where((r != 0) & ((r < 0) != (x1 < 0)), r - x2, r).astype(r.dtype)
+
+
+def _nanarg(name, a, axis, out, keepdims):
+    if out is not None:
+        raise UnsupportedError(f"np.{name}: the out= argument is not supported by tracejit")
+    if a.dtype.kind not in "fc":
+        return getattr(np, name[3:])(a, axis=axis, keepdims=keepdims)
+    nan = np.isnan(a)
+    fill = -np.inf if name == "nanargmax" else np.inf
+    from .tracer import unwrap
+    all_nan = nan.all(axis=axis)
+    ops.add_check(unwrap(all_nan.any()), ValueError, "All-NaN slice encountered")
+    return getattr(np, name[3:])(np.where(nan, fill, a), axis=axis, keepdims=keepdims)
+
+
+@impl("nanargmax")
+@_on_tracers
+def nanargmax(a, axis=None, out=None, *, keepdims=False):
+    """numpy's nanargmax: argmax with nan read as -inf; an all-nan slice raises ValueError at run time."""
+    return _nanarg("nanargmax", a, axis, out, keepdims)
+
+
+@impl("nanargmin")
+@_on_tracers
+def nanargmin(a, axis=None, out=None, *, keepdims=False):
+    """numpy's nanargmin: argmin with nan read as +inf; an all-nan slice raises ValueError at run time."""
+    return _nanarg("nanargmin", a, axis, out, keepdims)

@@ -192,27 +192,32 @@ def _quantile(a, q, axis, method, keepdims, what):
         raise ValueError("q must be a scalar or 1d")
     if a.ndim == 0:
         a = ops.reshape(a, (1,))
-    dt = T.default_float(a.dtype) if a.dtype.kind != "f" else a.dtype
-    if not qv.type.weak and qv.dtype.kind == "f":
+    discrete = method in _DISCRETE_METHODS  # these pick an element: numpy keeps the input's dtype
+    dt = a.dtype if discrete or a.dtype.kind == "f" else T.FLOAT64  # interpolation: float64 from any integer
+    if not discrete and not qv.type.weak and qv.dtype.kind == "f":
         dt = np.result_type(dt, qv.dtype)
     x, kept_shape, kept = _last_axis(ops.convert(a, dt) if a.dtype != dt else a, axis)
     s = sort(x, -1)
     n = ops.dimsize(x.shape[-1])
     vi = _virtual_index(method, ops.convert(n, T.FLOAT64), ops.convert(qv, T.FLOAT64))
-    if method in ("lower", "higher", "nearest", "inverted_cdf", "closest_observation"):
+    if discrete:
         last = _u("subtract", n, 1)
         out = _take_last(s, _u("minimum", _u("maximum", vi, 0), ops.convert(last, T.FLOAT64)))
     else:
         out = _interpolate(s, vi, n, method)
-    has_nan = _take_last(_u("isnan", s), ops.convert(_u("subtract", n, 1), T.INT64))  # nan sorts last
-    if has_nan.ndim < out.ndim:
-        has_nan = ops.reshape(has_nan, has_nan.shape + (1,) * (out.ndim - has_nan.ndim))
-    out = _u("where", has_nan, ops.constant(np.nan, dt), out)
+    if dt.kind == "f":
+        has_nan = _take_last(_u("isnan", s), ops.convert(_u("subtract", n, 1), T.INT64))  # nan sorts last
+        if has_nan.ndim < out.ndim:
+            has_nan = ops.reshape(has_nan, has_nan.shape + (1,) * (out.ndim - has_nan.ndim))
+        out = _u("where", has_nan, ops.constant(np.nan, dt), out)
     if qv.ndim == 1:  # numpy puts q's axis first
         out = ops.transpose(out, (out.ndim - 1,) + tuple(range(out.ndim - 1)))
     if keepdims:
         out = ops.reshape(out, qv.shape + kept_shape)
     return out
+
+
+_DISCRETE_METHODS = ("lower", "higher", "nearest", "inverted_cdf", "closest_observation")
 
 
 def _no_extras(what, out, overwrite_input, weights=None, interpolation=None):
