@@ -142,3 +142,27 @@ def test_scan_body_reading_a_minibatch_of_run_time_length():
     for _ in range(3):
         h = np.tanh(h @ np.eye(2) + data.get_value()[2:4].sum())
     np.testing.assert_allclose(f(1, np.eye(2)), h)
+
+
+def test_print_prints_at_each_call_and_passes_gradients(capsys):
+    import tracejit.theano as th
+    x = T.dvector("x")
+    xp = th.printing.Print("x is")(x)
+    f = th.function([x], [xp * 2, T.grad((xp ** 2).sum(), x)])
+    out, g = f(np.array([1.0, 2.0]))
+    np.testing.assert_allclose(out, [2.0, 4.0])
+    np.testing.assert_allclose(g, [2.0, 4.0])
+    assert capsys.readouterr().out.count("x is __str__ = [1. 2.]") >= 1
+    f2 = th.function([x], th.printing.Print("v", attrs=("shape",))(x) + 1)
+    f2(np.zeros(3))
+    assert "v shape = (3,)" in capsys.readouterr().out
+
+
+def test_variable_type_is_callable_and_compares_equal():
+    x, r = T.dvector("x"), T.drow("r")
+    y, r2 = x.type(), r.type("r2")
+    assert y.type == x.type and r2.broadcastable == (True, False) and r2.name == "r2"
+    import tracejit.theano as th
+    f = th.function([x, y], x + y)
+    np.testing.assert_allclose(f(np.ones(2), np.ones(2)), [2.0, 2.0])
+    assert x.type != T.fvector().type

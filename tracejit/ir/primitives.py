@@ -321,6 +321,17 @@ def _parts(z, dtype, output):
     return np.ascontiguousarray((z.real if output == 0 else z.imag).astype(dtype))
 
 
+def _print_value(x, message, attrs):
+    """Theano's Print: ``message attr = value`` per attribute when the call reaches it; the value passes through."""
+    for a in attrs:
+        v = getattr(x, a)
+        print(message, a, "=", v() if callable(v) else v)
+    return x
+
+
+# identity that prints its value at run time (theano.printing.Print): a library call, so it runs where the call
+# reaches it, between compiled segments
+_lib("debug_print", _print_value, lambda xs, p: _same(xs[0]))
 _lib("sort", lambda x, axis, kind: np.sort(x, axis=axis, kind=kind), lambda xs, p: _same(xs[0]))
 _lib("argsort", lambda x, axis, kind: np.argsort(x, axis=axis, kind=kind).astype(np.int64),
      lambda xs, p: _typed(T.INT64, xs[0].shape))

@@ -100,3 +100,20 @@ def debugprint(obj, file=None):
     return None
 
 
+
+
+class Print:
+    """Theano's ``printing.Print(message, attrs=('__str__',))``: ``Print('x')(x)`` is x, and each call of a
+    compiled function that computes it prints ``x __str__ = <value>`` (one line per attribute, e.g. 'shape')."""
+
+    def __init__(self, message="", attrs=("__str__",), global_fn=None):
+        if global_fn is not None:
+            raise NotImplementedError("Print(global_fn=...) is not supported by tracejit; print the attributes "
+                                      "with attrs=(...)")
+        self.message, self.attrs = str(message), tuple(attrs)
+
+    def __call__(self, x):
+        from ..ir import ops
+        from ..trace.symbolic import symbolic_apply
+        return symbolic_apply(lambda v: ops.bind("debug_print", ops.as_value(v), message=self.message,
+                                                 attrs=self.attrs), x)

@@ -177,7 +177,10 @@ class Variable(Tracer):
 
     @property
     def type(self) -> TensorType:
-        return self._tj_value.type
+        t = self._tj_value.type
+        vt = VariableType(t.dtype, t.shape, t.weak)
+        object.__setattr__(vt, "declared", self.dtype)
+        return vt
 
     @property
     def broadcastable(self) -> tuple:
@@ -327,6 +330,27 @@ Variable.flatten = _flatten
 Variable.T = property(lambda self: symbolic_apply(Tracer.T.fget, self))
 Variable.mT = property(lambda self: symbolic_apply(Tracer.mT.fget, self))
 Variable.__hash__ = object.__hash__  # __eq__ above is symbolic; identity hashing keeps dict keys working
+
+
+class VariableType(TensorType):
+    """A variable's type as Theano shows it: calling it makes a new input variable of that type (``x.type()``,
+    ``x.type('y')``); ``broadcastable`` marks the axes of length 1. Two types are equal as Theano's are: same
+    dtype and broadcast pattern (each variable has its own length symbols)."""
+
+    def __call__(self, name=None):
+        ones = tuple(i for i, b in enumerate(self.broadcastable) if b)
+        return variable(getattr(self, "declared", self.dtype), self.ndim, name, ones=ones)
+
+    @property
+    def broadcastable(self) -> tuple:
+        return tuple(isinstance(d, int) and d == 1 for d in self.shape)
+
+    def __eq__(self, other):
+        return isinstance(other, VariableType) and (self.dtype, self.broadcastable) == \
+            (other.dtype, other.broadcastable)
+
+    def __hash__(self):
+        return hash((self.dtype, self.broadcastable))
 
 
 def variable(dtype, ndim, name=None, ones=()) -> Variable:
