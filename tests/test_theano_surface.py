@@ -166,3 +166,54 @@ def test_variable_type_is_callable_and_compares_equal():
     f = th.function([x, y], x + y)
     np.testing.assert_allclose(f(np.ones(2), np.ones(2)), [2.0, 2.0])
     assert x.type != T.fvector().type
+
+
+def test_user_ops_with_perform_grad_and_as_op():
+    """The 'Extending Theano' tutorial's ops: make_node + perform + grad, itypes/otypes, __props__, as_op."""
+    import tracejit.theano as th
+
+    class DoubleOp(th.Op):
+        __props__ = ()
+
+        def make_node(self, x):
+            x = T.as_tensor_variable(x)
+            return th.Apply(self, [x], [x.type()])
+
+        def perform(self, node, inputs, output_storage):
+            output_storage[0][0] = inputs[0] * 2
+
+        def grad(self, inputs, output_grads):
+            return [output_grads[0] * 2]
+
+    class Scale(th.Op):
+        __props__ = ("a",)
+        itypes, otypes = [T.dvector], [T.dvector]
+
+        def __init__(self, a):
+            self.a = a
+
+        def perform(self, node, inputs, output_storage):
+            output_storage[0][0] = self.a * inputs[0]
+
+    x, v = T.dmatrix("x"), T.dvector("v")
+    y = DoubleOp()(x)
+    f = th.function([x], [y + 1, T.grad((DoubleOp()(x) ** 2).sum(), x)])
+    X = np.random.default_rng(0).standard_normal((5, 4))
+    out, g = f(X)
+    np.testing.assert_allclose(out, 2 * X + 1)
+    np.testing.assert_allclose(g, 8 * X)
+    assert Scale(2) == Scale(2) and Scale(2) != Scale(3)
+    np.testing.assert_allclose(th.function([v], Scale(3)(v))(np.ones(3)), [3.0, 3.0, 3.0])
+    with pytest.raises(NotImplementedError, match="Scale.grad is not implemented"):
+        T.grad(Scale(3)(v).sum(), v)
+    with pytest.raises(TypeError, match="itypes"):
+        Scale(3)(x)
+
+    @th.compile.ops.as_op(itypes=[T.fmatrix, T.fmatrix], otypes=[T.fmatrix])
+    def numpy_dot(a, b):
+        return np.dot(a, b)
+    a, b = T.fmatrix(), T.fmatrix()
+    A, B = np.ones((3, 4), np.float32), np.ones((4, 2), np.float32)
+    got = th.function([a, b], numpy_dot(a, b) * 2)(A, B)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, 8.0)

@@ -11,7 +11,7 @@ from .backends.cuda.check import devices
 from .compile import clear_caches
 from . import numpy, nn, tensor, theano
 from .theano.scan import dispatch as scan  # JAX's scan; Theano's when called with Theano's keywords
-from .theano import gradient, scan_module  # noqa: F401  (theano.gradient, theano.scan_module: tracejit imported as theano)
+from .theano import gradient, scan_module, Op, Apply  # noqa: F401  (theano.gradient, theano.Op, ...: tracejit imported as theano)
 from .numpy import stop_gradient
 from . import scipy_hooks as _scipy_hooks  # scipy.special / scipy.stats on tracers (see that module)
 from .ir import printing as _printing  # noqa: F401

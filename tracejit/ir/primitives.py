@@ -329,6 +329,13 @@ def _print_value(x, message, attrs):
     return x
 
 
+def _python_op(*arrays, op, index, dtype, length):
+    """A user's op (theano.Op): the ``op`` object runs itself on the arrays; ``length``: the result's shape, whose
+    unknown lengths the call binds."""
+    return op.run(arrays, index, dtype, length)
+
+
+_lib("python_op", _python_op, lambda xs, p: _typed(p["dtype"], p["length"]), nin=-1)
 # identity that prints its value at run time (theano.printing.Print): a library call, so it runs where the call
 # reaches it, between compiled segments
 _lib("debug_print", _print_value, lambda xs, p: _same(xs[0]))

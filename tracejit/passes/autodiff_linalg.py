@@ -78,6 +78,12 @@ def _move_last(v: Value, ax: int, back=False) -> Value:
     return ops.transpose(v, tuple(perm))
 
 
+@rule("python_op")
+def _python_op(e, g, need):
+    """A user's op differentiates itself (theano.Op.grad)."""
+    return e.p["op"].vjp(e, g, need)
+
+
 @rule("debug_print")
 def _debug_print(e, g, need):
     """An identity: the cotangent passes through (nothing is printed on the way back)."""

@@ -30,6 +30,12 @@ def _trip_count(eqn, args, dims):
                               "example would run its own number of steps; give n_steps as an unbatched value")
 
 
+@rule("python_op")
+def _python_op(eqn, args, dims):
+    raise NotImplementedError(f"vmap of the user-defined op {eqn.p['op']} is not supported: its perform() runs on "
+                              f"whole arrays")
+
+
 @rule("nonzero")
 def _nonzero(eqn, args, dims):
     raise NotImplementedError("vmap of a data-dependent length (x[mask], np.nonzero, np.unique) is not supported: "

@@ -14,6 +14,7 @@ from .scan import scan  # noqa: E402
 from . import scan_module  # noqa: E402  (theano.scan_module.until)
 from . import gradient  # noqa: E402  (theano.gradient.jacobian, hessian, zero_grad)
 from . import sandbox  # noqa: E402  (theano.sandbox.rng_mrg)
+from .op import Apply, Op, as_op  # noqa: E402  (extending Theano: ops with perform())
 
 
 def _namespace(name, doc, **names):
@@ -26,9 +27,12 @@ def _namespace(name, doc, **names):
 # theano.compile: where Theano's own modules define function, In, Out, shared and Mode
 compile = _namespace("tracejit.theano.compile", "Theano's compile package: function, In, Out, shared, Mode.",
                      function=function, In=In, Out=Out, shared=shared, Mode=Mode, SharedVariable=SharedVariable,
+                     ops=_namespace("tracejit.theano.compile.ops", "theano.compile.ops", as_op=as_op),
                      io=_namespace("tracejit.theano.compile.io", "theano.compile.io", In=In, Out=Out),
                      sharedvalue=_namespace("tracejit.theano.compile.sharedvalue", "theano.compile.sharedvalue",
                                             shared=shared, SharedVariable=SharedVariable))
 
-__all__ = ["function", "Function", "In", "Out", "compile", "sandbox", "shared", "SharedVariable", "Variable", "pp", "debugprint", "Mode",
+gof = _namespace("tracejit.theano.gof", "theano.gof: Op and Apply", Op=Op, Apply=Apply)
+
+__all__ = ["Op", "Apply", "as_op", "gof", "function", "Function", "In", "Out", "compile", "sandbox", "shared", "SharedVariable", "Variable", "pp", "debugprint", "Mode",
            "config", "Config", "tensor", "nnet", "scan", "scan_module", "gradient", "ifelse", "MissingInputError", "UnusedInputError"]

@@ -21,7 +21,8 @@ def alias_theano():
                          "theano.tensor.signal.pool": signal.pool,
                          "theano.tensor.signal.downsample": signal.downsample,
                          "theano.tensor.extra_ops": tensor.extra_ops, "theano.compile": package.compile,
-                         "theano.compile.io": package.compile.io,
+                         "theano.compile.io": package.compile.io, "theano.compile.ops": package.compile.ops,
+                         "theano.gof": package.gof,
                          "theano.compile.sharedvalue": package.compile.sharedvalue,
                          "theano.gradient": package.gradient, "theano.scan_module": package.scan_module}.items():
         sys.modules[name] = module
