@@ -625,3 +625,22 @@ def test_quantile_dtypes_follow_numpy(dtype):
             np.testing.assert_allclose(got, want, rtol=1e-6)
     got, want = tj.jit(np.median)(a), np.median(a)
     assert got.dtype == want.dtype and got == want
+
+
+def test_vander_insert_polyval_and_bincount_with_a_length():
+    x = np.random.default_rng(2).random(6)
+    cases = [lambda x: np.vander(x), lambda x: np.vander(x, 3, increasing=True), lambda x: np.insert(x, 2, 9.0),
+             lambda x: np.insert(x, [1, 3, 3], [7, 8, 9]), lambda x: np.insert(x, -1, 5),
+             lambda x: np.insert(x.reshape(2, 3), [0, 2], [[1], [2]], axis=1), lambda x: np.insert(x, [2, 0], x[:2]),
+             lambda x: np.polyval(np.array([1.0, 2, 3]), x), lambda x: np.vander(np.arange(1, 5))]
+    for f in cases:
+        got, want = tj.jit(f)(x), f(x)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+    lab, C = np.array([0, 2, 2, 1, 2]), np.zeros((4, 2))
+    np.testing.assert_array_equal(tj.jit(lambda lab, C: np.bincount(lab, minlength=C.shape[0]))(lab, C),
+                                  np.bincount(lab, minlength=4))
+    with pytest.raises(ValueError, match="minlength"):
+        tj.jit(lambda lab, C: np.bincount(lab, minlength=C.shape[0]))(np.array([0, 5]), C)
+    with pytest.raises(NotImplementedError, match="static"):
+        tj.jit(lambda x: np.insert(x, slice(1, 4), 0))(x)

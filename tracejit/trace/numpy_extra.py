@@ -223,3 +223,73 @@ def nanargmax(a, axis=None, out=None, *, keepdims=False):
 def nanargmin(a, axis=None, out=None, *, keepdims=False):
     """numpy's nanargmin: argmin with nan read as +inf; an all-nan slice raises ValueError at run time."""
     return _nanarg("nanargmin", a, axis, out, keepdims)
+
+
+# ------------------------------------------------------------------------------------------------ vander, insert
+@impl("vander")
+@_on_tracers
+def vander(x, N=None, increasing=False):
+    """numpy.vander: columns x**(N-1) ... x**0 (reversed with ``increasing``), by repeated multiplication as numpy
+    computes them (so float results agree to the bit)."""
+    if x.ndim != 1:
+        raise ValueError("x must be a one-dimensional array or sequence.")
+    n = x.shape[0] if N is None else N
+    cols = np.ones_like(x)[:, None] * np.ones(n, dtype=x.dtype)  # (len, N) of ones
+    powers = np.multiply.accumulate(np.concatenate([cols[:, :1], cols[:, 1:] * x[:, None]], axis=1), axis=1)
+    return powers if increasing else powers[:, ::-1]
+
+
+@impl("insert")
+@_on_tracers
+def insert(arr, obj, values, axis=None):
+    """numpy.insert at static positions (an int, a slice or a sequence of ints): the pieces between the positions
+    and the inserted values, concatenated along ``axis`` (None: the flattened array)."""
+    if axis is None:
+        arr, axis = arr.ravel(), 0
+    axis = axis % arr.ndim if arr.ndim else 0
+    n = arr.shape[axis]
+    if isinstance(obj, slice):
+        if not isinstance(n, int):
+            raise UnsupportedError("np.insert with a slice needs a static length along the axis in tracejit")
+        obj = list(range(*obj.indices(n)))
+    if hasattr(obj, "_tj_value"):
+        raise UnsupportedError("np.insert: the positions must be static (Python ints) in tracejit")
+    scalar = np.ndim(obj) == 0
+    idx = [int(obj)] if scalar else [int(i) for i in np.asarray(obj).ravel()]
+    if isinstance(n, int):
+        for i in idx:
+            if not -n <= i <= n:
+                raise IndexError(f"index {i} is out of bounds for axis {axis} with size {n}")
+        idx = [i + n if i < 0 else i for i in idx]
+    elif any(i < 0 for i in idx) and not all(i < 0 for i in idx):  # order unknown until the length is
+        raise UnsupportedError("np.insert: positions mixing negative and nonnegative ints need a static length "
+                               "along the axis in tracejit")
+    vals = np.asarray(values, dtype=arr.dtype) if not hasattr(values, "_tj_value") else values.astype(arr.dtype)
+    moved = np.moveaxis(arr, axis, 0)
+    if scalar:  # numpy: values shaped like arr without the axis, or with that axis first
+        v = vals if vals.ndim == moved.ndim else vals[None] if vals.ndim < moved.ndim else vals
+        v = np.broadcast_to(v, (v.shape[0] if vals.ndim == moved.ndim else 1,) + moved.shape[1:])
+        pieces = [moved[:idx[0]], v, moved[idx[0]:]]
+        return np.moveaxis(np.concatenate(pieces, 0), 0, axis)
+    k = len(idx)
+    v = np.broadcast_to(np.moveaxis(vals, axis, 0) if vals.ndim == arr.ndim else vals.reshape(
+        (-1,) + (1,) * (moved.ndim - 1)) if vals.ndim == 1 else vals, (k,) + moved.shape[1:])
+    order = sorted(range(k), key=lambda j: idx[j])  # stable, as numpy's
+    pieces, prev = [], None  # (slices with negative bounds count from the end, symbolic lengths too)
+    for j in order:
+        pieces += [moved[prev:idx[j]], v[j:j + 1]]
+        prev = idx[j]
+    pieces.append(moved[prev:])
+    return np.moveaxis(np.concatenate(pieces, 0), 0, axis)
+
+
+@impl("polyval")
+@_on_tracers
+def polyval(p, x):
+    """numpy.polyval by Horner's rule, as numpy evaluates it (``p`` of static length, highest power first)."""
+    if np.ndim(p) != 1 or not isinstance(np.shape(p)[0], int):
+        raise UnsupportedError("np.polyval: the coefficients must be a 1-d array of static length in tracejit")
+    y = np.zeros_like(x) if hasattr(x, "_tj_value") else np.zeros_like(np.asarray(x, dtype=float))
+    for k in range(np.shape(p)[0]):
+        y = y * x + p[k]
+    return y

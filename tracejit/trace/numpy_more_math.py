@@ -101,19 +101,20 @@ def bincount(x, weights=None, minlength=0):
         raise TypeError("Cannot cast array data from dtype('float64') to dtype('int64') according to the rule 'safe'")
     m = minlength if not isinstance(minlength, Value) else None
     if m is None or isinstance(m, (bool, np.bool_)):
-        raise UnsupportedError("np.bincount: minlength must be a static int in tracejit")
-    m = _int(m, "np.bincount's minlength")
-    if m < 0:
-        raise ValueError("'minlength' must not be negative")
+        raise UnsupportedError("np.bincount: minlength must be a static int or a length (x.shape[0]) in tracejit")
+    if not isinstance(m, T.Dim):  # a length (C.shape[0]) stays symbolic: the result has that many bins
+        m = _int(m, "np.bincount's minlength")
+        if m < 0:
+            raise ValueError("'minlength' must not be negative")
     xi = ops.convert(x, T.INT64)
     neg = _u("less", xi, 0)
     if x.shape[0] != 0:
         ops.add_check(ops.reduce("any", neg), ValueError, "'list' argument must have no negative elements")
-    if m == 0:
+    if isinstance(m, int) and m == 0:
         m = _data_length(xi)
         bad = neg
     else:
-        big = _u("greater_equal", xi, m)
+        big = _u("greater_equal", xi, m if isinstance(m, int) else ops.dimsize(m))
         if x.shape[0] != 0:
             ops.add_check(ops.reduce("any", big), ValueError,
                           f"np.bincount in tracejit: a value is >= minlength={m}, which would lengthen numpy's "
