@@ -793,3 +793,18 @@ def test_mlp_gradient_compiled():
     want = _mlp_grads_by_hand(P, X, Y)
     for k in P:
         np.testing.assert_allclose(g[k], want[k], rtol=1e-12, atol=1e-12)
+
+
+def test_eager_grad_reads_lengths_as_jit_does():
+    """``a, b, c = np.exp(params)`` (autograd's GP example) unpacks a traced vector: its length is read off the
+    call's argument, in a grad outside jit as inside."""
+    def nll(params, X, y):
+        ls, sf, sn = np.exp(params)
+        K = sf * np.exp(-0.5 * (X[:, None] - X[None, :]) ** 2 / ls) + sn * np.eye(len(X))
+        return -0.5 * y @ np.linalg.solve(K, y) - 0.5 * np.linalg.slogdet(K)[1]
+    X, y, p = np.linspace(0, 1, 6), np.sin(np.arange(6.0)), np.array([-1.0, 0.2, -2.0])
+    g = tj.grad(nll)(p, X, y)
+    np.testing.assert_allclose(g, tj.jit(tj.grad(nll))(p, X, y), rtol=1e-10)
+    h = 1e-6
+    fd = [(nll(p + h * e, X, y) - nll(p - h * e, X, y)) / (2 * h) for e in np.eye(3)]
+    np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-8)

@@ -130,11 +130,17 @@ def _run_eager(traced_fn, args, kwargs):
     for i, x in enumerate(leaves):
         make_input(x, i, symbols)  # the names trace() gives each length, to print concrete shapes in errors
     _concrete.env = {s: arrays[i].shape[ax] for s, (i, ax) in symbols.items()}
+    info: dict = {}  # len(x), range(n), `a, b = x`: read off these arguments, as jit does (nothing is cached here)
     try:
-        graph, out_tree = trace(traced_fn, leaves, treedef, rebuild)  # Python scalars stay weak
+        graph, out_tree = trace(traced_fn, leaves, treedef, rebuild, info=info)  # Python scalars stay weak
     finally:
         _concrete.env = None
-    return tree_unflatten(out_tree, evaluate(graph, arrays))
+    out = tree_unflatten(out_tree, evaluate(graph, arrays))
+    if info["mutated"]:  # numpy's in-place meaning for arguments the function wrote into
+        out, finals = out
+        for i, v in zip(info["mutated"], finals):
+            np.copyto(leaves[i], v)
+    return out
 
 
 def _dispatch(traced_fn, args, kwargs):
