@@ -808,3 +808,34 @@ def test_eager_grad_reads_lengths_as_jit_does():
     h = 1e-6
     fd = [(nll(p + h * e, X, y) - nll(p - h * e, X, y)) / (2 * h) for e in np.eye(3)]
     np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-8)
+
+
+def test_eager_grad_runs_python_control_flow_on_values():
+    """Outside jit, grad traces once on the call's arguments, so Python may branch and loop on values (autograd's
+    and JAX's eager grad allow it); under jit the same function still needs tj.cond / tj.while_loop."""
+    def branchy(x):
+        return (x ** 2).sum() if np.sin(x).sum() > 0 else (x ** 3).sum()
+
+    def newton_sqrt2(x):
+        z = x * 1.0
+        while float(np.abs(z ** 2 - 2).max()) > 1e-12:
+            z = z - (z ** 2 - 2) / (2 * z)
+        return (z * x).sum()
+
+    def rectified(w, xs):
+        tot = 0.0
+        for x in xs:
+            h = w @ x
+            if h > 0:
+                tot = tot + h
+        return tot
+    for x in (np.array([1.0, 2.0]), np.array([-1.0, -2.0])):
+        want = 2 * x if np.sin(x).sum() > 0 else 3 * x ** 2
+        np.testing.assert_allclose(tj.grad(branchy)(x), want)
+    np.testing.assert_allclose(tj.grad(newton_sqrt2)(np.array([1.0, 3.0])), np.sqrt(2.0) * np.ones(2), rtol=1e-9)
+    xs = np.array([[1.0, 0.0], [0.0, 1.0], [2.0, 1.0]])
+    np.testing.assert_allclose(tj.grad(rectified)(np.array([1.0, -1.0]), xs), [3.0, 1.0])
+    np.testing.assert_allclose(tj.hessian(lambda x: np.sin(x).sum() if x.sum() > 0 else 0.0)(np.array([0.5, 0.2])),
+                               np.diag(-np.sin([0.5, 0.2])), atol=1e-12)
+    with pytest.raises(tj.ConcretizationError):
+        tj.jit(tj.grad(branchy))(np.ones(2))

@@ -23,6 +23,7 @@ from .ir.graph import Value, toposort
 from .ir.interpret import evaluate
 from .passes.autodiff import backward
 from .trace.trace import as_runtime_array, leaf_signature, make_input, trace, tree_flatten, tree_unflatten
+from .trace import guards
 from .trace.tracer import Tracer, wrap
 
 
@@ -130,7 +131,8 @@ def _run_eager(traced_fn, args, kwargs):
     for i, x in enumerate(leaves):
         make_input(x, i, symbols)  # the names trace() gives each length, to print concrete shapes in errors
     _concrete.env = {s: arrays[i].shape[ax] for s, (i, ax) in symbols.items()}
-    info: dict = {}  # len(x), range(n), `a, b = x`: read off these arguments, as jit does (nothing is cached here)
+    # len(x), range(n), `a, b = x`, even `if loss > 0`: read off these arguments (the trace runs once, uncached)
+    info: dict = {"eager": True}
     try:
         graph, out_tree = trace(traced_fn, leaves, treedef, rebuild, info=info)  # Python scalars stay weak
     finally:
@@ -175,6 +177,9 @@ def _trace_fresh(fun, args, kwargs, argnums, what):
     builder = ops.Builder()
     with builder:
         fresh = [Value(v.type, name=v.name) for v in actual]
+        ctx = guards.current()
+        if ctx is not None and ctx.eager:  # an eager grad: the fresh inputs hold the arguments' values
+            ctx.same_values(fresh, actual)
         new_args = list(args)
         pos = 0
         for i, (tree, n) in zip(argnums, trees):

@@ -56,11 +56,52 @@ def _lhs_value(lhs, leaves, symbols):
 class Context:
     """The call being traced: its argument leaves, the symbols read off them and the guards recorded so far."""
 
-    def __init__(self, leaves, symbols, inputs):
+    def __init__(self, leaves, symbols, inputs, eager=False):
         self.leaves = leaves
         self.symbols = symbols
         self.inputs = {v.id: i for i, v in enumerate(inputs)}
         self.guards: list = []
+        # an eager transform (tj.grad outside jit) runs its trace once, on these arguments: any value Python
+        # needs (``if loss > 0``, ``float(x)``) is computed from them, as autograd and JAX's eager grad do
+        self.eager = eager
+        self.known = {v.id: (v, np.asarray(leaves[i])) for i, v in enumerate(inputs)} if eager else {}
+
+    def same_values(self, fresh, actual):
+        """A transform's fresh inputs stand for ``actual`` values: they hold the same arrays."""
+        for f, a in zip(fresh, actual):
+            val = self.value_of(a)
+            if val is None:
+                return
+            self.known[f.id] = (f, val)
+
+    def value_of(self, v):
+        """The array of traced value ``v`` on the eager call's arguments, or None when it reads a value that has
+        none here (a vmapped example's)."""
+        if v.id in self.known:
+            return self.known[v.id][1]
+        if v.is_const:
+            return np.asarray(v.const)
+        from ..ir.graph import Graph, toposort
+        from ..ir.interpret import evaluate
+        eqns = toposort([v])
+        made = {e.out.id for e in eqns}
+        leaves = {}
+        for e in eqns:
+            for x in e.inputs:
+                if x.id not in made and not x.is_const:
+                    if x.id not in self.known:
+                        return None
+                    leaves[x.id] = self.known[x.id]
+        ins = [val for val, _ in leaves.values()]
+        symbols = {}
+        for j, x in enumerate(ins):
+            for ax, d in enumerate(x.shape):
+                if isinstance(d, Dim) and len(d.terms) == 1 and d.terms[0][1] == 1 and len(d.terms[0][0]) == 1:
+                    symbols.setdefault(d.terms[0][0][0], (j, ax))
+        out = evaluate(Graph(inputs=ins, outputs=[v], eqns=eqns, symbols=symbols),
+                       [arr for _, arr in leaves.values()], check=False)[0]
+        self.known[v.id] = (v, out)
+        return out
 
     def env(self) -> dict:
         return {s: np.shape(self.leaves[i])[ax] for s, (i, ax) in self.symbols.items()}
@@ -206,6 +247,9 @@ def concrete_value(v, what: str):
     ``iters * 2``, ``periodic``): evaluated on the traced call's values, each argument guarded on its value. None
     when ``v`` depends on an array's values or no specializing trace is active."""
     ctx = current()
+    if ctx is not None and ctx.eager:
+        out = ctx.value_of(v)
+        return None if out is None else (out if out.ndim else out[()])
     if ctx is None or v.ndim != 0:
         return None
     args, dims = set(), []

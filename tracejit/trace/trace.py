@@ -244,7 +244,7 @@ def trace(fun, leaves, treedef, rebuild_args, names=None, info=None):
         if info is not None and info.get("share_same_objects"):
             tracers = _one_tracer_per_array(tracers, leaves)
         args, kwargs = rebuild_args(tracers)
-        ctx = guards.Context(leaves, symbols, inputs) if info is not None else None
+        ctx = guards.Context(leaves, symbols, inputs, eager=info.get("eager", False)) if info is not None else None
         try:
             with guards.active(ctx), creation.patched(True):
                 out = fun(*args, **kwargs)
