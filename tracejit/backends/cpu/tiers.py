@@ -86,7 +86,7 @@ class TieredExecutable:
         if job is not None and not job.lost and self._earned() and self._last >= self._compile_left(job):
             start_now(job)  # (a planned job starts now: waiting for its time would only add to the wait)
             job.join()
-            if self.run is not self._run_first_tier:
+            if self._exe.tier >= 1:  # (else the compile failed: this tier keeps running)
                 return self.run(arrays)
         t0 = time.perf_counter()
         out = self._exe.run(arrays)
