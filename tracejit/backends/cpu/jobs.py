@@ -88,6 +88,12 @@ class _Timer:
 
     def _main(self):
         _no_wakeup_preemption()
+        with _jobs_lock:
+            wanted = not _idle and not _exiting.is_set()
+        if wanted:  # a worker waiting for the first job, started here rather than in a user's call
+            worker = _Worker()
+            with _jobs_lock:
+                _idle.append(worker)
         due: list = []
         while True:
             try:
@@ -125,16 +131,12 @@ _exiting = threading.Event()
 
 
 def prestart():
-    """Have a worker and the timer waiting, so that a later ``submit`` hands its job over instead of starting
-    a thread (called while a first tier compiles: threads start inside that compile, not in a later
-    call)."""
+    """Have the timer thread running, and through it a waiting worker, so that a later ``submit`` hands its job
+    over instead of starting a thread (called while a first tier compiles: one thread starts inside that compile,
+    none in a later call)."""
     global _timer
     with _jobs_lock:
-        if _exiting.is_set():
-            return
-        if not _idle:
-            _idle.append(_Worker())
-        if _timer is None:
+        if _timer is None and not _exiting.is_set():
             _timer = _Timer()
 
 
