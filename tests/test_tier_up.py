@@ -26,17 +26,16 @@ def handovers(monkeypatch):
     """Each job handed to a worker thread and each thread started: (the thread that did it, what)."""
     monkeypatch.setenv("TRACEJIT_DISABLE_CACHE", "1")  # a disk hit would skip the first tier
     seen = []
-    hand, start = jobs._Worker.hand, threading.Thread.start
+    hand, spawn, start = jobs._Worker.hand, jobs._spawn, threading.Thread.start
 
-    def recorded_hand(worker, job):
-        seen.append((threading.current_thread(), "hand"))
-        hand(worker, job)
-
-    def recorded_start(thread):
-        seen.append((threading.current_thread(), "thread"))
-        start(thread)
-    monkeypatch.setattr(jobs._Worker, "hand", recorded_hand)
-    monkeypatch.setattr(threading.Thread, "start", recorded_start)
+    def recorded(what, fn):
+        def record(*args):
+            seen.append((threading.get_ident(), what))
+            return fn(*args)
+        return record
+    monkeypatch.setattr(jobs._Worker, "hand", recorded("hand", hand))
+    monkeypatch.setattr(jobs, "_spawn", recorded("spawn", spawn))
+    monkeypatch.setattr(threading.Thread, "start", recorded("thread", start))
     return seen
 
 
@@ -55,7 +54,7 @@ def test_the_second_call_hands_nothing_over_and_the_compile_follows(handovers, m
     while exe.tier < 1 and time.time() < deadline:  # the timer thread starts the compile, a worker runs it
         time.sleep(0.01)
     assert exe.tier == 1 and exe.tier_up_error is None
-    assert handovers and all(t is not threading.main_thread() for t, _ in handovers)
+    assert handovers and all(t != threading.get_ident() for t, _ in handovers)
     np.testing.assert_allclose(f(x), want, rtol=1e-13)
 
 

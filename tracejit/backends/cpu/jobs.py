@@ -2,6 +2,7 @@
 timer thread for work planned for later."""
 from __future__ import annotations
 
+import _thread
 import atexit
 import heapq
 import itertools
@@ -42,15 +43,12 @@ class BackgroundJob:
 
 
 class _Worker:
-    """A daemon thread that runs the jobs handed to it. Started before it is needed (``prestart``): handing a
-    job to a waiting worker costs a queue put, where starting a thread makes the caller wait until the new thread
-    is scheduled (0.1 ms on an idle machine, milliseconds on a busy one), and that caller is a user's call.
-    Daemon: an interpreter exiting never waits on a thread it cannot see."""
+    """A thread that runs the jobs handed to it. Started before it is needed (``prestart``): handing a job to a
+    waiting worker costs a queue put, where starting a thread costs a user's call the thread's creation."""
 
     def __init__(self):
         self._inbox = queue.SimpleQueue()
-        self.thread = threading.Thread(target=self._main, name="tracejit compiler", daemon=True)
-        self.thread.start()
+        _spawn(self._main)
 
     def hand(self, job):
         self._inbox.put(job)
@@ -61,12 +59,12 @@ class _Worker:
             job = self._inbox.get()  # waits without the GIL
             if job is None:
                 return
-            # give the GIL back at once: the thread that handed the job over is finishing a call, which would
-            # otherwise wait for the switch interval (5 ms) while this one runs Python code
+            # give the GIL back at once: a user's call running meanwhile would otherwise wait for the switch
+            # interval (5 ms) while this one runs Python code
             time.sleep(0)
-            self.thread.name = job.name  # (what a profiler or a debugger shows)
+            threading.current_thread().name = job.name  # (what a profiler or a debugger shows)
             job._run()
-            self.thread.name = "tracejit compiler"
+            threading.current_thread().name = "tracejit compiler"
             with _jobs_lock:
                 if _exiting.is_set() or len(_idle) >= MAX_IDLE_WORKERS:
                     return
@@ -74,13 +72,12 @@ class _Worker:
 
 
 class _Timer:
-    """A daemon thread that makes planned calls (``submit``'s planned jobs) when they are due, in order."""
+    """A thread that makes planned calls (``submit``'s planned jobs) when they are due, in order."""
 
     def __init__(self):
         self._inbox = queue.SimpleQueue()
         self._order = itertools.count()
-        self.thread = threading.Thread(target=self._main, name="tracejit timer", daemon=True)
-        self.thread.start()
+        _spawn(self._main)
 
     def plan(self, delay, fn):
         """Call ``fn()`` on this thread in ``delay`` seconds (it holds the GIL meanwhile: keep it short)."""
@@ -109,6 +106,13 @@ class _Timer:
                     fn()
                 except Exception:  # noqa: BLE001 - a planned call's failure must not stop later ones
                     pass
+
+
+def _spawn(main):
+    """Start a thread running ``main()`` and return at once. threading.Thread.start waits until the new thread
+    runs (milliseconds on a busy machine), and the caller is a user's call. Like a daemon thread, it never
+    delays the interpreter's exit (the atexit hook below stops what it runs)."""
+    _thread.start_new_thread(main, ())
 
 
 def _no_wakeup_preemption():
