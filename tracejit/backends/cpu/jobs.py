@@ -158,9 +158,9 @@ def start_background(fn, name):
 
 
 def submit(job, delay=0.0, go=None):
-    """Run a BackgroundJob made earlier (a call that hands over a job made beforehand runs less code: a lock, a
-    queue put), or plan it: in ``delay`` seconds the timer thread hands it over if ``go()`` is true then, else
-    drops it (``lost``); ``start_now`` starts a planned job at once. ``job``, or None once the interpreter exits."""
+    """Hand a BackgroundJob to a worker now (a lock, a queue put), or plan it: in ``delay`` seconds the timer
+    thread hands it over if ``go()`` is true then, else drops it (``lost``); ``start_now`` starts a planned job at
+    once. ``job``, or None once the interpreter exits."""
     with _jobs_lock:
         if _exiting.is_set():
             return None

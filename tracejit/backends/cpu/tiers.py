@@ -31,8 +31,9 @@ class TieredExecutable:
     function is called again (TIER_UP_CALLS), or calls have spent TIER_UP_SECONDS in it, the optimized code is
     compiled in a background thread while calls keep running the first tier, and ``run`` switches to it when it
     is ready (one attribute store: a call sees either tier whole). The first call plans that compile (see
-    TIER_UP_DELAY), so the second call hands nothing over to another thread: it only runs. A disk cache hit for the optimized code skips
-    the first tier; ``wait`` compiles the optimized tier now and returns when it is in place."""
+    TIER_UP_DELAY), so the second call hands nothing over to another thread: it only runs. A disk cache hit for
+    the optimized code skips the first tier; ``wait`` compiles the optimized tier now and returns when it is in
+    place."""
 
     def __init__(self, graph, planned=None):
         self.graph = graph
@@ -59,8 +60,6 @@ class TieredExecutable:
         self._calls = 0
         self._lock = threading.Lock()
         self._job = None  # the background compile of the optimized tier, once started
-        # made now, so that the call that earns the tier-up only hands it to the waiting worker
-        self._next_job = self._new_job() if self._exe.tier < 1 else None
         self.tier_up_error = None  # why the optimized tier failed to compile (the first tier keeps running)
         self._when_optimized = []  # weak methods called once the optimized tier runs (the jitted call path)
         # ``run`` is the optimized executable's own driver once that exists: no wrapper left on the call path
@@ -121,15 +120,13 @@ class TieredExecutable:
         """Compile the optimized tier in ``delay`` seconds if calls have earned it by then."""
         with self._lock:
             if (self._job is None or self._job.lost) and self._exe.tier < 1:
-                job, self._next_job = self._next_job or self._new_job(), None
-                self._job = submit(job, delay, go=self._earned)
+                self._job = submit(self._new_job(), delay, go=self._earned)
 
     def tier_up(self, wait=False):
         """Start compiling the optimized tier in the background (once); ``wait``: and wait until it runs."""
         with self._lock:
             if (self._job is None or self._job.lost) and self._exe.tier < 1:
-                job, self._next_job = self._next_job or self._new_job(), None
-                self._job = submit(job)
+                self._job = submit(self._new_job())
             job = self._job
         if wait and job is not None:
             start_now(job)
