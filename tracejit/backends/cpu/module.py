@@ -278,11 +278,14 @@ def vecmath_ir(pairs) -> str:
 
 def math_link(ir_text, pairs, tier) -> tuple:
     """(``ir_text`` as it is to be parsed, [module texts to link into it]) for a program calling the math
-    functions ``pairs``: the optimized tier calls the precompiled vector library (vecmath_library), the quick
-    tier links definitions (math_ir)."""
-    if tier >= 1 and pairs and not vecmath_library.INLINE:
-        return vecmath_library.link_library(ir_text, pairs)
-    return ir_text, math_ir(pairs, tier)
+    functions ``pairs``: the optimized tier calls the precompiled vector library's functions
+    (vecmath_library.called_in) and links the others' definitions, the quick tier links definitions (math_ir)."""
+    called = vecmath_library.called_in(pairs) if tier >= 1 else ()
+    if not called:
+        return ir_text, math_ir(pairs, tier)
+    rest = frozenset(pairs) - called
+    ir_text, texts = vecmath_library.link_library(ir_text, called)
+    return ir_text, texts + math_ir(rest, tier)
 
 
 def math_ir(pairs, tier) -> list:
@@ -350,6 +353,7 @@ def codegen_fingerprint() -> str:
                 h.update(rel.encode())
         from . import blas
         h.update(blas.fingerprint().encode())
+        h.update(b"vecmath-inline" if vecmath_library.INLINE else b"vecmath-library")  # the kernels differ
         _CODEGEN_FP = h.hexdigest()
     return _CODEGEN_FP
 

@@ -23,9 +23,30 @@ import numpy as np
 # measuring one against the other
 INLINE = os.environ.get("TRACEJIT_VECMATH_INLINE", "").strip() not in ("", "0")
 
+# The functions kernels call rather than inline. A call costs ~2 ns per vector of lanes (the call, constants
+# reloaded each time, spills around it), which the long float64 functions hide (sin, cos, tan: within ~5% of
+# inlined) and the short ones do not (float64 exp, tanh, arctan2: 10-30% slower); float32 code runs as fast or
+# faster called (the variant's float64 internals get registers of their own), except the short four left out
+INLINE_F64 = frozenset({"exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "power", "arctan2", "tanh", "cbrt",
+                        "cosh", "sinh", "arcsin", "arccos", "arctan", "hypot"})
+INLINE_F32 = frozenset({"arctan", "cosh", "sinh", "hypot"})
+# inlined together, sin and cos of one argument share their range reduction (half the work of two calls)
+SHARED_REDUCTION = frozenset({"sin", "cos"})
 _SCALAR_ATTRS = "nounwind willreturn nofree nosync memory(none)"
 _lock = threading.Lock()
 _loaded: dict = {}  # (name, "f64"/"f32") -> the engine holding its code (never freed: kernels call into it)
+
+
+def called(name, dtype) -> bool:
+    """Whether kernels call function ``name`` for ``dtype`` from the library (else they inline its IR)."""
+    return not INLINE and name not in (INLINE_F64 if _suffix(dtype) == "f64" else INLINE_F32)
+
+
+def called_in(pairs) -> set:
+    """The ``(name, dtype)`` pairs of one module's math that it calls from the library."""
+    both = {_suffix(dt) for name, dt in pairs if name == "sin"} & {_suffix(dt) for name, dt in pairs if name == "cos"}
+    return {(name, dt) for name, dt in pairs
+            if called(name, dt) and not (name in SHARED_REDUCTION and _suffix(dt) in both)}
 
 
 def _suffix(dtype) -> str:
