@@ -137,6 +137,7 @@ def library_compiled(name: str, dtype):
         return out
 
     call.ir = mod.optimized_ir
+    call.asm = mod.asm()
     return call
 
 
