@@ -105,10 +105,10 @@ _DECLARE = re.compile(r'^declare (double|float) @"?(tj_([a-z0-9]+)_(f32|f64))"?\
 
 def link_library(ir_text, pairs) -> tuple:
     """(``ir_text`` with the library functions' declarations carrying the vector-ABI attribute, [the variants'
-    declarations]): what an optimized-tier module links instead of the polynomials. Compiles (or loads) the
-    library's functions for ``pairs`` first, so the module's object code finds them."""
+    declarations]): what an optimized-tier module links instead of the polynomials. Starts compiling (or
+    loading) the library's functions for ``pairs``; the module's object code finds them when it is loaded."""
     keys = sorted({(name, _suffix(dt)) for name, dt in pairs})
-    ensure(keys)
+    prefetch(keys)
     wanted = set(keys)
 
     def rewrite(m):
@@ -186,6 +186,30 @@ def ensure(keys) -> None:
         for key in keys:
             if key not in _loaded:
                 _loaded[key] = _load_or_compile(*key)
+
+
+_prefetched: set = set()
+_prefetch_lock = threading.Lock()  # not _lock: that one is held through a compile
+
+
+def prefetch(keys) -> None:
+    """Start making the functions ``keys`` callable on a background thread: a kernel needs them only when its
+    object is loaded (resolve_object waits for them there), so a cold compile of the library (tens of ms for
+    ``sin``) overlaps with LLVM's work on the kernel itself."""
+    with _prefetch_lock:
+        keys = sorted(k for k in set(keys) if k not in _prefetched and k not in _loaded)
+        _prefetched.update(keys)
+    if not keys:
+        return
+    from .jobs import start_background
+
+    def run(cancelled):
+        if not cancelled():
+            try:
+                ensure(keys)
+            except Exception:  # noqa: BLE001 - the optimized tier calls ensure itself and reports the error
+                pass
+    start_background(run, "tracejit vector math library")
 
 
 def _load_or_compile(name, suffix):
