@@ -2,7 +2,7 @@
 
 A program's IR (executable._build_ir) is split here into small modules: one per distinct step body (the impl
 function that StepEmitter makes), renamed after a hash of its own module text, and the program's entry module
-(the ABI wrappers and ``tj_entry``) that calls them by those names. Two programs, or two layers of one model, that
+(``tj_entry`` and ``tj_steps``, entry.py) that calls them by those names. Two programs, or two layers of one model, that
 lower to the same body (same loop nest, same arithmetic, same dtypes: lengths and buffers are arguments) thus get
 the same module text and the same key: the library compiles it once (or loads its object from the disk cache)
 and registers its address as a global symbol that the entries' MCJIT engines resolve. A new program made of known
@@ -49,49 +49,41 @@ class KernelSource:
 class ProgramSource:
     """What both tiers compile: ``whole``, the program as one module (the quick tier compiles it so: one module
     costs less LLVM set-up than many, and quick code is short-lived), and, when the program splits, the entry
-    module's text (kernel i called as ``@"__tjk{i}__"``) and its kernels (the optimized tier compiles these)."""
+    module's text (kernel i called as ``@"__tjk{i}__"``) and its kernels (the optimized tier compiles these).
+    ``calls``: each step's StepCall (entry.py), naming bodies as ``whole`` does; ``kernel_of``: the body's kernel
+    index, for each body name, when the program splits."""
     whole: str
     entry_text: str | None
     kernels: tuple
     vec_used: frozenset
     num_functions: int
+    calls: tuple = ()
+    kernel_of: dict | None = None
 
 
-def split_program(module, emitters, vec_used, num_functions, wrappers=None) -> ProgramSource:
-    """Take each distinct step impl out of ``module`` (finished by every emitter) as a KernelSource; the rest is
-    the entry. No split when a body refers to anything but declared functions and metadata. ``wrappers``: name
-    -> definition text of functions the module only declares (steps that reuse another's body)."""
+def split_program(module, emitters, vec_used, num_functions, program, calls=()) -> ProgramSource:
+    """Take each distinct step impl out of ``module`` (finished by every emitter) as a KernelSource; the rest,
+    with ``program`` (the text of the entry's functions, entry.program_text), is the entry. No split when a body
+    refers to anything but declared functions and metadata."""
     owners = [em for em in emitters if em.impl_text is not None]
     for em in owners:
         del module.globals[em.fn.name]
-    header = _define(str(module), wrappers)
+    header = str(module) + "\n" + program
     whole = "\n".join([header] + [em.impl_text for em in owners])
+    calls = tuple(calls)
     if num_functions < SPLIT_MIN_FUNCTIONS:
-        return ProgramSource(whole, None, (), vec_used, num_functions)
+        return ProgramSource(whole, None, (), vec_used, num_functions, calls)
     declares, metadata = _top_level(header)
     kernels, index = [], {}
     for em in owners:
         ks = _kernel_source(em, declares, metadata, vec_used)
         if ks is None:
-            return ProgramSource(whole, None, (), vec_used, num_functions)
+            return ProgramSource(whole, None, (), vec_used, num_functions, calls)
         index[em.fn.name] = len(kernels)
         kernels.append(ks)
     entry = _IMPL_NAME.sub(lambda m: f'@"__tjk{index[m.group(1)]}__"', header)
     decls = [ks.declaration.format(f"__tjk{i}__") for i, ks in enumerate(kernels)]
-    return ProgramSource(whole, "\n".join([entry] + decls), tuple(kernels), vec_used, num_functions)
-
-
-def _define(text, definitions):
-    """``text`` with the declaration of each function of ``definitions`` replaced by its definition."""
-    if not definitions:
-        return text
-    lines = text.split("\n")
-    for i, line in enumerate(lines):
-        if line.startswith('declare void @"'):
-            d = definitions.get(line[15:line.find('"', 15)])
-            if d is not None:
-                lines[i] = d
-    return "\n".join(lines)
+    return ProgramSource(whole, "\n".join([entry] + decls), tuple(kernels), vec_used, num_functions, calls, index)
 
 
 def _top_level(header):
@@ -118,7 +110,7 @@ def _kernel_source(em, declares, metadata, vec_used):
     # arguments renamed by position ('#' is in no name the IR builder makes), as StepEmitter's dedup key does
     order = {a.name: f"#a{k}" for k, a in enumerate(em.fn.args)}
     text = _LOCAL_NAME.sub(lambda m: '%"' + order.get(m.group(1), m.group(1)) + '"', text)
-    text = text.replace(f'define internal void @"{own}"', f'define void @"{PLACEHOLDER}"', 1)
+    text = text.replace(f'define void @"{own}"', f'define void @"{PLACEHOLDER}"', 1)
     if f'@"{PLACEHOLDER}"' not in text:
         return None
     meta_lines, renumber = _metadata_closure(text, metadata)
