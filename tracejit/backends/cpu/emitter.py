@@ -53,6 +53,11 @@ class StepEmitter:
         self.impl = self.fn  # the body this step calls (another step's when this one is a duplicate)
         self.impl_text = None  # the impl's IR text when this step owns it (module text is built from these)
         self.light = False  # optimized lightly at tier 1 (step_key.is_light): the owner of a step sets it
+        # Streamed stores (streaming.py) pay off only in the optimized tier's code, and they double the body the
+        # quick tier would compile: with ``defer_streaming`` a body that would stream is built without them and
+        # marked ``streams_later`` (the optimized tier builds its streamed variant: executable.py)
+        self.defer_streaming = False
+        self.streams_later = False
         self.entry = self.fn.append_basic_block("entry")
         self.b = ir.IRBuilder(self.entry)
         self._dimcache = {}
@@ -120,6 +125,16 @@ class StepEmitter:
         self.b.branch(self.body_block)
         self._set_args()
         self._share_or_own()
+
+    def take_arguments_of(self, call: StepCall):
+        """Make the body's arguments now, in the order of ``call`` (another build of this step), so that both
+        builds take their lengths and buffers in one order (first use would order them by where the body reads
+        them first)."""
+        for k in call.dims:
+            self._used_dims[k] = ir.Argument(self.fn, I64, f"d{k}")
+        for slot in call.slots:
+            arg = self._used[slot] = ir.Argument(self.fn, PTR, f"s{slot}")
+            arg.add_attribute("noalias")
 
     def call(self) -> StepCall:
         """How the program calls this step (after finish())."""

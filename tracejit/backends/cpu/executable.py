@@ -4,6 +4,7 @@ METH_FASTCALL entry, and a driver generated in Python that checks lengths, alloc
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
 import os
 import re
@@ -20,7 +21,7 @@ from .driver import DriverSource, make_run, overlap_checked
 from .emitter import StepEmitter, gc_paused
 from .entry import StepCall, make_builtin, program_text
 from .jobs import Cancelled
-from .kernel_library import LIBRARY, split_program
+from .kernel_library import LIBRARY, SPLIT_MIN_FUNCTIONS, kernel_source_of, split_program
 from .kernels import collapsible, lower_kernel, outer_extent
 from .module import CompiledModule, codegen_fingerprint, ensure_blas_symbols
 from .scalar import MathFunctions
@@ -95,11 +96,14 @@ class LLVMExecutable:
         if self.compiled is None and cache_only and not known_kernels_only:
             return
         if self.compiled is None:
+            # Streamed stores are built for the optimized tier's kernels only, body by body, when a kernel is not
+            # in the library (KernelSource.build), so that the shared IR keys kernels; a program compiled whole
+            # at the optimized tier builds them with the rest
             if source is None:
-                t0 = time.perf_counter()
-                with gc_paused():
-                    source = self._build_ir(names, canon, cancelled)
-                self.compile_stats["ir_build"] = time.perf_counter() - t0
+                defer = tier < 1 or known_kernels_only or len(plan.steps) >= SPLIT_MIN_FUNCTIONS
+                source = self._timed_build(names, canon, cancelled, defer)
+            if source.streams_later and tier >= 1 and not cache_only and not self._splits(source):
+                source = self._timed_build(names, canon, cancelled, False)
             self.source = source
             self._ir_text = source.entry_text if self._splits(source) else source.whole
             self.num_functions = source.num_functions
@@ -114,12 +118,19 @@ class LLVMExecutable:
         self.num_threads = num_threads()
         self.run, self.driver_source = make_run(self)
 
-    def _build_ir(self, names, canon, cancelled):
-        """The ProgramSource (kernel_library): the same for both tiers."""
+    def _timed_build(self, names, canon, cancelled, defer_streaming):
+        t0 = time.perf_counter()
+        with gc_paused():
+            source = self._build_ir(names, canon, cancelled, defer_streaming)
+        self.compile_stats["ir_build"] = self.compile_stats.get("ir_build", 0.0) + time.perf_counter() - t0
+        return source
+
+    def _build_ir(self, names, canon, cancelled, defer_streaming=False):
+        """The ProgramSource (kernel_library): the same for both tiers (``defer_streaming``: see StepEmitter)."""
         plan = self.plan
         module = ir.Module(name="tracejit")
         math = MathFunctions(module)  # both tiers call the vector library's symbols (they link different bodies)
-        calls, ems, shared, first_of = [], [], {}, {}
+        calls, ems, shared, first_of, builds = [], [], {}, {}, {}
         for name, step in zip(names, plan.steps):
             if cancelled is not None and cancelled():
                 raise Cancelled("interpreter exiting")
@@ -132,6 +143,7 @@ class LLVMExecutable:
                 continue
             em = StepEmitter(module, math, plan, self.symbols, name, self.memory.slot_of, shared)
             em.light = is_light(step)
+            em.defer_streaming = defer_streaming
             if st is not None:
                 first_of[st.key] = (em, st)
             ems.append(em)
@@ -146,11 +158,14 @@ class LLVMExecutable:
             else:
                 raise NotImplementedError(type(step).__name__)
             calls.append(em.call())
+            if em.streams_later:
+                builds[em.fn.name] = functools.partial(streamed_body, plan, self.memory.slot_of, self.symbols,
+                                                       canon, step, name, calls[-1])
         slot_of_input = {b.input_index: b.id for b in plan.buffers if b.kind is BufferKind.INPUT}
         program = program_text(plan, calls, self.symbols, slot_of_input, len(plan.buffers),
                                updated=overlap_checked(plan, self.memory))
         self.compile_stats["steps_reused"] = len(calls) - len(ems)
-        return split_program(module, ems, frozenset(math.vec_used), len(shared), program, calls)
+        return split_program(module, ems, frozenset(math.vec_used), len(shared), program, calls, builds)
 
     def _splits(self, source):
         """Whether this tier compiles the program as kernels and an entry (else as one module)."""
@@ -287,6 +302,22 @@ class LLVMExecutable:
             raise RuntimeError(f"tracejit: the step body {call.fn} is missing from the compiled program")
         argtypes = [ctypes.c_int64] * (2 + len(call.dims)) + [ctypes.c_void_p] * len(call.slots)
         return ctypes.CFUNCTYPE(None, *argtypes)(address)
+
+
+def streamed_body(plan, roots, symbols, canon, step, name, call):
+    """The KernelSource of a kernel step's body with its streamed stores, for the optimized tier: built again,
+    taking its arguments in the order ``call`` (the shared build's) passes them; None when it does not stand
+    alone or takes other arguments (the body without them is then compiled: correct, without streaming)."""
+    module = ir.Module(name="tracejit")
+    math = MathFunctions(module)
+    em = StepEmitter(module, math, plan, symbols, name, roots)
+    em.light = is_light(step)
+    em.take_arguments_of(call)
+    with gc_paused():
+        lower_kernel(em, plan, step, canon)
+    if em.call() != call:
+        return None
+    return kernel_source_of(module, em, frozenset(math.vec_used))
 
 
 def _manifest(kernel_keys, calls) -> bytes:

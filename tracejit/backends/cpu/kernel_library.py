@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import llvmlite.binding as llvm
@@ -43,6 +44,10 @@ class KernelSource:
     vec_pairs: frozenset
     declaration: str  # ``declare void @"{}"(i64, ...)``: the entry's declaration of it, with the name left open
     light: bool = False  # optimized without O3's loop vectorizer and unroller (step_key.is_light)
+    # the optimized tier compiles what this returns (a KernelSource, or None: ``text`` itself) in place of
+    # ``text``: a body built without its streamed stores (StepEmitter.defer_streaming) builds them here, once its
+    # kernel is not found in the library. ``text`` alone keys it, so a new program finds it without building it.
+    build: Callable | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -59,31 +64,41 @@ class ProgramSource:
     num_functions: int
     calls: tuple = ()
     kernel_of: dict | None = None
+    streams_later: bool = False  # a body was built without its streamed stores (see KernelSource.build)
 
 
-def split_program(module, emitters, vec_used, num_functions, program, calls=()) -> ProgramSource:
+def split_program(module, emitters, vec_used, num_functions, program, calls=(), builds=None) -> ProgramSource:
     """Take each distinct step impl out of ``module`` (finished by every emitter) as a KernelSource; the rest,
     with ``program`` (the text of the entry's functions, entry.program_text), is the entry. No split when a body
-    refers to anything but declared functions and metadata."""
+    refers to anything but declared functions and metadata. ``builds``: body name -> its KernelSource.build."""
     owners = [em for em in emitters if em.impl_text is not None]
     for em in owners:
         del module.globals[em.fn.name]
     header = str(module) + "\n" + program
     whole = "\n".join([header] + [em.impl_text for em in owners])
-    calls = tuple(calls)
+    calls, builds = tuple(calls), builds or {}
+    later = any(em.streams_later for em in owners)
     if num_functions < SPLIT_MIN_FUNCTIONS:
-        return ProgramSource(whole, None, (), vec_used, num_functions, calls)
+        return ProgramSource(whole, None, (), vec_used, num_functions, calls, streams_later=later)
     declares, metadata = _top_level(header)
     kernels, index = [], {}
     for em in owners:
-        ks = _kernel_source(em, declares, metadata, vec_used)
+        ks = _kernel_source(em, declares, metadata, vec_used, builds.get(em.fn.name))
         if ks is None:
-            return ProgramSource(whole, None, (), vec_used, num_functions, calls)
+            return ProgramSource(whole, None, (), vec_used, num_functions, calls, streams_later=later)
         index[em.fn.name] = len(kernels)
         kernels.append(ks)
     entry = _IMPL_NAME.sub(lambda m: f'@"__tjk{index[m.group(1)]}__"', header)
     decls = [ks.declaration.format(f"__tjk{i}__") for i, ks in enumerate(kernels)]
-    return ProgramSource(whole, "\n".join([entry] + decls), tuple(kernels), vec_used, num_functions, calls, index)
+    return ProgramSource(whole, "\n".join([entry] + decls), tuple(kernels), vec_used, num_functions, calls, index,
+                         later)
+
+
+def kernel_source_of(module, em, vec_used):
+    """The KernelSource of the one step body ``em`` built in ``module`` (None: it does not stand alone)."""
+    del module.globals[em.fn.name]
+    declares, metadata = _top_level(str(module))
+    return _kernel_source(em, declares, metadata, vec_used)
 
 
 def _top_level(header):
@@ -101,7 +116,7 @@ def _top_level(header):
     return declares, metadata
 
 
-def _kernel_source(em, declares, metadata, vec_used):
+def _kernel_source(em, declares, metadata, vec_used, build=None):
     text = em.impl_text
     own = em.fn.name
     refs = dict.fromkeys(n for n in _GLOBAL_REF.findall(text) if n != own)
@@ -121,7 +136,7 @@ def _kernel_source(em, declares, metadata, vec_used):
     pairs = frozenset(symbols[n] for n in refs if n in symbols)
     args = ", ".join(str(t) for t in em.fn.ftype.args)
     body = "\n".join([declares[n] for n in sorted(refs)] + meta_lines + [text])
-    return KernelSource(body, pairs, f'declare void @"{{}}"({args})', em.light)
+    return KernelSource(body, pairs, f'declare void @"{{}}"({args})', em.light, build)
 
 
 def _metadata_closure(text, metadata):
@@ -155,7 +170,7 @@ class KernelLibrary:
         from .. import cache
         from .module import codegen_fingerprint
         return cache.make_key("kernel", ks.text, sorted(map(str, ks.vec_pairs)), f"tier{tier}",
-                              "light" if ks.light else "full", codegen_fingerprint(),
+                              "light" if ks.light else "full", "built" if ks.build else "", codegen_fingerprint(),
                               cache.target_description("cpu"), *cache.versions())
 
     @staticmethod
@@ -193,6 +208,7 @@ class KernelLibrary:
         from .module import CompiledModule
         sym = self.symbol(key)
         spent = {}
+        ks = (ks.build() if ks.build else None) or ks
         mod = CompiledModule(ks.text.replace(f'@"{PLACEHOLDER}"', f'@"{sym}"'), [sym], ks.vec_pairs,
                              key if use_disk else None, tier=tier, cancelled=cancelled, timings=spent,
                              light=ks.light)
