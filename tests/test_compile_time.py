@@ -329,7 +329,9 @@ def test_threads_split_steps_of_a_program_loaded_from_the_disk_cache(tmp_path):
 def test_streamed_stores_are_built_for_the_optimized_tier_only(monkeypatch):
     """The quick tier's shared IR leaves out the streamed copy of big memory-bound loops; the optimized tier's
     kernels have it, built body by body with the shared build's arguments, and compute the same results."""
+    from tracejit.backends.cpu.kernel_library import LIBRARY
     monkeypatch.setenv("TRACEJIT_DISABLE_CACHE", "1")
+    LIBRARY.clear()  # kernels an earlier test compiled would skip the quick tier
     quick = _quick_source(3).source
     assert quick.streams_later and "!nontemporal" not in quick.whole
     assert any(ks.build is not None for ks in quick.kernels)
