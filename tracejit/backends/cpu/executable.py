@@ -38,8 +38,8 @@ PARALLEL_THRESHOLD = 1 << 18
 POOL_MIN_BYTES = 1 << 17
 # The largest length or leading dimension a 32-bit-integer (LP64) BLAS takes; longer ones would wrap around.
 LP64_MAX = (1 << 31) - 1
-# The entry module of a program split into kernels (its wrappers and tj_entry: loads of pointers and lengths, then
-# calls) compiles at the quick tier's settings in both tiers: its code is no faster at O3, which took ~4x as long
+# The entry module of a program split into kernels (tj_entry, tj_steps and the bodies' callers: loads of pointers
+# and lengths, then calls) compiles at the quick tier's settings in both tiers: its code is no faster at O3
 ENTRY_TIER = 0
 _KERNEL_REF = re.compile(r'@"__tjk(\d+)__"')  # the entry text's references to its kernels (kernel_library)
 # Steps with equal StepStructures (step_key.py) share one emitted body without building its IR again (tests
