@@ -1,0 +1,146 @@
+"""The reverse scan of an RNN's gradient: stored products instead of recomputed ones, and the weight gradient's
+accumulation hoisted out of the loop as one product (passes/loop_hoist.py, passes/autodiff_regions.py)."""
+import numpy as np
+import pytest
+
+import tracejit as tj
+from tracejit.ir.graph import Graph
+from tracejit.passes.loop_hoist import hoist_accumulations
+
+jax = pytest.importorskip("jax")
+jax.config.update("jax_enable_x64", True)
+jnp = jax.numpy
+
+
+def _lstm_loss(npx, scan, hidden):
+    def sigmoid(v):
+        return 1 / (1 + npx.exp(-v))
+
+    def loss(p, xs):
+        def cell(carry, x):
+            h, c = carry
+            z = npx.concatenate([x, h], axis=1) @ p["w"] + p["b"]
+            i, f, g, o = (z[:, k * hidden:(k + 1) * hidden] for k in range(4))
+            c = sigmoid(f) * c + sigmoid(i) * npx.tanh(g)
+            h = sigmoid(o) * npx.tanh(c)
+            return (h, c), h
+        zero = npx.zeros((xs.shape[1], hidden), xs.dtype)
+        _, hs = scan(cell, (zero, zero), xs)
+        return (hs * hs).mean()
+    return loss
+
+
+def _lstm_inputs(dtype, steps=7, batch=3, d=5, hidden=4, seed=0):
+    rng = np.random.default_rng(seed)
+    p = {"w": (rng.standard_normal((d + hidden, 4 * hidden)) * 0.5).astype(dtype),
+         "b": (rng.standard_normal(4 * hidden) * 0.1).astype(dtype)}
+    return p, rng.standard_normal((steps, batch, d)).astype(dtype)
+
+
+def _scans(graph):
+    seen, out = set(), []
+    for e in graph.eqns:
+        if e.prim == "scan" and e.p["body"].key not in seen:
+            seen.add(e.p["body"].key)
+            out.append(e)
+    return out
+
+
+def _count(graph, prim):
+    return sum(e.prim == prim for e in graph.eqns)
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-10), (np.float32, 2e-4)])
+def test_lstm_gradient_matches_jax(dtype, rtol):
+    p, xs = _lstm_inputs(dtype)
+    got = tj.jit(tj.grad(_lstm_loss(np, tj.scan, 4)))(p, xs)
+    want = jax.grad(_lstm_loss(jnp, jax.lax.scan, 4))(p, xs)
+    for k in ("w", "b"):
+        assert got[k].dtype == dtype
+        np.testing.assert_allclose(got[k], np.asarray(want[k]), rtol=rtol, atol=rtol * 1e-2)
+
+
+def test_reverse_scan_reads_stored_products_and_hoists_weight_gradient():
+    p, xs = _lstm_inputs(np.float64)
+    g = tj.jit(tj.grad(_lstm_loss(np, tj.scan, 4))).lower(p, xs).optimized
+    fwd, bwd = sorted(_scans(g), key=lambda e: e.p["reverse"])
+    assert not fwd.p["reverse"] and bwd.p["reverse"]
+    assert _count(fwd.p["body"].graph, "matmul") == 1
+    # the forward's product is stored, not recomputed: the reverse step keeps only the carry's cotangent product
+    assert _count(bwd.p["body"].graph, "matmul") == 1
+    # dW and db left the loop: only the carries' cotangents (dh, dc) are carried, the products run after it
+    assert bwd.p["num_carry"] == 2
+    outer = [e for e in g.eqns if e.prim == "matmul"]
+    assert len(outer) == 1 and outer[0].out.ndim == 2
+    assert any(e.prim == "sum" and e.p["axes"] == (0, 1) for e in g.eqns)
+
+
+def _tanh_rnn_loss(w, xs, checkpointed):
+    def cell(h, w):
+        return np.tanh(h @ w)
+    cell = tj.checkpoint(cell) if checkpointed else cell
+
+    def step(h, x):
+        h = cell(h + x, w)
+        return h, h
+    return tj.scan(step, np.ones((2, 3)), xs)[1].sum()
+
+
+def test_checkpointed_body_recomputes_its_products():
+    rng = np.random.default_rng(0)
+    w, xs = rng.standard_normal((3, 3)), rng.standard_normal((5, 2, 3))
+    grad = tj.jit(tj.grad(_tanh_rnn_loss), static_argnums=2)
+    counts = {}
+    for ck in (False, True):
+        fwd, bwd = sorted(_scans(grad.lower(w, xs, ck).optimized), key=lambda e: e.p["reverse"])
+        counts[ck] = _count(bwd.p["body"].graph, "matmul")
+    assert counts == {False: 1, True: 2}  # checkpoint asks for the recomputation: h @ w runs again
+    want = jax.grad(lambda w: jax.lax.scan(lambda h, x: (jnp.tanh((h + x) @ w),) * 2, jnp.ones((2, 3)), xs)[1].sum())
+    for ck in (False, True):
+        np.testing.assert_allclose(grad(w, xs, ck), want(w), rtol=1e-12)
+
+
+def _hand_accumulation(read_acc_elsewhere):
+    """A scan accumulating p_t.T @ q_t and q_t.sum(0), written by hand (not by grad)."""
+    def f(w, xs):
+        def step(carry, x):
+            h, acc, bias = carry
+            q = np.tanh(h @ w + x)
+            new_acc = acc + h.T @ q
+            h = q if not read_acc_elsewhere else q + 0.01 * new_acc[0]
+            return (h, new_acc, bias + q.sum(axis=0)), h[0]
+        h0 = np.ones((xs.shape[1], w.shape[0]))
+        (h, acc, bias), ys = tj.scan(step, (h0, np.zeros(w.shape), np.zeros(w.shape[1])), xs)
+        return acc, bias, ys
+    return f
+
+
+def _hand_reference(w, xs, read_acc_elsewhere):
+    h, acc, bias, ys = np.ones((xs.shape[1], w.shape[0])), np.zeros(w.shape), np.zeros(w.shape[1]), []
+    for x in xs:
+        q = np.tanh(h @ w + x)
+        acc = acc + h.T @ q
+        h = q if not read_acc_elsewhere else q + 0.01 * acc[0]
+        bias = bias + q.sum(axis=0)
+        ys.append(h[0])
+    return acc, bias, np.array(ys)
+
+
+@pytest.mark.parametrize("read_acc_elsewhere", [False, True])
+def test_hand_written_accumulation(read_acc_elsewhere):
+    rng = np.random.default_rng(1)
+    w, xs = rng.standard_normal((6, 6)) * 0.3, rng.standard_normal((9, 4, 6))
+    f = _hand_accumulation(read_acc_elsewhere)
+    g = tj.jit(f).lower(w, xs).optimized
+    (scan,) = _scans(g)
+    # a carry read by the step itself stays a carry; a pure accumulation leaves the loop
+    assert scan.p["num_carry"] == (2 if read_acc_elsewhere else 1)
+    assert _count(g, "matmul") == (0 if read_acc_elsewhere else 1)
+    for a, b in zip(tj.jit(f)(w, xs), _hand_reference(w, xs, read_acc_elsewhere)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_pass_leaves_graphs_without_scans_alone():
+    g = tj.make_ir(lambda x: np.sin(x) @ x.T)(np.ones((3, 3)))
+    assert hoist_accumulations(g) is g
+    assert isinstance(g, Graph)

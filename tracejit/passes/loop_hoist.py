@@ -1,0 +1,147 @@
+"""Accumulations hoisted out of scans: a carry that only sums a per-step product becomes one product after the loop.
+
+A reverse scan (backprop through time) accumulates a weight's gradient as a carry, ``acc + p_t.T @ q_t``: one
+small matrix product and one read-modify-write of the whole weight gradient per step. The sum over t of
+``p_t.T @ q_t`` is ``P.T @ Q`` with P and Q the p_t and q_t stacked over the steps and batch rows: the loop
+writes p_t and q_t as stacked outputs instead, and one large product after the loop (which BLAS runs on every
+core) replaces the carry. ``acc + q_t.sum(axis=0)`` (a bias gradient) becomes one sum over the stacked q_t. XLA
+and JAX keep both inside the loop. The result is equal up to the order of the float additions.
+
+The carry must be read by nothing but its own update (``acc`` is neither an output nor used elsewhere in the
+body), and p_t, q_t must vary with the step (a product of loop-invariant values is left alone).
+"""
+from __future__ import annotations
+
+from ..ir import ops
+from ..ir import types as T
+from ..ir.graph import Graph, rebuild
+from ..ir.regions import Region, bind_all, close_graph, group_key, out_types
+
+
+def hoist_accumulations(graph: Graph, stats=None, **_) -> Graph:
+    firsts: dict = {}
+    for e in graph.eqns:
+        if e.prim == "scan":
+            firsts.setdefault(group_key(e), e)
+    plans = {k: p for k, p in ((k, _plan(e)) for k, e in firsts.items()) if p}
+    if stats is not None:
+        stats["hoisted"] = sum(len(p) for p in plans.values())
+    if not plans:
+        return graph
+    env: dict = {}
+    groups: dict = {}
+    with ops.Builder():
+        for e in graph.eqns:
+            ins = [env.get(x.id, x) for x in e.inputs]
+            key = group_key(e) if e.prim == "scan" else None
+            if key in plans:
+                if key not in groups:
+                    groups[key] = _rewrite(firsts[key], ins, plans[key])
+                env[e.out.id] = groups[key][e.p["result"]]
+            elif any(a is not b for a, b in zip(ins, e.inputs)):
+                env[e.out.id] = ops.bind(e.prim, *ins, **e.p)
+    return rebuild(graph, outputs=[env.get(o.id, o) for o in graph.outputs])
+
+
+# ------------------------------------------------------------------------------------------------ matching
+def _plan(e) -> dict:
+    """carry index -> ("matmul", p, q) or ("sum", q): the carries of scan ``e`` that can leave the loop."""
+    p = e.p
+    g, nk, nc = p["body"].graph, p["num_consts"], p["num_carry"]
+    if p["body"].witness:
+        return {}
+    users = g.users()
+    varying = _varying(g, nk)
+    outputs = [o.id for o in g.outputs]
+    found = {}
+    for k in range(nc):
+        acc, new = g.inputs[nk + k], g.outputs[k]
+        if new.eqn is None or new.eqn.prim != "add" or outputs.count(new.id) != 1 or new.id in users:
+            continue
+        if acc.id in outputs or [u.out.id for u in users.get(acc.id, [])] != [new.id]:
+            continue
+        a, b = new.eqn.inputs
+        term = b if a is acc else a if b is acc else None
+        if term is None or term is acc or new.dtype != acc.dtype:
+            continue
+        match = _summed_term(_unbroadcast(term), varying)
+        if match is not None:
+            found[k] = match
+    return found
+
+
+def _varying(g, nk) -> set:
+    """Ids of the body values that depend on a carry or an x (everything but loop invariants)."""
+    out = {v.id for v in g.inputs[nk:]}
+    for e in g.eqns:
+        if any(x.id in out for x in e.inputs):
+            out.add(e.out.id)
+    return out
+
+
+def _unbroadcast(v):
+    while v.eqn is not None and v.eqn.prim == "broadcast_to" and v.eqn.inputs[0].ndim == v.ndim:
+        v = v.eqn.inputs[0]
+    return v
+
+
+def _summed_term(v, varying):
+    """("matmul", p, q) for ``p.T @ q`` (p, q 2-d, both varying), ("sum", q) for ``q.sum(axis=0)``."""
+    e = v.eqn
+    if e is None or not T.is_float(v.dtype):
+        return None
+    if e.prim == "matmul" and v.ndim == 2:
+        pt, q = e.inputs
+        if pt.eqn is None or pt.eqn.prim != "transpose" or pt.ndim != 2 or q.ndim != 2:
+            return None
+        p = pt.eqn.inputs[0]
+        if p.id in varying and q.id in varying and p.dtype == q.dtype == v.dtype:
+            return ("matmul", p, q)
+    if e.prim == "sum" and e.p["axes"] == (0,) and e.inputs[0].ndim == 2 and e.inputs[0].id in varying:
+        if e.inputs[0].dtype == v.dtype:
+            return ("sum", e.inputs[0])
+    return None
+
+
+# ------------------------------------------------------------------------------------------------ rewriting
+def _rewrite(e, ins, plan) -> list:
+    """The scan's results (one Value per old result index), the planned carries computed after the loop."""
+    p = e.p
+    body, nk, nc = p["body"], p["num_consts"], p["num_carry"]
+    g = body.graph
+    keep = [k for k in range(nc) if k not in plan]
+    stacked = []  # body values the loop writes as extra stacked outputs, each once
+    for m in plan.values():
+        for v in m[1:]:
+            if all(v is not s for s in stacked):
+                stacked.append(v)
+    ny = len(g.outputs) - nc
+    inputs = list(g.inputs[:nk]) + [g.inputs[nk + k] for k in keep] + list(g.inputs[nk + nc:])
+    outputs = [g.outputs[k] for k in keep] + list(g.outputs[nc:]) + stacked
+    new_graph, witness = close_graph(inputs, outputs)
+    new_ins = list(ins[:nk]) + [ins[nk + k] for k in keep] + list(ins[nk + nc:])
+    res = bind_all("scan", new_ins, body=Region(new_graph, witness), num_consts=nk, num_carry=len(keep),
+                   length=p["length"], reverse=p["reverse"])
+    rows = {id(v): res[len(keep) + ny + j] for j, v in enumerate(stacked)}
+    old_types = out_types("scan", p)
+    out = [None] * (nc + ny)
+    for j, k in enumerate(keep):
+        out[k] = res[j]
+    for j in range(ny):
+        out[nc + j] = res[len(keep) + j]
+    for k, m in plan.items():
+        init = ins[nk + k]
+        total = _after_loop(m, rows)
+        out[k] = ops.ufunc("add", init, ops.broadcast_to(total, init.shape))
+        assert out[k].type.dtype == old_types[k].dtype
+    return out
+
+
+def _after_loop(m, rows):
+    """The sum over the steps of the planned term, from the stacked values (steps x batch rows x columns)."""
+    def flat(v):  # (steps, b, n) -> (steps * b, n)
+        s = rows[id(v)]
+        return ops.reshape(s, (T.prod(s.shape[:2]),) + tuple(s.shape[2:]))
+    if m[0] == "matmul":
+        return ops.bind("matmul", ops.transpose(flat(m[1])), flat(m[2]))
+    return ops.bind("sum", rows[id(m[1])], axes=(0, 1))
