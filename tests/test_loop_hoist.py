@@ -144,3 +144,26 @@ def test_pass_leaves_graphs_without_scans_alone():
     g = tj.make_ir(lambda x: np.sin(x) @ x.T)(np.ones((3, 3)))
     assert hoist_accumulations(g) is g
     assert isinstance(g, Graph)
+
+
+def test_slice_of_product_multiplies_only_what_is_read():
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((5, 4)), rng.standard_normal((4, 7))
+
+    def f(a, b):
+        return (a @ b)[1:4, 2:6]
+    g = tj.make_ir(f)(a, b)
+    (mm,) = [e for e in g.eqns if e.prim == "matmul"]
+    # the product is as small as the slice: its operands are the rows and columns read
+    assert [x.eqn.prim for x in mm.inputs] == ["slice", "slice"] and not any(e.prim == "slice" and
+                                                                             e.inputs[0] is mm.out for e in g.eqns)
+    np.testing.assert_allclose(tj.jit(f)(a, b), (a @ b)[1:4, 2:6], rtol=1e-13)
+
+    def shared(a, b):
+        m = a @ b
+        return m[:, 2:], m.sum()
+    g = tj.make_ir(shared)(a, b)
+    (mm,) = [e for e in g.eqns if e.prim == "matmul"]  # read whole elsewhere: one product, sliced after
+    assert mm.inputs[0].eqn is None and mm.inputs[1].eqn is None
+    for x, y in zip(tj.jit(shared)(a, b), ((a @ b)[:, 2:], (a @ b).sum())):
+        np.testing.assert_allclose(x, y, rtol=1e-13)
