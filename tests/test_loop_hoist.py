@@ -70,8 +70,8 @@ def test_reverse_scan_reads_stored_products_and_hoists_weight_gradient():
     assert _count(bwd.p["body"].graph, "matmul") == 1
     # dW and db left the loop: only the carries' cotangents (dh, dc) are carried, the products run after it
     assert bwd.p["num_carry"] == 2
-    outer = [e for e in g.eqns if e.prim == "matmul"]
-    assert len(outer) == 1 and outer[0].out.ndim == 2
+    # outside: xs @ w[x rows] before the loop, the stacked [x_t, h_t].T @ dz_t after it
+    assert _count(g, "matmul") == 2
     assert any(e.prim == "sum" and e.p["axes"] == (0, 1) for e in g.eqns)
 
 
@@ -167,3 +167,54 @@ def test_slice_of_product_multiplies_only_what_is_read():
     assert mm.inputs[0].eqn is None and mm.inputs[1].eqn is None
     for x, y in zip(tj.jit(shared)(a, b), ((a @ b)[:, 2:], (a @ b).sum())):
         np.testing.assert_allclose(x, y, rtol=1e-13)
+
+
+@pytest.mark.parametrize("x_first", [True, False])
+def test_input_half_of_step_product_runs_before_the_loop(x_first):
+    rng = np.random.default_rng(3)
+    w, xs = rng.standard_normal((7, 4)) * 0.4, rng.standard_normal((6, 2, 3))
+
+    def f(w, xs):
+        def step(h, x):
+            h = np.tanh(np.concatenate([x, h] if x_first else [h, x], axis=1) @ w)
+            return h, h
+        return tj.scan(step, np.zeros((2, 4)), xs)
+
+    g = tj.jit(f).lower(w, xs).optimized
+    (scan,) = _scans(g)
+    body = scan.p["body"].graph
+    (inner,) = [e for e in body.eqns if e.prim == "matmul"]
+    h_in = body.inputs[scan.p["num_consts"]]
+    assert inner.inputs[0] is h_in  # the step multiplies only the carry
+    assert _count(body, "concatenate") == 0
+    (before,) = [e for e in g.eqns if e.prim == "matmul"]  # x_t @ w[x rows] for every step, one product
+    h, hs = np.zeros((2, 4)), []
+    for x in xs:
+        h = np.tanh(np.concatenate([x, h] if x_first else [h, x], axis=1) @ w)
+        hs.append(h)
+    got = tj.jit(f)(w, xs)
+    np.testing.assert_allclose(got[0], h, rtol=1e-13)
+    np.testing.assert_allclose(got[1], np.array(hs), rtol=1e-13)
+    jg = jax.grad(lambda w: jax.lax.scan(lambda h, x: (jnp.tanh(jnp.concatenate(
+        [x, h] if x_first else [h, x], axis=1) @ w),) * 2, jnp.zeros((2, 4)), xs)[1].sum())
+    np.testing.assert_allclose(tj.jit(tj.grad(lambda w, xs: f(w, xs)[1].sum()))(w, xs), jg(w), rtol=1e-10, atol=1e-13)
+
+
+def test_product_of_carries_only_stays_in_the_loop():
+    rng = np.random.default_rng(4)
+    w, xs = rng.standard_normal((8, 4)) * 0.4, rng.standard_normal((5, 2, 4))
+
+    def f(w, xs):
+        def step(c, x):
+            h, k = c
+            h2 = np.tanh(np.concatenate([h, k], axis=1) @ w) + x
+            return (h2, h), h2
+        return tj.scan(step, (np.zeros((2, 4)), np.ones((2, 4))), xs)[1]
+    g = tj.jit(f).lower(w, xs).optimized
+    (scan,) = _scans(g)
+    assert _count(scan.p["body"].graph, "concatenate") == 1 and _count(g, "matmul") == 0
+    h, k, want = np.zeros((2, 4)), np.ones((2, 4)), []
+    for x in xs:
+        h, k = np.tanh(np.concatenate([h, k], axis=1) @ w) + x, h
+        want.append(h)
+    np.testing.assert_allclose(tj.jit(f)(w, xs), np.array(want), rtol=1e-13)

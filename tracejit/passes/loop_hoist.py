@@ -1,4 +1,5 @@
-"""Accumulations hoisted out of scans: a carry that only sums a per-step product becomes one product after the loop.
+"""Products hoisted out of scans: a carry that only sums a per-step product becomes one product after the loop,
+and the part of a step's product that reads only the step's x becomes one product before it.
 
 A reverse scan (backprop through time) accumulates a weight's gradient as a carry, ``acc + p_t.T @ q_t``: one
 small matrix product and one read-modify-write of the whole weight gradient per step. The sum over t of
@@ -9,13 +10,19 @@ and JAX keep both inside the loop. The result is equal up to the order of the fl
 
 The carry must be read by nothing but its own update (``acc`` is neither an output nor used elsewhere in the
 body), and p_t, q_t must vary with the step (a product of loop-invariant values is left alone).
+
+An RNN step multiplies ``concatenate([x_t, h]) @ w``: the x_t half does not depend on the carries, so
+``x_t @ w[:k]`` for every step is one product ``xs @ w[:k]`` before the loop (as cuDNN's RNNs do), and the step
+keeps ``h @ w[k:]`` plus that product's row t. The same multiply-adds, but half of them in one large product
+that runs on every core, and the step's product reads half of w.
 """
 from __future__ import annotations
 
 from ..ir import ops
 from ..ir import types as T
-from ..ir.graph import Graph, rebuild
+from ..ir.graph import Graph, Value, rebuild
 from ..ir.regions import Region, bind_all, close_graph, group_key, out_types
+from ..ir.types import TensorType
 
 
 def hoist_accumulations(graph: Graph, stats=None, **_) -> Graph:
@@ -24,9 +31,10 @@ def hoist_accumulations(graph: Graph, stats=None, **_) -> Graph:
         if e.prim == "scan":
             firsts.setdefault(group_key(e), e)
     plans = {k: p for k, p in ((k, _plan(e)) for k, e in firsts.items()) if p}
+    lifts = {k: m for k, m in ((k, _input_product(e)) for k, e in firsts.items()) if m and k not in plans}
     if stats is not None:
-        stats["hoisted"] = sum(len(p) for p in plans.values())
-    if not plans:
+        stats["hoisted"] = sum(len(p) for p in plans.values()) + len(lifts)
+    if not plans and not lifts:
         return graph
     env: dict = {}
     groups: dict = {}
@@ -34,9 +42,10 @@ def hoist_accumulations(graph: Graph, stats=None, **_) -> Graph:
         for e in graph.eqns:
             ins = [env.get(x.id, x) for x in e.inputs]
             key = group_key(e) if e.prim == "scan" else None
-            if key in plans:
+            if key in plans or key in lifts:
                 if key not in groups:
-                    groups[key] = _rewrite(firsts[key], ins, plans[key])
+                    groups[key] = (_rewrite(firsts[key], ins, plans[key]) if key in plans else
+                                   _lift(firsts[key], ins, lifts[key]))
                 env[e.out.id] = groups[key][e.p["result"]]
             elif any(a is not b for a, b in zip(ins, e.inputs)):
                 env[e.out.id] = ops.bind(e.prim, *ins, **e.p)
@@ -145,3 +154,75 @@ def _after_loop(m, rows):
     if m[0] == "matmul":
         return ops.bind("matmul", ops.transpose(flat(m[1])), flat(m[2]))
     return ops.bind("sum", rows[id(m[1])], axes=(0, 1))
+
+
+# ------------------------------------------------------------------------------------------------ input products
+def _input_product(e):
+    """(the product's value, x's input position, x first?) for ``concatenate([x_t, c]) @ w`` (or ``[c, x_t]``)
+    in scan ``e``'s body, x_t a slice of an xs (2-d), w loop-invariant, c anything else; or None."""
+    p = e.p
+    g, nk, nc = p["body"].graph, p["num_consts"], p["num_carry"]
+    if p["body"].witness:
+        return None
+    xs_pos = {v.id: j for j, v in enumerate(g.inputs[nk + nc:p["body"].num_inputs])}
+    for eq in g.eqns:
+        if eq.prim != "matmul" or eq.out.ndim != 2 or not T.is_float(eq.out.dtype):
+            continue
+        cat, w = eq.inputs
+        if not any(w is v for v in g.inputs[:nk]) or cat.eqn is None or cat.eqn.prim != "concatenate" or len(
+                cat.eqn.inputs) != 2:
+            continue
+        if cat.eqn.p["axis"] not in (1, -1) or w.dtype != cat.dtype:
+            continue
+        a, c = cat.eqn.inputs
+        for x, first in ((a, True), (c, False)):
+            if x.id in xs_pos and x.ndim == 2:
+                return eq.out, xs_pos[x.id], first
+    return None
+
+
+def _lift(e, ins, match) -> list:
+    """Scan ``e``'s results with ``x_t @ w[rows of x]`` computed for all steps before the loop (a new xs)."""
+    product, j, first = match
+    p = e.p
+    body, nk, nc = p["body"], p["num_consts"], p["num_carry"]
+    g = body.graph
+    cat, w = product.eqn.inputs
+    x, c = cat.eqn.inputs if first else cat.eqn.inputs[::-1]
+    outer_xs, outer_w = ins[nk + nc + j], _outer(g, w, ins)
+    kx = outer_xs.shape[2]
+    rows = ops.bind("slice", outer_w, starts=(0 if first else outer_w.shape[0] - kx, 0), steps=(1, 1),
+                    shape=(kx, outer_w.shape[1]))
+    flat = ops.reshape(outer_xs, (T.prod(outer_xs.shape[:2]), kx))
+    xw = ops.reshape(ops.bind("matmul", flat, rows), tuple(outer_xs.shape[:2]) + (outer_w.shape[1],))
+    row = Value(TensorType(xw.dtype, xw.shape[1:]))
+    with ops.Builder():
+        kc = c.shape[1]
+        w_rest = ops.bind("slice", w, starts=(x.shape[1] if first else 0, 0), steps=(1, 1),
+                          shape=(kc, w.shape[1]))
+        new = ops.ufunc("add", row, ops.bind("matmul", c, w_rest))
+        if new.shape != product.shape:
+            new = ops.broadcast_to(new, product.shape)
+        outs = _replace(g, {product.id: new})
+        inputs = list(g.inputs[:body.num_inputs]) + [row]
+        new_graph, witness = close_graph(inputs, outs)
+    return bind_all("scan", list(ins) + [xw], body=Region(new_graph, witness), num_consts=nk, num_carry=nc,
+                    length=p["length"], reverse=p["reverse"])
+
+
+def _outer(g, w, ins):
+    """The outer value of the body's loop-invariant ``w`` (a body input: the matching scan input)."""
+    pos = next(i for i, v in enumerate(g.inputs) if v is w)
+    return ins[pos]
+
+
+def _replace(g, env) -> list:
+    """``g``'s outputs with values replaced by ``env`` (id -> Value), the equations above them rebound."""
+    env = dict(env)
+    for eq in g.eqns:
+        if eq.out.id in env:
+            continue
+        new_ins = [env.get(v.id, v) for v in eq.inputs]
+        if any(a is not b for a, b in zip(new_ins, eq.inputs)):
+            env[eq.out.id] = ops.bind(eq.prim, *new_ins, **eq.p)
+    return [env.get(o.id, o) for o in g.outputs]
