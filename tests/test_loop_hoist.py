@@ -218,3 +218,21 @@ def test_product_of_carries_only_stays_in_the_loop():
         h, k = np.tanh(np.concatenate([h, k], axis=1) @ w) + x, h
         want.append(h)
     np.testing.assert_allclose(tj.jit(f)(w, xs), np.array(want), rtol=1e-13)
+
+
+def test_body_fuses_over_lengths_its_broadcasts_equate():
+    """The carry is (3, 4) while x_t is (k1, 4): the body's own broadcasts say k1 == 3, so the gates' elementwise
+    work fuses into few kernels instead of one per shape spelling."""
+    from tracejit.lower.fuse import plan
+    from tracejit.lower.plan import Kernel
+    p, xs = _lstm_inputs(np.float64, batch=3, hidden=4)
+    g = tj.jit(_lstm_loss(np, tj.scan, 4)).lower(p, xs).optimized
+    (scan,) = _scans(g)
+    body = scan.p["body"].graph
+    assert any(c.kind == "eq" for c in body.constraints)
+    kernels = [s for s in plan(body).steps if isinstance(s, Kernel)]
+    assert len(kernels) <= 4, len(kernels)
+    np.testing.assert_allclose(tj.jit(_lstm_loss(np, tj.scan, 4))(p, xs),
+                               jax.jit(_lstm_loss(jnp, jax.lax.scan, 4))(p, xs), rtol=1e-12)
+    with pytest.raises(ValueError, match="broadcast"):  # the equalities are checked when the loop runs
+        tj.jit(lambda xs: tj.scan(lambda h, x: (h + x, h), np.zeros((3, 4)), xs)[1])(np.ones((7, 2, 4)))
