@@ -236,3 +236,27 @@ def test_body_fuses_over_lengths_its_broadcasts_equate():
                                jax.jit(_lstm_loss(jnp, jax.lax.scan, 4))(p, xs), rtol=1e-12)
     with pytest.raises(ValueError, match="broadcast"):  # the equalities are checked when the loop runs
         tj.jit(lambda xs: tj.scan(lambda h, x: (h + x, h), np.zeros((3, 4)), xs)[1])(np.ones((7, 2, 4)))
+
+
+def test_theano_scan_lstm_gradient_leaves_the_loop():
+    """Through Theano's scan + T.grad the weight gradient arrives padded with zeros (the rows of w that the step's
+    product reads): the padded accumulation leaves the loop too."""
+    theano, T = tj.theano, tj.tensor
+    hidden, batch = 4, 3
+    W, b, X = T.dmatrix("w"), T.dvector("b"), T.dtensor3("xs")
+
+    def cell(x, h, c, W, b):
+        z = T.dot(T.concatenate([x, h], axis=1), W) + b
+        i, f, g, o = (z[:, k * hidden:(k + 1) * hidden] for k in range(4))
+        c = T.nnet.sigmoid(f) * c + T.nnet.sigmoid(i) * T.tanh(g)
+        return T.nnet.sigmoid(o) * T.tanh(c), c
+    zero = T.zeros((batch, hidden))
+    (hs, _), _ = theano.scan(cell, sequences=X, outputs_info=[zero, zero], non_sequences=[W, b])
+    fn = theano.function([W, b, X], T.grad((hs * hs).mean(), [W, b]))
+    p, xs = _lstm_inputs(np.float64, batch=batch, hidden=hidden)
+    got = fn(p["w"], p["b"], xs)
+    (bwd,) = [e for e in _scans(fn.graph) if e.p["reverse"]]
+    assert bwd.p["num_carry"] == 2 and _count(bwd.p["body"].graph, "matmul") == 1
+    want = jax.grad(_lstm_loss(jnp, jax.lax.scan, hidden))(p, xs)
+    np.testing.assert_allclose(got[0], want["w"], rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(got[1], want["b"], rtol=1e-10, atol=1e-14)

@@ -18,6 +18,8 @@ that runs on every core, and the step's product reads half of w.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..ir import ops
 from ..ir import types as T
 from ..ir.graph import Graph, Value, rebuild
@@ -109,7 +111,22 @@ def _summed_term(v, varying):
     if e.prim == "sum" and e.p["axes"] == (0,) and e.inputs[0].ndim == 2 and e.inputs[0].id in varying:
         if e.inputs[0].dtype == v.dtype:
             return ("sum", e.inputs[0])
+    if e.prim == "concatenate":  # the term padded with zeros (the gradient of a slice of the weight)
+        data = [k for k, x in enumerate(e.inputs) if not _is_zeros(x)]
+        inner = _summed_term(_unbroadcast(e.inputs[data[0]]), varying) if len(data) == 1 else None
+        if inner is not None:
+            return ("pad", e.p["axis"], tuple(x.shape for x in e.inputs), data[0], inner)
     return None
+
+
+def _is_zeros(v) -> bool:
+    c = v.eqn.inputs[0] if v.eqn is not None and v.eqn.prim == "broadcast_to" else v
+    return c.is_const and not c.const.any()
+
+
+def _stacked_values(m) -> list:
+    """The body values whose stacked rows a planned term needs."""
+    return _stacked_values(m[4]) if m[0] == "pad" else list(m[1:])
 
 
 # ------------------------------------------------------------------------------------------------ rewriting
@@ -121,7 +138,7 @@ def _rewrite(e, ins, plan) -> list:
     keep = [k for k in range(nc) if k not in plan]
     stacked = []  # body values the loop writes as extra stacked outputs, each once
     for m in plan.values():
-        for v in m[1:]:
+        for v in _stacked_values(m):
             if all(v is not s for s in stacked):
                 stacked.append(v)
     ny = len(g.outputs) - nc
@@ -153,6 +170,12 @@ def _after_loop(m, rows):
         return ops.reshape(s, (T.prod(s.shape[:2]),) + tuple(s.shape[2:]))
     if m[0] == "matmul":
         return ops.bind("matmul", ops.transpose(flat(m[1])), flat(m[2]))
+    if m[0] == "pad":
+        _, axis, shapes, k, inner = m
+        total = _after_loop(inner, rows)
+        zero = ops.constant(np.zeros((), total.dtype))
+        pieces = [ops.broadcast_to(total, s) if j == k else ops.broadcast_to(zero, s) for j, s in enumerate(shapes)]
+        return ops.bind("concatenate", *pieces, axis=axis)
     return ops.bind("sum", rows[id(m[1])], axes=(0, 1))
 
 
