@@ -74,8 +74,8 @@ def _scan_vjp(e, got, need):
     acc0 = [_ct_or_zeros(None, consts[k].type) for k in dconst]
     ct_final = [_ct_or_zeros(got.get(k), out_types[k]) for k in dcarry]
     ct_ys = [_ct_or_zeros(got.get(nc + k), results[nc + k].type) for k in dy]
-    outs = bind_all("scan", consts + acc0 + ct_final + stacked_carries + xs + ct_ys + stacked_products, body=bwd_region,
-                    num_consts=nk, num_carry=len(dconst) + len(dcarry), length=n, reverse=not p["reverse"])
+    outs = bind_all("scan", consts + acc0 + ct_final + stacked_carries + xs + ct_ys + stacked_products,
+                    body=bwd_region, num_consts=nk, num_carry=len(dconst) + len(dcarry), length=n, reverse=not p["reverse"])
     res = [None] * len(e.inputs)
     for j, k in enumerate(dconst):
         res[k] = outs[j]
@@ -126,10 +126,9 @@ class _Outputs:
 
 def _products_to_store(g, nk) -> list:
     """The body's matrix products that read a carry or an x: the reverse step reads them from the forward loop
-    (a stacked output) instead of multiplying again, as JAX's partial evaluation stores its residuals. A body
-    under ``checkpoint`` (a remat barrier) recomputes everything, as asked."""
-    if any(e.prim == "remat_barrier" for e in g.eqns):
-        return []
+    (a stacked output) instead of multiplying again, as JAX's partial evaluation stores its residuals. Only the
+    ones the reverse step reads are kept (``_read_stored``): a ``checkpoint``ed function's rule recomputes its own
+    values, so its products are neither read nor stored."""
     varying = {v.id for v in g.inputs[nk:]}
     out = []
     for e in g.eqns:
