@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from .ir.interpret import bind_unbacked, check_constraints, resolve, symbol_env
-from .ir.primitives import PRIMS, is_library_call
+from .ir.primitives import LIBRARY_ALL_OUTPUTS, PRIMS, is_library_call
 from .ir.regions import REGION_PRIMS, Region, extract, group_key, run_group, witness_arrays
 
 
@@ -96,6 +96,33 @@ class _LibraryStep:
             out = out.astype(e.out.dtype)
         env[e.out.id] = out
         bind_unbacked(e, out.shape, symvals)
+
+
+class _LibraryGroupStep:
+    """Several results of one library call (svd's u, s and vh; a transform's two parts), read by one program: the
+    routine runs once (primitives.LIBRARY_ALL_OUTPUTS) and each equation takes its ``output``."""
+    step_kind = "library_group"  # native_program.py runs none in its table (the caller's Python path does)
+
+    def __init__(self, eqns):
+        self.eqns = eqns
+
+    def run(self, env, symvals):
+        e = self.eqns[0]
+        params = {k: resolve(p, symvals) for k, p in e.params if k != "output"}
+        # numpy's routines read any strides: the parts of a complex argument are passed as the views they are
+        args = [_host(env[v.id]) if v.id in env else v.const for v in e.inputs]
+        with np.errstate(all="ignore"):
+            results = LIBRARY_ALL_OUTPUTS[e.prim](*args, **params)
+        for s in self.eqns:
+            out = np.asarray(results[s.p["output"]])
+            env[s.out.id] = out if out.dtype == s.out.dtype else out.astype(s.out.dtype)
+
+
+def _library_group_key(e):
+    """Equal calls that differ only in the result they name share a key (None: a call that runs alone)."""
+    if e.prim not in LIBRARY_ALL_OUTPUTS or "output" not in e.p:
+        return None
+    return e.prim, tuple(v.id for v in e.inputs), tuple((k, p) for k, p in e.params if k != "output")
 
 
 class RegionExecutable:
@@ -199,6 +226,10 @@ class RegionExecutable:
     def _plan(self, graph):
         later_reads = _reads_after(graph)
         steps, seg, done = [], [], set()
+        lib_groups: dict = {}
+        for e in graph.eqns:
+            if is_library_call(e) and _library_group_key(e) is not None:
+                lib_groups.setdefault(_library_group_key(e), []).append(e)
 
         def flush(pos):
             if not seg:
@@ -220,6 +251,13 @@ class RegionExecutable:
                 continue
             flush(pos)
             if is_library_call(e):
+                lib_key = _library_group_key(e)
+                siblings = lib_groups.get(lib_key, ())
+                if len(siblings) > 1:
+                    if lib_key not in done:
+                        done.add(lib_key)
+                        steps.append(_LibraryGroupStep(siblings))
+                    continue
                 steps.append(_LibraryStep(e))
                 continue
             key = group_key(e)
@@ -295,6 +333,11 @@ def _contiguous(a):
     if hasattr(a, "copy_to_host"):  # a device array (a CUDA body's output): the host loop reads it back
         return np.ascontiguousarray(a.copy_to_host())
     return np.ascontiguousarray(a)
+
+
+def _host(a):
+    """A host array (a CUDA body's output read back), in whatever layout it has."""
+    return np.ascontiguousarray(a.copy_to_host()) if hasattr(a, "copy_to_host") else a
 
 
 def _reads_after(graph) -> dict:
