@@ -167,3 +167,56 @@ def test_complex_results_are_fresh_arrays():
     out = tj.jit(lambda z: np.fft.fft(z))(z)
     assert not np.shares_memory(out, z)
     np.testing.assert_allclose(out, np.fft.fft(z), rtol=1e-12)
+
+
+LINALG = {
+    "solve": (lambda a, b: np.linalg.solve(a, b), "ab"), "solve_matrix": (lambda a, b: np.linalg.solve(a, b), "aB"),
+    "solve_real_matrix": (lambda a, b: np.linalg.solve(a.real, b), "ab"),
+    "solve_real_rhs": (lambda a, b: np.linalg.solve(a, b.real), "ab"),
+    "inv": (lambda a: np.linalg.inv(a), "a"), "inv_stack": (lambda a: np.linalg.inv(a), "s"),
+    "det": (lambda a: np.linalg.det(a), "a"), "slogdet": (lambda a: tuple(np.linalg.slogdet(a)), "s"),
+    "eig": (lambda a: tuple(np.linalg.eig(a)), "a"), "eigvals": (lambda a: np.linalg.eigvals(a), "s"),
+}
+
+
+@pytest.mark.parametrize("name", list(LINALG))
+@pytest.mark.parametrize("dtype", [np.complex128, np.complex64])
+def test_linalg_of_complex_matrices_matches_numpy(name, dtype):
+    f, kinds = LINALG[name]
+    rng = np.random.default_rng(8)
+    made = {"a": _cplx(rng, 4, 4, dtype=dtype) + 4 * np.eye(4, dtype=dtype), "b": _cplx(rng, 4, dtype=dtype),
+            "B": _cplx(rng, 4, 2, dtype=dtype), "s": _cplx(rng, 3, 4, 4, dtype=dtype) + 4 * np.eye(4, dtype=dtype)}
+    args = [made[k] for k in kinds]
+    got, want = tj.jit(f)(*args), f(*args)
+    for g, w in zip(got if isinstance(want, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
+        g, w = np.asarray(g), np.asarray(w)
+        assert g.dtype == w.dtype and g.shape == w.shape
+        np.testing.assert_allclose(g, w, rtol=1e-4 if dtype == np.complex64 else 1e-10, atol=1e-5)
+
+
+def test_complex_spectrum_of_a_real_matrix():
+    """A real matrix's eig fixes a real result dtype when it traces: complex eigenvalues stop it with what to do,
+    and the advised complex matrix gives them (numpy's values)."""
+    rotation = np.array([[0.0, -1.0], [1.0, 0.0]])
+    with pytest.raises(tj.errors.UnsupportedError, match=r"np.linalg.eigh.*a.astype\(complex\)"):
+        tj.jit(np.linalg.eigvals)(rotation)
+    got = tj.jit(lambda a: np.linalg.eigvals(a.astype(complex)))(rotation)
+    want = np.linalg.eigvals(rotation)
+    np.testing.assert_allclose(got[np.argsort(got.imag)], want[np.argsort(want.imag)], atol=1e-12)
+    with pytest.raises(np.linalg.LinAlgError, match="square"):
+        tj.jit(np.linalg.inv)(rotation[:1] * 1j)
+    with pytest.raises(TypeError, match="complex matrix has no gradient"):
+        tj.grad(lambda a: np.abs(np.linalg.det(a * (1 + 1j))))(rotation + 2 * np.eye(2))
+
+
+@settings(max_examples=20, deadline=None)
+@given(data=st.data(), shape=st.sampled_from([(0,), (6,), (2, 3), (1, 4), (3, 0)]),
+       axis=st.sampled_from([-1, 0, None]))
+def test_complex_sort_matches_numpy(data, shape, axis):
+    """numpy's order: real part, then imaginary part, after its nan classes (R+Rj, R+nanj, nan+Rj, nan+nanj)."""
+    z = _special_array(data.draw, shape, np.complex128)
+    want = np.sort(z, axis=axis)
+    _same_bits(tj.jit(lambda z: np.sort(z, axis=axis))(z), want)
+    order = tj.jit(lambda z: np.argsort(z, axis=axis))(z)
+    flat = z.ravel() if axis is None else z
+    np.testing.assert_array_equal(np.take_along_axis(flat, order, -1 if axis is None else axis), want)

@@ -413,8 +413,8 @@ def _eig_all(a, vectors):
         from ..errors import UnsupportedError
         raise UnsupportedError(f"np.linalg.{'eig' if vectors else 'eigvals'}: this matrix has complex eigenvalues, "
                                f"for which numpy returns complex arrays; tracejit fixed the result dtype when it traced "
-                               f"(real), so it cannot return them. Use np.linalg.eigh for a symmetric matrix, or call "
-                               f"it outside the traced function")
+                               f"(real), so it cannot return them. Use np.linalg.eigh for a symmetric matrix, or pass "
+                               f"a complex matrix (a.astype(complex)): its eigenvalues are complex whatever they are")
     return tuple(res)
 
 
@@ -472,6 +472,34 @@ def _complex_matmul_both(ar, ai, br, bi):
 _lib("complex_matmul", lambda ar, ai, br, bi, output: _complex_matmul_both(ar, ai, br, bi)[output],
      lambda xs, p: _typed(xs[0].dtype, xs[0].shape[:-1] + (xs[2].shape[-1],)), nin=4,
      all_outputs=_complex_matmul_both)
+
+
+# numpy.linalg's routines on complex matrices (LAPACK's z/c routines), each complex operand given as its two parts
+COMPLEX_LINALG = {"solve": np.linalg.solve, "inv": np.linalg.inv, "det": np.linalg.det,
+                  "slogdet": np.linalg.slogdet, "eig": np.linalg.eig, "eigvals": np.linalg.eigvals}
+
+
+def _complex_linalg_all(*parts, routine):
+    """Every result of the routine as (real, imaginary) parts in turn (a real result's imaginary part is 0)."""
+    zs = [_complex(parts[k], parts[k + 1]) for k in range(0, len(parts), 2)]
+    res = COMPLEX_LINALG[routine](*zs)
+    out = []
+    for r in (tuple(res) if isinstance(res, tuple) else (res,)):
+        r = np.asarray(r)
+        out += _both_parts(r, parts[0].dtype) if r.dtype.kind == "c" else \
+            (r.astype(parts[0].dtype), np.zeros(r.shape, parts[0].dtype))
+    return tuple(out)
+
+
+def _complex_linalg_type(xs, p):
+    a, result = xs[0], p["output"] // 2
+    shape = {"solve": xs[-1].shape, "inv": a.shape, "det": a.shape[:-2], "slogdet": a.shape[:-2],
+             "eig": a.shape[:-1] if result == 0 else a.shape, "eigvals": a.shape[:-1]}[p["routine"]]
+    return _typed(a.dtype, shape)
+
+
+_lib("complex_linalg", lambda *parts, routine, output: _complex_linalg_all(*parts, routine=routine)[output],
+     _complex_linalg_type, nin=-1, all_outputs=_complex_linalg_all)
 
 
 def _irfft_impl(re, im, n, norm):

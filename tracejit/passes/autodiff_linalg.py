@@ -112,6 +112,12 @@ def _complex_matmul(e, g, need):
     return [_mm(g, _swap_last(bi)), _mm(g, _swap_last(br)), _mm(_swap_last(ai), g), _mm(_swap_last(ar), g)]
 
 
+@rule("complex_linalg")
+def _complex_linalg(e, g, need):
+    raise TypeError(f"np.linalg.{e.p['routine']} of a complex matrix has no gradient in tracejit yet (gradients of "
+                    f"complex functions are not supported); differentiate a formulation on real matrices")
+
+
 @rule("partition")
 def _partition(e, g, need):
     """As sort's: each position sends its cotangent back to the element numpy's argpartition puts there."""
