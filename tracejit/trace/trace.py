@@ -7,6 +7,7 @@ from ..errors import ConcretizationError, UnsupportedError
 from ..ir import ops
 from ..ir import types as T
 from ..ir.graph import Graph, Value, rebuild
+from ..ir.primitives import whole_complex
 from ..ir.types import Dim, TensorType
 from . import creation, guards
 from .complex_array import COMPLEX64, COMPLEX128, ComplexArray
@@ -89,7 +90,6 @@ def join_complex(t, re, im):
 def _parts_of_one(re, im, dtype):
     """The complex array of ``dtype`` whose parts ``re`` and ``im`` are (an FFT's result handed out by its library
     call as two views), else None: returning it saves the copy into a fresh array."""
-    from ..ir.primitives import whole_complex
     whole = whole_complex(re, im)
     return whole if whole is not None and whole.dtype == dtype else None
 
