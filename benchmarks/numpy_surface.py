@@ -7,7 +7,8 @@ benchmarks/README.md describes: ``tj.jit(f)`` over numpy's names, ``f`` itself, 
 ``jax.jit`` of the same source with its names bound to ``jax.numpy`` (x64 on, inputs put on the device once,
 ``block_until_ready`` on every call). Every contender allocates its outputs per call. Timings are interleaved
 (machine load hits each contender alike) after a warm-up; the figure is the median, in ms. Each result is checked
-against numpy's; a contender that cannot run a workload prints why in its cell.
+against numpy's; a contender that cannot run a workload prints why in its cell. The contenders' order turns each
+round (one that runs right after JAX meets its thread pool still spinning).
 
 Goals (issue 14): no slower than numpy on the library-bound calls (``solve``: LAPACK, ``rfft``: pocketfft);
 faster than numpy and numba on the fused ones (``roll_stencil``, ``complex_abs_exp``, ``threshold_u8``).
@@ -107,8 +108,11 @@ def run_workload(name, repeat, rng):
             continue
         ready[who] = (fun, a, first)
     times = {who: [] for who in ready}
-    for _ in range(repeat):
-        for who, (fun, a, _) in ready.items():
+    order = list(ready)
+    for r in range(repeat):
+        # the order turns each round: a contender just after JAX otherwise meets its still-spinning thread pool
+        for who in order[r % len(order):] + order[:r % len(order)]:
+            fun, a, _ = ready[who]
             t0 = time.perf_counter()
             fun(*a)
             times[who].append(time.perf_counter() - t0)
