@@ -12,6 +12,7 @@ round (one that runs right after JAX meets its thread pool still spinning).
 
 Goals (issue 14): no slower than numpy on the library-bound calls (``solve``: LAPACK, ``rfft``: pocketfft);
 faster than numpy and numba on the fused ones (``roll_stencil``, ``complex_abs_exp``, ``threshold_u8``).
+``complex_matmul`` (500x500 complex128) is BLAS's zgemm for numpy and tracejit alike.
 """
 from __future__ import annotations
 
@@ -37,11 +38,13 @@ SOURCES = {
     "solve": "def f(a, b):\n    return np.linalg.solve(a, b)\n",
     "rfft": "def f(x):\n    return np.fft.rfft(x)\n",
     "complex_abs_exp": "def f(x):\n    return np.abs(np.exp(1j * x))\n",
+    "complex_matmul": "def f(a, b):\n    return a @ b\n",
     "threshold_u8": "def f(img):\n    return np.where(img > 128, np.uint8(255), np.uint8(0))\n",
 }
 
 KIND = {"solve": "library", "rfft": "library", "cumsum": "scan", "sort": "library",
-        "roll_stencil": "fused", "complex_abs_exp": "fused", "threshold_u8": "fused"}
+        "roll_stencil": "fused", "complex_abs_exp": "fused", "threshold_u8": "fused",
+        "complex_matmul": "library"}
 
 
 def inputs(name, rng):
@@ -57,6 +60,8 @@ def inputs(name, rng):
         return (rng.standard_normal(2**20),)
     if name == "complex_abs_exp":
         return (rng.standard_normal(10**7),)
+    if name == "complex_matmul":
+        return tuple(rng.standard_normal((500, 500)) + 1j * rng.standard_normal((500, 500)) for _ in range(2))
     if name == "threshold_u8":
         return (rng.integers(0, 256, (4096, 4096), dtype=np.uint8),)
     raise KeyError(name)
