@@ -90,6 +90,16 @@ def test_complex_matmul_is_one_complex_gemm(dtype):
         np.testing.assert_allclose(tj.jit(lambda x, y: x @ y)(x, y), x @ y, rtol=1e-5)
 
 
+def test_complex_matmul_in_a_loop_body_stays_native():
+    """Inside a loop body the pair form stays: a library call there would take the loop off the native path."""
+    rng = np.random.default_rng(9)
+    u, s = _cplx(rng, 4, 4) / 4, np.eye(4, dtype=np.complex128)
+    f = tj.jit(lambda u, s: tj.fori_loop(0, 5, lambda i, st: u @ st, s))
+    np.testing.assert_allclose(f(u, s), np.linalg.matrix_power(u, 5), rtol=1e-12)
+    (entry,) = f._cache.values()
+    assert entry.exe.loop_runs["native"] >= 1 and entry.exe.loop_runs["python"] == 0
+
+
 def test_complex_matmul_gradient_matches_jax():
     jax = pytest.importorskip("jax")
     jax.config.update("jax_enable_x64", True)

@@ -535,8 +535,9 @@ PAIR_FORM_MATMUL = contextvars.ContextVar("tracejit_pair_form_matmul", default=F
 
 def _one_gemm(a, b, c, d):
     """Whether both operands are complex matrices of one dtype, which one complex gemm multiplies on the CPU (the
-    pair form's four real products took 18% longer at 500x500 complex128)."""
-    if PAIR_FORM_MATMUL.get():
+    pair form's real products took 14-18% longer at 500x500 complex128). A loop or branch body (a nested trace)
+    keeps the pair form: a library call would take its loop off the native path (67x slower at 8x8)."""
+    if PAIR_FORM_MATMUL.get() or ops.nesting() > 1:
         return False
     vals = [getattr(p, "_tj_value", None) for p in (a, b, c, d)]
     if any(v is None for v in vals) or len({v.dtype for v in vals}) != 1 or vals[0].ndim != 2 or vals[2].ndim != 2:
