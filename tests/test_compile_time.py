@@ -267,3 +267,81 @@ print("child", os.waitstatus_to_exitcode(status), flush=True)
 def test_fork_during_a_background_compile(tmp_path):
     p = _python(FORK_DURING_COMPILE, TRACEJIT_CACHE_DIR=str(tmp_path))
     assert p.returncode == 0 and "child 0" in p.stdout, (p.stdout, p.stderr[-3000:])
+
+
+def _quick_source(depth, n=16):
+    """The IR text both tiers share (the quick tier compiles it whole) for a depth-``depth`` MLP gradient."""
+    from tracejit.backends.cpu.executable import LLVMExecutable
+    ws = [rng.standard_normal((n, n)) / 4 for _ in range(depth)]
+    x = rng.standard_normal((n, n))
+    graph = tj.jit(tj.grad(_mlp_loss)).lower(ws, x).optimized
+    return LLVMExecutable(graph, tier=1, cache_only=True, known_kernels_only=True)
+
+
+def test_the_program_code_does_not_grow_with_its_steps(monkeypatch):
+    """No function and no call per step: the quick tier's module holds the distinct bodies, one caller per body,
+    tj_entry and tj_steps (loops over constant tables), at depth 3 as at depth 12; only the tables grow."""
+    import re
+    monkeypatch.setenv("TRACEJIT_DISABLE_CACHE", "1")
+    shape = {}
+    for depth in (3, 12):
+        exe = _quick_source(depth)
+        text = exe.source.whole
+        defined = re.findall(r'^define [^@]*@"([^"]+)"', text, re.M)
+        bodies = [n for n in defined if n.endswith("_impl")]
+        callers = [n for n in defined if n.startswith("tj_call")]
+        assert sorted(set(defined) - set(bodies) - set(callers)) == ["tj_entry", "tj_steps"], defined
+        assert len(bodies) == len(callers) == exe.num_functions, (bodies, callers)
+        assert depth < 12 or len(exe.plan.steps) > 4 * len(bodies)
+        glue = "\n".join(re.findall(r'^define [^@]*@"tj_(?:entry|steps|call\d+)".*?^}', text, re.M | re.S))
+        shape[depth] = len(defined), glue.count("\n  call "), len(glue.splitlines())
+        rows = re.search(r'^@"tj_calls" = .*\[(\d+) x', text, re.M)
+        assert int(rows.group(1)) == len(exe.plan.steps)  # one table row per step
+    assert shape[3] == shape[12], shape
+
+
+def test_threads_split_steps_of_a_program_loaded_from_the_disk_cache(tmp_path):
+    """A call split across threads calls each step's body with the lengths and buffers the disk cache recorded
+    beside the program (no IR is built on a hit): the results are numpy's in the process that compiled it and
+    in a fresh one that loaded it."""
+    code = (
+        "import numpy as np, tracejit as tj\n"
+        "from tracejit.backends.cpu import executable\n"
+        "executable.PARALLEL_THRESHOLD = 1000\n"
+        "rng = np.random.default_rng(3)\n"
+        "x, w = rng.standard_normal((300, 40)), rng.standard_normal((40, 40)) / 6\n"
+        "def f(x, w):\n"
+        "    h = np.tanh(x @ w) + 0.1 * np.exp(-x * x)\n"
+        "    return np.sin(h) * 2 + h.sum(0), (h * h).sum(1), h.T.copy()\n"
+        "g = tj.jit(f).compile(x, w)\n"
+        "for _ in range(2):\n"
+        "    for a, b in zip(g(x, w), f(x, w)):\n"
+        "        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)\n"
+        "exe = next(iter(g._cache.values()))[0]\n"
+        "print(exe.from_cache, exe._step_fns is not None)\n")
+    env = dict(os.environ, TRACEJIT_NUM_THREADS="2", TRACEJIT_CACHE_DIR=str(tmp_path))
+    env.pop("TRACEJIT_DISABLE_CACHE", None)
+    runs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+            for _ in range(2)]
+    assert [r.stdout.split() for r in runs] == [["False", "True"], ["True", "True"]], [r.stderr[-2000:] for r in runs]
+
+
+def test_streamed_stores_are_built_for_the_optimized_tier_only(monkeypatch):
+    """The quick tier's shared IR leaves out the streamed copy of big memory-bound loops; the optimized tier's
+    kernels have it, built body by body with the shared build's arguments, and compute the same results."""
+    from tracejit.backends.cpu.kernel_library import LIBRARY
+    monkeypatch.setenv("TRACEJIT_DISABLE_CACHE", "1")
+    LIBRARY.clear()  # kernels an earlier test compiled would skip the quick tier
+    quick = _quick_source(3).source
+    assert quick.streams_later and "!nontemporal" not in quick.whole
+    assert any(ks.build is not None for ks in quick.kernels)
+    ws = [rng.standard_normal((16, 16)) / 4 for _ in range(3)]
+    x = rng.standard_normal((16, 16))
+    f = tj.jit(tj.grad(_mlp_loss))
+    first = f(ws, x)
+    exe = _entry_exe(f)
+    assert exe.tier == 0
+    exe.wait()
+    assert exe.tier == 1 and "!nontemporal" in exe.llvm_ir()
+    for a, b in zip(f(ws, x), first):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)

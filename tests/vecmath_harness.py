@@ -113,6 +113,34 @@ def compiled(name: str, dtype):
     return call
 
 
+@functools.lru_cache(maxsize=None)
+def library_compiled(name: str, dtype):
+    """Like ``compiled``, but built the way tracejit's optimized tier builds a kernel (module.CompiledModule):
+    the loop calls the precompiled library's vector variant (backends/cpu/vecmath_library.py) instead of
+    inlining the polynomial, for every function (also those the library's policy leaves inlined)."""
+    from tracejit.backends.cpu import module as M, vecmath_library as L
+    dt = np.dtype(dtype).name
+    policy, L.called_in = L.called_in, set
+    try:
+        mod = M.CompiledModule(kernel_ir(name, dt), ["kernel"], frozenset({(name, np.dtype(dt))}), tier=1)
+    finally:
+        L.called_in = policy
+    _ENGINES.append(mod)
+    nargs = 2 if name in vecmath.BINARY else 1
+    cfunc = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * (nargs + 1)), ctypes.c_int64)(mod.addresses["kernel"])
+
+    def call(*arrays, out=None):
+        arrays = [np.ascontiguousarray(a, dtype=dt) for a in np.broadcast_arrays(*arrays)]
+        if out is None:
+            out = np.empty(arrays[0].shape, dtype=dt)
+        cfunc(*[a.ctypes.data for a in arrays], out.ctypes.data, out.size)
+        return out
+
+    call.ir = mod.optimized_ir
+    call.asm = mod.asm()
+    return call
+
+
 def ulp_distance(a, b):
     """|a - b| in units of the integer ordering of float bits (nan vs nan = 0, nan vs number = huge)."""
     a = np.asarray(a)

@@ -206,7 +206,10 @@ class Jitted:
             self._maybe_fast(args, kwargs, statics, entry)
         else:
             self._hits += 1
-        arrays = [_contiguous(as_runtime_array(x)) for x in leaves]
+        if getattr(entry.exe, "segmented", False):  # its steps copy what they need contiguous (library calls
+            arrays = [as_runtime_array(x) for x in leaves]  # read a complex argument's parts as they are)
+        else:
+            arrays = [_contiguous(as_runtime_array(x)) for x in leaves]
         if entry.shared:  # shared variables the function reads: their current values, at every call
             arrays += [s.get_value(borrow=True) for s in entry.shared]
         outs = entry.exe.run(arrays)
@@ -315,8 +318,12 @@ class Jitted:
         def rebuild(tracers):
             dyn_args, dyn_kwargs = tree_unflatten(treedef, tracers)
             return self.spec.join(statics, dyn_args, dyn_kwargs)
-        # raw leaves: Python scalars stay weak
-        graph, out_tree = trace(self.fun, list(leaves), treedef, rebuild, info=info)
+        from .trace.complex_functions import PAIR_FORM_MATMUL
+        on_host = PAIR_FORM_MATMUL.set(self.options.device != "cpu")
+        try:  # raw leaves: Python scalars stay weak
+            graph, out_tree = trace(self.fun, list(leaves), treedef, rebuild, info=info)
+        finally:
+            PAIR_FORM_MATMUL.reset(on_host)
         graph = unify_equal_lengths(graph)  # input lengths the checks force equal: one symbol from here on
         if self.transform is not None:
             graph = self.transform(graph)

@@ -126,7 +126,10 @@ def _entry_lines(e, names, ns) -> list:
         if kind == "complex":  # two leaves: the parts (trace.tree_flatten), of the array's shape
             leaf_pos.append(i)
             shapes[len(leaf_pos) - 1] = f"s{i}"
-            runtime += [f"_contig({a}.real)", f"_contig({a}.imag)"]
+            if getattr(e.exe, "segmented", False):  # its steps copy what they need contiguous (see api._call)
+                runtime += [f"{a}.real", f"{a}.imag"]
+            else:
+                runtime += [f"_contig({a}.real)", f"_contig({a}.imag)"]
         else:
             runtime.append(a if contiguous else f"_contig({a})")
     tests += _identity_tests(e, [names[i] for i in leaf_pos])

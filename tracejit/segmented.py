@@ -18,8 +18,8 @@ import time
 
 import numpy as np
 
-from .ir.interpret import bind_unbacked, check_constraints, resolve, symbol_env
-from .ir.primitives import PRIMS, is_library_call
+from .ir.interpret import bind_unbacked, check_constraints, constraints_by_phase, resolve, symbol_env
+from .ir.primitives import LIBRARY_ALL_OUTPUTS, PRIMS, is_library_call, unbacked_outputs
 from .ir.regions import REGION_PRIMS, Region, extract, group_key, run_group, witness_arrays
 
 
@@ -43,11 +43,26 @@ class _Segment:
         self.inputs, self.outputs = inputs, outputs
         graph, self.witness = extract(eqns, inputs, outputs)
         self.exe = build(graph)
+        # reshapes and broadcasts around a library call (solve's right-hand side as a column), and scalar checks:
+        # numpy makes those views in microseconds, where a compiled program's call costs tens
+        self.numpy_views = eqns if all(_cheap_in_numpy(e) for e in eqns) else None
 
     def run(self, env, symvals):
+        if self.numpy_views is not None and all(type(env.get(v.id)) is np.ndarray for v in self.inputs):
+            return self._run_views(env, symvals)
         args = [_contiguous(env[v.id]) for v in self.inputs] + [np.zeros(symvals[s], np.bool_) for s in self.witness]
         for v, a in zip(self.outputs, self.exe.run(args)):
             env[v.id] = a
+
+    def _run_views(self, env, symvals):
+        vals = {v.id: env[v.id] for v in self.inputs}
+        for e in self.numpy_views:
+            args = [vals[v.id] if v.id in vals else v.const for v in e.inputs]
+            out = PRIMS[e.prim].impl(*args, **{k: resolve(p, symvals) for k, p in e.params})
+            vals[e.out.id] = out if isinstance(out, np.ndarray) and out.dtype == e.out.dtype else \
+                np.asarray(out, e.out.dtype)
+        for v in self.outputs:
+            env[v.id] = vals[v.id]
 
 
 class _RegionStep:
@@ -85,6 +100,7 @@ class _LibraryStep:
 
     def __init__(self, eqn):
         self.eqn = eqn
+        self.binds = bool(unbacked_outputs(eqn))
 
     def run(self, env, symvals):
         e = self.eqn
@@ -95,7 +111,35 @@ class _LibraryStep:
         if out.dtype != e.out.dtype:
             out = out.astype(e.out.dtype)
         env[e.out.id] = out
-        bind_unbacked(e, out.shape, symvals)
+        if self.binds:
+            bind_unbacked(e, out.shape, symvals)
+
+
+class _LibraryGroupStep:
+    """Several results of one library call (svd's u, s and vh; a transform's two parts), read by one program: the
+    routine runs once (primitives.LIBRARY_ALL_OUTPUTS) and each equation takes its ``output``."""
+    step_kind = "library_group"  # native_program.py runs none in its table (the caller's Python path does)
+
+    def __init__(self, eqns):
+        self.eqns = eqns
+
+    def run(self, env, symvals):
+        e = self.eqns[0]
+        params = {k: resolve(p, symvals) for k, p in e.params if k != "output"}
+        # numpy's routines read any strides: the parts of a complex argument are passed as the views they are
+        args = [_host(env[v.id]) if v.id in env else v.const for v in e.inputs]
+        with np.errstate(all="ignore"):
+            results = LIBRARY_ALL_OUTPUTS[e.prim](*args, **params)
+        for s in self.eqns:
+            out = np.asarray(results[s.p["output"]])
+            env[s.out.id] = out if out.dtype == s.out.dtype else out.astype(s.out.dtype)
+
+
+def _library_group_key(e):
+    """Equal calls that differ only in the result they name share a key (None: a call that runs alone)."""
+    if e.prim not in LIBRARY_ALL_OUTPUTS or "output" not in e.p:
+        return None
+    return e.prim, tuple(v.id for v in e.inputs), tuple((k, p) for k, p in e.params if k != "output")
 
 
 class RegionExecutable:
@@ -115,6 +159,7 @@ class RegionExecutable:
         # (program: a step run as one op table holding nested loops or branches, see native_program.py)
         self.loop_runs = {"native": 0, "python": 0, "tiled": 0, "elementwise": 0, "program": 0}
         self.steps = self._plan(graph)
+        self._checks = constraints_by_phase(graph)  # (before the run, after it)
         self.compile_stats = {"regions": time.perf_counter() - t0}
 
     def body(self, region: Region):
@@ -199,6 +244,10 @@ class RegionExecutable:
     def _plan(self, graph):
         later_reads = _reads_after(graph)
         steps, seg, done = [], [], set()
+        lib_groups: dict = {}
+        for e in graph.eqns:
+            if is_library_call(e) and _library_group_key(e) is not None:
+                lib_groups.setdefault(_library_group_key(e), []).append(e)
 
         def flush(pos):
             if not seg:
@@ -220,6 +269,13 @@ class RegionExecutable:
                 continue
             flush(pos)
             if is_library_call(e):
+                lib_key = _library_group_key(e)
+                siblings = lib_groups.get(lib_key, ())
+                if len(siblings) > 1:
+                    if lib_key not in done:
+                        done.add(lib_key)
+                        steps.append(_LibraryGroupStep(siblings))
+                    continue
                 steps.append(_LibraryStep(e))
                 continue
             key = group_key(e)
@@ -275,16 +331,18 @@ class RegionExecutable:
     def _run(self, arrays):
         g = self.graph
         symvals = symbol_env(g, arrays)
-        check_constraints(g, symvals)
+        check_constraints(g, symvals, constraints=self._checks[0])
         env = {v.id: a for v, a in zip(g.inputs, arrays)}
         for step in self.steps:
             step.run(env, symvals)
-        check_constraints(g, symvals, deferred=True)  # the ones on data-dependent lengths, bound by now
+        if self._checks[1]:  # the ones on data-dependent lengths, bound by now
+            check_constraints(g, symvals, deferred=True, constraints=self._checks[1])
         inputs = {id(a) for a in arrays}
         out = []
         for v in g.outputs:
             a = env[v.id] if v.id in env else v.const
-            out.append(np.array(a) if id(a) in inputs or v.is_const else a)
+            fresh = not (id(a) in inputs or v.is_const or _views_an_argument(a, arrays))
+            out.append(a if fresh else np.array(a))
         return out
 
 
@@ -295,6 +353,28 @@ def _contiguous(a):
     if hasattr(a, "copy_to_host"):  # a device array (a CUDA body's output): the host loop reads it back
         return np.ascontiguousarray(a.copy_to_host())
     return np.ascontiguousarray(a)
+
+
+def _views_an_argument(a, arrays) -> bool:
+    """Whether a result is a view into an argument's memory (a reshape run by numpy): the caller gets a copy."""
+    return type(a) is np.ndarray and a.base is not None and \
+        any(type(x) is np.ndarray and np.may_share_memory(a, x) for x in arrays)
+
+
+def _cheap_in_numpy(e) -> bool:
+    """A view (reshape, transpose, broadcast_to, slice), or scalar work such as a shape check's comparison."""
+    kind = PRIMS[e.prim].kind
+    return kind == "view" or (kind in ("elementwise", "other") and e.out.ndim == 0 and
+                              all(v.ndim == 0 for v in e.inputs) and e.prim in _SCALAR_IN_NUMPY)
+
+
+_SCALAR_IN_NUMPY = {"dimsize", "equal", "not_equal", "less", "less_equal", "greater", "greater_equal",
+                    "logical_or", "logical_and", "logical_not"}
+
+
+def _host(a):
+    """A host array (a CUDA body's output read back), in whatever layout it has."""
+    return np.ascontiguousarray(a.copy_to_host()) if hasattr(a, "copy_to_host") else a
 
 
 def _reads_after(graph) -> dict:

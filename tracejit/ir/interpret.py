@@ -28,13 +28,24 @@ def _bound(d, env) -> bool:
     return not isinstance(d, Dim) or all(a in env for a in d.atoms())
 
 
-def check_constraints(graph, env, deferred=False):
-    """Raise numpy's exception when run-time lengths violate a constraint recorded while tracing. Constraints on
-    data-dependent lengths are checked once the primitives that bind them ran (``deferred``)."""
+def constraints_by_phase(graph) -> tuple:
+    """(the constraints checked before a run, those on data-dependent lengths, checked after it): an executable
+    that runs many times splits them once (``check_constraints(..., constraints=)``)."""
+    early, late = [], []
     for c in graph.constraints:
+        (late if T.unbacked_symbols(c.a) or T.unbacked_symbols(c.b) else early).append(c)
+    return early, late
+
+
+def check_constraints(graph, env, deferred=False, constraints=None):
+    """Raise numpy's exception when run-time lengths violate a constraint recorded while tracing. Constraints on
+    data-dependent lengths are checked once the primitives that bind them ran (``deferred``); ``constraints``:
+    the ones of this phase, from constraints_by_phase."""
+    for c in (graph.constraints if constraints is None else constraints):
         kind, a, b, info = c.kind, c.a, c.b, c.origin
-        late = bool(T.unbacked_symbols(a) or T.unbacked_symbols(b))
-        if late != deferred or not (_bound(a, env) and _bound(b, env)):
+        if constraints is None and bool(T.unbacked_symbols(a) or T.unbacked_symbols(b)) != deferred:
+            continue
+        if not (_bound(a, env) and _bound(b, env)):
             continue
         va, vb = T.eval_dim(a, env), T.eval_dim(b, env)
         if kind is ConstraintKind.EQ:

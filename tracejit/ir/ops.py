@@ -46,6 +46,11 @@ class Builder:
 _default_builder = None
 
 
+def nesting() -> int:
+    """How many traces are open: 2 or more inside a loop or branch body traced within a function."""
+    return len(getattr(_state, "stack", None) or ())
+
+
 def current() -> Builder:
     stack = getattr(_state, "stack", None)
     if stack:

@@ -271,11 +271,16 @@ def reduce_dtype(prim: str, dt: np.dtype) -> np.dtype:
 # it can share one library call. ``nonzero`` has a data-dependent length: its ``length`` parameter is a fresh
 # unbacked Dim (types.unbacked_dim) that the call binds from the shape of the array it returns.
 LIBRARY_TYPES: dict = {}  # name -> rule(inputs, params) -> TensorType
+# name -> impl(*inputs, **params without ``output``) -> every result at once: what a backend calls when a program
+# reads several results of one call (svd's u, s and vh; a transform's two parts), so the routine runs once
+LIBRARY_ALL_OUTPUTS: dict = {}
 
 
-def _lib(name, impl, type_rule, nin=1):
+def _lib(name, impl, type_rule, nin=1, all_outputs=None):
     _reg(name, "library", impl, nin=nin)
     LIBRARY_TYPES[name] = type_rule
+    if all_outputs is not None:
+        LIBRARY_ALL_OUTPUTS[name] = all_outputs
 
 
 def is_library_call(eqn) -> bool:
@@ -313,8 +318,28 @@ def _pick(results, output):
     return results[output]
 
 
+def whole_complex(re, im):
+    """The complex array whose whole real and imaginary parts ``re`` and ``im`` are (views, as a complex argument
+    enters a program and as a transform's result leaves its library call), else None."""
+    base = getattr(re, "base", None)
+    if base is None or getattr(im, "base", None) is not base or type(base) is not np.ndarray or \
+            base.dtype.kind != "c" or re.dtype != base.real.dtype or re.shape != base.shape or \
+            im.shape != base.shape or re.strides != base.strides or im.strides != base.strides:
+        return None
+    start = base.__array_interface__["data"][0]
+    if re.__array_interface__["data"][0] != start or im.__array_interface__["data"][0] != start + re.itemsize:
+        return None
+    return base
+
+
 def _complex(re, im):
-    return np.asarray(re) + 1j * np.asarray(im)
+    whole = whole_complex(re, im)
+    if whole is not None:
+        return whole
+    re = np.asarray(re)
+    z = np.empty(np.broadcast_shapes(re.shape, np.shape(im)), np.result_type(re.dtype, np.complex64))
+    z.real, z.imag = re, im
+    return z
 
 
 def _parts(z, dtype, output):
@@ -339,7 +364,20 @@ _lib("python_op", _python_op, lambda xs, p: _typed(p["dtype"], p["length"]), nin
 # identity that prints its value at run time (theano.printing.Print): a library call, so it runs where the call
 # reaches it, between compiled segments
 _lib("debug_print", _print_value, lambda xs, p: _same(xs[0]))
+
+
+def _both_parts(z, dtype):
+    """The real and imaginary parts of ``z`` as views (no copy when the part dtype matches): compiled steps copy
+    what they read, and a complex result whose two views reach the output untouched is returned as ``z`` itself
+    (trace.join_complex)."""
+    z = z.astype(np.complex64 if np.dtype(dtype) == np.float32 else np.complex128, copy=False)
+    return z.real, z.imag
+
+
 _lib("sort", lambda x, axis, kind: np.sort(x, axis=axis, kind=kind), lambda xs, p: _same(xs[0]))
+# numpy's sequential running sum along the last axis: one pass over memory, where a scan of fused kernels does
+# several (and numpy's exact rounding order)
+_lib("cumsum", lambda x: np.cumsum(x, axis=-1, dtype=x.dtype), lambda xs, p: _same(xs[0]))
 _lib("argsort", lambda x, axis, kind: np.argsort(x, axis=axis, kind=kind).astype(np.int64),
      lambda xs, p: _typed(T.INT64, xs[0].shape))
 
@@ -375,7 +413,8 @@ _lib("linalg_inv", lambda a: np.linalg.inv(a), lambda xs, p: _same(xs[0]))
 _lib("linalg_solve", lambda a, b: np.linalg.solve(a, b), lambda xs, p: _same(xs[1]), nin=2)
 _lib("cholesky", lambda a: np.linalg.cholesky(a), lambda xs, p: _same(xs[0]))
 _lib("slogdet", lambda a, output: np.asarray(np.linalg.slogdet(a)[output]),
-     lambda xs, p: _typed(xs[0].dtype, xs[0].shape[:-2]))
+     lambda xs, p: _typed(xs[0].dtype, xs[0].shape[:-2]),
+     all_outputs=lambda a: tuple(np.asarray(r) for r in np.linalg.slogdet(a)))
 
 
 def _eigh_type(xs, p):
@@ -383,10 +422,11 @@ def _eigh_type(xs, p):
     return _typed(a.dtype, a.shape[:-1] if p["output"] == 0 else a.shape)
 
 
-_lib("eigh", lambda a, UPLO, output: np.linalg.eigh(a, UPLO=UPLO)[output], _eigh_type)
+_lib("eigh", lambda a, UPLO, output: np.linalg.eigh(a, UPLO=UPLO)[output], _eigh_type,
+     all_outputs=lambda a, UPLO: tuple(np.linalg.eigh(a, UPLO=UPLO)))
 
 
-def _eig_impl(a, vectors, output):
+def _eig_all(a, vectors):
     """numpy.linalg.eig (``vectors``) or eigvals of a real matrix, whose results numpy returns real exactly when
     every eigenvalue is real: a traced program's dtypes are fixed before the values are known, so complex ones stop
     the call."""
@@ -395,12 +435,12 @@ def _eig_impl(a, vectors, output):
         from ..errors import UnsupportedError
         raise UnsupportedError(f"np.linalg.{'eig' if vectors else 'eigvals'}: this matrix has complex eigenvalues, "
                                f"for which numpy returns complex arrays; tracejit fixed the result dtype when it traced "
-                               f"(real), so it cannot return them. Use np.linalg.eigh for a symmetric matrix, or call "
-                               f"it outside the traced function")
-    return res[output]
+                               f"(real), so it cannot return them. Use np.linalg.eigh for a symmetric matrix, or pass "
+                               f"a complex matrix (a.astype(complex)): its eigenvalues are complex whatever they are")
+    return tuple(res)
 
 
-_lib("eig", _eig_impl, _eigh_type)
+_lib("eig", lambda a, vectors, output: _eig_all(a, vectors)[output], _eigh_type, all_outputs=_eig_all)
 
 
 def _svd_type(xs, p):
@@ -412,7 +452,8 @@ def _svd_type(xs, p):
     return _typed(a.dtype, tuple(batch) + shapes[p["output"]])
 
 
-_lib("svd", lambda a, full_matrices, output: np.linalg.svd(a, full_matrices=full_matrices)[output], _svd_type)
+_lib("svd", lambda a, full_matrices, output: np.linalg.svd(a, full_matrices=full_matrices)[output], _svd_type,
+     all_outputs=lambda a, full_matrices: tuple(np.linalg.svd(a, full_matrices=full_matrices)))
 
 
 def _qr_type(xs, p):
@@ -422,7 +463,8 @@ def _qr_type(xs, p):
     return _typed(a.dtype, tuple(batch) + (((m, k), (k, n))[p["output"]]))
 
 
-_lib("qr", lambda a, mode, output: np.linalg.qr(a, mode=mode)[output], _qr_type)
+_lib("qr", lambda a, mode, output: np.linalg.qr(a, mode=mode)[output], _qr_type,
+     all_outputs=lambda a, mode: tuple(np.linalg.qr(a, mode=mode)))
 
 
 def _fft_impl(re, im, n, inverse, norm, output):
@@ -435,11 +477,59 @@ def _rfft_impl(x, n, norm, output):
     return _parts(np.fft.rfft(x, n=n, axis=-1, norm=norm), x.dtype, output)
 
 
+def _fft_both(re, im, n, inverse, norm):
+    f = np.fft.ifft if inverse else np.fft.fft
+    return _both_parts(f(_complex(re, im), n=n, axis=-1, norm=norm), re.dtype)
+
+
+def _rfft_both(x, n, norm):
+    return _both_parts(np.fft.rfft(x, n=n, axis=-1, norm=norm), x.dtype)
+
+
+def _complex_matmul_both(ar, ai, br, bi):
+    """Both parts of ``(ar + i ai) @ (br + i bi)``: one complex gemm (BLAS's zgemm/cgemm through numpy's matmul)."""
+    return _both_parts(np.matmul(_complex(ar, ai), _complex(br, bi)), ar.dtype)
+
+
+_lib("complex_matmul", lambda ar, ai, br, bi, output: _complex_matmul_both(ar, ai, br, bi)[output],
+     lambda xs, p: _typed(xs[0].dtype, xs[0].shape[:-1] + (xs[2].shape[-1],)), nin=4,
+     all_outputs=_complex_matmul_both)
+
+
+# numpy.linalg's routines on complex matrices (LAPACK's z/c routines), each complex operand given as its two parts
+COMPLEX_LINALG = {"solve": np.linalg.solve, "inv": np.linalg.inv, "det": np.linalg.det,
+                  "slogdet": np.linalg.slogdet, "eig": np.linalg.eig, "eigvals": np.linalg.eigvals}
+
+
+def _complex_linalg_all(*parts, routine):
+    """Every result of the routine as (real, imaginary) parts in turn (a real result's imaginary part is 0)."""
+    zs = [_complex(parts[k], parts[k + 1]) for k in range(0, len(parts), 2)]
+    res = COMPLEX_LINALG[routine](*zs)
+    out = []
+    for r in (tuple(res) if isinstance(res, tuple) else (res,)):
+        r = np.asarray(r)
+        out += _both_parts(r, parts[0].dtype) if r.dtype.kind == "c" else \
+            (r.astype(parts[0].dtype), np.zeros(r.shape, parts[0].dtype))
+    return tuple(out)
+
+
+def _complex_linalg_type(xs, p):
+    a, result = xs[0], p["output"] // 2
+    shape = {"solve": xs[-1].shape, "inv": a.shape, "det": a.shape[:-2], "slogdet": a.shape[:-2],
+             "eig": a.shape[:-1] if result == 0 else a.shape, "eigvals": a.shape[:-1]}[p["routine"]]
+    return _typed(a.dtype, shape)
+
+
+_lib("complex_linalg", lambda *parts, routine, output: _complex_linalg_all(*parts, routine=routine)[output],
+     _complex_linalg_type, nin=-1, all_outputs=_complex_linalg_all)
+
+
 def _irfft_impl(re, im, n, norm):
     return np.fft.irfft(_complex(re, im), n=n, axis=-1, norm=norm).astype(re.dtype)
 
 
-_lib("fft", _fft_impl, lambda xs, p: _typed(xs[0].dtype, xs[0].shape[:-1] + (p["n"],)), nin=2)
-_lib("rfft", _rfft_impl, lambda xs, p: _typed(xs[0].dtype, xs[0].shape[:-1] + (T.dim_floordiv(p["n"], 2) + 1,)))
+_lib("fft", _fft_impl, lambda xs, p: _typed(xs[0].dtype, xs[0].shape[:-1] + (p["n"],)), nin=2, all_outputs=_fft_both)
+_lib("rfft", _rfft_impl, lambda xs, p: _typed(xs[0].dtype, xs[0].shape[:-1] + (T.dim_floordiv(p["n"], 2) + 1,)),
+     all_outputs=_rfft_both)
 _lib("irfft", _irfft_impl, lambda xs, p: _typed(xs[0].dtype, xs[0].shape[:-1] + (p["n"],)), nin=2)
 LIBRARY_PRIMS = tuple(LIBRARY_TYPES)

@@ -108,7 +108,24 @@ def close_graph(inputs, outputs) -> tuple[Graph, tuple]:
     for s in witness:
         symbols[s] = (len(inputs), 0)
         inputs.append(Value(TensorType(T.BOOL, (Dim.symbol(s),)), name=f"len_{s}"))
-    return Graph(inputs=inputs, outputs=list(outputs), eqns=eqns, symbols=symbols), witness
+    return Graph(inputs=inputs, outputs=list(outputs), eqns=eqns, constraints=implied_constraints(eqns),
+                 symbols=symbols), witness
+
+
+def implied_constraints(eqns) -> list:
+    """The length equalities the body's own broadcasts imply (``(32, 256) + (k1, n)`` needs k1 == 32): kept with
+    the closed body, so its run checks them and the planner may fuse work over lengths known equal."""
+    from .primitives import PRIMS
+    out: list = []
+    for e in eqns:
+        if len(e.inputs) > 1 and PRIMS[e.prim].kind == "elementwise":
+            found: list = []
+            try:
+                T.broadcast_shapes(*[x.shape for x in e.inputs], constraints=found)
+            except Exception:  # noqa: BLE001 - the equation was built, so its shapes broadcast; nothing to add
+                continue
+            out.extend(c for c in found if c not in out)
+    return out
 
 
 def extract(eqns, inputs, outputs) -> tuple[Graph, tuple]:

@@ -33,6 +33,12 @@ class DimCanon:
                 lo, hi = sorted((ra, rb), key=repr)
                 self.alias[hi] = lo
                 self._canonical.clear()  # forms computed before this alias may change
+        for c in constraints:  # a length checked equal to a number (a loop body's k1 == 32) is that number
+            if c.kind is ConstraintKind.EQ and isinstance(c.a, Dim) != isinstance(c.b, Dim):
+                d, n = (c.a, c.b) if isinstance(c.a, Dim) else (c.b, c.a)
+                if isinstance(n, int) and n != 1:
+                    self.alias.setdefault(self.dim(d), n)
+                    self._canonical.clear()
 
     def find(self, s):
         while s in self.parent:

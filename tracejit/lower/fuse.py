@@ -46,6 +46,22 @@ def _is_reduction(o: KOp) -> bool:
     return PRIMS[o.eqn.prim].kind == "reduce"
 
 
+def _scalars_first(graph: Graph) -> list:
+    """The equations in planning order: cheap 0-d elementwise work on 0-d values first (in its own order), then
+    the rest. Met after an open array kernel, such a scalar closed it (it does not span the kernel's domain), and
+    the array work after it opened a second kernel over the same domain: a loop body's ``x * a + 1e-4 * i``
+    compiled as two kernels and ran two passes over x."""
+    early, rest, ready = [], [], {v.id for v in graph.inputs if v.ndim == 0}
+    for e in graph.eqns:
+        if (PRIMS[e.prim].kind == "elementwise" and e.out.ndim == 0 and not is_expensive(e.prim)
+                and all(x.ndim == 0 and (x.is_const or x.id in ready) for x in e.inputs)):
+            early.append(e)
+            ready.add(e.out.id)
+        else:
+            rest.append(e)
+    return early + rest
+
+
 class _Planner:
     def __init__(self, graph: Graph, split_chunks: int = SPLIT_CHUNKS):
         self.g = graph
@@ -131,7 +147,7 @@ class _Planner:
         for i, v in enumerate(g.inputs):
             b = self.new_buffer(BufferKind.INPUT, v.dtype, v.shape, input_index=i)
             self.src[v.id] = InBuffer(contiguous_access(b.id, v.shape))
-        for e in g.eqns:
+        for e in _scalars_first(g):
             if id(e) in self.absorbed:
                 continue
             for x in e.inputs:

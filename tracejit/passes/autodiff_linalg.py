@@ -101,6 +101,35 @@ def _sort(e, g, need):
     return [_move_last(_take_along_last(gl, _move_last(inverse, ax)), ax, back=True)]
 
 
+@rule("cumsum")
+def _cumsum(e, g, need):
+    """Each element feeds every later running sum: the cotangent's running sum taken from the end."""
+    gf = full(g, e.out.shape)
+    ax, n = gf.ndim - 1, gf.shape[-1]
+    back = _slice(ops.bind("cumsum", _slice(gf, ax, n - 1, -1, n)), ax, n - 1, -1, n)
+    return [back]
+
+
+@rule("complex_matmul")
+def _complex_matmul(e, g, need):
+    """C = A B with A = ar + i ai, B = br + i bi: the cotangent of Re C (output 0: ar br - ai bi) or Im C
+    (output 1: ar bi + ai br) sent to each real part through real products with the other operand's parts."""
+    ar, ai, br, bi = e.inputs
+    g = full(g, e.out.shape)
+    def neg(v):
+        return _u("negative", v)
+    if e.p["output"] == 0:
+        return [_mm(g, _swap_last(br)), neg(_mm(g, _swap_last(bi))), _mm(_swap_last(ar), g),
+                neg(_mm(_swap_last(ai), g))]
+    return [_mm(g, _swap_last(bi)), _mm(g, _swap_last(br)), _mm(_swap_last(ai), g), _mm(_swap_last(ar), g)]
+
+
+@rule("complex_linalg")
+def _complex_linalg(e, g, need):
+    raise TypeError(f"np.linalg.{e.p['routine']} of a complex matrix has no gradient in tracejit yet (gradients of "
+                    f"complex functions are not supported); differentiate a formulation on real matrices")
+
+
 @rule("partition")
 def _partition(e, g, need):
     """As sort's: each position sends its cotangent back to the element numpy's argpartition puts there."""

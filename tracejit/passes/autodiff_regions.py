@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..ir import ops
 from ..ir import types as T
-from ..ir.graph import Value
+from ..ir.graph import Value, toposort
 from ..ir.regions import REGION_PRIMS, Region, bind_all, close_graph, group_key, inline
 
 
@@ -60,21 +60,22 @@ def _scan_vjp(e, got, need):
     out_types = [o.type for o in g.outputs]
     results = [v for v in _results(e)]
     ny = len(out_types) - nc
-    # forward again, the input carry of every step stacked (residuals)
-    res_graph, res_wit = close_graph(g.inputs[:nin], list(g.outputs) + list(g.inputs[nk:nk + nc]))
-    fwd = bind_all("scan", e.inputs, body=Region(res_graph, res_wit), num_consts=nk, num_carry=nc, length=n,
-                   reverse=p["reverse"])
-    stacked_carries = fwd[nc + ny:]
     dconst = [k for k in range(nk) if need[k]]
     dcarry = [k for k in range(nc) if _float(init[k])]
     dx = [k for k in range(len(xs)) if need[nk + nc + k]]
     dy = [k for k in range(ny) if _float(results[nc + k])]
-    bwd_region = _scan_bwd_body(g, nin, nk, nc, dconst, dcarry, dx, dy, body.witness)
+    bwd_region, stored = _scan_bwd_body(g, nin, nk, nc, dconst, dcarry, dx, dy, body.witness)
+    # forward again, the input carry of every step stacked, and the stored products (residuals)
+    res_graph, res_wit = close_graph(g.inputs[:nin], list(g.outputs) + list(g.inputs[nk:nk + nc]) + stored)
+    fwd = bind_all("scan", e.inputs, body=Region(res_graph, res_wit), num_consts=nk, num_carry=nc, length=n,
+                   reverse=p["reverse"])
+    stacked_carries = fwd[nc + ny:nc + ny + nc]
+    stacked_products = fwd[nc + ny + nc:]
     acc0 = [_ct_or_zeros(None, consts[k].type) for k in dconst]
     ct_final = [_ct_or_zeros(got.get(k), out_types[k]) for k in dcarry]
     ct_ys = [_ct_or_zeros(got.get(nc + k), results[nc + k].type) for k in dy]
-    outs = bind_all("scan", consts + acc0 + ct_final + stacked_carries + xs + ct_ys, body=bwd_region,
-                    num_consts=nk, num_carry=len(dconst) + len(dcarry), length=n, reverse=not p["reverse"])
+    outs = bind_all("scan", consts + acc0 + ct_final + stacked_carries + xs + ct_ys + stacked_products,
+                    body=bwd_region, num_consts=nk, num_carry=len(dconst) + len(dcarry), length=n, reverse=not p["reverse"])
     res = [None] * len(e.inputs)
     for j, k in enumerate(dconst):
         res[k] = outs[j]
@@ -92,7 +93,9 @@ def _results(e):
 
 
 def _scan_bwd_body(g, nin, nk, nc, dconst, dcarry, dx, dy, witness):
-    """The reverse step: (consts, acc, ct_c, c_i, x_i, ct_y_i) -> (acc + dconsts, dcarry, dx_i)."""
+    """The reverse step: (consts, acc, ct_c, c_i, x_i, ct_y_i, stored_i) -> (acc + dconsts, dcarry, dx_i), and
+    the body's values it reads from the forward loop (``stored``: one stacked residual each) instead of
+    recomputing them."""
     from .autodiff import backward
     with ops.Builder():
         fresh = [Value(v.type) for v in g.inputs[:nin]]
@@ -100,14 +103,56 @@ def _scan_bwd_body(g, nin, nk, nc, dconst, dcarry, dx, dy, witness):
         acc = [Value(consts[k].type) for k in dconst]
         ct_c = [Value(g.outputs[k].type) for k in dcarry]
         ct_y = [Value(g.outputs[nc + k].type) for k in dy]
-        outs = inline(g, fresh + _witness_of(g, witness))
+        products = _products_to_store(g, nk)
+        inlined = inline(_Outputs(g, list(g.outputs) + products), fresh + _witness_of(g, witness))
+        outs, recomputed = inlined[:len(g.outputs)], inlined[len(g.outputs):]
         wrt = [consts[k] for k in dconst] + [carries[k] for k in dcarry] + [xs[k] for k in dx]
         grads = backward([outs[k] for k in dcarry] + [outs[nc + k] for k in dy], ct_c + ct_y, wrt)
         nd, ncar = len(dconst), len(dcarry)
         new_acc = [ops.ufunc("add", a, gc) for a, gc in zip(acc, grads[:nd])]
-        ins = consts + acc + ct_c + carries + xs + ct_y
-        graph, wit = close_graph(ins, new_acc + grads[nd:nd + ncar] + grads[nd + ncar:])
-    return Region(graph, wit)
+        results = new_acc + grads[nd:nd + ncar] + grads[nd + ncar:]
+        results, stored, read = _read_stored(results, products, recomputed)
+        ins = consts + acc + ct_c + carries + xs + ct_y + read
+        graph, wit = close_graph(ins, results)
+    return Region(graph, wit), stored
+
+
+class _Outputs:
+    """A body graph seen with other outputs (for ``inline``)."""
+
+    def __init__(self, g, outputs):
+        self.inputs, self.eqns, self.outputs = g.inputs, g.eqns, outputs
+
+
+def _products_to_store(g, nk) -> list:
+    """The body's matrix products that read a carry or an x: the reverse step reads them from the forward loop
+    (a stacked output) instead of multiplying again, as JAX's partial evaluation stores its residuals. Only the
+    ones the reverse step reads are kept (``_read_stored``): a ``checkpoint``ed function's rule recomputes its own
+    values, so its products are neither read nor stored."""
+    varying = {v.id for v in g.inputs[nk:]}
+    out = []
+    for e in g.eqns:
+        if any(x.id in varying for x in e.inputs):
+            varying.add(e.out.id)
+            if e.prim == "matmul" and _float(e.out):
+                out.append(e.out)
+    return out
+
+
+def _read_stored(results, products, recomputed):
+    """``results`` with each recomputed product replaced by a fresh input (its stored row), keeping only the
+    products the reverse step still reads: (results, the forward body's values to store, their fresh inputs)."""
+    needed = {v.id for e in toposort(results, follow_lengths=False) for v in e.inputs} | {r.id for r in results}
+    keep = [k for k, r in enumerate(recomputed) if r.id in needed and r.eqn is not None]
+    if not keep:
+        return results, [], []
+    read = [Value(recomputed[k].type) for k in keep]
+    env = {recomputed[k].id: r for k, r in zip(keep, read)}
+    for e in toposort(results, follow_lengths=False):
+        ins = [env.get(x.id, x) for x in e.inputs]
+        if e.out.id not in env and any(a is not b for a, b in zip(ins, e.inputs)):
+            env[e.out.id] = ops.bind(e.prim, *ins, **e.p)
+    return [env.get(r.id, r) for r in results], [products[k] for k in keep], read
 
 
 def _witness_of(g, witness):

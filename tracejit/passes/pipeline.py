@@ -11,6 +11,8 @@ from ..ir.graph import Graph, rebuild
 from .cse import cse
 from .regions import optimize_regions
 from .fold import fold
+from .loop_hoist import hoist_accumulations
+from .narrow import narrow
 from .simplify import simplify
 from .stabilize import stabilize
 
@@ -22,11 +24,12 @@ def dce(graph: Graph, **_) -> Graph:
 
 # name -> pass function; each takes (graph, strict_ieee=..., stats=dict, memo=dict) and returns a new Graph
 PASSES: dict = {"simplify": simplify, "fold": fold, "cse": cse, "stabilize": stabilize, "dce": dce,
-                "regions": optimize_regions}
+                "regions": optimize_regions, "hoist": hoist_accumulations,
+                "narrow": narrow}
 STAGES: dict = {"canonicalize": ["simplify", "fold", "cse"], "cleanup": ["dce"]}
-DEFAULT_ORDER = ["simplify", "fold", "cse", "stabilize", "simplify", "cse", "dce", "regions"]
+DEFAULT_ORDER = ["simplify", "fold", "cse", "stabilize", "simplify", "narrow", "cse", "dce", "regions", "hoist"]
 # every rewrite pass rebuilds through the hash-cons table and drops dead code, so its output needs no cse or dce
-IMPLIED_CLEAN = {"regions": {"dce"}, "simplify": {"cse", "dce"}, "stabilize": {"cse", "dce"}, "fold": {"cse", "dce"}, "cse": {"dce"}}
+IMPLIED_CLEAN = {"regions": {"dce"}, "hoist": {"cse", "dce"}, "narrow": {"cse", "dce"}, "simplify": {"cse", "dce"}, "stabilize": {"cse", "dce"}, "fold": {"cse", "dce"}, "cse": {"dce"}}
 MAX_ROUNDS = 6  # the order is repeated until a round changes nothing (normally 1-2 rounds)
 
 

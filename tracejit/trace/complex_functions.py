@@ -7,11 +7,14 @@ takes part without an imaginary part (no ``0 * inf`` terms), as mathematics has 
 """
 from __future__ import annotations
 
+import contextvars
 import warnings
 
 import numpy as np
 
 from ..errors import UnsupportedError
+from ..ir import ops
+from ..ir import types as T
 from .complex_array import (ComplexArray, Operand, _is_complex_type, check_complex_dtype, make, operand,
                             part_dtype, parts_in, promote)
 
@@ -421,17 +424,64 @@ for _n in ("concatenate", "stack", "hstack", "vstack", "column_stack", "dstack")
 
 @cimpl("prod")
 def prod(z, axis=None, dtype=None, keepdims=False, **kw):
-    """The product through polar form: the product of the magnitudes and the sum of the angles."""
-    r = np.prod(absolute(z), axis=axis, keepdims=keepdims)
-    theta = np.sum(angle(z), axis=axis, keepdims=keepdims)
-    return make(r * np.cos(theta), r * np.sin(theta), operand(z).dtype)
+    """numpy's product: ``acc = 1; acc = acc * z[k]`` in order (see _running_products)."""
+    return _running_products(z, axis, dtype, keepdims=keepdims, accumulate=False, what="prod")
 
 
 @cimpl("cumprod")
 def cumprod(z, axis=None, dtype=None, **kw):
-    r = np.cumprod(absolute(z), axis=axis)
-    theta = np.cumsum(angle(z), axis=axis)
-    return make(r * np.cos(theta), r * np.sin(theta), operand(z).dtype)
+    """numpy's running product: ``out[0] = z[0]; out[k] = out[k-1] * z[k]``."""
+    return _running_products(z, axis, dtype, keepdims=False, accumulate=True, what="cumprod")
+
+
+def _running_products(z, axis, dtype, keepdims, accumulate, what):
+    """Complex products in numpy's order with numpy's multiplication, ``(ar xr - ai xi) + (ar xi + ai xr)i``, one
+    element at a time (a scan over the reduced axes, raveled), so zeros, infs and nans come out as numpy's: no
+    other order or formula (a tree, polar form) does (``(inf+0j)(1+1j)(1-1j)`` is inf+nanj in order, inf+0j as
+    a tree)."""
+    from ..control_flow import scan
+    if dtype is not None:
+        z = astype(z, dtype)
+        if np.dtype(dtype).kind != "c":
+            return (np.cumprod if accumulate else np.prod)(z, axis=axis, **({} if accumulate else
+                                                                            {"keepdims": keepdims}))
+    a, b, dt = _unary(z)
+    b = np.zeros_like(a) if b is None else b
+    nd = np.ndim(a)
+    if accumulate and axis is None:
+        a, b, axes = np.ravel(a), np.ravel(b), (0,)
+    elif axis is None:
+        axes = tuple(range(nd))
+    else:
+        axes = tuple(sorted({int(x) % nd if -nd <= int(x) < nd else _bad_axis(x, nd)
+                             for x in (axis if isinstance(axis, (tuple, list)) else (axis,))}))
+    if accumulate and len(axes) != 1:
+        raise TypeError(f"np.{what}: axis must be an integer, got {axis!r}")
+    rest = tuple(np.shape(a)[k] for k in range(np.ndim(a)) if k not in axes)
+    n = 1
+    for k in axes:
+        n = n * np.shape(a)[k]
+    front = [np.reshape(np.moveaxis(p, axes, tuple(range(len(axes)))), (n,) + rest) for p in (a, b)]
+
+    def step(carry, x):
+        (ar, ai, k), (xr, xi) = carry, x
+        re, im = ar * xr - ai * xi, ar * xi + ai * xr
+        if accumulate:  # numpy's accumulate starts from z[0] itself, not from 1 * z[0]
+            re, im = np.where(k == 0, xr, re), np.where(k == 0, xi, im)
+        return (re, im, k + 1), (re, im)
+
+    one = np.ones(rest, a.dtype) if rest else np.ones((), a.dtype)
+    (re, im, _), ys = scan(step, (one, one * 0, np.int64(0)), (front[0], front[1]))
+    if accumulate:
+        ax = axes[0]
+        return make(np.moveaxis(ys[0], 0, ax), np.moveaxis(ys[1], 0, ax), dt)
+    if keepdims:
+        re, im = (np.reshape(p, tuple(1 if k in axes else np.shape(a)[k] for k in range(nd))) for p in (re, im))
+    return make(re, im, dt)
+
+
+def _bad_axis(axis, nd):
+    raise np.exceptions.AxisError(axis, nd)
 
 
 def _extreme(pick_real):
@@ -472,7 +522,27 @@ def std(z, axis=None, dtype=None, ddof=0, keepdims=False, **kw):
 def matmul(x, y, **kw):
     """(A + iB)(C + iD) = (AC - BD) + i(AD + BC) through the real products (BLAS gemm on the CPU)."""
     (a, b), (c, d), dt, _ = _binary(x, y)
+    if _one_gemm(a, b, c, d):
+        from .tracer import wrap
+        vals = [p._tj_value for p in (a, b, c, d)]
+        return make(*(wrap(ops.bind("complex_matmul", *vals, output=k)) for k in range(2)), dt)
     return make(_diff(a @ c, _prod_m(b, d)), _sum(_prod_m(a, d), _prod_m(b, c)), dt)
+
+
+# set while tracing for a device whose library calls run on the host (CUDA): its matmuls stay the pair form
+PAIR_FORM_MATMUL = contextvars.ContextVar("tracejit_pair_form_matmul", default=False)
+
+
+def _one_gemm(a, b, c, d):
+    """Whether both operands are complex matrices of one dtype, which one complex gemm multiplies on the CPU (the
+    pair form's real products took 14-18% longer at 500x500 complex128). A loop or branch body (a nested trace)
+    keeps the pair form: a library call would take its loop off the native path (67x slower at 8x8)."""
+    if PAIR_FORM_MATMUL.get() or ops.nesting() > 1:
+        return False
+    vals = [getattr(p, "_tj_value", None) for p in (a, b, c, d)]
+    if any(v is None for v in vals) or len({v.dtype for v in vals}) != 1 or vals[0].ndim != 2 or vals[2].ndim != 2:
+        return False
+    return vals[0].shape == vals[1].shape and vals[2].shape == vals[3].shape and vals[0].dtype in (T.FLOAT32, T.FLOAT64)
 
 
 def _prod_m(p, q):

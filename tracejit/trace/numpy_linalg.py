@@ -259,3 +259,5 @@ def matrix_power(a, n):
 
 __all__ = ["inv", "solve", "cholesky", "slogdet", "det", "eigh", "eigvalsh", "eig", "eigvals", "svd", "qr", "pinv",
            "matrix_rank", "lstsq", "singular_value_norm", "matrix_power"]
+
+from . import complex_linalg  # noqa: E402,F401  (the complex matrices' forms, registered into COMPLEX_IMPLS)

@@ -215,6 +215,7 @@ def rot90(m, k=1, axes=(0, 1)):
 _BLOCK = 16     # scans work on blocks of this many elements: a masked reduction per block (16 ops per element)
 _LEVELS = 4     # levels of blocks before the block totals are scanned directly (quadratic in n / 16**4)
 _RED = {"add": "sum", "multiply": "prod", "maximum": "max", "minimum": "min"}
+_FUSED_SCAN_MAX = 4 * _BLOCK  # a sum along a static axis this short stays a fused kernel (it fuses into its users)
 
 
 def _masked_reduce(x, strict, op, ident):
@@ -265,7 +266,11 @@ def _cumulative(name, op, ident, a, axis, dtype, out):
     elif a.dtype.kind in "biu" and a.dtype.itemsize < 8:  # as numpy: small ints accumulate in the platform
         a = ops.convert(a, T.UINT64 if a.dtype.kind == "u" else T.INT64)  # (unsigned) integer
     x = ops.transpose(a, tuple(i for i in range(a.ndim) if i != ax) + (ax,))
-    y = _u(op, _exclusive_scan(x, op, ident), x)
+    n = x.shape[-1]
+    if op == "add" and not (isinstance(n, int) and n <= _FUSED_SCAN_MAX):
+        y = ops.bind("cumsum", x)  # numpy's own loop (a library call): one pass, numpy's rounding
+    else:
+        y = _u(op, _exclusive_scan(x, op, ident), x)
     back = list(range(a.ndim - 1))
     back.insert(ax, a.ndim - 1)
     return ops.transpose(y, tuple(back))
@@ -273,7 +278,7 @@ def _cumulative(name, op, ident, a, axis, dtype, out):
 
 @impl("cumsum")
 def cumsum(a, axis=None, dtype=None, out=None):
-    """numpy.cumsum as a blocked prefix scan of masked reductions (see _exclusive_scan)."""
+    """numpy.cumsum: numpy's loop as a library call, or along a short static axis a fused masked reduction."""
     return _cumulative("cumsum", "add", 0, a, axis, dtype, out)
 
 

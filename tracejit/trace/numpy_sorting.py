@@ -186,7 +186,7 @@ def _interpolate(s, vi, n, method):
               _u("add", a, _u("multiply", diff, t)))
 
 
-def _quantile(a, q, axis, method, keepdims, what):
+def _quantile(a, q, axis, method, keepdims, what, empty_is_nan=False):
     qv = ops.as_value(q)
     if qv.ndim > 1:
         raise ValueError("q must be a scalar or 1d")
@@ -199,6 +199,12 @@ def _quantile(a, q, axis, method, keepdims, what):
     x, kept_shape, kept = _last_axis(ops.convert(a, dt) if a.dtype != dt else a, axis)
     s = sort(x, -1)
     n = ops.dimsize(x.shape[-1])
+    if empty_is_nan and not (isinstance(x.shape[-1], int) and x.shape[-1] > 0):
+        # numpy's median of nothing is nan: a nan after the sorted values is what every index of a length-0 axis
+        # reads (the indices of a longer one stop before it)
+        s = ops.bind("concatenate", s, ops.broadcast_to(ops.constant(np.nan, dt), s.shape[:-1] + (1,)),
+                     axis=s.ndim - 1)
+        n = _u("maximum", n, 1)
     vi = _virtual_index(method, ops.convert(n, T.FLOAT64), ops.convert(qv, T.FLOAT64))
     if discrete:
         last = _u("subtract", n, 1)
@@ -258,7 +264,7 @@ def _check_q(q, top, what):
 @impl("median")
 def median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
     _no_extras("median", out, overwrite_input)
-    return _quantile(a, 0.5, axis, "linear", keepdims, "median")
+    return _quantile(a, 0.5, axis, "linear", keepdims, "median", empty_is_nan=True)
 
 
 # ------------------------------------------------------------------------------------------------ data-dependent
@@ -438,3 +444,5 @@ def _unique_slices(ar, ax, return_index, return_inverse, return_counts):
 
 __all__ = ["sort", "argsort", "partition", "argpartition", "median", "percentile", "quantile", "nonzero", "flatnonzero",
            "argwhere", "unique", "compress", "extract", "select_by_mask", "where_one", "masked_assign"]
+
+from . import complex_sorting  # noqa: E402,F401  (the complex arrays' forms, registered into COMPLEX_IMPLS)

@@ -7,6 +7,7 @@ from ..errors import ConcretizationError, UnsupportedError
 from ..ir import ops
 from ..ir import types as T
 from ..ir.graph import Graph, Value, rebuild
+from ..ir.primitives import whole_complex
 from ..ir.types import Dim, TensorType
 from . import creation, guards
 from .complex_array import COMPLEX64, COMPLEX128, ComplexArray
@@ -77,10 +78,20 @@ def join_complex(t, re, im):
     if isinstance(re, str):  # a printed tree (control_flow._show)
         return re
     if not isinstance(re, Tracer) and not isinstance(im, Tracer):  # the compiled program's outputs
+        whole = _parts_of_one(re, im, COMPLEX128 if t[1] == "weak" else t[1])
+        if whole is not None:
+            return whole
         out = np.empty(np.shape(re), COMPLEX128 if t[1] == "weak" else t[1])
         out.real, out.imag = re, im
         return out
     return ComplexArray(re, im, COMPLEX128 if t[1] == "weak" else t[1], weak=t[1] == "weak")
+
+
+def _parts_of_one(re, im, dtype):
+    """The complex array of ``dtype`` whose parts ``re`` and ``im`` are (an FFT's result handed out by its library
+    call as two views), else None: returning it saves the copy into a fresh array."""
+    whole = whole_complex(re, im)
+    return whole if whole is not None and whole.dtype == dtype else None
 
 
 def tree_unflatten(treedef, leaves):

@@ -1,11 +1,12 @@
 """One step function of a Plan as LLVM IR: the step's buffers and lengths as arguments, loops, and element
 loads and stores through an Access.
 
-Kernel ABI: ``void k(ptr bufs, ptr dims, i64 start, i64 stop)``: ``bufs`` holds every buffer's data pointer,
-``dims`` the run-time value of every shape symbol; ``[start, stop)`` is the range of the first outer loop that
-this call runs (``stop < 0``: all of it), so the runtime can split a kernel across threads. Identical steps of a
-program share one function: steps with equal structural keys (step_key.py) before any IR is built (their wrapper
-comes from ``wrapper_text``), and the rest when their IR text is equal (StepEmitter._share_or_own).
+A step's body is ``void body(i64 start, i64 stop, <lengths>, <buffers>)``: each length and each buffer it reads
+is an argument of its own (noalias pointers), in order of first use; ``[start, stop)`` is the range of the first
+outer loop that this call runs (``stop < 0``: all of it), so the runtime can split a step across threads. The
+program calls the bodies from ``tj_steps`` (entry.py); a StepCall says which lengths and buffers each call
+passes. Identical steps of a program share one body: steps with equal structural keys (step_key.py) before any
+IR is built, and the rest when their IR text is equal (StepEmitter._share_or_own).
 """
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ import re
 import llvmlite.ir as ir
 
 from ...lower.plan import Access
+from .entry import StepCall
 from .scalar import I64, PTR, from_memory, memtype, to_memory
 
 VOID = ir.VoidType()
-KERNEL_TY = ir.FunctionType(VOID, [PTR, PTR, I64, I64])
 FLAT = "flat"  # axis map of an access inside a kernel whose domain was collapsed to one loop
 
 _ARG_NAME = re.compile(r'%"([^"]*)"')
@@ -33,16 +34,14 @@ class StepEmitter:
         self.math = math
         self.plan = plan
         self.symbols = symbols  # symbol name -> index in dims
-        # The body lives in an internal function taking each buffer it uses as its own noalias argument (buffers
-        # of one step never overlap), so loops vectorize without run-time alias checks; ``name`` is the ABI
-        # wrapper.
-        # Lengths are arguments too (the wrapper reads them from ``dims``), so that the body does not depend on
+        # Buffers that a step uses are its own noalias arguments (buffers of one step never overlap), so loops
+        # vectorize without run-time alias checks. Lengths are arguments too, so that the body does not depend on
         # where a length sits in the program's table: identical steps print identical IR (see _share_or_own).
         # Arguments are made as the body first reads them (finish() gives the function its final type), so a
-        # step costs nothing per buffer or length of the program it does not touch.
+        # step costs nothing per buffer or length of the program it does not touch. External linkage: the
+        # runtime calls a body by its address when it splits the step across threads.
         self.fn = ir.Function(module, ir.FunctionType(VOID, [I64, I64]), name + "_impl")
-        self.fn.linkage = "internal"
-        # never inlined into its wrapper: several wrappers may share it, and LLVM optimizes it once either way
+        # never inlined into tj_steps: several steps may share it, and LLVM optimizes it once either way
         self.fn.attributes.add("noinline")
         self.start, self.stop = self.fn.args
         # buffers that share memory (reuse, in-place takeover) are all addressed through one argument, so that
@@ -51,10 +50,14 @@ class StepEmitter:
         self._used = {}  # slot -> its argument, for the slots the body addresses, in first-use order
         self._used_dims = {}  # index in ``dims`` -> its argument, for each length the body reads, in first-use order
         self._shared = shared  # normalized impl text -> impl function, shared by identical steps (or None)
-        self.wrapper = ir.Function(module, KERNEL_TY, name)
-        self.impl = self.fn  # the function the wrapper calls (another step's when this one is a duplicate)
+        self.impl = self.fn  # the body this step calls (another step's when this one is a duplicate)
         self.impl_text = None  # the impl's IR text when this step owns it (module text is built from these)
         self.light = False  # optimized lightly at tier 1 (step_key.is_light): the owner of a step sets it
+        # Streamed stores (streaming.py) pay off only in the optimized tier's code, and they double the body the
+        # quick tier would compile: with ``defer_streaming`` a body that would stream is built without them and
+        # marked ``streams_later`` (the optimized tier builds its streamed variant: executable.py)
+        self.defer_streaming = False
+        self.streams_later = False
         self.entry = self.fn.append_basic_block("entry")
         self.b = ir.IRBuilder(self.entry)
         self._dimcache = {}
@@ -122,20 +125,33 @@ class StepEmitter:
         self.b.branch(self.body_block)
         self._set_args()
         self._share_or_own()
-        emit_wrapper(self.wrapper, self.impl, self._used_dims, self._used)
+
+    def take_arguments_of(self, call: StepCall):
+        """Make the body's arguments now, in the order of ``call`` (another build of this step), so that both
+        builds take their lengths and buffers in one order (first use would order them by where the body reads
+        them first)."""
+        for k in call.dims:
+            self._used_dims[k] = ir.Argument(self.fn, I64, f"d{k}")
+        for slot in call.slots:
+            arg = self._used[slot] = ir.Argument(self.fn, PTR, f"s{slot}")
+            arg.add_attribute("noalias")
+
+    def call(self) -> StepCall:
+        """How the program calls this step (after finish())."""
+        return StepCall(self.impl.name, tuple(self._used_dims), tuple(self._used))
 
     def reuse_for(self, own, other):
-        """The wrapper of a step whose StepStructure ``other`` equals this step's (``own``): it calls this step's
-        impl with its own lengths and buffers, matched by their numbers in the key (None: one the body reads
+        """The StepCall of a step whose StepStructure ``other`` equals this step's (``own``): this step's body
+        with the other's own lengths and buffers, matched by their numbers in the key (None: one the body reads
         is not numbered there; the step is then emitted by itself)."""
         slot_num = {s: n for n, s in enumerate(own.slots)}
         index_num = {self.symbols[s]: n for n, s in enumerate(own.symbols) if s in self.symbols}
         try:
-            slots = [other.slots[slot_num[s]] for s in self._used]
-            dims = [self.symbols[other.symbols[index_num[k]]] for k in self._used_dims]
+            slots = tuple(other.slots[slot_num[s]] for s in self._used)
+            dims = tuple(self.symbols[other.symbols[index_num[k]]] for k in self._used_dims)
         except (KeyError, IndexError):
             return None
-        return slots, dims
+        return StepCall(self.impl.name, dims, slots)
 
     def _set_args(self):
         """Give the impl its arguments: the lengths, then the buffers, its body read."""
@@ -220,49 +236,6 @@ class StepEmitter:
     def store(self, acc: Access, idx, axes, v):
         dt = self.plan.buffers[acc.buf].dtype
         self.b.store(to_memory(self.b, dt, v), self.address(acc, idx, axes))
-
-
-def module_text(module, emitters) -> str:
-    """The module's IR text, reusing each step impl's text printed once by finish() (printing is slow)."""
-    texts = []
-    for em in emitters:
-        if em.impl_text is not None:
-            del module.globals[em.fn.name]
-            texts.append(em.impl_text)
-    return "\n".join([str(module)] + texts)
-
-
-def emit_wrapper(wrapper, impl, dim_indices, slots):
-    """The ABI wrapper's body: load the lengths and buffer pointers ``impl`` takes, then call it."""
-    wb = ir.IRBuilder(wrapper.append_basic_block("entry"))
-    bufs, dims, start, stop = wrapper.args
-    lens = [wb.load(wb.gep(dims, [ir.Constant(I64, k)], source_etype=I64), typ=I64) for k in dim_indices]
-    ptrs = [wb.load(wb.gep(bufs, [ir.Constant(I64, i)], source_etype=PTR), typ=PTR) for i in slots]
-    wb.call(impl, [start, stop] + lens + ptrs)
-    wb.ret_void()
-
-
-_WRAPPER_TEMPLATES = {}  # (lengths, buffers) -> the text of such a wrapper with its names and slots left open
-_SENTINEL = 77777000000  # slot numbers of the template wrapper (no other number of its text has 11 digits)
-
-
-def wrapper_text(name, impl_name, dim_indices, slots) -> str:
-    """The text emit_wrapper's function would print as, without building it: a step that reuses another's body
-    costs a string format instead of llvmlite objects (the template is printed by llvmlite itself, once per
-    count of lengths and buffers, so the text is the same byte for byte)."""
-    shape = (len(dim_indices), len(slots))
-    template = _WRAPPER_TEMPLATES.get(shape)
-    if template is None:
-        m = ir.Module()
-        impl = ir.Function(m, ir.FunctionType(VOID, [I64] * (2 + shape[0]) + [PTR] * shape[1]), "__tj_impl__")
-        w = ir.Function(m, KERNEL_TY, "__tj_wrapper__")
-        nums = range(_SENTINEL, _SENTINEL + sum(shape))
-        emit_wrapper(w, impl, nums[:shape[0]], nums[shape[0]:])
-        text = str(w).rstrip("\n").replace("{", "{{").replace("}", "}}")  # (replaces one declaration line)
-        text = text.replace('@"__tj_wrapper__"', '@"{name}"').replace('@"__tj_impl__"', '@"{impl}"')
-        template = re.sub(r"\b77777\d{6}\b", lambda m: "{%d}" % (int(m.group()) - _SENTINEL), text)
-        _WRAPPER_TEMPLATES[shape] = template
-    return template.format(*dim_indices, *slots, name=name, impl=impl_name)
 
 
 @contextlib.contextmanager

@@ -1,90 +1,168 @@
-"""The program's entry: a CPython METH_FASTCALL function generated in IR. It reads the data pointers and shapes of
-the numpy arrays it is given straight from numpy's public ``PyArrayObject`` layout and runs every step, so a small
-call costs about as much as calling a builtin; make_builtin wraps its address as a Python builtin function.
+"""The program's entry: a CPython METH_FASTCALL function written as LLVM IR text. It reads the data pointers and
+shapes of the numpy arrays it is given straight from numpy's public ``PyArrayObject`` layout into a table, and
+runs every step through ``tj_steps``; make_builtin wraps its address as a Python builtin function, so a small
+call costs about as much as calling a builtin.
+
+``tj_steps(ptr bufs, ptr dims, i64 start, i64 stop)`` runs the steps in order (native loops call it too, on a
+body's own tables, loops.py). Both are loops over constant tables: the program's code does not grow with its
+steps, only its data does. LLVM's time per generated call (~0.1 ms at the quick tier, superlinear in a long
+block) made per-step code most of a deep program's compile: first one ABI wrapper function per step, then one
+call per step. A step is a row ``(caller, indices)``: the caller, one per distinct body, reads the lengths and
+buffer pointers that the body takes from the tables at the step's indices, and calls it. The text is written
+directly (not llvmlite objects): building and printing it through llvmlite cost more than compiling it.
 """
 from __future__ import annotations
 
 import ctypes
-
-import llvmlite.ir as ir
-
-from .scalar import I8, I64, PTR
+from dataclasses import dataclass
 
 
-def emit_entry(module, plan, steps_fns, symbols, slot_of_input, nslots, updated=()):
-    """``PyObject *entry(PyObject *self, PyObject *const *args, Py_ssize_t nargs)`` (METH_FASTCALL).
+@dataclass(frozen=True)
+class StepCall:
+    """How a program calls one step: its body's function name and, in the order the body takes them, the index
+    in ``dims`` of each length and the buffer slot of each pointer (after ``start`` and ``stop``)."""
+    fn: str
+    dims: tuple
+    slots: tuple
+
+
+def program_text(plan, calls, symbols, slot_of_input, nslots, updated=()) -> str:
+    """The text of ``tj_entry``, ``PyObject *entry(PyObject *self, PyObject *const *args, Py_ssize_t nargs)``, and
+    of ``tj_steps``, which runs ``calls`` (StepCalls, one per step), with their tables and callers.
 
     ``updated``: {input index of an argument whose memory the program writes (lower/inplace.py): the other inputs
     it must not overlap}. When one overlaps the entry runs nothing and returns an argument instead of None (the
     driver then runs on private copies)."""
-    fnty = ir.FunctionType(PTR, [PTR, PTR, I64])
-    fn = ir.Function(module, fnty, "tj_entry")
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    _, args, _ = fn.args
-    bufs = b.bitcast(b.alloca(PTR, size=max(nslots, 1)), PTR)
-    dims = b.bitcast(b.alloca(I64, size=max(len(symbols), 1)), PTR)
-    if updated:
-        _return_if_overlapping(fn, b, args, plan, slot_of_input, updated)
-    arrs = []
-    for i in range(nslots):
-        obj = b.load(b.gep(args, [ir.Constant(I64, i)], source_etype=PTR), typ=PTR)
-        arrs.append(obj)
-        data = b.load(b.gep(obj, [ir.Constant(I64, 16)], source_etype=I8), typ=PTR)  # PyArrayObject.data
-        b.store(data, b.gep(bufs, [ir.Constant(I64, i)], source_etype=PTR))
+    return "\n".join(['@"tj_py_none" = external global i64', _entry(plan, symbols, slot_of_input, nslots, updated)]
+                     + _steps(calls))
+
+
+def _table(name, ty, values) -> str:
+    return f'@"{name}" = private unnamed_addr constant [{len(values)} x {ty}] [{", ".join(values)}]'
+
+
+def _counted_loop(lines, name, pred, n, body):
+    """Lines of ``for %name in [0, n)`` (n >= 1) entered from block ``pred``; ``body`` appends the loop's lines.
+    Returns the label of the block after the loop."""
+    lines += [f'  br label %"{name}.loop"', f"{name}.loop:",
+              f'  %"{name}" = phi i64 [0, %"{pred}"], [%"{name}.next", %"{name}.loop"]']
+    body()
+    lines += [f'  %"{name}.next" = add i64 %"{name}", 1', f'  %"{name}.more" = icmp slt i64 %"{name}.next", {n}',
+              f'  br i1 %"{name}.more", label %"{name}.loop", label %"{name}.done"', f"{name}.done:"]
+    return f"{name}.done"
+
+
+def _entry(plan, symbols, slot_of_input, nslots, updated):
+    pairs = [None] * len(symbols)
     for name, k in symbols.items():
         inp, axis = plan.graph.symbols[name]
-        obj = arrs[slot_of_input[inp]]
-        dimsp = b.load(b.gep(obj, [ir.Constant(I64, 32)], source_etype=I8), typ=PTR)  # PyArrayObject.dimensions
-        v = b.load(b.gep(dimsp, [ir.Constant(I64, axis)], source_etype=I64), typ=I64)
-        b.store(v, b.gep(dims, [ir.Constant(I64, k)], source_etype=I64))
-    bp = b.bitcast(bufs, PTR)
-    dp = b.bitcast(dims, PTR)
-    for f in steps_fns:
-        b.call(f, [bp, dp, ir.Constant(I64, 0), ir.Constant(I64, -1)])
-    none = ir.GlobalVariable(module, I64, "tj_py_none")
-    none.linkage = "external"
-    rc = b.load(none, typ=I64)
-    b.store(b.add(rc, ir.Constant(I64, 1)), none)
-    b.ret(b.bitcast(none, PTR))
-    return fn
+        pairs[k] = (slot_of_input[inp], axis)
+    lines = ([_table("tj_symbols", "i64", [f"i64 {v}" for pair in pairs for v in pair])] if pairs else []) + [
+        'define ptr @"tj_entry"(ptr %"self", ptr %"args", i64 %"nargs")', "{", "entry:",
+        f'  %"bufs" = alloca ptr, i64 {max(nslots, 1)}', f'  %"dims" = alloca i64, i64 {max(len(symbols), 1)}']
+    pred = "entry"
+    if updated:
+        lines += _return_if_overlapping(plan, slot_of_input, updated)
+        pred = "run"
+    if nslots:
+        pred = _counted_loop(lines, "i", pred, nslots, lambda: lines.extend([
+            '  %"ap" = getelementptr ptr, ptr %"args", i64 %"i"', '  %"a" = load ptr, ptr %"ap"',
+            '  %"dp" = getelementptr i8, ptr %"a", i64 16', '  %"d" = load ptr, ptr %"dp"',  # PyArrayObject.data
+            '  %"bp" = getelementptr ptr, ptr %"bufs", i64 %"i"', '  store ptr %"d", ptr %"bp"']))
+    if pairs:  # each length: (buffer slot of an input, axis)
+        pred = _counted_loop(lines, "k", pred, len(pairs), lambda: lines.extend([
+            '  %"k2" = mul i64 %"k", 2', '  %"kp" = getelementptr i64, ptr @"tj_symbols", i64 %"k2"',
+            '  %"slot" = load i64, ptr %"kp"', '  %"axp" = getelementptr i64, ptr %"kp", i64 1',
+            '  %"axis" = load i64, ptr %"axp"',
+            '  %"sap" = getelementptr ptr, ptr %"args", i64 %"slot"', '  %"sa" = load ptr, ptr %"sap"',
+            '  %"shp" = getelementptr i8, ptr %"sa", i64 32', '  %"sh" = load ptr, ptr %"shp"',  # .dimensions
+            '  %"lp" = getelementptr i64, ptr %"sh", i64 %"axis"', '  %"l" = load i64, ptr %"lp"',
+            '  %"tp" = getelementptr i64, ptr %"dims", i64 %"k"', '  store i64 %"l", ptr %"tp"']))
+    lines += ['  call void @"tj_steps"(ptr %"bufs", ptr %"dims", i64 0, i64 -1)',
+              '  %"rc" = load i64, ptr @"tj_py_none"', '  %"rc1" = add i64 %"rc", 1',
+              '  store i64 %"rc1", ptr @"tj_py_none"', '  ret ptr @"tj_py_none"', "}"]
+    return "\n".join(lines)
 
 
-def _extent(b, obj, buf):
-    """(first byte, one past the last byte) of a C-contiguous numpy array of ``buf``'s rank and dtype."""
-    data = b.ptrtoint(b.load(b.gep(obj, [ir.Constant(I64, 16)], source_etype=I8), typ=PTR), I64)
-    size = ir.Constant(I64, buf.dtype.itemsize)
-    if buf.shape:
-        dimsp = b.load(b.gep(obj, [ir.Constant(I64, 32)], source_etype=I8), typ=PTR)  # PyArrayObject.dimensions
-        for axis in range(len(buf.shape)):
-            size = b.mul(size, b.load(b.gep(dimsp, [ir.Constant(I64, axis)], source_etype=I64), typ=I64))
-    return data, b.add(data, size), size
+def _steps(calls) -> list:
+    """``tj_steps``, the table of its steps and a caller per distinct body."""
+    head = 'define void @"tj_steps"(ptr %"bufs", ptr %"dims", i64 %"start", i64 %"stop")'
+    if not calls:
+        return [head, "{", "entry:", "  ret void", "}"]
+    callers, indices, rows = {}, [], []
+    for c in calls:
+        caller = callers.setdefault(c.fn, f"tj_call{len(callers)}")
+        rows.append(f'{{ ptr, ptr }} {{ ptr @"{caller}", ptr getelementptr (i64, ptr @"tj_args", i64 {len(indices)}) }}')
+        indices += c.dims + c.slots
+    first = {c.fn: c for c in reversed(calls)}
+    out = [_table("tj_args", "i64", [f"i64 {i}" for i in indices] or ["i64 0"]),
+           _table("tj_calls", "{ ptr, ptr }", rows)]
+    out += [_caller(callers[fn], first[fn]) for fn in callers]
+    lines = [head, "{", "entry:"]
+    _counted_loop(lines, "j", "entry", len(calls), lambda: lines.extend([
+        '  %"row" = getelementptr { ptr, ptr }, ptr @"tj_calls", i64 %"j"', '  %"f" = load ptr, ptr %"row"',
+        '  %"ixp" = getelementptr i8, ptr %"row", i64 8', '  %"ix" = load ptr, ptr %"ixp"',
+        '  call void %"f"(i64 %"start", i64 %"stop", ptr %"bufs", ptr %"dims", ptr %"ix")']))
+    return out + ["\n".join(lines + ["  ret void", "}"])]
 
 
-def _return_if_overlapping(fn, b, args, plan, slot_of_input, updated):
-    """Return the first updated argument (a new reference) when an updated argument's bytes overlap another
-    input's; an empty array overlaps nothing."""
-    extents = {}
+def _caller(name, call) -> str:
+    """``void caller(start, stop, bufs, dims, ix)``: the body of ``call`` on the lengths and buffers at the step's
+    indices ``ix`` (its lengths' indices in ``dims``, then its buffers' slots)."""
+    lines = [f'define internal void @"{name}"(i64 %"start", i64 %"stop", ptr %"bufs", ptr %"dims", ptr %"ix")',
+             "{", "entry:"]
+    args = ['i64 %"start"', 'i64 %"stop"']
+    for j in range(len(call.dims) + len(call.slots)):
+        table, ty = ('dims', 'i64') if j < len(call.dims) else ('bufs', 'ptr')
+        lines += [f'  %"q{j}" = getelementptr i64, ptr %"ix", i64 {j}', f'  %"x{j}" = load i64, ptr %"q{j}"',
+                  f'  %"p{j}" = getelementptr {ty}, ptr %"{table}", i64 %"x{j}"', f'  %"v{j}" = load {ty}, ptr %"p{j}"']
+        args.append(f'{ty} %"v{j}"')
+    lines += [f'  call void @"{call.fn}"({", ".join(args)})', "  ret void", "}"]
+    return "\n".join(lines)
+
+
+def _return_if_overlapping(plan, slot_of_input, updated) -> list:
+    """Lines returning the first updated argument (a new reference) when an updated argument's bytes overlap
+    another input's; an empty array overlaps nothing."""
+    lines, extents = [], {}
     for j in sorted(set(updated) | {k for ks in updated.values() for k in ks}):
-        slot = slot_of_input[j]
-        obj = b.load(b.gep(args, [ir.Constant(I64, slot)], source_etype=PTR), typ=PTR)
-        extents[j] = _extent(b, obj, plan.buffers[slot])
-    zero = ir.Constant(I64, 0)
-    hit = ir.Constant(ir.IntType(1), 0)
+        extents[j] = _extent(lines, j, slot_of_input[j], plan.buffers[slot_of_input[j]])
+    hit, n = "false", 0
     for j, others in updated.items():
-        lo, hi, n = extents[j]
+        lo, hi, size = extents[j]
         for k in others:
-            lo2, hi2, n2 = extents[k]
-            both = b.and_(b.icmp_signed(">", n, zero), b.icmp_signed(">", n2, zero))
-            over = b.and_(b.icmp_unsigned("<", lo, hi2), b.icmp_unsigned("<", lo2, hi))
-            hit = b.or_(hit, b.and_(both, over))
-    shared, run = fn.append_basic_block("shared"), fn.append_basic_block("run")
-    b.cbranch(hit, shared, run)
-    b.position_at_end(shared)
-    obj = b.load(b.gep(args, [ir.Constant(I64, slot_of_input[min(updated)])], source_etype=PTR), typ=PTR)
-    rc = b.load(obj, typ=I64)  # ob_refcnt
-    b.store(b.add(rc, ir.Constant(I64, 1)), obj)
-    b.ret(obj)
-    b.position_at_end(run)
+            lo2, hi2, size2 = extents[k]
+            t = f"o{n}_"
+            n += 1
+            lines += [f'  %"{t}1" = icmp sgt i64 {size}, 0', f'  %"{t}2" = icmp sgt i64 {size2}, 0',
+                      f'  %"{t}3" = and i1 %"{t}1", %"{t}2"', f'  %"{t}4" = icmp ult i64 {lo}, {hi2}',
+                      f'  %"{t}5" = icmp ult i64 {lo2}, {hi}', f'  %"{t}6" = and i1 %"{t}4", %"{t}5"',
+                      f'  %"{t}7" = and i1 %"{t}3", %"{t}6"', f'  %"{t}8" = or i1 {hit}, %"{t}7"']
+            hit = f'%"{t}8"'
+    first = f'%"x{min(updated)}_o"'
+    return lines + [f'  br i1 {hit}, label %"shared", label %"run"', "shared:",
+                    f'  %"ref" = load i64, ptr {first}',  # ob_refcnt
+                    '  %"ref1" = add i64 %"ref", 1', f'  store i64 %"ref1", ptr {first}', f"  ret ptr {first}",
+                    "run:"]
+
+
+def _extent(lines, j, slot, buf):
+    """(first byte, one past the last byte, size in bytes) of input ``j``, a C-contiguous numpy array of
+    ``buf``'s rank and dtype, as IR operands; their lines are appended to ``lines``."""
+    t = f"x{j}_"
+    lines += [f'  %"{t}op" = getelementptr ptr, ptr %"args", i64 {slot}', f'  %"{t}o" = load ptr, ptr %"{t}op"',
+              f'  %"{t}p" = getelementptr i8, ptr %"{t}o", i64 16', f'  %"{t}d" = load ptr, ptr %"{t}p"',
+              f'  %"{t}lo" = ptrtoint ptr %"{t}d" to i64']
+    size = str(buf.dtype.itemsize)
+    if buf.shape:
+        lines += [f'  %"{t}sp" = getelementptr i8, ptr %"{t}o", i64 32', f'  %"{t}s" = load ptr, ptr %"{t}sp"']
+        for axis in range(len(buf.shape)):
+            lines += [f'  %"{t}n{axis}p" = getelementptr i64, ptr %"{t}s", i64 {axis}',
+                      f'  %"{t}n{axis}" = load i64, ptr %"{t}n{axis}p"',
+                      f'  %"{t}z{axis}" = mul i64 {size}, %"{t}n{axis}"']
+            size = f'%"{t}z{axis}"'
+    lines.append(f'  %"{t}hi" = add i64 %"{t}lo", {size}')
+    return f'%"{t}lo"', f'%"{t}hi"', size
 
 
 PyCFunction_NewEx = ctypes.pythonapi.PyCFunction_NewEx

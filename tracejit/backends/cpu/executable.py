@@ -4,6 +4,8 @@ METH_FASTCALL entry, and a driver generated in Python that checks lengths, alloc
 from __future__ import annotations
 
 import ctypes
+import functools
+import json
 import os
 import re
 import sys
@@ -16,10 +18,10 @@ from ...lower import plan_graph
 from ...lower.dims import DimCanon
 from ...lower.plan import BufferKind, CopyStep, Kernel, MatmulStep, ScatterAddStep
 from .driver import DriverSource, make_run, overlap_checked
-from .emitter import KERNEL_TY, StepEmitter, gc_paused, wrapper_text
-from .entry import emit_entry, make_builtin
+from .emitter import StepEmitter, gc_paused
+from .entry import StepCall, make_builtin, program_text
 from .jobs import Cancelled
-from .kernel_library import LIBRARY, split_program
+from .kernel_library import LIBRARY, SPLIT_MIN_FUNCTIONS, kernel_source_of, split_program
 from .kernels import collapsible, lower_kernel, outer_extent
 from .module import CompiledModule, codegen_fingerprint, ensure_blas_symbols
 from .scalar import MathFunctions
@@ -36,14 +38,14 @@ PARALLEL_THRESHOLD = 1 << 18
 POOL_MIN_BYTES = 1 << 17
 # The largest length or leading dimension a 32-bit-integer (LP64) BLAS takes; longer ones would wrap around.
 LP64_MAX = (1 << 31) - 1
-# The entry module of a program split into kernels (its wrappers and tj_entry: loads of pointers and lengths, then
-# calls) compiles at the quick tier's settings in both tiers: its code is no faster at O3, which took ~4x as long
+# The entry module of a program split into kernels (tj_entry, tj_steps and the bodies' callers: loads of pointers
+# and lengths, then calls) compiles at the quick tier's settings in both tiers: its code is no faster at O3
 ENTRY_TIER = 0
 _KERNEL_REF = re.compile(r'@"__tjk(\d+)__"')  # the entry text's references to its kernels (kernel_library)
 # Steps with equal StepStructures (step_key.py) share one emitted body without building its IR again (tests
 # switch this off to check that the shared program is the one the IR-text dedup alone makes)
 PREEMISSION_DEDUP = True
-KERNEL_CFUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
+ENTRY_FUNCTIONS = ["tj_entry", "tj_steps"]  # what the runtime looks up in a program's module (entry.py)
 
 
 def log_compile(what, stats):
@@ -74,7 +76,7 @@ class LLVMExecutable:
             ensure_blas_symbols()
         symbols = {s: i for i, s in enumerate(sorted(graph.symbols))}
         self.symbols = symbols
-        names = [f"tj_step{i}" for i in range(len(plan.steps))]
+        names = [f"tj_step{i}" for i in range(len(plan.steps))]  # (a body is named after its step, + "_impl")
         from .. import cache
         # the generated code is a pure function of the optimized graph and the code generator's source, so a
         # cache hit skips building the IR as well as LLVM
@@ -88,47 +90,60 @@ class LLVMExecutable:
         self.compile_stats = {"tier": tier, "kernels": plan.num_kernels}
         self._ir_text = None
         self.num_functions = None  # distinct step bodies compiled (identical steps share one); None: from disk
-        self.compiled = self._from_disk(key, names) if key else None
+        self.step_calls = None  # each step's StepCall, naming its body as the compiled code does
+        self.compiled = self._from_disk(key) if key else None
         self.compile_stats["disk_cache"] = "hit" if self.compiled is not None else "miss"
         if self.compiled is None and cache_only and not known_kernels_only:
             return
         if self.compiled is None:
+            # Streamed stores are built for the optimized tier's kernels only, body by body, when a kernel is not
+            # in the library (KernelSource.build), so that the shared IR keys kernels; a program compiled whole
+            # at the optimized tier builds them with the rest
             if source is None:
-                t0 = time.perf_counter()
-                with gc_paused():
-                    source = self._build_ir(names, canon, cancelled)
-                self.compile_stats["ir_build"] = time.perf_counter() - t0
+                defer = tier < 1 or known_kernels_only or len(plan.steps) >= SPLIT_MIN_FUNCTIONS
+                source = self._timed_build(names, canon, cancelled, defer)
+            if source.streams_later and tier >= 1 and not cache_only and not self._splits(source):
+                source = self._timed_build(names, canon, cancelled, False)
             self.source = source
             self._ir_text = source.entry_text if self._splits(source) else source.whole
             self.num_functions = source.num_functions
             self.compile_stats.update(functions=self.num_functions,
                                       dedup_hits=len(plan.steps) - self.num_functions)
-            self.compiled = self._compile(source, names, key, tier, cancelled, known_only=cache_only)
+            self.compiled = self._compile(source, key, tier, cancelled, known_only=cache_only)
             if self.compiled is None:
                 return
         self._entry, self._mdef = make_builtin(self.compiled.addresses["tj_entry"], owner=self.compiled)
-        self._kernels = [KERNEL_CFUNC(self.compiled.addresses[n]) for n in names]
+        self._step_fns = None  # (ctypes function of each step's body, its StepCall), for calls split across threads
         self._extents = None  # made by the first call split across threads (most programs never are)
         self.num_threads = num_threads()
         self.run, self.driver_source = make_run(self)
 
-    def _build_ir(self, names, canon, cancelled):
-        """(module IR text, math functions it calls, distinct step functions): the same for both tiers."""
+    def _timed_build(self, names, canon, cancelled, defer_streaming):
+        t0 = time.perf_counter()
+        with gc_paused():
+            source = self._build_ir(names, canon, cancelled, defer_streaming)
+        self.compile_stats["ir_build"] = self.compile_stats.get("ir_build", 0.0) + time.perf_counter() - t0
+        return source
+
+    def _build_ir(self, names, canon, cancelled, defer_streaming=False):
+        """The ProgramSource (kernel_library): the same for both tiers (``defer_streaming``: see StepEmitter)."""
         plan = self.plan
         module = ir.Module(name="tracejit")
         math = MathFunctions(module)  # both tiers call the vector library's symbols (they link different bodies)
-        fns, ems, shared, first_of, wrappers = [], [], {}, {}, {}
+        calls, ems, shared, first_of, builds = [], [], {}, {}, {}
         for name, step in zip(names, plan.steps):
             if cancelled is not None and cancelled():
                 raise Cancelled("interpreter exiting")
             st = step_structure(step, plan, self.memory.slot_of, isinstance(step, Kernel) and
                                 collapsible(plan, step, canon)) if PREEMISSION_DEDUP else None
-            reused = self._reuse(module, name, first_of.get(st.key) if st else None, st, wrappers)
-            if reused is not None:
-                fns.append(reused)
+            first = first_of.get(st.key) if st else None
+            reused = first[0].reuse_for(first[1], st) if first else None
+            if reused is not None:  # a step structurally equal to an earlier one calls that one's body
+                calls.append(reused)
                 continue
             em = StepEmitter(module, math, plan, self.symbols, name, self.memory.slot_of, shared)
             em.light = is_light(step)
+            em.defer_streaming = defer_streaming
             if st is not None:
                 first_of[st.key] = (em, st)
             ems.append(em)
@@ -142,42 +157,31 @@ class LLVMExecutable:
                 lower_scatter_add(em, plan, step)
             else:
                 raise NotImplementedError(type(step).__name__)
-            fns.append(em.wrapper)
+            calls.append(em.call())
+            if em.streams_later:
+                builds[em.fn.name] = functools.partial(streamed_body, plan, self.memory.slot_of, self.symbols,
+                                                       canon, step, name, calls[-1])
         slot_of_input = {b.input_index: b.id for b in plan.buffers if b.kind is BufferKind.INPUT}
-        emit_entry(module, plan, fns, self.symbols, slot_of_input, len(plan.buffers),
-                   updated=overlap_checked(plan, self.memory))
-        self.compile_stats["steps_reused"] = len(fns) - len(ems)
-        return split_program(module, ems, frozenset(math.vec_used), len(shared), wrappers)
-
-    @staticmethod
-    def _reuse(module, name, first, st, wrappers):
-        """The wrapper ``name`` of a step structurally equal to an earlier one (``first``: its emitter and
-        structure), calling that step's body: declared in ``module``, its definition's text in ``wrappers``;
-        None when there is no such step (or its arguments do not map)."""
-        if first is None:
-            return None
-        em, own = first
-        args = em.reuse_for(own, st)
-        if args is None:
-            return None
-        slots, dims = args
-        wrappers[name] = wrapper_text(name, em.impl.name, dims, slots)
-        return ir.Function(module, KERNEL_TY, name)
+        program = program_text(plan, calls, self.symbols, slot_of_input, len(plan.buffers),
+                               updated=overlap_checked(plan, self.memory))
+        self.compile_stats["steps_reused"] = len(calls) - len(ems)
+        return split_program(module, ems, frozenset(math.vec_used), len(shared), program, calls, builds)
 
     def _splits(self, source):
         """Whether this tier compiles the program as kernels and an entry (else as one module)."""
         return source.entry_text is not None and self.tier >= 1
 
-    def _compile(self, source, names, key, tier, cancelled, known_only=False):
+    def _compile(self, source, key, tier, cancelled, known_only=False):
         """The entry's CompiledModule: each kernel found in the library (this process, the disk cache) or
         compiled there, then the entry, which calls them by name (or the whole program as one module).
         ``known_only``: None instead of compiling any kernel (or a program that does not split)."""
-        fn_names = names + ["tj_entry"]
         if not self._splits(source):
             if known_only:
                 return None
-            mod = CompiledModule(source.whole, fn_names, source.vec_used, key, tier=tier, cancelled=cancelled,
-                                 timings=self.compile_stats)
+            self.step_calls = list(source.calls)
+            mod = CompiledModule(source.whole, ENTRY_FUNCTIONS, source.vec_used, key, tier=tier,
+                                 cancelled=cancelled, timings=self.compile_stats,
+                                 manifest=_manifest([], self.step_calls))
         else:
             kernels, keys, how = [], [], {}
             for ks in source.kernels:
@@ -193,10 +197,11 @@ class LLVMExecutable:
                 how[got] = how.get(got, 0) + 1
             self.compile_stats.update({f"kernels_{k}": v for k, v in sorted(how.items())})
             text = _KERNEL_REF.sub(lambda m: f'@"{LIBRARY.symbol(keys[int(m.group(1))])}"', source.entry_text)
+            self.step_calls = [StepCall(LIBRARY.symbol(keys[source.kernel_of[c.fn]]), c.dims, c.slots)
+                               for c in source.calls]
             spent = {}
-            mod = CompiledModule(text, fn_names, frozenset(), key, tier=ENTRY_TIER, cancelled=cancelled,
-                                 timings=spent,
-                                 kernels=kernels, manifest="\n".join(keys).encode())
+            mod = CompiledModule(text, ENTRY_FUNCTIONS, frozenset(), key, tier=ENTRY_TIER, cancelled=cancelled,
+                                 timings=spent, kernels=kernels, manifest=_manifest(keys, self.step_calls))
             for k, v in spent.items():
                 self.compile_stats[k] = self.compile_stats.get(k, 0.0) + v
             self.compile_stats["entry_llvm"] = sum(spent.values())
@@ -204,18 +209,19 @@ class LLVMExecutable:
             raise Cancelled("interpreter exiting")
         return mod
 
-    @staticmethod
-    def _from_disk(key, names):
+    def _from_disk(self, key):
         """The program's entry from the disk cache once every kernel it calls is loaded (else None: a miss)."""
         def load_kernels(manifest):
+            stored = json.loads(manifest.decode("ascii"))
             mods = []
-            for k in manifest.decode("ascii").split():
+            for k in stored["kernels"]:
                 mod = LIBRARY.lookup(k)
                 if mod is None:
                     return None
                 mods.append(mod)
+            self.step_calls = [StepCall(fn, tuple(dims), tuple(slots)) for fn, dims, slots in stored["steps"]]
             return mods
-        return CompiledModule.from_cache(key, names + ["tj_entry"], before_load=load_kernels)
+        return CompiledModule.from_cache(key, ENTRY_FUNCTIONS, before_load=load_kernels)
 
     @property
     def num_kernels(self):
@@ -266,20 +272,56 @@ class LLVMExecutable:
         return extents
 
     def _parallel(self, arrays, symvals, env):
-        nslots = len(arrays)
-        bufs = (ctypes.c_void_p * max(nslots, 1))(*[a.ctypes.data for a in arrays])
-        dims = (ctypes.c_int64 * max(len(symvals), 1))(*symvals)
+        """Run the steps one by one, each big one split across threads: its body called on slices of its first
+        outer loop."""
+        bufs = [a.ctypes.data for a in arrays]
         nt = self.num_threads
         pool = get_pool(nt - 1) if nt > 1 else None
         if self._extents is None:
             self._extents = self._outer_extents()
-        for fn, ext in zip(self._kernels, self._extents):
+            self._step_fns = [(self._body_function(c), c) for c in self.step_calls]
+        for (fn, call), ext in zip(self._step_fns, self._extents):
+            args = [symvals[k] for k in call.dims] + [bufs[i] for i in call.slots]
             n = T.eval_dim(ext, env) if ext is not None else None
             if n is None or n < 2 * nt or pool is None:
-                fn(bufs, dims, 0, -1)
+                fn(0, -1, *args)
                 continue
             bounds = [n * t // nt for t in range(nt + 1)]
-            futs = [pool.submit(fn, bufs, dims, bounds[t], bounds[t + 1]) for t in range(1, nt)]
-            fn(bufs, dims, bounds[0], bounds[1])
+            futs = [pool.submit(fn, bounds[t], bounds[t + 1], *args) for t in range(1, nt)]
+            fn(bounds[0], bounds[1], *args)
             for f in futs:
                 f.result()
+
+    def _body_function(self, call):
+        """A ctypes function calling the body of ``call`` (in this program's module or a kernel it calls)."""
+        address = self.compiled.addresses.get(call.fn)
+        for mod in self.compiled.kernels:
+            address = address or mod.addresses.get(call.fn)
+        address = address or self.compiled.engine.get_function_address(call.fn)
+        if not address:
+            raise RuntimeError(f"tracejit: the step body {call.fn} is missing from the compiled program")
+        argtypes = [ctypes.c_int64] * (2 + len(call.dims)) + [ctypes.c_void_p] * len(call.slots)
+        return ctypes.CFUNCTYPE(None, *argtypes)(address)
+
+
+def streamed_body(plan, roots, symbols, canon, step, name, call):
+    """The KernelSource of a kernel step's body with its streamed stores, for the optimized tier: built again,
+    taking its arguments in the order ``call`` (the shared build's) passes them; None when it does not stand
+    alone or takes other arguments (the body without them is then compiled: correct, without streaming)."""
+    module = ir.Module(name="tracejit")
+    math = MathFunctions(module)
+    em = StepEmitter(module, math, plan, symbols, name, roots)
+    em.light = is_light(step)
+    em.take_arguments_of(call)
+    with gc_paused():
+        lower_kernel(em, plan, step, canon)
+    if em.call() != call:
+        return None
+    return kernel_source_of(module, em, frozenset(math.vec_used))
+
+
+def _manifest(kernel_keys, calls) -> bytes:
+    """What the disk cache keeps beside a program's object: the kernels it calls, and each step's StepCall (a
+    call split across threads calls the bodies itself)."""
+    return json.dumps({"kernels": list(kernel_keys),
+                       "steps": [[c.fn, list(c.dims), list(c.slots)] for c in calls]}).encode("ascii")

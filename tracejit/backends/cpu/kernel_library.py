@@ -2,7 +2,7 @@
 
 A program's IR (executable._build_ir) is split here into small modules: one per distinct step body (the impl
 function that StepEmitter makes), renamed after a hash of its own module text, and the program's entry module
-(the ABI wrappers and ``tj_entry``) that calls them by those names. Two programs, or two layers of one model, that
+(``tj_entry`` and ``tj_steps``, entry.py) that calls them by those names. Two programs, or two layers of one model, that
 lower to the same body (same loop nest, same arithmetic, same dtypes: lengths and buffers are arguments) thus get
 the same module text and the same key: the library compiles it once (or loads its object from the disk cache)
 and registers its address as a global symbol that the entries' MCJIT engines resolve. A new program made of known
@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import llvmlite.binding as llvm
@@ -43,55 +44,61 @@ class KernelSource:
     vec_pairs: frozenset
     declaration: str  # ``declare void @"{}"(i64, ...)``: the entry's declaration of it, with the name left open
     light: bool = False  # optimized without O3's loop vectorizer and unroller (step_key.is_light)
+    # the optimized tier compiles what this returns (a KernelSource, or None: ``text`` itself) in place of
+    # ``text``: a body built without its streamed stores (StepEmitter.defer_streaming) builds them here, once its
+    # kernel is not found in the library. ``text`` alone keys it, so a new program finds it without building it.
+    build: Callable | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
 class ProgramSource:
     """What both tiers compile: ``whole``, the program as one module (the quick tier compiles it so: one module
     costs less LLVM set-up than many, and quick code is short-lived), and, when the program splits, the entry
-    module's text (kernel i called as ``@"__tjk{i}__"``) and its kernels (the optimized tier compiles these)."""
+    module's text (kernel i called as ``@"__tjk{i}__"``) and its kernels (the optimized tier compiles these).
+    ``calls``: each step's StepCall (entry.py), naming bodies as ``whole`` does; ``kernel_of``: the body's kernel
+    index, for each body name, when the program splits."""
     whole: str
     entry_text: str | None
     kernels: tuple
     vec_used: frozenset
     num_functions: int
+    calls: tuple = ()
+    kernel_of: dict | None = None
+    streams_later: bool = False  # a body was built without its streamed stores (see KernelSource.build)
 
 
-def split_program(module, emitters, vec_used, num_functions, wrappers=None) -> ProgramSource:
-    """Take each distinct step impl out of ``module`` (finished by every emitter) as a KernelSource; the rest is
-    the entry. No split when a body refers to anything but declared functions and metadata. ``wrappers``: name
-    -> definition text of functions the module only declares (steps that reuse another's body)."""
+def split_program(module, emitters, vec_used, num_functions, program, calls=(), builds=None) -> ProgramSource:
+    """Take each distinct step impl out of ``module`` (finished by every emitter) as a KernelSource; the rest,
+    with ``program`` (the text of the entry's functions, entry.program_text), is the entry. No split when a body
+    refers to anything but declared functions and metadata. ``builds``: body name -> its KernelSource.build."""
     owners = [em for em in emitters if em.impl_text is not None]
     for em in owners:
         del module.globals[em.fn.name]
-    header = _define(str(module), wrappers)
+    header = str(module) + "\n" + program
     whole = "\n".join([header] + [em.impl_text for em in owners])
+    calls, builds = tuple(calls), builds or {}
+    later = any(em.streams_later for em in owners)
     if num_functions < SPLIT_MIN_FUNCTIONS:
-        return ProgramSource(whole, None, (), vec_used, num_functions)
+        return ProgramSource(whole, None, (), vec_used, num_functions, calls, streams_later=later)
     declares, metadata = _top_level(header)
     kernels, index = [], {}
     for em in owners:
-        ks = _kernel_source(em, declares, metadata, vec_used)
+        ks = _kernel_source(em, declares, metadata, vec_used, builds.get(em.fn.name))
         if ks is None:
-            return ProgramSource(whole, None, (), vec_used, num_functions)
+            return ProgramSource(whole, None, (), vec_used, num_functions, calls, streams_later=later)
         index[em.fn.name] = len(kernels)
         kernels.append(ks)
     entry = _IMPL_NAME.sub(lambda m: f'@"__tjk{index[m.group(1)]}__"', header)
     decls = [ks.declaration.format(f"__tjk{i}__") for i, ks in enumerate(kernels)]
-    return ProgramSource(whole, "\n".join([entry] + decls), tuple(kernels), vec_used, num_functions)
+    return ProgramSource(whole, "\n".join([entry] + decls), tuple(kernels), vec_used, num_functions, calls, index,
+                         later)
 
 
-def _define(text, definitions):
-    """``text`` with the declaration of each function of ``definitions`` replaced by its definition."""
-    if not definitions:
-        return text
-    lines = text.split("\n")
-    for i, line in enumerate(lines):
-        if line.startswith('declare void @"'):
-            d = definitions.get(line[15:line.find('"', 15)])
-            if d is not None:
-                lines[i] = d
-    return "\n".join(lines)
+def kernel_source_of(module, em, vec_used):
+    """The KernelSource of the one step body ``em`` built in ``module`` (None: it does not stand alone)."""
+    del module.globals[em.fn.name]
+    declares, metadata = _top_level(str(module))
+    return _kernel_source(em, declares, metadata, vec_used)
 
 
 def _top_level(header):
@@ -109,7 +116,7 @@ def _top_level(header):
     return declares, metadata
 
 
-def _kernel_source(em, declares, metadata, vec_used):
+def _kernel_source(em, declares, metadata, vec_used, build=None):
     text = em.impl_text
     own = em.fn.name
     refs = dict.fromkeys(n for n in _GLOBAL_REF.findall(text) if n != own)
@@ -118,7 +125,7 @@ def _kernel_source(em, declares, metadata, vec_used):
     # arguments renamed by position ('#' is in no name the IR builder makes), as StepEmitter's dedup key does
     order = {a.name: f"#a{k}" for k, a in enumerate(em.fn.args)}
     text = _LOCAL_NAME.sub(lambda m: '%"' + order.get(m.group(1), m.group(1)) + '"', text)
-    text = text.replace(f'define internal void @"{own}"', f'define void @"{PLACEHOLDER}"', 1)
+    text = text.replace(f'define void @"{own}"', f'define void @"{PLACEHOLDER}"', 1)
     if f'@"{PLACEHOLDER}"' not in text:
         return None
     meta_lines, renumber = _metadata_closure(text, metadata)
@@ -129,7 +136,7 @@ def _kernel_source(em, declares, metadata, vec_used):
     pairs = frozenset(symbols[n] for n in refs if n in symbols)
     args = ", ".join(str(t) for t in em.fn.ftype.args)
     body = "\n".join([declares[n] for n in sorted(refs)] + meta_lines + [text])
-    return KernelSource(body, pairs, f'declare void @"{{}}"({args})', em.light)
+    return KernelSource(body, pairs, f'declare void @"{{}}"({args})', em.light, build)
 
 
 def _metadata_closure(text, metadata):
@@ -163,7 +170,7 @@ class KernelLibrary:
         from .. import cache
         from .module import codegen_fingerprint
         return cache.make_key("kernel", ks.text, sorted(map(str, ks.vec_pairs)), f"tier{tier}",
-                              "light" if ks.light else "full", codegen_fingerprint(),
+                              "light" if ks.light else "full", "built" if ks.build else "", codegen_fingerprint(),
                               cache.target_description("cpu"), *cache.versions())
 
     @staticmethod
@@ -201,6 +208,7 @@ class KernelLibrary:
         from .module import CompiledModule
         sym = self.symbol(key)
         spent = {}
+        ks = (ks.build() if ks.build else None) or ks
         mod = CompiledModule(ks.text.replace(f'@"{PLACEHOLDER}"', f'@"{sym}"'), [sym], ks.vec_pairs,
                              key if use_disk else None, tier=tier, cancelled=cancelled, timings=spent,
                              light=ks.light)

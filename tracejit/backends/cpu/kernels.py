@@ -98,7 +98,10 @@ class KernelLowering:
             em.loop(em.start, hi, lambda c: self.outer_loops(list(self.outer), {"chunk": c}, False), name="chunk")
         else:
             if em.math.vector and streamable(k, self.flat):
-                self.streamed = StreamedStores(em, self.plan, k, T.prod(self.domain))
+                if em.defer_streaming:
+                    em.streams_later = True
+                else:
+                    self.streamed = StreamedStores(em, self.plan, k, T.prod(self.domain))
             self.outer_loops([0] if self.flat else list(self.outer), {}, True)
         b.ret_void()
         em.finish()

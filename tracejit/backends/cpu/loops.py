@@ -78,7 +78,7 @@ class BodyFrame:
             self.table[b.id] = arr.ctypes.data
         order = sorted(exe.symbols, key=exe.symbols.get)
         self.dims = (ctypes.c_int64 * max(len(order), 1))(*[env[s] for s in order])
-        self.steps = [exe.compiled.addresses[f"tj_step{i}"] for i in range(len(plan.steps))]
+        self.steps = [exe.compiled.addresses["tj_steps"]]  # every step of the body, in order (entry.py)
 
     def root(self, bid) -> int:
         return self.exe.memory.slot_of.get(bid, bid)

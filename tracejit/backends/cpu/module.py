@@ -13,6 +13,7 @@ import time
 import llvmlite.binding as llvm
 import numpy as np
 
+from . import vecmath_library
 from .scalar import BINARY_MATH, INTRINSICS, LIBM, vec_symbol, vecmath_module
 
 _init_lock = threading.Lock()
@@ -175,6 +176,7 @@ class CompiledModule:
         empty = llvm.parse_assembly("", context=engine_context(self))
         empty.triple = tm.triple
         self.engine = llvm.create_mcjit_compiler(empty, tm)
+        vecmath_library.resolve_object(obj)
         self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
         self.engine.finalize_object()
         self.addresses = {n: self.engine.get_function_address(n) for n in fn_names}
@@ -204,9 +206,10 @@ def _optimize_and_emit(ir_text, vec_pairs, tier=1, cancelled=None, timings=None,
     ``timings``: a dict that gets the seconds of LLVM's optimization and of object emission."""
     tm = target_machine(3 if tier >= 1 else TIER0_CODEGEN)
     ctx = llvm.create_context()
+    ir_text, math_texts = math_link(ir_text, vec_pairs, tier)
     mod = llvm.parse_assembly(ir_text, context=ctx)
     try:
-        for text in math_ir(vec_pairs, tier):
+        for text in math_texts:
             mod.link_in(llvm.parse_assembly(text, context=ctx))
         mod.triple = tm.triple
         mod.data_layout = str(tm.target_data)
@@ -271,6 +274,18 @@ def _free_pass_manager(pm):
 @functools.lru_cache(maxsize=64)
 def vecmath_ir(pairs) -> str:
     return vecmath_module().module_ir(pairs)
+
+
+def math_link(ir_text, pairs, tier) -> tuple:
+    """(``ir_text`` as it is to be parsed, [module texts to link into it]) for a program calling the math
+    functions ``pairs``: the optimized tier calls the precompiled vector library's functions
+    (vecmath_library.called_in) and links the others' definitions, the quick tier links definitions (math_ir)."""
+    called = vecmath_library.called_in(pairs) if tier >= 1 else ()
+    if not called:
+        return ir_text, math_ir(pairs, tier)
+    rest = frozenset(pairs) - called
+    ir_text, texts = vecmath_library.link_library(ir_text, called)
+    return ir_text, texts + math_ir(rest, tier)
 
 
 def math_ir(pairs, tier) -> list:
@@ -338,6 +353,7 @@ def codegen_fingerprint() -> str:
                 h.update(rel.encode())
         from . import blas
         h.update(blas.fingerprint().encode())
+        h.update(b"vecmath-inline" if vecmath_library.INLINE else b"vecmath-library")  # the kernels differ
         _CODEGEN_FP = h.hexdigest()
     return _CODEGEN_FP
 
