@@ -644,3 +644,31 @@ def test_vander_insert_polyval_and_bincount_with_a_length():
         tj.jit(lambda lab, C: np.bincount(lab, minlength=C.shape[0]))(np.array([0, 5]), C)
     with pytest.raises(NotImplementedError, match="static"):
         tj.jit(lambda x: np.insert(x, slice(1, 4), 0))(x)
+
+
+_R = np.random.default_rng(9)
+_X, _XN, _M, _X3 = _R.standard_normal(7), _R.standard_normal(7), _R.standard_normal((4, 4)) + 3 * np.eye(4), \
+    _R.standard_normal((2, 3, 4))
+_XN[2] = np.nan
+COMPOSITIONS = [
+    (lambda x: np.angle(x), np.array([1.0, -2.0, 0.0, -0.0])), (lambda x: np.fabs(x), np.array([3, -2, 0])),
+    (lambda x: np.fix(x * 3), _X), (lambda x: (np.isreal(x), np.iscomplex(x)), _X), (lambda x: np.diagflat(x[:3], 1), _X),
+    (lambda x: np.ediff1d(x, to_end=[9.0], to_begin=0.5), _X), (lambda x: np.append(x, x[:2]), _X),
+    (lambda m: np.append(m, m[:1], axis=0), _M), (lambda x: (np.delete(x, 2), np.delete(x, -1)), _X),
+    (lambda m: (np.delete(m, [0, 2], axis=1), np.delete(m, slice(1, 3), axis=0)), _M),
+    (lambda x: (np.trapezoid(x), np.trapezoid(x, x=np.arange(7.0) ** 2)), _X), (lambda m: np.trapezoid(m, axis=0), _M),
+    (lambda x: (np.nancumsum(x), np.nancumprod(x), np.nanvar(x), np.nanstd(x, ddof=1)), _XN),
+    (lambda x: np.cumulative_sum(x, include_initial=True), _X), (lambda m: np.cumulative_prod(m, axis=1), _M),
+    (lambda x: (np.matrix_transpose(x), np.vecdot(x, x)), _X3), (lambda m: (np.matvec(m, m[0]), np.vecmat(m[0], m)), _M),
+    (lambda m: np.unstack(m)[2], _M), (lambda x: (np.linalg.vector_norm(x), np.linalg.vector_norm(x, axis=1, ord=1)), _X3),
+    (lambda m: (np.linalg.matrix_norm(m), np.linalg.svdvals(m), np.linalg.multi_dot([m, m, m])), _M),
+    (lambda m: (np.linalg.cond(m), np.linalg.cond(m, 1)), _M), (lambda x: np.geomspace(1.0, 1000.0, 4) * x[0], _X)]
+
+
+@pytest.mark.parametrize("case", range(len(COMPOSITIONS)))
+def test_compositions_match_numpy(case):
+    f, a = COMPOSITIONS[case]
+    want, got = f(a), tj.jit(f)(a)
+    for w, g in zip(want if isinstance(want, tuple) else (want,), got if isinstance(got, tuple) else (got,)):
+        assert np.shape(w) == np.shape(g) and np.asarray(w).dtype == np.asarray(g).dtype
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12, equal_nan=True)

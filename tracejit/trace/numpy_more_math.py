@@ -498,5 +498,6 @@ FFT_NAMES = ("fft", "ifft", "rfft", "irfft", "fft2", "ifft2", "rfft2", "irfft2",
              "hfft", "ihfft", "fftshift", "ifftshift", "fftfreq", "rfftfreq")  # tracejit.numpy.fft
 from . import numpy_more_stats  # noqa: E402,F401  (rounding, closeness, nan-aware reductions, averages)
 from . import numpy_sorting, numpy_sorting_keys, numpy_linalg, numpy_fft, numpy_extra  # noqa: E402,F401
+from . import numpy_compositions  # noqa: E402,F401
 from . import python_builtins  # noqa: E402,F401  (divmod)
 assert all(_n in IMPLS for _n in LINALG_NAMES + FFT_NAMES)  # each name tracejit.numpy exports is implemented
