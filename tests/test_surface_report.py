@@ -17,7 +17,13 @@ def test_readme_block_is_the_generated_report():
     with open(README) as f:
         text = f.read()
     block = text[text.index(surface.BEGIN):text.index(surface.END) + len(surface.END)]
-    assert block == surface.markdown(), "README's surface block is stale: python -m tracejit.surface --write README.md"
+    if f"with numpy {np.__version__}:" in block:
+        assert block == surface.markdown(), "README's block is stale: python -m tracejit.surface --write README.md"
+    else:  # another numpy (its public names differ): every function the README lists must still be supported
+        listed = {n.strip() for ln in block.split("- **Not on")[0].splitlines()[3:] if ln.startswith("  ")
+                  for n in ln.split(",") if n.strip()}
+        supported = {n for yes, _ in surface.report().values() for n in yes}
+        assert len(listed) > 250 and sorted(listed - supported) == []
 
 
 def test_every_audited_function_is_reported_supported():
