@@ -99,7 +99,7 @@ def test_options_check_their_arguments():
 
 def test_excluding_a_stage_drops_its_passes():
     assert "stabilize" not in pass_order(CompileOptions(excluding={"stabilize"}))
-    assert pass_order(CompileOptions(excluding={"canonicalize"})) == ["stabilize", "dce", "regions"]
+    assert pass_order(CompileOptions(excluding={"canonicalize"})) == ["stabilize", "narrow", "dce", "regions", "hoist"]
     assert pass_order(CompileOptions(passes=["cse"], excluding={"dce"})) == ["cse"]
 
 

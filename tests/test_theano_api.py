@@ -114,10 +114,10 @@ def test_plurals():
 
 
 def test_symbolic_dims_named_after_variable():
-    x = tensor.dmatrix("xs")
-    assert [str(d) for d in x.shape] == ["xs0", "xs1"]
-    x2 = tensor.dmatrix("xs")  # a second variable with the same name gets distinct symbols
-    assert {str(d) for d in x2.shape}.isdisjoint({"xs0", "xs1"})
+    x = tensor.dmatrix("named_dims")  # (a name no other test uses: symbols are unique per process)
+    assert [str(d) for d in x.shape] == ["named_dims0", "named_dims1"]
+    x2 = tensor.dmatrix("named_dims")  # a second variable with the same name gets distinct symbols
+    assert {str(d) for d in x2.shape}.isdisjoint({"named_dims0", "named_dims1"})
 
 
 # ------------------------------------------------------------------------------------------------ math names
