@@ -4,7 +4,6 @@ against JAX), numpy's own cumsum loop (values, dtypes, gradients), and one libra
 of one routine (an FFT's two parts, svd's three factors)."""
 from __future__ import annotations
 
-import os
 import warnings
 
 import numpy as np
@@ -113,16 +112,6 @@ def test_complex_matmul_gradient_matches_jax():
     want = jax.grad(lambda A, B: f(A, B, jnp), argnums=(0, 1))(A, B)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, np.asarray(w), rtol=1e-10, atol=1e-12)
-
-
-def test_complex_matmul_on_cuda_keeps_the_pair_form():
-    if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
-        pytest.skip("runs under numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1)")
-    rng = np.random.default_rng(3)
-    a, b = _cplx(rng, 3, 4), _cplx(rng, 4, 2)
-    f = tj.jit(lambda a, b: a @ b, device="cuda")
-    np.testing.assert_allclose(np.asarray(f(a, b)), a @ b, rtol=1e-12)
-    assert "complex_matmul" not in f.lower(a, b).as_text("optimized")
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int8, np.uint16, np.bool_])

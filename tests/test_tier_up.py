@@ -10,15 +10,9 @@ import pytest
 import tracejit as tj
 from tracejit.backends.cpu import jobs, tiers
 
+from test_compile_time import _entry_exe, _f
+
 rng = np.random.default_rng(1616)
-
-
-def _f(x):
-    return np.tanh(x) * np.exp(-x * x) + np.sin(x)
-
-
-def _entry_exe(f):
-    return next(iter(f._cache.values()))[0]
 
 
 @pytest.fixture

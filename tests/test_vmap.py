@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 import tracejit as tj
 from tracejit.ir.primitives import BINARY_UFUNCS, PRIMS, UNARY_UFUNCS
-from tracejit.passes.batching import RULES, arange
+from tracejit.ir.ops import iota as arange
+from tracejit.passes.batching import RULES
 from tracejit.ir import ops
 from tracejit.ir.interpret import evaluate
 from tracejit.ir.graph import Graph, Value, toposort

@@ -17,7 +17,7 @@ from .ir import ops
 from .ir import types as T
 from .ir.graph import Value
 from .passes.autodiff import backward
-from .passes.batching import arange
+from .ir.ops import iota as arange
 from .trace.trace import tree_flatten, tree_unflatten
 from .trace.tracer import Tracer, wrap
 from .transforms import (_adopt_checks, _check_argnums_type, _dispatch, _inline, _leaf_value, _normalize_argnums,

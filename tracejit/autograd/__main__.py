@@ -5,7 +5,6 @@
 """
 from __future__ import annotations
 
-import runpy
 import sys
 import types
 
@@ -69,15 +68,8 @@ def alias_autograd():
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in ("-h", "--help"):
-        print("usage: python -m tracejit.autograd script.py [args...]  (runs an autograd script on tracejit)",
-              file=sys.stderr)
-        return 2
-    alias_autograd()
-    sys.argv = list(argv)
-    runpy.run_path(argv[0], run_name="__main__")
-    return 0
+    from ..scripts import run_aliased
+    return run_aliased(sys.argv[1:] if argv is None else argv, alias_autograd, "python -m tracejit.autograd", "autograd")
 
 
 if __name__ == "__main__":

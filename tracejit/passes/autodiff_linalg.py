@@ -21,7 +21,7 @@ from ..ir import types as T
 from ..ir.graph import Value
 from .ad_builders import _concat, _slice, _swap_last, _zeros, full
 from .autodiff import NON_DIFFERENTIABLE, RULES, rule
-from .batching import arange
+from ..ir.ops import iota as arange
 
 
 # integer and bool results

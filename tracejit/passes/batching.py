@@ -91,12 +91,6 @@ def front_padded(v: Value, d, rank: int) -> Value:
     return reshape(v, v.shape[:1] + (1,) * (rank - len(per)) + per)
 
 
-def arange(n) -> Value:
-    """int64 ``0, 1, ..., n-1`` for a static or symbolic length ``n`` (the ``iota`` primitive for a symbolic one).
-    Used by gather/scatter with a batched index into a batched operand."""
-    return ops.iota(n)
-
-
 def _flat_index(idx: Value, n, size) -> Value:
     """Each example's int64 index ``idx`` (batch axis in front) into an axis of length ``n``, turned into an index
     into that axis with the ``size`` examples' axes laid end to end (example b's rows start at b * n). Negative
@@ -106,7 +100,7 @@ def _flat_index(idx: Value, n, size) -> Value:
     zero = ops.constant(np.zeros((), np.int64))
     wrapped = ops.ufunc("where", ops.ufunc("less", idx, zero), ops.ufunc("add", idx, n_v), idx)
     bad = ops.ufunc("logical_or", ops.ufunc("less", wrapped, zero), ops.ufunc("greater_equal", wrapped, n_v))
-    offsets = reshape(ops.ufunc("multiply", arange(size), n_v), (size,) + (1,) * (idx.ndim - 1))
+    offsets = reshape(ops.ufunc("multiply", ops.iota(size), n_v), (size,) + (1,) * (idx.ndim - 1))
     total = ops.dimsize(size * n) if not isinstance(size * n, int) else ops.constant(np.asarray(size * n, np.int64))
     return ops.ufunc("where", bad, total, ops.ufunc("add", wrapped, offsets))
 
@@ -307,5 +301,5 @@ from .batching_regions import RULES as _REGION_RULES  # noqa: E402  (loops and b
 
 RULES.update(_REGION_RULES)
 
-__all__ = ["batch", "RULES", "arange", "move"]
+__all__ = ["batch", "RULES", "move"]
 from . import batching_library  # noqa: E402,F401  (rules of the library primitives: sort, LAPACK, FFT)

@@ -5,7 +5,6 @@ package for the script's whole run; what tracejit lacks fails at its first use w
 """
 from __future__ import annotations
 
-import runpy
 import sys
 
 
@@ -29,15 +28,8 @@ def alias_theano():
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in ("-h", "--help"):
-        print("usage: python -m tracejit.theano script.py [args...]  (runs a Theano script on tracejit)",
-              file=sys.stderr)
-        return 2
-    alias_theano()
-    sys.argv = list(argv)
-    runpy.run_path(argv[0], run_name="__main__")
-    return 0
+    from ..scripts import run_aliased
+    return run_aliased(sys.argv[1:] if argv is None else argv, alias_theano, "python -m tracejit.theano", "Theano")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from ..ir import types as T
 from ..ir.types import Dim
 from ..trace.symbolic import symbolic_apply
 from ..trace.tracer import wrap
-from ..trace.writes import arange as _iota
+from ..ir.ops import iota as _iota
 
 
 def _arange(n):

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..ir.types import Dim
 from ..trace.tracer import wrap
-from ..trace.writes import arange as iota
+from ..ir.ops import iota
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)

@@ -13,7 +13,7 @@ from ..ir import ops
 from ..ir.graph import toposort
 from ..trace.symbolic import roots
 from ..trace.tracer import unwrap, wrap
-from ..trace.writes import arange as _iota
+from ..ir.ops import iota as _iota
 
 
 class RandomFound(Exception):

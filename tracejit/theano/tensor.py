@@ -119,7 +119,7 @@ def _symbolic_arange(start, stop, step, dtype):
     """arange with a symbolic bound: its length ``max(ceil((stop - start) / step), 0)`` stays symbolic (no guard
     on its sign: a symbolic variable's function serves every length)."""
     from ..trace.tracer import wrap
-    from ..trace.writes import arange as iota
+    from ..ir.ops import iota
     step = int(step)
     if step == 0:
         raise ValueError("tensor.arange: step must not be 0")

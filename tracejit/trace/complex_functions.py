@@ -143,14 +143,9 @@ def power(x, y, **kw):
 
 def _integer_power(z, n):
     """z ** n by squaring and multiplying (numpy's exact form for small integer exponents)."""
+    from .numpy_api import power_by_squaring
     a, b, dt = _unary(z)
-    base, out, k = make(a, b, dt), None, abs(n)
-    while k:
-        if k & 1:
-            out = base if out is None else multiply(out, base)
-        k >>= 1
-        if k:
-            base = multiply(base, base)
+    out = power_by_squaring(make(a, b, dt), abs(n), multiply)
     if out is None:
         out = make(np.ones_like(a) if not isinstance(a, float) else 1.0, None, dt)
     return divide(1.0, out) if n < 0 else out

@@ -84,7 +84,7 @@ def full(shape, fill_value, dtype=None, order="C", *, like=None, device=None):
 
 def arange(start, stop=None, step=None, dtype=None, *, like=None, device=None):
     from .tracer import wrap
-    from .writes import arange as iota
+    from ..ir.ops import iota
     if stop is None:
         start, stop = 0, start
     step = 1 if step is None else step
@@ -128,7 +128,7 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
     num = num if isinstance(num, Dim) else operator.index(num)
     if isinstance(num, int) and num < 0:
         raise ValueError(f"Number of samples, {num}, must be non-negative.")
-    from .writes import arange as iota
+    from ..ir.ops import iota
     f64 = np.dtype(np.float64)
     a = ops.convert(ops.as_value(start), f64)
     b = ops.convert(ops.as_value(stop), f64)
@@ -152,7 +152,7 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
 
 def eye(N, M=None, k=0, dtype=float, order="C", *, like=None, device=None):
     from .tracer import wrap
-    from .writes import arange as iota
+    from ..ir.ops import iota
     M = N if M is None else M
     N, M = (d if isinstance(d, Dim) else operator.index(d) for d in (N, M))
     k = operator.index(k)

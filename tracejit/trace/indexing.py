@@ -302,7 +302,7 @@ def _tracer(v):
 def _gather_slice(x: Value, axis: int, k: slice) -> Value:
     """``x[start:stop:step]`` along ``axis`` with traced bounds, as numpy clips them; its length is a run-time
     symbol (bound by the ``trip_count`` primitive, as Theano's scan binds a symbolic n_steps)."""
-    from .writes import arange as iota
+    from ..ir.ops import iota
     k = slice(*(getattr(b, "_tj_value", b) for b in (k.start, k.stop, k.step)))
     if isinstance(k.step, Value):
         raise UnsupportedError("a slice step must be a Python int inside tracejit (the bounds may be traced)")

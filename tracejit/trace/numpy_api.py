@@ -572,5 +572,18 @@ def log_softmax(x, axis=-1):
 
 
 
+def power_by_squaring(base, n: int, multiply):
+    """``base`` multiplied by itself ``n >= 0`` times by squaring (numpy's order for integer powers), or None
+    for n == 0; ``multiply(a, b)`` is the product (elementwise, complex or matrix)."""
+    out = None
+    while n:
+        if n & 1:
+            out = base if out is None else multiply(out, base)
+        n >>= 1
+        if n:
+            base = multiply(base, base)
+    return out
+
+
 from . import numpy_products  # noqa: E402,F401  (matmul, dot, tensordot, einsum)
 from . import numpy_more  # noqa: E402,F401  (issue 14: more numpy functions, registered into IMPLS)

@@ -151,24 +151,24 @@ def nanstd(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
     return np.sqrt(_nanvar(a, axis, ddof, keepdims))
 
 
-@_register("cumulative_sum")
-def cumulative_sum(x, axis=None, dtype=None, out=None, include_initial=False):
+def _cumulative(scan, identity, x, axis, dtype, include_initial):
+    """numpy 2's cumulative_sum / cumulative_prod: the scan, optionally after the identity element."""
     if axis is None:
         if x.ndim > 1:
             raise ValueError("axis must be specified for multi-dimensional arrays")
         axis = 0
-    y = np.cumsum(x, axis=axis, dtype=dtype)
-    return np.concatenate([np.zeros_like(np.take(y, [0], axis=axis)), y], axis=axis) if include_initial else y
+    y = scan(x, axis=axis, dtype=dtype)
+    return np.concatenate([identity(np.take(y, [0], axis=axis)), y], axis=axis) if include_initial else y
+
+
+@_register("cumulative_sum")
+def cumulative_sum(x, axis=None, dtype=None, out=None, include_initial=False):
+    return _cumulative(np.cumsum, np.zeros_like, x, axis, dtype, include_initial)
 
 
 @_register("cumulative_prod")
 def cumulative_prod(x, axis=None, dtype=None, out=None, include_initial=False):
-    if axis is None:
-        if x.ndim > 1:
-            raise ValueError("axis must be specified for multi-dimensional arrays")
-        axis = 0
-    y = np.cumprod(x, axis=axis, dtype=dtype)
-    return np.concatenate([np.ones_like(np.take(y, [0], axis=axis)), y], axis=axis) if include_initial else y
+    return _cumulative(np.cumprod, np.ones_like, x, axis, dtype, include_initial)
 
 
 @_register("matrix_transpose")

@@ -12,7 +12,7 @@ from ..ir import ops
 from ..ir import types as T
 from ..ir.constraints import Constraint
 from ..ir.graph import Value
-from .numpy_api import IMPLS, impl
+from .numpy_api import IMPLS, impl, power_by_squaring
 from .numpy_more import _u, iota
 from .numpy_results import EighResult, EigResult, QRResult, SlogdetResult, SVDResult
 
@@ -246,15 +246,7 @@ def matrix_power(a, n):
         return ops.broadcast_to(ops.convert(eye, a.dtype), tuple(a.shape))
     if n < 0:
         a, n = inv(a), -int(n)
-    result, power = None, a
-    n = int(n)
-    while n:
-        if n & 1:
-            result = power if result is None else _matmul(result, power)
-        n >>= 1
-        if n:
-            power = _matmul(power, power)
-    return result
+    return power_by_squaring(a, int(n), _matmul)
 
 
 __all__ = ["inv", "solve", "cholesky", "slogdet", "det", "eigh", "eigvalsh", "eig", "eigvals", "svd", "qr", "pinv",

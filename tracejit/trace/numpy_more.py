@@ -16,7 +16,7 @@ from ..ir import types as T
 from ..ir.constraints import Constraint
 from ..ir.graph import Value
 from .numpy_api import concatenate, impl, ravel
-from .writes import arange as iota  # int64 0..n-1 for a static or symbolic length
+from ..ir.ops import iota  # int64 0..n-1 for a static or symbolic length
 
 # ------------------------------------------------------------------------------------------------ helpers
 

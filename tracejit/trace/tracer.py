@@ -164,7 +164,7 @@ def _fill_diagonal(a, val, wrap=False):
     for d in reversed(shape[1:]):
         stride = stride * d
         step = step + stride
-    flat = Tracer(ops.reshape(writes.arange(T.prod(shape)), shape))  # (the argument `wrap` hides wrap())
+    flat = Tracer(ops.reshape(ops.iota(T.prod(shape)), shape))  # (the argument `wrap` hides wrap())
     mask = flat % step == 0
     if a.ndim == 2 and not wrap:
         mask = mask & (flat < shape[1] * shape[1])
@@ -201,7 +201,7 @@ def _put_along_axis(arr, indices, values, axis, inplace=True):
     ax = ops.normalize_axis(axis, arr.ndim)[0]
     if idx.ndim != arr.ndim:
         raise ValueError("`indices` and `arr` must have the same number of dimensions")
-    arr[tuple(idx if j == ax else ops.reshape(writes.arange(n), tuple(n if i == j else 1 for i in range(arr.ndim)))
+    arr[tuple(idx if j == ax else ops.reshape(ops.iota(n), tuple(n if i == j else 1 for i in range(arr.ndim)))
               for j, n in enumerate(arr.shape))] = values
     return None
 

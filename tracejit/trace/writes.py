@@ -213,11 +213,6 @@ def _splice(x: Value, axis: int, start, length, middle: Value) -> Value:
 
 
 # --------------------------------------------------------------------------------------------- integer arrays
-def arange(n) -> Value:
-    """int64 ``0..n-1`` for a static or symbolic length."""
-    return ops.iota(n)
-
-
 def _set_along(y: Value, axis: int, idx: Value, vals: Value) -> Value:
     """``y`` with ``y[..., idx[j], ...] = vals[..., j, ...]`` on ``axis``; for a repeated index the last j wins."""
     if idx.dtype.kind not in "iu":
@@ -231,10 +226,10 @@ def _set_along(y: Value, axis: int, idx: Value, vals: Value) -> Value:
     ops.add_check(bad, IndexError, f"an index written to is out of bounds for axis {axis} with size {n}")
     idx = ops.ufunc("where", ops.ufunc("less", idx, ops.constant(0, np.int64, weak=True)), ops.ufunc("add", idx, nv), idx)
     if isinstance(k, int) and k == 1:  # one index (x[i] = v in a loop): a select, no search for the last write
-        hit = ops.reshape(ops.ufunc("equal", arange(n), idx), (1,) * axis + (n,) + (1,) * (y.ndim - axis - 1))
+        hit = ops.reshape(ops.ufunc("equal", ops.iota(n), idx), (1,) * axis + (n,) + (1,) * (y.ndim - axis - 1))
         return ops.ufunc("where", hit, vals, y)
-    match = ops.ufunc("equal", ops.reshape(arange(n), (n, 1)), ops.reshape(idx, (1, k)))      # (n, k)
-    pos1 = ops.ufunc("where", match, ops.reshape(ops.ufunc("add", arange(k), ops.constant(1, np.int64, weak=True)),
+    match = ops.ufunc("equal", ops.reshape(ops.iota(n), (n, 1)), ops.reshape(idx, (1, k)))      # (n, k)
+    pos1 = ops.ufunc("where", match, ops.reshape(ops.ufunc("add", ops.iota(k), ops.constant(1, np.int64, weak=True)),
                                                  (1, k)), ops.constant(0, np.int64, weak=True))
     zero_col = ops.broadcast_to(ops.constant(np.zeros((), np.int64)), (n, 1))  # never an empty max
     pos1 = ops.bind("concatenate", zero_col, pos1, axis=1)
