@@ -6,7 +6,9 @@ with ``HYPOTHESIS_PROFILE=dev`` (more examples) or ``=quick``.
 """
 from __future__ import annotations
 
+import faulthandler
 import os
+import sys
 import tempfile
 
 import numpy as np
@@ -50,4 +52,12 @@ def assert_same(actual, expected, rtol=None, atol=None, check_dtype=True, err_ms
 
 
 def pytest_configure(config):
+    # A crash prints the crashing thread's Python stack first (pytest's own handler, switched off in
+    # pyproject.toml, lists every thread, newest first, and CI's log keeps only the head of the list: the idle
+    # compiler threads). Written where pytest's handler writes: a copy of stderr from before output capture.
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, ValueError):
+        fd = sys.__stderr__.fileno()
+    faulthandler.enable(file=os.dup(fd), all_threads=False)
     config.addinivalue_line("markers", "slow: a test that takes more than a few seconds")
