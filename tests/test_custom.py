@@ -225,3 +225,32 @@ def test_checkpoint_composes_with_vmap_second_order_and_static_args():
     np.testing.assert_allclose(d2, 2 * np.cos(0.6), rtol=1e-12)
     with pytest.raises(TypeError, match="expected a callable"):
         tj.checkpoint(None)
+
+
+def test_checkpoint_of_a_closure_differentiates_what_it_closes_over():
+    """A checkpointed layer reading a weight of the enclosing trace (not an argument): the weight's gradient flows
+    through the recomputation, jitted or not, also when the layer is a scan body (an LSTM cell)."""
+    r = np.random.default_rng(0)
+    W, x = r.standard_normal((3, 3)), r.standard_normal((2, 3))
+    layer = lambda W, x, ck: (tj.checkpoint(lambda x: np.tanh(x @ W)) if ck else (lambda x: np.tanh(x @ W)))(x)
+    loss = lambda W, x, ck: np.sum(layer(W, x, ck) ** 2)
+    want = jax.grad(lambda W, x: jnp.sum(jnp.tanh(x @ W) ** 2), argnums=(0, 1))(W, x)
+    for g in (tj.grad(lambda W, x: loss(W, x, True), argnums=(0, 1)),
+              tj.jit(tj.grad(lambda W, x: loss(W, x, True), argnums=(0, 1)))):
+        for got, w in zip(g(W, x), want):
+            np.testing.assert_allclose(got, w, rtol=1e-12)
+
+    Wc, xs = r.standard_normal((6, 12)) * 0.3, r.standard_normal((5, 2, 3))
+
+    def lstm(W, xs, ck, np=np, scan=tj.scan):
+        def cell(carry, x):
+            h, c = carry
+            i, f, o, g = np.split(np.concatenate([x, h], axis=1) @ W, 4, axis=1)
+            c = 1 / (1 + np.exp(-f)) * c + 1 / (1 + np.exp(-i)) * np.tanh(g)
+            h = 1 / (1 + np.exp(-o)) * np.tanh(c)
+            return (h, c), h
+        _, hs = scan(tj.checkpoint(cell) if ck else cell, (np.zeros((2, 3)), np.zeros((2, 3))), xs)
+        return (hs ** 2).sum()
+    want = jax.grad(lambda W: lstm(W, xs, False, jnp, jax.lax.scan))(Wc)
+    np.testing.assert_allclose(tj.grad(lambda W: lstm(W, xs, True))(Wc), want, rtol=1e-10)
+    np.testing.assert_allclose(tj.jit(tj.grad(lambda W: lstm(W, xs, True)))(Wc), want, rtol=1e-10)

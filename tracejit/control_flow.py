@@ -15,7 +15,7 @@ from .ir import ops
 from .ir import types as T
 from .ir.constraints import Constraint
 from .ir.graph import Value
-from .ir.regions import Region, bind_all, extract
+from .ir.regions import Region, bind_all, equations_since, extract
 from .ir.types import TensorType
 from .trace.trace import tree_flatten, tree_unflatten
 from .trace.tracer import Tracer, unwrap, wrap
@@ -131,7 +131,7 @@ class _Body:
     def close(self, hoist: bool):
         """(Region, captured outer Values). ``hoist``: work that reads no body input is left outside (computed
         once before a loop); a branch keeps it inside, so only the taken branch computes it."""
-        order = _body_order(self.outs, self.start)
+        order = equations_since(self.outs, self.start)
         body_in = {v.id for v in self.inputs}
         dependent = set(body_in)
         for e in order:
@@ -145,25 +145,6 @@ class _Body:
                 captured[x.id] = x
         graph, witness = extract(inner, list(captured.values()) + self.inputs, self.outs)
         return Region(graph, witness), list(captured.values())
-
-
-def _body_order(outs, start) -> list:
-    """Equations made since ``start`` that ``outs`` need, in topological order (stops at older values)."""
-    order, seen = [], set()
-    stack = [(v.eqn, False) for v in reversed(outs) if v.eqn is not None and v.id >= start]
-    while stack:
-        e, done = stack.pop()
-        if done:
-            order.append(e)
-            continue
-        if id(e) in seen:
-            continue
-        seen.add(id(e))
-        stack.append((e, True))
-        for x in reversed(e.inputs):
-            if x.eqn is not None and x.id >= start and id(x.eqn) not in seen:
-                stack.append((x.eqn, False))
-    return order
 
 
 def _tree_values(tree, strong=False):

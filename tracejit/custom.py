@@ -19,9 +19,11 @@ import inspect
 
 import numpy as np
 
+from .ir import graph as _graph
 from .ir import ops
 from .ir import types as T
 from .ir.graph import Value
+from .ir.regions import equations_since
 from .trace.trace import tree_flatten, tree_unflatten
 from .trace.tracer import Tracer, wrap
 
@@ -306,9 +308,11 @@ def checkpoint(fun, static_argnums=()):
     """``fun`` whose intermediate values are recomputed in the backward pass instead of kept from the forward pass
     (JAX's ``checkpoint``/``remat``): memory for time on long chains. Values are unchanged.
 
-    The call is a custom rule whose pullback reruns ``fun`` on its inputs behind a ``remat_barrier`` that waits
-    for the cotangents, so the recomputation runs in the backward pass and CSE cannot merge it with the forward
-    pass; the forward intermediates then die after the forward pass and their buffers are reused."""
+    The call is a custom rule whose pullback replays ``fun``'s recorded equations on its inputs behind a
+    ``remat_barrier`` that waits for the cotangents, so the recomputation runs in the backward pass and CSE cannot
+    merge it with the forward pass; the forward intermediates then die after the forward pass and their buffers
+    are reused. Values ``fun`` closes over (a weight matrix of the enclosing trace, a loop's carry) are inputs of
+    the call too: they get their cotangents, and inside a loop body they are the body's own values."""
     if not callable(fun):
         raise TypeError(f"tj.checkpoint: expected a callable, got an object of type {type(fun).__name__}")
     static = {int(i) for i in static_argnums}
@@ -316,26 +320,38 @@ def checkpoint(fun, static_argnums=()):
 
     @functools.wraps(fun)
     def wrapped(*args, **kwargs):
-        from .passes.autodiff import backward
         args = _bind_positional(fun, args, kwargs, f"tj.checkpoint {name}")
         if not any(isinstance(x, Tracer) for x in tree_flatten(args)[0]):
             return fun(*args)
-        diff_pos = [i for i in range(len(args)) if i not in static]
-        arg_trees, ins = _flat_args(args, diff_pos, name)
+        _, ins = _flat_args(args, [i for i in range(len(args)) if i not in static], name)
+        start = next(_graph._ids)
         out = fun(*args)
+        outs = [_value(x, f"an output of {name}") for x in tree_flatten(out)[0]]
+        eqns = equations_since(outs, start)
+        ins = ins + _captured(eqns, outs, ins)
 
         def pullback(in_vals, res_now, cts):
+            from .passes.autodiff import backward
             after = [c for c in cts if c is not None]
             again = [ops.bind("remat_barrier", v, *after) for v in in_vals]
-            new_args = list(args)
-            for i, a in zip(diff_pos, _unflat_args(arg_trees, again)):
-                new_args[i] = a
-            outs = [_value(x, f"an output of {name}") for x in tree_flatten(fun(*new_args))[0]]
-            live = [(o, c) for o, c in zip(outs, cts) if T.is_float(o.dtype)]
-            gs = backward([o for o, _ in live], [c for _, c in live], [a for a in again]) if live else []
+            env = {v.id: a for v, a in zip(ins, again)}
+            for e in eqns:
+                env[e.out.id] = ops.bind(e.prim, *[env.get(x.id, x) for x in e.inputs], **e.p)
+            live = [(env.get(o.id, o), c) for o, c in zip(outs, cts) if T.is_float(o.dtype)]
+            gs = backward([o for o, _ in live], [c for _, c in live], again) if live else [None] * len(again)
             return [g if T.is_float(v.dtype) else None for g, v in zip(gs, in_vals)]
         return _Rule(fun)._mark(_Call(name, pullback), out, ins)
     return wrapped
+
+
+def _captured(eqns, outs, ins) -> list:
+    """The values of the enclosing trace that ``eqns`` (a call's recorded work) read, other than ``ins``."""
+    inside = {e.out.id for e in eqns} | {v.id for v in ins}
+    found: dict = {}
+    for x in [x for e in eqns for x in e.inputs] + outs:
+        if x.id not in inside and not x.is_const:
+            found.setdefault(x.id, x)
+    return list(found.values())
 
 
 remat = checkpoint

@@ -139,6 +139,25 @@ def extract(eqns, inputs, outputs) -> tuple[Graph, tuple]:
         return close_graph(fresh, [env.get(o.id, o) for o in outputs])
 
 
+def equations_since(outs, start) -> list:
+    """Equations made since ``start`` that ``outs`` need, in topological order (stops at older values)."""
+    order, seen = [], set()
+    stack = [(v.eqn, False) for v in reversed(outs) if v.eqn is not None and v.id >= start]
+    while stack:
+        e, done = stack.pop()
+        if done:
+            order.append(e)
+            continue
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        stack.append((e, True))
+        for x in reversed(e.inputs):
+            if x.eqn is not None and x.id >= start and id(x.eqn) not in seen:
+                stack.append((x.eqn, False))
+    return order
+
+
 def witness_arrays(region: Region, env: dict) -> list:
     """Stand-ins for a body's witness inputs, given the symbol values ``env``."""
     return [np.zeros(env[s], np.bool_) for s in region.witness]
