@@ -137,3 +137,42 @@ def test_a_call_that_waits_for_a_failed_compile_runs_the_first_tier(monkeypatch)
             np.testing.assert_allclose(f(x), _f(x), rtol=1e-13)
     exe = _entry_exe(f)
     assert exe.tier == 0 and isinstance(exe.tier_up_error, MemoryError)
+
+
+def test_the_quick_tier_reads_no_byte_past_an_array(monkeypatch):
+    """LLVM's x86 code generator at opt level 0 folds a float select's operand loaded from memory into a 16-byte
+    ``vblendvps``/``vblendvpd`` operand: the last element's select read up to 12 bytes past the array (a crash
+    when it ends at an unmapped page; valgrind saw it in scipy.special.logit). The quick tier selects on bits."""
+    import re
+
+    import llvmlite.binding as llvm
+
+    from tracejit.backends.cpu import module
+
+    monkeypatch.setenv("TRACEJIT_DISABLE_CACHE", "1")  # a disk hit would skip the first tier
+    text = """define void @f(ptr %p, ptr %o, i64 %i, i1 %c) {
+entry:
+  %a = getelementptr inbounds DT, ptr %p, i64 %i
+  %v = load DT, ptr %a
+  %"r 1" = select  i1 %c, DT %v, DT              0x0
+  store DT %"r 1", ptr %o
+  ret void
+}"""
+    folded = re.compile(r"vblendvp[sd]\s+%xmm\d+, \((?!%rsp)")  # a memory operand that is not a stack slot
+    tm = module.target_machine(module.TIER0_CODEGEN)
+    for dt, it in (("float", "i32"), ("double", "i64")):
+        fixed = module.integer_selects(text.replace("DT", dt))
+        assert f"select i1 %c, {it}" in fixed and f"select  i1 %c, {dt}" not in fixed
+        assert not folded.search(tm.emit_assembly(llvm.parse_assembly(fixed)))
+
+    def logit(x):  # scipy.special.logit's decomposition: selects whose operand is the loaded element
+        m = np.abs(x - 0.5) <= 0.25
+        return np.where(m, 2.0 * np.arctanh(2.0 * np.where(m, x, 0.5) - 1.0), np.log(x / (1 - x)))
+    for dt in (np.float32, np.float64):
+        x = np.linspace(0.1, 0.9, 300).astype(dt)
+        f = tj.jit(logit)
+        np.testing.assert_allclose(f(x), logit(x), rtol=1e-6 if dt == np.float32 else 1e-14)
+        quick = _entry_exe(f)._exe
+        assert quick.tier == 0
+        asm = tm.emit_assembly(llvm.parse_assembly(quick.compiled.optimized_ir))
+        assert not folded.search(asm)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import threading
 import time
 
@@ -207,6 +208,8 @@ def _optimize_and_emit(ir_text, vec_pairs, tier=1, cancelled=None, timings=None,
     tm = target_machine(3 if tier >= 1 else TIER0_CODEGEN)
     ctx = llvm.create_context()
     ir_text, math_texts = math_link(ir_text, vec_pairs, tier)
+    if tier < 1:
+        ir_text, math_texts = integer_selects(ir_text), [integer_selects(t) for t in math_texts]
     mod = llvm.parse_assembly(ir_text, context=ctx)
     try:
         for text in math_texts:
@@ -247,6 +250,30 @@ def _optimize(mod, tm, tier, light=False):
         pm.run(mod, pb)
     finally:
         _free_pass_manager(pm)
+
+
+_FP_SELECT = re.compile(r'^(\s*)(%"[^"]+"|%[-\w.$]+) = select\s+((?:[a-z]+\s+)*)i1\s+(\S+),\s*(half|float|double)\s+'
+                        r'([^,\s]+),\s*(?:half|float|double)\s+(\S+)\s*$', re.M)
+
+
+def integer_selects(ir_text) -> str:
+    """``ir_text`` with every scalar floating-point ``select`` done on the values' bits (bitcast to an integer and
+    back). LLVM's x86 code generator at opt level 0 folds a select's operand loaded from memory into a
+    ``vblendvps``/``vblendvpd``, whose memory operand is 16 bytes: a 4- or 8-byte element read as 16, past the
+    end of the array at its last element, which faults when the array ends at an unmapped page. The quick tier
+    emits at that level; the optimized tier (whose InstCombine turns these back into float selects) does not."""
+    if " = select " not in ir_text:
+        return ir_text
+
+    def rewrite(m):
+        pad, out, _flags, cond, ty, a, b = m.groups()
+        it = {"half": "i16", "float": "i32", "double": "i64"}[ty]
+        stem = out[:-1] + '.' if out.endswith('"') else out + "."
+        name = (lambda k: f'{stem}{k}"') if out.endswith('"') else (lambda k: f"{stem}{k}")
+        return (f"{pad}{name('ia')} = bitcast {ty} {a} to {it}\n{pad}{name('ib')} = bitcast {ty} {b} to {it}\n"
+                f"{pad}{name('is')} = select i1 {cond}, {it} {name('ia')}, {it} {name('ib')}\n"
+                f"{pad}{out} = bitcast {it} {name('is')} to {ty}")
+    return _FP_SELECT.sub(rewrite, ir_text)
 
 
 # The quick tier: LLVM's O0 pipeline (always-inline only) and the code generator's fast path (FastISel, fast
