@@ -23,32 +23,47 @@ def _entry_exe(f):
     return next(iter(f._cache.values()))[0]
 
 
+def hook_optimized_compile(monkeypatch, before):
+    """Call ``before()`` as each optimized-tier compile starts (not the disk-cache probes), with the disk cache off:
+    a hit would skip the first tier. Tests slow the compile down, hold it at a gate or make it fail."""
+    real = tiers.LLVMExecutable
+
+    class Hooked(real):
+        def __init__(self, graph, tier=1, cache_only=False, **kw):
+            if tier >= 1 and not cache_only:
+                before()
+            super().__init__(graph, tier, cache_only, **kw)
+    monkeypatch.setattr(tiers, "LLVMExecutable", Hooked)
+    monkeypatch.setenv("TRACEJIT_DISABLE_CACHE", "1")
+
+
+def quick_first_call(n):
+    """``(f, x, want, exe)``: ``tj.jit(_f)`` after a checked first call on ``n`` elements, running the quick tier."""
+    f = tj.jit(_f)
+    x = rng.standard_normal(n)
+    want = _f(x)
+    np.testing.assert_allclose(f(x), want, rtol=1e-13)
+    exe = _entry_exe(f)
+    assert isinstance(exe, tiers.TieredExecutable) and exe.tier == 0
+    return f, x, want, exe
+
+
 @pytest.fixture
 def slow_tier_up(monkeypatch):
     """The optimized tier takes at least ``delay`` seconds to compile (the test sets it), so that calls made
     meanwhile show whether they wait for it; ``started`` is set when the background compile begins."""
     state = {"delay": 1.0, "started": threading.Event()}
-    real = tiers.LLVMExecutable
 
-    class Slow(real):
-        def __init__(self, graph, tier=1, cache_only=False, **kw):
-            if tier >= 1 and not cache_only:
-                state["started"].set()
-                time.sleep(state["delay"])
-            super().__init__(graph, tier, cache_only, **kw)
-    monkeypatch.setattr(tiers, "LLVMExecutable", Slow)
-    monkeypatch.setenv("TRACEJIT_DISABLE_CACHE", "1")  # a disk hit would skip the first tier
+    def slow():
+        state["started"].set()
+        time.sleep(state["delay"])
+    hook_optimized_compile(monkeypatch, slow)
     return state
 
 
 def test_second_call_does_not_wait_for_the_optimized_tier(slow_tier_up):
     slow_tier_up["delay"] = 1.5
-    f = tj.jit(_f)
-    x = rng.standard_normal(500)
-    want = _f(x)
-    np.testing.assert_allclose(f(x), want, rtol=1e-13)
-    exe = _entry_exe(f)
-    assert isinstance(exe, tiers.TieredExecutable) and exe.tier == 0
+    f, x, want, exe = quick_first_call(500)
     t0 = time.perf_counter()
     np.testing.assert_allclose(f(x), want, rtol=1e-13)  # starts the background compile, runs the first tier
     np.testing.assert_allclose(f(x), want, rtol=1e-13)

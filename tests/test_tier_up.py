@@ -10,7 +10,7 @@ import pytest
 import tracejit as tj
 from tracejit.backends.cpu import jobs, tiers
 
-from test_compile_time import _entry_exe, _f
+from test_compile_time import _entry_exe, _f, hook_optimized_compile, quick_first_call
 
 rng = np.random.default_rng(1616)
 
@@ -35,12 +35,7 @@ def handovers(monkeypatch):
 
 def test_the_second_call_hands_nothing_over_and_the_compile_follows(handovers, monkeypatch):
     monkeypatch.setattr(tiers, "TIER_UP_DELAY", 0.5)  # (a slow moment between the calls must not start it first)
-    f = tj.jit(_f)
-    x = rng.standard_normal(700)
-    want = _f(x)
-    np.testing.assert_allclose(f(x), want, rtol=1e-13)
-    exe = _entry_exe(f)
-    assert isinstance(exe, tiers.TieredExecutable) and exe.tier == 0
+    f, x, want, exe = quick_first_call(700)
     del handovers[:]
     np.testing.assert_allclose(f(x), want, rtol=1e-13)  # the second call: earns the tier-up the first call planned
     assert handovers == [], "the second call started or woke a thread"
@@ -71,16 +66,11 @@ def test_a_function_called_once_compiles_no_optimized_tier(monkeypatch):
 def test_no_call_waits_on_a_compile_that_overran_its_estimate(monkeypatch):
     """Once the background compile has taken longer than predicted, what is left of it is unknown: small calls
     keep running the first tier (they joined it before, one call of Game of Life waited 1.2 s)."""
-    monkeypatch.setenv("TRACEJIT_DISABLE_CACHE", "1")
     gate = threading.Event()
-    real = tiers.LLVMExecutable
 
-    class Gated(real):
-        def __init__(self, graph, tier=1, cache_only=False, **kw):
-            if tier >= 1 and not cache_only:
-                assert gate.wait(60)
-            super().__init__(graph, tier, cache_only, **kw)
-    monkeypatch.setattr(tiers, "LLVMExecutable", Gated)
+    def held():
+        assert gate.wait(60)
+    hook_optimized_compile(monkeypatch, held)
     f = tj.jit(_f)
     x = rng.standard_normal(1000)
     f(x)
@@ -118,16 +108,11 @@ def test_results_agree_across_the_switch_with_transcendental_functions(monkeypat
 def test_a_call_that_waits_for_a_failed_compile_runs_the_first_tier(monkeypatch):
     """A call worth waiting for the optimized tier, whose compile then fails, runs the first tier's code (it
     recursed until RecursionError: a bound method is a new object at each lookup, never ``is`` ``run``)."""
-    monkeypatch.setenv("TRACEJIT_DISABLE_CACHE", "1")
     monkeypatch.setattr(tiers, "TIER1_COMPILE_RATIO", 0.0)  # "the compile is nearly done": always worth waiting
-    real = tiers.LLVMExecutable
 
-    class Failing(real):
-        def __init__(self, graph, tier=1, cache_only=False, **kw):
-            if tier >= 1 and not cache_only:
-                raise MemoryError("no room for the optimized tier")
-            super().__init__(graph, tier, cache_only, **kw)
-    monkeypatch.setattr(tiers, "LLVMExecutable", Failing)
+    def failing():
+        raise MemoryError("no room for the optimized tier")
+    hook_optimized_compile(monkeypatch, failing)
     f = tj.jit(_f)
     x = rng.standard_normal(400)
     f(x)

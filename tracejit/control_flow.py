@@ -15,7 +15,7 @@ from .ir import ops
 from .ir import types as T
 from .ir.constraints import Constraint
 from .ir.graph import Value
-from .ir.regions import Region, bind_all, equations_since, extract
+from .ir.regions import Region, bind_all, captured_values, equations_since, extract
 from .ir.types import TensorType
 from .trace.trace import tree_flatten, tree_unflatten
 from .trace.tracer import Tracer, unwrap, wrap
@@ -138,13 +138,9 @@ class _Body:
             if any(x.id in dependent for x in e.inputs):
                 dependent.add(e.out.id)
         inner = [e for e in order if e.out.id in dependent] if hoist else order
-        inside = {e.out.id for e in inner} | body_in
-        captured: dict = {}
-        for x in [x for e in inner for x in e.inputs] + self.outs:
-            if x.id not in inside and not x.is_const and x.id not in captured:
-                captured[x.id] = x
-        graph, witness = extract(inner, list(captured.values()) + self.inputs, self.outs)
-        return Region(graph, witness), list(captured.values())
+        captured = captured_values(inner, self.outs, body_in)
+        graph, witness = extract(inner, captured + self.inputs, self.outs)
+        return Region(graph, witness), captured
 
 
 def _tree_values(tree, strong=False):

@@ -23,7 +23,7 @@ from .ir import graph as _graph
 from .ir import ops
 from .ir import types as T
 from .ir.graph import Value
-from .ir.regions import equations_since
+from .ir.regions import captured_values, equations_since, replay
 from .trace.trace import tree_flatten, tree_unflatten
 from .trace.tracer import Tracer, wrap
 
@@ -328,30 +328,18 @@ def checkpoint(fun, static_argnums=()):
         out = fun(*args)
         outs = [_value(x, f"an output of {name}") for x in tree_flatten(out)[0]]
         eqns = equations_since(outs, start)
-        ins = ins + _captured(eqns, outs, ins)
+        ins = ins + captured_values(eqns, outs, [v.id for v in ins])
 
         def pullback(in_vals, res_now, cts):
             from .passes.autodiff import backward
             after = [c for c in cts if c is not None]
             again = [ops.bind("remat_barrier", v, *after) for v in in_vals]
-            env = {v.id: a for v, a in zip(ins, again)}
-            for e in eqns:
-                env[e.out.id] = ops.bind(e.prim, *[env.get(x.id, x) for x in e.inputs], **e.p)
-            live = [(env.get(o.id, o), c) for o, c in zip(outs, cts) if T.is_float(o.dtype)]
+            now = replay(eqns, {v.id: a for v, a in zip(ins, again)}, outs)
+            live = [(o, c) for o, c in zip(now, cts) if T.is_float(o.dtype)]
             gs = backward([o for o, _ in live], [c for _, c in live], again) if live else [None] * len(again)
             return [g if T.is_float(v.dtype) else None for g, v in zip(gs, in_vals)]
         return _Rule(fun)._mark(_Call(name, pullback), out, ins)
     return wrapped
-
-
-def _captured(eqns, outs, ins) -> list:
-    """The values of the enclosing trace that ``eqns`` (a call's recorded work) read, other than ``ins``."""
-    inside = {e.out.id for e in eqns} | {v.id for v in ins}
-    found: dict = {}
-    for x in [x for e in eqns for x in e.inputs] + outs:
-        if x.id not in inside and not x.is_const:
-            found.setdefault(x.id, x)
-    return list(found.values())
 
 
 remat = checkpoint

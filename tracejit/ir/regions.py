@@ -133,10 +133,27 @@ def extract(eqns, inputs, outputs) -> tuple[Graph, tuple]:
     from . import ops
     with ops.Builder():
         fresh = [Value(v.type, name=v.name) for v in inputs]
-        env = {v.id: f for v, f in zip(inputs, fresh)}
-        for e in eqns:
-            env[e.out.id] = ops.bind(e.prim, *[env.get(x.id, x) for x in e.inputs], **e.p)
-        return close_graph(fresh, [env.get(o.id, o) for o in outputs])
+        return close_graph(fresh, replay(eqns, dict(zip((v.id for v in inputs), fresh)), outputs))
+
+
+def replay(eqns, env, outputs) -> list:
+    """Re-bind ``eqns`` (in topological order) in the current Builder, each input read from ``env`` (value id ->
+    Value; any other input as it is): the Values standing for ``outputs``."""
+    from . import ops
+    for e in eqns:
+        env[e.out.id] = ops.bind(e.prim, *[env.get(x.id, x) for x in e.inputs], **e.p)
+    return [env.get(o.id, o) for o in outputs]
+
+
+def captured_values(eqns, outputs, inside_ids) -> list:
+    """The values of an enclosing trace that ``eqns`` or ``outputs`` read: neither made by ``eqns`` nor in
+    ``inside_ids`` (a body's or a call's own inputs), nor constants; in order of first use."""
+    inside = {e.out.id for e in eqns} | set(inside_ids)
+    found: dict = {}
+    for x in [x for e in eqns for x in e.inputs] + list(outputs):
+        if x.id not in inside and not x.is_const:
+            found.setdefault(x.id, x)
+    return list(found.values())
 
 
 def equations_since(outs, start) -> list:
@@ -165,12 +182,7 @@ def witness_arrays(region: Region, env: dict) -> list:
 
 def inline(graph: Graph, args) -> list:
     """Re-bind ``graph``'s equations on ``args`` (Values, one per input) in the current Builder; its outputs."""
-    from . import ops
-    env = {v.id: a for v, a in zip(graph.inputs, args)}
-    for e in graph.eqns:
-        ins = [env.get(v.id, v) for v in e.inputs]
-        env[e.out.id] = ops.bind(e.prim, *ins, **e.p)
-    return [env.get(v.id, v) for v in graph.outputs]
+    return replay(graph.eqns, {v.id: a for v, a in zip(graph.inputs, args)}, graph.outputs)
 
 
 # ------------------------------------------------------------------------------------------------ types
