@@ -26,14 +26,18 @@ _CTY = {"float64": ctypes.c_double, "float32": ctypes.c_float}
 _ENGINES = []   # keep JIT engines alive
 
 
-@functools.lru_cache(maxsize=None)
-def _target_machine():
+def _new_target_machine():
+    """A host TargetMachine of its own: an MCJIT engine takes ownership of the one it is given (and frees it with
+    itself), so every engine gets a new one; passes and data layouts share ``_target_machine()``."""
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
     target = llvm.Target.from_default_triple()
     return target.create_target_machine(cpu=llvm.get_host_cpu_name(),
                                         features=llvm.get_host_cpu_features().flatten(),
                                         opt=3, codemodel="jitdefault")
+
+
+_target_machine = functools.lru_cache(maxsize=None)(_new_target_machine)
 
 
 def kernel_ir(name: str, dtype) -> str:
@@ -92,7 +96,7 @@ def compiled(name: str, dtype):
     dt = np.dtype(dtype).name
     mod = optimized_module(name, dt)
     ir_text = str(mod)
-    engine = llvm.create_mcjit_compiler(mod, _target_machine())
+    engine = llvm.create_mcjit_compiler(mod, _new_target_machine())
     engine.finalize_object()
     _ENGINES.append(engine)
     addr = engine.get_function_address("kernel")
