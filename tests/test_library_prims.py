@@ -458,3 +458,25 @@ def test_partition_kth_forms_as_numpy(kth):
                 tj.jit(f)(x)
             continue
         np.testing.assert_array_equal(tj.jit(f)(x), want)
+
+
+def test_a_program_that_is_one_routine_calls_it_directly():
+    """``rfft(x)``, ``svd(a)``: the routine is called with the program's arguments and its results handed out (no
+    environment, symbols or checks around it); lengths still come from each call's arguments, nothing recompiles."""
+    from tracejit.segmented import RegionExecutable
+
+    f = tj.jit(lambda x: np.fft.rfft(x))
+    for n in (8, 1024, 1000):
+        x = np.random.default_rng(n).standard_normal(n)
+        got = f(x)
+        np.testing.assert_allclose(got, np.fft.rfft(x), rtol=1e-12, atol=1e-12)
+        assert got.dtype == np.complex128 and got.shape == (n // 2 + 1,)
+    exe = next(iter(f._cache.values()))[0]
+    assert isinstance(exe, RegionExecutable) and "run" in vars(exe)  # the direct call in place of the method
+    assert len(f._cache) == 1
+    a = np.random.default_rng(0).standard_normal((5, 3))
+    u, s, vh = tj.jit(lambda a: np.linalg.svd(a, full_matrices=False))(a)
+    np.testing.assert_allclose((u * s) @ vh, a, rtol=1e-12, atol=1e-12)
+    g = tj.jit(lambda x: np.fft.rfft(x * 2))  # with work around the routine: the general path
+    np.testing.assert_allclose(g(x), np.fft.rfft(x * 2), rtol=1e-12, atol=1e-12)
+    assert "run" not in vars(next(iter(g._cache.values()))[0])

@@ -326,8 +326,9 @@ def whole_complex(re, im):
             base.dtype.kind != "c" or re.dtype != base.real.dtype or re.shape != base.shape or \
             im.shape != base.shape or re.strides != base.strides or im.strides != base.strides:
         return None
-    start = base.__array_interface__["data"][0]
-    if re.__array_interface__["data"][0] != start or im.__array_interface__["data"][0] != start + re.itemsize:
+    # views of ``base`` with its shape and strides start at its real or at its imaginary parts: ``re`` and ``im``
+    # are those two (in that order) when ``im`` starts one part after ``re``
+    if im.__array_interface__["data"][0] - re.__array_interface__["data"][0] != re.itemsize:
         return None
     return base
 
