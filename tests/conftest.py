@@ -61,3 +61,17 @@ def pytest_configure(config):
         fd = sys.__stderr__.fileno()
     faulthandler.enable(file=os.dup(fd), all_threads=False)
     config.addinivalue_line("markers", "slow: a test that takes more than a few seconds")
+
+
+_TRACE_FILE = os.environ.get("TRACEJIT_TEST_TRACE_FILE")
+
+
+def pytest_runtest_logstart(nodeid, location):
+    """With TRACEJIT_TEST_TRACE_FILE set (CI does), the file names the test running now: after a crash, which
+    kills the process before pytest reports anything, CI prints it (.ci/diagnose)."""
+    if _TRACE_FILE:
+        try:
+            with open(_TRACE_FILE, "w") as f:
+                f.write(nodeid)
+        except OSError:
+            pass
