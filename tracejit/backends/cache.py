@@ -121,13 +121,14 @@ def tree_digest(root) -> str:
     """sha256 over the names, sizes and modification times of the .py files under ``root``, in a fixed order (as
     Python's own .pyc files are invalidated: reading ~150 files' contents cost 7 ms of every first call)."""
     h = hashlib.sha256()
+    root = os.fspath(root).rstrip(os.sep)
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
+        dirnames[:] = sorted(n for n in dirnames if n != "__pycache__")
+        rel = dirpath[len(root) + 1:]  # (os.path.relpath per file cost more than the stat)
         for name in sorted(filenames):
             if name.endswith(".py"):
-                path = os.path.join(dirpath, name)
-                st = os.stat(path)
-                h.update(f"{os.path.relpath(path, root)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+                st = os.stat(os.path.join(dirpath, name))
+                h.update(f"{rel}/{name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
     return h.hexdigest()[:16]
 
 
