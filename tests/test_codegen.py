@@ -393,6 +393,46 @@ def test_column_reduction_is_one_kernel_split_across_threads():
     assert out.stdout.strip() == "ok", out.stderr
 
 
+def test_only_big_steps_are_split_and_small_ones_keep_the_gil(monkeypatch):
+    """A program big enough to run its steps one by one splits only the steps with PARALLEL_THRESHOLD elements of
+    their own (a small step handed to the pool costs more than it saves), and calls the others holding the GIL
+    (releasing it at every step made a call wait for it behind another thread's Python: LeNet's second call);
+    the quick tier runs on one thread."""
+    import ctypes
+    from tracejit.backends.cpu import executable
+    monkeypatch.setenv("TRACEJIT_NUM_THREADS", "2")
+    x, s = rng.standard_normal((1024, 512)), rng.standard_normal((50, 8))
+    quick = tj.jit(lambda x, s: (np.tanh(x) * 2.0, np.exp(s) + 1.0))
+    quick(x, s)
+    first = [e for es in quick._specs.values() for e in es][0].exe
+    # the quick tier runs on one thread (its calls overlap the optimized tier's compile on the other core)
+    assert first.tier == 0 and first._exe.num_threads == 1
+    monkeypatch.setenv("TRACEJIT_TIERED", "0")  # the optimized tier at once: it splits steps across threads
+    submitted = []
+
+    class CountingPool:
+        def __init__(self, pool):
+            self.pool = pool
+
+        def submit(self, fn, *args):
+            submitted.append(args[:2])
+            return self.pool.submit(fn, *args)
+    real = executable.get_pool
+    monkeypatch.setattr(executable, "get_pool", lambda n: CountingPool(real(n)))
+    f = tj.jit(lambda x, s: (np.tanh(x) * 2.0, np.exp(s) + 1.0, np.sqrt(np.abs(s)) * 3.0))
+    got = f(x, s)
+    np.testing.assert_allclose(got[0], np.tanh(x) * 2.0, rtol=1e-12)
+    np.testing.assert_allclose(got[1], np.exp(s) + 1.0, rtol=1e-12)
+    np.testing.assert_allclose(got[2], np.sqrt(np.abs(s)) * 3.0, rtol=1e-12)
+    ran = [e for es in f._specs.values() for e in es][0].exe
+    ran = getattr(ran, "_exe", ran)
+    assert ran._step_fns is not None, "the call did not run its steps one by one"
+    assert len(ran.plan.steps) >= 2  # the big kernel, and the small one (outer loop 50: split before)
+    assert len(submitted) == 1 and submitted[0][1] == 1024 * 512, submitted  # the big (flat) kernel's second half
+    held = [h for _, h, _ in ran._step_fns]
+    assert all(type(h)._flags_ & ctypes._FUNCFLAG_PYTHONAPI for h in held)
+
+
 def test_results_in_pytrees_are_recycled_without_the_garbage_collector():
     import gc
     f = tj.jit(lambda x, y: {"d": (x - y, abs(x - y)), "s": [x * y]})

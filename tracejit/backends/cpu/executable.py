@@ -115,7 +115,9 @@ class LLVMExecutable:
         self._entry, self._mdef = make_builtin(self.compiled.addresses["tj_entry"], owner=self.compiled)
         self._step_fns = None  # (ctypes function of each step's body, its StepCall), for calls split across threads
         self._extents = None  # made by the first call split across threads (most programs never are)
-        self.num_threads = num_threads()
+        # the quick tier runs on one thread: its few calls overlap the optimized tier's compile, which has the
+        # other core (split steps waited behind it for the GIL: LeNet's second call 81-106 ms, 60 ms on one)
+        self.num_threads = num_threads() if tier >= 1 else 1
         self.run, self.driver_source = make_run(self)
 
     def _timed_build(self, names, canon, cancelled, defer_streaming):
@@ -259,32 +261,38 @@ class LLVMExecutable:
         check_constraints(self.graph, env)
 
     def _outer_extents(self):
-        """Each step's outer loop length (the loop split across threads), or None where it is not split."""
+        """Each step's (outer loop length, elements of its whole loop nest): the loop split across threads and
+        what decides whether splitting pays; (None, None) where it is never split."""
         canon = DimCanon(self.graph.constraints)
         extents = []
         for step in self.plan.steps:
             if isinstance(step, Kernel):
-                extents.append(outer_extent(step, collapsible(self.plan, step, canon)))
-            elif isinstance(step, CopyStep):
-                extents.append(step.src.shape[0] if step.src.shape else None)
+                extents.append((outer_extent(step, collapsible(self.plan, step, canon)), T.prod(step.domain)))
+            elif isinstance(step, CopyStep) and step.src.shape:
+                extents.append((step.src.shape[0], T.prod(step.src.shape)))
             else:
-                extents.append(None)
+                extents.append((None, None))
         return extents
 
     def _parallel(self, arrays, symvals, env):
         """Run the steps one by one, each big one split across threads: its body called on slices of its first
-        outer loop."""
+        outer loop. Only a step whose own loop nest has PARALLEL_THRESHOLD elements is split (handing a small
+        one to the pool costs more than it saves), and the others are called holding the GIL: a call that
+        released it at every step waited up to a switch interval (5 ms) per step for it whenever another thread
+        ran Python, as the optimized tier's background compile does (LeNet's 106-step second call: 105-144 ms
+        against 60 ms on one thread)."""
         bufs = [a.ctypes.data for a in arrays]
         nt = self.num_threads
         pool = get_pool(nt - 1) if nt > 1 else None
         if self._extents is None:
             self._extents = self._outer_extents()
-            self._step_fns = [(self._body_function(c), c) for c in self.step_calls]
-        for (fn, call), ext in zip(self._step_fns, self._extents):
+            self._step_fns = [(self._body_function(c, gil=False), self._body_function(c, gil=True), c)
+                              for c in self.step_calls]
+        for (fn, held, call), (ext, work) in zip(self._step_fns, self._extents):
             args = [symvals[k] for k in call.dims] + [bufs[i] for i in call.slots]
             n = T.eval_dim(ext, env) if ext is not None else None
-            if n is None or n < 2 * nt or pool is None:
-                fn(0, -1, *args)
+            if n is None or n < 2 * nt or pool is None or T.eval_dim(work, env) < PARALLEL_THRESHOLD:
+                held(0, -1, *args)
                 continue
             bounds = [n * t // nt for t in range(nt + 1)]
             futs = [pool.submit(fn, bounds[t], bounds[t + 1], *args) for t in range(1, nt)]
@@ -292,8 +300,9 @@ class LLVMExecutable:
             for f in futs:
                 f.result()
 
-    def _body_function(self, call):
-        """A ctypes function calling the body of ``call`` (in this program's module or a kernel it calls)."""
+    def _body_function(self, call, gil=False):
+        """A ctypes function calling the body of ``call`` (in this program's module or a kernel it calls);
+        ``gil``: one that keeps the GIL through the call (ctypes' PYFUNCTYPE), else one that releases it."""
         address = self.compiled.addresses.get(call.fn)
         for mod in self.compiled.kernels:
             address = address or mod.addresses.get(call.fn)
@@ -301,7 +310,7 @@ class LLVMExecutable:
         if not address:
             raise RuntimeError(f"tracejit: the step body {call.fn} is missing from the compiled program")
         argtypes = [ctypes.c_int64] * (2 + len(call.dims)) + [ctypes.c_void_p] * len(call.slots)
-        return ctypes.CFUNCTYPE(None, *argtypes)(address)
+        return (ctypes.PYFUNCTYPE if gil else ctypes.CFUNCTYPE)(None, *argtypes)(address)
 
 
 def streamed_body(plan, roots, symbols, canon, step, name, call):
