@@ -113,7 +113,9 @@ class LLVMExecutable:
             if self.compiled is None:
                 return
         self._entry, self._mdef = make_builtin(self.compiled.addresses["tj_entry"], owner=self.compiled)
-        self._step_fns = None  # (ctypes function of each step's body, its StepCall), for calls split across threads
+        # (each step's body as a ctypes function releasing the GIL, one holding it, its StepCall), for calls run step
+        # by step (split across threads)
+        self._step_fns = None
         self._extents = None  # made by the first call split across threads (most programs never are)
         # the quick tier runs on one thread: its few calls overlap the optimized tier's compile, which has the
         # other core (split steps waited behind it for the GIL: LeNet's second call 81-106 ms, 60 ms on one)
