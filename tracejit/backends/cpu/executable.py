@@ -113,8 +113,8 @@ class LLVMExecutable:
             if self.compiled is None:
                 return
         self._entry, self._mdef = make_builtin(self.compiled.addresses["tj_entry"], owner=self.compiled)
-        # (each step's body as a ctypes function releasing the GIL, one holding it, its StepCall), for calls run step
-        # by step (split across threads)
+        # (each step's body as a ctypes function releasing the GIL (None for a step never split), one holding it,
+        # its StepCall), for calls run step by step (split across threads)
         self._step_fns = None
         self._extents = None  # made by the first call split across threads (most programs never are)
         # the quick tier runs on one thread: its few calls overlap the optimized tier's compile, which has the
@@ -288,8 +288,9 @@ class LLVMExecutable:
         pool = get_pool(nt - 1) if nt > 1 else None
         if self._extents is None:
             self._extents = self._outer_extents()
-            self._step_fns = [(self._body_function(c, gil=False), self._body_function(c, gil=True), c)
-                              for c in self.step_calls]
+            self._step_fns = [(self._body_function(c, gil=False) if ext is not None else None,
+                               self._body_function(c, gil=True), c)
+                              for c, (ext, _) in zip(self.step_calls, self._extents)]
         for (fn, held, call), (ext, work) in zip(self._step_fns, self._extents):
             args = [symvals[k] for k in call.dims] + [bufs[i] for i in call.slots]
             n = T.eval_dim(ext, env) if ext is not None else None
