@@ -400,7 +400,12 @@ def test_only_big_steps_are_split_and_small_ones_keep_the_gil(monkeypatch):
     the quick tier runs on one thread."""
     import ctypes
     from tracejit.backends.cpu import executable
+    from tracejit.backends.cpu import kernel_library
     monkeypatch.setenv("TRACEJIT_NUM_THREADS", "2")
+    # a quick tier: no optimized code on disk, and no kernel known in the process (an earlier test's kernels
+    # would give the optimized tier at once)
+    monkeypatch.setenv("TRACEJIT_DISABLE_CACHE", "1")
+    kernel_library.LIBRARY.clear()
     x, s = rng.standard_normal((1024, 512)), rng.standard_normal((50, 8))
     quick = tj.jit(lambda x, s: (np.tanh(x) * 2.0, np.exp(s) + 1.0))
     quick(x, s)
