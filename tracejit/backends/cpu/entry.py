@@ -14,6 +14,7 @@ directly (not llvmlite objects): building and printing it through llvmlite cost 
 from __future__ import annotations
 
 import ctypes
+import struct
 from dataclasses import dataclass
 
 
@@ -169,13 +170,13 @@ PyCFunction_NewEx = ctypes.pythonapi.PyCFunction_NewEx
 PyCFunction_NewEx.restype = ctypes.py_object
 PyCFunction_NewEx.argtypes = [ctypes.c_void_p, ctypes.py_object, ctypes.c_void_p]
 
-
-class _PyMethodDef(ctypes.Structure):
-    _fields_ = [("ml_name", ctypes.c_char_p), ("ml_meth", ctypes.c_void_p), ("ml_flags", ctypes.c_int),
-                ("ml_doc", ctypes.c_char_p)]
-
-
 METH_FASTCALL = 0x80
+_METHOD_DEF = struct.Struct("@PPiP")  # CPython's PyMethodDef: ml_name, ml_meth, ml_flags, ml_doc
+
+
+def _buffer_address(data: bytes) -> int:
+    """The address of a bytes object's own characters (ctypes points a c_char_p at them, no copy)."""
+    return ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value
 
 
 def make_builtin(address, owner=None, name=b"tracejit_program"):
@@ -183,8 +184,15 @@ def make_builtin(address, owner=None, name=b"tracejit_program"):
 
     The builtin's ``self`` slot (passed to the entry, which ignores it) holds ``owner`` (the CompiledModule whose
     machine code ``address`` points into) and the method definition: whoever keeps the builtin, even after the
-    executable is gone, keeps the code and the definition it points to alive, so a call never runs freed code."""
-    mdef = _PyMethodDef(name, address, METH_FASTCALL, None)
-    fn = PyCFunction_NewEx(ctypes.addressof(mdef), (owner, mdef), None)
-    return fn, mdef
+    executable is gone, keeps the code and the definition it points to alive, so a call never runs freed code.
 
+    The definition lives in a ``bytes`` object, never in a ctypes structure: when the garbage collector frees a
+    reference cycle holding the builtin (an executable and its driver make one), it clears a ctypes object's
+    memory (its ``tp_clear``) before it deallocates the builtin, and CPython's ``meth_dealloc`` reads the
+    definition's flags first. A flag bit read from freed, reused memory made it release a pointer read past the
+    builtin: random heap corruption, a crash in some later collection. Tuples and bytes have no ``tp_clear``.
+    Returns (the builtin, the definition's bytes)."""
+    name = bytes(name)
+    definition = _METHOD_DEF.pack(_buffer_address(name), address, METH_FASTCALL, 0)
+    fn = PyCFunction_NewEx(_buffer_address(definition), (owner, definition, name), None)
+    return fn, definition

@@ -368,7 +368,7 @@ def run_step(owner, prim, params, args, env, eqns, cache):
     if run is False:
         return None
     if run is not None and run.stale():
-        del cache[key]
+        cache.pop(key, None)  # (another thread may have dropped it already)
         run = None
     if run is None or not run.lock.acquire(blocking=False):
         try:
