@@ -36,7 +36,7 @@ def _owner_of_definition(fn):
 
 
 def test_the_definition_lives_in_memory_the_collector_never_clears():
-    fn, _ = make_builtin(0x1234, owner=None)
+    fn = make_builtin(0x1234, owner=None)
     owner = _owner_of_definition(fn)
     assert owner is not None, "the builtin's method definition is not held by its self slot"
     # a ctypes object (or any object with tp_clear) would be cleared, its memory freed, before the builtin's
@@ -46,7 +46,7 @@ def test_the_definition_lives_in_memory_the_collector_never_clears():
 
 
 def test_the_definition_reads_back():
-    fn, _ = make_builtin(0xABCDEF, owner=None, name=b"tracejit_probe")
+    fn = make_builtin(0xABCDEF, owner=None, name=b"tracejit_probe")
     name, meth, flags, doc = struct.unpack("@PPiP", ctypes.string_at(_definition_address(fn), 32))
     assert (meth, flags, doc) == (0xABCDEF, METH_FASTCALL, 0)
     assert ctypes.string_at(name) == b"tracejit_probe" and fn.__name__ == "tracejit_probe"

@@ -190,9 +190,7 @@ def make_builtin(address, owner=None, name=b"tracejit_program"):
     reference cycle holding the builtin (an executable and its driver make one), it clears a ctypes object's
     memory (its ``tp_clear``) before it deallocates the builtin, and CPython's ``meth_dealloc`` reads the
     definition's flags first. A flag bit read from freed, reused memory made it release a pointer read past the
-    builtin: random heap corruption, a crash in some later collection. Tuples and bytes have no ``tp_clear``.
-    Returns (the builtin, the definition's bytes)."""
+    builtin: random heap corruption, a crash in some later collection. Tuples and bytes have no ``tp_clear``."""
     name = bytes(name)
     definition = _METHOD_DEF.pack(_buffer_address(name), address, METH_FASTCALL, 0)
-    fn = PyCFunction_NewEx(_buffer_address(definition), (owner, definition, name), None)
-    return fn, definition
+    return PyCFunction_NewEx(_buffer_address(definition), (owner, definition, name), None)

@@ -112,7 +112,7 @@ class LLVMExecutable:
             self.compiled = self._compile(source, key, tier, cancelled, known_only=cache_only)
             if self.compiled is None:
                 return
-        self._entry, self._mdef = make_builtin(self.compiled.addresses["tj_entry"], owner=self.compiled)
+        self._entry = make_builtin(self.compiled.addresses["tj_entry"], owner=self.compiled)
         # (each step's body as a ctypes function releasing the GIL (None for a step never split), one holding it,
         # its StepCall), for calls run step by step (split across threads)
         self._step_fns = None
